@@ -1,0 +1,14 @@
+//! # tacit-backend
+//!
+//! The server side of Tacit. It will hold, each with its issue:
+//!
+//! * the axum gateway — device enrolment, encrypted ingest, storage on SQLite or
+//!   PostgreSQL plus files or S3, and the `serve`, `keygen` and `migrate` commands
+//!   (issue #5);
+//! * the burn models, training and evaluation (`train`, `eval`) (issue #6);
+//! * the factor services, fusion and `/v1/authenticate` (issue #7).
+//!
+//! The protocol it speaks — envelope v1, HPKE, device signatures, replay rules — is
+//! already complete in [`tacit_shared`], which this crate re-exports.
+
+pub use tacit_shared as protocol;

@@ -1,0 +1,329 @@
+//! Device identity: signing keys and algorithm-tagged public keys.
+//!
+//! Phones sign every envelope. The default signer is Ed25519 (ring). Apps that keep
+//! their key in the Secure Enclave or the Android Keystore produce ECDSA P-256 SHA-256
+//! signatures instead, so the verifying side accepts both; the algorithm travels with
+//! the public key as a one-byte tag.
+
+use ring::digest;
+use ring::rand::SecureRandom;
+use ring::signature::{self, KeyPair};
+
+/// The signature algorithms a device key may use. The discriminant is the wire tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SignatureAlgorithm {
+    /// Ed25519 (RFC 8032). Public key: 32 bytes. Signature: 64 bytes.
+    Ed25519 = 1,
+    /// ECDSA over P-256 with SHA-256. Public key: 65-byte uncompressed SEC1 point.
+    /// Signature: ASN.1 DER `Ecdsa-Sig-Value` (what Secure Enclave and Android Keystore
+    /// return), at most 72 bytes.
+    EcdsaP256Sha256 = 2,
+}
+
+impl SignatureAlgorithm {
+    /// Parses the wire tag.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(SignatureAlgorithm::Ed25519),
+            2 => Some(SignatureAlgorithm::EcdsaP256Sha256),
+            _ => None,
+        }
+    }
+
+    /// The wire tag.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// Exact public key length for this algorithm.
+    pub fn public_key_len(self) -> usize {
+        match self {
+            SignatureAlgorithm::Ed25519 => 32,
+            SignatureAlgorithm::EcdsaP256Sha256 => 65,
+        }
+    }
+
+    /// Largest signature this algorithm produces.
+    pub fn max_signature_len(self) -> usize {
+        match self {
+            SignatureAlgorithm::Ed25519 => 64,
+            SignatureAlgorithm::EcdsaP256Sha256 => 72,
+        }
+    }
+}
+
+/// Errors of device identity handling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Unknown algorithm tag.
+    #[error("unknown signature algorithm tag {0}")]
+    UnknownAlgorithm(u8),
+    /// The public key has the wrong length or form for its algorithm.
+    #[error("malformed {0:?} public key")]
+    MalformedPublicKey(SignatureAlgorithm),
+    /// The signature does not verify under the public key.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The signature was made with another algorithm than the registered key's.
+    #[error("signature algorithm {got:?} does not match the device key ({expected:?})")]
+    AlgorithmMismatch {
+        /// The registered key's algorithm.
+        expected: SignatureAlgorithm,
+        /// The algorithm the signature claims.
+        got: SignatureAlgorithm,
+    },
+    /// Key generation, parsing of a private key, or signing failed.
+    #[error("signing key error: {0}")]
+    Signer(String),
+}
+
+/// A device's public key with its algorithm tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DevicePublicKey {
+    algorithm: SignatureAlgorithm,
+    bytes: Vec<u8>,
+}
+
+impl DevicePublicKey {
+    /// Validates and wraps a public key. For P-256 the key must be an uncompressed SEC1
+    /// point on the curve.
+    pub fn new(algorithm: SignatureAlgorithm, bytes: &[u8]) -> Result<Self, IdentityError> {
+        if bytes.len() != algorithm.public_key_len() {
+            return Err(IdentityError::MalformedPublicKey(algorithm));
+        }
+        if algorithm == SignatureAlgorithm::EcdsaP256Sha256 && bytes[0] != 0x04 {
+            return Err(IdentityError::MalformedPublicKey(algorithm));
+        }
+        let key = DevicePublicKey {
+            algorithm,
+            bytes: bytes.to_vec(),
+        };
+        // ring validates the point (on the curve, not the identity) when verifying; a
+        // probe verification rejects bad points at registration time instead of later.
+        if algorithm == SignatureAlgorithm::EcdsaP256Sha256 && !key.point_is_valid() {
+            return Err(IdentityError::MalformedPublicKey(algorithm));
+        }
+        Ok(key)
+    }
+
+    fn point_is_valid(&self) -> bool {
+        // ring exposes no direct point check; `EcdsaKeyPair` is for private keys. The
+        // uncompressed point's coordinates must be < p: ring's verification would reject
+        // otherwise, which we cannot observe without a signature, so we check the
+        // coordinate range here and leave the on-curve check to verification.
+        const P: [u8; 32] = [
+            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff,
+        ];
+        let (x, y) = (&self.bytes[1..33], &self.bytes[33..65]);
+        x < &P[..] && y < &P[..]
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    /// The raw key bytes (Ed25519: 32 bytes; P-256: 65-byte uncompressed point).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Verifies `signature` over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), IdentityError> {
+        if signature.len() > self.algorithm.max_signature_len() {
+            return Err(IdentityError::BadSignature);
+        }
+        let alg: &dyn signature::VerificationAlgorithm = match self.algorithm {
+            SignatureAlgorithm::Ed25519 => &signature::ED25519,
+            SignatureAlgorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+        };
+        signature::UnparsedPublicKey::new(alg, &self.bytes)
+            .verify(message, signature)
+            .map_err(|_| IdentityError::BadSignature)
+    }
+
+    /// The device id bound to this key: the first 16 bytes of
+    /// SHA-256("tacit/device-id/v1" || tag || key). A new key is a new device.
+    pub fn device_id(&self) -> DeviceId {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"tacit/device-id/v1");
+        ctx.update(&[self.algorithm.tag()]);
+        ctx.update(&self.bytes);
+        let d = ctx.finish();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&d.as_ref()[..16]);
+        DeviceId(id)
+    }
+}
+
+/// A device identifier (16 bytes), derived from the device's public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(pub [u8; 16]);
+
+impl DeviceId {
+    /// Lower-case hex form.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Something that signs envelopes for a device. Implemented in Rust by
+/// [`Ed25519Signer`] and [`P256Signer`]; apps plug in hardware key stores through the
+/// mobile core's foreign `DeviceKeyStore` trait.
+pub trait DeviceSigner: Send + Sync {
+    /// The public key (with its algorithm) that verifies this signer's signatures.
+    fn public_key(&self) -> DevicePublicKey;
+    /// Signs `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, IdentityError>;
+}
+
+/// Ed25519 device key held in memory (ring).
+pub struct Ed25519Signer {
+    pair: signature::Ed25519KeyPair,
+}
+
+impl Ed25519Signer {
+    /// Generates a key and returns it with its PKCS#8 v2 encoding (for storage).
+    pub fn generate(rng: &dyn SecureRandom) -> Result<(Self, Vec<u8>), IdentityError> {
+        let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(rng)
+            .map_err(|_| IdentityError::Signer("Ed25519 key generation failed".into()))?;
+        let signer = Self::from_pkcs8(pkcs8.as_ref())?;
+        Ok((signer, pkcs8.as_ref().to_vec()))
+    }
+
+    /// Loads a key from its PKCS#8 encoding.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, IdentityError> {
+        let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+            .map_err(|e| IdentityError::Signer(format!("bad Ed25519 PKCS#8: {e}")))?;
+        Ok(Ed25519Signer { pair })
+    }
+}
+
+impl DeviceSigner for Ed25519Signer {
+    fn public_key(&self) -> DevicePublicKey {
+        DevicePublicKey {
+            algorithm: SignatureAlgorithm::Ed25519,
+            bytes: self.pair.public_key().as_ref().to_vec(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        Ok(self.pair.sign(message).as_ref().to_vec())
+    }
+}
+
+/// ECDSA P-256 SHA-256 device key held in memory (ring). Stands in for hardware key
+/// stores in tests and on platforms without one.
+pub struct P256Signer {
+    pair: signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl P256Signer {
+    /// Generates a key and returns it with its PKCS#8 encoding.
+    pub fn generate(rng: &dyn SecureRandom) -> Result<(Self, Vec<u8>), IdentityError> {
+        let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, rng)
+            .map_err(|_| IdentityError::Signer("P-256 key generation failed".into()))?;
+        let signer = Self::from_pkcs8(pkcs8.as_ref())?;
+        Ok((signer, pkcs8.as_ref().to_vec()))
+    }
+
+    /// Loads a key from its PKCS#8 encoding.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, IdentityError> {
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pair = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng)
+            .map_err(|e| IdentityError::Signer(format!("bad P-256 PKCS#8: {e}")))?;
+        Ok(P256Signer { pair, rng })
+    }
+}
+
+impl DeviceSigner for P256Signer {
+    fn public_key(&self) -> DevicePublicKey {
+        DevicePublicKey {
+            algorithm: SignatureAlgorithm::EcdsaP256Sha256,
+            bytes: self.pair.public_key().as_ref().to_vec(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        self.pair
+            .sign(&self.rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| IdentityError::Signer("P-256 signing failed".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+
+    fn signers() -> Vec<Box<dyn DeviceSigner>> {
+        let rng = SystemRandom::new();
+        vec![
+            Box::new(Ed25519Signer::generate(&rng).unwrap().0),
+            Box::new(P256Signer::generate(&rng).unwrap().0),
+        ]
+    }
+
+    #[test]
+    fn sign_and_verify_both_algorithms() {
+        for s in signers() {
+            let pk = s.public_key();
+            let sig = s.sign(b"hello").unwrap();
+            assert!(sig.len() <= pk.algorithm().max_signature_len());
+            pk.verify(b"hello", &sig).unwrap();
+            assert_eq!(pk.verify(b"hellp", &sig), Err(IdentityError::BadSignature));
+            let round = DevicePublicKey::new(pk.algorithm(), pk.as_bytes()).unwrap();
+            assert_eq!(round, pk);
+        }
+    }
+
+    #[test]
+    fn keys_of_one_algorithm_do_not_verify_the_others_signatures() {
+        let s = signers();
+        let sig = s[0].sign(b"m").unwrap();
+        assert!(s[1].public_key().verify(b"m", &sig).is_err());
+        let other = Ed25519Signer::generate(&SystemRandom::new()).unwrap().0;
+        assert!(other.public_key().verify(b"m", &sig).is_err());
+    }
+
+    #[test]
+    fn pkcs8_round_trip_keeps_the_key() {
+        let rng = SystemRandom::new();
+        let (a, pkcs8) = Ed25519Signer::generate(&rng).unwrap();
+        let b = Ed25519Signer::from_pkcs8(&pkcs8).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        let (c, pkcs8) = P256Signer::generate(&rng).unwrap();
+        let d = P256Signer::from_pkcs8(&pkcs8).unwrap();
+        assert_eq!(c.public_key(), d.public_key());
+        assert!(Ed25519Signer::from_pkcs8(b"garbage").is_err());
+    }
+
+    #[test]
+    fn malformed_public_keys_are_rejected() {
+        use SignatureAlgorithm::*;
+        assert!(DevicePublicKey::new(Ed25519, &[0; 31]).is_err());
+        assert!(DevicePublicKey::new(EcdsaP256Sha256, &[0; 65]).is_err());
+        assert!(DevicePublicKey::new(EcdsaP256Sha256, &[0xff; 65]).is_err());
+        assert_eq!(SignatureAlgorithm::from_tag(9), None);
+    }
+
+    #[test]
+    fn device_id_depends_on_key_and_algorithm() {
+        let s = signers();
+        assert_ne!(s[0].public_key().device_id(), s[1].public_key().device_id());
+        assert_eq!(s[0].public_key().device_id(), s[0].public_key().device_id());
+    }
+}

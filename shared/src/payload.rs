@@ -1,0 +1,236 @@
+//! The plaintext inside an envelope: a batch of feature records (see `PROTOCOL.md`).
+//! Only features travel; raw sensor samples and typed characters never do.
+
+use crate::schema::{self, SchemaError};
+use crate::wire::Reader;
+
+/// Payload format version.
+pub const PAYLOAD_VERSION: u8 = 1;
+/// Most records one payload may carry.
+pub const MAX_RECORDS: usize = 1024;
+/// Most values one record may carry.
+pub const MAX_VALUES: usize = 1024;
+/// Encoded size of a record without its values.
+pub const RECORD_OVERHEAD: usize = 1 + 2 + 8 + 4 + 16 + 2;
+
+/// The behavioural factor a record belongs to. The discriminant is the wire tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum FactorKind {
+    /// Gait: one record per walking window.
+    Gait = 1,
+    /// Keystroke timings of one entry of a fixed phrase (password, PIN).
+    KeystrokeFixed = 2,
+    /// Keystroke digraph statistics of free typing.
+    KeystrokeFree = 3,
+}
+
+impl FactorKind {
+    /// Parses a wire tag.
+    pub fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            1 => Some(FactorKind::Gait),
+            2 => Some(FactorKind::KeystrokeFixed),
+            3 => Some(FactorKind::KeystrokeFree),
+            _ => None,
+        }
+    }
+
+    /// Stable lower-case name (used in URLs and configuration).
+    pub fn name(self) -> &'static str {
+        match self {
+            FactorKind::Gait => "gait",
+            FactorKind::KeystrokeFixed => "keystroke_fixed",
+            FactorKind::KeystrokeFree => "keystroke_free",
+        }
+    }
+}
+
+/// One feature vector with its provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRecord {
+    /// Which factor produced it.
+    pub factor: FactorKind,
+    /// Schema version of `values` (see [`crate::schema`]).
+    pub schema_version: u16,
+    /// Start of the observed window, Unix milliseconds (device clock).
+    pub window_start_ms: u64,
+    /// Length of the observed window in milliseconds.
+    pub window_ms: u32,
+    /// Context identifier: the salted phrase hash for fixed-text keystrokes, `None`
+    /// otherwise.
+    pub context: Option<[u8; 16]>,
+    /// The feature values, in schema order.
+    pub values: Vec<f32>,
+}
+
+impl FeatureRecord {
+    /// Encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        RECORD_OVERHEAD + 4 * self.values.len()
+    }
+
+    /// Checks the record against its schema.
+    pub fn validate(&self) -> Result<(), SchemaError> {
+        schema::validate(
+            self.factor,
+            self.schema_version,
+            &self.values,
+            self.context.is_some(),
+        )
+    }
+}
+
+/// Why a payload was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    /// The payload ended early.
+    #[error("payload truncated")]
+    Truncated,
+    /// Bytes left after the last record.
+    #[error("{0} trailing bytes after the last record")]
+    TrailingBytes(usize),
+    /// Unknown payload version.
+    #[error("unsupported payload version {0}")]
+    UnsupportedVersion(u8),
+    /// Zero records, or more than [`MAX_RECORDS`].
+    #[error("record count {0} outside 1..={MAX_RECORDS}")]
+    RecordCount(usize),
+    /// A record declares more than [`MAX_VALUES`] values (or none).
+    #[error("record {index}: value count {count} outside 1..={MAX_VALUES}")]
+    ValueCount {
+        /// Record index.
+        index: usize,
+        /// Declared count.
+        count: usize,
+    },
+    /// Unknown factor tag.
+    #[error("record {index}: unknown factor tag {tag}")]
+    UnknownFactor {
+        /// Record index.
+        index: usize,
+        /// The tag.
+        tag: u8,
+    },
+    /// The record does not fit its schema.
+    #[error("record {index}: {source}")]
+    Schema {
+        /// Record index.
+        index: usize,
+        /// What is wrong.
+        source: SchemaError,
+    },
+}
+
+/// A batch of feature records: the plaintext of one envelope.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Payload {
+    /// The records.
+    pub records: Vec<FeatureRecord>,
+}
+
+impl Payload {
+    /// Encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        3 + self
+            .records
+            .iter()
+            .map(FeatureRecord::encoded_len)
+            .sum::<usize>()
+    }
+
+    /// Encodes the payload. Validates every record first, so a phone never seals
+    /// something the backend would reject.
+    pub fn encode(&self) -> Result<Vec<u8>, PayloadError> {
+        self.check()?;
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.push(PAYLOAD_VERSION);
+        out.extend_from_slice(&(self.records.len() as u16).to_be_bytes());
+        for r in &self.records {
+            out.push(r.factor as u8);
+            out.extend_from_slice(&r.schema_version.to_be_bytes());
+            out.extend_from_slice(&r.window_start_ms.to_be_bytes());
+            out.extend_from_slice(&r.window_ms.to_be_bytes());
+            out.extend_from_slice(&r.context.unwrap_or([0; 16]));
+            out.extend_from_slice(&(r.values.len() as u16).to_be_bytes());
+            for v in &r.values {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    fn check(&self) -> Result<(), PayloadError> {
+        if self.records.is_empty() || self.records.len() > MAX_RECORDS {
+            return Err(PayloadError::RecordCount(self.records.len()));
+        }
+        for (index, r) in self.records.iter().enumerate() {
+            if r.values.is_empty() || r.values.len() > MAX_VALUES {
+                return Err(PayloadError::ValueCount {
+                    index,
+                    count: r.values.len(),
+                });
+            }
+            r.validate()
+                .map_err(|source| PayloadError::Schema { index, source })?;
+        }
+        Ok(())
+    }
+
+    /// Strictly decodes and validates a payload: every length is bounded, unknown
+    /// versions and factors are rejected, trailing bytes are rejected, and every record
+    /// must fit its schema.
+    pub fn decode(bytes: &[u8]) -> Result<Payload, PayloadError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8().ok_or(PayloadError::Truncated)?;
+        if version != PAYLOAD_VERSION {
+            return Err(PayloadError::UnsupportedVersion(version));
+        }
+        let count = r.u16().ok_or(PayloadError::Truncated)? as usize;
+        if count == 0 || count > MAX_RECORDS {
+            return Err(PayloadError::RecordCount(count));
+        }
+        // Each record needs at least RECORD_OVERHEAD + 4 bytes: refuse a count that
+        // cannot fit before allocating for it.
+        if count * (RECORD_OVERHEAD + 4) > r.remaining() {
+            return Err(PayloadError::Truncated);
+        }
+        let mut records = Vec::with_capacity(count);
+        for index in 0..count {
+            let tag = r.u8().ok_or(PayloadError::Truncated)?;
+            let factor =
+                FactorKind::from_tag(tag).ok_or(PayloadError::UnknownFactor { index, tag })?;
+            let schema_version = r.u16().ok_or(PayloadError::Truncated)?;
+            let window_start_ms = r.u64().ok_or(PayloadError::Truncated)?;
+            let window_ms = r.u32().ok_or(PayloadError::Truncated)?;
+            let ctx: [u8; 16] = r.array().ok_or(PayloadError::Truncated)?;
+            let n = r.u16().ok_or(PayloadError::Truncated)? as usize;
+            if n == 0 || n > MAX_VALUES {
+                return Err(PayloadError::ValueCount { index, count: n });
+            }
+            if n * 4 > r.remaining() {
+                return Err(PayloadError::Truncated);
+            }
+            let mut values = Vec::with_capacity(n);
+            for _ in 0..n {
+                values.push(r.f32().ok_or(PayloadError::Truncated)?);
+            }
+            let record = FeatureRecord {
+                factor,
+                schema_version,
+                window_start_ms,
+                window_ms,
+                context: (ctx != [0; 16]).then_some(ctx),
+                values,
+            };
+            record
+                .validate()
+                .map_err(|source| PayloadError::Schema { index, source })?;
+            records.push(record);
+        }
+        if r.remaining() != 0 {
+            return Err(PayloadError::TrailingBytes(r.remaining()));
+        }
+        Ok(Payload { records })
+    }
+}

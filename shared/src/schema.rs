@@ -1,0 +1,361 @@
+//! Feature schemas: for each factor, the names, order, dimension, version and
+//! plausible ranges of the values a feature record carries. The phone writes records
+//! in this layout and the backend validates them against it, so both sides read the
+//! same thing. Changing a layout means a new schema version.
+
+use crate::payload::FactorKind;
+
+/// One feature of a fixed-layout schema.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureDef {
+    /// Stable snake_case name.
+    pub name: &'static str,
+    /// Smallest plausible value (inclusive).
+    pub min: f32,
+    /// Largest plausible value (inclusive).
+    pub max: f32,
+}
+
+const fn f(name: &'static str, min: f32, max: f32) -> FeatureDef {
+    FeatureDef { name, min, max }
+}
+
+/// Gait schema version 1: one record per walking window of 256 samples at 50 Hz
+/// (5.12 s, hop 2.56 s). Signals: `v` = vertical dynamic acceleration (projection on
+/// the gravity estimate), `h` = horizontal dynamic acceleration magnitude (mean
+/// removed), `m` = acceleration magnitude (mean removed). Units: Hz, m/s², m/s³.
+pub const GAIT_V1: &[FeatureDef] = &[
+    f("cadence_hz", 0.0, 5.0),
+    f("step_regularity", -1.0, 1.0),
+    f("stride_regularity", -1.0, 1.0),
+    f("step_symmetry", -1000.0, 1000.0),
+    f("dominant_freq_hz", 0.0, 25.0),
+    f("stride_harmonic_1", 0.0, 1.0),
+    f("stride_harmonic_2", 0.0, 1.0),
+    f("stride_harmonic_3", 0.0, 1.0),
+    f("stride_harmonic_4", 0.0, 1.0),
+    f("stride_harmonic_5", 0.0, 1.0),
+    f("stride_harmonic_6", 0.0, 1.0),
+    f("stride_harmonic_7", 0.0, 1.0),
+    f("stride_harmonic_8", 0.0, 1.0),
+    f("harmonic_ratio_v", 0.0, 1.0e4),
+    f("harmonic_ratio_h", 0.0, 1.0e4),
+    f("band_energy_0p5_1hz", 0.0, 1.0),
+    f("band_energy_1_1p5hz", 0.0, 1.0),
+    f("band_energy_1p5_2hz", 0.0, 1.0),
+    f("band_energy_2_3hz", 0.0, 1.0),
+    f("band_energy_3_4hz", 0.0, 1.0),
+    f("band_energy_4_6hz", 0.0, 1.0),
+    f("band_energy_6_10hz", 0.0, 1.0),
+    f("spectral_centroid_hz", 0.0, 25.0),
+    f("spectral_entropy", 0.0, 1.0),
+    f("spectral_flatness", 0.0, 1.0),
+    f("v_std", 0.0, 200.0),
+    f("v_skewness", -100.0, 100.0),
+    f("v_kurtosis", -10.0, 1.0e4),
+    f("v_p10", -400.0, 400.0),
+    f("v_p90", -400.0, 400.0),
+    f("v_range", 0.0, 800.0),
+    f("v_mean_abs_jerk", 0.0, 1.0e6),
+    f("v_zero_cross_rate", 0.0, 50.0),
+    f("h_std", 0.0, 200.0),
+    f("h_skewness", -100.0, 100.0),
+    f("h_kurtosis", -10.0, 1.0e4),
+    f("h_p10", -400.0, 400.0),
+    f("h_p90", -400.0, 400.0),
+    f("h_range", 0.0, 800.0),
+    f("h_mean_abs_jerk", 0.0, 1.0e6),
+    f("h_zero_cross_rate", 0.0, 50.0),
+    f("m_std", 0.0, 200.0),
+    f("m_skewness", -100.0, 100.0),
+    f("m_kurtosis", -10.0, 1.0e4),
+    f("m_p10", -400.0, 400.0),
+    f("m_p90", -400.0, 400.0),
+    f("m_range", 0.0, 800.0),
+    f("m_mean_abs_jerk", 0.0, 1.0e6),
+    f("m_zero_cross_rate", 0.0, 50.0),
+    f("vertical_energy_ratio", 0.0, 1.0),
+];
+
+/// Free-text keystroke schema version 1: digraph timing statistics (seconds) over key
+/// classes for one stretch of typing. Where a class or class pair has fewer than two
+/// observations the value is the statistic over all keys (documented repair, never NaN).
+pub const KEYSTROKE_FREE_V1: &[FeatureDef] = &[
+    f("hold_mean_letter", 0.0, 10.0),
+    f("hold_sd_letter", 0.0, 10.0),
+    f("hold_mean_space", 0.0, 10.0),
+    f("hold_sd_space", 0.0, 10.0),
+    f("hold_mean_digit_punct", 0.0, 10.0),
+    f("hold_sd_digit_punct", 0.0, 10.0),
+    f("hold_mean_backspace", 0.0, 10.0),
+    f("hold_sd_backspace", 0.0, 10.0),
+    f("dd_mean_letter_letter", 0.0, 60.0),
+    f("dd_sd_letter_letter", 0.0, 60.0),
+    f("ud_mean_letter_letter", -10.0, 60.0),
+    f("ud_sd_letter_letter", 0.0, 60.0),
+    f("dd_mean_letter_space", 0.0, 60.0),
+    f("dd_sd_letter_space", 0.0, 60.0),
+    f("ud_mean_letter_space", -10.0, 60.0),
+    f("ud_sd_letter_space", 0.0, 60.0),
+    f("dd_mean_space_letter", 0.0, 60.0),
+    f("dd_sd_space_letter", 0.0, 60.0),
+    f("ud_mean_space_letter", -10.0, 60.0),
+    f("ud_sd_space_letter", 0.0, 60.0),
+    f("dd_median_all", 0.0, 60.0),
+    f("ud_median_all", -10.0, 60.0),
+    f("keys_per_second", 0.0, 50.0),
+    f("backspace_rate", 0.0, 1.0),
+    f("pause_rate", 0.0, 1.0),
+    f("rollover_rate", 0.0, 1.0),
+    f("digraph_count", 2.0, 100_000.0),
+];
+
+/// Fixed-text keystroke schema version 1: for a phrase of `n` keys, the `3n - 2`
+/// timings in the CMU benchmark's column order: `H.k1, DD.k1.k2, UD.k1.k2, H.k2, ...,
+/// H.kn` (seconds). The record's context id is the salted hash of the phrase.
+pub const KEYSTROKE_FIXED_MIN_KEYS: usize = 2;
+/// Longest phrase accepted by the fixed-text schema.
+pub const KEYSTROKE_FIXED_MAX_KEYS: usize = 128;
+
+/// The role of value `i` in a fixed-text timing vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixedTextTiming {
+    /// Hold time of key `k` (0-based).
+    Hold(usize),
+    /// Key-down of `k` to key-down of `k + 1`.
+    DownDown(usize),
+    /// Key-up of `k` to key-down of `k + 1` (negative when keys overlap).
+    UpDown(usize),
+}
+
+/// Maps index `i` of a fixed-text vector to its timing.
+pub fn fixed_text_timing(i: usize) -> FixedTextTiming {
+    match i % 3 {
+        0 => FixedTextTiming::Hold(i / 3),
+        1 => FixedTextTiming::DownDown(i / 3),
+        _ => FixedTextTiming::UpDown(i / 3),
+    }
+}
+
+/// Number of keys of a fixed-text vector of `dimension` values, if it is valid.
+pub fn fixed_text_keys(dimension: usize) -> Option<usize> {
+    if dimension % 3 != 1 {
+        return None;
+    }
+    let n = dimension.div_ceil(3);
+    (KEYSTROKE_FIXED_MIN_KEYS..=KEYSTROKE_FIXED_MAX_KEYS)
+        .contains(&n)
+        .then_some(n)
+}
+
+/// Why a record does not fit its schema.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SchemaError {
+    /// No schema of that version for the factor.
+    #[error("unknown schema version {version} for factor {factor:?}")]
+    UnknownVersion {
+        /// The factor.
+        factor: FactorKind,
+        /// The version the record claims.
+        version: u16,
+    },
+    /// Wrong number of values.
+    #[error("{factor:?} v{version}: {got} values, expected {expected}")]
+    Dimension {
+        /// The factor.
+        factor: FactorKind,
+        /// The schema version.
+        version: u16,
+        /// Values present.
+        got: usize,
+        /// Values the schema needs (for fixed text: 3n-2 for 2..=128 keys).
+        expected: String,
+    },
+    /// A value is NaN or infinite.
+    #[error("value {index} ({name}) is not finite")]
+    NotFinite {
+        /// Index of the value.
+        index: usize,
+        /// Feature name.
+        name: String,
+    },
+    /// A value is outside its plausible range.
+    #[error("value {index} ({name}) = {value} outside [{min}, {max}]")]
+    OutOfRange {
+        /// Index of the value.
+        index: usize,
+        /// Feature name.
+        name: String,
+        /// The value.
+        value: f32,
+        /// Range minimum.
+        min: f32,
+        /// Range maximum.
+        max: f32,
+    },
+    /// Context id present where the schema needs none, or missing where it needs one.
+    #[error("{0:?} records {1} a context id")]
+    Context(FactorKind, &'static str),
+}
+
+/// Current schema version of each factor.
+pub fn current_version(factor: FactorKind) -> u16 {
+    match factor {
+        FactorKind::Gait | FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => 1,
+    }
+}
+
+/// The fixed layout of a factor's schema version (`None` for the variable-length
+/// fixed-text keystroke layout or an unknown version).
+pub fn fixed_layout(factor: FactorKind, version: u16) -> Option<&'static [FeatureDef]> {
+    match (factor, version) {
+        (FactorKind::Gait, 1) => Some(GAIT_V1),
+        (FactorKind::KeystrokeFree, 1) => Some(KEYSTROKE_FREE_V1),
+        _ => None,
+    }
+}
+
+/// Index of a named feature in a fixed layout.
+pub fn index_of(layout: &[FeatureDef], name: &str) -> Option<usize> {
+    layout.iter().position(|d| d.name == name)
+}
+
+fn check_values(values: &[f32], def: impl Fn(usize) -> FeatureDef) -> Result<(), SchemaError> {
+    for (index, &value) in values.iter().enumerate() {
+        let d = def(index);
+        if !value.is_finite() {
+            return Err(SchemaError::NotFinite {
+                index,
+                name: d.name.to_string(),
+            });
+        }
+        if value < d.min || value > d.max {
+            return Err(SchemaError::OutOfRange {
+                index,
+                name: d.name.to_string(),
+                value,
+                min: d.min,
+                max: d.max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Validates the values (and context id use) of one record against its schema.
+pub fn validate(
+    factor: FactorKind,
+    version: u16,
+    values: &[f32],
+    has_context: bool,
+) -> Result<(), SchemaError> {
+    match (factor, version) {
+        (FactorKind::KeystrokeFixed, 1) => {
+            if fixed_text_keys(values.len()).is_none() {
+                return Err(SchemaError::Dimension {
+                    factor,
+                    version,
+                    got: values.len(),
+                    expected: "3n-2 for 2..=128 keys".into(),
+                });
+            }
+            if !has_context {
+                return Err(SchemaError::Context(factor, "need"));
+            }
+            check_values(values, |i| match fixed_text_timing(i) {
+                FixedTextTiming::Hold(_) => f("hold", 0.0, 10.0),
+                FixedTextTiming::DownDown(_) => f("down_down", 0.0, 60.0),
+                FixedTextTiming::UpDown(_) => f("up_down", -10.0, 60.0),
+            })
+        }
+        _ => {
+            let layout = fixed_layout(factor, version)
+                .ok_or(SchemaError::UnknownVersion { factor, version })?;
+            if values.len() != layout.len() {
+                return Err(SchemaError::Dimension {
+                    factor,
+                    version,
+                    got: values.len(),
+                    expected: layout.len().to_string(),
+                });
+            }
+            if has_context {
+                return Err(SchemaError::Context(factor, "must not carry"));
+            }
+            check_values(values, |i| layout[i])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_ranges_sane() {
+        for layout in [GAIT_V1, KEYSTROKE_FREE_V1] {
+            let mut names: Vec<_> = layout.iter().map(|d| d.name).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), layout.len());
+            assert!(layout.iter().all(|d| d.min < d.max));
+        }
+        assert_eq!(GAIT_V1.len(), 50);
+        assert_eq!(index_of(GAIT_V1, "cadence_hz"), Some(0));
+    }
+
+    #[test]
+    fn fixed_text_dimensions() {
+        assert_eq!(fixed_text_keys(31), Some(11)); // the CMU password plus Return
+        assert_eq!(fixed_text_keys(4), Some(2));
+        assert_eq!(fixed_text_keys(1), None);
+        assert_eq!(fixed_text_keys(30), None);
+        assert_eq!(fixed_text_keys(3 * 129 - 2), None);
+        assert_eq!(fixed_text_timing(0), FixedTextTiming::Hold(0));
+        assert_eq!(fixed_text_timing(1), FixedTextTiming::DownDown(0));
+        assert_eq!(fixed_text_timing(2), FixedTextTiming::UpDown(0));
+        assert_eq!(fixed_text_timing(30), FixedTextTiming::Hold(10));
+    }
+
+    #[test]
+    fn validation_errors_are_specific() {
+        let good = vec![0.1f32; 4];
+        assert!(validate(FactorKind::KeystrokeFixed, 1, &good, true).is_ok());
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 1, &good, false),
+            Err(SchemaError::Context(..))
+        ));
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 1, &[0.1; 5], true),
+            Err(SchemaError::Dimension { .. })
+        ));
+        assert!(matches!(
+            validate(
+                FactorKind::KeystrokeFixed,
+                1,
+                &[0.1, f32::NAN, 0.1, 0.1],
+                true
+            ),
+            Err(SchemaError::NotFinite { index: 1, .. })
+        ));
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 1, &[-0.1, 0.1, 0.1, 0.1], true),
+            Err(SchemaError::OutOfRange { index: 0, .. })
+        ));
+        assert!(matches!(
+            validate(FactorKind::Gait, 2, &[0.0; 50], false),
+            Err(SchemaError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            validate(FactorKind::Gait, 1, &[0.0; 49], false),
+            Err(SchemaError::Dimension { .. })
+        ));
+        let mut gait = vec![0.0f32; 50];
+        assert!(validate(FactorKind::Gait, 1, &gait, false).is_ok());
+        gait[0] = 7.0;
+        assert!(matches!(
+            validate(FactorKind::Gait, 1, &gait, false),
+            Err(SchemaError::OutOfRange { index: 0, .. })
+        ));
+    }
+}
