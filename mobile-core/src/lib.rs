@@ -1,13 +1,18 @@
 //! # tacit-mobile-core
 //!
-//! The Rust core that runs on the phone. Today it re-exports the sealing side of the
-//! protocol ([`tacit_shared`]); the rest arrives with its issues:
+//! The Rust core that runs on the phone.
 //!
-//! * `dsp/` and `factors/` — resampling, filtering, windowing and FFT features for gait,
-//!   timing features for keystrokes (issue #3);
-//! * `queue`, `upload`, `client` and the uniffi `ffi` edge — the crash-safe outbox,
-//!   batched idempotent uploads and the exported `TacitClient` (issue #4).
+//! * [`dsp`] — input validation, resampling, filtering, windowed FFTs, statistics;
+//! * [`factors`] — gait features per walking window, keystroke timing features;
+//! * [`datasets`] — readers for the public research data sets (tests and evaluation
+//!   only), producing the same event types the phone does.
 //!
-//! Nothing here pretends to do more than it does: there is no placeholder API.
+//! Still to come (issue #4): the crash-safe outbox, uploads, the exported
+//! `TacitClient` and the uniffi edge. The protocol itself is [`tacit_shared`],
+//! re-exported as [`protocol`].
+
+pub mod datasets;
+pub mod dsp;
+pub mod factors;
 
 pub use tacit_shared as protocol;
