@@ -11,6 +11,8 @@
 //! `TacitClient` and the uniffi edge. The protocol itself is [`tacit_shared`],
 //! re-exported as [`protocol`].
 
+#![forbid(unsafe_code)]
+
 pub mod datasets;
 pub mod dsp;
 pub mod factors;

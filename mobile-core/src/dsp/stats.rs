@@ -63,6 +63,47 @@ pub fn percentiles(x: &[f64], qs: &[f64], scratch: &mut [f64], out: &mut [f64]) 
     }
 }
 
+/// Order-preserving map from f64 to i64 (IEEE total order), so selection can compare
+/// plain integers instead of calling `f64::total_cmp` per comparison.
+fn order_key(v: f64) -> i64 {
+    let b = v.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+fn from_order_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
+}
+
+/// The 10th and 90th percentiles (numpy's linear interpolation) of `x`, selecting on
+/// integer order keys in `keys` (at least `x.len()` long). Same result as
+/// [`percentiles`]; about twice as fast for short windows.
+pub fn p10_p90(x: &[f64], keys: &mut [i64]) -> (f64, f64) {
+    let n = x.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let keys = &mut keys[..n];
+    for (k, &v) in keys.iter_mut().zip(x) {
+        *k = order_key(v);
+    }
+    let mut at = |q: f64| {
+        let pos = q * (n - 1) as f64;
+        let r = pos.floor() as usize;
+        let frac = pos - r as f64;
+        let (_, lo, right) = keys.select_nth_unstable(r);
+        let lo = from_order_key(*lo);
+        if frac > 0.0 && !right.is_empty() {
+            let hi = from_order_key(*right.iter().min().unwrap_or(&order_key(lo)));
+            lo + frac * (hi - lo)
+        } else {
+            lo
+        }
+    };
+    let p10 = at(0.1);
+    let p90 = at(0.9);
+    (p10, p90)
+}
+
 /// Rate of sign changes per second of a zero-mean signal sampled at `fs` Hz: the
 /// count of `i` with `(x[i-1] < 0) != (x[i] < 0)` divided by the duration `n / fs`.
 pub fn zero_cross_rate(x: &[f64], fs: f64) -> f64 {
@@ -95,6 +136,30 @@ mod tests {
         let want = [1.4, 3.0, 4.6, 1.0, 5.0];
         for (o, w) in out.iter().zip(want) {
             assert!((o - w).abs() < 1e-12, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn key_selection_percentiles_equal_float_selection() {
+        let mut state = 12345u64;
+        assert_eq!(from_order_key(order_key(-0.5)), -0.5);
+        assert!(order_key(-1.0) < order_key(-0.5) && order_key(-0.5) < order_key(0.0));
+        assert!(order_key(0.0) < order_key(1e-300) && order_key(1.0) < order_key(2.0));
+        for n in [1usize, 2, 3, 10, 11, 64, 256, 257] {
+            for _ in 0..20 {
+                let x: Vec<f64> = (0..n)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((state >> 33) % 1000) as f64 / 7.0
+                    })
+                    .collect();
+                let mut scratch = vec![0.0; n];
+                let mut want = [0.0; 2];
+                percentiles(&x, &[10.0, 90.0], &mut scratch, &mut want);
+                let mut keys = vec![0i64; n];
+                let got = p10_p90(&x, &mut keys);
+                assert_eq!((got.0, got.1), (want[0], want[1]), "n {n}: {x:?}");
+            }
         }
     }
 

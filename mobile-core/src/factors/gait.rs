@@ -19,7 +19,7 @@ use crate::dsp::filter::LowPass;
 use crate::dsp::input::{MotionReport, SampleVerdict, check_motion_sample, check_sample_rate};
 use crate::dsp::resample::Resampler;
 use crate::dsp::spectrum::SpectrumWorkspace;
-use crate::dsp::stats::{mean, mean_abs_diff_rate, moments_zero_mean, percentiles, zero_cross_rate};
+use crate::dsp::stats::{mean, mean_abs_diff_rate, moments_zero_mean, p10_p90, zero_cross_rate};
 use crate::dsp::{DspError, MotionSample};
 
 /// Number of gait features (schema v1).
@@ -130,7 +130,7 @@ struct Analysis {
     mag_v: Vec<f64>,
     mag_h: Vec<f64>,
     acf: Vec<f64>,
-    scratch: Vec<f64>,
+    keys: Vec<i64>,
 }
 
 /// Streaming gait feature extractor.
@@ -176,7 +176,7 @@ impl GaitExtractor {
                 mag_v: vec![0.0; n / 2 + 1],
                 mag_h: vec![0.0; n / 2 + 1],
                 acf: vec![0.0; n],
-                scratch: vec![0.0; n],
+                keys: vec![0; n],
             },
             out: GaitWindow { start_ns: 0, duration_ns: 0, walking: false, features: [0.0; GAIT_DIM] },
             report: MotionReport::default(),
@@ -358,16 +358,19 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
             }
         }
     }
-    let (mut sum_p, mut sum_fp, mut sum_log) = (0.0, 0.0, 0.0);
+    // One logarithm per bin serves both flatness and entropy:
+    // entropy = -Σ q ln q with q = P/S is ln S - Σ P ln P / S (using ln(P + 1e-12)).
+    let (mut sum_p, mut sum_fp, mut sum_log, mut sum_plog) = (0.0, 0.0, 0.0, 0.0);
     for (k, &pk) in p.iter().enumerate().skip(1) {
+        let l = (pk + 1e-12).ln();
         sum_p += pk;
         sum_fp += freq(k) * pk;
-        sum_log += (pk + 1e-12).ln();
+        sum_log += l;
+        sum_plog += pk * l;
     }
     let bins = (p.len() - 1) as f64;
     let (centroid, entropy) = if sum_p > 1e-12 {
-        let h: f64 = p[1..].iter().map(|&pk| pk / sum_p).filter(|&q| q > 0.0).map(|q| -q * q.ln()).sum();
-        (sum_fp / sum_p, h / bins.ln())
+        (sum_fp / sum_p, ((sum_p.ln() - sum_plog / sum_p) / bins.ln()).clamp(0.0, 1.0))
     } else {
         (0.0, 0.0)
     };
@@ -441,15 +444,14 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
     let mut m_std = 0.0;
     for (s, x) in [&an.v0, &an.h0, &an.m0].into_iter().enumerate() {
         let mo = moments_zero_mean(x);
-        let mut pct = [0.0; 2];
-        percentiles(x, &[10.0, 90.0], &mut an.scratch, &mut pct);
+        let pct = p10_p90(x, &mut an.keys);
         let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
         let base = 25 + 8 * s;
         f[base] = mo.std;
         f[base + 1] = mo.skewness;
         f[base + 2] = mo.kurtosis;
-        f[base + 3] = pct[0];
-        f[base + 4] = pct[1];
+        f[base + 3] = pct.0;
+        f[base + 4] = pct.1;
         f[base + 5] = hi - lo;
         f[base + 6] = mean_abs_diff_rate(x, fs);
         f[base + 7] = zero_cross_rate(x, fs);
