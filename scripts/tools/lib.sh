@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/tools/*.sh. Source it; do not run it.
+#
+# Conventions of every tool script:
+#   - progress and errors go to stderr, prefixed with the script name;
+#   - stdout carries only the machine-readable result (KEY=value lines, quoted with
+#     printf %q so `eval "$(scripts/tools/X.sh ...)"` is safe);
+#   - caches live under $TACIT_TOOLS_DIR (default /var/tmp/tacit-tools).
+
+TACIT_TOOLS_DIR="${TACIT_TOOLS_DIR:-/var/tmp/tacit-tools}"
+export DEBIAN_FRONTEND=noninteractive
+
+_tool_name="$(basename "$0" .sh)"
+
+log() { printf '[%s] %s\n' "$_tool_name" "$*" >&2; }
+die() {
+  printf '[%s] ERROR: %s\n' "$_tool_name" "$*" >&2
+  exit 1
+}
+# Print KEY=value on stdout, shell-quoted.
+emit() { printf '%s=%q\n' "$1" "$2"; }
+
+ensure_tools_dir() { mkdir -p "$TACIT_TOOLS_DIR" || die "cannot create TACIT_TOOLS_DIR=$TACIT_TOOLS_DIR"; }
+
+# Hold an exclusive lock on $TACIT_TOOLS_DIR/NAME.lock for the rest of the script
+# (concurrent callers wait instead of racing on the same cache directory).
+take_lock() {
+  ensure_tools_dir
+  local fd
+  exec {fd}>"$TACIT_TOOLS_DIR/$1.lock"
+  flock -w 1800 "$fd" || die "timed out waiting for lock $TACIT_TOOLS_DIR/$1.lock"
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+deb_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+# apt_install PKG...: installs the missing ones; runs `apt-get update` only if the
+# first attempt fails (fresh machines have empty package lists).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do deb_installed "$p" || missing+=("$p"); done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  is_root || die "need root to install Debian packages: ${missing[*]} (apt-get install -y ${missing[*]})"
+  log "apt-get install ${missing[*]}"
+  local out
+  out="$(mktemp)"
+  if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$out" 2>&1; then
+    log "apt-get update"
+    apt-get update -q >"$out" 2>&1 || { tail -n 20 "$out" >&2; rm -f "$out"; die "apt-get update failed"; }
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$out" 2>&1; then
+      tail -n 20 "$out" >&2
+      rm -f "$out"
+      die "apt-get install ${missing[*]} failed"
+    fi
+  fi
+  rm -f "$out"
+}
+
+hash_text() { sha256sum | cut -d' ' -f1; }
+
+# ensure_venv DIR PKG...: a venv at DIR holding PKG... ; a stamp file holding the hash
+# of the package list (and interpreter) makes a repeated call a no-op.
+ensure_venv() {
+  local dir="$1"
+  shift
+  local py="${TACIT_PYTHON:-python3}"
+  command -v "$py" >/dev/null 2>&1 || { apt_install python3 python3-venv; py=python3; }
+  local pyid want stamp="$dir/.tacit-stamp"
+  pyid="$("$py" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])')" ||
+    die "$py does not run"
+  want="$(printf '%s\n' "$@" | hash_text)"
+  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] &&
+    [ "$(cat "$stamp")" = "$(printf '%s\n%s' "$pyid" "$want")" ] &&
+    "$dir/bin/python" -c 'pass' 2>/dev/null; then
+    log "venv $dir up to date"
+    return 0
+  fi
+  # A venv from another interpreter (or a broken one) is rebuilt from scratch.
+  if ! [ -f "$stamp" ] || [ "$(head -n1 "$stamp")" != "$pyid" ] ||
+    ! "$dir/bin/python" -c 'import pip' 2>/dev/null; then
+    log "creating venv $dir ($pyid)"
+    rm -rf "$dir"
+    if ! "$py" -m venv "$dir" >&2; then
+      # Debian's system python needs python3-venv for ensurepip.
+      apt_install python3-venv
+      rm -rf "$dir"
+      "$py" -m venv "$dir" >&2 || die "python -m venv $dir failed"
+    fi
+  fi
+  rm -f "$stamp"
+  log "pip install $*"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2 ||
+    die "pip install $* failed (is PyPI reachable?)"
+  printf '%s\n%s\n' "$pyid" "$want" >"$stamp"
+}
+
+# port_busy PORT: true if something listens on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port START: first port >= START that nobody listens on.
+free_port() {
+  local p="$1"
+  while port_busy "$p"; do
+    p=$((p + 1))
+    [ "$p" -lt $(($1 + 200)) ] || die "no free port in $1..$p"
+  done
+  echo "$p"
+}
