@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # The project's one test command (README.md). Runs formatting and lint checks, every
 # test of the workspace, and the demo. Later issues add the services their tests need
-# (PostgreSQL, S3, binding toolchains) here.
+# (PostgreSQL, S3, binding toolchains) here. Tests that read the real data sets in
+# ../shared/data skip with a message when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s ===\n' "$*"; }
+
+step "python venv (numpy, scipy) for the reference cross-checks"
+TACIT_PYTHON="$(bash scripts/tools/python-venv.sh | tail -n 1)"
+export TACIT_PYTHON
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

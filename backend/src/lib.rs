@@ -11,4 +11,7 @@
 //! The protocol it speaks — envelope v1, HPKE, device signatures, replay rules — is
 //! already complete in [`tacit_shared`], which this crate re-exports.
 
+#![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used)]
+
 pub use tacit_shared as protocol;

@@ -25,23 +25,37 @@ fn bench(c: &mut Criterion) {
     let signal: Vec<f64> = (0..256).map(|i| (i as f64 * 0.37).sin()).collect();
     let mut floor = support::FftFloor::new();
     g.bench_function("fft_floor_same_transforms", |b| {
-        b.iter(|| (0..windows).map(|_| floor.window(black_box(&signal), true)).sum::<f64>())
+        b.iter(|| {
+            (0..windows)
+                .map(|_| floor.window(black_box(&signal), true))
+                .sum::<f64>()
+        })
     });
     g.bench_function("fft_floor_one_rfft_per_window", |b| {
-        b.iter(|| (0..windows).map(|_| floor.window(black_box(&signal), false)).sum::<f64>())
+        b.iter(|| {
+            (0..windows)
+                .map(|_| floor.window(black_box(&signal), false))
+                .sum::<f64>()
+        })
     });
     g.finish();
 
     let keys: Vec<KeyEvent> = (0..1000i64)
         .map(|i| KeyEvent {
-            class: if i % 5 == 4 { KeyClass::Space } else { KeyClass::Letter },
+            class: if i % 5 == 4 {
+                KeyClass::Space
+            } else {
+                KeyClass::Letter
+            },
             down_ns: i * 150_000_000,
             up_ns: i * 150_000_000 + 90_000_000,
             pressure: None,
             area: None,
         })
         .collect();
-    c.bench_function("keystroke_free_text_1000_keys", |b| b.iter(|| free_text_features(black_box(&keys))));
+    c.bench_function("keystroke_free_text_1000_keys", |b| {
+        b.iter(|| free_text_features(black_box(&keys)))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -41,8 +41,16 @@ fn main() {
     });
     let signal: Vec<f64> = (0..256).map(|i| (i as f64 * 0.37).sin()).collect();
     let mut floor = support::FftFloor::new();
-    let (floor_s, _) = best_of(7, || (0..windows).map(|_| floor.window(black_box(&signal), true)).sum());
-    let (floor1_s, _) = best_of(7, || (0..windows).map(|_| floor.window(black_box(&signal), false)).sum());
+    let (floor_s, _) = best_of(7, || {
+        (0..windows)
+            .map(|_| floor.window(black_box(&signal), true))
+            .sum()
+    });
+    let (floor1_s, _) = best_of(7, || {
+        (0..windows)
+            .map(|_| floor.window(black_box(&signal), false))
+            .sum()
+    });
 
     let path = std::env::temp_dir().join(format!("tacit-hour-{}.bin", std::process::id()));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -54,8 +62,13 @@ fn main() {
     }
     drop(f);
     let py = std::env::var("TACIT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/gait_reference.py");
-    let out = std::process::Command::new(&py).args([script, "bench", path.to_str().unwrap(), "3"]).output();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/gait_reference.py"
+    );
+    let out = std::process::Command::new(&py)
+        .args([script, "bench", path.to_str().unwrap(), "3"])
+        .output();
     std::fs::remove_file(&path).ok();
     let numpy = match out {
         Ok(o) if o.status.success() => serde_json::from_slice::<serde_json::Value>(&o.stdout).ok(),
@@ -69,12 +82,30 @@ fn main() {
         }
     };
 
-    println!("input: {} samples (1 h, 100 Hz, 6 axes); {windows} windows, {} walking", samples.len(), walking / 7.0);
+    println!(
+        "input: {} samples (1 h, 100 Hz, 6 axes); {windows} windows, {} walking",
+        samples.len(),
+        walking / 7.0
+    );
     println!("| what | time (best of runs) | per window | ratio |");
     println!("|---|---|---|---|");
-    println!("| Rust pipeline (validate, resample, gravity, 3 spectra, autocorrelation, 50 features) | {:.2} ms | {:.2} µs | 1 |", rust_s * 1e3, rust_s * 1e6 / windows as f64);
-    println!("| bare rustfft, the same transforms (3 × rFFT 256 + rFFT/irFFT 512) | {:.2} ms | {:.2} µs | pipeline = {:.2}× this floor |", floor_s * 1e3, floor_s * 1e6 / windows as f64, rust_s / floor_s);
-    println!("| bare rustfft, one rFFT 256 per window | {:.2} ms | {:.2} µs | pipeline = {:.2}× |", floor1_s * 1e3, floor1_s * 1e6 / windows as f64, rust_s / floor1_s);
+    println!(
+        "| Rust pipeline (validate, resample, gravity, 3 spectra, autocorrelation, 50 features) | {:.2} ms | {:.2} µs | 1 |",
+        rust_s * 1e3,
+        rust_s * 1e6 / windows as f64
+    );
+    println!(
+        "| bare rustfft, the same transforms (3 × rFFT 256 + rFFT/irFFT 512) | {:.2} ms | {:.2} µs | pipeline = {:.2}× this floor |",
+        floor_s * 1e3,
+        floor_s * 1e6 / windows as f64,
+        rust_s / floor_s
+    );
+    println!(
+        "| bare rustfft, one rFFT 256 per window | {:.2} ms | {:.2} µs | pipeline = {:.2}× |",
+        floor1_s * 1e3,
+        floor1_s * 1e6 / windows as f64,
+        rust_s / floor1_s
+    );
     if let Some(v) = numpy {
         let s = v["seconds"].as_f64().unwrap();
         let w = v["windows"].as_u64().unwrap();

@@ -32,11 +32,18 @@ pub enum DatasetError {
 }
 
 fn read(path: &Path) -> Result<String, DatasetError> {
-    std::fs::read_to_string(path).map_err(|source| DatasetError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn format_err(path: &Path, line: usize, reason: impl Into<String>) -> DatasetError {
-    DatasetError::Format { path: path.to_path_buf(), line, reason: reason.into() }
+    DatasetError::Format {
+        path: path.to_path_buf(),
+        line,
+        reason: reason.into(),
+    }
 }
 
 /// The folder of the reference data sets: `$TACIT_DATA_DIR`, else `../shared/data`
@@ -105,10 +112,17 @@ impl CmuRow {
 pub fn read_cmu(path: &Path) -> Result<Vec<CmuRow>, DatasetError> {
     let text = read(path)?;
     let mut lines = text.lines().enumerate();
-    let header = lines.next().ok_or_else(|| format_err(path, 1, "empty file"))?.1;
+    let header = lines
+        .next()
+        .ok_or_else(|| format_err(path, 1, "empty file"))?
+        .1;
     let cols: Vec<&str> = header.split(',').collect();
     if cols.len() != 34 || cols[0] != "subject" || cols[3] != "H.period" || cols[33] != "H.Return" {
-        return Err(format_err(path, 1, "not the CMU header (subject,sessionIndex,rep,H.period,...,H.Return)"));
+        return Err(format_err(
+            path,
+            1,
+            "not the CMU header (subject,sessionIndex,rep,H.period,...,H.Return)",
+        ));
     }
     let mut rows = Vec::new();
     for (i, line) in lines {
@@ -117,10 +131,21 @@ pub fn read_cmu(path: &Path) -> Result<Vec<CmuRow>, DatasetError> {
         }
         let f: Vec<&str> = line.split(',').collect();
         if f.len() != 34 {
-            return Err(format_err(path, i + 1, format!("{} fields, expected 34", f.len())));
+            return Err(format_err(
+                path,
+                i + 1,
+                format!("{} fields, expected 34", f.len()),
+            ));
         }
-        let num = |s: &str| s.trim().parse::<f64>().map_err(|e| format_err(path, i + 1, format!("{s:?}: {e}")));
-        let timings = f[3..].iter().map(|s| num(s)).collect::<Result<Vec<_>, _>>()?;
+        let num = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|e| format_err(path, i + 1, format!("{s:?}: {e}")))
+        };
+        let timings = f[3..]
+            .iter()
+            .map(|s| num(s))
+            .collect::<Result<Vec<_>, _>>()?;
         rows.push(CmuRow {
             subject: f[0].to_string(),
             session: num(f[1])? as u32,
@@ -147,9 +172,17 @@ pub fn read_gait_manifest(dir: &Path) -> Result<Vec<GaitSession>, DatasetError> 
     let path = dir.join("manifest.csv");
     let text = read(&path)?;
     let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines.next().ok_or_else(|| format_err(&path, 1, "empty file"))?.1.split(',').collect();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| format_err(&path, 1, "empty file"))?
+        .1
+        .split(',')
+        .collect();
     let col = |name: &str| {
-        header.iter().position(|c| c.trim() == name).ok_or_else(|| format_err(&path, 1, format!("no column {name}")))
+        header
+            .iter()
+            .position(|c| c.trim() == name)
+            .ok_or_else(|| format_err(&path, 1, format!("no column {name}")))
     };
     let (cu, cs, cf) = (col("user")?, col("session")?, col("file")?);
     let mut out = Vec::new();
@@ -158,9 +191,21 @@ pub fn read_gait_manifest(dir: &Path) -> Result<Vec<GaitSession>, DatasetError> 
             continue;
         }
         let f: Vec<&str> = line.split(',').collect();
-        let get = |c: usize| f.get(c).copied().ok_or_else(|| format_err(&path, i + 1, "missing field"));
-        let int = |s: &str| s.trim().parse::<u32>().map_err(|e| format_err(&path, i + 1, format!("{s:?}: {e}")));
-        out.push(GaitSession { user: int(get(cu)?)?, session: int(get(cs)?)?, path: dir.join(get(cf)?.trim()) });
+        let get = |c: usize| {
+            f.get(c)
+                .copied()
+                .ok_or_else(|| format_err(&path, i + 1, "missing field"))
+        };
+        let int = |s: &str| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|e| format_err(&path, i + 1, format!("{s:?}: {e}")))
+        };
+        out.push(GaitSession {
+            user: int(get(cu)?)?,
+            session: int(get(cs)?)?,
+            path: dir.join(get(cf)?.trim()),
+        });
     }
     Ok(out)
 }
@@ -177,7 +222,11 @@ pub fn read_gait_session(path: &Path) -> Result<Vec<MotionSample>, DatasetError>
         if f.len() < 4 {
             return Err(format_err(path, i + 1, "expected t_ms,x,y,z"));
         }
-        let num = |s: &str| s.trim().parse::<f64>().map_err(|e| format_err(path, i + 1, format!("{s:?}: {e}")));
+        let num = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|e| format_err(path, i + 1, format!("{s:?}: {e}")))
+        };
         out.push(MotionSample {
             t_ns: (num(f[0])? * 1e6).round() as i64,
             accel: [num(f[1])?, num(f[2])?, num(f[3])?],

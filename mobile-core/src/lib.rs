@@ -12,6 +12,7 @@
 //! re-exported as [`protocol`].
 
 #![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used)]
 
 pub mod datasets;
 pub mod dsp;

@@ -48,6 +48,11 @@ fn gait_extraction_allocates_nothing_per_window() {
     let after = ALLOCS.load(Ordering::SeqCst);
     assert!(windows > 150, "{windows} windows");
     assert!(checksum > 0.0);
-    assert_eq!(after - before, 0, "{} allocations for {windows} windows", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations for {windows} windows",
+        after - before
+    );
     println!("{windows} windows, 0 allocations");
 }

@@ -39,7 +39,11 @@ fn features_do_not_depend_on_phone_orientation() {
     assert_eq!(wa.len(), wb.len());
     for (x, y) in wa.iter().zip(&wb) {
         for (i, (p, q)) in x.features.iter().zip(&y.features).enumerate() {
-            assert!((p - q).abs() <= 1e-6 * (1.0 + p.abs()), "{}: {p} vs {q}", GAIT_V1[i].name);
+            assert!(
+                (p - q).abs() <= 1e-6 * (1.0 + p.abs()),
+                "{}: {p} vs {q}",
+                GAIT_V1[i].name
+            );
         }
     }
 }
@@ -121,15 +125,34 @@ fn bad_input_gets_typed_errors_or_counted_repairs() {
     for (i, x) in ms.iter_mut().enumerate() {
         x.t_ns = i as i64 * 20;
     }
-    assert!(matches!(extract_gait(&ms, cfg), Err(DspError::AbsurdSampleRate { .. })));
-    let slow: Vec<MotionSample> =
-        (0..100).map(|i| MotionSample { t_ns: i * 1_000_000_000, accel: [0.0, 0.0, 9.8], gyro: None }).collect();
-    assert!(matches!(extract_gait(&slow, cfg), Err(DspError::AbsurdSampleRate { .. })));
+    assert!(matches!(
+        extract_gait(&ms, cfg),
+        Err(DspError::AbsurdSampleRate { .. })
+    ));
+    let slow: Vec<MotionSample> = (0..100)
+        .map(|i| MotionSample {
+            t_ns: i * 1_000_000_000,
+            accel: [0.0, 0.0, 9.8],
+            gyro: None,
+        })
+        .collect();
+    assert!(matches!(
+        extract_gait(&slow, cfg),
+        Err(DspError::AbsurdSampleRate { .. })
+    ));
 
     // Everything invalid.
-    let all_nan: Vec<MotionSample> =
-        (0..100).map(|i| MotionSample { t_ns: i * 20_000_000, accel: [f64::NAN; 3], gyro: None }).collect();
-    assert!(matches!(extract_gait(&all_nan, cfg), Err(DspError::NoValidSamples(_))));
+    let all_nan: Vec<MotionSample> = (0..100)
+        .map(|i| MotionSample {
+            t_ns: i * 20_000_000,
+            accel: [f64::NAN; 3],
+            gyro: None,
+        })
+        .collect();
+    assert!(matches!(
+        extract_gait(&all_nan, cfg),
+        Err(DspError::NoValidSamples(_))
+    ));
 
     // A sparse stream (5 Hz inside a 50 Hz-looking batch) makes low-rate windows.
     let sparse: Vec<MotionSample> = walker(60.0, 50.0, 1.8, &rotation(0.0, 0.0, 0.0), 0.0, 3)
@@ -145,5 +168,11 @@ fn bad_input_gets_typed_errors_or_counted_repairs() {
     // Bad configuration.
     assert!(GaitExtractor::new(GaitConfig { hop: 0, ..cfg }).is_err());
     assert!(GaitExtractor::new(GaitConfig { window: 255, ..cfg }).is_err());
-    assert!(GaitExtractor::new(GaitConfig { rate_hz: 1.0, ..cfg }).is_err());
+    assert!(
+        GaitExtractor::new(GaitConfig {
+            rate_hz: 1.0,
+            ..cfg
+        })
+        .is_err()
+    );
 }

@@ -10,14 +10,24 @@ use tacit_shared::schema::KEYSTROKE_FREE_V1;
 const MS: i64 = 1_000_000;
 
 fn key(class: KeyClass, down_ms: i64, up_ms: i64) -> KeyEvent {
-    KeyEvent { class, down_ns: down_ms * MS, up_ns: up_ms * MS, pressure: None, area: None }
+    KeyEvent {
+        class,
+        down_ns: down_ms * MS,
+        up_ns: up_ms * MS,
+        pressure: None,
+        area: None,
+    }
 }
 
 #[test]
 fn fixed_text_timings_follow_cmu_order_and_allow_rollover() {
     use KeyClass::*;
     // Third key goes down before the second is released (rollover): UD < 0.
-    let e = [key(Letter, 0, 100), key(Letter, 250, 400), key(Digit, 380, 450)];
+    let e = [
+        key(Letter, 0, 100),
+        key(Letter, 250, 400),
+        key(Digit, 380, 450),
+    ];
     let t = fixed_text_timings(&e, 3).unwrap();
     let want = [0.1, 0.25, 0.15, 0.15, 0.13, -0.02, 0.07];
     assert_eq!(t.len(), want.len());
@@ -34,19 +44,43 @@ fn fixed_text_bad_input_errors() {
     use KeyClass::*;
     let ok = [key(Letter, 0, 100), key(Letter, 250, 400)];
     assert_eq!(fixed_text_timings(&[], 2), Err(DspError::Empty));
-    assert_eq!(fixed_text_timings(&ok, 3), Err(DspError::EntryLength { got: 2, expected: 3 }));
+    assert_eq!(
+        fixed_text_timings(&ok, 3),
+        Err(DspError::EntryLength {
+            got: 2,
+            expected: 3
+        })
+    );
     assert_eq!(fixed_text_timings(&ok, 1), Err(DspError::PhraseLength(1)));
-    assert_eq!(fixed_text_timings(&ok, 500), Err(DspError::PhraseLength(500)));
+    assert_eq!(
+        fixed_text_timings(&ok, 500),
+        Err(DspError::PhraseLength(500))
+    );
     let up_first = [key(Letter, 0, 100), key(Letter, 250, 200)];
-    assert_eq!(fixed_text_timings(&up_first, 2), Err(DspError::KeyUpBeforeDown { index: 1 }));
+    assert_eq!(
+        fixed_text_timings(&up_first, 2),
+        Err(DspError::KeyUpBeforeDown { index: 1 })
+    );
     let order = [key(Letter, 300, 400), key(Letter, 250, 300)];
-    assert_eq!(fixed_text_timings(&order, 2), Err(DspError::KeysOutOfOrder { index: 1 }));
+    assert_eq!(
+        fixed_text_timings(&order, 2),
+        Err(DspError::KeysOutOfOrder { index: 1 })
+    );
     let dup = [key(Letter, 300, 400), key(Letter, 300, 400)];
-    assert_eq!(fixed_text_timings(&dup, 2), Err(DspError::KeysOutOfOrder { index: 1 }));
+    assert_eq!(
+        fixed_text_timings(&dup, 2),
+        Err(DspError::KeysOutOfOrder { index: 1 })
+    );
     let corrected = [key(Letter, 0, 100), key(Backspace, 250, 300)];
-    assert_eq!(fixed_text_timings(&corrected, 2), Err(DspError::CorrectedEntry));
+    assert_eq!(
+        fixed_text_timings(&corrected, 2),
+        Err(DspError::CorrectedEntry)
+    );
     let stuck = [key(Letter, 0, 20_000), key(Letter, 25_000, 25_100)];
-    assert_eq!(fixed_text_timings(&stuck, 2), Err(DspError::KeyHeldTooLong { index: 0 }));
+    assert_eq!(
+        fixed_text_timings(&stuck, 2),
+        Err(DspError::KeyHeldTooLong { index: 0 })
+    );
 }
 
 #[test]
@@ -74,7 +108,11 @@ fn typing(n: usize) -> Vec<KeyEvent> {
             } else {
                 KeyClass::Letter
             };
-            t += if i % 60 == 59 { 5000 } else { 120 + (i as i64 * 37 % 90) };
+            t += if i % 60 == 59 {
+                5000
+            } else {
+                120 + (i as i64 * 37 % 90)
+            };
             let hold = 70 + (i as i64 * 13 % 60);
             key(class, t, t + hold)
         })
@@ -86,13 +124,21 @@ fn free_text_features_have_the_schema_layout_and_sane_values() {
     let e = typing(200);
     let f = free_text_features(&e).unwrap();
     assert_eq!(f.len(), KEYSTROKE_FREE_V1.len());
-    let get = |name: &str| f[KEYSTROKE_FREE_V1.iter().position(|d| d.name == name).unwrap()];
+    let get = |name: &str| {
+        f[KEYSTROKE_FREE_V1
+            .iter()
+            .position(|d| d.name == name)
+            .unwrap()]
+    };
     assert!((get("hold_mean_letter") - 0.1).abs() < 0.03);
     assert!(get("rollover_rate") > 0.0);
     assert!((get("backspace_rate") - 8.0 / 200.0).abs() < 1e-12);
     assert!((get("pause_rate") - 3.0 / 199.0).abs() < 1e-12);
     assert_eq!(get("digraph_count"), 196.0);
-    assert!(free_text_features(&e[..2]).is_none(), "one digraph is too few");
+    assert!(
+        free_text_features(&e[..2]).is_none(),
+        "one digraph is too few"
+    );
 }
 
 #[test]

@@ -59,33 +59,69 @@ fn write_samples(path: &Path, samples: &[MotionSample]) {
 
 fn run(py: &str, args: &[&str]) {
     let out = Command::new(py).arg(script()).args(args).output().unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn compare(py: &str, name: &str, samples: &[MotionSample]) -> usize {
     let input = tmp(&format!("{name}.bin"));
     let output = tmp(&format!("{name}.json"));
     write_samples(&input, samples);
-    run(py, &["features", input.to_str().unwrap(), output.to_str().unwrap()]);
-    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    run(
+        py,
+        &[
+            "features",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+        ],
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
     let reference = reference["windows"].as_array().unwrap();
     let (ours, _) = extract_gait(samples, GaitConfig::default()).unwrap();
     assert_eq!(ours.len(), reference.len(), "{name}: window count");
     let mut worst = (0.0f64, "");
     for (w, r) in ours.iter().zip(reference) {
-        assert_eq!(w.start_ns, r["start_ns"].as_i64().unwrap(), "{name}: window start");
-        assert_eq!(w.walking, r["walking"].as_bool().unwrap(), "{name}: walking at {}", w.start_ns);
-        let rf: Vec<f64> = r["features"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(
+            w.start_ns,
+            r["start_ns"].as_i64().unwrap(),
+            "{name}: window start"
+        );
+        assert_eq!(
+            w.walking,
+            r["walking"].as_bool().unwrap(),
+            "{name}: walking at {}",
+            w.start_ns
+        );
+        let rf: Vec<f64> = r["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(rf.len(), GAIT_V1.len());
         for (i, (a, b)) in w.features.iter().zip(&rf).enumerate() {
             let err = (a - b).abs() / b.abs().max(1.0);
-            assert!(err <= 1e-9, "{name} window {} {}: rust {a} numpy {b}", w.start_ns, GAIT_V1[i].name);
+            assert!(
+                err <= 1e-9,
+                "{name} window {} {}: rust {a} numpy {b}",
+                w.start_ns,
+                GAIT_V1[i].name
+            );
             if err > worst.0 {
                 worst = (err, GAIT_V1[i].name);
             }
         }
     }
-    println!("{name}: {} windows agree; worst relative difference {:.1e} ({})", ours.len(), worst.0, worst.1);
+    println!(
+        "{name}: {} windows agree; worst relative difference {:.1e} ({})",
+        ours.len(),
+        worst.0,
+        worst.1
+    );
     ours.len()
 }
 
@@ -99,7 +135,10 @@ fn gait_features_match_numpy_scipy() {
         s.t_ns += 1_500_000_000;
     }
     assert!(compare(&py, "gapped", &gapped) > 10);
-    if let Some(dir) = data_dir().map(|d| d.join("gait/hoang-nexusone")).filter(|d| d.is_dir()) {
+    if let Some(dir) = data_dir()
+        .map(|d| d.join("gait/hoang-nexusone"))
+        .filter(|d| d.is_dir())
+    {
         for s in read_gait_manifest(&dir).unwrap().iter().step_by(60) {
             let mut samples = read_gait_session(&s.path).unwrap();
             // The reference expects clean input: apply the duplicate/out-of-order rule here.
@@ -129,9 +168,17 @@ fn fft_magnitudes_match_numpy() {
         .collect();
     let input = tmp("fft.bin");
     let output = tmp("fft.json");
-    std::fs::write(&input, x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-    run(&py, &["fft", input.to_str().unwrap(), output.to_str().unwrap()]);
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    std::fs::write(
+        &input,
+        x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    run(
+        &py,
+        &["fft", input.to_str().unwrap(), output.to_str().unwrap()],
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
     let mut ws = SpectrumWorkspace::new(n);
     let mut mag = vec![0.0; n / 2 + 1];
     for (kind, want) in [("plain", &r["plain"]), ("hann", &r["hann"])] {
@@ -140,10 +187,18 @@ fn fft_magnitudes_match_numpy() {
         } else {
             ws.hann_magnitude(&x, &mut mag);
         }
-        let want: Vec<f64> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let want: Vec<f64> = want
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(want.len(), mag.len());
         for (k, (a, b)) in mag.iter().zip(&want).enumerate() {
-            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{kind} bin {k}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                "{kind} bin {k}: {a} vs {b}"
+            );
         }
     }
 }

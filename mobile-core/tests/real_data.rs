@@ -11,7 +11,10 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 #[test]
 fn walking_is_detected_and_cadence_is_plausible_on_real_sessions() {
-    let Some(dir) = data_dir().map(|d| d.join("gait/hoang-nexusone")).filter(|d| d.is_dir()) else {
+    let Some(dir) = data_dir()
+        .map(|d| d.join("gait/hoang-nexusone"))
+        .filter(|d| d.is_dir())
+    else {
         eprintln!("SKIP: ../shared/data/gait/hoang-nexusone not found (set TACIT_DATA_DIR)");
         return;
     };
@@ -25,7 +28,11 @@ fn walking_is_detected_and_cadence_is_plausible_on_real_sessions() {
         let (ws, report) = extract_gait(&samples, GaitConfig::default()).unwrap();
         windows += report.windows;
         walking += report.walking_windows;
-        let c: Vec<f64> = ws.iter().filter(|w| w.walking).map(|w| w.features[0]).collect();
+        let c: Vec<f64> = ws
+            .iter()
+            .filter(|w| w.walking)
+            .map(|w| w.features[0])
+            .collect();
         if !c.is_empty() {
             let mut c2 = c.clone();
             c2.sort_by(f64::total_cmp);
@@ -36,9 +43,13 @@ fn walking_is_detected_and_cadence_is_plausible_on_real_sessions() {
     cadences.sort_by(f64::total_cmp);
     session_cadence.sort_by(f64::total_cmp);
     let frac = walking as f64 / windows as f64;
-    let in_band = cadences.iter().filter(|c| (1.4..=2.2).contains(*c)).count() as f64 / cadences.len() as f64;
-    let sess_in_band =
-        session_cadence.iter().filter(|c| (1.4..=2.2).contains(*c)).count() as f64 / session_cadence.len() as f64;
+    let in_band =
+        cadences.iter().filter(|c| (1.4..=2.2).contains(*c)).count() as f64 / cadences.len() as f64;
+    let sess_in_band = session_cadence
+        .iter()
+        .filter(|c| (1.4..=2.2).contains(*c))
+        .count() as f64
+        / session_cadence.len() as f64;
     println!(
         "gait real data: {} sessions, {windows} windows, walking {walking} ({:.1}%)",
         sessions.len(),
@@ -54,13 +65,23 @@ fn walking_is_detected_and_cadence_is_plausible_on_real_sessions() {
         100.0 * in_band,
         100.0 * sess_in_band
     );
-    assert!(frac >= 0.9, "walking detected in only {:.1}% of windows of walking recordings", 100.0 * frac);
-    assert!(in_band >= 0.85, "only {:.1}% of cadences in 1.4-2.2 steps/s", 100.0 * in_band);
+    assert!(
+        frac >= 0.9,
+        "walking detected in only {:.1}% of windows of walking recordings",
+        100.0 * frac
+    );
+    assert!(
+        in_band >= 0.85,
+        "only {:.1}% of cadences in 1.4-2.2 steps/s",
+        100.0 * in_band
+    );
 }
 
 #[test]
 fn cmu_rows_round_trip_through_key_events() {
-    let Some(path) = data_dir().map(|d| d.join("keystroke/cmu/DSL-StrongPasswordData.csv")).filter(|p| p.is_file())
+    let Some(path) = data_dir()
+        .map(|d| d.join("keystroke/cmu/DSL-StrongPasswordData.csv"))
+        .filter(|p| p.is_file())
     else {
         eprintln!("SKIP: ../shared/data/keystroke/cmu not found (set TACIT_DATA_DIR)");
         return;

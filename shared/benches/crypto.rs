@@ -1,7 +1,7 @@
 //! Per-envelope cryptographic cost: seal/open of a 4 KiB payload, device sign/verify,
 //! and the physical floor measured in the same run — one bare X25519 agreement and one
 //! bare Ed25519 verification. Numbers go to BENCHMARKS.md.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use ring::agreement;

@@ -14,6 +14,7 @@
 //! The crate does no I/O and has no async code: it is pure protocol logic, so the
 //! phone and the server run exactly the same bytes through exactly the same checks.
 #![forbid(unsafe_code)]
+#![warn(clippy::unwrap_used)]
 
 pub mod envelope;
 pub mod hpke;

@@ -32,7 +32,11 @@ pub fn hour_of_walking() -> Vec<MotionSample> {
             let lat = 0.7 * (0.5 * step).sin();
             MotionSample {
                 t_ns,
-                accel: [0.3 * fw + lat + 0.3 * rnd(), 0.8 * fw + 0.2 * up + 0.3 * rnd(), 9.81 + up + 0.3 * rnd()],
+                accel: [
+                    0.3 * fw + lat + 0.3 * rnd(),
+                    0.8 * fw + 0.2 * up + 0.3 * rnd(),
+                    9.81 + up + 0.3 * rnd(),
+                ],
                 gyro: Some([0.1 * rnd(), 0.1 * rnd(), 0.1 * rnd()]),
             }
         })
@@ -55,7 +59,11 @@ pub struct FftFloor {
 impl FftFloor {
     pub fn new() -> Self {
         let mut p = RealFftPlanner::<f64>::new();
-        let (f256, f512, i512) = (p.plan_fft_forward(256), p.plan_fft_forward(512), p.plan_fft_inverse(512));
+        let (f256, f512, i512) = (
+            p.plan_fft_forward(256),
+            p.plan_fft_forward(512),
+            p.plan_fft_inverse(512),
+        );
         let scratch = vec![Complex::new(0.0, 0.0); 1024];
         FftFloor {
             sa: f256.make_output_vec(),
@@ -74,16 +82,22 @@ impl FftFloor {
         let rounds = if full { 3 } else { 1 };
         for _ in 0..rounds {
             self.a.copy_from_slice(x);
-            self.f256.process_with_scratch(&mut self.a, &mut self.sa, &mut self.scratch).unwrap();
+            self.f256
+                .process_with_scratch(&mut self.a, &mut self.sa, &mut self.scratch)
+                .unwrap();
         }
         if full {
             self.b[..256].copy_from_slice(x);
             self.b[256..].fill(0.0);
-            self.f512.process_with_scratch(&mut self.b, &mut self.sb, &mut self.scratch).unwrap();
+            self.f512
+                .process_with_scratch(&mut self.b, &mut self.sb, &mut self.scratch)
+                .unwrap();
             for c in self.sb.iter_mut() {
                 *c = Complex::new(c.norm_sqr(), 0.0);
             }
-            self.i512.process_with_scratch(&mut self.sb, &mut self.b, &mut self.scratch).unwrap();
+            self.i512
+                .process_with_scratch(&mut self.sb, &mut self.b, &mut self.scratch)
+                .unwrap();
         }
         self.sa[3].re + self.b[1]
     }

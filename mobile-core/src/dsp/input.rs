@@ -228,11 +228,16 @@ pub fn check_sample_rate(samples: &[MotionSample]) -> Result<(), DspError> {
     if samples.len() < 3 {
         return Ok(());
     }
-    let mut intervals: Vec<i64> = samples.windows(2).map(|w| w[1].t_ns.saturating_sub(w[0].t_ns)).collect();
+    let mut intervals: Vec<i64> = samples
+        .windows(2)
+        .map(|w| w[1].t_ns.saturating_sub(w[0].t_ns))
+        .collect();
     let mid = intervals.len() / 2;
     let median = *intervals.select_nth_unstable(mid).1;
     if !(MIN_INTERVAL_NS..=100_000_000).contains(&median) {
-        return Err(DspError::AbsurdSampleRate { median_interval_ns: median });
+        return Err(DspError::AbsurdSampleRate {
+            median_interval_ns: median,
+        });
     }
     Ok(())
 }
@@ -264,30 +269,67 @@ mod tests {
     use super::*;
 
     fn s(t_ns: i64, a: [f64; 3]) -> MotionSample {
-        MotionSample { t_ns, accel: a, gyro: None }
+        MotionSample {
+            t_ns,
+            accel: a,
+            gyro: None,
+        }
     }
 
     #[test]
     fn sample_rules() {
         let mut r = MotionReport::default();
         let g = 500_000_000;
-        assert_eq!(check_motion_sample(&s(0, [0.0; 3]), None, g, &mut r), SampleVerdict::NewSegment);
-        assert_eq!(check_motion_sample(&s(10, [f64::NAN, 0.0, 0.0]), Some(0), g, &mut r), SampleVerdict::Drop);
-        assert_eq!(check_motion_sample(&s(10, [f64::INFINITY, 0.0, 0.0]), Some(0), g, &mut r), SampleVerdict::Drop);
-        let bad_gyro = MotionSample { gyro: Some([0.0, f64::NAN, 0.0]), ..s(10, [0.0; 3]) };
-        assert_eq!(check_motion_sample(&bad_gyro, Some(0), g, &mut r), SampleVerdict::Drop);
+        assert_eq!(
+            check_motion_sample(&s(0, [0.0; 3]), None, g, &mut r),
+            SampleVerdict::NewSegment
+        );
+        assert_eq!(
+            check_motion_sample(&s(10, [f64::NAN, 0.0, 0.0]), Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
+        assert_eq!(
+            check_motion_sample(&s(10, [f64::INFINITY, 0.0, 0.0]), Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
+        let bad_gyro = MotionSample {
+            gyro: Some([0.0, f64::NAN, 0.0]),
+            ..s(10, [0.0; 3])
+        };
+        assert_eq!(
+            check_motion_sample(&bad_gyro, Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
         assert_eq!(r.dropped_non_finite, 3);
-        assert_eq!(check_motion_sample(&s(10, [1e4, 0.0, 0.0]), Some(0), g, &mut r), SampleVerdict::Drop);
+        assert_eq!(
+            check_motion_sample(&s(10, [1e4, 0.0, 0.0]), Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
         assert_eq!(r.dropped_out_of_range, 1);
-        assert_eq!(check_motion_sample(&s(0, [0.0; 3]), Some(0), g, &mut r), SampleVerdict::Drop);
+        assert_eq!(
+            check_motion_sample(&s(0, [0.0; 3]), Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
         assert_eq!(r.dropped_duplicate, 1);
-        assert_eq!(check_motion_sample(&s(-5, [0.0; 3]), Some(0), g, &mut r), SampleVerdict::Drop);
+        assert_eq!(
+            check_motion_sample(&s(-5, [0.0; 3]), Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
         assert_eq!(r.dropped_out_of_order, 1);
-        assert_eq!(check_motion_sample(&s(1000, [0.0; 3]), Some(0), g, &mut r), SampleVerdict::Drop);
+        assert_eq!(
+            check_motion_sample(&s(1000, [0.0; 3]), Some(0), g, &mut r),
+            SampleVerdict::Drop
+        );
         assert_eq!(r.dropped_too_dense, 1);
-        assert_eq!(check_motion_sample(&s(g + 1, [0.0; 3]), Some(0), g, &mut r), SampleVerdict::NewSegment);
+        assert_eq!(
+            check_motion_sample(&s(g + 1, [0.0; 3]), Some(0), g, &mut r),
+            SampleVerdict::NewSegment
+        );
         assert_eq!(r.gaps, 1);
-        assert_eq!(check_motion_sample(&s(20_000_000, [0.0; 3]), Some(0), g, &mut r), SampleVerdict::Keep);
+        assert_eq!(
+            check_motion_sample(&s(20_000_000, [0.0; 3]), Some(0), g, &mut r),
+            SampleVerdict::Keep
+        );
         assert_eq!(r.accepted, 3);
         assert_eq!(r.dropped(), 7);
     }
@@ -298,21 +340,44 @@ mod tests {
         assert_eq!(check_sample_rate(&[]), Err(DspError::Empty));
         assert!(check_sample_rate(&mk(20_000_000)).is_ok());
         // Milliseconds passed as nanoseconds: 50 "ns" apart.
-        assert!(matches!(check_sample_rate(&mk(20)), Err(DspError::AbsurdSampleRate { .. })));
+        assert!(matches!(
+            check_sample_rate(&mk(20)),
+            Err(DspError::AbsurdSampleRate { .. })
+        ));
         // One sample a second.
-        assert!(matches!(check_sample_rate(&mk(1_000_000_000)), Err(DspError::AbsurdSampleRate { .. })));
+        assert!(matches!(
+            check_sample_rate(&mk(1_000_000_000)),
+            Err(DspError::AbsurdSampleRate { .. })
+        ));
     }
 
     #[test]
     fn key_event_rules() {
-        let k = KeyEvent { class: KeyClass::Letter, down_ns: 100, up_ns: 50, pressure: None, area: None };
+        let k = KeyEvent {
+            class: KeyClass::Letter,
+            down_ns: 100,
+            up_ns: 50,
+            pressure: None,
+            area: None,
+        };
         assert_eq!(k.validated(3), Err(DspError::KeyUpBeforeDown { index: 3 }));
-        let k = KeyEvent { up_ns: 100 + 11_000_000_000, ..k };
+        let k = KeyEvent {
+            up_ns: 100 + 11_000_000_000,
+            ..k
+        };
         assert_eq!(k.validated(0), Err(DspError::KeyHeldTooLong { index: 0 }));
-        let k = KeyEvent { up_ns: 200, pressure: Some(f64::NAN), area: Some(-1.0), ..k };
+        let k = KeyEvent {
+            up_ns: 200,
+            pressure: Some(f64::NAN),
+            area: Some(-1.0),
+            ..k
+        };
         let v = k.validated(0).unwrap();
         assert_eq!((v.pressure, v.area), (None, None));
-        let k = KeyEvent { pressure: Some(0.4), ..k };
+        let k = KeyEvent {
+            pressure: Some(0.4),
+            ..k
+        };
         assert_eq!(k.validated(0).unwrap().pressure, Some(0.4));
     }
 }

@@ -17,7 +17,11 @@ pub struct Resampler {
 impl Resampler {
     /// A resampler for `rate_hz` (the grid step is rounded to whole nanoseconds).
     pub fn new(rate_hz: f64) -> Self {
-        Resampler { step_ns: (1e9 / rate_hz).round() as i64, prev: None, next_grid_ns: 0 }
+        Resampler {
+            step_ns: (1e9 / rate_hz).round() as i64,
+            prev: None,
+            next_grid_ns: 0,
+        }
     }
 
     /// Grid step in nanoseconds.

@@ -92,7 +92,9 @@ impl SpectrumWorkspace {
 
     fn forward(&mut self, out: &mut [f64], magnitude: bool) {
         // Lengths are fixed at construction, so the transform cannot fail.
-        let _ = self.fwd.process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
+        let _ =
+            self.fwd
+                .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
         for (o, c) in out.iter_mut().zip(&self.spectrum) {
             let p = c.norm_sqr();
             *o = if magnitude { p.sqrt() } else { p };
@@ -104,11 +106,19 @@ impl SpectrumWorkspace {
     pub fn autocorrelation(&mut self, x: &[f64], r: &mut [f64]) {
         self.input2[..self.n].copy_from_slice(x);
         self.input2[self.n..].fill(0.0);
-        let _ = self.fwd2.process_with_scratch(&mut self.input2, &mut self.spectrum2, &mut self.scratch);
+        let _ = self.fwd2.process_with_scratch(
+            &mut self.input2,
+            &mut self.spectrum2,
+            &mut self.scratch,
+        );
         for c in self.spectrum2.iter_mut() {
             *c = Complex::new(c.norm_sqr(), 0.0);
         }
-        let _ = self.inv2.process_with_scratch(&mut self.spectrum2, &mut self.input2, &mut self.scratch);
+        let _ = self.inv2.process_with_scratch(
+            &mut self.spectrum2,
+            &mut self.input2,
+            &mut self.scratch,
+        );
         let scale = 1.0 / (2 * self.n) as f64;
         for (o, v) in r.iter_mut().zip(&self.input2) {
             *o = v * scale;
@@ -125,10 +135,17 @@ mod tests {
         let n = 256;
         let mut ws = SpectrumWorkspace::new(n);
         let k0 = 10.0;
-        let x: Vec<f64> = (0..n).map(|i| (2.0 * std::f64::consts::PI * k0 * i as f64 / n as f64).sin()).collect();
+        let x: Vec<f64> = (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * k0 * i as f64 / n as f64).sin())
+            .collect();
         let mut mag = vec![0.0; n / 2 + 1];
         ws.plain_magnitude(&x, &mut mag);
-        let peak = mag.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let peak = mag
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         assert_eq!(peak, 10);
         assert!((mag[10] - n as f64 / 2.0).abs() < 1e-9);
     }
@@ -142,7 +159,11 @@ mod tests {
         ws.autocorrelation(&x, &mut r);
         for k in 0..n {
             let direct: f64 = (0..n - k).map(|i| x[i] * x[i + k]).sum();
-            assert!((r[k] - direct).abs() < 1e-9, "lag {k}: {} vs {direct}", r[k]);
+            assert!(
+                (r[k] - direct).abs() < 1e-9,
+                "lag {k}: {} vs {direct}",
+                r[k]
+            );
         }
     }
 }

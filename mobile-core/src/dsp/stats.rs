@@ -3,7 +3,11 @@
 
 /// Mean of `x` (0 for empty input).
 pub fn mean(x: &[f64]) -> f64 {
-    if x.is_empty() { 0.0 } else { x.iter().sum::<f64>() / x.len() as f64 }
+    if x.is_empty() {
+        0.0
+    } else {
+        x.iter().sum::<f64>() / x.len() as f64
+    }
 }
 
 /// Central moments of a signal: standard deviation (ddof = 0), skewness (biased,
@@ -33,9 +37,17 @@ pub fn moments_zero_mean(x: &[f64]) -> Moments {
     m3 /= n;
     m4 /= n;
     if m2 <= 1e-18 {
-        return Moments { std: m2.max(0.0).sqrt(), skewness: 0.0, kurtosis: 0.0 };
+        return Moments {
+            std: m2.max(0.0).sqrt(),
+            skewness: 0.0,
+            kurtosis: 0.0,
+        };
     }
-    Moments { std: m2.sqrt(), skewness: m3 / m2.powf(1.5), kurtosis: m4 / (m2 * m2) - 3.0 }
+    Moments {
+        std: m2.sqrt(),
+        skewness: m3 / m2.powf(1.5),
+        kurtosis: m4 / (m2 * m2) - 3.0,
+    }
 }
 
 /// Percentiles `q` (0..=100) of `x` with numpy's default linear interpolation, using
@@ -110,7 +122,10 @@ pub fn zero_cross_rate(x: &[f64], fs: f64) -> f64 {
     if x.len() < 2 {
         return 0.0;
     }
-    let crossings = x.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+    let crossings = x
+        .windows(2)
+        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+        .count();
     crossings as f64 / (x.len() as f64 / fs)
 }
 
@@ -149,7 +164,9 @@ mod tests {
             for _ in 0..20 {
                 let x: Vec<f64> = (0..n)
                     .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((state >> 33) % 1000) as f64 / 7.0
                     })
                     .collect();

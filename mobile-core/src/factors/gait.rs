@@ -61,14 +61,16 @@ impl GaitConfig {
         if !(10.0..=1000.0).contains(&self.rate_hz) {
             return Err(DspError::Config("rate_hz must be within 10..=1000"));
         }
-        if self.window < 64 || self.window > 4096 || self.window % 2 != 0 {
+        if self.window < 64 || self.window > 4096 || !self.window.is_multiple_of(2) {
             return Err(DspError::Config("window must be even and within 64..=4096"));
         }
         if self.hop == 0 || self.hop > self.window {
             return Err(DspError::Config("hop must be within 1..=window"));
         }
         if !(self.gravity_cutoff_hz > 0.0 && self.gravity_cutoff_hz < self.rate_hz / 4.0) {
-            return Err(DspError::Config("gravity_cutoff_hz must be within (0, rate/4)"));
+            return Err(DspError::Config(
+                "gravity_cutoff_hz must be within (0, rate/4)",
+            ));
         }
         if self.max_gap_ns <= 0 {
             return Err(DspError::Config("max_gap_ns must be positive"));
@@ -178,7 +180,12 @@ impl GaitExtractor {
                 acf: vec![0.0; n],
                 keys: vec![0; n],
             },
-            out: GaitWindow { start_ns: 0, duration_ns: 0, walking: false, features: [0.0; GAIT_DIM] },
+            out: GaitWindow {
+                start_ns: 0,
+                duration_ns: 0,
+                walking: false,
+                features: [0.0; GAIT_DIM],
+            },
             report: MotionReport::default(),
         })
     }
@@ -200,9 +207,30 @@ impl GaitExtractor {
             self.last_t = Some(s.t_ns);
             self.pending_raw += 1;
             // Split borrows: the resampler emits into the rest of the state.
-            let Self { resampler, gravity, pending_raw, buf, an, out, report, cfg, .. } = self;
+            let Self {
+                resampler,
+                gravity,
+                pending_raw,
+                buf,
+                an,
+                out,
+                report,
+                cfg,
+                ..
+            } = self;
             resampler.push(s.t_ns, s.accel, |t, a| {
-                push_grid_point(cfg, gravity, pending_raw, buf, an, out, report, t, a, &mut on_window)
+                push_grid_point(
+                    cfg,
+                    gravity,
+                    pending_raw,
+                    buf,
+                    an,
+                    out,
+                    report,
+                    t,
+                    a,
+                    &mut on_window,
+                )
             });
         }
     }
@@ -230,10 +258,18 @@ fn push_grid_point(
     a: [f64; 3],
     on_window: &mut impl FnMut(&GaitWindow),
 ) {
-    let g = [gravity[0].step(a[0]), gravity[1].step(a[1]), gravity[2].step(a[2])];
+    let g = [
+        gravity[0].step(a[0]),
+        gravity[1].step(a[1]),
+        gravity[2].step(a[2]),
+    ];
     let d = [a[0] - g[0], a[1] - g[1], a[2] - g[2]];
     let g_norm = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
-    let v = if g_norm > 1e-9 { (d[0] * g[0] + d[1] * g[1] + d[2] * g[2]) / g_norm } else { 0.0 };
+    let v = if g_norm > 1e-9 {
+        (d[0] * g[0] + d[1] * g[1] + d[2] * g[2]) / g_norm
+    } else {
+        0.0
+    };
     let dyn2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
     let h = (dyn2 - v * v).max(0.0).sqrt();
     let m = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
@@ -290,13 +326,19 @@ fn is_local_max(a: &[f64], k: usize) -> bool {
 /// Highest local maximum of `a` with lag in `lo..=hi`.
 fn best_peak(a: &[f64], lo: usize, hi: usize) -> Option<usize> {
     let hi = hi.min(a.len().saturating_sub(2));
-    (lo.max(1)..=hi).filter(|&k| is_local_max(a, k)).max_by(|&x, &y| a[x].total_cmp(&a[y]))
+    (lo.max(1)..=hi)
+        .filter(|&k| is_local_max(a, k))
+        .max_by(|&x, &y| a[x].total_cmp(&a[y]))
 }
 
 /// Sub-sample peak position by a parabola through three points.
 fn parabolic_offset(l: f64, c: f64, r: f64) -> f64 {
     let den = l - 2.0 * c + r;
-    if den < 0.0 { (0.5 * (l - r) / den).clamp(-0.5, 0.5) } else { 0.0 }
+    if den < 0.0 {
+        (0.5 * (l - r) / den).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    }
 }
 
 /// Gait-cycle timing from the normalised autocorrelation `acf` (lag 0 = 1).
@@ -324,12 +366,22 @@ fn find_cycle(acf: &[f64], fs: f64) -> Option<Cycle> {
         (2.4 * step_lag as f64).round() as usize,
     )
     .unwrap_or_else(|| (2 * step_lag).min(acf.len() - 1));
-    let refined = step_lag as f64 + parabolic_offset(acf[step_lag - 1], acf[step_lag], acf[step_lag + 1]);
-    Some(Cycle { step_lag, stride_lag, cadence_hz: fs / refined })
+    let refined =
+        step_lag as f64 + parabolic_offset(acf[step_lag - 1], acf[step_lag], acf[step_lag + 1]);
+    Some(Cycle {
+        step_lag,
+        stride_lag,
+        cadence_hz: fs / refined,
+    })
 }
 
 /// Computes the 50 features of one full window into `f`; returns "walking".
-fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64; GAIT_DIM]) -> bool {
+fn analyse_window(
+    fs: f64,
+    buf: &WindowBuffers,
+    an: &mut Analysis,
+    f: &mut [f64; GAIT_DIM],
+) -> bool {
     let n = buf.v.len();
     let half = n / 2;
     let df = fs / n as f64;
@@ -343,10 +395,22 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
     let freq = |k: usize| k as f64 * df;
     let k_lo = (0.5 / df).ceil() as usize;
     let k_hi = ((5.0 / df).floor() as usize).min(half - 1);
-    let k_dom = (k_lo..=k_hi).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(k_lo);
-    let dominant = (k_dom as f64 + parabolic_offset(p[k_dom - 1].sqrt(), p[k_dom].sqrt(), p[k_dom + 1].sqrt())) * df;
+    let k_dom = (k_lo..=k_hi)
+        .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+        .unwrap_or(k_lo);
+    let dominant = (k_dom as f64
+        + parabolic_offset(p[k_dom - 1].sqrt(), p[k_dom].sqrt(), p[k_dom + 1].sqrt()))
+        * df;
 
-    const BANDS: [(f64, f64); 7] = [(0.5, 1.0), (1.0, 1.5), (1.5, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 6.0), (6.0, 10.0)];
+    const BANDS: [(f64, f64); 7] = [
+        (0.5, 1.0),
+        (1.0, 1.5),
+        (1.5, 2.0),
+        (2.0, 3.0),
+        (3.0, 4.0),
+        (4.0, 6.0),
+        (6.0, 10.0),
+    ];
     let mut band = [0.0; 7];
     let mut band_total = 0.0;
     for (k, &pk) in p.iter().enumerate() {
@@ -370,7 +434,10 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
     }
     let bins = (p.len() - 1) as f64;
     let (centroid, entropy) = if sum_p > 1e-12 {
-        (sum_fp / sum_p, ((sum_p.ln() - sum_plog / sum_p) / bins.ln()).clamp(0.0, 1.0))
+        (
+            sum_fp / sum_p,
+            ((sum_p.ln() - sum_plog / sum_p) / bins.ln()).clamp(0.0, 1.0),
+        )
     } else {
         (0.0, 0.0)
     };
@@ -391,7 +458,11 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
         Some(c) => (c.cadence_hz, an.acf[c.step_lag], an.acf[c.stride_lag]),
         None => (0.0, 0.0, 0.0),
     };
-    let symmetry = if stride_reg.abs() < 1e-6 { 0.0 } else { (step_reg / stride_reg).clamp(-1000.0, 1000.0) };
+    let symmetry = if stride_reg.abs() < 1e-6 {
+        0.0
+    } else {
+        (step_reg / stride_reg).clamp(-1000.0, 1000.0)
+    };
 
     // Harmonics of the stride frequency.
     let stride_hz = cadence / 2.0;
@@ -419,9 +490,17 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
             if b > half {
                 break;
             }
-            if j % 2 == 0 { even += mag[b] } else { odd += mag[b] }
+            if j % 2 == 0 {
+                even += mag[b]
+            } else {
+                odd += mag[b]
+            }
         }
-        if odd < 1e-12 { 0.0 } else { (even / odd).min(1e4) }
+        if odd < 1e-12 {
+            0.0
+        } else {
+            (even / odd).min(1e4)
+        }
     };
     let hr_v = harmonic_ratio(&an.mag_v);
     let hr_h = harmonic_ratio(&an.mag_h);
@@ -435,7 +514,11 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
     f[13] = hr_v;
     f[14] = hr_h;
     for (j, b) in band.iter().enumerate() {
-        f[15 + j] = if band_total > 1e-12 { b / band_total } else { 0.0 };
+        f[15 + j] = if band_total > 1e-12 {
+            b / band_total
+        } else {
+            0.0
+        };
     }
     f[22] = centroid;
     f[23] = entropy;
@@ -445,7 +528,11 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
     for (s, x) in [&an.v0, &an.h0, &an.m0].into_iter().enumerate() {
         let mo = moments_zero_mean(x);
         let pct = p10_p90(x, &mut an.keys);
-        let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = x
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
         let base = 25 + 8 * s;
         f[base] = mo.std;
         f[base + 1] = mo.skewness;
@@ -461,7 +548,11 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
     }
     let sum_v2: f64 = buf.v.iter().map(|v| v * v).sum();
     let sum_d2: f64 = buf.dyn2.iter().sum();
-    f[49] = if sum_d2 > 1e-12 { (sum_v2 / sum_d2).min(1.0) } else { 0.0 };
+    f[49] = if sum_d2 > 1e-12 {
+        (sum_v2 / sum_d2).min(1.0)
+    } else {
+        0.0
+    };
 
     is_walking(m_std, cadence, step_reg, stride_reg)
 }
@@ -469,7 +560,12 @@ fn analyse_window(fs: f64, buf: &WindowBuffers, an: &mut Analysis, f: &mut [f64;
 /// Walking: the body moves (std of |a| in 0.5..30 m/s²), at a human step rate
 /// (1..3.5 steps/s), and the movement repeats (autocorrelation at the step or the
 /// stride lag ≥ 0.2; a still or randomly shaken phone stays well below).
-pub fn is_walking(m_std: f64, cadence_hz: f64, step_regularity: f64, stride_regularity: f64) -> bool {
+pub fn is_walking(
+    m_std: f64,
+    cadence_hz: f64,
+    step_regularity: f64,
+    stride_regularity: f64,
+) -> bool {
     (0.5..=30.0).contains(&m_std)
         && (1.0..=3.5).contains(&cadence_hz)
         && step_regularity.max(stride_regularity) >= 0.2
@@ -477,7 +573,10 @@ pub fn is_walking(m_std: f64, cadence_hz: f64, step_regularity: f64, stride_regu
 
 /// Batch form: every window of `samples`, with the validation report. Errors when the
 /// input is empty, its rate is absurd, or nothing survives validation.
-pub fn extract_gait(samples: &[MotionSample], cfg: GaitConfig) -> Result<(Vec<GaitWindow>, MotionReport), DspError> {
+pub fn extract_gait(
+    samples: &[MotionSample],
+    cfg: GaitConfig,
+) -> Result<(Vec<GaitWindow>, MotionReport), DspError> {
     check_sample_rate(samples)?;
     let mut ex = GaitExtractor::new(cfg)?;
     let mut windows = Vec::new();

@@ -43,7 +43,10 @@ pub fn fixed_text_timings(events: &[KeyEvent], expected_keys: usize) -> Result<V
         return Err(DspError::Empty);
     }
     if events.len() != expected_keys {
-        return Err(DspError::EntryLength { got: events.len(), expected: expected_keys });
+        return Err(DspError::EntryLength {
+            got: events.len(),
+            expected: expected_keys,
+        });
     }
     let mut out = Vec::with_capacity(3 * expected_keys - 2);
     for (i, e) in events.iter().enumerate() {
@@ -71,7 +74,10 @@ pub fn fixed_text_record(
     window_start_unix_ms: u64,
 ) -> Result<FeatureRecord, DspError> {
     let t = fixed_text_timings(events, expected_keys)?;
-    let span_ns = events[events.len() - 1].up_ns.max(events[events.len() - 1].down_ns) - events[0].down_ns;
+    let span_ns = events[events.len() - 1]
+        .up_ns
+        .max(events[events.len() - 1].down_ns)
+        - events[0].down_ns;
     Ok(FeatureRecord {
         factor: FactorKind::KeystrokeFixed,
         schema_version: 1,
@@ -115,7 +121,12 @@ impl FreeTextExtractor {
         if !(20..=10_000).contains(&block_keys) {
             return Err(DspError::Config("block_keys must be within 20..=10000"));
         }
-        Ok(FreeTextExtractor { block_keys, block: Vec::with_capacity(block_keys), last_down: None, report: KeyReport::default() })
+        Ok(FreeTextExtractor {
+            block_keys,
+            block: Vec::with_capacity(block_keys),
+            last_down: None,
+            report: KeyReport::default(),
+        })
     }
 
     /// Counts so far.
@@ -187,7 +198,11 @@ fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 /// Free-text features (`KEYSTROKE_FREE_V1` order) of a block of valid, ordered key
@@ -213,7 +228,10 @@ pub fn free_text_features(events: &[KeyEvent]) -> Option<Vec<f64>> {
     let (mut dd_all, mut ud_all) = (Acc::default(), Acc::default());
     let mut dd = [Acc::default(); 3]; // letter-letter, letter-space, space-letter
     let mut ud = [Acc::default(); 3];
-    let (mut dds, mut uds) = (Vec::with_capacity(events.len()), Vec::with_capacity(events.len()));
+    let (mut dds, mut uds) = (
+        Vec::with_capacity(events.len()),
+        Vec::with_capacity(events.len()),
+    );
     let (mut pauses, mut rollovers, mut dd_sum) = (0usize, 0usize, 0.0);
     for w in events.windows(2) {
         let dd_ns = w[1].down_ns - w[0].down_ns;
@@ -258,7 +276,11 @@ pub fn free_text_features(events: &[KeyEvent]) -> Option<Vec<f64>> {
     }
     f.push(median(&mut dds));
     f.push(median(&mut uds));
-    f.push(if dd_sum > 0.0 { digraphs as f64 / dd_sum } else { 0.0 });
+    f.push(if dd_sum > 0.0 {
+        digraphs as f64 / dd_sum
+    } else {
+        0.0
+    });
     let backspaces = events.iter().filter(|e| e.class == Backspace).count();
     f.push(backspaces as f64 / events.len() as f64);
     f.push(pauses as f64 / (events.len() - 1) as f64);
@@ -269,7 +291,11 @@ pub fn free_text_features(events: &[KeyEvent]) -> Option<Vec<f64>> {
 }
 
 /// The feature record of one free-text block.
-pub fn free_text_record(features: &[f64], window_start_unix_ms: u64, span_ns: i64) -> FeatureRecord {
+pub fn free_text_record(
+    features: &[f64],
+    window_start_unix_ms: u64,
+    span_ns: i64,
+) -> FeatureRecord {
     FeatureRecord {
         factor: FactorKind::KeystrokeFree,
         schema_version: 1,

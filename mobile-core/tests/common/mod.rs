@@ -22,7 +22,14 @@ impl Rng {
 
 /// Rotation matrix from yaw/pitch/roll (radians).
 pub fn rotation(yaw: f64, pitch: f64, roll: f64) -> [[f64; 3]; 3] {
-    let (cy, sy, cp, sp, cr, sr) = (yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin(), roll.cos(), roll.sin());
+    let (cy, sy, cp, sp, cr, sr) = (
+        yaw.cos(),
+        yaw.sin(),
+        pitch.cos(),
+        pitch.sin(),
+        roll.cos(),
+        roll.sin(),
+    );
     [
         [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
         [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
@@ -55,7 +62,8 @@ pub fn walker(
     let tau = 2.0 * std::f64::consts::PI;
     (0..n)
         .map(|i| {
-            let t_ns = (i as f64 * period + jitter * period * (rng.next_f64() - 0.5)) as i64 + 1_000_000_000;
+            let t_ns = (i as f64 * period + jitter * period * (rng.next_f64() - 0.5)) as i64
+                + 1_000_000_000;
             let t = t_ns as f64 / 1e9;
             let step = tau * cadence * t;
             let vertical = 2.5 * step.sin() + 0.8 * (2.0 * step).sin() + 0.6 * (0.5 * step).sin();
@@ -66,7 +74,11 @@ pub fn walker(
                 forward + 0.15 * rng.normal(),
                 9.81 + vertical + 0.15 * rng.normal(),
             ];
-            MotionSample { t_ns, accel: rotate(rot, world), gyro: Some([0.01, 0.02, 0.03]) }
+            MotionSample {
+                t_ns,
+                accel: rotate(rot, world),
+                gyro: Some([0.01, 0.02, 0.03]),
+            }
         })
         .collect()
 }
@@ -78,7 +90,11 @@ pub fn still(seconds: f64, rate_hz: f64, seed: u64) -> Vec<MotionSample> {
     (0..n)
         .map(|i| MotionSample {
             t_ns: (i as f64 * 1e9 / rate_hz) as i64,
-            accel: [0.02 * rng.normal(), 0.02 * rng.normal(), 9.81 + 0.02 * rng.normal()],
+            accel: [
+                0.02 * rng.normal(),
+                0.02 * rng.normal(),
+                9.81 + 0.02 * rng.normal(),
+            ],
             gyro: None,
         })
         .collect()
