@@ -9,13 +9,15 @@
 //! * [`envelope`] — the versioned binary envelope v1 (see `PROTOCOL.md`);
 //! * [`payload`] — the batch of feature records carried inside an envelope;
 //! * [`schema`] — feature schemas (names, order, dimension, version) per factor;
-//! * [`replay`] — what the backend must remember per device to reject replays.
+//! * [`replay`] — what the backend must remember per device to reject replays;
+//! * [`api`] — the JSON bodies of the HTTP API (device registration, uploads, errors).
 //!
 //! The crate does no I/O and has no async code: it is pure protocol logic, so the
 //! phone and the server run exactly the same bytes through exactly the same checks.
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod api;
 pub mod envelope;
 pub mod hpke;
 pub mod identity;

@@ -1,0 +1,249 @@
+//! JSON bodies of the HTTP API between phones and the gateway (`PROTOCOL.md`, "HTTP
+//! API"). Shared so that the client, the server and test servers cannot drift apart.
+//! Binary values travel as standard base64 (with padding); ids as lower-case hex.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{DevicePublicKey, IdentityError, SignatureAlgorithm};
+
+/// Most envelopes accepted in one `POST /v1/uploads`.
+pub const MAX_UPLOAD_BATCH: usize = 256;
+
+/// Wire name of a signature algorithm.
+pub fn algorithm_name(alg: SignatureAlgorithm) -> &'static str {
+    match alg {
+        SignatureAlgorithm::Ed25519 => "ed25519",
+        SignatureAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+    }
+}
+
+/// Parses a wire name of a signature algorithm.
+pub fn algorithm_from_name(name: &str) -> Option<SignatureAlgorithm> {
+    match name {
+        "ed25519" => Some(SignatureAlgorithm::Ed25519),
+        "ecdsa-p256-sha256" => Some(SignatureAlgorithm::EcdsaP256Sha256),
+        _ => None,
+    }
+}
+
+/// A device public key in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeyJson {
+    /// `ed25519` or `ecdsa-p256-sha256`.
+    pub algorithm: String,
+    /// The raw key, base64.
+    pub key: String,
+}
+
+impl PublicKeyJson {
+    /// From a device key.
+    pub fn from_key(k: &DevicePublicKey) -> Self {
+        PublicKeyJson {
+            algorithm: algorithm_name(k.algorithm()).into(),
+            key: b64_encode(k.as_bytes()),
+        }
+    }
+
+    /// To a validated device key.
+    pub fn to_key(&self) -> Result<DevicePublicKey, IdentityError> {
+        let alg = algorithm_from_name(&self.algorithm).ok_or(IdentityError::UnknownAlgorithm(0))?;
+        let bytes = b64_decode(&self.key).ok_or(IdentityError::MalformedPublicKey(alg))?;
+        DevicePublicKey::new(alg, &bytes)
+    }
+}
+
+/// `POST /v1/devices`: bind a device key to a user with a one-time enrolment token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterDeviceRequest {
+    /// The one-time token an administrator created for the user.
+    pub enrolment_token: String,
+    /// The device's public key.
+    pub public_key: PublicKeyJson,
+}
+
+/// Answer to [`RegisterDeviceRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterDeviceResponse {
+    /// The device id (hex), derived from the key.
+    pub device_id: String,
+    /// The user the device now belongs to.
+    pub user_id: String,
+}
+
+/// `POST /v1/uploads`: a batch of encoded envelopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRequest {
+    /// Envelopes, base64, at most [`MAX_UPLOAD_BATCH`].
+    pub envelopes: Vec<String>,
+}
+
+/// What happened to one envelope of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvelopeStatus {
+    /// Stored now (durably committed before this answer).
+    Stored,
+    /// Stored earlier: acknowledged again, not stored twice.
+    Duplicate,
+    /// Refused for good; `reason` says why. Sending it again will not help.
+    Rejected,
+}
+
+/// The result for one envelope, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeResult {
+    /// Position in the request.
+    pub index: usize,
+    /// Envelope id (hex), when the envelope could be decoded that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_id: Option<String>,
+    /// Outcome.
+    pub status: EnvelopeStatus,
+    /// Stable reason code for rejections (see `EnvelopeError::code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Answer to [`UploadRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadResponse {
+    /// One result per envelope, in request order.
+    pub results: Vec<EnvelopeResult>,
+}
+
+/// Every error answer: a human-readable message and a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+    /// Stable machine-readable code.
+    #[serde(default)]
+    pub code: String,
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub fn b64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Strict standard base64 decoding (padding required, no whitespace); `None` if invalid.
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 4 != 0 {
+        return None;
+    }
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(b.len() / 4 * 3);
+    for (ci, chunk) in b.chunks(4).enumerate() {
+        let last = ci == b.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = n << 6 | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        // Non-canonical encodings (bits set in the padding) are rejected.
+        if (pad == 1 && bytes[2] != 0) || (pad == 2 && (bytes[1] != 0 || bytes[2] != 0)) {
+            return None;
+        }
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(b64_encode(plain.as_bytes()), enc);
+            assert_eq!(b64_decode(enc).unwrap(), plain.as_bytes());
+        }
+        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zh==", "Zm9v\n", "Zm9$"] {
+            assert_eq!(b64_decode(bad), None, "{bad:?}");
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(b64_decode(&b64_encode(&all)).unwrap(), all);
+    }
+
+    #[test]
+    fn json_shapes_are_stable() {
+        let r = EnvelopeResult {
+            index: 0,
+            envelope_id: None,
+            status: EnvelopeStatus::Rejected,
+            reason: Some("bad_signature".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"index":0,"status":"rejected","reason":"bad_signature"}"#
+        );
+        let k = PublicKeyJson {
+            algorithm: "ed25519".into(),
+            key: b64_encode(&[7; 32]),
+        };
+        assert!(k.to_key().is_ok());
+        assert!(
+            PublicKeyJson {
+                algorithm: "rsa".into(),
+                ..k.clone()
+            }
+            .to_key()
+            .is_err()
+        );
+        assert!(
+            PublicKeyJson {
+                key: "!!".into(),
+                ..k
+            }
+            .to_key()
+            .is_err()
+        );
+    }
+}
