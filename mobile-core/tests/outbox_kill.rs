@@ -340,7 +340,7 @@ fn outbox_survives_sigkill_at_random_moments() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(25);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let dir = std::env::temp_dir().join(format!("tacit-outbox-kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -373,7 +373,7 @@ impl Fixture {
             mode,
             recipient: self.recipient.clone(),
             device: self.signer.public_key(),
-            rng: Mutex::new(seed | 1),
+            rng: Mutex::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
             stored: Mutex::default(),
             duplicates: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -412,6 +412,9 @@ fn quick_policy() -> UploadPolicy {
 // Tests
 // ---------------------------------------------------------------------------------
 
+/// A seed whose schedule shows every behaviour and makes some drains fail outright.
+const DEFAULT_SEED: u64 = 2;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_server_stores_every_envelope_exactly_once() {
     const ENVELOPES: usize = 300;
@@ -419,7 +422,7 @@ async fn flaky_server_stores_every_envelope_exactly_once() {
     let seed: u64 = std::env::var("TACIT_UPLOAD_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_f1a7);
+        .unwrap_or(DEFAULT_SEED);
     let started = Instant::now();
     let fx = Fixture::new("flaky");
     let outbox = fx.outbox();
@@ -495,6 +498,10 @@ async fn flaky_server_stores_every_envelope_exactly_once() {
         "Retry-After: 1 not honoured: {gaps:?}"
     );
     let behaviours = server.behaviours.lock().unwrap().clone();
+    if seed == DEFAULT_SEED {
+        assert_eq!(behaviours.len(), SCHEDULE.len() + 1, "{behaviours:?}");
+        assert!(failed_drains > 0);
+    }
     println!(
         "upload flaky test: {ENVELOPES} envelopes + 2 junk, seed {seed:#x}: {} requests \
          {behaviours:?}; {drains} drains ({failed_drains} failed), {} batches, {} retries; \
