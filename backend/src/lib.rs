@@ -2,6 +2,8 @@
 //!
 //! The server side of Tacit. It will hold, each with its issue:
 //!
+//! * [`store`] — the storage layer: users, enrolment tokens, devices and replay memory
+//!   on SQLite or PostgreSQL, feature batches on a directory or S3 (issue #5, item 4);
 //! * the axum gateway — device enrolment, encrypted ingest, storage on SQLite or
 //!   PostgreSQL plus files or S3, and the `serve`, `keygen` and `migrate` commands
 //!   (issue #5);
@@ -15,3 +17,5 @@
 #![warn(clippy::unwrap_used)]
 
 pub use tacit_shared as protocol;
+
+pub mod store;
