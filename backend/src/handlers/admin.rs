@@ -80,9 +80,13 @@ pub fn valid_user_id(id: &str) -> Result<(), ApiError> {
 /// Maps storage errors to HTTP.
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::NotFound(m) => ApiError::not_found(m),
-        StoreError::AlreadyExists(m) => ApiError::new(StatusCode::CONFLICT, "already_exists", m),
-        StoreError::Unavailable(m) => ApiError::unavailable(m),
+        StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+        StoreError::AlreadyExists(what) => ApiError::new(StatusCode::CONFLICT, "already_exists", format!("{what} already exists")),
+        StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
+        e @ StoreError::Unavailable { .. } => {
+            tracing::warn!(error = %e, "storage unavailable");
+            ApiError::unavailable("storage temporarily unavailable")
+        }
         other => ApiError::internal(other),
     }
 }

@@ -34,7 +34,7 @@ pub async fn register_device(
     // failure afterwards needs a new token, never a reused one.
     let user_id = st
         .store
-        .consume_enrolment_token(&token_hash(&req.enrolment_token), now_ms())
+        .consume_enrolment_token(token_hash(&req.enrolment_token), now_ms())
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "invalid_token", "unknown, used or expired enrolment token"))?;
@@ -46,7 +46,7 @@ pub async fn register_device(
         created_at_ms: now_ms(),
         revoked: false,
     };
-    st.store.register_device(&row).await.map_err(store_error)?;
+    st.store.register_device(row).await.map_err(store_error)?;
     st.metrics.inc("tacit_devices_registered_total", "", 1);
     tracing::info!(device = %device_id, user = %user_id, "device registered");
     Ok((StatusCode::CREATED, Json(RegisterDeviceResponse { device_id: device_id.to_hex(), user_id })))

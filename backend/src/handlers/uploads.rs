@@ -85,7 +85,7 @@ pub async fn upload(
         let id = env.header.device_id.0;
         *per_device.entry(id).or_default() += 1.0;
         if let std::collections::hash_map::Entry::Vacant(v) = devices.entry(id) {
-            v.insert(st.store.get_device(&id).await.map_err(store_error)?);
+            v.insert(st.store.get_device(id).await.map_err(store_error)?);
         }
     }
     let now = Instant::now();
@@ -143,7 +143,7 @@ pub async fn upload(
         let h = &opened.envelope.header;
         let i = opened.index;
         let id_hex = hex(&h.envelope_id);
-        let seen = st.store.seen(&h.device_id.0, h.sequence).await.map_err(store_error)?;
+        let seen = st.store.seen(h.device_id.0, h.sequence).await.map_err(store_error)?;
         let verdict = replay::check(&st.replay, now_ms, h.created_at_ms, &h.envelope_id, seen.as_ref());
         let outcome = match verdict {
             ReplayVerdict::Fresh => {
@@ -157,7 +157,7 @@ pub async fn upload(
                     received_at_ms: now_ms,
                     records: opened.payload.records.len() as u32,
                 };
-                match st.store.store_envelope(&meta, features).await.map_err(store_error)? {
+                match st.store.store_envelope(meta, features).await.map_err(store_error)? {
                     StoreOutcome::Stored => Ok(EnvelopeStatus::Stored),
                     StoreOutcome::Duplicate => Ok(EnvelopeStatus::Duplicate),
                     StoreOutcome::SequenceReused => Err("sequence_reused"),
