@@ -1,5 +1,5 @@
 //! Shared helpers for the gateway tests: a real server on port 0 over a chosen store.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +72,10 @@ pub struct TestServer {
 
 pub async fn start(backing: &Backing, name: &str) -> TestServer {
     let dir = temp_dir(name);
+    if let Backing::PostgresS3 { s3_endpoint, bucket, .. } = backing {
+        // moto accepts an unsigned bucket creation; an existing bucket is fine too.
+        let _ = reqwest::Client::new().put(format!("{s3_endpoint}/{bucket}")).send().await;
+    }
     let s = settings(backing, &dir);
     let pair = KeyRing::generate(&s.keys_dir()).expect("keygen");
     let keys = KeyRing::load(&s.keys_dir()).expect("load keys");

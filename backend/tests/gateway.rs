@@ -10,7 +10,7 @@ use ring::rand::SystemRandom;
 use tacit_mobile_core::client::{Client, ClientConfig};
 use tacit_mobile_core::dsp::{KeyClass, KeyEvent, MotionSample};
 use tacit_mobile_core::queue::{Outbox, OutboxConfig};
-use tacit_shared::api::{UploadResponse, b64_encode, hex};
+use tacit_shared::api::{UploadResponse, b64_encode};
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{RecipientKeyPair, Suite};
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
@@ -162,7 +162,7 @@ async fn scenario(backing: Backing) {
     let store = &ts.server.state.store;
     assert_eq!(store.count_envelopes(&user).await.unwrap(), 0);
     assert!(store.list_feature_objects(&user).await.unwrap().is_empty());
-    assert!(store.get_device(&signer.public_key().device_id().0).await.unwrap().is_none());
+    assert!(store.get_device(signer.public_key().device_id().0).await.unwrap().is_none());
     assert!(!store.user_exists(&user).await.unwrap());
     assert!(store.user_exists(&other).await.unwrap(), "other users are untouched");
     // The deleted device can no longer upload.
@@ -170,7 +170,6 @@ async fn scenario(backing: Backing) {
     let (_, late) = Envelope::seal(p, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
     let r = post_envelopes(&http, &url, &[late]).await;
     assert_eq!(r.results[0].reason.as_deref(), Some("unknown_device"));
-    let _ = hex(&[0]);
     ts.server.shutdown().await.unwrap();
 }
 
