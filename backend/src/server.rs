@@ -41,7 +41,8 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeErro
         // The embedded defaults live under the data directory.
         std::fs::create_dir_all(&settings.data_dir)?;
     }
-    let mut objects = store::ObjectsConfig::parse(&settings.objects_url(), settings.s3.endpoint.as_deref())?;
+    let mut objects =
+        store::ObjectsConfig::parse(&settings.objects_url(), settings.s3.endpoint.as_deref())?;
     if let store::ObjectsConfig::S3(s3) = &mut objects {
         let c = &settings.s3;
         s3.region = c.region.clone().or(s3.region.take());
@@ -49,7 +50,10 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeErro
         s3.secret_access_key = c.secret_access_key.clone().or(s3.secret_access_key.take());
         s3.allow_http |= c.allow_http;
     }
-    let cfg = store::StoreConfig { database_url: settings.database_url(), objects };
+    let cfg = store::StoreConfig {
+        database_url: settings.database_url(),
+        objects,
+    };
     Ok(cfg.open().await?)
 }
 
@@ -79,10 +83,17 @@ impl RunningServer {
 }
 
 /// Binds `settings.listen` and serves in the background with the given keys and store.
-pub async fn spawn(settings: Settings, keys: KeyRing, store: Arc<dyn Store>) -> Result<RunningServer, ServeError> {
+pub async fn spawn(
+    settings: Settings,
+    keys: KeyRing,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, ServeError> {
     let listener = TcpListener::bind(&settings.listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: settings.listen.clone(), source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
     let addr = listener.local_addr()?;
     let state = AppState::new(settings, keys, store);
     let app = router(state.clone());
@@ -94,7 +105,12 @@ pub async fn spawn(settings: Settings, keys: KeyRing, store: Arc<dyn Store>) -> 
             })
             .await
     });
-    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 /// `tacit-backend serve`: runs until SIGTERM or SIGINT.
