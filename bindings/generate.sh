@@ -60,6 +60,29 @@ lib="$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")"
 log "building uniffi-bindgen"
 cargo build --locked -q -p uniffi-bindgen >&2
 
+bindgen() {
+  cargo run --locked -q -p uniffi-bindgen -- generate --library "$lib" --no-format "$@" >&2
+}
+
+# Kotlin workaround for uniffi-rs#1434 (open in 0.32.2): an error variant with a field
+# named `message` clashes with Throwable.message and the generated Kotlin does not
+# compile. Such fields are renamed to `detail` on the Kotlin side only, through a
+# `[bindings.kotlin.rename]` global config; Python and Swift keep `message`. The list
+# is derived from a first generation, so it follows the library's error types; it is
+# empty (and nothing is renamed) once the library avoids the name.
+kotlin_renames() {
+  awk '
+    /^sealed class [A-Za-z0-9_]+ *: *kotlin\.Exception\(\)/ {
+      cls = $3; sub(/:.*/, "", cls); sub(/Exception$/, "Error", cls); variant = ""; next
+    }
+    /^}/ { cls = ""; variant = "" }
+    cls != "" && /^    class [A-Za-z0-9_]+\($/ { variant = $2; sub(/\(.*/, "", variant); next }
+    cls != "" && variant != "" && /^ *val `message`:/ {
+      printf "\"%s.%s.message\" = \"detail\"\n", cls, variant
+    }
+  ' "$@"
+}
+
 IFS=',' read -r -a langs <<<"$languages"
 for lang in "${langs[@]}"; do
   case "$lang" in
@@ -70,8 +93,22 @@ for lang in "${langs[@]}"; do
   rm -rf "$dir"
   mkdir -p "$dir"
   log "$lang -> $dir"
-  cargo run --locked -q -p uniffi-bindgen -- generate --library "$lib" \
-    --language "$lang" --no-format --out-dir "$dir" >&2
+  bindgen --language "$lang" --out-dir "$dir"
+  if [ "$lang" = kotlin ]; then
+    mapfile -t kt_files < <(find "$dir" -name '*.kt')
+    renames="$(kotlin_renames "${kt_files[@]}")"
+    if [ -n "$renames" ]; then
+      crate="$(basename "$lib")"
+      crate="${crate#lib}"
+      crate="${crate%.*}"
+      config="$dir/.kotlin-renames.toml"
+      printf '[crates.%s.bindings.kotlin.rename]\n%s\n' "$crate" "$renames" >"$config"
+      log "kotlin: renaming error fields named 'message' to 'detail' (uniffi-rs#1434): $(grep -c . <<<"$renames") fields"
+      rm -rf "${dir:?}/uniffi"
+      bindgen --language kotlin --out-dir "$dir" --config "$config"
+      rm -f "$config"
+    fi
+  fi
   cp "$lib" "$dir/"
 done
 echo "$out"

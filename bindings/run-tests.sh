@@ -91,8 +91,8 @@ test_env() {
 }
 
 run_python() {
-  local dir="$tmp/python" py
-  start_server python
+  local dir="$tmp/python" py envs
+  start_server python || return 1
   py="$(bash scripts/tools/python-venv.sh | tail -n 1)"
   cp -r "$gen/python" "$dir/lib"
   cp bindings/tests/python/*.py "$dir/lib/"
@@ -101,21 +101,21 @@ run_python() {
 }
 
 run_kotlin() {
-  local dir="$tmp/kotlin" KOTLINC KOTLIN_STDLIB KOTLINX_COROUTINES JNA_JAR cp
-  start_server kotlin
+  local dir="$tmp/kotlin" KOTLINC KOTLIN_STDLIB KOTLINX_COROUTINES JNA_JAR cp envs
+  start_server kotlin || return 1
   eval "$(bash scripts/tools/kotlin.sh)"
   cp="$JNA_JAR:$KOTLINX_COROUTINES"
   log "kotlin: compiling (about 30 s)"
   "$KOTLINC" -nowarn -d "$dir/classes" -cp "$cp" \
-    "$(find "$gen/kotlin" -name '*.kt')" bindings/tests/kotlin/*.kt >&2
+    "$(find "$gen/kotlin" -name '*.kt')" bindings/tests/kotlin/*.kt >&2 || return 1
   mapfile -t envs < <(test_env "$dir/data")
   env "${envs[@]}" java -Djna.library.path="$gen/kotlin" \
     -cp "$dir/classes:$KOTLIN_STDLIB:$cp" tacit.bindings.test.MainKt
 }
 
 run_swift() {
-  local dir="$tmp/swift" rc=0
-  start_server swift
+  local dir="$tmp/swift" rc=0 modulemap module envs
+  start_server swift || return 1
   bash scripts/tools/swift.sh ensure >/dev/null || rc=$?
   if [ "$rc" = 3 ]; then
     echo "SKIP: swift needs root to build and enter its chroot" >&2
@@ -126,12 +126,16 @@ run_swift() {
   mkdir -p "$dir"
   cp "$gen/swift/"* "$dir/"
   cp bindings/tests/swift/*.swift "$dir/"
+  # The uniffi namespace names the files: NS.swift, NSFFI.h, NSFFI.modulemap.
+  modulemap="$(cd "$dir" && ls -- *FFI.modulemap)"
+  module="${modulemap%FFI.modulemap}"
   mapfile -t envs < <(test_env /work/data)
   # Inside the chroot DIR is /work; the module map must be named by absolute path.
-  bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work sh -c '
-    swiftc -module-name tacit_mobile_core -Xcc -fmodule-map-file=/work/tacit_mobile_coreFFI.modulemap \
-      -L /work -ltacit_mobile_core -o /work/tacit_test /work/tacit_mobile_core.swift \
-      /work/main.swift 1>&2 && /work/tacit_test'
+  bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work \
+    swiftc -module-name "$module" -Xcc "-fmodule-map-file=/work/$modulemap" \
+    -L /work -ltacit_mobile_core -o /work/tacit_test "/work/$module.swift" /work/main.swift 1>&2 ||
+    return 1
+  bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work /work/tacit_test
 }
 
 total_pass=0
@@ -145,6 +149,8 @@ for lang in "${langs[@]}"; do
   log "=== $lang ==="
   out="$tmp/$lang.out"
   rc=0
+  # (set -e does not apply inside a function run in a `||` list: the steps return
+  # explicitly on failure.)
   "run_$lang" >"$out" || rc=$?
   summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)"
   if [ "$lang" = swift ] && [ "$rc" = 3 ] && [ -z "$summary" ]; then

@@ -17,7 +17,7 @@ import kotlin.math.cos
 import kotlin.math.sin
 import kotlin.system.exitProcess
 import kotlinx.coroutines.runBlocking
-import uniffi.tacit_mobile_core.*
+import uniffi.tacit.*
 
 var passed = 0
 var failed = 0
@@ -174,6 +174,10 @@ suspend fun scenario() {
         TacitClient(config("$data/bad", ByteArray(5)), null)
     }
 
+    expectError<TacitException.InvalidConfig>("key id mismatch -> InvalidConfig") {
+        TacitClient(config("$data/bad2").copy(backendKeyId = "00".repeat(8)), null)
+    }
+
     val client = TacitClient(config("$data/main"), null)
     var st = client.status()
     check("fresh client is not registered", !st.registered && st.deviceId == null, st)
@@ -185,9 +189,13 @@ suspend fun scenario() {
     st = client.status()
     check("status after registration", st.registered && st.deviceId == info.deviceId, st)
 
-    expectError<TacitException.InvalidInput>("invalid motion -> InvalidInput") {
-        client.recordMotion(listOf(MotionReading(System.currentTimeMillis() * 1_000_000L, Vector3(Double.NaN, 0.0, 9.8), null)))
+    check("deviceId() is the registered id", client.deviceId() == info.deviceId, client.deviceId())
+
+    expectError<TacitException.InvalidInput>("negative timestamp -> InvalidInput") {
+        client.recordMotion(listOf(MotionReading(-1L, Vector3(0.0, 0.0, 9.8), null)))
     }
+    val nan = client.recordMotion(listOf(MotionReading(System.currentTimeMillis() * 1_000_000L - 120_000_000_000L, Vector3(Double.NaN, 0.0, 9.8), null)))
+    check("NaN reading is dropped, not accepted", nan.accepted == 0UL && nan.dropped == 1UL, nan)
 
     val sealed = recordAndSeal(client, "built-in key")
     st = client.status()

@@ -17,7 +17,7 @@ import traceback
 import urllib.request
 
 import ed25519_ref
-import tacit_mobile_core as t
+import tacit as t
 
 PASSED = 0
 FAILED = 0
@@ -202,6 +202,11 @@ async def scenario():
                  lambda: t.TacitClient(config(os.path.join(data, "bad"), public_key=b"short"), None),
                  t.TacitError.InvalidConfig)
 
+    wrong_id = config(os.path.join(data, "bad2"))
+    wrong_id.backend_key_id = "00" * 8
+    expect_error("key id mismatch -> InvalidConfig", lambda: t.TacitClient(wrong_id, None),
+                 t.TacitError.InvalidConfig)
+
     client = t.TacitClient(config(os.path.join(data, "main")), None)
     st = client.status()
     check("fresh client is not registered", not st.registered and st.device_id is None, str(st))
@@ -214,10 +219,15 @@ async def scenario():
     st = client.status()
     check("status after registration", st.registered and st.device_id == info.device_id, str(st))
 
-    expect_error("invalid motion -> InvalidInput",
+    check("device_id() is the registered id", client.device_id() == info.device_id, client.device_id())
+
+    expect_error("negative timestamp -> InvalidInput",
                  lambda: client.record_motion([t.MotionReading(
-                     timestamp_ns=time.time_ns(), accel=t.Vector3(x=math.nan, y=0.0, z=9.8), gyro=None)]),
+                     timestamp_ns=-1, accel=t.Vector3(x=0.0, y=0.0, z=9.8), gyro=None)]),
                  t.TacitError.InvalidInput)
+    nan = client.record_motion([t.MotionReading(
+        timestamp_ns=time.time_ns() - 120_000_000_000, accel=t.Vector3(x=math.nan, y=0.0, z=9.8), gyro=None)])
+    check("NaN reading is dropped, not accepted", nan.accepted == 0 and nan.dropped == 1, str(nan))
 
     sealed = record_and_seal(client, "built-in key")
     st = client.status()

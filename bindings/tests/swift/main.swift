@@ -164,6 +164,12 @@ func scenario() async throws {
         try TacitClient(config: config(data + "/bad", publicKey: Data(count: 5)), keyStore: nil)
     }
 
+    var wrongId = config(data + "/bad2")
+    wrongId.backendKeyId = String(repeating: "00", count: 8)
+    expectError("key id mismatch -> InvalidConfig", { if case TacitError.InvalidConfig = $0 { return true }; return false }) {
+        try TacitClient(config: wrongId, keyStore: nil)
+    }
+
     let client = try TacitClient(config: config(data + "/main"), keyStore: nil)
     var st = try client.status()
     check("fresh client is not registered", !st.registered && st.deviceId == nil, st)
@@ -179,9 +185,13 @@ func scenario() async throws {
     st = try client.status()
     check("status after registration", st.registered && st.deviceId == info.deviceId, st)
 
-    expectError("invalid motion -> InvalidInput", { if case TacitError.InvalidInput = $0 { return true }; return false }) {
-        try client.recordMotion(samples: [MotionReading(timestampNs: nowNs(), accel: Vector3(x: .nan, y: 0, z: 9.8), gyro: nil)])
+    check("deviceId() is the registered id", client.deviceId() == info.deviceId, client.deviceId())
+
+    expectError("negative timestamp -> InvalidInput", { if case TacitError.InvalidInput = $0 { return true }; return false }) {
+        try client.recordMotion(samples: [MotionReading(timestampNs: -1, accel: Vector3(x: 0, y: 0, z: 9.8), gyro: nil)])
     }
+    let nan = try client.recordMotion(samples: [MotionReading(timestampNs: nowNs() - 120_000_000_000, accel: Vector3(x: .nan, y: 0, z: 9.8), gyro: nil)])
+    check("NaN reading is dropped, not accepted", nan.accepted == 0 && nan.dropped == 1, nan)
 
     let sealed = try recordAndSeal(client, "built-in key")
     st = try client.status()
@@ -200,11 +210,11 @@ func scenario() async throws {
     let again = try await client.uploadPending()
     check("nothing left to upload", again.sent == 0 && again.remaining == 0, again)
 
-    client.setNetworkState(state: NetworkState(online: false, unmetered: false))
+    try client.setNetworkState(state: NetworkState(online: false, unmetered: false))
     _ = try recordAndSeal(client, "offline")
     let off = try await client.uploadPending()
     check("offline upload is skipped", off.sent == 0 && off.skippedReason != nil && off.remaining > 0, off)
-    client.setNetworkState(state: NetworkState(online: true, unmetered: true))
+    try client.setNetworkState(state: NetworkState(online: true, unmetered: true))
     let on = try await client.uploadPending()
     check("online again uploads", on.stored == off.remaining && on.remaining == 0, on)
 
