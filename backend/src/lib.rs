@@ -1,17 +1,27 @@
 //! # tacit-backend
 //!
-//! The server side of Tacit. It will hold, each with its issue:
+//! The server side of Tacit:
 //!
-//! * the axum gateway — device enrolment, encrypted ingest, storage on SQLite or
-//!   PostgreSQL plus files or S3, and the `serve`, `keygen` and `migrate` commands
-//!   (issue #5);
-//! * the burn models, training and evaluation (`train`, `eval`) (issue #6);
-//! * the factor services, fusion and `/v1/authenticate` (issue #7).
+//! * the axum gateway — [`router`], [`handlers`], [`server`] (graceful shutdown),
+//!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`],
+//!   [`ratelimit`];
+//! * [`store`] — the storage trait with SQLite and PostgreSQL implementations and
+//!   feature objects on local files or S3.
 //!
-//! The protocol it speaks — envelope v1, HPKE, device signatures, replay rules — is
-//! already complete in [`tacit_shared`], which this crate re-exports.
-
+//! Still to come, each with its issue: the burn models, `train` and `eval` (#6); the
+//! factor services, fusion and `/v1/authenticate` (#7).
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
+
+pub mod error;
+pub mod handlers;
+pub mod keys;
+pub mod metrics;
+pub mod ratelimit;
+pub mod router;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod store;
 
 pub use tacit_shared as protocol;

@@ -5,21 +5,32 @@
 //! * [`dsp`] — input validation, resampling, filtering, windowed FFTs, statistics;
 //! * [`factors`] — gait features per walking window, keystroke timing features;
 //! * [`datasets`] — readers for the public research data sets (tests and evaluation
-//!   only), producing the same event types the phone does.
+//!   only), producing the same event types the phone does;
 //! * [`queue`] — the crash-safe outbox of sealed envelopes (SQLite, WAL, bounded);
-//! * [`upload`] — batched uploads of the outbox with retries, backoff and `Retry-After`.
+//! * [`upload`] — batched uploads of the outbox with retries, backoff and `Retry-After`;
+//! * [`client`] — the client in plain Rust: capture → features → sealed envelopes in
+//!   the outbox → uploads;
+//! * [`ffi`] — the uniffi edge exported to Swift/Kotlin/Python (`TacitClient`).
 //!
-//! Still to come (issue #4): the crash-safe outbox, uploads, the exported
-//! `TacitClient` and the uniffi edge. The protocol itself is [`tacit_shared`],
-//! re-exported as [`protocol`].
+//! The protocol itself is [`tacit_shared`], re-exported as [`protocol`].
 
-#![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod client;
 pub mod datasets;
 pub mod dsp;
 pub mod factors;
+pub mod ffi;
 pub mod queue;
 pub mod upload;
 
 pub use tacit_shared as protocol;
+
+// The generated FFI scaffolding is the one place with `unsafe` (extern "C" entry
+// points); everything else in the crate denies it.
+#[allow(unsafe_code)]
+mod scaffolding {
+    uniffi::setup_scaffolding!("tacit");
+}
+pub(crate) use scaffolding::*;
+

@@ -28,6 +28,7 @@ pub fn algorithm_from_name(name: &str) -> Option<SignatureAlgorithm> {
 
 /// A device public key in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicKeyJson {
     /// `ed25519` or `ecdsa-p256-sha256`.
     pub algorithm: String,
@@ -54,6 +55,7 @@ impl PublicKeyJson {
 
 /// `POST /v1/devices`: bind a device key to a user with a one-time enrolment token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterDeviceRequest {
     /// The one-time token an administrator created for the user.
     pub enrolment_token: String,
@@ -63,6 +65,7 @@ pub struct RegisterDeviceRequest {
 
 /// Answer to [`RegisterDeviceRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterDeviceResponse {
     /// The device id (hex), derived from the key.
     pub device_id: String,
@@ -72,6 +75,7 @@ pub struct RegisterDeviceResponse {
 
 /// `POST /v1/uploads`: a batch of encoded envelopes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadRequest {
     /// Envelopes, base64, at most [`MAX_UPLOAD_BATCH`].
     pub envelopes: Vec<String>,
@@ -79,6 +83,7 @@ pub struct UploadRequest {
 
 /// What happened to one envelope of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnvelopeStatus {
     /// Stored now (durably committed before this answer).
@@ -91,6 +96,7 @@ pub enum EnvelopeStatus {
 
 /// The result for one envelope, in request order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnvelopeResult {
     /// Position in the request.
     pub index: usize,
@@ -106,6 +112,7 @@ pub struct EnvelopeResult {
 
 /// Answer to [`UploadRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadResponse {
     /// One result per envelope, in request order.
     pub results: Vec<EnvelopeResult>,
@@ -113,6 +120,7 @@ pub struct UploadResponse {
 
 /// Every error answer: a human-readable message and a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: String,
@@ -147,7 +155,7 @@ pub fn b64_encode(bytes: &[u8]) -> String {
 /// Strict standard base64 decoding (padding required, no whitespace); `None` if invalid.
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

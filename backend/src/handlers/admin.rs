@@ -1,0 +1,158 @@
+//! Administrator endpoints: users, enrolment tokens, per-user deletion. Guarded by
+//! the bearer token from the settings (compared in constant time).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use ring::digest;
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use tacit_shared::api::b64_encode;
+
+use super::{constant_time_eq, json_error};
+use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
+use crate::store::StoreError;
+
+/// `POST /v1/users` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// The app's identifier for the person: 1..=128 characters of `[A-Za-z0-9._:@-]`.
+    pub user_id: String,
+}
+
+/// A user.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserResponse {
+    /// The user id.
+    pub user_id: String,
+}
+
+/// A one-time enrolment token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EnrolmentTokenResponse {
+    /// The token, to hand to the user's app once. Only its hash is stored.
+    pub token: String,
+    /// When it stops working (Unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// What a deletion removed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletionResponse {
+    /// The user id.
+    pub user_id: String,
+    /// Devices removed.
+    pub devices: u64,
+    /// Envelope records removed.
+    pub envelopes: u64,
+    /// Feature objects removed.
+    pub objects: u64,
+    /// Enrolment tokens removed.
+    pub tokens: u64,
+}
+
+fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = st.settings.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_disabled", "no admin token configured"));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong admin bearer token"));
+    }
+    Ok(())
+}
+
+/// Validates a user id from the network.
+pub fn valid_user_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b));
+    if ok { Ok(()) } else { Err(ApiError::bad_request("invalid_user_id", "user id must be 1..=128 of [A-Za-z0-9._:@-]")) }
+}
+
+/// Maps storage errors to HTTP.
+pub fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(m) => ApiError::not_found(m),
+        StoreError::AlreadyExists(m) => ApiError::new(StatusCode::CONFLICT, "already_exists", m),
+        StoreError::Unavailable(m) => ApiError::unavailable(m),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Hash under which an enrolment token is stored and looked up.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut h = [0u8; 32];
+    h.copy_from_slice(d.as_ref());
+    h
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/v1/users", request_body = CreateUserRequest,
+    security(("admin" = [])),
+    responses((status = 201, body = UserResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 409, body = tacit_shared::api::ErrorBody)))]
+pub async fn create_user(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateUserRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    authorize(&st, &headers)?;
+    let Json(req) = body.map_err(json_error)?;
+    valid_user_id(&req.user_id)?;
+    st.store.create_user(&req.user_id).await.map_err(store_error)?;
+    tracing::info!(user = %req.user_id, "user created");
+    Ok((StatusCode::CREATED, Json(UserResponse { user_id: req.user_id })))
+}
+
+/// Creates a one-time enrolment token for a user.
+#[utoipa::path(post, path = "/v1/users/{id}/enrolment-tokens", params(("id" = String, Path, description = "user id")),
+    security(("admin" = [])),
+    responses((status = 201, body = EnrolmentTokenResponse), (status = 401, body = tacit_shared::api::ErrorBody),
+        (status = 404, body = tacit_shared::api::ErrorBody)))]
+pub async fn create_enrolment_token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<EnrolmentTokenResponse>), ApiError> {
+    authorize(&st, &headers)?;
+    valid_user_id(&id)?;
+    if !st.store.user_exists(&id).await.map_err(store_error)? {
+        return Err(ApiError::not_found(format!("no user {id}")));
+    }
+    let mut raw = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::internal("rng failure"))?;
+    let token = b64_encode(&raw).replace('+', "-").replace('/', "_").trim_end_matches('=').to_string();
+    let expires_at_ms = now_ms() + st.settings.enrolment_token_ttl_s * 1000;
+    st.store.create_enrolment_token(&id, token_hash(&token), expires_at_ms).await.map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(EnrolmentTokenResponse { token, expires_at_ms })))
+}
+
+/// Deletes a user and everything stored about them: devices, envelopes, feature
+/// objects, tokens, templates.
+#[utoipa::path(delete, path = "/v1/users/{id}", params(("id" = String, Path, description = "user id")),
+    security(("admin" = [])),
+    responses((status = 200, body = DeletionResponse), (status = 401, body = tacit_shared::api::ErrorBody),
+        (status = 404, body = tacit_shared::api::ErrorBody)))]
+pub async fn delete_user(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<DeletionResponse>, ApiError> {
+    authorize(&st, &headers)?;
+    valid_user_id(&id)?;
+    if !st.store.user_exists(&id).await.map_err(store_error)? {
+        return Err(ApiError::not_found(format!("no user {id}")));
+    }
+    let r = st.store.delete_user(&id).await.map_err(store_error)?;
+    tracing::info!(user = %id, devices = r.devices, envelopes = r.envelopes, objects = r.objects, "user deleted");
+    Ok(Json(DeletionResponse { user_id: id, devices: r.devices, envelopes: r.envelopes, objects: r.objects, tokens: r.tokens }))
+}

@@ -1,0 +1,41 @@
+//! HTTP handlers, one file per concern. Every input is bounded and validated before
+//! use; every error is a JSON `ApiError`.
+
+pub mod admin;
+pub mod devices;
+pub mod health;
+pub mod uploads;
+
+use axum::extract::rejection::JsonRejection;
+
+use crate::error::ApiError;
+
+/// Maps axum's JSON rejections (syntax, wrong shape, wrong content type, too large) to
+/// 4xx JSON errors.
+pub fn json_error(e: JsonRejection) -> ApiError {
+    use axum::http::StatusCode;
+    let status = e.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        _ => "malformed_json",
+    };
+    let status = if status.is_client_error() { status } else { StatusCode::BAD_REQUEST };
+    ApiError::new(status, code, e.body_text())
+}
+
+/// Equality in time independent of where the inputs differ (lengths may leak).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Encrypted ingest: `POST /v1/uploads`.
+//!
+//! Per envelope, in order: base64 → strict decoding → key id known → device known and
+//! not revoked → signature → HPKE open → payload/schema validation → replay window →
+//! durable store (object, then database commit) → acknowledgement. One result per
+//! envelope; only infrastructure failures fail the whole request (503, Retry-After),
+//! and a client retrying that batch is safe because acknowledgement is by envelope id.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use tacit_shared::api::{
+    EnvelopeResult, EnvelopeStatus, MAX_UPLOAD_BATCH, UploadRequest, UploadResponse, b64_decode, hex,
+};
+use tacit_shared::envelope::{Envelope, EnvelopeError};
+use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
+use tacit_shared::payload::Payload;
+use tacit_shared::replay::{self, ReplayVerdict};
+
+use super::admin::store_error;
+use super::json_error;
+use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
+use crate::store::{DeviceRow, EnvelopeMeta, StoreOutcome};
+
+fn rejected(index: usize, id: Option<[u8; 16]>, reason: &str) -> EnvelopeResult {
+    EnvelopeResult {
+        index,
+        envelope_id: id.map(|i| hex(&i)),
+        status: EnvelopeStatus::Rejected,
+        reason: Some(reason.to_string()),
+    }
+}
+
+/// An envelope that passed every cryptographic and schema check.
+struct Opened {
+    index: usize,
+    envelope: Envelope,
+    payload: Payload,
+    user_id: String,
+}
+
+/// Accepts a batch of envelopes.
+#[utoipa::path(post, path = "/v1/uploads", request_body = UploadRequest,
+    responses((status = 200, body = UploadResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 413, body = tacit_shared::api::ErrorBody), (status = 429, body = tacit_shared::api::ErrorBody),
+        (status = 503, body = tacit_shared::api::ErrorBody)))]
+pub async fn upload(
+    State(st): State<AppState>,
+    body: Result<Json<UploadRequest>, JsonRejection>,
+) -> Result<Json<UploadResponse>, ApiError> {
+    let started = Instant::now();
+    let Json(req) = body.map_err(json_error)?;
+    if req.envelopes.is_empty() || req.envelopes.len() > MAX_UPLOAD_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!("a batch holds 1..={MAX_UPLOAD_BATCH} envelopes, got {}", req.envelopes.len()),
+        ));
+    }
+    let n = req.envelopes.len();
+    let mut results: Vec<Option<EnvelopeResult>> = vec![None; n];
+
+    // Structural decoding (cheap, no secrets).
+    let mut decoded = Vec::with_capacity(n);
+    for (i, b64) in req.envelopes.iter().enumerate() {
+        let Some(bytes) = b64_decode(b64) else {
+            results[i] = Some(rejected(i, None, "bad_base64"));
+            continue;
+        };
+        match Envelope::decode(&bytes) {
+            Ok(env) => decoded.push((i, env)),
+            Err(e) => results[i] = Some(rejected(i, None, e.code())),
+        }
+    }
+
+    // Devices of this batch, then the per-device rate limit (whole request: the client
+    // retries the batch after Retry-After).
+    let mut devices: HashMap<[u8; 16], Option<DeviceRow>> = HashMap::new();
+    let mut per_device: HashMap<[u8; 16], f64> = HashMap::new();
+    for (_, env) in &decoded {
+        let id = env.header.device_id.0;
+        *per_device.entry(id).or_default() += 1.0;
+        if let std::collections::hash_map::Entry::Vacant(v) = devices.entry(id) {
+            v.insert(st.store.get_device(&id).await.map_err(store_error)?);
+        }
+    }
+    let now = Instant::now();
+    for (id, count) in &per_device {
+        if devices.get(id).is_some_and(|d| d.is_some()) {
+            if let Err(wait) = st.limiter.take(*id, *count, now) {
+                st.metrics.inc("tacit_rate_limited_total", "", 1);
+                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many envelopes from this device");
+                e.retry_after_s = Some(wait);
+                return Err(e);
+            }
+        }
+    }
+
+    // Signatures, decryption and schema validation: CPU work, off the async threads.
+    let keys = st.keys.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        decoded
+            .into_iter()
+            .map(|(i, env)| {
+                let id = env.header.envelope_id;
+                let Some(key) = keys.get(&env.header.key_id) else {
+                    return Err(rejected(i, Some(id), EnvelopeError::UnknownKeyId(env.header.key_id).code()));
+                };
+                let Some(Some(device)) = devices.get(&env.header.device_id.0) else {
+                    return Err(rejected(i, Some(id), "unknown_device"));
+                };
+                if device.revoked {
+                    return Err(rejected(i, Some(id), "device_revoked"));
+                }
+                let alg = SignatureAlgorithm::from_tag(device.algorithm);
+                let Some(device_key) = alg.and_then(|a| DevicePublicKey::new(a, &device.public_key).ok()) else {
+                    return Err(rejected(i, Some(id), "unknown_device"));
+                };
+                env.verify(&device_key).map_err(|e| rejected(i, Some(id), e.code()))?;
+                let payload = env.decrypt(key).map_err(|e| rejected(i, Some(id), e.code()))?;
+                Ok(Opened { index: i, envelope: env, payload, user_id: device.user_id.clone() })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+
+    // Replay rules and durable storage, in request order.
+    let now_ms = now_ms();
+    for item in checked {
+        let opened = match item {
+            Ok(o) => o,
+            Err(r) => {
+                let i = r.index;
+                results[i] = Some(r);
+                continue;
+            }
+        };
+        let h = &opened.envelope.header;
+        let i = opened.index;
+        let id_hex = hex(&h.envelope_id);
+        let seen = st.store.seen(&h.device_id.0, h.sequence).await.map_err(store_error)?;
+        let verdict = replay::check(&st.replay, now_ms, h.created_at_ms, &h.envelope_id, seen.as_ref());
+        let outcome = match verdict {
+            ReplayVerdict::Fresh => {
+                let features = opened.payload.encode().map_err(ApiError::internal)?;
+                let meta = EnvelopeMeta {
+                    device_id: h.device_id.0,
+                    user_id: opened.user_id.clone(),
+                    sequence: h.sequence,
+                    envelope_id: h.envelope_id,
+                    created_at_ms: h.created_at_ms,
+                    received_at_ms: now_ms,
+                    records: opened.payload.records.len() as u32,
+                };
+                match st.store.store_envelope(&meta, features).await.map_err(store_error)? {
+                    StoreOutcome::Stored => Ok(EnvelopeStatus::Stored),
+                    StoreOutcome::Duplicate => Ok(EnvelopeStatus::Duplicate),
+                    StoreOutcome::SequenceReused => Err("sequence_reused"),
+                }
+            }
+            ReplayVerdict::Duplicate => Ok(EnvelopeStatus::Duplicate),
+            ReplayVerdict::SequenceReused => Err("sequence_reused"),
+            ReplayVerdict::Expired => Err("expired"),
+            ReplayVerdict::FromTheFuture => Err("from_the_future"),
+        };
+        results[i] = Some(match outcome {
+            Ok(status) => {
+                if status == EnvelopeStatus::Stored {
+                    st.metrics.inc("tacit_feature_records_total", "", opened.payload.records.len() as u64);
+                }
+                EnvelopeResult { index: i, envelope_id: Some(id_hex), status, reason: None }
+            }
+            Err(reason) => rejected(i, Some(h.envelope_id), reason),
+        });
+    }
+
+    let results: Vec<EnvelopeResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| rejected(i, None, "internal")))
+        .collect();
+    for r in &results {
+        let label = match r.status {
+            EnvelopeStatus::Stored => "status=\"stored\"".to_string(),
+            EnvelopeStatus::Duplicate => "status=\"duplicate\"".to_string(),
+            EnvelopeStatus::Rejected => format!("status=\"rejected\",reason=\"{}\"", r.reason.as_deref().unwrap_or("")),
+        };
+        st.metrics.inc("tacit_envelopes_total", &label, 1);
+    }
+    st.metrics.observe_ms(started.elapsed().as_secs_f64() * 1000.0);
+    Ok(Json(UploadResponse { results }))
+}

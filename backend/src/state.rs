@@ -1,0 +1,52 @@
+//! Shared state of the running gateway.
+
+use std::sync::Arc;
+
+use tacit_shared::replay::ReplayPolicy;
+
+use crate::keys::KeyRing;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Settings in force.
+    pub settings: Arc<Settings>,
+    /// Live HPKE keys.
+    pub keys: Arc<KeyRing>,
+    /// Database + object store.
+    pub store: Arc<dyn Store>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Per-device ingest limiter.
+    pub limiter: Arc<RateLimiter>,
+    /// Replay acceptance window.
+    pub replay: ReplayPolicy,
+}
+
+impl AppState {
+    /// Builds the state from its parts.
+    pub fn new(settings: Settings, keys: KeyRing, store: Arc<dyn Store>) -> Self {
+        let replay = ReplayPolicy {
+            max_age_ms: settings.max_envelope_age_days * 24 * 3600 * 1000,
+            max_future_skew_ms: settings.max_future_skew_s * 1000,
+        };
+        let limiter = RateLimiter::new(settings.limits.envelopes_per_second_per_device, settings.limits.burst_per_device);
+        AppState {
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            store,
+            metrics: Arc::new(Metrics::default()),
+            limiter: Arc::new(limiter),
+            replay,
+        }
+    }
+}
+
+/// Current Unix time in ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,442 @@
+//! The phone-side client, in plain Rust (the FFI edge in [`crate::ffi`] is a thin
+//! wrapper): capture → features → sealed envelopes in the outbox → uploads.
+//!
+//! Raw samples and key events live only inside the extractors for the length of one
+//! window or block; what is kept and sent are feature records.
+
+mod keystore;
+mod registration;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ring::rand::SystemRandom;
+use tacit_shared::envelope::{Envelope, SealParams};
+use tacit_shared::hpke::{KeyId, RecipientPublicKey, Suite};
+use tacit_shared::identity::DeviceSigner;
+use tacit_shared::payload::{FeatureRecord, Payload};
+
+pub use keystore::{FileKeyStore, KEY_FILE};
+pub use registration::Registration;
+
+use crate::dsp::{DspError, KeyEvent, MotionSample};
+use crate::factors::gait::{GaitConfig, GaitExtractor};
+use crate::factors::keystroke::{FreeTextExtractor, fixed_text_record, free_text_record, phrase_id};
+use crate::queue::{Outbox, OutboxConfig, QueueError, QueuedEnvelope};
+use crate::upload::{DrainReport, UploadPolicy, Uploader};
+
+/// Records per envelope. Small enough that one envelope is a few tens of KiB, large
+/// enough that the per-envelope X25519 + signature cost is amortised.
+pub const RECORDS_PER_ENVELOPE: usize = 256;
+/// Pending records above this are sealed automatically, bounding memory.
+pub const MAX_PENDING_RECORDS: usize = 4 * RECORDS_PER_ENVELOPE;
+/// Keys per free-text block.
+pub const FREE_TEXT_BLOCK_KEYS: usize = 100;
+
+/// Internal errors of the client; the FFI maps them to its small public enum.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Input from the app is unusable.
+    #[error("invalid input: {0}")]
+    Input(#[from] DspError),
+    /// Input from the app produced features outside the schema's plausible ranges.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Local storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The outbox failed.
+    #[error("outbox: {0}")]
+    Queue(#[from] QueueError),
+    /// The network or the server could not be reached.
+    #[error("network: {0}")]
+    Network(String),
+    /// The server answered with an error.
+    #[error("server: {0}")]
+    Server(String),
+    /// The device must be registered first.
+    #[error("device not registered")]
+    NotRegistered,
+    /// Not offered by the backend yet.
+    #[error("not available: {0}")]
+    NotAvailable(String),
+    /// The device key could not be used.
+    #[error("device key: {0}")]
+    KeyStore(String),
+    /// Sealing failed.
+    #[error("sealing: {0}")]
+    Seal(String),
+}
+
+/// Client configuration (Rust form).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Backend base URL, e.g. `https://auth.example.com`.
+    pub backend_url: String,
+    /// The backend's HPKE public key (pinned in the app).
+    pub backend_key: RecipientPublicKey,
+    /// Where the outbox, the device key and the registration live.
+    pub data_dir: PathBuf,
+    /// The app's id for the person.
+    pub user_id: String,
+    /// Upload behaviour.
+    pub upload: UploadPolicy,
+    /// Outbox bound.
+    pub outbox: OutboxConfig,
+    /// Upload only on unmetered networks.
+    pub wifi_only: bool,
+}
+
+impl ClientConfig {
+    /// Builds a config, checking the pinned key id against the key.
+    pub fn new(
+        backend_url: &str,
+        backend_key: &[u8],
+        backend_key_id: &str,
+        data_dir: &str,
+        user_id: &str,
+    ) -> Result<Self, ClientError> {
+        let key: [u8; 32] = backend_key
+            .try_into()
+            .map_err(|_| ClientError::Config(format!("backend key must be 32 bytes, got {}", backend_key.len())))?;
+        let key = RecipientPublicKey::from_bytes(key);
+        let id = KeyId::from_hex(backend_key_id)
+            .ok_or_else(|| ClientError::Config("backend key id must be 16 hex characters".into()))?;
+        if id != key.key_id() {
+            return Err(ClientError::Config(format!(
+                "backend key id {backend_key_id} does not match the key (expected {})",
+                key.key_id()
+            )));
+        }
+        if !(backend_url.starts_with("https://") || backend_url.starts_with("http://")) {
+            return Err(ClientError::Config("backend URL must start with https:// or http://".into()));
+        }
+        if user_id.is_empty() || user_id.len() > 256 {
+            return Err(ClientError::Config("user id must be 1..=256 bytes".into()));
+        }
+        if data_dir.is_empty() {
+            return Err(ClientError::Config("data directory must be set".into()));
+        }
+        Ok(ClientConfig {
+            backend_url: backend_url.trim_end_matches('/').to_string(),
+            backend_key: key,
+            data_dir: PathBuf::from(data_dir),
+            user_id: user_id.to_string(),
+            upload: UploadPolicy::default(),
+            outbox: OutboxConfig::default(),
+            wifi_only: false,
+        })
+    }
+}
+
+/// Connectivity as the app sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    /// Any network at all.
+    pub online: bool,
+    /// Wi-Fi or another unmetered network.
+    pub unmetered: bool,
+}
+
+/// What one `record_*` call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// Samples or events accepted.
+    pub accepted: u64,
+    /// Samples or events dropped by validation.
+    pub dropped: u64,
+    /// Windows or blocks completed.
+    pub windows: u64,
+    /// Feature records produced.
+    pub feature_records: u64,
+}
+
+/// What one `seal` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealOutcome {
+    /// Envelopes written to the outbox.
+    pub envelopes: u32,
+    /// Records sealed.
+    pub records: u32,
+    /// Old envelopes evicted to stay within the outbox bound.
+    pub evicted: u64,
+}
+
+/// Result of an upload attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadOutcome {
+    /// The drain, when one ran.
+    pub report: DrainReport,
+    /// Envelopes still waiting.
+    pub remaining: u64,
+    /// Why nothing was sent, when nothing was.
+    pub skipped: Option<String>,
+}
+
+/// Snapshot of the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The registration, if any.
+    pub registration: Option<Registration>,
+    /// Envelopes waiting in the outbox.
+    pub outbox_envelopes: u64,
+    /// Their size.
+    pub outbox_bytes: u64,
+    /// Envelopes evicted since the outbox was created.
+    pub evicted_total: u64,
+    /// Envelopes the server refused for good.
+    pub rejected_total: u64,
+    /// Envelopes the server acknowledged.
+    pub acknowledged_total: u64,
+    /// Feature records not sealed yet.
+    pub pending_records: u64,
+    /// Last successful upload (Unix ms).
+    pub last_upload_unix_ms: Option<u64>,
+    /// Current network state.
+    pub network: Network,
+}
+
+struct Capture {
+    gait: GaitExtractor,
+    free_text: FreeTextExtractor,
+    pending: Vec<FeatureRecord>,
+    network: Network,
+}
+
+/// The client.
+pub struct Client {
+    cfg: ClientConfig,
+    signer: Arc<dyn DeviceSigner>,
+    outbox: Outbox,
+    uploader: Uploader,
+    http: reqwest::Client,
+    rng: SystemRandom,
+    capture: Mutex<Capture>,
+    registration: Mutex<Option<Registration>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn ns_to_ms(ns: i64) -> u64 {
+    (ns.max(0) / 1_000_000) as u64
+}
+
+impl Client {
+    /// Opens (or creates) the client's state in `cfg.data_dir`. `signer` is the device
+    /// key; `None` uses the built-in file-backed Ed25519 key.
+    pub fn new(cfg: ClientConfig, signer: Option<Arc<dyn DeviceSigner>>) -> Result<Self, ClientError> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| ClientError::Storage(format!("{}: {e}", cfg.data_dir.display())))?;
+        let signer: Arc<dyn DeviceSigner> = match signer {
+            Some(s) => s,
+            None => Arc::new(FileKeyStore::open_or_create(&cfg.data_dir)?),
+        };
+        let outbox = Outbox::open(&cfg.data_dir, cfg.outbox.clone())?;
+        let uploader = Uploader::new(&cfg.backend_url, cfg.upload.clone()).map_err(|e| ClientError::Config(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.upload.request_timeout)
+            .build()
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let registration = Registration::load(&cfg.data_dir)?;
+        if let Some(r) = &registration {
+            if r.device_id != signer.public_key().device_id().to_hex() {
+                tracing::warn!("stored registration belongs to another device key; registration required");
+            }
+        }
+        let registration = registration.filter(|r| r.device_id == signer.public_key().device_id().to_hex());
+        Ok(Client {
+            capture: Mutex::new(Capture {
+                gait: GaitExtractor::new(GaitConfig::default())?,
+                free_text: FreeTextExtractor::new(FREE_TEXT_BLOCK_KEYS)?,
+                pending: Vec::new(),
+                network: Network { online: true, unmetered: true },
+            }),
+            registration: Mutex::new(registration),
+            cfg,
+            signer,
+            outbox,
+            uploader,
+            http,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    fn capture(&self) -> Result<MutexGuard<'_, Capture>, ClientError> {
+        self.capture.lock().map_err(|_| ClientError::Storage("client state poisoned by an earlier panic".into()))
+    }
+
+    /// The device id of the signing key (hex).
+    pub fn device_id(&self) -> String {
+        self.signer.public_key().device_id().to_hex()
+    }
+
+    /// Registers the device key with a one-time enrolment token.
+    pub async fn register_device(&self, token: &str) -> Result<Registration, ClientError> {
+        let reg = registration::register(&self.http, &self.cfg, self.signer.as_ref(), token).await?;
+        reg.store(&self.cfg.data_dir)?;
+        *self.registration.lock().map_err(|_| ClientError::Storage("poisoned".into()))? = Some(reg.clone());
+        tracing::info!(device = %reg.device_id, "device registered");
+        Ok(reg)
+    }
+
+    /// Feeds motion samples (Unix-epoch ns timestamps) to the gait extractor.
+    pub fn record_motion(&self, samples: &[MotionSample]) -> Result<RecordOutcome, ClientError> {
+        if samples.iter().any(|s| s.t_ns < 0) {
+            return Err(DspError::Config("timestamps must be Unix-epoch nanoseconds (non-negative)").into());
+        }
+        let mut c = self.capture()?;
+        let before = c.gait.report().clone();
+        let mut produced = Vec::new();
+        c.gait.push(samples, |w| {
+            if w.walking {
+                produced.push(w.to_record(ns_to_ms(w.start_ns)));
+            }
+        });
+        let after = c.gait.report().clone();
+        let n = produced.len() as u64;
+        c.pending.extend(produced.into_iter().filter(|r| r.validate().is_ok()));
+        drop(c);
+        self.seal_if_full()?;
+        Ok(RecordOutcome {
+            accepted: after.accepted - before.accepted,
+            dropped: after.dropped() - before.dropped(),
+            windows: after.windows - before.windows,
+            feature_records: n,
+        })
+    }
+
+    /// Feeds free-text key events.
+    pub fn record_keys(&self, events: &[KeyEvent]) -> Result<RecordOutcome, ClientError> {
+        let mut c = self.capture()?;
+        let before = c.free_text.report().clone();
+        let mut produced = Vec::new();
+        c.free_text.push(events, |f, start, end| {
+            produced.push(free_text_record(f, ns_to_ms(start), end.saturating_sub(start)));
+        });
+        let after = c.free_text.report().clone();
+        let n = produced.len() as u64;
+        c.pending.extend(produced.into_iter().filter(|r| r.validate().is_ok()));
+        drop(c);
+        self.seal_if_full()?;
+        Ok(RecordOutcome {
+            accepted: after.accepted - before.accepted,
+            dropped: (after.dropped_invalid + after.dropped_out_of_order)
+                - (before.dropped_invalid + before.dropped_out_of_order),
+            windows: after.blocks - before.blocks,
+            feature_records: n,
+        })
+    }
+
+    /// Records one entry of a fixed phrase (password/PIN). The phrase is hashed with the
+    /// user id as salt and forgotten; only its hash and the timings are kept.
+    pub fn record_phrase_entry(&self, phrase: &str, events: &[KeyEvent]) -> Result<RecordOutcome, ClientError> {
+        let keys = phrase.chars().count();
+        let id = phrase_id(self.cfg.user_id.as_bytes(), phrase);
+        let start = events.first().map(|e| ns_to_ms(e.down_ns)).unwrap_or(0);
+        let record = fixed_text_record(id, events, keys, start)?;
+        record.validate().map_err(|e| ClientError::InvalidInput(e.to_string()))?;
+        self.capture()?.pending.push(record);
+        self.seal_if_full()?;
+        Ok(RecordOutcome { accepted: events.len() as u64, dropped: 0, windows: 1, feature_records: 1 })
+    }
+
+    fn seal_if_full(&self) -> Result<(), ClientError> {
+        if self.capture()?.pending.len() >= MAX_PENDING_RECORDS {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Seals all pending records into envelopes in the outbox.
+    pub fn seal(&self) -> Result<SealOutcome, ClientError> {
+        let mut c = self.capture()?;
+        let mut out = SealOutcome::default();
+        while !c.pending.is_empty() {
+            let n = c.pending.len().min(RECORDS_PER_ENVELOPE);
+            let payload = Payload { records: c.pending[..n].to_vec() };
+            let sequence = self.outbox.allocate_sequence()?;
+            let params = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence, created_at_ms: now_ms() };
+            let (header, bytes) = Envelope::seal(params, &payload, &self.cfg.backend_key, self.signer.as_ref(), &self.rng)
+                .map_err(|e| ClientError::Seal(e.to_string()))?;
+            let queued = QueuedEnvelope {
+                envelope_id: header.envelope_id,
+                sequence,
+                created_at_ms: header.created_at_ms,
+                bytes,
+            };
+            out.evicted += self.outbox.push(&queued)?;
+            // Only now, with the envelope durably in the outbox, forget the records.
+            c.pending.drain(..n);
+            out.envelopes += 1;
+            out.records += n as u32;
+        }
+        if out.envelopes > 0 {
+            tracing::info!(envelopes = out.envelopes, records = out.records, evicted = out.evicted, "sealed");
+        }
+        Ok(out)
+    }
+
+    /// Uploads what the outbox holds, if the network policy allows.
+    pub async fn upload_pending(&self) -> Result<UploadOutcome, ClientError> {
+        if self.registration.lock().map_err(|_| ClientError::Storage("poisoned".into()))?.is_none() {
+            return Err(ClientError::NotRegistered);
+        }
+        let network = self.capture()?.network;
+        let skipped = if !network.online {
+            Some("offline")
+        } else if self.cfg.wifi_only && !network.unmetered {
+            Some("metered network and wifi_only is set")
+        } else {
+            None
+        };
+        if let Some(why) = skipped {
+            let remaining = self.outbox.stats()?.envelopes;
+            return Ok(UploadOutcome { report: DrainReport::default(), remaining, skipped: Some(why.into()) });
+        }
+        let report = self.uploader.drain(&self.outbox).await;
+        let remaining = self.outbox.stats()?.envelopes;
+        tracing::info!(
+            sent = report.sent,
+            stored = report.stored,
+            duplicate = report.duplicate,
+            rejected = report.rejected,
+            remaining,
+            "upload finished"
+        );
+        Ok(UploadOutcome { report, remaining, skipped: None })
+    }
+
+    /// Asks the backend whether the enrolled person is still the one using the phone.
+    pub async fn authenticate(&self) -> Result<(), ClientError> {
+        Err(ClientError::NotAvailable("the backend has no /v1/authenticate endpoint yet".into()))
+    }
+
+    /// Updates the network state used by the upload policy.
+    pub fn set_network(&self, network: Network) -> Result<(), ClientError> {
+        self.capture()?.network = network;
+        Ok(())
+    }
+
+    /// A snapshot of the client.
+    pub fn status(&self) -> Result<Status, ClientError> {
+        let s = self.outbox.stats()?;
+        let c = self.capture()?;
+        Ok(Status {
+            registration: self.registration.lock().map_err(|_| ClientError::Storage("poisoned".into()))?.clone(),
+            outbox_envelopes: s.envelopes,
+            outbox_bytes: s.bytes,
+            evicted_total: s.evicted_total,
+            rejected_total: s.rejected_total,
+            acknowledged_total: s.acknowledged_total,
+            pending_records: c.pending.len() as u64,
+            last_upload_unix_ms: s.last_upload_ms,
+            network: c.network,
+        })
+    }
+}
+

@@ -1,0 +1,273 @@
+//! Records and enums exported to Swift/Kotlin/Python, with their conversions.
+
+use crate::client::{RecordOutcome, SealOutcome, Status, UploadOutcome};
+use crate::dsp;
+
+/// Client configuration.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct TacitConfig {
+    /// Backend base URL, e.g. `https://auth.example.com`.
+    pub backend_url: String,
+    /// The backend's X25519 HPKE public key (32 bytes), pinned in the app.
+    pub backend_public_key: Vec<u8>,
+    /// Its key id (16 hex characters); must match the key.
+    pub backend_key_id: String,
+    /// A private directory for the outbox, the device key and the registration.
+    pub data_dir: String,
+    /// The app's identifier for the person.
+    pub user_id: String,
+    /// Upload behaviour (see `default_upload_settings()`).
+    pub upload: UploadSettings,
+}
+
+/// Upload behaviour.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct UploadSettings {
+    /// Envelopes per request (1..=256).
+    pub batch_size: u32,
+    /// Outbox bound in bytes; the oldest envelopes are dropped (and counted) beyond it.
+    pub max_outbox_bytes: u64,
+    /// Upload only on unmetered networks.
+    pub wifi_only: bool,
+    /// Attempts per request before giving up until the next `upload_pending`.
+    pub max_attempts: u32,
+    /// Timeout of one request in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+/// A 3-D vector.
+#[derive(Debug, Clone, Copy, uniffi::Record)]
+pub struct Vector3 {
+    /// x component.
+    pub x: f64,
+    /// y component.
+    pub y: f64,
+    /// z component.
+    pub z: f64,
+}
+
+/// One motion sensor reading.
+#[derive(Debug, Clone, Copy, uniffi::Record)]
+pub struct MotionReading {
+    /// Unix-epoch timestamp in nanoseconds.
+    pub timestamp_ns: i64,
+    /// Acceleration in m/s², gravity included, device frame.
+    pub accel: Vector3,
+    /// Rotation rate in rad/s, if the device has a gyroscope.
+    pub gyro: Option<Vector3>,
+}
+
+impl From<MotionReading> for dsp::MotionSample {
+    fn from(r: MotionReading) -> Self {
+        dsp::MotionSample {
+            t_ns: r.timestamp_ns,
+            accel: [r.accel.x, r.accel.y, r.accel.z],
+            gyro: r.gyro.map(|g| [g.x, g.y, g.z]),
+        }
+    }
+}
+
+/// The class of a key. The character itself is never passed to Tacit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum KeyClass {
+    /// A letter.
+    Letter,
+    /// A digit.
+    Digit,
+    /// Space.
+    Space,
+    /// Punctuation or a symbol.
+    Punctuation,
+    /// Backspace / delete.
+    Backspace,
+    /// Return / enter.
+    Enter,
+    /// Shift, control and similar.
+    Modifier,
+    /// Anything else.
+    Other,
+}
+
+/// One key press.
+#[derive(Debug, Clone, Copy, uniffi::Record)]
+pub struct KeyPress {
+    /// Class of the key.
+    pub key_class: KeyClass,
+    /// Key-down time, Unix-epoch ns.
+    pub down_ns: i64,
+    /// Key-up time, Unix-epoch ns.
+    pub up_ns: i64,
+    /// Touch pressure, if the platform reports it.
+    pub pressure: Option<f64>,
+    /// Touch area, if the platform reports it.
+    pub area: Option<f64>,
+}
+
+impl From<KeyPress> for dsp::KeyEvent {
+    fn from(k: KeyPress) -> Self {
+        use dsp::KeyClass as K;
+        dsp::KeyEvent {
+            class: match k.key_class {
+                KeyClass::Letter => K::Letter,
+                KeyClass::Digit => K::Digit,
+                KeyClass::Space => K::Space,
+                KeyClass::Punctuation => K::Punctuation,
+                KeyClass::Backspace => K::Backspace,
+                KeyClass::Enter => K::Enter,
+                KeyClass::Modifier => K::Modifier,
+                KeyClass::Other => K::Other,
+            },
+            down_ns: k.down_ns,
+            up_ns: k.up_ns,
+            pressure: k.pressure,
+            area: k.area,
+        }
+    }
+}
+
+/// What a `record_*` call did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RecordReport {
+    /// Readings or key presses used.
+    pub accepted: u64,
+    /// Readings or key presses dropped by validation (NaN, duplicates, ...).
+    pub dropped: u64,
+    /// Windows (motion) or blocks/entries (keys) completed.
+    pub windows: u64,
+    /// Feature records produced.
+    pub feature_records: u64,
+}
+
+impl From<RecordOutcome> for RecordReport {
+    fn from(o: RecordOutcome) -> Self {
+        RecordReport { accepted: o.accepted, dropped: o.dropped, windows: o.windows, feature_records: o.feature_records }
+    }
+}
+
+/// What `seal` did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SealReport {
+    /// Envelopes written to the outbox.
+    pub envelopes: u32,
+    /// Feature records sealed.
+    pub records: u32,
+    /// Old envelopes dropped to respect the outbox bound.
+    pub evicted: u64,
+}
+
+impl From<SealOutcome> for SealReport {
+    fn from(o: SealOutcome) -> Self {
+        SealReport { envelopes: o.envelopes, records: o.records, evicted: o.evicted }
+    }
+}
+
+/// What `upload_pending` did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct UploadSummary {
+    /// Envelopes sent (including retries of a batch).
+    pub sent: u64,
+    /// Stored by the server now.
+    pub stored: u64,
+    /// Already stored earlier (acknowledged again).
+    pub duplicate: u64,
+    /// Refused for good by the server.
+    pub rejected: u64,
+    /// Not delivered this time (still in the outbox).
+    pub failed: u64,
+    /// Envelopes still waiting.
+    pub remaining: u64,
+    /// Why nothing was sent, if nothing was (offline, metered network).
+    pub skipped_reason: Option<String>,
+}
+
+impl From<UploadOutcome> for UploadSummary {
+    fn from(o: UploadOutcome) -> Self {
+        UploadSummary {
+            sent: o.report.sent,
+            stored: o.report.stored,
+            duplicate: o.report.duplicate,
+            rejected: o.report.rejected,
+            failed: o.report.failed,
+            remaining: o.remaining,
+            skipped_reason: o.skipped,
+        }
+    }
+}
+
+/// Connectivity.
+#[derive(Debug, Clone, Copy, uniffi::Record)]
+pub struct NetworkState {
+    /// Any network.
+    pub online: bool,
+    /// Wi-Fi or another unmetered network.
+    pub unmetered: bool,
+}
+
+/// A registered device.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DeviceInfo {
+    /// Device id (hex).
+    pub device_id: String,
+    /// The user it belongs to.
+    pub user_id: String,
+}
+
+/// Counters and state.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClientStatus {
+    /// Whether the device is registered.
+    pub registered: bool,
+    /// The registered device id.
+    pub device_id: Option<String>,
+    /// Envelopes waiting in the outbox.
+    pub outbox_envelopes: u64,
+    /// Bytes waiting in the outbox.
+    pub outbox_bytes: u64,
+    /// Envelopes evicted (outbox full) since it was created.
+    pub evicted_total: u64,
+    /// Envelopes the server refused for good.
+    pub rejected_total: u64,
+    /// Envelopes the server acknowledged.
+    pub acknowledged_total: u64,
+    /// Feature records not sealed yet.
+    pub pending_records: u64,
+    /// Last successful upload, Unix ms.
+    pub last_upload_unix_ms: Option<u64>,
+    /// Current network state.
+    pub network: NetworkState,
+}
+
+impl From<Status> for ClientStatus {
+    fn from(s: Status) -> Self {
+        ClientStatus {
+            registered: s.registration.is_some(),
+            device_id: s.registration.map(|r| r.device_id),
+            outbox_envelopes: s.outbox_envelopes,
+            outbox_bytes: s.outbox_bytes,
+            evicted_total: s.evicted_total,
+            rejected_total: s.rejected_total,
+            acknowledged_total: s.acknowledged_total,
+            pending_records: s.pending_records,
+            last_upload_unix_ms: s.last_upload_unix_ms,
+            network: NetworkState { online: s.network.online, unmetered: s.network.unmetered },
+        }
+    }
+}
+
+/// Algorithm of a foreign device key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum KeyAlgorithm {
+    /// Ed25519.
+    Ed25519,
+    /// ECDSA P-256 with SHA-256 (Secure Enclave, Android Keystore).
+    EcdsaP256Sha256,
+}
+
+/// The backend's answer to "is this still the enrolled person?".
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AuthResult {
+    /// `accept`, `step_up` or `reject`.
+    pub decision: String,
+    /// Confidence in 0..=1.
+    pub confidence: f64,
+}
