@@ -1,8 +1,8 @@
 """End-to-end test of the Python bindings against tacit-test-server.
 
 Run by bindings/run-tests.sh, which generates the bindings next to this file and sets
-TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID, TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2,
-TACIT_TOKEN3 and TACIT_DATA_DIR. Progress goes to stderr; stdout gets exactly one line,
+TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID, TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2 and
+TACIT_DATA_DIR. Progress goes to stderr; stdout gets exactly one line,
 "N passed, N failed". The scenario is the same in Kotlin and Swift.
 """
 
@@ -78,10 +78,10 @@ def config(data_dir, public_key=None):
     )
 
 
-def walking(seconds=30.0, rate=50.0):
-    """Synthetic walking at 1.8 steps/s: gravity on z plus step and stride harmonics."""
+def walking(start, seconds=30.0, rate=50.0):
+    """Synthetic walking at 1.8 steps/s from start (Unix ns): gravity on z plus step
+    and stride harmonics."""
     n = int(seconds * rate)
-    start = time.time_ns() - int(seconds * 1e9) - 5_000_000_000
     out = []
     for i in range(n):
         s = i / rate
@@ -169,16 +169,20 @@ class BrokenKeyStore(t.DeviceKeyStore):
         raise t.KeyStoreError.Unavailable("no secure hardware")
 
 
-def record_and_seal(client, label):
-    """Records motion, free text and one phrase entry; seals. Returns the seal report."""
-    now = time.time_ns()
-    motion = client.record_motion(walking())
+SEC = 1_000_000_000
+
+
+def record_and_seal(client, label, start):
+    """Records 30 s of walking from start (Unix ns), then a free-text block and one
+    phrase entry (about 60 s in all; the extractors want time to move forward); seals.
+    Returns the seal report."""
+    motion = client.record_motion(walking(start))
     check(f"{label}: motion accepted", motion.accepted == 1500 and motion.dropped == 0, str(motion))
     check(f"{label}: motion gave gait windows", motion.windows > 0 and motion.feature_records > 0, str(motion))
-    free = typing(FREE_TEXT, now - 60_000_000_000)
+    free = typing(FREE_TEXT, start + 31 * SEC)
     keys = client.record_keys(free)
     check(f"{label}: {len(free)} free-text keys accepted", keys.accepted == len(free), str(keys))
-    phrase = client.record_phrase_entry(PHRASE, typing(PHRASE, now - 20_000_000_000))
+    phrase = client.record_phrase_entry(PHRASE, typing(PHRASE, start + 56 * SEC))
     check(f"{label}: phrase entry recorded", phrase.feature_records >= 1, str(phrase))
     records = motion.feature_records + keys.feature_records + phrase.feature_records
     sealed = client.seal()
@@ -226,10 +230,10 @@ async def scenario():
                      timestamp_ns=-1, accel=t.Vector3(x=0.0, y=0.0, z=9.8), gyro=None)]),
                  t.TacitError.InvalidInput)
     nan = client.record_motion([t.MotionReading(
-        timestamp_ns=time.time_ns() - 120_000_000_000, accel=t.Vector3(x=math.nan, y=0.0, z=9.8), gyro=None)])
+        timestamp_ns=time.time_ns() - 300 * SEC, accel=t.Vector3(x=math.nan, y=0.0, z=9.8), gyro=None)])
     check("NaN reading is dropped, not accepted", nan.accepted == 0 and nan.dropped == 1, str(nan))
 
-    sealed = record_and_seal(client, "built-in key")
+    sealed = record_and_seal(client, "built-in key", time.time_ns() - 200 * SEC)
     st = client.status()
     check("outbox holds the envelopes", st.outbox_envelopes == sealed.envelopes and st.outbox_bytes > 0, str(st))
 
@@ -249,7 +253,7 @@ async def scenario():
     check("nothing left to upload", again.sent == 0 and again.remaining == 0, str(again))
 
     client.set_network_state(t.NetworkState(online=False, unmetered=False))
-    record_and_seal(client, "offline")
+    record_and_seal(client, "offline", time.time_ns() - 130 * SEC)
     off = await client.upload_pending()
     check("offline upload is skipped", off.sent == 0 and off.skipped_reason is not None and off.remaining > 0,
           str(off))
@@ -264,16 +268,17 @@ async def scenario():
     foreign = t.TacitClient(config(os.path.join(data, "foreign")), store)
     finfo = await foreign.register_device(os.environ["TACIT_TOKEN2"])
     check("foreign key store registered", finfo.device_id != info.device_id, str(finfo))
-    fsealed = record_and_seal(foreign, "foreign key")
+    fsealed = record_and_seal(foreign, "foreign key", time.time_ns() - 200 * SEC)
     fup = await foreign.upload_pending()
     check("foreign-signed envelopes stored", fup.stored == fsealed.envelopes and fup.rejected == 0, str(fup))
     check("foreign key store was asked to sign", store.signed >= fsealed.envelopes, f"{store.signed} signatures")
     stats = server_stats()
     check("server counted both devices", stats["devices"] == 2 and stats["rejected"] == 0, str(stats))
 
-    broken = t.TacitClient(config(os.path.join(data, "broken")), BrokenKeyStore())
-    await expect_error_async("unavailable key store -> KeyStore error",
-                             broken.register_device(os.environ["TACIT_TOKEN3"]), t.TacitError.KeyStore)
+    err = expect_error("unavailable key store -> KeyStore error",
+                       lambda: t.TacitClient(config(os.path.join(data, "broken")), BrokenKeyStore()),
+                       t.TacitError.KeyStore)
+    check("key store's message crosses the FFI", err is not None and "no secure hardware" in str(err), str(err))
 
     check("logger received records", len(logger.records) > 0, f"{len(logger.records)} records")
 
