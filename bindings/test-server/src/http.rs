@@ -109,3 +109,76 @@ async fn stats(State(gateway): State<Shared>) -> Result<Response, ApiError> {
     let stats = lock(&gateway)?.stats();
     Ok(Json(stats).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use ring::rand::SystemRandom;
+    use tacit_shared::RecipientKeyPair;
+    use tacit_shared::api::{self, ErrorBody};
+    use tower::ServiceExt;
+
+    fn app(limit: usize) -> Router {
+        let key = RecipientKeyPair::generate(&SystemRandom::new()).unwrap();
+        let gw = Gateway::new(key, ["tok".to_string()], "alice".into());
+        router(Arc::new(Mutex::new(gw)), limit)
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status().as_u16();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, bytes.to_vec())
+    }
+
+    fn code(body: &[u8]) -> String {
+        serde_json::from_slice::<ErrorBody>(body).unwrap().code
+    }
+
+    #[tokio::test]
+    async fn every_error_is_a_json_error_body() {
+        let app = app(1024);
+        let (s, b) = call(&app, "POST", "/v1/devices", b"not json".to_vec()).await;
+        assert_eq!((s, code(&b)), (400, "bad_request".into()));
+        let (s, b) = call(&app, "POST", "/v1/uploads", vec![b' '; 4096]).await;
+        assert_eq!((s, code(&b)), (413, "body_too_large".into()));
+        let (s, b) = call(&app, "GET", "/nope", vec![]).await;
+        assert_eq!((s, code(&b)), (404, "not_found".into()));
+        let (s, b) = call(&app, "GET", "/v1/uploads", vec![]).await;
+        assert_eq!((s, code(&b)), (405, "method_not_allowed".into()));
+        let (s, b) = call(&app, "POST", "/v1/uploads", br#"{"envelopes":[]}"#.to_vec()).await;
+        assert_eq!((s, code(&b)), (400, "invalid_batch".into()));
+    }
+
+    #[tokio::test]
+    async fn register_then_stats() {
+        let app = app(1 << 20);
+        let body = serde_json::json!({
+            "enrolment_token": "tok",
+            "public_key": {"algorithm": "ed25519", "key": api::b64_encode(&[9; 32])},
+        });
+        let (s, b) = call(&app, "POST", "/v1/devices", body.to_string().into_bytes()).await;
+        assert_eq!(s, 201);
+        let r: api::RegisterDeviceResponse = serde_json::from_slice(&b).unwrap();
+        assert_eq!(r.user_id, "alice");
+        let (s, b) = call(&app, "POST", "/v1/devices", body.to_string().into_bytes()).await;
+        assert_eq!((s, code(&b)), (403, "invalid_enrolment_token".into()));
+        let (s, b) = call(&app, "GET", "/test/stats", vec![]).await;
+        assert_eq!(s, 200);
+        let stats: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(
+            stats,
+            serde_json::json!({"devices": 1, "stored": 0, "duplicates": 0, "rejected": 0, "records": 0})
+        );
+    }
+}
