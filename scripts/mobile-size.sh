@@ -69,6 +69,14 @@ Host $(uname -m) Linux, $rustc_version, commit $commit, profile \`$profile\`
 
 EOF
 
+echo "Largest sections of the stripped library (\`size -A\`):"
+echo
+echo "| section | size |"
+echo "|---|---|"
+size -A "$stripped" | awk 'NR > 2 && $2 > 0 && $1 ~ /^\./ { print $2 "\t" $1 }' | sort -rn | head -n 8 |
+  awk -F'\t' '{ printf "| `%s` | %.1f KiB |\n", $2, $1 / 1024 }'
+echo
+
 if [ -n "$install" ] && ! cargo bloat --version >/dev/null 2>&1; then
   log "installing cargo-bloat (cargo install cargo-bloat --locked)"
   cargo install cargo-bloat --locked >&2 || log "cargo-bloat did not install; using nm"
