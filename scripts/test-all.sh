@@ -12,6 +12,21 @@ step "python venv (numpy, scipy) for the reference cross-checks"
 TACIT_PYTHON="$(bash scripts/tools/python-venv.sh | tail -n 1)"
 export TACIT_PYTHON
 
+step "services: throwaway PostgreSQL and S3 (moto)"
+svc="$(mktemp -d /var/tmp/tacit-test-svc.XXXXXX)"
+chmod 755 "$svc"
+cleanup() {
+  bash scripts/tools/s3.sh stop "$svc/s3" >/dev/null 2>&1 || true
+  bash scripts/tools/postgres.sh stop "$svc/pg" >/dev/null 2>&1 || true
+  rm -rf "$svc"
+}
+trap cleanup EXIT
+set -a
+eval "$(bash scripts/tools/postgres.sh start "$svc/pg")"
+eval "$(bash scripts/tools/s3.sh start "$svc/s3")"
+set +a
+echo "PostgreSQL: $DATABASE_URL  S3: $S3_ENDPOINT"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

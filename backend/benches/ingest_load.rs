@@ -21,14 +21,19 @@ use tacit_shared::schema::GAIT_V1;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -44,11 +49,26 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("tacit-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = env!("CARGO_BIN_EXE_tacit-backend");
-    let out = Command::new(bin).arg("keygen").env("TACIT_DATA_DIR", &dir).output().unwrap();
+    let out = Command::new(bin)
+        .arg("keygen")
+        .env("TACIT_DATA_DIR", &dir)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pk: [u8; 32] = b64_decode(text.lines().find_map(|l| l.strip_prefix("public_key=")).unwrap()).unwrap().try_into().unwrap();
+    let pk: [u8; 32] = b64_decode(
+        text.lines()
+            .find_map(|l| l.strip_prefix("public_key="))
+            .unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
     let backend = RecipientPublicKey::from_bytes(pk);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
         .env("TACIT_DATA_DIR", &dir)
@@ -57,27 +77,46 @@ async fn main() {
         .env("TACIT_RATE_PER_DEVICE", "1000000")
         .env("TACIT_LOG", "warn")
         .stdout(Stdio::null());
-    let storage = if let (Ok(db), Ok(s3)) = (std::env::var("DATABASE_URL"), std::env::var("S3_ENDPOINT")) {
-        cmd.env("TACIT_DATABASE_URL", db)
-            .env("TACIT_OBJECTS_URL", format!("s3://{}", std::env::var("S3_BUCKET").unwrap_or_else(|_| "tacit-load".into())))
-            .env("TACIT_S3_ENDPOINT", s3)
-            .env("TACIT_S3_ALLOW_HTTP", "true");
-        "PostgreSQL + S3 (moto)"
-    } else {
-        "SQLite + local files"
-    };
+    let storage =
+        if let (Ok(db), Ok(s3)) = (std::env::var("DATABASE_URL"), std::env::var("S3_ENDPOINT")) {
+            cmd.env("TACIT_DATABASE_URL", db)
+                .env(
+                    "TACIT_OBJECTS_URL",
+                    format!(
+                        "s3://{}",
+                        std::env::var("S3_BUCKET").unwrap_or_else(|_| "tacit-load".into())
+                    ),
+                )
+                .env("TACIT_S3_ENDPOINT", s3)
+                .env("TACIT_S3_ALLOW_HTTP", "true");
+            "PostgreSQL + S3 (moto)"
+        } else {
+            "SQLite + local files"
+        };
     let mut server = cmd.spawn().unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     for _ in 0..200 {
-        if http.get(format!("{url}/readyz")).send().await.map(|r| r.status() == 200).unwrap_or(false) {
+        if http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // One device per connection, so the per-device rate limit is not what we measure.
     let rng = SystemRandom::new();
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let record = FeatureRecord {
         factor: FactorKind::Gait,
         schema_version: 1,
@@ -86,14 +125,30 @@ async fn main() {
         context: None,
         values: vec![0.5; GAIT_V1.len()],
     };
-    let payload = Payload { records: vec![record; windows_per_envelope] };
+    let payload = Payload {
+        records: vec![record; windows_per_envelope],
+    };
     let mut work: Vec<Vec<String>> = Vec::new();
     let per_conn = total / concurrency;
     for c in 0..concurrency {
         let user = format!("load-{c}");
-        let r = http.post(format!("{url}/v1/users")).bearer_auth("load").json(&serde_json::json!({"user_id": user})).send().await.unwrap();
+        let r = http
+            .post(format!("{url}/v1/users"))
+            .bearer_auth("load")
+            .json(&serde_json::json!({"user_id": user}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
-        let t: serde_json::Value = http.post(format!("{url}/v1/users/{user}/enrolment-tokens")).bearer_auth("load").send().await.unwrap().json().await.unwrap();
+        let t: serde_json::Value = http
+            .post(format!("{url}/v1/users/{user}/enrolment-tokens"))
+            .bearer_auth("load")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let signer = Ed25519Signer::generate(&rng).unwrap().0;
         let r = http
             .post(format!("{url}/v1/devices"))
@@ -105,8 +160,16 @@ async fn main() {
         work.push(
             (0..per_conn as u64)
                 .map(|seq| {
-                    let p = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence: seq, created_at_ms: now_ms };
-                    b64_encode(&Envelope::seal(p, &payload, &backend, &signer, &rng).unwrap().1)
+                    let p = SealParams {
+                        suite: Suite::X25519Sha256ChaCha20Poly1305,
+                        sequence: seq,
+                        created_at_ms: now_ms,
+                    };
+                    b64_encode(
+                        &Envelope::seal(p, &payload, &backend, &signer, &rng)
+                            .unwrap()
+                            .1,
+                    )
                 })
                 .collect(),
         );
@@ -124,10 +187,18 @@ async fn main() {
             let mut stored = 0usize;
             for chunk in envs.chunks(batch) {
                 let t = Instant::now();
-                let r = http.post(format!("{url}/v1/uploads")).json(&serde_json::json!({"envelopes": chunk})).send().await.unwrap();
+                let r = http
+                    .post(format!("{url}/v1/uploads"))
+                    .json(&serde_json::json!({"envelopes": chunk}))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
                 let resp: UploadResponse = r.json().await.unwrap();
-                latencies.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
+                latencies
+                    .lock()
+                    .unwrap()
+                    .push(t.elapsed().as_secs_f64() * 1000.0);
                 stored += resp.results.iter().filter(|x| x.reason.is_none()).count();
             }
             stored
@@ -145,8 +216,12 @@ async fn main() {
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_by(f64::total_cmp);
     let q = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
-    println!("storage: {storage}; {stored} envelopes of {envelope_bytes} B ({windows_per_envelope} gait windows each), {concurrency} connections, batches of {batch}");
-    println!("| storage | envelopes/s | feature windows/s | request p50 | request p99 | server CPU per envelope |");
+    println!(
+        "storage: {storage}; {stored} envelopes of {envelope_bytes} B ({windows_per_envelope} gait windows each), {concurrency} connections, batches of {batch}"
+    );
+    println!(
+        "| storage | envelopes/s | feature windows/s | request p50 | request p99 | server CPU per envelope |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| {storage} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} µs |",

@@ -21,7 +21,12 @@ pub struct ApiError {
 impl ApiError {
     /// A 4xx/5xx with code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after_s: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_s: None,
+        }
     }
 
     /// 400 Bad Request.
@@ -36,24 +41,35 @@ impl ApiError {
 
     /// 503 with Retry-After: a dependency (database, object store) is down.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        ApiError { retry_after_s: Some(5), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
+        ApiError {
+            retry_after_s: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
     }
 
     /// 500, with the detail logged instead of sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.message, code: self.code.to_string() };
+        let body = ErrorBody {
+            error: self.message,
+            code: self.code.to_string(),
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after_s {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(v) = self
+            .retry_after_s
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }

@@ -43,13 +43,26 @@ impl KeyRing {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeyRing { keys }),
-            Err(source) => return Err(KeyError::Io { path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
         };
         for entry in entries {
-            let entry = entry.map_err(|source| KeyError::Io { path: dir.to_path_buf(), source })?;
+            let entry = entry.map_err(|source| KeyError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(id_hex) = name.strip_prefix("hpke-").and_then(|n| n.strip_suffix(".secret")) else {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(id_hex) = name
+                .strip_prefix("hpke-")
+                .and_then(|n| n.strip_suffix(".secret"))
+            else {
                 continue;
             };
             #[cfg(unix)]
@@ -57,15 +70,23 @@ impl KeyRing {
                 use std::os::unix::fs::PermissionsExt;
                 let mode = entry
                     .metadata()
-                    .map_err(|source| KeyError::Io { path: path.clone(), source })?
+                    .map_err(|source| KeyError::Io {
+                        path: path.clone(),
+                        source,
+                    })?
                     .permissions()
                     .mode();
                 if mode & 0o077 != 0 {
                     return Err(KeyError::Permissions(path));
                 }
             }
-            let bytes = std::fs::read(&path).map_err(|source| KeyError::Io { path: path.clone(), source })?;
-            let secret: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed(path.clone()))?;
+            let bytes = std::fs::read(&path).map_err(|source| KeyError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let secret: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| KeyError::Malformed(path.clone()))?;
             let pair = RecipientKeyPair::from_secret_bytes(secret);
             if KeyId::from_hex(id_hex) != Some(pair.key_id()) {
                 return Err(KeyError::Malformed(path));
@@ -77,20 +98,36 @@ impl KeyRing {
 
     /// Generates a new key in `dir` (private key mode 0600, public key beside it).
     pub fn generate(dir: &Path) -> Result<RecipientKeyPair, KeyError> {
-        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io { path: dir.to_path_buf(), source })?;
-        let pair = RecipientKeyPair::generate(&SystemRandom::new()).map_err(|e| KeyError::Generate(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let pair = RecipientKeyPair::generate(&SystemRandom::new())
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
         let id = pair.key_id().to_hex();
         let secret_path = dir.join(format!("hpke-{id}.secret"));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&secret_path).map_err(|source| KeyError::Io { path: secret_path.clone(), source })?;
-        f.write_all(&pair.secret_bytes()[..]).map_err(|source| KeyError::Io { path: secret_path.clone(), source })?;
-        f.sync_all().map_err(|source| KeyError::Io { path: secret_path.clone(), source })?;
+        let mut f = opts.open(&secret_path).map_err(|source| KeyError::Io {
+            path: secret_path.clone(),
+            source,
+        })?;
+        f.write_all(&pair.secret_bytes()[..])
+            .map_err(|source| KeyError::Io {
+                path: secret_path.clone(),
+                source,
+            })?;
+        f.sync_all().map_err(|source| KeyError::Io {
+            path: secret_path.clone(),
+            source,
+        })?;
         let pub_path = dir.join(format!("hpke-{id}.pub"));
-        std::fs::write(&pub_path, pair.public_key().as_bytes())
-            .map_err(|source| KeyError::Io { path: pub_path, source })?;
+        std::fs::write(&pub_path, pair.public_key().as_bytes()).map_err(|source| KeyError::Io {
+            path: pub_path,
+            source,
+        })?;
         Ok(pair)
     }
 
@@ -140,7 +177,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let p = dir.join(format!("hpke-{}.secret", a.key_id()));
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(matches!(KeyRing::load(&dir), Err(KeyError::Permissions(_))));
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -149,8 +189,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join("hpke-0000000000000000.secret"), std::fs::Permissions::from_mode(0o600))
-                .unwrap();
+            std::fs::set_permissions(
+                dir.join("hpke-0000000000000000.secret"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
         }
         assert!(matches!(KeyRing::load(&dir), Err(KeyError::Malformed(_))));
         std::fs::remove_dir_all(&dir).ok();

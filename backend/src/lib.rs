@@ -4,9 +4,9 @@
 //!
 //! * the axum gateway — [`router`], [`handlers`], [`server`] (graceful shutdown),
 //!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`],
-//!   [`ratelimit`];
-//! * [`store`] — the storage trait with SQLite and PostgreSQL implementations and
-//!   feature objects on local files or S3.
+//!   [`ratelimit`]; the `serve`, `keygen` and `migrate` commands;
+//! * [`store`] — the storage layer: users, enrolment tokens, devices and replay memory
+//!   on SQLite or PostgreSQL, feature batches on a directory or S3.
 //!
 //! Still to come, each with its issue: the burn models, `train` and `eval` (#6); the
 //! factor services, fusion and `/v1/authenticate` (#7).

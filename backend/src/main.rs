@@ -33,7 +33,9 @@ enum Command {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("TACIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("TACIT_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -49,12 +51,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             let dir = settings.keys_dir();
             let pair = KeyRing::generate(&dir).map_err(|e| e.to_string())?;
             println!("key_id={}", pair.key_id());
-            println!("public_key={}", tacit_shared::api::b64_encode(pair.public_key().as_bytes()));
+            println!(
+                "public_key={}",
+                tacit_shared::api::b64_encode(pair.public_key().as_bytes())
+            );
             println!("dir={}", dir.display());
             Ok(())
         }
         Command::Migrate => {
-            server::open_store(&settings).await.map_err(|e| e.to_string())?;
+            server::open_store(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("migrated {}", settings.database_url());
             Ok(())
         }

@@ -7,7 +7,9 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const BUCKETS_MS: [f64; 12] = [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0];
+const BUCKETS_MS: [f64; 12] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0,
+];
 
 /// Process-wide metrics.
 #[derive(Default)]
@@ -34,14 +36,19 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add((ms * 1000.0) as u64, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((ms * 1000.0) as u64, Ordering::Relaxed);
     }
 
     /// The value of a counter (tests).
     pub fn get(&self, name: &str, label: &str) -> u64 {
         self.counters
             .lock()
-            .map(|c| c.get(&(name.to_string(), label.to_string())).copied().unwrap_or(0))
+            .map(|c| {
+                c.get(&(name.to_string(), label.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+            })
             .unwrap_or(0)
     }
 
@@ -64,10 +71,17 @@ impl Metrics {
         }
         let _ = writeln!(out, "# TYPE tacit_http_request_duration_ms histogram");
         for (b, le) in self.buckets.iter().zip(BUCKETS_MS) {
-            let _ = writeln!(out, "tacit_http_request_duration_ms_bucket{{le=\"{le}\"}} {}", b.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "tacit_http_request_duration_ms_bucket{{le=\"{le}\"}} {}",
+                b.load(Ordering::Relaxed)
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "tacit_http_request_duration_ms_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "tacit_http_request_duration_ms_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "tacit_http_request_duration_ms_sum {}",

@@ -17,18 +17,27 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `rate` tokens per second, at most `burst` saved up.
     pub fn new(rate: f64, burst: f64) -> Self {
-        RateLimiter { rate: rate.max(0.001), burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            rate: rate.max(0.001),
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes `n` tokens for `device`; on refusal returns the seconds until they exist.
     pub fn take(&self, device: [u8; 16], n: f64, now: Instant) -> Result<(), u64> {
-        let Ok(mut map) = self.buckets.lock() else { return Ok(()) };
+        let Ok(mut map) = self.buckets.lock() else {
+            return Ok(());
+        };
         if map.len() >= MAX_TRACKED {
             let (rate, burst) = (self.rate, self.burst);
-            map.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            map.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
         }
         let entry = map.entry(device).or_insert((self.burst, now));
-        let tokens = (entry.0 + now.duration_since(entry.1).as_secs_f64() * self.rate).min(self.burst);
+        let tokens =
+            (entry.0 + now.duration_since(entry.1).as_secs_f64() * self.rate).min(self.burst);
         if tokens >= n {
             *entry = (tokens - n, now);
             Ok(())
@@ -53,6 +62,9 @@ mod tests {
         let wait = l.take(d, 5.0, t0).unwrap_err();
         assert_eq!(wait, 1);
         assert!(l.take(d, 5.0, t0 + Duration::from_millis(600)).is_ok());
-        assert!(l.take([2u8; 16], 20.0, t0).is_ok(), "buckets are per device");
+        assert!(
+            l.take([2u8; 16], 20.0, t0).is_ok(),
+            "buckets are per device"
+        );
     }
 }

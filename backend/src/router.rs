@@ -37,7 +37,10 @@ struct AdminSecurity;
 impl utoipa::Modify for AdminSecurity {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("admin", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -60,7 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(health::openapi))
         .route("/v1/users", post(admin::create_user))
         .route("/v1/users/{id}", delete(admin::delete_user))
-        .route("/v1/users/{id}/enrolment-tokens", post(admin::create_enrolment_token))
+        .route(
+            "/v1/users/{id}/enrolment-tokens",
+            post(admin::create_enrolment_token),
+        )
         .route("/v1/devices", post(devices::register_device))
         .route("/v1/uploads", post(uploads::upload))
         .fallback(not_found)

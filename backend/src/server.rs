@@ -37,7 +37,24 @@ pub enum ServeError {
 
 /// Opens the store named by the settings (running migrations).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
-    Ok(store::open(settings).await?)
+    if settings.database_url.is_none() || settings.objects_url.is_none() {
+        // The embedded defaults live under the data directory.
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let mut objects =
+        store::ObjectsConfig::parse(&settings.objects_url(), settings.s3.endpoint.as_deref())?;
+    if let store::ObjectsConfig::S3(s3) = &mut objects {
+        let c = &settings.s3;
+        s3.region = c.region.clone().or(s3.region.take());
+        s3.access_key_id = c.access_key_id.clone().or(s3.access_key_id.take());
+        s3.secret_access_key = c.secret_access_key.clone().or(s3.secret_access_key.take());
+        s3.allow_http |= c.allow_http;
+    }
+    let cfg = store::StoreConfig {
+        database_url: settings.database_url(),
+        objects,
+    };
+    Ok(cfg.open().await?)
 }
 
 /// A server running in the background (tests, the simulator).
@@ -66,10 +83,17 @@ impl RunningServer {
 }
 
 /// Binds `settings.listen` and serves in the background with the given keys and store.
-pub async fn spawn(settings: Settings, keys: KeyRing, store: Arc<dyn Store>) -> Result<RunningServer, ServeError> {
+pub async fn spawn(
+    settings: Settings,
+    keys: KeyRing,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, ServeError> {
     let listener = TcpListener::bind(&settings.listen)
         .await
-        .map_err(|source| ServeError::Bind { addr: settings.listen.clone(), source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
     let addr = listener.local_addr()?;
     let state = AppState::new(settings, keys, store);
     let app = router(state.clone());
@@ -81,7 +105,12 @@ pub async fn spawn(settings: Settings, keys: KeyRing, store: Arc<dyn Store>) -> 
             })
             .await
     });
-    Ok(RunningServer { addr, state, shutdown: Some(tx), task })
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 /// `tacit-backend serve`: runs until SIGTERM or SIGINT.

@@ -128,10 +128,14 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let mut s = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| SettingsError::Read { path: path.to_path_buf(), source })?;
-                toml::from_str(&text)
-                    .map_err(|e| SettingsError::Parse { path: path.to_path_buf(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| SettingsError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
             }
             None => Settings::default(),
         };
@@ -142,7 +146,10 @@ impl Settings {
     /// Applies `TACIT_*` variables read through `get`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
         fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, SettingsError> {
-            v.parse().map_err(|_| SettingsError::Env { name, message: format!("not a number: {v:?}") })
+            v.parse().map_err(|_| SettingsError::Env {
+                name,
+                message: format!("not a number: {v:?}"),
+            })
         }
         if let Some(v) = get("TACIT_LISTEN") {
             self.listen = v;
@@ -171,7 +178,8 @@ impl Settings {
         if let Some(v) = get("TACIT_S3_ACCESS_KEY_ID").or_else(|| get("AWS_ACCESS_KEY_ID")) {
             self.s3.access_key_id = Some(v);
         }
-        if let Some(v) = get("TACIT_S3_SECRET_ACCESS_KEY").or_else(|| get("AWS_SECRET_ACCESS_KEY")) {
+        if let Some(v) = get("TACIT_S3_SECRET_ACCESS_KEY").or_else(|| get("AWS_SECRET_ACCESS_KEY"))
+        {
             self.s3.secret_access_key = Some(v);
         }
         if let Some(v) = get("TACIT_S3_ALLOW_HTTP") {
@@ -191,19 +199,23 @@ impl Settings {
 
     /// The database URL in force.
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tacit.sqlite3").display()))
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("tacit.sqlite3").display())
+        })
     }
 
     /// The object store URL in force.
     pub fn objects_url(&self) -> String {
-        self.objects_url.clone().unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+        self.objects_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
     }
 
     /// The key ring directory in force.
     pub fn keys_dir(&self) -> PathBuf {
-        self.keys_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 }
 
@@ -220,15 +232,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tacit-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("tacit.toml");
-        std::fs::write(&f, "listen = \"0.0.0.0:9000\"\n[limits]\nmax_body_bytes = 1000\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"0.0.0.0:9000\"\n[limits]\nmax_body_bytes = 1000\n",
+        )
+        .unwrap();
         let mut s = Settings::load(Some(&f)).unwrap();
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.limits.max_body_bytes, 1000);
-        s.apply_env(|k| (k == "TACIT_LISTEN").then(|| "127.0.0.1:1".to_string())).unwrap();
+        s.apply_env(|k| (k == "TACIT_LISTEN").then(|| "127.0.0.1:1".to_string()))
+            .unwrap();
         assert_eq!(s.listen, "127.0.0.1:1");
-        assert!(s.apply_env(|k| (k == "TACIT_MAX_BODY_BYTES").then(|| "lots".to_string())).is_err());
+        assert!(
+            s.apply_env(|k| (k == "TACIT_MAX_BODY_BYTES").then(|| "lots".to_string()))
+                .is_err()
+        );
         std::fs::write(&f, "listn = 1\n").unwrap();
-        assert!(matches!(Settings::load(Some(&f)), Err(SettingsError::Parse { .. })));
+        assert!(matches!(
+            Settings::load(Some(&f)),
+            Err(SettingsError::Parse { .. })
+        ));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -34,7 +34,10 @@ impl AppState {
             max_age_ms: settings.max_envelope_age_days * 24 * 3600 * 1000,
             max_future_skew_ms: settings.max_future_skew_s * 1000,
         };
-        let limiter = RateLimiter::new(settings.limits.envelopes_per_second_per_device, settings.limits.burst_per_device);
+        let limiter = RateLimiter::new(
+            settings.limits.envelopes_per_second_per_device,
+            settings.limits.burst_per_device,
+        );
         AppState {
             settings: Arc::new(settings),
             keys: Arc::new(keys),
@@ -48,5 +51,8 @@ impl AppState {
 
 /// Current Unix time in ms.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -1,5 +1,5 @@
 //! Shared helpers for the gateway tests: a real server on port 0 over a chosen store.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +17,11 @@ pub enum Backing {
     /// SQLite file + local object directory (the embedded default).
     Embedded,
     /// PostgreSQL (`DATABASE_URL`) + S3 (`S3_ENDPOINT`).
-    PostgresS3 { database_url: String, s3_endpoint: String, bucket: String },
+    PostgresS3 {
+        database_url: String,
+        s3_endpoint: String,
+        bucket: String,
+    },
 }
 
 /// The backings available here: embedded always; PostgreSQL + S3 when the test
@@ -27,16 +31,26 @@ pub fn backings() -> Vec<Backing> {
     match (std::env::var("DATABASE_URL"), std::env::var("S3_ENDPOINT")) {
         (Ok(database_url), Ok(s3_endpoint)) => {
             let bucket = std::env::var("S3_BUCKET").unwrap_or_else(|_| "tacit-test".into());
-            v.push(Backing::PostgresS3 { database_url, s3_endpoint, bucket })
+            v.push(Backing::PostgresS3 {
+                database_url,
+                s3_endpoint,
+                bucket,
+            })
         }
-        _ if std::env::var_os("CI").is_some() => panic!("CI run without DATABASE_URL and S3_ENDPOINT"),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI run without DATABASE_URL and S3_ENDPOINT")
+        }
         _ => eprintln!("SKIP (partly): DATABASE_URL / S3_ENDPOINT not set; embedded storage only"),
     }
     v
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tacit-gw-{name}-{}-{}", std::process::id(), rand_suffix()));
+    let d = std::env::temp_dir().join(format!(
+        "tacit-gw-{name}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
@@ -48,11 +62,18 @@ pub fn rand_suffix() -> String {
 }
 
 pub fn settings(backing: &Backing, dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".into();
-    s.data_dir = dir.to_path_buf();
-    s.admin_token = Some(ADMIN.into());
-    if let Backing::PostgresS3 { database_url, s3_endpoint, bucket } = backing {
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        admin_token: Some(ADMIN.into()),
+        ..Settings::default()
+    };
+    if let Backing::PostgresS3 {
+        database_url,
+        s3_endpoint,
+        bucket,
+    } = backing
+    {
         s.database_url = Some(database_url.clone());
         s.objects_url = Some(format!("s3://{bucket}"));
         s.s3.endpoint = Some(s3_endpoint.clone());
@@ -72,12 +93,28 @@ pub struct TestServer {
 
 pub async fn start(backing: &Backing, name: &str) -> TestServer {
     let dir = temp_dir(name);
+    if let Backing::PostgresS3 {
+        s3_endpoint,
+        bucket,
+        ..
+    } = backing
+    {
+        // moto accepts an unsigned bucket creation; an existing bucket is fine too.
+        let _ = reqwest::Client::new()
+            .put(format!("{s3_endpoint}/{bucket}"))
+            .send()
+            .await;
+    }
     let s = settings(backing, &dir);
     let pair = KeyRing::generate(&s.keys_dir()).expect("keygen");
     let keys = KeyRing::load(&s.keys_dir()).expect("load keys");
     let store = server::open_store(&s).await.expect("open store");
     let server = server::spawn(s, keys, store).await.expect("spawn");
-    TestServer { server, key: Arc::new(pair), dir }
+    TestServer {
+        server,
+        key: Arc::new(pair),
+        dir,
+    }
 }
 
 pub async fn admin_user(http: &reqwest::Client, url: &str, user: &str) -> String {

@@ -16,7 +16,11 @@ use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
@@ -35,10 +39,13 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
 
 async fn wait_ready(http: &reqwest::Client, url: &str) {
     for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+        if http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -55,13 +62,22 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pk_b64 = text.lines().find_map(|l| l.strip_prefix("public_key=")).unwrap();
-    let pk: [u8; 32] = tacit_shared::api::b64_decode(pk_b64).unwrap().try_into().unwrap();
+    let pk_b64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key="))
+        .unwrap();
+    let pk: [u8; 32] = tacit_shared::api::b64_decode(pk_b64)
+        .unwrap()
+        .try_into()
+        .unwrap();
     let backend = RecipientPublicKey::from_bytes(pk);
 
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let mut server = spawn_server(&dir, port);
     wait_ready(&http, &url).await;
     let token = common::admin_user(&http, &url, "crash-user").await;
@@ -75,7 +91,10 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
         .unwrap();
     assert_eq!(r.status(), 201);
 
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let payload = Payload {
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
@@ -89,7 +108,11 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
     let total = 900u64;
     let envelopes: Vec<(String, Vec<u8>)> = (0..total)
         .map(|seq| {
-            let p = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence: seq, created_at_ms: now_ms };
+            let p = SealParams {
+                suite: Suite::X25519Sha256ChaCha20Poly1305,
+                sequence: seq,
+                created_at_ms: now_ms,
+            };
             let (h, bytes) = Envelope::seal(p, &payload, &backend, &signer, &rng).unwrap();
             (tacit_shared::api::hex(&h.envelope_id), bytes)
         })
@@ -106,7 +129,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
         let batch: Vec<usize> = pending.iter().copied().take(30).collect();
         let body = serde_json::json!({ "envelopes": batch.iter().map(|&i| b64_encode(&envelopes[i].1)).collect::<Vec<_>>() });
         let req = http.post(format!("{url}/v1/uploads")).json(&body).send();
-        let kill_now = kills < 3 && round % 5 == 0;
+        let kill_now = kills < 3 && round.is_multiple_of(5);
         let result = if kill_now {
             let killer = async {
                 tokio::time::sleep(Duration::from_millis(3 + round % 7)).await;
@@ -132,24 +155,39 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
         }
         if kill_now {
             // After the crash: check the store directly, then restart.
-            let mut s = Settings::default();
-            s.data_dir = dir.clone();
+            let s = Settings {
+                data_dir: dir.clone(),
+                ..Settings::default()
+            };
             let store = tacit_backend::server::open_store(&s).await.unwrap();
             let stored = store.count_envelopes("crash-user").await.unwrap();
-            assert!(stored >= acknowledged.len() as u64, "stored {stored} < acknowledged {}", acknowledged.len());
+            assert!(
+                stored >= acknowledged.len() as u64,
+                "stored {stored} < acknowledged {}",
+                acknowledged.len()
+            );
             drop(store);
             server = spawn_server(&dir, port);
             wait_ready(&http, &url).await;
         }
     }
-    assert!(pending.is_empty(), "{} envelopes never acknowledged", pending.len());
+    assert!(
+        pending.is_empty(),
+        "{} envelopes never acknowledged",
+        pending.len()
+    );
     server.kill().ok();
     server.wait().ok();
-    let mut s = Settings::default();
-    s.data_dir = dir.clone();
+    let s = Settings {
+        data_dir: dir.clone(),
+        ..Settings::default()
+    };
     let store = tacit_backend::server::open_store(&s).await.unwrap();
     let stored = store.count_envelopes("crash-user").await.unwrap();
-    println!("crash test: {kills} kills, {failed_requests} failed requests, {} acknowledged, {stored} stored", acknowledged.len());
+    println!(
+        "crash test: {kills} kills, {failed_requests} failed requests, {} acknowledged, {stored} stored",
+        acknowledged.len()
+    );
     assert_eq!(kills, 3);
     assert_eq!(acknowledged.len() as u64, total);
     assert_eq!(stored, total, "every envelope stored exactly once");

@@ -10,7 +10,7 @@ use ring::rand::SystemRandom;
 use tacit_mobile_core::client::{Client, ClientConfig};
 use tacit_mobile_core::dsp::{KeyClass, KeyEvent, MotionSample};
 use tacit_mobile_core::queue::{Outbox, OutboxConfig};
-use tacit_shared::api::{UploadResponse, b64_encode, hex};
+use tacit_shared::api::{UploadResponse, b64_encode};
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{RecipientKeyPair, Suite};
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
@@ -25,7 +25,11 @@ fn walking(seconds: f64, t0_ns: i64) -> Vec<MotionSample> {
             let s = tau * 1.8 * t;
             MotionSample {
                 t_ns: t0_ns + (t * 1e9) as i64,
-                accel: [0.7 * (0.5 * s).sin(), 1.2 * (s + 0.7).sin(), 9.81 + 2.5 * s.sin() + 0.8 * (2.0 * s).sin()],
+                accel: [
+                    0.7 * (0.5 * s).sin(),
+                    1.2 * (s + 0.7).sin(),
+                    9.81 + 2.5 * s.sin() + 0.8 * (2.0 * s).sin(),
+                ],
                 gyro: None,
             }
         })
@@ -35,7 +39,11 @@ fn walking(seconds: f64, t0_ns: i64) -> Vec<MotionSample> {
 fn typing(n: usize, t0_ns: i64) -> Vec<KeyEvent> {
     (0..n as i64)
         .map(|i| KeyEvent {
-            class: if i % 5 == 4 { KeyClass::Space } else { KeyClass::Letter },
+            class: if i % 5 == 4 {
+                KeyClass::Space
+            } else {
+                KeyClass::Letter
+            },
             down_ns: t0_ns + i * 170_000_000,
             up_ns: t0_ns + i * 170_000_000 + 90_000_000 + (i % 7) * 5_000_000,
             pressure: None,
@@ -45,7 +53,10 @@ fn typing(n: usize, t0_ns: i64) -> Vec<KeyEvent> {
 }
 
 fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
 }
 
 fn record() -> Payload {
@@ -62,8 +73,14 @@ fn record() -> Payload {
 }
 
 async fn post_envelopes(http: &reqwest::Client, url: &str, envs: &[Vec<u8>]) -> UploadResponse {
-    let body = serde_json::json!({ "envelopes": envs.iter().map(|e| b64_encode(e)).collect::<Vec<_>>() });
-    let r = http.post(format!("{url}/v1/uploads")).json(&body).send().await.unwrap();
+    let body =
+        serde_json::json!({ "envelopes": envs.iter().map(|e| b64_encode(e)).collect::<Vec<_>>() });
+    let r = http
+        .post(format!("{url}/v1/uploads"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -92,14 +109,31 @@ async fn scenario(backing: Backing) {
     // The token is single use.
     assert!(client.register_device(&token).await.is_err());
     let t0 = now_ns() - 120_000_000_000;
-    assert!(client.record_motion(&walking(60.0, t0)).unwrap().feature_records > 10);
-    assert_eq!(client.record_keys(&typing(200, t0)).unwrap().feature_records, 2);
+    assert!(
+        client
+            .record_motion(&walking(60.0, t0))
+            .unwrap()
+            .feature_records
+            > 10
+    );
+    assert_eq!(
+        client
+            .record_keys(&typing(200, t0))
+            .unwrap()
+            .feature_records,
+        2
+    );
     let sealed = client.seal().unwrap();
     assert!(sealed.envelopes >= 1);
 
     // Capture the envelopes as a network attacker would, before they are uploaded.
     let outbox = Outbox::open(&client_dir, OutboxConfig::default()).unwrap();
-    let captured: Vec<Vec<u8>> = outbox.peek_oldest(100).unwrap().into_iter().map(|q| q.bytes).collect();
+    let captured: Vec<Vec<u8>> = outbox
+        .peek_oldest(100)
+        .unwrap()
+        .into_iter()
+        .map(|q| q.bytes)
+        .collect();
     assert_eq!(captured.len(), sealed.envelopes as usize);
 
     let up = client.upload_pending().await.unwrap();
@@ -113,8 +147,14 @@ async fn scenario(backing: Backing) {
 
     // Duplicate (the same bytes again): acknowledged, not stored twice.
     let r = post_envelopes(&http, &url, &captured[..1]).await;
-    assert_eq!(serde_json::to_value(&r.results[0].status).unwrap(), "duplicate");
-    assert_eq!(ts.server.state.store.count_envelopes(&user).await.unwrap(), stored_before);
+    assert_eq!(
+        serde_json::to_value(r.results[0].status).unwrap(),
+        "duplicate"
+    );
+    assert_eq!(
+        ts.server.state.store.count_envelopes(&user).await.unwrap(),
+        stored_before
+    );
 
     // Tampered: one flipped bit.
     let mut bad = captured[0].clone();
@@ -127,33 +167,79 @@ async fn scenario(backing: Backing) {
     // content, and an envelope older than the acceptance window.
     let env0 = Envelope::decode(&captured[0]).unwrap();
     let rng = SystemRandom::new();
-    let reuse = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence: env0.header.sequence, created_at_ms: env0.header.created_at_ms };
-    let (_, reused) = Envelope::seal(reuse, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
-    let old = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence: 1_000_000, created_at_ms: 1_000 };
-    let (_, ancient) = Envelope::seal(old, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
+    let reuse = SealParams {
+        suite: Suite::X25519Sha256ChaCha20Poly1305,
+        sequence: env0.header.sequence,
+        created_at_ms: env0.header.created_at_ms,
+    };
+    let (_, reused) =
+        Envelope::seal(reuse, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
+    let old = SealParams {
+        suite: Suite::X25519Sha256ChaCha20Poly1305,
+        sequence: 1_000_000,
+        created_at_ms: 1_000,
+    };
+    let (_, ancient) =
+        Envelope::seal(old, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
     let r = post_envelopes(&http, &url, &[reused, ancient]).await;
     assert_eq!(r.results[0].reason.as_deref(), Some("sequence_reused"));
     assert_eq!(r.results[1].reason.as_deref(), Some("expired"));
 
     // Wrong device: a key that was never enrolled, and one that claims a registered id.
     let stranger = Ed25519Signer::generate(&rng).unwrap().0;
-    let p = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence: 7, created_at_ms: now_ns() as u64 / 1_000_000 };
+    let p = SealParams {
+        suite: Suite::X25519Sha256ChaCha20Poly1305,
+        sequence: 7,
+        created_at_ms: now_ns() as u64 / 1_000_000,
+    };
     let (_, unknown) = Envelope::seal(p, &record(), ts.key.public_key(), &stranger, &rng).unwrap();
     let mut forged = env0.clone();
     forged.header.sequence = 999_999;
     forged.signature = stranger.sign(&forged.signed_bytes()).unwrap();
     // Unknown backend key.
     let other_backend = RecipientKeyPair::generate(&rng).unwrap();
-    let (_, wrong_key) = Envelope::seal(p, &record(), other_backend.public_key(), signer.as_ref(), &rng).unwrap();
-    let r = post_envelopes(&http, &url, &[unknown, forged.encode(), wrong_key, vec![1, 2, 3]]).await;
-    let reasons: Vec<_> = r.results.iter().map(|x| x.reason.clone().unwrap_or_default()).collect();
-    assert_eq!(reasons, ["unknown_device", "bad_signature", "unknown_key_id", "truncated"]);
-    assert_eq!(ts.server.state.store.count_envelopes(&user).await.unwrap(), stored_before);
+    let (_, wrong_key) = Envelope::seal(
+        p,
+        &record(),
+        other_backend.public_key(),
+        signer.as_ref(),
+        &rng,
+    )
+    .unwrap();
+    let r = post_envelopes(
+        &http,
+        &url,
+        &[unknown, forged.encode(), wrong_key, vec![1, 2, 3]],
+    )
+    .await;
+    let reasons: Vec<_> = r
+        .results
+        .iter()
+        .map(|x| x.reason.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "unknown_device",
+            "bad_signature",
+            "unknown_key_id",
+            "truncated"
+        ]
+    );
+    assert_eq!(
+        ts.server.state.store.count_envelopes(&user).await.unwrap(),
+        stored_before
+    );
 
     // Deletion: nothing of the user remains in the database or the object store.
     let other = format!("bob-{}", common::rand_suffix());
     let _ = admin_user(&http, &url, &other).await;
-    let r = http.delete(format!("{url}/v1/users/{user}")).bearer_auth(common::ADMIN).send().await.unwrap();
+    let r = http
+        .delete(format!("{url}/v1/users/{user}"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let del: serde_json::Value = r.json().await.unwrap();
     assert_eq!(del["devices"], 1);
@@ -162,15 +248,28 @@ async fn scenario(backing: Backing) {
     let store = &ts.server.state.store;
     assert_eq!(store.count_envelopes(&user).await.unwrap(), 0);
     assert!(store.list_feature_objects(&user).await.unwrap().is_empty());
-    assert!(store.get_device(&signer.public_key().device_id().0).await.unwrap().is_none());
+    assert!(
+        store
+            .get_device(signer.public_key().device_id().0)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(!store.user_exists(&user).await.unwrap());
-    assert!(store.user_exists(&other).await.unwrap(), "other users are untouched");
+    assert!(
+        store.user_exists(&other).await.unwrap(),
+        "other users are untouched"
+    );
     // The deleted device can no longer upload.
-    let p = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence: 10_000, created_at_ms: now_ns() as u64 / 1_000_000 };
-    let (_, late) = Envelope::seal(p, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
+    let p = SealParams {
+        suite: Suite::X25519Sha256ChaCha20Poly1305,
+        sequence: 10_000,
+        created_at_ms: now_ns() as u64 / 1_000_000,
+    };
+    let (_, late) =
+        Envelope::seal(p, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
     let r = post_envelopes(&http, &url, &[late]).await;
     assert_eq!(r.results[0].reason.as_deref(), Some("unknown_device"));
-    let _ = hex(&[0]);
     ts.server.shutdown().await.unwrap();
 }
 
@@ -194,49 +293,155 @@ async fn bad_input_gets_clear_4xx_json_errors() {
         v["code"].as_str().unwrap().to_string()
     };
     let up = format!("{url}/v1/uploads");
-    let r = http.post(&up).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = http
+        .post(&up)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 400).await, "malformed_json");
-    let r = http.post(&up).header("content-type", "application/json").body("{\"envelopes\": 5}").send().await.unwrap();
+    let r = http
+        .post(&up)
+        .header("content-type", "application/json")
+        .body("{\"envelopes\": 5}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 422).await, "invalid_body");
     let r = http.post(&up).body("{}").send().await.unwrap();
     assert_eq!(check(r, 415).await, "unsupported_media_type");
-    let r = http.post(&up).json(&serde_json::json!({"envelopes": []})).send().await.unwrap();
+    let r = http
+        .post(&up)
+        .json(&serde_json::json!({"envelopes": []}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 400).await, "invalid_batch");
     let many: Vec<String> = (0..257).map(|_| "AAAA".to_string()).collect();
-    let r = http.post(&up).json(&serde_json::json!({ "envelopes": many })).send().await.unwrap();
+    let r = http
+        .post(&up)
+        .json(&serde_json::json!({ "envelopes": many }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 400).await, "invalid_batch");
     let huge = "A".repeat(9 * 1024 * 1024);
-    let r = http.post(&up).json(&serde_json::json!({ "envelopes": [huge] })).send().await.unwrap();
+    let r = http
+        .post(&up)
+        .json(&serde_json::json!({ "envelopes": [huge] }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 413).await, "body_too_large");
     let r = post_envelopes(&http, &url, &[vec![0u8; 200], b"TCIT\x07".to_vec()]).await;
     assert_eq!(r.results[0].reason.as_deref(), Some("bad_magic"));
     assert_eq!(r.results[1].reason.as_deref(), Some("unsupported_version"));
-    let r = http.post(&up).json(&serde_json::json!({"envelopes": ["!!!!"]})).send().await.unwrap();
+    let r = http
+        .post(&up)
+        .json(&serde_json::json!({"envelopes": ["!!!!"]}))
+        .send()
+        .await
+        .unwrap();
     let v: UploadResponse = r.json().await.unwrap();
     assert_eq!(v.results[0].reason.as_deref(), Some("bad_base64"));
     // Devices and admin.
     let r = http.post(format!("{url}/v1/devices")).json(&serde_json::json!({"enrolment_token": "x", "public_key": {"algorithm": "rsa", "key": "AAAA"}})).send().await.unwrap();
     assert_eq!(check(r, 400).await, "invalid_public_key");
-    let key = b64_encode(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0.public_key().as_bytes());
+    let key = b64_encode(
+        Ed25519Signer::generate(&SystemRandom::new())
+            .unwrap()
+            .0
+            .public_key()
+            .as_bytes(),
+    );
     let r = http.post(format!("{url}/v1/devices")).json(&serde_json::json!({"enrolment_token": "nope", "public_key": {"algorithm": "ed25519", "key": key}})).send().await.unwrap();
     assert_eq!(check(r, 403).await, "invalid_token");
-    let r = http.post(format!("{url}/v1/users")).json(&serde_json::json!({"user_id": "x"})).send().await.unwrap();
+    let r = http
+        .post(format!("{url}/v1/users"))
+        .json(&serde_json::json!({"user_id": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 401).await, "unauthorized");
-    let r = http.post(format!("{url}/v1/users")).bearer_auth(common::ADMIN).json(&serde_json::json!({"user_id": "bad id!"})).send().await.unwrap();
+    let r = http
+        .post(format!("{url}/v1/users"))
+        .bearer_auth(common::ADMIN)
+        .json(&serde_json::json!({"user_id": "bad id!"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 400).await, "invalid_user_id");
-    let r = http.delete(format!("{url}/v1/users/nobody")).bearer_auth(common::ADMIN).send().await.unwrap();
+    let r = http
+        .delete(format!("{url}/v1/users/nobody"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 404).await, "not_found");
-    let r = http.get(format!("{url}/no/such/route")).send().await.unwrap();
+    let r = http
+        .get(format!("{url}/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check(r, 404).await, "not_found");
     // Health, readiness, metrics, OpenAPI.
-    assert_eq!(http.get(format!("{url}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(http.get(format!("{url}/readyz")).send().await.unwrap().status(), 200);
-    let m = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("tacit_envelopes_total{status=\"rejected\",reason=\"bad_magic\"} 1"), "{m}");
-    let doc: serde_json::Value = http.get(format!("{url}/openapi.json")).send().await.unwrap().json().await.unwrap();
-    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    for p in ["/v1/uploads", "/v1/devices", "/v1/users", "/v1/users/{id}", "/v1/users/{id}/enrolment-tokens", "/healthz", "/readyz", "/metrics"] {
-        assert!(paths.contains(&p), "{p} missing from /openapi.json: {paths:?}");
+    assert_eq!(
+        http.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{url}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let m = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("tacit_envelopes_total{status=\"rejected\",reason=\"bad_magic\"} 1"),
+        "{m}"
+    );
+    let doc: serde_json::Value = http
+        .get(format!("{url}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    for p in [
+        "/v1/uploads",
+        "/v1/devices",
+        "/v1/users",
+        "/v1/users/{id}",
+        "/v1/users/{id}/enrolment-tokens",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(
+            paths.contains(&p),
+            "{p} missing from /openapi.json: {paths:?}"
+        );
     }
     ts.server.shutdown().await.unwrap();
 }

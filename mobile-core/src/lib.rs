@@ -33,4 +33,3 @@ mod scaffolding {
     uniffi::setup_scaffolding!("tacit");
 }
 pub(crate) use scaffolding::*;
-

@@ -56,7 +56,11 @@ pub struct DeletionResponse {
 
 fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = st.settings.admin_token.as_deref().filter(|t| !t.is_empty()) else {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_disabled", "no admin token configured"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "no admin token configured",
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -64,7 +68,11 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong admin bearer token"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong admin bearer token",
+        ));
     }
     Ok(())
 }
@@ -73,16 +81,33 @@ fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 pub fn valid_user_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b));
-    if ok { Ok(()) } else { Err(ApiError::bad_request("invalid_user_id", "user id must be 1..=128 of [A-Za-z0-9._:@-]")) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_user_id",
+            "user id must be 1..=128 of [A-Za-z0-9._:@-]",
+        ))
+    }
 }
 
 /// Maps storage errors to HTTP.
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::NotFound(m) => ApiError::not_found(m),
-        StoreError::AlreadyExists(m) => ApiError::new(StatusCode::CONFLICT, "already_exists", m),
-        StoreError::Unavailable(m) => ApiError::unavailable(m),
+        StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+        StoreError::AlreadyExists(what) => ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("{what} already exists"),
+        ),
+        StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
+        e @ StoreError::Unavailable { .. } => {
+            tracing::warn!(error = %e, "storage unavailable");
+            ApiError::unavailable("storage temporarily unavailable")
+        }
         other => ApiError::internal(other),
     }
 }
@@ -108,9 +133,17 @@ pub async fn create_user(
     authorize(&st, &headers)?;
     let Json(req) = body.map_err(json_error)?;
     valid_user_id(&req.user_id)?;
-    st.store.create_user(&req.user_id).await.map_err(store_error)?;
+    st.store
+        .create_user(&req.user_id)
+        .await
+        .map_err(store_error)?;
     tracing::info!(user = %req.user_id, "user created");
-    Ok((StatusCode::CREATED, Json(UserResponse { user_id: req.user_id })))
+    Ok((
+        StatusCode::CREATED,
+        Json(UserResponse {
+            user_id: req.user_id,
+        }),
+    ))
 }
 
 /// Creates a one-time enrolment token for a user.
@@ -129,11 +162,26 @@ pub async fn create_enrolment_token(
         return Err(ApiError::not_found(format!("no user {id}")));
     }
     let mut raw = [0u8; 32];
-    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| ApiError::internal("rng failure"))?;
-    let token = b64_encode(&raw).replace('+', "-").replace('/', "_").trim_end_matches('=').to_string();
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| ApiError::internal("rng failure"))?;
+    let token = b64_encode(&raw)
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_string();
     let expires_at_ms = now_ms() + st.settings.enrolment_token_ttl_s * 1000;
-    st.store.create_enrolment_token(&id, token_hash(&token), expires_at_ms).await.map_err(store_error)?;
-    Ok((StatusCode::CREATED, Json(EnrolmentTokenResponse { token, expires_at_ms })))
+    st.store
+        .create_enrolment_token(&id, token_hash(&token), expires_at_ms)
+        .await
+        .map_err(store_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrolmentTokenResponse {
+            token,
+            expires_at_ms,
+        }),
+    ))
 }
 
 /// Deletes a user and everything stored about them: devices, envelopes, feature
@@ -154,5 +202,11 @@ pub async fn delete_user(
     }
     let r = st.store.delete_user(&id).await.map_err(store_error)?;
     tracing::info!(user = %id, devices = r.devices, envelopes = r.envelopes, objects = r.objects, "user deleted");
-    Ok(Json(DeletionResponse { user_id: id, devices: r.devices, envelopes: r.envelopes, objects: r.objects, tokens: r.tokens }))
+    Ok(Json(DeletionResponse {
+        user_id: id,
+        devices: r.devices,
+        envelopes: r.envelopes,
+        objects: r.objects,
+        tokens: r.tokens,
+    }))
 }

@@ -23,7 +23,10 @@ pub async fn register_device(
 ) -> Result<(StatusCode, Json<RegisterDeviceResponse>), ApiError> {
     let Json(req) = body.map_err(json_error)?;
     if req.enrolment_token.is_empty() || req.enrolment_token.len() > 256 {
-        return Err(ApiError::bad_request("invalid_token", "enrolment token must be 1..=256 bytes"));
+        return Err(ApiError::bad_request(
+            "invalid_token",
+            "enrolment token must be 1..=256 bytes",
+        ));
     }
     let key = req
         .public_key
@@ -34,10 +37,16 @@ pub async fn register_device(
     // failure afterwards needs a new token, never a reused one.
     let user_id = st
         .store
-        .consume_enrolment_token(&token_hash(&req.enrolment_token), now_ms())
+        .consume_enrolment_token(token_hash(&req.enrolment_token), now_ms())
         .await
         .map_err(store_error)?
-        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "invalid_token", "unknown, used or expired enrolment token"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_token",
+                "unknown, used or expired enrolment token",
+            )
+        })?;
     let row = DeviceRow {
         device_id: device_id.0,
         user_id: user_id.clone(),
@@ -46,8 +55,14 @@ pub async fn register_device(
         created_at_ms: now_ms(),
         revoked: false,
     };
-    st.store.register_device(&row).await.map_err(store_error)?;
+    st.store.register_device(row).await.map_err(store_error)?;
     st.metrics.inc("tacit_devices_registered_total", "", 1);
     tracing::info!(device = %device_id, user = %user_id, "device registered");
-    Ok((StatusCode::CREATED, Json(RegisterDeviceResponse { device_id: device_id.to_hex(), user_id })))
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterDeviceResponse {
+            device_id: device_id.to_hex(),
+            user_id,
+        }),
+    ))
 }

@@ -20,16 +20,25 @@ pub async fn healthz() -> &'static str {
     (status = 503, description = "a dependency is down", body = tacit_shared::api::ErrorBody)))]
 pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, ApiError> {
     if st.keys.is_empty() {
-        return Err(ApiError::unavailable("no HPKE key configured (run `tacit-backend keygen`)"));
+        return Err(ApiError::unavailable(
+            "no HPKE key configured (run `tacit-backend keygen`)",
+        ));
     }
-    st.store.health().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
+    st.store
+        .health()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok("ready")
 }
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "metrics", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
 }
 
 /// The OpenAPI document of this server.

@@ -21,7 +21,11 @@ pub fn json_error(e: JsonRejection) -> ApiError {
         StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
         _ => "malformed_json",
     };
-    let status = if status.is_client_error() { status } else { StatusCode::BAD_REQUEST };
+    let status = if status.is_client_error() {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     ApiError::new(status, code, e.body_text())
 }
 

@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use tacit_shared::api::{
-    EnvelopeResult, EnvelopeStatus, MAX_UPLOAD_BATCH, UploadRequest, UploadResponse, b64_decode, hex,
+    EnvelopeResult, EnvelopeStatus, MAX_UPLOAD_BATCH, UploadRequest, UploadResponse, b64_decode,
+    hex,
 };
 use tacit_shared::envelope::{Envelope, EnvelopeError};
 use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
@@ -58,7 +59,10 @@ pub async fn upload(
     if req.envelopes.is_empty() || req.envelopes.len() > MAX_UPLOAD_BATCH {
         return Err(ApiError::bad_request(
             "invalid_batch",
-            format!("a batch holds 1..={MAX_UPLOAD_BATCH} envelopes, got {}", req.envelopes.len()),
+            format!(
+                "a batch holds 1..={MAX_UPLOAD_BATCH} envelopes, got {}",
+                req.envelopes.len()
+            ),
         ));
     }
     let n = req.envelopes.len();
@@ -85,18 +89,23 @@ pub async fn upload(
         let id = env.header.device_id.0;
         *per_device.entry(id).or_default() += 1.0;
         if let std::collections::hash_map::Entry::Vacant(v) = devices.entry(id) {
-            v.insert(st.store.get_device(&id).await.map_err(store_error)?);
+            v.insert(st.store.get_device(id).await.map_err(store_error)?);
         }
     }
     let now = Instant::now();
     for (id, count) in &per_device {
-        if devices.get(id).is_some_and(|d| d.is_some()) {
-            if let Err(wait) = st.limiter.take(*id, *count, now) {
-                st.metrics.inc("tacit_rate_limited_total", "", 1);
-                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many envelopes from this device");
-                e.retry_after_s = Some(wait);
-                return Err(e);
-            }
+        if !devices.get(id).is_some_and(|d| d.is_some()) {
+            continue; // unknown devices are rejected per envelope below
+        }
+        if let Err(wait) = st.limiter.take(*id, *count, now) {
+            st.metrics.inc("tacit_rate_limited_total", "", 1);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many envelopes from this device",
+            );
+            e.retry_after_s = Some(wait);
+            return Err(e);
         }
     }
 
@@ -108,7 +117,11 @@ pub async fn upload(
             .map(|(i, env)| {
                 let id = env.header.envelope_id;
                 let Some(key) = keys.get(&env.header.key_id) else {
-                    return Err(rejected(i, Some(id), EnvelopeError::UnknownKeyId(env.header.key_id).code()));
+                    return Err(rejected(
+                        i,
+                        Some(id),
+                        EnvelopeError::UnknownKeyId(env.header.key_id).code(),
+                    ));
                 };
                 let Some(Some(device)) = devices.get(&env.header.device_id.0) else {
                     return Err(rejected(i, Some(id), "unknown_device"));
@@ -117,12 +130,22 @@ pub async fn upload(
                     return Err(rejected(i, Some(id), "device_revoked"));
                 }
                 let alg = SignatureAlgorithm::from_tag(device.algorithm);
-                let Some(device_key) = alg.and_then(|a| DevicePublicKey::new(a, &device.public_key).ok()) else {
+                let Some(device_key) =
+                    alg.and_then(|a| DevicePublicKey::new(a, &device.public_key).ok())
+                else {
                     return Err(rejected(i, Some(id), "unknown_device"));
                 };
-                env.verify(&device_key).map_err(|e| rejected(i, Some(id), e.code()))?;
-                let payload = env.decrypt(key).map_err(|e| rejected(i, Some(id), e.code()))?;
-                Ok(Opened { index: i, envelope: env, payload, user_id: device.user_id.clone() })
+                env.verify(&device_key)
+                    .map_err(|e| rejected(i, Some(id), e.code()))?;
+                let payload = env
+                    .decrypt(key)
+                    .map_err(|e| rejected(i, Some(id), e.code()))?;
+                Ok(Opened {
+                    index: i,
+                    envelope: env,
+                    payload,
+                    user_id: device.user_id.clone(),
+                })
             })
             .collect::<Vec<_>>()
     })
@@ -143,8 +166,18 @@ pub async fn upload(
         let h = &opened.envelope.header;
         let i = opened.index;
         let id_hex = hex(&h.envelope_id);
-        let seen = st.store.seen(&h.device_id.0, h.sequence).await.map_err(store_error)?;
-        let verdict = replay::check(&st.replay, now_ms, h.created_at_ms, &h.envelope_id, seen.as_ref());
+        let seen = st
+            .store
+            .seen(h.device_id.0, h.sequence)
+            .await
+            .map_err(store_error)?;
+        let verdict = replay::check(
+            &st.replay,
+            now_ms,
+            h.created_at_ms,
+            &h.envelope_id,
+            seen.as_ref(),
+        );
         let outcome = match verdict {
             ReplayVerdict::Fresh => {
                 let features = opened.payload.encode().map_err(ApiError::internal)?;
@@ -157,7 +190,12 @@ pub async fn upload(
                     received_at_ms: now_ms,
                     records: opened.payload.records.len() as u32,
                 };
-                match st.store.store_envelope(&meta, features).await.map_err(store_error)? {
+                match st
+                    .store
+                    .store_envelope(meta, features)
+                    .await
+                    .map_err(store_error)?
+                {
                     StoreOutcome::Stored => Ok(EnvelopeStatus::Stored),
                     StoreOutcome::Duplicate => Ok(EnvelopeStatus::Duplicate),
                     StoreOutcome::SequenceReused => Err("sequence_reused"),
@@ -171,9 +209,18 @@ pub async fn upload(
         results[i] = Some(match outcome {
             Ok(status) => {
                 if status == EnvelopeStatus::Stored {
-                    st.metrics.inc("tacit_feature_records_total", "", opened.payload.records.len() as u64);
+                    st.metrics.inc(
+                        "tacit_feature_records_total",
+                        "",
+                        opened.payload.records.len() as u64,
+                    );
                 }
-                EnvelopeResult { index: i, envelope_id: Some(id_hex), status, reason: None }
+                EnvelopeResult {
+                    index: i,
+                    envelope_id: Some(id_hex),
+                    status,
+                    reason: None,
+                }
             }
             Err(reason) => rejected(i, Some(h.envelope_id), reason),
         });
@@ -188,10 +235,14 @@ pub async fn upload(
         let label = match r.status {
             EnvelopeStatus::Stored => "status=\"stored\"".to_string(),
             EnvelopeStatus::Duplicate => "status=\"duplicate\"".to_string(),
-            EnvelopeStatus::Rejected => format!("status=\"rejected\",reason=\"{}\"", r.reason.as_deref().unwrap_or("")),
+            EnvelopeStatus::Rejected => format!(
+                "status=\"rejected\",reason=\"{}\"",
+                r.reason.as_deref().unwrap_or("")
+            ),
         };
         st.metrics.inc("tacit_envelopes_total", &label, 1);
     }
-    st.metrics.observe_ms(started.elapsed().as_secs_f64() * 1000.0);
+    st.metrics
+        .observe_ms(started.elapsed().as_secs_f64() * 1000.0);
     Ok(Json(UploadResponse { results }))
 }

@@ -29,7 +29,8 @@ impl FileKeyStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (signer, pkcs8) = Ed25519Signer::generate(&SystemRandom::new())
                     .map_err(|e| ClientError::KeyStore(e.to_string()))?;
-                write_private(&path, &pkcs8).map_err(|e| ClientError::Storage(format!("{}: {e}", path.display())))?;
+                write_private(&path, &pkcs8)
+                    .map_err(|e| ClientError::Storage(format!("{}: {e}", path.display())))?;
                 signer
             }
             Err(e) => return Err(ClientError::Storage(format!("{}: {e}", path.display()))),

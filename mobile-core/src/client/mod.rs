@@ -21,7 +21,9 @@ pub use registration::Registration;
 
 use crate::dsp::{DspError, KeyEvent, MotionSample};
 use crate::factors::gait::{GaitConfig, GaitExtractor};
-use crate::factors::keystroke::{FreeTextExtractor, fixed_text_record, free_text_record, phrase_id};
+use crate::factors::keystroke::{
+    FreeTextExtractor, fixed_text_record, free_text_record, phrase_id,
+};
 use crate::queue::{Outbox, OutboxConfig, QueueError, QueuedEnvelope};
 use crate::upload::{DrainReport, UploadPolicy, Uploader};
 
@@ -99,12 +101,16 @@ impl ClientConfig {
         data_dir: &str,
         user_id: &str,
     ) -> Result<Self, ClientError> {
-        let key: [u8; 32] = backend_key
-            .try_into()
-            .map_err(|_| ClientError::Config(format!("backend key must be 32 bytes, got {}", backend_key.len())))?;
+        let key: [u8; 32] = backend_key.try_into().map_err(|_| {
+            ClientError::Config(format!(
+                "backend key must be 32 bytes, got {}",
+                backend_key.len()
+            ))
+        })?;
         let key = RecipientPublicKey::from_bytes(key);
-        let id = KeyId::from_hex(backend_key_id)
-            .ok_or_else(|| ClientError::Config("backend key id must be 16 hex characters".into()))?;
+        let id = KeyId::from_hex(backend_key_id).ok_or_else(|| {
+            ClientError::Config("backend key id must be 16 hex characters".into())
+        })?;
         if id != key.key_id() {
             return Err(ClientError::Config(format!(
                 "backend key id {backend_key_id} does not match the key (expected {})",
@@ -112,7 +118,9 @@ impl ClientConfig {
             )));
         }
         if !(backend_url.starts_with("https://") || backend_url.starts_with("http://")) {
-            return Err(ClientError::Config("backend URL must start with https:// or http://".into()));
+            return Err(ClientError::Config(
+                "backend URL must start with https:// or http://".into(),
+            ));
         }
         if user_id.is_empty() || user_id.len() > 256 {
             return Err(ClientError::Config("user id must be 1..=256 bytes".into()));
@@ -219,7 +227,10 @@ pub struct Client {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn ns_to_ms(ns: i64) -> u64 {
@@ -229,32 +240,40 @@ fn ns_to_ms(ns: i64) -> u64 {
 impl Client {
     /// Opens (or creates) the client's state in `cfg.data_dir`. `signer` is the device
     /// key; `None` uses the built-in file-backed Ed25519 key.
-    pub fn new(cfg: ClientConfig, signer: Option<Arc<dyn DeviceSigner>>) -> Result<Self, ClientError> {
+    pub fn new(
+        cfg: ClientConfig,
+        signer: Option<Arc<dyn DeviceSigner>>,
+    ) -> Result<Self, ClientError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| ClientError::Storage(format!("{}: {e}", cfg.data_dir.display())))?;
         let signer: Arc<dyn DeviceSigner> = match signer {
             Some(s) => s,
             None => Arc::new(FileKeyStore::open_or_create(&cfg.data_dir)?),
         };
-        let outbox = Outbox::open(&cfg.data_dir, cfg.outbox.clone())?;
-        let uploader = Uploader::new(&cfg.backend_url, cfg.upload.clone()).map_err(|e| ClientError::Config(e.to_string()))?;
+        let outbox = Outbox::open(&cfg.data_dir, cfg.outbox)?;
+        let uploader = Uploader::new(&cfg.backend_url, cfg.upload)
+            .map_err(|e| ClientError::Config(e.to_string()))?;
         let http = reqwest::Client::builder()
             .timeout(cfg.upload.request_timeout)
             .build()
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let registration = Registration::load(&cfg.data_dir)?;
-        if let Some(r) = &registration {
-            if r.device_id != signer.public_key().device_id().to_hex() {
-                tracing::warn!("stored registration belongs to another device key; registration required");
-            }
+        let own_id = signer.public_key().device_id().to_hex();
+        if registration.as_ref().is_some_and(|r| r.device_id != own_id) {
+            tracing::warn!(
+                "stored registration belongs to another device key; registration required"
+            );
         }
-        let registration = registration.filter(|r| r.device_id == signer.public_key().device_id().to_hex());
+        let registration = registration.filter(|r| r.device_id == own_id);
         Ok(Client {
             capture: Mutex::new(Capture {
                 gait: GaitExtractor::new(GaitConfig::default())?,
                 free_text: FreeTextExtractor::new(FREE_TEXT_BLOCK_KEYS)?,
                 pending: Vec::new(),
-                network: Network { online: true, unmetered: true },
+                network: Network {
+                    online: true,
+                    unmetered: true,
+                },
             }),
             registration: Mutex::new(registration),
             cfg,
@@ -267,7 +286,9 @@ impl Client {
     }
 
     fn capture(&self) -> Result<MutexGuard<'_, Capture>, ClientError> {
-        self.capture.lock().map_err(|_| ClientError::Storage("client state poisoned by an earlier panic".into()))
+        self.capture
+            .lock()
+            .map_err(|_| ClientError::Storage("client state poisoned by an earlier panic".into()))
     }
 
     /// The device id of the signing key (hex).
@@ -277,9 +298,13 @@ impl Client {
 
     /// Registers the device key with a one-time enrolment token.
     pub async fn register_device(&self, token: &str) -> Result<Registration, ClientError> {
-        let reg = registration::register(&self.http, &self.cfg, self.signer.as_ref(), token).await?;
+        let reg =
+            registration::register(&self.http, &self.cfg, self.signer.as_ref(), token).await?;
         reg.store(&self.cfg.data_dir)?;
-        *self.registration.lock().map_err(|_| ClientError::Storage("poisoned".into()))? = Some(reg.clone());
+        *self
+            .registration
+            .lock()
+            .map_err(|_| ClientError::Storage("poisoned".into()))? = Some(reg.clone());
         tracing::info!(device = %reg.device_id, "device registered");
         Ok(reg)
     }
@@ -287,7 +312,10 @@ impl Client {
     /// Feeds motion samples (Unix-epoch ns timestamps) to the gait extractor.
     pub fn record_motion(&self, samples: &[MotionSample]) -> Result<RecordOutcome, ClientError> {
         if samples.iter().any(|s| s.t_ns < 0) {
-            return Err(DspError::Config("timestamps must be Unix-epoch nanoseconds (non-negative)").into());
+            return Err(DspError::Config(
+                "timestamps must be Unix-epoch nanoseconds (non-negative)",
+            )
+            .into());
         }
         let mut c = self.capture()?;
         let before = c.gait.report().clone();
@@ -299,7 +327,8 @@ impl Client {
         });
         let after = c.gait.report().clone();
         let n = produced.len() as u64;
-        c.pending.extend(produced.into_iter().filter(|r| r.validate().is_ok()));
+        c.pending
+            .extend(produced.into_iter().filter(|r| r.validate().is_ok()));
         drop(c);
         self.seal_if_full()?;
         Ok(RecordOutcome {
@@ -316,11 +345,16 @@ impl Client {
         let before = c.free_text.report().clone();
         let mut produced = Vec::new();
         c.free_text.push(events, |f, start, end| {
-            produced.push(free_text_record(f, ns_to_ms(start), end.saturating_sub(start)));
+            produced.push(free_text_record(
+                f,
+                ns_to_ms(start),
+                end.saturating_sub(start),
+            ));
         });
         let after = c.free_text.report().clone();
         let n = produced.len() as u64;
-        c.pending.extend(produced.into_iter().filter(|r| r.validate().is_ok()));
+        c.pending
+            .extend(produced.into_iter().filter(|r| r.validate().is_ok()));
         drop(c);
         self.seal_if_full()?;
         Ok(RecordOutcome {
@@ -334,15 +368,26 @@ impl Client {
 
     /// Records one entry of a fixed phrase (password/PIN). The phrase is hashed with the
     /// user id as salt and forgotten; only its hash and the timings are kept.
-    pub fn record_phrase_entry(&self, phrase: &str, events: &[KeyEvent]) -> Result<RecordOutcome, ClientError> {
+    pub fn record_phrase_entry(
+        &self,
+        phrase: &str,
+        events: &[KeyEvent],
+    ) -> Result<RecordOutcome, ClientError> {
         let keys = phrase.chars().count();
         let id = phrase_id(self.cfg.user_id.as_bytes(), phrase);
         let start = events.first().map(|e| ns_to_ms(e.down_ns)).unwrap_or(0);
         let record = fixed_text_record(id, events, keys, start)?;
-        record.validate().map_err(|e| ClientError::InvalidInput(e.to_string()))?;
+        record
+            .validate()
+            .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
         self.capture()?.pending.push(record);
         self.seal_if_full()?;
-        Ok(RecordOutcome { accepted: events.len() as u64, dropped: 0, windows: 1, feature_records: 1 })
+        Ok(RecordOutcome {
+            accepted: events.len() as u64,
+            dropped: 0,
+            windows: 1,
+            feature_records: 1,
+        })
     }
 
     fn seal_if_full(&self) -> Result<(), ClientError> {
@@ -358,11 +403,23 @@ impl Client {
         let mut out = SealOutcome::default();
         while !c.pending.is_empty() {
             let n = c.pending.len().min(RECORDS_PER_ENVELOPE);
-            let payload = Payload { records: c.pending[..n].to_vec() };
+            let payload = Payload {
+                records: c.pending[..n].to_vec(),
+            };
             let sequence = self.outbox.allocate_sequence()?;
-            let params = SealParams { suite: Suite::X25519Sha256ChaCha20Poly1305, sequence, created_at_ms: now_ms() };
-            let (header, bytes) = Envelope::seal(params, &payload, &self.cfg.backend_key, self.signer.as_ref(), &self.rng)
-                .map_err(|e| ClientError::Seal(e.to_string()))?;
+            let params = SealParams {
+                suite: Suite::X25519Sha256ChaCha20Poly1305,
+                sequence,
+                created_at_ms: now_ms(),
+            };
+            let (header, bytes) = Envelope::seal(
+                params,
+                &payload,
+                &self.cfg.backend_key,
+                self.signer.as_ref(),
+                &self.rng,
+            )
+            .map_err(|e| ClientError::Seal(e.to_string()))?;
             let queued = QueuedEnvelope {
                 envelope_id: header.envelope_id,
                 sequence,
@@ -376,14 +433,24 @@ impl Client {
             out.records += n as u32;
         }
         if out.envelopes > 0 {
-            tracing::info!(envelopes = out.envelopes, records = out.records, evicted = out.evicted, "sealed");
+            tracing::info!(
+                envelopes = out.envelopes,
+                records = out.records,
+                evicted = out.evicted,
+                "sealed"
+            );
         }
         Ok(out)
     }
 
     /// Uploads what the outbox holds, if the network policy allows.
     pub async fn upload_pending(&self) -> Result<UploadOutcome, ClientError> {
-        if self.registration.lock().map_err(|_| ClientError::Storage("poisoned".into()))?.is_none() {
+        if self
+            .registration
+            .lock()
+            .map_err(|_| ClientError::Storage("poisoned".into()))?
+            .is_none()
+        {
             return Err(ClientError::NotRegistered);
         }
         let network = self.capture()?.network;
@@ -396,7 +463,11 @@ impl Client {
         };
         if let Some(why) = skipped {
             let remaining = self.outbox.stats()?.envelopes;
-            return Ok(UploadOutcome { report: DrainReport::default(), remaining, skipped: Some(why.into()) });
+            return Ok(UploadOutcome {
+                report: DrainReport::default(),
+                remaining,
+                skipped: Some(why.into()),
+            });
         }
         let report = self.uploader.drain(&self.outbox).await;
         let remaining = self.outbox.stats()?.envelopes;
@@ -408,12 +479,18 @@ impl Client {
             remaining,
             "upload finished"
         );
-        Ok(UploadOutcome { report, remaining, skipped: None })
+        Ok(UploadOutcome {
+            report,
+            remaining,
+            skipped: None,
+        })
     }
 
     /// Asks the backend whether the enrolled person is still the one using the phone.
     pub async fn authenticate(&self) -> Result<(), ClientError> {
-        Err(ClientError::NotAvailable("the backend has no /v1/authenticate endpoint yet".into()))
+        Err(ClientError::NotAvailable(
+            "the backend has no /v1/authenticate endpoint yet".into(),
+        ))
     }
 
     /// Updates the network state used by the upload policy.
@@ -427,7 +504,11 @@ impl Client {
         let s = self.outbox.stats()?;
         let c = self.capture()?;
         Ok(Status {
-            registration: self.registration.lock().map_err(|_| ClientError::Storage("poisoned".into()))?.clone(),
+            registration: self
+                .registration
+                .lock()
+                .map_err(|_| ClientError::Storage("poisoned".into()))?
+                .clone(),
             outbox_envelopes: s.envelopes,
             outbox_bytes: s.bytes,
             evicted_total: s.evicted_total,
@@ -439,4 +520,3 @@ impl Client {
         })
     }
 }
-

@@ -35,7 +35,8 @@ impl Registration {
     pub(super) fn store(&self, dir: &Path) -> Result<(), ClientError> {
         let path = dir.join(FILE);
         let json = serde_json::to_vec(self).map_err(|e| ClientError::Storage(e.to_string()))?;
-        write_private(&path, &json).map_err(|e| ClientError::Storage(format!("{}: {e}", path.display())))
+        write_private(&path, &json)
+            .map_err(|e| ClientError::Storage(format!("{}: {e}", path.display())))
     }
 }
 
@@ -49,10 +50,15 @@ pub(super) async fn register(
     token: &str,
 ) -> Result<Registration, ClientError> {
     if token.is_empty() || token.len() > 1024 {
-        return Err(ClientError::Config("enrolment token must be 1..=1024 bytes".into()));
+        return Err(ClientError::Config(
+            "enrolment token must be 1..=1024 bytes".into(),
+        ));
     }
     let key = signer.public_key();
-    let body = RegisterDeviceRequest { enrolment_token: token.to_string(), public_key: PublicKeyJson::from_key(&key) };
+    let body = RegisterDeviceRequest {
+        enrolment_token: token.to_string(),
+        public_key: PublicKeyJson::from_key(&key),
+    };
     let json = serde_json::to_vec(&body).map_err(|e| ClientError::Config(e.to_string()))?;
     let resp = http
         .post(format!("{}/v1/devices", cfg.backend_url))
@@ -62,17 +68,27 @@ pub(super) async fn register(
         .await
         .map_err(|e| ClientError::Network(e.to_string()))?;
     let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| ClientError::Network(e.to_string()))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Network(e.to_string()))?;
     if !status.is_success() {
         let detail = serde_json::from_slice::<ErrorBody>(&bytes[..bytes.len().min(MAX_ERROR_BODY)])
             .map(|b| format!("{} ({})", b.error, b.code))
             .unwrap_or_else(|_| "no error body".into());
-        return Err(ClientError::Server(format!("registration refused: HTTP {status}: {detail}")));
+        return Err(ClientError::Server(format!(
+            "registration refused: HTTP {status}: {detail}"
+        )));
     }
-    let r: RegisterDeviceResponse =
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Server(format!("bad registration answer: {e}")))?;
+    let r: RegisterDeviceResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| ClientError::Server(format!("bad registration answer: {e}")))?;
     if r.device_id != key.device_id().to_hex() {
-        return Err(ClientError::Server("server registered a different device id".into()));
+        return Err(ClientError::Server(
+            "server registered a different device id".into(),
+        ));
     }
-    Ok(Registration { device_id: r.device_id, user_id: r.user_id })
+    Ok(Registration {
+        device_id: r.device_id,
+        user_id: r.user_id,
+    })
 }

@@ -88,7 +88,9 @@ impl From<ClientError> for TacitError {
         let message = e.to_string();
         match e {
             ClientError::Config(_) => TacitError::InvalidConfig { message },
-            ClientError::Input(_) | ClientError::InvalidInput(_) => TacitError::InvalidInput { message },
+            ClientError::Input(_) | ClientError::InvalidInput(_) => {
+                TacitError::InvalidInput { message }
+            }
             ClientError::Storage(_) | ClientError::Queue(_) => TacitError::Storage { message },
             ClientError::Network(_) => TacitError::Network { message },
             ClientError::Server(_) => TacitError::Server { message },
@@ -142,8 +144,12 @@ impl ForeignSigner {
             KeyAlgorithm::Ed25519 => SignatureAlgorithm::Ed25519,
             KeyAlgorithm::EcdsaP256Sha256 => SignatureAlgorithm::EcdsaP256Sha256,
         };
-        let bytes = store.public_key().map_err(|e| TacitError::KeyStore { message: e.to_string() })?;
-        let public = DevicePublicKey::new(alg, &bytes).map_err(|e| TacitError::KeyStore { message: e.to_string() })?;
+        let bytes = store.public_key().map_err(|e| TacitError::KeyStore {
+            message: e.to_string(),
+        })?;
+        let public = DevicePublicKey::new(alg, &bytes).map_err(|e| TacitError::KeyStore {
+            message: e.to_string(),
+        })?;
         Ok(ForeignSigner { store, public })
     }
 }
@@ -154,9 +160,14 @@ impl DeviceSigner for ForeignSigner {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, IdentityError> {
-        let sig = self.store.sign(message.to_vec()).map_err(|e| IdentityError::Signer(e.to_string()))?;
+        let sig = self
+            .store
+            .sign(message.to_vec())
+            .map_err(|e| IdentityError::Signer(e.to_string()))?;
         // A wrong signature would only be discovered by the server: check it here.
-        self.public.verify(message, &sig).map_err(|_| IdentityError::Signer("key store returned an invalid signature".into()))?;
+        self.public
+            .verify(message, &sig)
+            .map_err(|_| IdentityError::Signer("key store returned an invalid signature".into()))?;
         Ok(sig)
     }
 }
@@ -173,7 +184,10 @@ impl TacitClient {
     /// Opens the client. `key_store` = `None` uses a built-in Ed25519 key kept in
     /// `config.data_dir`.
     #[uniffi::constructor]
-    pub fn new(config: TacitConfig, key_store: Option<Arc<dyn DeviceKeyStore>>) -> Result<Arc<Self>, TacitError> {
+    pub fn new(
+        config: TacitConfig,
+        key_store: Option<Arc<dyn DeviceKeyStore>>,
+    ) -> Result<Arc<Self>, TacitError> {
         let mut cfg = ClientConfig::new(
             &config.backend_url,
             &config.backend_public_key,
@@ -183,7 +197,9 @@ impl TacitClient {
         )?;
         let u = &config.upload;
         if u.batch_size == 0 || u.batch_size as usize > tacit_shared::api::MAX_UPLOAD_BATCH {
-            return Err(TacitError::InvalidConfig { message: "upload.batch_size must be within 1..=256".into() });
+            return Err(TacitError::InvalidConfig {
+                message: "upload.batch_size must be within 1..=256".into(),
+            });
         }
         if u.max_attempts == 0 || u.request_timeout_ms == 0 || u.max_outbox_bytes < 64 * 1024 {
             return Err(TacitError::InvalidConfig {
@@ -196,13 +212,17 @@ impl TacitClient {
             request_timeout: std::time::Duration::from_millis(u.request_timeout_ms),
             ..UploadPolicy::default()
         };
-        cfg.outbox = OutboxConfig { max_bytes: u.max_outbox_bytes };
+        cfg.outbox = OutboxConfig {
+            max_bytes: u.max_outbox_bytes,
+        };
         cfg.wifi_only = u.wifi_only;
         let signer: Option<Arc<dyn DeviceSigner>> = match key_store {
             Some(k) => Some(Arc::new(ForeignSigner::new(k)?)),
             None => None,
         };
-        Ok(Arc::new(TacitClient { inner: Client::new(cfg, signer)? }))
+        Ok(Arc::new(TacitClient {
+            inner: Client::new(cfg, signer)?,
+        }))
     }
 
     /// This device's id (hex), derived from its public key.
@@ -213,7 +233,10 @@ impl TacitClient {
     /// Registers this device with a one-time enrolment token from the backend's admin.
     pub async fn register_device(&self, enrolment_token: String) -> Result<DeviceInfo, TacitError> {
         let r = self.inner.register_device(&enrolment_token).await?;
-        Ok(DeviceInfo { device_id: r.device_id, user_id: r.user_id })
+        Ok(DeviceInfo {
+            device_id: r.device_id,
+            user_id: r.user_id,
+        })
     }
 
     /// Feeds motion readings (any chunk size; Unix-epoch ns timestamps).
@@ -230,7 +253,11 @@ impl TacitClient {
 
     /// Records one typed entry of a fixed phrase (password, PIN). The phrase is only
     /// hashed (salted with the user id) and then forgotten.
-    pub fn record_phrase_entry(&self, phrase: String, events: Vec<KeyPress>) -> Result<RecordReport, TacitError> {
+    pub fn record_phrase_entry(
+        &self,
+        phrase: String,
+        events: Vec<KeyPress>,
+    ) -> Result<RecordReport, TacitError> {
         let events: Vec<_> = events.into_iter().map(Into::into).collect();
         Ok(self.inner.record_phrase_entry(&phrase, &events)?.into())
     }
@@ -249,7 +276,9 @@ impl TacitClient {
     /// `NotAvailable` until the backend offers `/v1/authenticate`.
     pub async fn authenticate(&self) -> Result<AuthResult, TacitError> {
         self.inner.authenticate().await?;
-        Err(TacitError::NotAvailable { message: "authentication endpoint not available".into() })
+        Err(TacitError::NotAvailable {
+            message: "authentication endpoint not available".into(),
+        })
     }
 
     /// Counters and state for display and diagnostics.
@@ -260,7 +289,10 @@ impl TacitClient {
     /// Tells the client about connectivity; uploads run only when online (and
     /// unmetered, with `wifi_only`).
     pub fn set_network_state(&self, state: NetworkState) -> Result<(), TacitError> {
-        Ok(self.inner.set_network(Network { online: state.online, unmetered: state.unmetered })?)
+        Ok(self.inner.set_network(Network {
+            online: state.online,
+            unmetered: state.unmetered,
+        })?)
     }
 }
 

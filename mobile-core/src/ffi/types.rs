@@ -140,7 +140,12 @@ pub struct RecordReport {
 
 impl From<RecordOutcome> for RecordReport {
     fn from(o: RecordOutcome) -> Self {
-        RecordReport { accepted: o.accepted, dropped: o.dropped, windows: o.windows, feature_records: o.feature_records }
+        RecordReport {
+            accepted: o.accepted,
+            dropped: o.dropped,
+            windows: o.windows,
+            feature_records: o.feature_records,
+        }
     }
 }
 
@@ -157,7 +162,11 @@ pub struct SealReport {
 
 impl From<SealOutcome> for SealReport {
     fn from(o: SealOutcome) -> Self {
-        SealReport { envelopes: o.envelopes, records: o.records, evicted: o.evicted }
+        SealReport {
+            envelopes: o.envelopes,
+            records: o.records,
+            evicted: o.evicted,
+        }
     }
 }
 
@@ -249,7 +258,10 @@ impl From<Status> for ClientStatus {
             acknowledged_total: s.acknowledged_total,
             pending_records: s.pending_records,
             last_upload_unix_ms: s.last_upload_unix_ms,
-            network: NetworkState { online: s.network.online, unmetered: s.network.unmetered },
+            network: NetworkState {
+                online: s.network.online,
+                unmetered: s.network.unmetered,
+            },
         }
     }
 }

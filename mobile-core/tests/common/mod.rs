@@ -1,6 +1,6 @@
 //! Synthetic motion for tests: a walker with a given cadence, phone orientation and
 //! timestamp jitter, and a phone lying still.
-#![allow(dead_code)]
+#![allow(dead_code, missing_docs)]
 
 use tacit_mobile_core::dsp::MotionSample;
 

@@ -1,0 +1,120 @@
+//! Storage: users, enrolment tokens, devices and the replay memory in a SQL database
+//! (SQLite embedded, or PostgreSQL), feature batches as objects (a directory, or S3).
+//!
+//! The gateway holds one `Arc<dyn Store>`, opened with [`StoreConfig::open`].
+//!
+//! # Layout
+//! * `error.rs` — [`StoreError`], one variant per HTTP status class;
+//! * `model.rs` — rows, outcomes, the user id rule;
+//! * `config.rs` — `sqlite://` / `postgres://` and `file://` / `s3://` configuration;
+//! * `objects.rs` — [`FeatureObjects`], the object store side;
+//! * `sql.rs` — the queries (one text for both databases) and the shared [`Store`]
+//!   implementation; `sqlite.rs` / `postgres.rs` — connection, pragmas, migrations and
+//!   error codes of each database. Schemas: `backend/migrations/{sqlite,postgres}/`.
+//!
+//! # Envelopes and the replay rule
+//! `store_envelope` writes the features first, then inserts the envelope row; the row's
+//! primary key `(device_id, sequence)` is the replay rule's uniqueness
+//! (`tacit_shared::replay`), so two racing uploads of one sequence number cannot both be
+//! `Stored`. A crash between the two writes leaves an object without a row; the
+//! client's retry rewrites the same key and inserts the row, and `delete_user` removes
+//! such objects with the rest, because it deletes by key prefix, not by row.
+//!
+//! Envelope rows are kept as long as their feature objects: they are the index of the
+//! objects as well as the replay memory, and they are small (~100 bytes against up to
+//! 1 MiB of features). Keeping them longer than the acceptance window is harmless
+//! (`replay::check` answers `Duplicate` for a remembered envelope of any age). There is
+//! no separate pruning yet: a retention job that deletes old feature objects must
+//! delete their rows with them, and only for envelopes created before
+//! `ReplayPolicy::prune_before(now)`.
+
+mod config;
+mod error;
+mod model;
+mod objects;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use config::{ObjectsConfig, S3Config, StoreConfig};
+pub use error::{BoxError, StoreError, StoreResult};
+pub use model::{
+    DeletionReport, DeviceRow, EnvelopeMeta, MAX_USER_ID_LEN, StoreOutcome, validate_user_id,
+};
+pub use objects::FeatureObjects;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// The backend's persistent state. Every method is safe to call concurrently; results
+/// are durable when a method returns `Ok`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Brings the schema up to date; running it again changes nothing.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Creates a user. [`StoreError::AlreadyExists`] if it exists,
+    /// [`StoreError::Invalid`] if the id breaks [`validate_user_id`].
+    async fn create_user(&self, user_id: &str) -> StoreResult<()>;
+
+    /// Whether a user exists.
+    async fn user_exists(&self, user_id: &str) -> StoreResult<bool>;
+
+    /// Deletes a user with everything stored for it: devices, envelope rows, unused
+    /// tokens, templates, and every feature object under its prefix (database first,
+    /// so that an upload racing the deletion fails instead of leaving data behind).
+    /// Calling it again after a partial failure finishes the job;
+    /// [`StoreError::NotFound`] only when there was nothing at all.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<DeletionReport>;
+
+    /// Stores an enrolment token for an existing user ([`StoreError::NotFound`]
+    /// otherwise). Only the token's SHA-256 is stored.
+    async fn create_enrolment_token(
+        &self,
+        user_id: &str,
+        token_hash: [u8; 32],
+        expires_at_ms: u64,
+    ) -> StoreResult<()>;
+
+    /// Uses up a token: returns its user if it existed and `now_ms < expires_at_ms`.
+    /// The token is gone afterwards either way; of concurrent calls with the same token
+    /// at most one gets `Some`.
+    async fn consume_enrolment_token(
+        &self,
+        token_hash: [u8; 32],
+        now_ms: u64,
+    ) -> StoreResult<Option<String>>;
+
+    /// Registers a device of an existing user. [`StoreError::AlreadyExists`] if the
+    /// device id is registered, [`StoreError::NotFound`] if the user does not exist.
+    async fn register_device(&self, device: DeviceRow) -> StoreResult<()>;
+
+    /// Looks a device up.
+    async fn get_device(&self, device_id: [u8; 16]) -> StoreResult<Option<DeviceRow>>;
+
+    /// Stores an envelope's decrypted features (see the module docs for the order of
+    /// the writes). [`StoreError::NotFound`] if the device is not registered for
+    /// `meta.user_id`.
+    async fn store_envelope(
+        &self,
+        meta: EnvelopeMeta,
+        features: Vec<u8>,
+    ) -> StoreResult<StoreOutcome>;
+
+    /// The envelope id stored for `(device_id, sequence)`, for `replay::check`.
+    async fn seen(&self, device_id: [u8; 16], sequence: u64) -> StoreResult<Option<[u8; 16]>>;
+
+    /// How many envelopes are stored for a user.
+    async fn count_envelopes(&self, user_id: &str) -> StoreResult<u64>;
+
+    /// The keys of a user's feature objects, sorted.
+    async fn list_feature_objects(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// The object store, for readers of the features.
+    fn objects(&self) -> &FeatureObjects;
+
+    /// Checks both stores: `SELECT 1` and one object listing.
+    /// [`StoreError::Unavailable`] when either does not answer.
+    async fn health(&self) -> StoreResult<()>;
+}

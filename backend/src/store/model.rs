@@ -1,0 +1,168 @@
+//! The rows and outcomes the storage layer hands out, and the checks on what comes in.
+
+use super::error::{StoreError, StoreResult};
+
+/// Longest user id, in bytes.
+pub const MAX_USER_ID_LEN: usize = 128;
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// The device id (`tacit_shared::identity`: hash of the algorithm and key).
+    pub device_id: [u8; 16],
+    /// The user the device was enrolled for.
+    pub user_id: String,
+    /// The signature algorithm tag of `public_key`.
+    pub algorithm: u8,
+    /// The device's public key, in the encoding of `algorithm`.
+    pub public_key: Vec<u8>,
+    /// When the device was registered (server clock, Unix ms).
+    pub created_at_ms: u64,
+    /// Whether the device was revoked. Always `false` for now: revocation arrives with a
+    /// later issue, the column exists so that it needs no migration of stored rows.
+    pub revoked: bool,
+}
+
+/// What the gateway knows about an envelope it is about to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeMeta {
+    /// The sending device (the envelope header's device id).
+    pub device_id: [u8; 16],
+    /// The user that device belongs to.
+    pub user_id: String,
+    /// The envelope's per-device sequence number.
+    pub sequence: u64,
+    /// The envelope's random id.
+    pub envelope_id: [u8; 16],
+    /// The envelope's creation time (device clock, Unix ms).
+    pub created_at_ms: u64,
+    /// When the gateway received it (server clock, Unix ms).
+    pub received_at_ms: u64,
+    /// How many feature records the payload held.
+    pub records: u32,
+}
+
+/// What [`Store::store_envelope`](super::Store::store_envelope) did, in the terms of
+/// `tacit_shared::replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// New: the features and the row are durable now; acknowledge.
+    Stored,
+    /// The same `(device, sequence, envelope id)` was stored before: acknowledge again;
+    /// nothing was stored twice.
+    Duplicate,
+    /// The sequence number belongs to another envelope of this device: reject. The
+    /// features just written were removed again.
+    SequenceReused,
+}
+
+/// What [`Store::delete_user`](super::Store::delete_user) removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeletionReport {
+    /// Device rows.
+    pub devices: u64,
+    /// Envelope rows (the replay memory and index of the feature objects).
+    pub envelopes: u64,
+    /// Feature objects in the object store.
+    pub objects: u64,
+    /// Unused enrolment tokens.
+    pub tokens: u64,
+    /// Model template rows.
+    pub templates: u64,
+}
+
+/// Checks a user id. User ids become a segment of object keys
+/// (`features/{user_id}/…`), so they are limited to 1–128 bytes of ASCII letters,
+/// digits, `_`, `-`, `.` and `@`, starting with a letter or digit: no separators,
+/// no `.`/`..` segments, nothing an object store would encode differently.
+pub fn validate_user_id(user_id: &str) -> StoreResult<()> {
+    let ok = !user_id.is_empty()
+        && user_id.len() <= MAX_USER_ID_LEN
+        && user_id
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && user_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "user id {:?}: 1-{MAX_USER_ID_LEN} of [A-Za-z0-9_.@-], starting with a letter or digit",
+            user_id
+                .chars()
+                .take(MAX_USER_ID_LEN + 1)
+                .collect::<String>()
+        )))
+    }
+}
+
+/// Database integers are signed 64-bit; sequence numbers are `u64`. The bits are kept
+/// as they are, so equality and uniqueness (all the replay rule needs) hold for the
+/// whole `u64` range; only SQL ordering of sequences above `i64::MAX` would be off.
+pub(crate) fn sequence_to_db(sequence: u64) -> i64 {
+    i64::from_be_bytes(sequence.to_be_bytes())
+}
+
+/// Timestamps beyond `i64::MAX` ms (year 292 million) saturate.
+pub(crate) fn ms_to_db(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// A stored timestamp back; a negative one means the row was written by something else.
+pub(crate) fn ms_from_db(ms: i64, what: &str) -> StoreResult<u64> {
+    u64::try_from(ms).map_err(|_| StoreError::corrupt(format!("negative {what} in the database")))
+}
+
+/// A stored 16-byte id back.
+pub(crate) fn id16_from_db(bytes: &[u8], what: &str) -> StoreResult<[u8; 16]> {
+    <[u8; 16]>::try_from(bytes).map_err(|_| {
+        StoreError::corrupt(format!("{what} of {} bytes in the database", bytes.len()))
+    })
+}
+
+/// A stored count back.
+pub(crate) fn count_from_db(n: i64) -> StoreResult<u64> {
+    u64::try_from(n).map_err(|_| StoreError::corrupt("negative count"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids() {
+        for ok in ["u1", "alice@example.org", "A-b_c.d", &"x".repeat(128)] {
+            assert!(validate_user_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "-a",
+            "a b",
+            "é",
+            &"x".repeat(129),
+            "a\0",
+        ] {
+            assert!(
+                matches!(validate_user_id(bad), Err(StoreError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conversions() {
+        assert_eq!(sequence_to_db(0), 0);
+        assert_eq!(sequence_to_db(u64::MAX), -1);
+        assert_ne!(sequence_to_db(u64::MAX), sequence_to_db(u64::MAX - 1));
+        assert_eq!(ms_to_db(u64::MAX), i64::MAX);
+        assert!(ms_from_db(-1, "time").is_err());
+        assert_eq!(ms_from_db(5, "time").ok(), Some(5));
+        assert!(id16_from_db(&[0; 15], "device id").is_err());
+        assert_eq!(id16_from_db(&[3; 16], "device id").ok(), Some([3; 16]));
+    }
+}

@@ -1,0 +1,265 @@
+//! Feature batches as objects: one object per stored envelope, under
+//! `features/{user_id}/{device_hex}/{sequence:020}-{envelope_hex}.bin`.
+//!
+//! The user id leads the key so that deleting a user is one prefix listing, and the
+//! sequence is zero-padded so that a device's objects list in sequence order.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+
+use super::config::S3Config;
+use super::error::{StoreError, StoreResult, from_object_store};
+use super::model::validate_user_id;
+
+/// Top-level prefix of all feature objects.
+const FEATURES: &str = "features";
+
+/// Where the feature objects live: a directory or an S3 bucket (or any other
+/// `object_store` implementation, for tests).
+#[derive(Clone, Debug)]
+pub struct FeatureObjects {
+    store: Arc<dyn ObjectStore>,
+    /// The directory of a [`LocalFileSystem`], whose writes need an explicit fsync.
+    local: Option<Arc<LocalFileSystem>>,
+    /// The directory itself, which must keep existing (a missing bucket fails a
+    /// listing, a missing directory lists as empty).
+    local_root: Option<PathBuf>,
+}
+
+impl FeatureObjects {
+    /// A directory on the local file system (created if missing). Writes are fsynced
+    /// before [`Store::store_envelope`](super::Store::store_envelope) returns, and
+    /// directories emptied by deletions are removed.
+    pub fn local(root: impl AsRef<FsPath>) -> StoreResult<Self> {
+        let root = root.as_ref();
+        std::fs::create_dir_all(root).map_err(|e| {
+            StoreError::internal(format!("creating object directory {}", root.display()), e)
+        })?;
+        // Canonical, because LocalFileSystem maps keys below the canonical path and the
+        // fsync walk compares against it.
+        let root = std::fs::canonicalize(root).map_err(|e| {
+            StoreError::internal(format!("resolving object directory {}", root.display()), e)
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| from_object_store("opening object directory", e))?
+            .with_automatic_cleanup(true);
+        let fs = Arc::new(fs);
+        Ok(FeatureObjects {
+            store: fs.clone(),
+            local: Some(fs),
+            local_root: Some(root),
+        })
+    }
+
+    /// An S3 bucket (or an S3-compatible server) with path-style requests.
+    pub fn s3(config: &S3Config) -> StoreResult<Self> {
+        // Credentials and region not given in `config` come from the usual AWS_*
+        // environment variables (`from_env`).
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_virtual_hosted_style_request(false)
+            .with_allow_http(config.allow_http)
+            // The default retries for three minutes; a gateway request should fail
+            // over to a 503 long before its client gives up.
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(10),
+                ..RetryConfig::default()
+            });
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &config.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| from_object_store("configuring S3", e))?;
+        Ok(Self::from_object_store(Arc::new(s3)))
+    }
+
+    /// Any other object store (for example `object_store::memory::InMemory` in tests).
+    /// Writes are durable when the store's `put` is.
+    pub fn from_object_store(store: Arc<dyn ObjectStore>) -> Self {
+        FeatureObjects {
+            store,
+            local: None,
+            local_root: None,
+        }
+    }
+
+    /// The underlying object store, for readers of the features (training).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The key of an envelope's features.
+    pub fn feature_key(
+        user_id: &str,
+        device_id: &[u8; 16],
+        sequence: u64,
+        envelope_id: &[u8; 16],
+    ) -> StoreResult<String> {
+        validate_user_id(user_id)?;
+        Ok(format!(
+            "{FEATURES}/{user_id}/{}/{sequence:020}-{}.bin",
+            hex::encode(device_id),
+            hex::encode(envelope_id)
+        ))
+    }
+
+    /// Writes an object and returns once it is durable.
+    pub(crate) async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
+        let location = parse_key(key)?;
+        self.store
+            .put(&location, PutPayload::from(bytes))
+            .await
+            .map_err(|e| from_object_store("writing feature object", e))?;
+        if let Some(fs) = &self.local {
+            // LocalFileSystem renames a staged file into place without fsync; a power
+            // loss could then lose features whose row the database already holds.
+            let file = fs
+                .path_to_filesystem(&location)
+                .map_err(|e| from_object_store("locating feature object", e))?;
+            let root = self.local_root.clone().unwrap_or_default();
+            tokio::task::spawn_blocking(move || sync_file_and_parents(&file, &root))
+                .await
+                .map_err(|e| StoreError::internal("fsync task", e))?
+                .map_err(|e| StoreError::unavailable("fsync of feature object", e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads an object.
+    pub async fn read(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let location = parse_key(key)?;
+        let got = self
+            .store
+            .get(&location)
+            .await
+            .map_err(|e| from_object_store("reading feature object", e))?;
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| from_object_store("reading feature object", e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Deletes an object; a missing one is not an error (deletes are retried).
+    pub(crate) async fn delete(&self, key: &str) -> StoreResult<()> {
+        let location = parse_key(key)?;
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(from_object_store("deleting feature object", e)),
+        }
+    }
+
+    /// Every feature object key of a user, sorted.
+    pub async fn list_user(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let prefix = user_prefix(user_id)?;
+        let mut keys: Vec<String> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .map_err(|e| from_object_store("listing feature objects", e))?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Deletes every feature object of a user; returns how many there were.
+    pub(crate) async fn delete_user(&self, user_id: &str) -> StoreResult<u64> {
+        // List first, then delete: deleting while paging through a listing could skip
+        // keys on some stores.
+        let keys = self.list_user(user_id).await?;
+        let count = keys.len() as u64;
+        let locations = futures::stream::iter(keys.into_iter().map(|k| Ok(Path::from(k))));
+        let mut results = self.store.delete_stream(locations.boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                // Gone already: a concurrent deletion of the same user.
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(from_object_store("deleting feature objects", e)),
+            }
+        }
+        Ok(count)
+    }
+
+    /// Checks that the store answers: one listing request (fails on a missing bucket,
+    /// bad credentials or an unreachable endpoint) and, for a directory, that it exists.
+    pub async fn health(&self) -> StoreResult<()> {
+        if let Some(root) = &self.local_root
+            && !root.is_dir()
+        {
+            return Err(StoreError::unavailable(
+                "object directory",
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        self.store
+            .list_with_delimiter(Some(&Path::from(FEATURES)))
+            .await
+            .map(|_| ())
+            // Whatever the store answers (even 404 for a missing bucket) means it is
+            // not usable: 503, not the error's usual class.
+            .map_err(|e| StoreError::unavailable("listing the object store", e))
+    }
+}
+
+fn user_prefix(user_id: &str) -> StoreResult<Path> {
+    validate_user_id(user_id)?;
+    Ok(Path::from(format!("{FEATURES}/{user_id}")))
+}
+
+fn parse_key(key: &str) -> StoreResult<Path> {
+    Path::parse(key).map_err(|e| StoreError::Invalid(format!("object key {key:?}: {e}")))
+}
+
+/// fsyncs a file and every directory from its parent up to `root`, so that both the
+/// content and the (possibly new) directory entries survive a crash.
+fn sync_file_and_parents(file: &FsPath, root: &FsPath) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        std::fs::File::open(d)?.sync_all()?;
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let key = FeatureObjects::feature_key("u1", &[0xab; 16], 42, &[1; 16]).ok();
+        assert_eq!(
+            key.as_deref(),
+            Some(
+                "features/u1/abababababababababababababababab/00000000000000000042-01010101010101010101010101010101.bin"
+            )
+        );
+        assert!(FeatureObjects::feature_key("../x", &[0; 16], 0, &[0; 16]).is_err());
+        // u64::MAX still fits the 20-digit field, so keys sort by sequence.
+        let max = FeatureObjects::feature_key("u", &[0; 16], u64::MAX, &[0; 16]).ok();
+        assert!(max.is_some_and(|k| k.contains("/18446744073709551615-")));
+    }
+}

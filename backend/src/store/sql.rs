@@ -1,0 +1,400 @@
+//! The SQL of the store — one text for SQLite and PostgreSQL — and the [`Store`]
+//! implementation both databases share.
+//!
+//! The queries stay in the common subset: `$N` placeholders (sqlx's SQLite driver
+//! accepts them), `ON CONFLICT … DO NOTHING`, `DELETE … RETURNING`, 64-bit integers,
+//! byte strings. The implementation is a macro because sqlx's generic executor bounds
+//! would have to be repeated on every function; the macro body is ordinary code,
+//! instantiated once per concrete pool type in `sqlite.rs` and `postgres.rs`.
+//!
+//! [`Store`]: super::Store
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::error::ErrorKind;
+use sqlx::migrate::MigrateError;
+
+use super::error::{StoreError, constraint_kind, from_sqlx};
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (user_id, created_at_ms) VALUES ($1, $2)";
+pub(crate) const USER_EXISTS: &str = "SELECT COUNT(*) FROM users WHERE user_id = $1";
+
+pub(crate) const INSERT_TOKEN: &str =
+    "INSERT INTO enrolment_tokens (token_hash, user_id, expires_at_ms) VALUES ($1, $2, $3)";
+/// Deleting is what makes a token single-use: of concurrent deletes of one row exactly
+/// one returns it (PostgreSQL row lock; SQLite serializes writers).
+pub(crate) const CONSUME_TOKEN: &str =
+    "DELETE FROM enrolment_tokens WHERE token_hash = $1 RETURNING user_id, expires_at_ms";
+
+pub(crate) const INSERT_DEVICE: &str = "INSERT INTO devices \
+     (device_id, user_id, algorithm, public_key, created_at_ms, revoked) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const GET_DEVICE: &str = "SELECT device_id, user_id, algorithm, public_key, \
+     created_at_ms, revoked FROM devices WHERE device_id = $1";
+
+/// `DO NOTHING` instead of catching the unique violation: on PostgreSQL a failed
+/// statement would abort the surrounding transaction, and "0 rows" is unambiguous.
+pub(crate) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
+     (device_id, sequence, envelope_id, user_id, created_at_ms, received_at_ms, records, object_key) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (device_id, sequence) DO NOTHING";
+pub(crate) const SEEN: &str =
+    "SELECT envelope_id FROM envelopes WHERE device_id = $1 AND sequence = $2";
+pub(crate) const COUNT_ENVELOPES: &str = "SELECT COUNT(*) FROM envelopes WHERE user_id = $1";
+
+/// Child rows before the user row, so that the foreign keys hold at every statement.
+/// The first statement writes, which makes SQLite take the write lock at once (a
+/// deferred transaction that reads first could fail to upgrade under contention).
+pub(crate) const DELETE_USER_ENVELOPES: &str = "DELETE FROM envelopes WHERE user_id = $1";
+pub(crate) const DELETE_USER_TOKENS: &str = "DELETE FROM enrolment_tokens WHERE user_id = $1";
+pub(crate) const DELETE_USER_TEMPLATES: &str = "DELETE FROM templates WHERE user_id = $1";
+pub(crate) const DELETE_USER_DEVICES: &str = "DELETE FROM devices WHERE user_id = $1";
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE user_id = $1";
+
+pub(crate) const PING: &str = "SELECT 1";
+
+/// How often `store_envelope` retries when its row conflicted but the conflicting row
+/// vanished before it could be read (a concurrent `delete_user`).
+pub(crate) const ENVELOPE_ATTEMPTS: usize = 3;
+
+/// Server clock, Unix ms.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether an error is a violation of a UNIQUE or PRIMARY KEY constraint.
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    constraint_kind(err) == Some(ErrorKind::UniqueViolation)
+}
+
+/// Whether an error is a violation of a FOREIGN KEY constraint.
+pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    constraint_kind(err) == Some(ErrorKind::ForeignKeyViolation)
+}
+
+/// Classifies a migration failure.
+pub(crate) fn from_migrate(err: MigrateError, transient_code: fn(&str) -> bool) -> StoreError {
+    match err {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
+            from_sqlx("running migrations", e, transient_code)
+        }
+        // The database holds a schema this binary does not know or that differs from
+        // it: an operator must look.
+        e => StoreError::internal("running migrations", e),
+    }
+}
+
+/// Implements [`Store`](super::Store) for a struct with fields `pool: sqlx::Pool<_>`
+/// and `objects: FeatureObjects` and an inherent `fn migrator() -> Migrator`.
+/// `$transient` says which database error codes of that dialect are temporary.
+macro_rules! impl_sql_store {
+    ($store:ty, $transient:path) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn migrate(&self) -> $crate::store::StoreResult<()> {
+                Self::migrator()
+                    .run(&self.pool)
+                    .await
+                    .map_err(|e| $crate::store::sql::from_migrate(e, $transient))
+            }
+
+            async fn create_user(&self, user_id: &str) -> $crate::store::StoreResult<()> {
+                use $crate::store::{StoreError, sql};
+                $crate::store::validate_user_id(user_id)?;
+                let result = sqlx::query(sql::INSERT_USER)
+                    .bind(user_id)
+                    .bind($crate::store::model::ms_to_db(sql::now_ms()))
+                    .execute(&self.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        Err(StoreError::AlreadyExists("user"))
+                    }
+                    Err(e) => Err($crate::store::error::from_sqlx(
+                        "creating user",
+                        e,
+                        $transient,
+                    )),
+                }
+            }
+
+            async fn user_exists(&self, user_id: &str) -> $crate::store::StoreResult<bool> {
+                let n: i64 = sqlx::query_scalar($crate::store::sql::USER_EXISTS)
+                    .bind(user_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("looking up user", e, $transient)
+                    })?;
+                Ok(n > 0)
+            }
+
+            async fn delete_user(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<$crate::store::DeletionReport> {
+                use $crate::store::{DeletionReport, StoreError, sql};
+                $crate::store::validate_user_id(user_id)?;
+                let db = |e| $crate::store::error::from_sqlx("deleting user", e, $transient);
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                let mut delete = async |query: &'static str| -> Result<u64, sqlx::Error> {
+                    Ok(sqlx::query(query)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected())
+                };
+                let envelopes = delete(sql::DELETE_USER_ENVELOPES).await.map_err(db)?;
+                let tokens = delete(sql::DELETE_USER_TOKENS).await.map_err(db)?;
+                let templates = delete(sql::DELETE_USER_TEMPLATES).await.map_err(db)?;
+                let devices = delete(sql::DELETE_USER_DEVICES).await.map_err(db)?;
+                let users = delete(sql::DELETE_USER).await.map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                // Objects after the commit: from here on no upload for this user can
+                // insert a row, and one that wrote its object already is caught by
+                // this listing or removes its object itself (foreign key failure).
+                let objects = self.objects.delete_user(user_id).await?;
+                if users == 0 && objects == 0 {
+                    return Err(StoreError::NotFound("user"));
+                }
+                Ok(DeletionReport {
+                    devices,
+                    envelopes,
+                    objects,
+                    tokens,
+                    templates,
+                })
+            }
+
+            async fn create_enrolment_token(
+                &self,
+                user_id: &str,
+                token_hash: [u8; 32],
+                expires_at_ms: u64,
+            ) -> $crate::store::StoreResult<()> {
+                use $crate::store::{StoreError, sql};
+                let result = sqlx::query(sql::INSERT_TOKEN)
+                    .bind(&token_hash[..])
+                    .bind(user_id)
+                    .bind($crate::store::model::ms_to_db(expires_at_ms))
+                    .execute(&self.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        Err(StoreError::NotFound("user"))
+                    }
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        Err(StoreError::AlreadyExists("enrolment token"))
+                    }
+                    Err(e) => Err($crate::store::error::from_sqlx(
+                        "creating enrolment token",
+                        e,
+                        $transient,
+                    )),
+                }
+            }
+
+            async fn consume_enrolment_token(
+                &self,
+                token_hash: [u8; 32],
+                now_ms: u64,
+            ) -> $crate::store::StoreResult<Option<String>> {
+                let row: Option<(String, i64)> = sqlx::query_as($crate::store::sql::CONSUME_TOKEN)
+                    .bind(&token_hash[..])
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("consuming enrolment token", e, $transient)
+                    })?;
+                Ok(row.and_then(|(user_id, expires_at_ms)| {
+                    (now_ms < u64::try_from(expires_at_ms).unwrap_or(0)).then_some(user_id)
+                }))
+            }
+
+            async fn register_device(
+                &self,
+                device: $crate::store::DeviceRow,
+            ) -> $crate::store::StoreResult<()> {
+                use $crate::store::{StoreError, sql};
+                let result = sqlx::query(sql::INSERT_DEVICE)
+                    .bind(&device.device_id[..])
+                    .bind(&device.user_id)
+                    .bind(i64::from(device.algorithm))
+                    .bind(&device.public_key)
+                    .bind($crate::store::model::ms_to_db(device.created_at_ms))
+                    .bind(device.revoked)
+                    .execute(&self.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if sql::is_unique_violation(&e) => {
+                        Err(StoreError::AlreadyExists("device"))
+                    }
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        Err(StoreError::NotFound("user"))
+                    }
+                    Err(e) => Err($crate::store::error::from_sqlx(
+                        "registering device",
+                        e,
+                        $transient,
+                    )),
+                }
+            }
+
+            async fn get_device(
+                &self,
+                device_id: [u8; 16],
+            ) -> $crate::store::StoreResult<Option<$crate::store::DeviceRow>> {
+                use $crate::store::model::{id16_from_db, ms_from_db};
+                use $crate::store::{DeviceRow, StoreError};
+                let row: Option<(Vec<u8>, String, i64, Vec<u8>, i64, bool)> =
+                    sqlx::query_as($crate::store::sql::GET_DEVICE)
+                        .bind(&device_id[..])
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(|e| {
+                            $crate::store::error::from_sqlx("looking up device", e, $transient)
+                        })?;
+                let Some((id, user_id, algorithm, public_key, created_at_ms, revoked)) = row else {
+                    return Ok(None);
+                };
+                Ok(Some(DeviceRow {
+                    device_id: id16_from_db(&id, "device id")?,
+                    user_id,
+                    algorithm: u8::try_from(algorithm).map_err(|_| {
+                        StoreError::corrupt(format!("device algorithm {algorithm}"))
+                    })?,
+                    public_key,
+                    created_at_ms: ms_from_db(created_at_ms, "device creation time")?,
+                    revoked,
+                }))
+            }
+
+            async fn store_envelope(
+                &self,
+                meta: $crate::store::EnvelopeMeta,
+                features: Vec<u8>,
+            ) -> $crate::store::StoreResult<$crate::store::StoreOutcome> {
+                use $crate::store::model::{ms_to_db, sequence_to_db};
+                use $crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
+                let db = |e| $crate::store::error::from_sqlx("storing envelope", e, $transient);
+                let key = FeatureObjects::feature_key(
+                    &meta.user_id,
+                    &meta.device_id,
+                    meta.sequence,
+                    &meta.envelope_id,
+                )?;
+                // Object first: once the row exists, its features must exist too.
+                self.objects.put_durable(&key, features).await?;
+                for _ in 0..sql::ENVELOPE_ATTEMPTS {
+                    let inserted = sqlx::query(sql::INSERT_ENVELOPE)
+                        .bind(&meta.device_id[..])
+                        .bind(sequence_to_db(meta.sequence))
+                        .bind(&meta.envelope_id[..])
+                        .bind(&meta.user_id)
+                        .bind(ms_to_db(meta.created_at_ms))
+                        .bind(ms_to_db(meta.received_at_ms))
+                        .bind(i64::from(meta.records))
+                        .bind(&key)
+                        .execute(&self.pool)
+                        .await;
+                    match inserted {
+                        // One statement is its own transaction: committed (and, with
+                        // synchronous=FULL / synchronous_commit=on, durable) here.
+                        Ok(r) if r.rows_affected() == 1 => return Ok(StoreOutcome::Stored),
+                        Ok(_) => {}
+                        Err(e) if sql::is_foreign_key_violation(&e) => {
+                            // Nothing references the object: no row of this device
+                            // can exist without the device.
+                            self.objects.delete(&key).await?;
+                            return Err(StoreError::NotFound("device"));
+                        }
+                        // The row may or may not have been committed (a lost reply);
+                        // the object stays, the client's retry sorts it out.
+                        Err(e) => return Err(db(e)),
+                    }
+                    let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
+                        .bind(&meta.device_id[..])
+                        .bind(sequence_to_db(meta.sequence))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    match stored {
+                        Some(id) if id == meta.envelope_id => {
+                            // Same key as the stored envelope: the write above
+                            // rewrote identical bytes, nothing to undo.
+                            return Ok(StoreOutcome::Duplicate);
+                        }
+                        Some(_) => {
+                            // The key holds our envelope id, the row another one: the
+                            // object just written is referenced by nothing.
+                            self.objects.delete(&key).await?;
+                            return Ok(StoreOutcome::SequenceReused);
+                        }
+                        None => {} // deleted in between; insert again
+                    }
+                }
+                Err(StoreError::Unavailable {
+                    context: "storing envelope".to_owned(),
+                    source: "the conflicting row kept vanishing".into(),
+                })
+            }
+
+            async fn seen(
+                &self,
+                device_id: [u8; 16],
+                sequence: u64,
+            ) -> $crate::store::StoreResult<Option<[u8; 16]>> {
+                let id: Option<Vec<u8>> = sqlx::query_scalar($crate::store::sql::SEEN)
+                    .bind(&device_id[..])
+                    .bind($crate::store::model::sequence_to_db(sequence))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("looking up envelope", e, $transient)
+                    })?;
+                id.map(|id| $crate::store::model::id16_from_db(&id, "envelope id"))
+                    .transpose()
+            }
+
+            async fn count_envelopes(&self, user_id: &str) -> $crate::store::StoreResult<u64> {
+                let n: i64 = sqlx::query_scalar($crate::store::sql::COUNT_ENVELOPES)
+                    .bind(user_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("counting envelopes", e, $transient)
+                    })?;
+                $crate::store::model::count_from_db(n)
+            }
+
+            async fn list_feature_objects(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                self.objects.list_user(user_id).await
+            }
+
+            fn objects(&self) -> &$crate::store::FeatureObjects {
+                &self.objects
+            }
+
+            async fn health(&self) -> $crate::store::StoreResult<()> {
+                sqlx::query($crate::store::sql::PING)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("database health check", e, $transient)
+                    })?;
+                self.objects.health().await
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

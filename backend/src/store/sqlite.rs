@@ -1,0 +1,95 @@
+//! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlSafeStr, SqlitePool};
+
+use super::error::{StoreResult, from_sqlx};
+use super::objects::FeatureObjects;
+use super::sql::impl_sql_store;
+
+/// Connections in the pool. SQLite runs one writer at a time anyway; more connections
+/// only let readers proceed while a write commits.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// How long a writer waits for the write lock before the call fails as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Store`](super::Store) on one SQLite file plus [`FeatureObjects`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    objects: FeatureObjects,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file. Does not migrate: call
+    /// [`Store::migrate`](super::Store::migrate), or use
+    /// [`StoreConfig::open`](super::StoreConfig::open) which does both.
+    pub async fn open(path: &Path, objects: FeatureObjects) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // WAL: readers do not block the writer. FULL: a commit is on disk when it
+            // returns (NORMAL, the usual WAL pairing, may lose the last commits on
+            // power loss — and an acknowledged envelope must not be lost).
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                from_sqlx(
+                    &format!("opening SQLite database {}", path.display()),
+                    e,
+                    is_transient,
+                )
+            })?;
+        Ok(SqliteStore { pool, objects })
+    }
+
+    /// The connection pool, for diagnostics and tests.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The schema, from `backend/migrations/sqlite/`, embedded in the binary.
+    fn migrator() -> Migrator {
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            Cow::Borrowed("init"),
+            MigrationType::Simple,
+            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+            false,
+        )])
+    }
+}
+
+/// SQLite result codes (primary code = low byte of the extended code) that mean "try
+/// again later": BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN.
+fn is_transient(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 10 | 13 | 14))
+}
+
+impl_sql_store!(SqliteStore, is_transient);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transient_codes() {
+        assert!(super::is_transient("5")); // SQLITE_BUSY
+        assert!(super::is_transient("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(super::is_transient("266")); // SQLITE_IOERR_READ
+        assert!(!super::is_transient("2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(!super::is_transient("x"));
+    }
+}

@@ -1,0 +1,389 @@
+//! The storage suite: every case runs unchanged against every backend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tacit_backend::store::{
+    DeletionReport, DeviceRow, EnvelopeMeta, FeatureObjects, Store, StoreError, StoreOutcome,
+};
+
+use super::Fixture;
+
+const HOUR: u64 = 3600 * 1000;
+const NOW: u64 = 1_800_000_000_000;
+
+fn device(user_id: &str, n: u8) -> DeviceRow {
+    DeviceRow {
+        device_id: [n; 16],
+        user_id: user_id.to_owned(),
+        algorithm: 1,
+        public_key: vec![n; 32],
+        created_at_ms: NOW,
+        revoked: false,
+    }
+}
+
+fn meta(device: &DeviceRow, sequence: u64, envelope_id: [u8; 16]) -> EnvelopeMeta {
+    EnvelopeMeta {
+        device_id: device.device_id,
+        user_id: device.user_id.clone(),
+        sequence,
+        envelope_id,
+        created_at_ms: NOW - HOUR,
+        received_at_ms: NOW,
+        records: 7,
+    }
+}
+
+fn features(sequence: u64, envelope_id: [u8; 16]) -> Vec<u8> {
+    let mut bytes = sequence.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&envelope_id);
+    bytes
+}
+
+fn key(m: &EnvelopeMeta) -> String {
+    FeatureObjects::feature_key(&m.user_id, &m.device_id, m.sequence, &m.envelope_id).unwrap()
+}
+
+/// Running the migrations again — directly, or by opening the store from its
+/// configuration — changes neither schema nor data.
+pub async fn migrations_idempotent(fx: &Fixture) {
+    let tables = fx.tables().await;
+    assert_eq!(
+        tables,
+        [
+            "devices",
+            "enrolment_tokens",
+            "envelopes",
+            "templates",
+            "users"
+        ]
+    );
+    fx.store.create_user("u1").await.unwrap();
+    fx.store.migrate().await.unwrap();
+    fx.store.migrate().await.unwrap();
+    let reopened = fx.config.open().await.unwrap();
+    assert!(reopened.user_exists("u1").await.unwrap());
+    assert_eq!(fx.migrations_applied().await, 1);
+    assert_eq!(fx.tables().await, tables);
+    fx.assert_durable_commits().await;
+}
+
+/// Users: create, exists, duplicate, invalid ids.
+pub async fn users(fx: &Fixture) {
+    let s = &fx.store;
+    assert!(!s.user_exists("alice").await.unwrap());
+    s.create_user("alice").await.unwrap();
+    assert!(s.user_exists("alice").await.unwrap());
+    assert!(matches!(
+        s.create_user("alice").await,
+        Err(StoreError::AlreadyExists("user"))
+    ));
+    assert!(matches!(
+        s.create_user("../etc").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(!s.user_exists("bob").await.unwrap());
+}
+
+/// Eight concurrent consumptions of one token: exactly one gets the user.
+pub async fn token_single_use_concurrent(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let token = [9_u8; 32];
+    s.create_enrolment_token("u1", token, NOW + HOUR)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store: Arc<dyn Store> = Arc::clone(s);
+            tokio::spawn(async move { store.consume_enrolment_token(token, NOW).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(user) = task.await.unwrap().unwrap() {
+            winners.push(user);
+        }
+    }
+    assert_eq!(winners, ["u1"]);
+    assert_eq!(s.consume_enrolment_token(token, NOW).await.unwrap(), None);
+    assert_eq!(fx.rows("enrolment_tokens").await, 0);
+}
+
+/// Expiry, unknown tokens, unknown users, duplicate hashes.
+pub async fn token_expiry(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let (expired, valid) = ([1_u8; 32], [2_u8; 32]);
+    s.create_enrolment_token("u1", expired, NOW).await.unwrap();
+    s.create_enrolment_token("u1", valid, NOW + 1)
+        .await
+        .unwrap();
+    // Valid strictly before `expires_at_ms`.
+    assert_eq!(s.consume_enrolment_token(expired, NOW).await.unwrap(), None);
+    // An expired token is used up too: an earlier clock does not revive it.
+    assert_eq!(
+        s.consume_enrolment_token(expired, NOW - HOUR)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.consume_enrolment_token(valid, NOW).await.unwrap(),
+        Some("u1".to_owned())
+    );
+    assert_eq!(s.consume_enrolment_token([3; 32], NOW).await.unwrap(), None);
+    assert!(matches!(
+        s.create_enrolment_token("nobody", [4; 32], NOW + HOUR)
+            .await,
+        Err(StoreError::NotFound("user"))
+    ));
+    s.create_enrolment_token("u1", [5; 32], NOW + HOUR)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_enrolment_token("u1", [5; 32], NOW + HOUR).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+}
+
+/// Devices: register, read back, duplicates, unknown users.
+pub async fn devices(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = DeviceRow {
+        algorithm: 2,
+        public_key: vec![0xee; 65],
+        ..device("u1", 7)
+    };
+    assert_eq!(s.get_device(d.device_id).await.unwrap(), None);
+    s.register_device(d.clone()).await.unwrap();
+    assert_eq!(s.get_device(d.device_id).await.unwrap(), Some(d.clone()));
+    assert!(matches!(
+        s.register_device(d.clone()).await,
+        Err(StoreError::AlreadyExists("device"))
+    ));
+    assert!(matches!(
+        s.register_device(device("nobody", 8)).await,
+        Err(StoreError::NotFound("user"))
+    ));
+    assert_eq!(s.get_device([8; 16]).await.unwrap(), None);
+}
+
+/// `store_envelope`: Stored, Duplicate, SequenceReused, the object and the replay
+/// memory behind each, and unknown devices.
+pub async fn envelopes(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    s.create_user("u2").await.unwrap();
+    let d = device("u1", 1);
+    s.register_device(d.clone()).await.unwrap();
+    s.register_device(device("u2", 2)).await.unwrap();
+
+    let first = meta(&d, 1, [0xa1; 16]);
+    let stored = s
+        .store_envelope(first.clone(), features(1, [0xa1; 16]))
+        .await
+        .unwrap();
+    assert_eq!(stored, StoreOutcome::Stored);
+    assert_eq!(s.seen(d.device_id, 1).await.unwrap(), Some([0xa1; 16]));
+    assert_eq!(s.seen(d.device_id, 2).await.unwrap(), None);
+    assert_eq!(
+        s.objects().read(&key(&first)).await.unwrap(),
+        features(1, [0xa1; 16])
+    );
+
+    // An honest retry: acknowledged, nothing stored twice.
+    let again = s
+        .store_envelope(first.clone(), features(1, [0xa1; 16]))
+        .await
+        .unwrap();
+    assert_eq!(again, StoreOutcome::Duplicate);
+
+    // Another envelope under the same sequence: rejected, its object removed.
+    let forged = meta(&d, 1, [0xf0; 16]);
+    let reused = s
+        .store_envelope(forged.clone(), b"forged".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(reused, StoreOutcome::SequenceReused);
+    assert_eq!(s.seen(d.device_id, 1).await.unwrap(), Some([0xa1; 16]));
+    assert_eq!(s.list_feature_objects("u1").await.unwrap(), [key(&first)]);
+
+    // The whole u64 range of sequence numbers.
+    let last = meta(&d, u64::MAX, [0xa2; 16]);
+    assert_eq!(
+        s.store_envelope(last.clone(), vec![1]).await.unwrap(),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.seen(d.device_id, u64::MAX).await.unwrap(),
+        Some([0xa2; 16])
+    );
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
+    assert_eq!(
+        s.list_feature_objects("u1").await.unwrap(),
+        [key(&first), key(&last)]
+    );
+
+    // An unregistered device, and a device claimed for the wrong user: nothing stays.
+    let ghost = meta(&device("u1", 3), 1, [0xb0; 16]);
+    assert!(matches!(
+        s.store_envelope(ghost, vec![1]).await,
+        Err(StoreError::NotFound("device"))
+    ));
+    let mut wrong_user = meta(&device("u2", 2), 1, [0xb1; 16]);
+    wrong_user.user_id = "u1".to_owned();
+    assert!(matches!(
+        s.store_envelope(wrong_user, vec![1]).await,
+        Err(StoreError::NotFound("device"))
+    ));
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
+    assert_eq!(s.count_envelopes("u2").await.unwrap(), 0);
+    assert_eq!(fx.all_objects().await, [key(&first), key(&last)]);
+}
+
+/// Racing uploads of one sequence number: one `Stored`, and the others `Duplicate`
+/// (same envelope) or `SequenceReused` (other envelopes, whose objects are removed).
+pub async fn envelopes_concurrent(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = device("u1", 1);
+    s.register_device(d.clone()).await.unwrap();
+
+    let race = |metas: Vec<EnvelopeMeta>| {
+        let tasks: Vec<_> = metas
+            .into_iter()
+            .map(|m| {
+                let store = Arc::clone(s);
+                tokio::spawn(async move {
+                    let bytes = features(m.sequence, m.envelope_id);
+                    (m.envelope_id, store.store_envelope(m, bytes).await.unwrap())
+                })
+            })
+            .collect();
+        async move {
+            let mut outcomes = Vec::new();
+            for t in tasks {
+                outcomes.push(t.await.unwrap());
+            }
+            outcomes
+        }
+    };
+    let tally = |outcomes: &[([u8; 16], StoreOutcome)]| {
+        let mut counts = BTreeMap::new();
+        for (_, o) in outcomes {
+            *counts.entry(format!("{o:?}")).or_insert(0) += 1;
+        }
+        counts
+    };
+
+    let same = race((0..8).map(|_| meta(&d, 5, [0x55; 16])).collect()).await;
+    assert_eq!(
+        tally(&same),
+        BTreeMap::from([("Duplicate".to_owned(), 7), ("Stored".to_owned(), 1)])
+    );
+
+    let different = race((0..8).map(|i| meta(&d, 6, [0x60 + i; 16])).collect()).await;
+    assert_eq!(
+        tally(&different),
+        BTreeMap::from([("SequenceReused".to_owned(), 7), ("Stored".to_owned(), 1)])
+    );
+    let winner = different
+        .iter()
+        .find(|(_, o)| *o == StoreOutcome::Stored)
+        .map(|(id, _)| *id)
+        .unwrap();
+    assert_eq!(s.seen(d.device_id, 6).await.unwrap(), Some(winner));
+
+    let expected = [meta(&d, 5, [0x55; 16]), meta(&d, 6, winner)].map(|m| key(&m));
+    assert_eq!(s.list_feature_objects("u1").await.unwrap(), expected);
+    assert_eq!(
+        s.objects().read(&expected[1]).await.unwrap(),
+        features(6, winner)
+    );
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
+}
+
+/// Deleting a user removes every row of it in every table and every object of it,
+/// and nothing of another user.
+pub async fn delete_user(fx: &Fixture) {
+    let s = &fx.store;
+    for (user, n) in [("gone", 1_u8), ("kept", 2)] {
+        s.create_user(user).await.unwrap();
+        let d = device(user, n);
+        s.register_device(d.clone()).await.unwrap();
+        s.create_enrolment_token(user, [n; 32], NOW + HOUR)
+            .await
+            .unwrap();
+        for seq in 0..3 {
+            let m = meta(&d, seq, [n + 0x10 * (seq as u8 + 1); 16]);
+            let bytes = features(seq, m.envelope_id);
+            assert_eq!(
+                s.store_envelope(m, bytes).await.unwrap(),
+                StoreOutcome::Stored
+            );
+        }
+        fx.insert_template(user, "gait").await;
+    }
+
+    let tables = fx.tables().await;
+    let mut kept_rows = Vec::new();
+    for t in &tables {
+        assert!(
+            fx.rows_of(t, "gone").await > 0,
+            "{t} holds nothing of the user"
+        );
+        kept_rows.push(fx.rows_of(t, "kept").await);
+    }
+    let kept_objects = s.list_feature_objects("kept").await.unwrap();
+    assert_eq!(kept_objects.len(), 3);
+    assert_eq!(s.list_feature_objects("gone").await.unwrap().len(), 3);
+
+    let report = s.delete_user("gone").await.unwrap();
+    assert_eq!(
+        report,
+        DeletionReport {
+            devices: 1,
+            envelopes: 3,
+            objects: 3,
+            tokens: 1,
+            templates: 1,
+        }
+    );
+
+    for (t, kept) in tables.iter().zip(&kept_rows) {
+        assert_eq!(fx.rows_of(t, "gone").await, 0, "{t} still holds the user");
+        assert_eq!(fx.rows_of(t, "kept").await, *kept, "{t} lost another user");
+        assert_eq!(fx.rows(t).await, *kept, "{t} holds rows of someone else");
+    }
+    assert_eq!(
+        s.list_feature_objects("gone").await.unwrap(),
+        Vec::<String>::new()
+    );
+    // The whole directory / bucket: only the other user's objects are left.
+    assert_eq!(fx.all_objects().await, kept_objects);
+    assert!(!s.user_exists("gone").await.unwrap());
+    assert_eq!(s.get_device([1; 16]).await.unwrap(), None);
+    assert!(s.get_device([2; 16]).await.unwrap().is_some());
+    assert!(matches!(
+        s.delete_user("gone").await,
+        Err(StoreError::NotFound("user"))
+    ));
+    // The id is free again.
+    s.create_user("gone").await.unwrap();
+}
+
+/// `health` passes on a working store and reports a missing bucket/directory or a
+/// closed database as unavailable (503).
+pub async fn health(fx: &Fixture) {
+    fx.store.health().await.unwrap();
+    let no_objects = fx.store_without_objects().await;
+    let err = no_objects.health().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(err.http_status(), 503);
+    let no_db = fx.store_without_database().await;
+    let err = no_db.health().await.unwrap_err();
+    assert_eq!(err.http_status(), 503, "{err}");
+}
