@@ -1,0 +1,275 @@
+// End-to-end test of the Kotlin (JVM, JNA) bindings against tacit-test-server.
+// Run by bindings/run-tests.sh (environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
+// TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR). Progress goes to
+// stderr; stdout gets exactly one line, "N passed, N failed". Same scenario as Python.
+package tacit.bindings.test
+
+import java.io.File
+import java.math.BigInteger
+import java.net.URI
+import java.security.KeyPairGenerator
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
+import java.util.Base64
+import kotlin.math.PI
+import kotlin.math.cos
+import kotlin.math.sin
+import kotlin.system.exitProcess
+import kotlinx.coroutines.runBlocking
+import uniffi.tacit.*
+
+var passed = 0
+var failed = 0
+
+fun check(name: String, cond: Boolean, detail: Any? = "") {
+    if (cond) {
+        passed++
+        System.err.println("  ok   $name")
+    } else {
+        failed++
+        System.err.println("  FAIL $name $detail")
+    }
+}
+
+inline fun <reified E : Throwable> expectError(name: String, block: () -> Any?) {
+    try {
+        val r = block()
+        check(name, false, "no error, got $r")
+    } catch (e: Throwable) {
+        check(name, e is E, "wrong error ${e::class.qualifiedName}: ${e.message}")
+    }
+}
+
+fun env(name: String): String = System.getenv(name) ?: error("$name is not set")
+
+fun serverStats(): Map<String, Long> {
+    val body = URI(env("TACIT_URL") + "/test/stats").toURL().readText()
+    return Regex("\"(\\w+)\":(\\d+)").findAll(body).associate { it.groupValues[1] to it.groupValues[2].toLong() }
+}
+
+fun config(dataDir: String, publicKey: ByteArray? = null) = TacitConfig(
+    backendUrl = env("TACIT_URL"),
+    backendPublicKey = publicKey ?: Base64.getDecoder().decode(env("TACIT_PUBLIC_KEY")),
+    backendKeyId = env("TACIT_KEY_ID"),
+    dataDir = dataDir,
+    userId = env("TACIT_USER"),
+    upload = defaultUploadSettings(),
+)
+
+/** Synthetic walking at 1.8 steps/s from [start] (Unix ns): gravity on z plus step and stride harmonics. */
+fun walking(start: Long, seconds: Double = 30.0, rate: Double = 50.0): List<MotionReading> {
+    val n = (seconds * rate).toInt()
+    return (0 until n).map { i ->
+        val s = i / rate
+        val ph = 2 * PI * 1.8 * s
+        val noise = 0.05 * sin(i * 12.9898) * cos(i * 78.233)
+        val v = 2.5 * sin(ph) + 0.8 * sin(2 * ph + 0.5) + 0.4 * sin(0.5 * ph) + noise
+        MotionReading(
+            timestampNs = start + (i * 1e9 / rate).toLong(),
+            accel = Vector3(1.2 * sin(0.5 * ph + 0.3) + 0.3 * sin(ph + 1.0), 0.6 * cos(0.5 * ph) + noise, 9.81 + v),
+            gyro = Vector3(0.3 * sin(0.5 * ph), 0.2 * cos(ph), 0.1 * sin(ph)),
+        )
+    }
+}
+
+fun keyClass(c: Char): KeyClass = when {
+    c == '\b' -> KeyClass.BACKSPACE
+    c == ' ' -> KeyClass.SPACE
+    c.isDigit() -> KeyClass.DIGIT
+    c.isLetter() -> KeyClass.LETTER
+    else -> KeyClass.PUNCTUATION
+}
+
+/** Key presses for text ('\b' = backspace) with plausible, varying timings. */
+fun typing(text: String, startNs: Long): List<KeyPress> {
+    var down = startNs
+    return text.mapIndexed { i, c ->
+        val hold = ((95 + 20 * cos(i * 1.3)) * 1e6).toLong()
+        val k = KeyPress(keyClass(c), down, down + hold, 0.5 + 0.1 * sin(i.toDouble()), 0.1)
+        down += ((150 + 40 * sin(i * 0.7) + (if (c == ' ') 60 else 0)) * 1e6).toLong()
+        k
+    }
+}
+
+val FREE_TEXT = "the quick brown fox jumps over the lazy dog, 1234 times! ".repeat(2).replace("dog,", "dgo\b\bog,")
+const val PHRASE = "tacit-phrase"
+
+class ListLogger : Logger {
+    val records = java.util.concurrent.ConcurrentLinkedQueue<String>()
+    override fun log(level: LogLevel, target: String, message: String) {
+        records.add("$level $target $message")
+    }
+}
+
+/** A foreign key store signing with the JVM's ECDSA P-256 (like Android Keystore). */
+class P256KeyStore : DeviceKeyStore {
+    private val pair = KeyPairGenerator.getInstance("EC").apply { initialize(ECGenParameterSpec("secp256r1")) }.generateKeyPair()
+    var signed = 0
+
+    override fun algorithm() = KeyAlgorithm.ECDSA_P256_SHA256
+
+    override fun publicKey(): ByteArray {
+        val w = (pair.public as ECPublicKey).w
+        fun fixed(b: BigInteger): ByteArray {
+            val raw = b.toByteArray().dropWhile { it == 0.toByte() }.toByteArray()
+            return ByteArray(32 - raw.size) + raw
+        }
+        return byteArrayOf(4) + fixed(w.affineX) + fixed(w.affineY)
+    }
+
+    override fun sign(message: ByteArray): ByteArray {
+        signed++
+        return Signature.getInstance("SHA256withECDSA").run {
+            initSign(pair.private)
+            update(message)
+            sign() // ASN.1 DER, as the protocol wants
+        }
+    }
+}
+
+class BrokenKeyStore : DeviceKeyStore {
+    override fun algorithm() = KeyAlgorithm.ED25519
+    override fun publicKey(): ByteArray = throw KeyStoreException.Unavailable("no secure hardware")
+    override fun sign(message: ByteArray): ByteArray = throw KeyStoreException.Unavailable("no secure hardware")
+}
+
+const val SEC = 1_000_000_000L
+
+fun nowNs() = System.currentTimeMillis() * 1_000_000L
+
+/**
+ * Records 30 s of walking from [start] (Unix ns), then a free-text block and one phrase
+ * entry (about 60 s in all; the extractors want time to move forward); seals.
+ */
+fun recordAndSeal(client: TacitClient, label: String, start: Long): SealReport {
+    val motion = client.recordMotion(walking(start))
+    check("$label: motion accepted", motion.accepted == 1500UL && motion.dropped == 0UL, motion)
+    check("$label: motion gave gait windows", motion.windows > 0UL && motion.featureRecords > 0UL, motion)
+    val free = typing(FREE_TEXT, start + 31 * SEC)
+    val keys = client.recordKeys(free)
+    check("$label: ${free.size} free-text keys accepted", keys.accepted == free.size.toULong(), keys)
+    val phrase = client.recordPhraseEntry(PHRASE, typing(PHRASE, start + 56 * SEC))
+    check("$label: phrase entry recorded", phrase.featureRecords >= 1UL, phrase)
+    val records = motion.featureRecords + keys.featureRecords + phrase.featureRecords
+    val sealed = client.seal()
+    check("$label: sealed every record", sealed.envelopes >= 1U && sealed.records.toULong() == records, "$sealed vs $records")
+    return sealed
+}
+
+suspend fun <T> expectErrorAsync(name: String, cls: Class<*>, block: suspend () -> T) {
+    try {
+        val r = block()
+        check(name, false, "no error, got $r")
+    } catch (e: Throwable) {
+        check(name, cls.isInstance(e), "wrong error ${e::class.qualifiedName}: ${e.message}")
+    }
+}
+
+suspend fun scenario() {
+    val data = env("TACIT_DATA_DIR")
+    File(data).mkdirs()
+
+    val settings = defaultUploadSettings()
+    check("default upload settings", settings.batchSize > 0U && settings.maxAttempts > 0U, settings)
+
+    val logger = ListLogger()
+    setLogger(logger, LogLevel.DEBUG)
+
+    expectError<TacitException.InvalidConfig>("bad config -> InvalidConfig") {
+        TacitClient(config("$data/bad", ByteArray(5)), null)
+    }
+
+    expectError<TacitException.InvalidConfig>("key id mismatch -> InvalidConfig") {
+        TacitClient(config("$data/bad2").copy(backendKeyId = "00".repeat(8)), null)
+    }
+
+    val client = TacitClient(config("$data/main"), null)
+    var st = client.status()
+    check("fresh client is not registered", !st.registered && st.deviceId == null, st)
+    expectErrorAsync("upload before registration -> NotRegistered", TacitException.NotRegistered::class.java) { client.uploadPending() }
+
+    expectErrorAsync("bad token -> TacitException", TacitException::class.java) { client.registerDevice("no-such-token") }
+    val info = client.registerDevice(env("TACIT_TOKEN"))
+    check("registered", info.deviceId.length == 32 && info.userId == env("TACIT_USER"), info)
+    st = client.status()
+    check("status after registration", st.registered && st.deviceId == info.deviceId, st)
+
+    check("deviceId() is the registered id", client.deviceId() == info.deviceId, client.deviceId())
+
+    expectError<TacitException.InvalidInput>("negative timestamp -> InvalidInput") {
+        client.recordMotion(listOf(MotionReading(-1L, Vector3(0.0, 0.0, 9.8), null)))
+    }
+    val nan = client.recordMotion(listOf(MotionReading(nowNs() - 300 * SEC, Vector3(Double.NaN, 0.0, 9.8), null)))
+    check("NaN reading is dropped, not accepted", nan.accepted == 0UL && nan.dropped == 1UL, nan)
+
+    val sealed = recordAndSeal(client, "built-in key", nowNs() - 200 * SEC)
+    st = client.status()
+    check("outbox holds the envelopes", st.outboxEnvelopes == sealed.envelopes.toULong() && st.outboxBytes > 0UL, st)
+
+    val up = client.uploadPending()
+    check(
+        "upload stored everything",
+        up.stored == sealed.envelopes.toULong() && up.rejected == 0UL && up.failed == 0UL && up.remaining == 0UL,
+        up,
+    )
+    st = client.status()
+    check(
+        "outbox empty after upload",
+        st.outboxEnvelopes == 0UL && st.acknowledgedTotal >= sealed.envelopes.toULong() && st.lastUploadUnixMs != null,
+        st,
+    )
+    var stats = serverStats()
+    check(
+        "server stored the records",
+        stats["stored"] == sealed.envelopes.toLong() && stats["records"] == sealed.records.toLong() && stats["rejected"] == 0L,
+        stats,
+    )
+
+    val again = client.uploadPending()
+    check("nothing left to upload", again.sent == 0UL && again.remaining == 0UL, again)
+
+    client.setNetworkState(NetworkState(online = false, unmetered = false))
+    recordAndSeal(client, "offline", nowNs() - 130 * SEC)
+    val off = client.uploadPending()
+    check("offline upload is skipped", off.sent == 0UL && off.skippedReason != null && off.remaining > 0UL, off)
+    client.setNetworkState(NetworkState(online = true, unmetered = true))
+    val on = client.uploadPending()
+    check("online again uploads", on.stored == off.remaining && on.remaining == 0UL, on)
+
+    expectErrorAsync("authenticate -> NotAvailable", TacitException.NotAvailable::class.java) { client.authenticate() }
+
+    // Foreign key store: ECDSA P-256 in the JVM; the server verifies every envelope with it.
+    val store = P256KeyStore()
+    val foreign = TacitClient(config("$data/foreign"), store)
+    val finfo = foreign.registerDevice(env("TACIT_TOKEN2"))
+    check("foreign key store registered", finfo.deviceId != info.deviceId, finfo)
+    val fsealed = recordAndSeal(foreign, "foreign key", nowNs() - 200 * SEC)
+    val fup = foreign.uploadPending()
+    check("foreign-signed envelopes stored", fup.stored == fsealed.envelopes.toULong() && fup.rejected == 0UL, fup)
+    check("foreign key store was asked to sign", store.signed >= fsealed.envelopes.toInt(), "${store.signed} signatures")
+    stats = serverStats()
+    check("server counted both devices", stats["devices"] == 2L && stats["rejected"] == 0L, stats)
+
+    try {
+        TacitClient(config("$data/broken"), BrokenKeyStore())
+        check("unavailable key store -> KeyStore error", false, "no error")
+    } catch (e: TacitException.KeyStore) {
+        check("unavailable key store -> KeyStore error", true)
+        check("key store's message crosses the FFI", e.message.orEmpty().contains("no secure hardware"), e.message)
+    }
+
+    check("logger received records", logger.records.isNotEmpty(), "${logger.records.size} records")
+}
+
+fun main() {
+    try {
+        runBlocking { scenario() }
+    } catch (e: Throwable) {
+        e.printStackTrace()
+        check("scenario ran to the end", false)
+    }
+    println("$passed passed, $failed failed")
+    System.out.flush()
+    exitProcess(if (failed == 0) 0 else 1)
+}

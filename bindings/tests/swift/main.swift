@@ -1,0 +1,249 @@
+// End-to-end test of the Swift bindings against tacit-test-server (Linux, built in the
+// trixie chroot by bindings/run-tests.sh; compiled into the same module as the generated
+// tacit.swift). Environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
+// TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR. Progress goes to
+// stderr; stdout gets exactly one line, "N passed, N failed". Same scenario as Python,
+// except the positive foreign-signer case: Linux Swift has no Ed25519/P-256 library
+// here (CryptoKit is Apple-only, swift-crypto cannot be fetched), so only a failing
+// foreign key store is exercised.
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+var passed = 0
+var failed = 0
+
+func eprint(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+func check(_ name: String, _ cond: Bool, _ detail: @autoclosure () -> Any = "") {
+    if cond {
+        passed += 1
+        eprint("  ok   \(name)")
+    } else {
+        failed += 1
+        eprint("  FAIL \(name) \(detail())")
+    }
+}
+
+func env(_ name: String) -> String {
+    guard let v = ProcessInfo.processInfo.environment[name] else { fatalError("\(name) is not set") }
+    return v
+}
+
+func expectError<T>(_ name: String, _ matches: (Error) -> Bool, _ body: () throws -> T) {
+    do {
+        let r = try body()
+        check(name, false, "no error, got \(r)")
+    } catch {
+        check(name, matches(error), "wrong error \(error)")
+    }
+}
+
+func expectErrorAsync<T>(_ name: String, _ matches: (Error) -> Bool, _ body: () async throws -> T) async {
+    do {
+        let r = try await body()
+        check(name, false, "no error, got \(r)")
+    } catch {
+        check(name, matches(error), "wrong error \(error)")
+    }
+}
+
+func serverStats() async -> [String: Int] {
+    let url = URL(string: env("TACIT_URL") + "/test/stats")!
+    let data: Data? = await withCheckedContinuation { cont in
+        URLSession.shared.dataTask(with: url) { data, _, _ in cont.resume(returning: data) }.resume()
+    }
+    guard let data, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+    return obj.compactMapValues { ($0 as? NSNumber)?.intValue }
+}
+
+func config(_ dataDir: String, publicKey: Data? = nil) -> TacitConfig {
+    TacitConfig(
+        backendUrl: env("TACIT_URL"),
+        backendPublicKey: publicKey ?? Data(base64Encoded: env("TACIT_PUBLIC_KEY"))!,
+        backendKeyId: env("TACIT_KEY_ID"),
+        dataDir: dataDir,
+        userId: env("TACIT_USER"),
+        upload: defaultUploadSettings()
+    )
+}
+
+func nowNs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1e9) }
+
+let sec: Int64 = 1_000_000_000
+
+/// Synthetic walking at 1.8 steps/s from `start` (Unix ns): gravity on z plus step and
+/// stride harmonics.
+func walking(start: Int64, seconds: Double = 30, rate: Double = 50) -> [MotionReading] {
+    let n = Int(seconds * rate)
+    return (0..<n).map { i in
+        let s = Double(i) / rate
+        let ph = 2 * Double.pi * 1.8 * s
+        let noise = 0.05 * sin(Double(i) * 12.9898) * cos(Double(i) * 78.233)
+        let v = 2.5 * sin(ph) + 0.8 * sin(2 * ph + 0.5) + 0.4 * sin(0.5 * ph) + noise
+        return MotionReading(
+            timestampNs: start + Int64(Double(i) * 1e9 / rate),
+            accel: Vector3(x: 1.2 * sin(0.5 * ph + 0.3) + 0.3 * sin(ph + 1.0), y: 0.6 * cos(0.5 * ph) + noise, z: 9.81 + v),
+            gyro: Vector3(x: 0.3 * sin(0.5 * ph), y: 0.2 * cos(ph), z: 0.1 * sin(ph))
+        )
+    }
+}
+
+func keyClass(_ c: Character) -> KeyClass {
+    if c == "\u{8}" { return .backspace }
+    if c == " " { return .space }
+    if c.isNumber { return .digit }
+    if c.isLetter { return .letter }
+    return .punctuation
+}
+
+/// Key presses for text ("\u{8}" = backspace) with plausible, varying timings.
+func typing(_ text: String, startNs: Int64) -> [KeyPress] {
+    var down = startNs
+    var out: [KeyPress] = []
+    for (i, c) in text.enumerated() {
+        let d = Double(i)
+        let hold = Int64((95 + 20 * cos(d * 1.3)) * 1e6)
+        out.append(KeyPress(keyClass: keyClass(c), downNs: down, upNs: down + hold, pressure: 0.5 + 0.1 * sin(d), area: 0.1))
+        down += Int64((150 + 40 * sin(d * 0.7) + (c == " " ? 60 : 0)) * 1e6)
+    }
+    return out
+}
+
+let freeText = String(repeating: "the quick brown fox jumps over the lazy dog, 1234 times! ", count: 2)
+    .replacingOccurrences(of: "dog,", with: "dgo\u{8}\u{8}og,")
+let phraseText = "tacit-phrase"
+
+final class ListLogger: Logger, @unchecked Sendable {
+    private let lock = NSLock()
+    private var records: [String] = []
+    func log(level: LogLevel, target: String, message: String) {
+        lock.lock(); defer { lock.unlock() }
+        records.append("\(level) \(target) \(message)")
+    }
+    var count: Int { lock.lock(); defer { lock.unlock() }; return records.count }
+}
+
+final class BrokenKeyStore: DeviceKeyStore, @unchecked Sendable {
+    func algorithm() -> KeyAlgorithm { .ed25519 }
+    func publicKey() throws -> Data { throw KeyStoreError.Unavailable(message: "no secure hardware") }
+    func sign(message: Data) throws -> Data { throw KeyStoreError.Unavailable(message: "no secure hardware") }
+}
+
+/// Records 30 s of walking from `start` (Unix ns), then a free-text block and one phrase
+/// entry (about 60 s in all; the extractors want time to move forward); seals.
+func recordAndSeal(_ client: TacitClient, _ label: String, start: Int64) throws -> SealReport {
+    let motion = try client.recordMotion(samples: walking(start: start))
+    check("\(label): motion accepted", motion.accepted == 1500 && motion.dropped == 0, motion)
+    check("\(label): motion gave gait windows", motion.windows > 0 && motion.featureRecords > 0, motion)
+    let free = typing(freeText, startNs: start + 31 * sec)
+    let keys = try client.recordKeys(events: free)
+    check("\(label): \(free.count) free-text keys accepted", keys.accepted == UInt64(free.count), keys)
+    let phrase = try client.recordPhraseEntry(phrase: phraseText, events: typing(phraseText, startNs: start + 56 * sec))
+    check("\(label): phrase entry recorded", phrase.featureRecords >= 1, phrase)
+    let records = motion.featureRecords + keys.featureRecords + phrase.featureRecords
+    let sealed = try client.seal()
+    check("\(label): sealed every record", sealed.envelopes >= 1 && UInt64(sealed.records) == records, "\(sealed) vs \(records)")
+    return sealed
+}
+
+func scenario() async throws {
+    let data = env("TACIT_DATA_DIR")
+    try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+
+    let settings = defaultUploadSettings()
+    check("default upload settings", settings.batchSize > 0 && settings.maxAttempts > 0, settings)
+
+    let logger = ListLogger()
+    setLogger(logger: logger, level: .debug)
+
+    expectError("bad config -> InvalidConfig", { if case TacitError.InvalidConfig = $0 { return true }; return false }) {
+        try TacitClient(config: config(data + "/bad", publicKey: Data(count: 5)), keyStore: nil)
+    }
+
+    var wrongId = config(data + "/bad2")
+    wrongId.backendKeyId = String(repeating: "00", count: 8)
+    expectError("key id mismatch -> InvalidConfig", { if case TacitError.InvalidConfig = $0 { return true }; return false }) {
+        try TacitClient(config: wrongId, keyStore: nil)
+    }
+
+    let client = try TacitClient(config: config(data + "/main"), keyStore: nil)
+    var st = try client.status()
+    check("fresh client is not registered", !st.registered && st.deviceId == nil, st)
+    await expectErrorAsync("upload before registration -> NotRegistered", { if case TacitError.NotRegistered = $0 { return true }; return false }) {
+        try await client.uploadPending()
+    }
+
+    await expectErrorAsync("bad token -> TacitError", { $0 is TacitError }) {
+        try await client.registerDevice(enrolmentToken: "no-such-token")
+    }
+    let info = try await client.registerDevice(enrolmentToken: env("TACIT_TOKEN"))
+    check("registered", info.deviceId.count == 32 && info.userId == env("TACIT_USER"), info)
+    st = try client.status()
+    check("status after registration", st.registered && st.deviceId == info.deviceId, st)
+
+    check("deviceId() is the registered id", client.deviceId() == info.deviceId, client.deviceId())
+
+    expectError("negative timestamp -> InvalidInput", { if case TacitError.InvalidInput = $0 { return true }; return false }) {
+        try client.recordMotion(samples: [MotionReading(timestampNs: -1, accel: Vector3(x: 0, y: 0, z: 9.8), gyro: nil)])
+    }
+    let nan = try client.recordMotion(samples: [MotionReading(timestampNs: nowNs() - 300 * sec, accel: Vector3(x: .nan, y: 0, z: 9.8), gyro: nil)])
+    check("NaN reading is dropped, not accepted", nan.accepted == 0 && nan.dropped == 1, nan)
+
+    let sealed = try recordAndSeal(client, "built-in key", start: nowNs() - 200 * sec)
+    st = try client.status()
+    check("outbox holds the envelopes", st.outboxEnvelopes == UInt64(sealed.envelopes) && st.outboxBytes > 0, st)
+
+    let up = try await client.uploadPending()
+    check("upload stored everything",
+          up.stored == UInt64(sealed.envelopes) && up.rejected == 0 && up.failed == 0 && up.remaining == 0, up)
+    st = try client.status()
+    check("outbox empty after upload",
+          st.outboxEnvelopes == 0 && st.acknowledgedTotal >= UInt64(sealed.envelopes) && st.lastUploadUnixMs != nil, st)
+    var stats = await serverStats()
+    check("server stored the records",
+          stats["stored"] == Int(sealed.envelopes) && stats["records"] == Int(sealed.records) && stats["rejected"] == 0, stats)
+
+    let again = try await client.uploadPending()
+    check("nothing left to upload", again.sent == 0 && again.remaining == 0, again)
+
+    try client.setNetworkState(state: NetworkState(online: false, unmetered: false))
+    _ = try recordAndSeal(client, "offline", start: nowNs() - 130 * sec)
+    let off = try await client.uploadPending()
+    check("offline upload is skipped", off.sent == 0 && off.skippedReason != nil && off.remaining > 0, off)
+    try client.setNetworkState(state: NetworkState(online: true, unmetered: true))
+    let on = try await client.uploadPending()
+    check("online again uploads", on.stored == off.remaining && on.remaining == 0, on)
+
+    await expectErrorAsync("authenticate -> NotAvailable", { if case TacitError.NotAvailable = $0 { return true }; return false }) {
+        try await client.authenticate()
+    }
+
+    do {
+        _ = try TacitClient(config: config(data + "/broken"), keyStore: BrokenKeyStore())
+        check("unavailable key store -> KeyStore error", false, "no error")
+    } catch TacitError.KeyStore(let message) {
+        check("unavailable key store -> KeyStore error", true)
+        check("key store's message crosses the FFI", message.contains("no secure hardware"), message)
+    }
+    stats = await serverStats()
+    check("server counted one device, no rejections", stats["devices"] == 1 && stats["rejected"] == 0, stats)
+
+    check("logger received records", logger.count > 0, "\(logger.count) records")
+}
+
+do {
+    try await scenario()
+} catch {
+    eprint("unexpected error: \(error)")
+    check("scenario ran to the end", false)
+}
+print("\(passed) passed, \(failed) failed")
+fflush(stdout)
+exit(failed == 0 ? 0 : 1)
