@@ -36,6 +36,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
 
+step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"
+bash bindings/run-tests.sh
+
 step "demo (README first command, debug build)"
 cargo run --locked -p tacit-simulator --bin tacit-sim
 
