@@ -136,3 +136,63 @@ pub async fn admin_user(http: &reqwest::Client, url: &str, user: &str) -> String
     let v: serde_json::Value = r.json().await.expect("token json");
     v["token"].as_str().expect("token").to_string()
 }
+
+/// Runs `tacit-backend keygen` in `dir` and returns the new public key.
+pub fn keygen_process(dir: &std::path::Path) -> tacit_shared::hpke::RecipientPublicKey {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tacit-backend"))
+        .arg("keygen")
+        .env("TACIT_DATA_DIR", dir)
+        .output()
+        .expect("run keygen");
+    assert!(out.status.success(), "keygen failed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let b64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key="))
+        .expect("public_key= line");
+    let pk: [u8; 32] = tacit_shared::api::b64_decode(b64)
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
+    tacit_shared::hpke::RecipientPublicKey::from_bytes(pk)
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts `tacit-backend serve` as a separate process on `port` over `dir`.
+pub fn serve_process(dir: &std::path::Path, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tacit-backend"))
+        .arg("serve")
+        .env("TACIT_DATA_DIR", dir)
+        .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TACIT_ADMIN_TOKEN", ADMIN)
+        .env("TACIT_RATE_PER_DEVICE", "100000")
+        .env("TACIT_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tacit-backend")
+}
+
+/// Waits until `GET /readyz` answers 200.
+pub async fn wait_ready(http: &reqwest::Client, url: &str) {
+    for _ in 0..200 {
+        if http
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("server at {url} never became ready");
+}

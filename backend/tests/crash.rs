@@ -4,82 +4,29 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ring::rand::SystemRandom;
 use tacit_backend::settings::Settings;
 use tacit_shared::api::{EnvelopeStatus, PublicKeyJson, UploadResponse, b64_encode};
 use tacit_shared::envelope::{Envelope, SealParams};
-use tacit_shared::hpke::{RecipientPublicKey, Suite};
+use tacit_shared::hpke::Suite;
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tacit-backend"))
-        .arg("serve")
-        .env("TACIT_DATA_DIR", dir)
-        .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TACIT_ADMIN_TOKEN", common::ADMIN)
-        .env("TACIT_RATE_PER_DEVICE", "100000")
-        .env("TACIT_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tacit-backend")
-}
-
-async fn wait_ready(http: &reqwest::Client, url: &str) {
-    for _ in 0..200 {
-        if http
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server at {url} never became ready");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
     let dir = common::temp_dir("crash");
-    let out = Command::new(env!("CARGO_BIN_EXE_tacit-backend"))
-        .arg("keygen")
-        .env("TACIT_DATA_DIR", &dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pk_b64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("public_key="))
-        .unwrap();
-    let pk: [u8; 32] = tacit_shared::api::b64_decode(pk_b64)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let backend = RecipientPublicKey::from_bytes(pk);
+    let backend = common::keygen_process(&dir);
 
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let mut server = spawn_server(&dir, port);
-    wait_ready(&http, &url).await;
+    let mut server = common::serve_process(&dir, port);
+    common::wait_ready(&http, &url).await;
     let token = common::admin_user(&http, &url, "crash-user").await;
     let rng = SystemRandom::new();
     let signer = Ed25519Signer::generate(&rng).unwrap().0;
@@ -167,8 +114,8 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
                 acknowledged.len()
             );
             drop(store);
-            server = spawn_server(&dir, port);
-            wait_ready(&http, &url).await;
+            server = common::serve_process(&dir, port);
+            common::wait_ready(&http, &url).await;
         }
     }
     assert!(

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Backing, admin_user};
@@ -116,50 +116,12 @@ async fn per_device_rate_limit_answers_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests() {
     let dir = common::temp_dir("sigterm");
-    let bin = env!("CARGO_BIN_EXE_tacit-backend");
-    let out = Command::new(bin)
-        .arg("keygen")
-        .env("TACIT_DATA_DIR", &dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pk: [u8; 32] = tacit_shared::api::b64_decode(
-        text.lines()
-            .find_map(|l| l.strip_prefix("public_key="))
-            .unwrap(),
-    )
-    .unwrap()
-    .try_into()
-    .unwrap();
-    let backend = RecipientPublicKey::from_bytes(pk);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let backend = common::keygen_process(&dir);
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut child = Command::new(bin)
-        .arg("serve")
-        .env("TACIT_DATA_DIR", &dir)
-        .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TACIT_ADMIN_TOKEN", common::ADMIN)
-        .env("TACIT_RATE_PER_DEVICE", "100000")
-        .env("TACIT_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::serve_process(&dir, port);
     let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_ready(&http, &url).await;
     let signer = Ed25519Signer::generate(&SystemRandom::new()).unwrap().0;
     register(&http, &url, "graceful", &signer).await;
     // A large batch keeps the server busy for a while; SIGTERM arrives meanwhile.
