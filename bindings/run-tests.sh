@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the same end-to-end scenario against tacit-test-server in Python, Kotlin (JVM,
-# JNA) and Swift (Linux, in the trixie chroot of scripts/tools/swift.sh):
+# Runs the same end-to-end scenario against the real gateway (tacit-backend, one per
+# language, embedded SQLite in a temporary data dir) in Python, Kotlin (JVM, JNA) and
+# Swift (Linux, in the trixie chroot of scripts/tools/swift.sh):
 # create a client -> register -> record motion and keys -> seal -> upload -> status,
 # plus the error cases. Each language prints one line "N passed, N failed"; this script
 # prints the total as its last line and exits non-zero if anything failed.
@@ -8,9 +9,11 @@
 # Usage: bindings/run-tests.sh [--release] [--languages python,kotlin,swift] [--keep]
 #   --release     build the library in release mode (default: debug)
 #   --languages   comma-separated subset (default: all three)
-#   --keep        keep the temporary directory (logs, data dirs, compiled tests)
-# Needs: cargo, python3, a JDK (scripts/tools/kotlin.sh installs kotlinc and JNA),
-# root for Swift (scripts/tools/swift.sh; skipped with a message otherwise).
+#   --keep        keep the temporary directory (gateway logs and data, compiled tests)
+# Needs: cargo, python3 (curl is used when present), a JDK (scripts/tools/kotlin.sh
+# installs kotlinc and JNA), root for Swift (scripts/tools/swift.sh; skipped with a
+# message otherwise). Nothing else: no database or S3 server (the gateways use SQLite and
+# files), and TACIT_* variables of the caller do not reach them.
 # Honours CARGO_TARGET_DIR and TACIT_TOOLS_DIR.
 set -euo pipefail
 
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
     --release) gen_args+=(--release) ;;
     --languages) [ $# -ge 2 ] || { echo "--languages needs a value" >&2; exit 2; }; languages="$2"; shift ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "[run-tests] ERROR: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,33 +55,120 @@ trap cleanup EXIT
 
 gen="$(bash bindings/generate.sh "${gen_args[@]}" | tail -n 1)"
 
-log "building tacit-test-server"
-cargo build --locked -q -p tacit-test-server >&2
-server_bin="${CARGO_TARGET_DIR:-$root/target}/debug/tacit-test-server"
+log "building tacit-backend (the real gateway)"
+cargo build --locked -q -p tacit-backend >&2
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+backend_bin="$target_dir/debug/tacit-backend"
+[ -x "$backend_bin" ] || { log "ERROR: $backend_bin not found after the build"; exit 1; }
 
-# start_server NAME: starts a server for user-NAME with tokens NAME-1 and NAME-2 and
-# exports the TACIT_* variables the language tests read.
-start_server() {
-  local name="$1" dir="$tmp/$1" line="" i
-  mkdir -p "$dir"
-  "$server_bin" --ignore-stdin --user "user-$name" \
-    --token "$name-1" --token "$name-2" \
-    >"$dir/server.json" 2>"$dir/server.log" &
-  server_pids+=("$!")
-  for i in $(seq 100); do
-    line="$(head -n 1 "$dir/server.json" 2>/dev/null || true)"
-    [ -n "$line" ] && break
-    [ "$i" = 100 ] && { log "ERROR: server for $name did not start"; cat "$dir/server.log" >&2; return 1; }
-    sleep 0.1
+# http TOKEN METHOD URL [JSON]: one request (TOKEN, if not empty, as the admin bearer
+# token); prints the body and fails unless the status is 2xx. curl if present, else
+# python3.
+http() {
+  local token="$1" method="$2" url="$3" body="${4:-}" out code
+  if command -v curl >/dev/null 2>&1; then
+    local args=(-sS --max-time 10 -X "$method" -w '\n%{http_code}')
+    [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data "$body")
+    out="$(curl "${args[@]}" "$url" 2>&1)" || { echo "${out%$'\n'*}" >&2; return 1; }
+    code="${out##*$'\n'}"
+    out="${out%$'\n'*}"
+    case "$code" in
+      2??) printf '%s\n' "$out" ;;
+      *) echo "$method $url: HTTP $code $out" >&2; return 1 ;;
+    esac
+  else
+    python3 - "$token" "$method" "$url" "$body" <<'EOF'
+import sys, urllib.error, urllib.request
+token, method, url, body = sys.argv[1:5]
+req = urllib.request.Request(url, method=method, data=body.encode() if body else None)
+if token:
+    req.add_header("Authorization", "Bearer " + token)
+if body:
+    req.add_header("Content-Type", "application/json")
+try:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        print(r.read().decode())
+except urllib.error.HTTPError as e:
+    sys.exit(f"{method} {url}: HTTP {e.code} {e.read().decode()}")
+except OSError as e:
+    sys.exit(f"{method} {url}: {e}")
+EOF
+  fi
+}
+
+# json_field NAME: the string value of "NAME" in the one-line JSON object on stdin.
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# backend_env: sets backend_env_args, the `env` arguments that give tacit-backend
+# exactly the TACIT_* settings passed after them: inherited ones (a caller's
+# TACIT_DATABASE_URL, the TACIT_URL of the previous language, ...) are removed.
+backend_env_args=()
+backend_env() {
+  local v
+  backend_env_args=()
+  for v in $(compgen -e); do
+    case "$v" in TACIT_*) backend_env_args+=(-u "$v") ;; esac
   done
-  TACIT_URL="$(sed -n 's/.*"url":"\([^"]*\)".*/\1/p' <<<"$line")"
-  TACIT_PUBLIC_KEY="$(sed -n 's/.*"public_key":"\([^"]*\)".*/\1/p' <<<"$line")"
-  TACIT_KEY_ID="$(sed -n 's/.*"key_id":"\([^"]*\)".*/\1/p' <<<"$line")"
+  backend_env_args+=(TACIT_LOG=warn)
+}
+
+# start_server NAME: starts a tacit-backend (embedded SQLite and object files in a
+# temporary data dir, a fresh HPKE key, a random admin token), creates user-NAME and two
+# enrolment tokens, and exports the TACIT_* variables the language tests read.
+start_server() {
+  local name="$1" dir="$tmp/gateway-$1" keys admin port pid url="" i token
+  mkdir -p "$dir/data"
+  backend_env
+  keys="$(env "${backend_env_args[@]}" TACIT_DATA_DIR="$dir/data" "$backend_bin" keygen)" ||
+    { log "ERROR: tacit-backend keygen failed"; return 1; }
+  TACIT_KEY_ID="$(sed -n 's/^key_id=//p' <<<"$keys")"
+  TACIT_PUBLIC_KEY="$(sed -n 's/^public_key=//p' <<<"$keys")"
+  if [ -z "$TACIT_KEY_ID" ] || [ -z "$TACIT_PUBLIC_KEY" ]; then
+    log "ERROR: unexpected keygen output: $keys"
+    return 1
+  fi
+  admin="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+  # The port is picked, released, then bound by the server: retry if someone took it.
+  for _ in 1 2 3 4 5; do
+    port="$(free_port)"
+    # (env execs the server: $! is the server's pid, which cleanup sends SIGTERM.)
+    env "${backend_env_args[@]}" TACIT_DATA_DIR="$dir/data" TACIT_LISTEN="127.0.0.1:$port" \
+      TACIT_ADMIN_TOKEN="$admin" "$backend_bin" serve >>"$dir/server.log" 2>&1 &
+    pid=$!
+    server_pids+=("$pid")
+    for i in $(seq 300); do
+      if http "" GET "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
+        url="http://127.0.0.1:$port"
+        break 2
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    grep -qi 'in use' "$dir/server.log" || break
+  done
+  if [ -z "$url" ]; then
+    log "ERROR: tacit-backend for $name did not become ready"
+    tail -n 20 "$dir/server.log" >&2
+    return 1
+  fi
+  http "$admin" POST "$url/v1/users" "{\"user_id\": \"user-$name\"}" >/dev/null || return 1
+  for i in 1 2; do
+    token="$(http "$admin" POST "$url/v1/users/user-$name/enrolment-tokens" | json_field token)"
+    [ -n "$token" ] || { log "ERROR: no enrolment token for user-$name"; return 1; }
+    if [ "$i" = 1 ]; then TACIT_TOKEN="$token"; else TACIT_TOKEN2="$token"; fi
+  done
+  TACIT_URL="$url"
   TACIT_USER="user-$name"
-  TACIT_TOKEN="$name-1"
-  TACIT_TOKEN2="$name-2"
   export TACIT_URL TACIT_PUBLIC_KEY TACIT_KEY_ID TACIT_USER TACIT_TOKEN TACIT_TOKEN2
-  log "$name: server at $TACIT_URL (log: $dir/server.log)"
+  log "$name: tacit-backend at $TACIT_URL, key $TACIT_KEY_ID (log: $dir/server.log)"
 }
 
 # Environment of a language test, as `env` arguments (Swift runs with a clean one).
@@ -92,6 +182,7 @@ test_env() {
 run_python() {
   local dir="$tmp/python" py envs
   start_server python || return 1
+  mkdir -p "$dir"
   py="$(bash scripts/tools/python-venv.sh | tail -n 1)"
   cp -r "$gen/python" "$dir/lib"
   cp bindings/tests/python/*.py "$dir/lib/"
@@ -168,6 +259,10 @@ for lang in "${langs[@]}"; do
     f=1
   fi
   echo "$lang: $summary"
+  if [ "$f" != 0 ] && [ -s "$tmp/gateway-$lang/server.log" ]; then
+    log "$lang: last lines of the gateway log:"
+    tail -n 20 "$tmp/gateway-$lang/server.log" >&2
+  fi
   total_pass=$((total_pass + p))
   total_fail=$((total_fail + f))
 done

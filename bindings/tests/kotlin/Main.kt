@@ -1,4 +1,4 @@
-// End-to-end test of the Kotlin (JVM, JNA) bindings against tacit-test-server.
+// End-to-end test of the Kotlin (JVM, JNA) bindings against the real gateway (tacit-backend).
 // Run by bindings/run-tests.sh (environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
 // TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR). Progress goes to
 // stderr; stdout gets exactly one line, "N passed, N failed". Same scenario as Python.
@@ -43,9 +43,35 @@ inline fun <reified E : Throwable> expectError(name: String, block: () -> Any?) 
 
 fun env(name: String): String = System.getenv(name) ?: error("$name is not set")
 
+val metricLine = Regex("""^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$""")
+val metricLabel = Regex("""(\w+)="((?:[^"\\]|\\.)*)"""")
+
+/**
+ * The gateway's counters from `GET /metrics` (Prometheus text format): stored, duplicates,
+ * rejected (all reasons), records (feature records in stored envelopes) and devices
+ * (registered); a series not yet present counts 0.
+ */
 fun serverStats(): Map<String, Long> {
-    val body = URI(env("TACIT_URL") + "/test/stats").toURL().readText()
-    return Regex("\"(\\w+)\":(\\d+)").findAll(body).associate { it.groupValues[1] to it.groupValues[2].toLong() }
+    val text = URI(env("TACIT_URL") + "/metrics").toURL().readText()
+    val stats = mutableMapOf("stored" to 0L, "duplicates" to 0L, "rejected" to 0L, "records" to 0L, "devices" to 0L)
+    for (line in text.lines()) {
+        val m = metricLine.matchEntire(line.trim()) ?: continue // comments, blank lines
+        val (name, labelText, valueText) = m.destructured
+        val labels = metricLabel.findAll(labelText).associate { it.groupValues[1] to it.groupValues[2] }
+        val key = when (name) {
+            "tacit_envelopes_total" -> when (labels["status"]) {
+                "stored" -> "stored"
+                "duplicate" -> "duplicates"
+                "rejected" -> "rejected"
+                else -> null
+            }
+            "tacit_feature_records_total" -> "records"
+            "tacit_devices_registered_total" -> "devices"
+            else -> null
+        } ?: continue
+        stats[key] = stats.getValue(key) + (valueText.toDoubleOrNull() ?: error("bad value in: $line")).toLong()
+    }
+    return stats
 }
 
 fun config(dataDir: String, publicKey: ByteArray? = null) = TacitConfig(

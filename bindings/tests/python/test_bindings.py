@@ -1,4 +1,4 @@
-"""End-to-end test of the Python bindings against tacit-test-server.
+"""End-to-end test of the Python bindings against the real gateway (tacit-backend).
 
 Run by bindings/run-tests.sh, which generates the bindings next to this file and sets
 TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID, TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2 and
@@ -8,9 +8,9 @@ TACIT_DATA_DIR. Progress goes to stderr; stdout gets exactly one line,
 
 import asyncio
 import base64
-import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -59,9 +59,34 @@ async def expect_error_async(name, coro, cls):
         check(name, False, f"wrong error {type(e).__name__}: {e}")
 
 
+METRIC_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
+METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
 def server_stats():
-    with urllib.request.urlopen(os.environ["TACIT_URL"] + "/test/stats", timeout=10) as r:
-        return json.load(r)
+    """The gateway's counters from GET /metrics (Prometheus text format): stored,
+    duplicates, rejected (all reasons), records (feature records in stored envelopes)
+    and devices (registered); a series not yet present counts 0."""
+    with urllib.request.urlopen(os.environ["TACIT_URL"] + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    stats = {"stored": 0, "duplicates": 0, "rejected": 0, "records": 0, "devices": 0}
+    by_status = {"stored": "stored", "duplicate": "duplicates", "rejected": "rejected"}
+    for line in text.splitlines():
+        m = METRIC_LINE.match(line.strip())
+        if not m:
+            continue  # comments, blank lines
+        name, labels, value = m.group(1), dict(METRIC_LABEL.findall(m.group(2) or "")), m.group(3)
+        if name == "tacit_envelopes_total":
+            key = by_status.get(labels.get("status"))
+        elif name == "tacit_feature_records_total":
+            key = "records"
+        elif name == "tacit_devices_registered_total":
+            key = "devices"
+        else:
+            key = None
+        if key:
+            stats[key] += int(float(value))
+    return stats
 
 
 def config(data_dir, public_key=None):

@@ -1,4 +1,4 @@
-// End-to-end test of the Swift bindings against tacit-test-server (Linux, built in the
+// End-to-end test of the Swift bindings against the real gateway, tacit-backend (Linux, built in the
 // trixie chroot by bindings/run-tests.sh; compiled into the same module as the generated
 // tacit.swift). Environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
 // TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR. Progress goes to
@@ -54,13 +54,58 @@ func expectErrorAsync<T>(_ name: String, _ matches: (Error) -> Bool, _ body: () 
     }
 }
 
+/// The labels of a Prometheus series, `{a="x",b="y"}` (backslash escapes undone).
+func metricLabels(_ text: Substring) -> [String: String] {
+    var labels: [String: String] = [:]
+    var rest = text.drop(while: { $0 == "{" })
+    while let eq = rest.firstIndex(of: "=") {
+        let key = rest[..<eq].trimmingCharacters(in: CharacterSet(charactersIn: " ,"))
+        var i = rest.index(after: eq)
+        guard i < rest.endIndex, rest[i] == "\"" else { break }
+        i = rest.index(after: i)
+        var value = ""
+        while i < rest.endIndex, rest[i] != "\"" {
+            if rest[i] == "\\", rest.index(after: i) < rest.endIndex { i = rest.index(after: i) }
+            value.append(rest[i])
+            i = rest.index(after: i)
+        }
+        labels[key] = value
+        rest = i < rest.endIndex ? rest[rest.index(after: i)...] : ""
+    }
+    return labels
+}
+
+/// The gateway's counters from `GET /metrics` (Prometheus text format): stored,
+/// duplicates, rejected (all reasons), records (feature records in stored envelopes) and
+/// devices (registered); a series not yet present counts 0. Empty if the fetch fails.
 func serverStats() async -> [String: Int] {
-    let url = URL(string: env("TACIT_URL") + "/test/stats")!
+    let url = URL(string: env("TACIT_URL") + "/metrics")!
     let data: Data? = await withCheckedContinuation { cont in
         URLSession.shared.dataTask(with: url) { data, _, _ in cont.resume(returning: data) }.resume()
     }
-    guard let data, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-    return obj.compactMapValues { ($0 as? NSNumber)?.intValue }
+    guard let data, let text = String(data: data, encoding: .utf8) else { return [:] }
+    var stats = ["stored": 0, "duplicates": 0, "rejected": 0, "records": 0, "devices": 0]
+    for raw in text.split(separator: "\n") {
+        let line = raw.trimmingCharacters(in: .whitespaces)
+        if line.isEmpty || line.hasPrefix("#") { continue }
+        guard let space = line.lastIndex(of: " "),
+              let value = Double(line[line.index(after: space)...].trimmingCharacters(in: .whitespaces))
+        else { continue }
+        let series = line[..<space].trimmingCharacters(in: .whitespaces)
+        let brace = series.firstIndex(of: "{") ?? series.endIndex
+        let name = String(series[..<brace])
+        let key: String?
+        switch name {
+        case "tacit_envelopes_total":
+            key = ["stored": "stored", "duplicate": "duplicates", "rejected": "rejected"][
+                metricLabels(series[brace...])["status"] ?? ""]
+        case "tacit_feature_records_total": key = "records"
+        case "tacit_devices_registered_total": key = "devices"
+        default: key = nil
+        }
+        if let key { stats[key, default: 0] += Int(value) }
+    }
+    return stats
 }
 
 func config(_ dataDir: String, publicKey: Data? = nil) -> TacitConfig {
