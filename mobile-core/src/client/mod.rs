@@ -520,3 +520,134 @@ impl Client {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tacit_shared::hpke::RecipientKeyPair;
+
+    fn key() -> RecipientKeyPair {
+        RecipientKeyPair::derive(&[7u8; 32])
+    }
+
+    fn dir(name: &str) -> String {
+        let d = std::env::temp_dir().join(format!("tacit-client-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn config_rejects_bad_values_with_clear_errors() {
+        let k = key();
+        let (pk, id) = (k.public_key().as_bytes().to_vec(), k.key_id().to_hex());
+        let ok = ClientConfig::new("https://a.example", &pk, &id, "/tmp/x", "alice");
+        assert!(ok.is_ok());
+        let cases = [
+            ClientConfig::new("https://a.example", &pk[..31], &id, "/tmp/x", "alice"),
+            ClientConfig::new(
+                "https://a.example",
+                &pk,
+                "00000000000000zz",
+                "/tmp/x",
+                "alice",
+            ),
+            ClientConfig::new(
+                "https://a.example",
+                &pk,
+                "0000000000000000",
+                "/tmp/x",
+                "alice",
+            ),
+            ClientConfig::new("ftp://a.example", &pk, &id, "/tmp/x", "alice"),
+            ClientConfig::new("https://a.example", &pk, &id, "", "alice"),
+            ClientConfig::new("https://a.example", &pk, &id, "/tmp/x", ""),
+        ];
+        for (i, c) in cases.into_iter().enumerate() {
+            assert!(matches!(c, Err(ClientError::Config(_))), "case {i}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn offline_client_records_seals_and_refuses_unregistered_uploads() {
+        let k = key();
+        let d = dir("offline");
+        let cfg = ClientConfig::new(
+            "http://127.0.0.1:9",
+            k.public_key().as_bytes(),
+            &k.key_id().to_hex(),
+            &d,
+            "alice",
+        )
+        .unwrap();
+        let client = Client::new(cfg, None).unwrap();
+        // A built-in key was created with owner-only permissions.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(std::path::Path::new(&d).join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+        let bad = [MotionSample {
+            t_ns: -1,
+            accel: [0.0, 0.0, 9.8],
+            gyro: None,
+        }];
+        assert!(matches!(
+            client.record_motion(&bad),
+            Err(ClientError::Input(_))
+        ));
+        let key_events: Vec<KeyEvent> = (0..4)
+            .map(|i| KeyEvent {
+                class: crate::dsp::KeyClass::Letter,
+                down_ns: 1_700_000_000_000_000_000 + i * 200_000_000,
+                up_ns: 1_700_000_000_000_000_000 + i * 200_000_000 + 80_000_000,
+                pressure: None,
+                area: None,
+            })
+            .collect();
+        assert!(matches!(
+            client.record_phrase_entry("abc", &key_events),
+            Err(ClientError::Input(_))
+        ));
+        assert_eq!(
+            client
+                .record_phrase_entry("abcd", &key_events)
+                .unwrap()
+                .feature_records,
+            1
+        );
+        let sealed = client.seal().unwrap();
+        assert_eq!((sealed.envelopes, sealed.records), (1, 1));
+        assert_eq!(client.status().unwrap().outbox_envelopes, 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(matches!(
+            rt.block_on(client.upload_pending()),
+            Err(ClientError::NotRegistered)
+        ));
+        assert!(matches!(
+            rt.block_on(client.authenticate()),
+            Err(ClientError::NotAvailable(_))
+        ));
+        // The same data directory reopens with the same device and the envelope still queued.
+        let id = client.device_id();
+        drop(client);
+        let cfg = ClientConfig::new(
+            "http://127.0.0.1:9",
+            k.public_key().as_bytes(),
+            &k.key_id().to_hex(),
+            &d,
+            "alice",
+        )
+        .unwrap();
+        let again = Client::new(cfg, None).unwrap();
+        assert_eq!(again.device_id(), id);
+        assert_eq!(again.status().unwrap().outbox_envelopes, 1);
+        std::fs::remove_dir_all(&d).ok();
+    }
+}
