@@ -33,7 +33,12 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (workspace)"
+step "cargo clippy with the CUDA backend (compile-only: no GPU needed)"
+# The cuda feature builds without a CUDA toolkit; linting it here keeps the GPU path
+# from rotting. The run-time check is scripts/gpu-check.sh on a GPU machine.
+cargo clippy --locked -p tacit-models -p tacit-backend --features tacit-backend/cuda --all-targets -- -D warnings
+
+step "cargo test (workspace; includes the reduced real-data evaluation of the models)"
 cargo test --workspace --locked
 
 step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod commands;
 pub mod error;
 pub mod handlers;
 pub mod keys;

@@ -29,6 +29,11 @@ enum Command {
     Keygen,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Train a factor model (embedding network, background, calibration) on a data set
+    /// and write the artifact.
+    Train(tacit_backend::commands::TrainArgs),
+    /// Measure error rates on a data set under the published protocols.
+    Eval(tacit_backend::commands::EvalArgs),
 }
 
 fn init_logging() {
@@ -44,6 +49,21 @@ fn init_logging() {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Train(args) => {
+            return tokio::task::spawn_blocking(move || tacit_backend::commands::train(args))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Command::Eval(args) => {
+            let line = std::env::args().collect::<Vec<_>>().join(" ");
+            return tokio::task::spawn_blocking(move || tacit_backend::commands::eval(args, line))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ());
+        }
+        _ => {}
+    }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve => server::serve(settings).await.map_err(|e| e.to_string()),
@@ -58,6 +78,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("dir={}", dir.display());
             Ok(())
         }
+        Command::Train(_) | Command::Eval(_) => Ok(()),
         Command::Migrate => {
             server::open_store(&settings)
                 .await

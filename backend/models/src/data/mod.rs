@@ -1,0 +1,97 @@
+//! Evaluation and training data sets, turned into feature vectors by the same
+//! `tacit-mobile-core` code that runs on the phone.
+
+mod gait;
+mod keystroke;
+
+pub use gait::read_gait_folder;
+pub use keystroke::{key_class, read_cmu, read_key_csv};
+
+use crate::Factor;
+
+/// One feature vector with the recording session it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Session (or other recording group) within the person, in recording order.
+    pub group: u32,
+    /// The features.
+    pub vector: Vec<f32>,
+}
+
+/// One person's vectors in recording order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    /// Identifier from the data set.
+    pub id: String,
+    /// Vectors, ordered by group then recording order.
+    pub samples: Vec<Sample>,
+}
+
+impl Person {
+    /// The enrolment half and the test half: the first half of the person's sessions
+    /// when there are at least two, else the first half of the vectors.
+    pub fn halves(&self) -> (Vec<&Sample>, Vec<&Sample>) {
+        let mut groups: Vec<u32> = self.samples.iter().map(|s| s.group).collect();
+        groups.dedup();
+        if groups.len() >= 2 {
+            let cut = groups[groups.len() / 2];
+            self.samples.iter().partition(|s| s.group < cut)
+        } else {
+            let h = self.samples.len() / 2;
+            (
+                self.samples[..h].iter().collect(),
+                self.samples[h..].iter().collect(),
+            )
+        }
+    }
+
+    /// The vectors of the given groups.
+    pub fn vectors(samples: &[&Sample]) -> Vec<Vec<f32>> {
+        samples.iter().map(|s| s.vector.clone()).collect()
+    }
+}
+
+/// A data set: people with vectors of one factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Population {
+    /// The factor.
+    pub factor: Factor,
+    /// Feature schema version of the vectors.
+    pub schema_version: u16,
+    /// Vector dimension.
+    pub dim: usize,
+    /// People, in the data set's order.
+    pub people: Vec<Person>,
+    /// What was read (for reports).
+    pub source: String,
+    /// Inputs that produced no vectors, with the reason (reported, never silently lost).
+    pub skipped: Vec<String>,
+}
+
+impl Population {
+    /// Total number of vectors.
+    pub fn samples(&self) -> usize {
+        self.people.iter().map(|p| p.samples.len()).sum()
+    }
+}
+
+/// Groups sorted `(person, group, vector)` triples into people, keeping first-seen order
+/// of people and stable order within a group.
+pub(crate) fn group_people(rows: Vec<(String, u32, Vec<f32>)>) -> Vec<Person> {
+    let mut people: Vec<Person> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (id, group, vector) in rows {
+        let i = *index.entry(id.clone()).or_insert_with(|| {
+            people.push(Person {
+                id: id.clone(),
+                samples: Vec::new(),
+            });
+            people.len() - 1
+        });
+        people[i].samples.push(Sample { group, vector });
+    }
+    for p in &mut people {
+        p.samples.sort_by_key(|s| s.group);
+    }
+    people
+}

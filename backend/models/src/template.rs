@@ -1,0 +1,296 @@
+//! Enrolment and scoring.
+//!
+//! A vector is represented as `r = z ‖ e`: `z` the transformed features, `e` the
+//! embedding of `z`. A user's [`Template`] holds
+//! * a robust scaled-Manhattan detector on `z` (median/MAD of the enrolment vectors);
+//! * a logistic regression on `r` fitted against the model's background cohort: what
+//!   distinguishes this person from the population, not only what is typical of them;
+//! * for each of the two, the mean and spread of its scores over a cohort of other
+//!   people, so both are on a common scale (cohort z-normalisation) and can be added.
+//!
+//! The fused raw score is then mapped to a log-likelihood ratio by the model's
+//! calibration. Fewer than `min_samples` enrolment vectors is "not enrolled yet";
+//! fewer than `full_samples` gives a fallback template (detector only).
+//! A template holds statistics and weights only, never an enrolment vector.
+
+use burn::prelude::*;
+
+use crate::detectors::{Centre, Detector, ScaledManhattan};
+use crate::device::CpuBackend;
+use crate::embedding::{Calibration, EmbeddingNet, ModelArtifact, ModelMeta};
+use crate::logistic::Logistic;
+use crate::transform::check_rows;
+use crate::{Factor, ModelError};
+
+/// Enrolment rules.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnrolConfig {
+    /// Below this many vectors: not enrolled.
+    pub min_samples: usize,
+    /// From this many vectors on: the full template; below, the fallback.
+    pub full_samples: usize,
+    /// Inverse regularisation of the per-user logistic regression.
+    pub c: f64,
+    /// At most this many background vectors per enrolment (bounds the cost).
+    pub max_background: usize,
+}
+
+impl EnrolConfig {
+    /// Defaults per factor: a keystroke entry is one phrase typed; a gait vector is one
+    /// 5.12 s walking window.
+    pub fn for_factor(factor: Factor) -> Self {
+        match factor {
+            Factor::KeystrokeFixed => EnrolConfig {
+                min_samples: 10,
+                full_samples: 30,
+                c: 1.0,
+                max_background: 4000,
+            },
+            Factor::Gait => EnrolConfig {
+                min_samples: 12,
+                full_samples: 36,
+                c: 1.0,
+                max_background: 4000,
+            },
+        }
+    }
+}
+
+/// Cohort statistics of one score.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Norm {
+    /// Mean cohort score.
+    pub mean: f64,
+    /// Spread of cohort scores (never 0).
+    pub sd: f64,
+}
+
+impl Norm {
+    fn of(scores: &[f64]) -> Norm {
+        let (m, sd) = crate::eval::metrics::mean_sd(scores);
+        Norm {
+            mean: m,
+            sd: if sd > 1e-12 { sd } else { 1.0 },
+        }
+    }
+
+    fn apply(&self, s: f64) -> f64 {
+        (s - self.mean) / self.sd
+    }
+}
+
+/// One user's template for one factor.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Template {
+    /// The factor.
+    pub factor: Factor,
+    /// Enrolment vectors used.
+    pub samples: usize,
+    /// Robust scaled Manhattan on the transformed features.
+    pub detector: ScaledManhattan,
+    /// Cohort normalisation of the detector score.
+    pub detector_norm: Norm,
+    /// The contrastive part, absent in a fallback template.
+    pub contrast: Option<(Logistic, Norm)>,
+}
+
+impl Template {
+    /// Whether this is a fallback (detector-only) template.
+    pub fn is_fallback(&self) -> bool {
+        self.contrast.is_none()
+    }
+}
+
+/// A score: raw (fused, cohort-normalised) and calibrated.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Score {
+    /// Fused cohort-normalised score (higher = more genuine).
+    pub raw: f64,
+    /// Log-likelihood ratio genuine vs impostor (natural log).
+    pub llr: f64,
+}
+
+/// A model ready to enrol and score: the artifact's network on the CPU backend plus the
+/// representations of its background cohort.
+#[derive(Debug)]
+pub struct FactorModel {
+    meta: ModelMeta,
+    net: EmbeddingNet<CpuBackend>,
+    background: Vec<Vec<f64>>,
+}
+
+impl FactorModel {
+    /// Loads the network of an artifact.
+    pub fn from_artifact(a: &ModelArtifact) -> Result<Self, ModelError> {
+        let net = a.net::<CpuBackend>(&Default::default())?;
+        Self::new(a.meta.clone(), net)
+    }
+
+    /// A model from its parts (training builds one before its calibration exists).
+    pub fn new(meta: ModelMeta, net: EmbeddingNet<CpuBackend>) -> Result<Self, ModelError> {
+        let z: Vec<Vec<f64>> = meta
+            .background
+            .iter()
+            .map(|r| r.iter().map(|&x| x as f64).collect())
+            .collect();
+        let mut m = FactorModel {
+            meta,
+            net,
+            background: Vec::new(),
+        };
+        m.background = m.represent_transformed(z);
+        Ok(m)
+    }
+
+    /// The header of the model.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// Replaces the calibration.
+    pub fn set_calibration(&mut self, c: Calibration) {
+        self.meta.calibration = c;
+    }
+
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        self.meta.shape.input
+    }
+
+    /// Embeds already-transformed vectors.
+    pub fn embed(&self, z: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let dim = self.dim();
+        let mut out = Vec::with_capacity(z.len());
+        for chunk in z.chunks(1024) {
+            let flat: Vec<f32> = chunk
+                .iter()
+                .flat_map(|r| r.iter().map(|&x| x as f32))
+                .collect();
+            let x = Tensor::<CpuBackend, 2>::from_data(
+                TensorData::new(flat, [chunk.len(), dim]),
+                &Default::default(),
+            );
+            let e = self.net.forward(x).into_data();
+            let e: Vec<f32> = e.to_vec().unwrap_or_default();
+            let k = self.meta.shape.output;
+            out.extend(e.chunks(k).map(|r| r.iter().map(|&x| x as f64).collect()));
+        }
+        out
+    }
+
+    fn represent_transformed(&self, z: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+        let e = self.embed(&z);
+        z.into_iter()
+            .zip(e)
+            .map(|(mut zi, ei)| {
+                zi.extend(ei);
+                zi
+            })
+            .collect()
+    }
+
+    /// `z ‖ e` for raw feature vectors (validated: dimension and finiteness).
+    pub fn represent(&self, rows: &[Vec<f32>]) -> Result<Vec<Vec<f64>>, ModelError> {
+        check_rows(rows, self.dim())?;
+        let z = self.meta.transform.apply_all(rows)?;
+        Ok(self.represent_transformed(z))
+    }
+
+    /// Builds a template from raw enrolment vectors.
+    pub fn enrol(&self, rows: &[Vec<f32>], cfg: &EnrolConfig) -> Result<Template, ModelError> {
+        let r = self.represent(rows)?;
+        self.enrol_represented(&r, &self.background, cfg)
+    }
+
+    /// Builds a template from represented vectors against a given background (training
+    /// uses this to keep a calibration person out of their own background).
+    pub fn enrol_represented(
+        &self,
+        r: &[Vec<f64>],
+        background: &[Vec<f64>],
+        cfg: &EnrolConfig,
+    ) -> Result<Template, ModelError> {
+        if r.len() < cfg.min_samples.max(2) {
+            return Err(ModelError::NotEnoughData {
+                have: r.len(),
+                need: cfg.min_samples.max(2),
+            });
+        }
+        let dim = self.dim();
+        let z: Vec<Vec<f64>> = r.iter().map(|v| v[..dim].to_vec()).collect();
+        let detector = ScaledManhattan::fit(&z, Centre::Median)?;
+        // Cohort: a fixed stride through the background, at most 1000 vectors.
+        let stride = background.len().div_ceil(1000).max(1);
+        let cohort: Vec<&Vec<f64>> = background.iter().step_by(stride).collect();
+        let det_scores: Vec<f64> = cohort.iter().map(|b| detector.score(&b[..dim])).collect();
+        let detector_norm = Norm::of(&det_scores);
+        let contrast = if r.len() >= cfg.full_samples {
+            let bstride = background.len().div_ceil(cfg.max_background.max(1)).max(1);
+            let neg: Vec<&[f64]> = background
+                .iter()
+                .step_by(bstride)
+                .map(Vec::as_slice)
+                .collect();
+            let pos: Vec<&[f64]> = r.iter().map(Vec::as_slice).collect();
+            let lr = Logistic::fit(&pos, &neg, cfg.c)?;
+            let s: Vec<f64> = cohort.iter().map(|b| lr.score(b)).collect();
+            Some((lr, Norm::of(&s)))
+        } else {
+            None
+        };
+        Ok(Template {
+            factor: self.meta.factor,
+            samples: r.len(),
+            detector,
+            detector_norm,
+            contrast,
+        })
+    }
+
+    /// The uncalibrated fused score of one represented vector.
+    pub fn raw_score(&self, t: &Template, r: &[f64]) -> f64 {
+        let d = t.detector_norm.apply(t.detector.score(&r[..self.dim()]));
+        match &t.contrast {
+            Some((lr, norm)) => d + norm.apply(lr.score(r)),
+            None => d,
+        }
+    }
+
+    /// Calibrates a raw score for a template.
+    pub fn calibrate(&self, t: &Template, raw: f64) -> Score {
+        let [a, b] = if t.is_fallback() {
+            self.meta.calibration.fallback
+        } else {
+            self.meta.calibration.full
+        };
+        Score {
+            raw,
+            llr: a * raw + b,
+        }
+    }
+
+    /// Scores raw feature vectors against a template.
+    pub fn score(&self, t: &Template, rows: &[Vec<f32>]) -> Result<Vec<Score>, ModelError> {
+        if t.factor != self.meta.factor {
+            return Err(ModelError::Artifact(format!(
+                "template is for {}, model for {}",
+                t.factor, self.meta.factor
+            )));
+        }
+        if t.detector.centre.len() != self.dim() {
+            return Err(ModelError::Dimension {
+                expected: self.dim(),
+                got: t.detector.centre.len(),
+            });
+        }
+        let r = self.represent(rows)?;
+        Ok(r.iter()
+            .map(|v| self.calibrate(t, self.raw_score(t, v)))
+            .collect())
+    }
+
+    /// Represented background vectors.
+    pub fn background(&self) -> &[Vec<f64>] {
+        &self.background
+    }
+}

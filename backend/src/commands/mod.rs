@@ -1,0 +1,149 @@
+//! Offline model commands of the binary: `train` and `eval`.
+
+mod eval;
+mod train;
+
+pub use eval::{EvalArgs, eval};
+pub use train::{TrainArgs, train};
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tacit_models::ModelError;
+use tacit_models::data::{Population, read_cmu, read_gait_folder, read_key_csv};
+use tacit_models::device::{DeviceChoice, select};
+use tacit_models::embedding::Loss;
+use tacit_models::pipeline::{PipelineConfig, Stage};
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataFormat {
+    /// Decide from the path: a folder with `manifest.csv` is gait, a CSV whose header
+    /// starts with `subject,sessionIndex` is CMU, one with `user,session,sample,key` is
+    /// a key-event CSV.
+    Auto,
+    /// The CMU keystroke benchmark CSV.
+    Cmu,
+    /// Key-event CSV: `user,session,sample,key,down_ms,up_ms[,pressure,area]`.
+    Keys,
+    /// Gait folder: `manifest.csv` + `sessions/*.csv` (`t_ms,x,y,z`).
+    Gait,
+}
+
+/// Settings shared by `train` and `eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// Data set: a CSV file or a gait folder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Data format.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: DataFormat,
+    /// Training steps of the embedding network.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Seed (training, sampling, fold assignment): same seed, same result on the CPU.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Metric-learning loss: proxy or triplet.
+    #[arg(long, default_value = "proxy")]
+    pub loss: String,
+    /// Backend: auto, cpu or cuda (falls back to the CPU when CUDA does not work).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    fn pipeline(&self, factor: tacit_models::Factor) -> Result<PipelineConfig, String> {
+        let mut cfg = PipelineConfig::for_factor(factor);
+        cfg.train.steps = self.steps;
+        cfg.train.seed = self.seed;
+        cfg.train.loss = match self.loss.as_str() {
+            "proxy" => Loss::Proxy,
+            "triplet" => Loss::Triplet,
+            other => return Err(format!("--loss {other:?}: expected proxy or triplet")),
+        };
+        let choice: DeviceChoice = self.device.parse().map_err(|e: ModelError| e.to_string())?;
+        cfg.compute = select(choice);
+        Ok(cfg)
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_prefix(what.to_string());
+    b
+}
+
+fn detect(path: &Path) -> Result<DataFormat, String> {
+    if path.is_dir() {
+        return if path.join("manifest.csv").is_file() {
+            Ok(DataFormat::Gait)
+        } else {
+            Err(format!("{}: a folder without manifest.csv", path.display()))
+        };
+    }
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first).to_ascii_lowercase();
+    if first.starts_with("subject,sessionindex") {
+        Ok(DataFormat::Cmu)
+    } else if ["user", "session", "sample", "key"]
+        .iter()
+        .all(|c| first.split(',').any(|h| h.trim() == *c))
+    {
+        Ok(DataFormat::Keys)
+    } else {
+        Err(format!(
+            "{}: cannot tell the format from the header; pass --format",
+            path.display()
+        ))
+    }
+}
+
+/// Reads a data set with a progress bar for the slow (gait) path.
+pub fn load(path: &Path, format: DataFormat) -> Result<Population, String> {
+    let format = match format {
+        DataFormat::Auto => detect(path)?,
+        f => f,
+    };
+    let pop = match format {
+        DataFormat::Cmu => read_cmu(path),
+        DataFormat::Keys => read_key_csv(path),
+        DataFormat::Gait | DataFormat::Auto => {
+            let b = bar(0, "reading");
+            let r = read_gait_folder(path, &mut |done, total| {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            });
+            b.finish_and_clear();
+            r
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    for s in &pop.skipped {
+        tracing::warn!("skipped {s}");
+    }
+    if pop.people.is_empty() {
+        return Err(format!("{}: no usable vectors", path.display()));
+    }
+    Ok(pop)
+}
+
+fn stage_bar(b: &ProgressBar, s: &Stage) {
+    match *s {
+        Stage::Train(step, steps, loss) => {
+            b.set_length(steps as u64);
+            b.set_position(step as u64);
+            if step % 50 == 0 || step == steps {
+                b.set_message(format!("loss {loss:.3}"));
+            }
+        }
+        Stage::Calibrating => b.set_message("calibrating"),
+    }
+}
