@@ -15,6 +15,7 @@
 
 pub mod commands;
 pub mod error;
+pub mod factor;
 pub mod handlers;
 pub mod keys;
 pub mod metrics;

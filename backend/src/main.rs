@@ -24,7 +24,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server until SIGTERM/SIGINT.
-    Serve,
+    Serve {
+        /// `gateway` (or `all`, the embedded default) or `factor:gait` /
+        /// `factor:keystroke-fixed` (one factor service, docs/factor-api.md).
+        #[arg(long, default_value = "all")]
+        role: tacit_backend::server::Role,
+    },
     /// Generate a new HPKE key pair in the key directory (several may be live).
     Keygen,
     /// Create or upgrade the database schema, then exit.
@@ -66,7 +71,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Serve => server::serve(settings).await.map_err(|e| e.to_string()),
+        Command::Serve { role } => server::serve_role(settings, role)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Keygen => {
             let dir = settings.keys_dir();
             let pair = KeyRing::generate(&dir).map_err(|e| e.to_string())?;

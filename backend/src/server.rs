@@ -35,12 +35,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the store named by the settings (running migrations).
-pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
-    if settings.database_url.is_none() || settings.objects_url.is_none() {
-        // The embedded defaults live under the data directory.
-        std::fs::create_dir_all(&settings.data_dir)?;
-    }
+/// The object store named by the settings.
+pub fn objects_config(settings: &Settings) -> Result<store::ObjectsConfig, ServeError> {
     let mut objects =
         store::ObjectsConfig::parse(&settings.objects_url(), settings.s3.endpoint.as_deref())?;
     if let store::ObjectsConfig::S3(s3) = &mut objects {
@@ -50,11 +46,59 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeErro
         s3.secret_access_key = c.secret_access_key.clone().or(s3.secret_access_key.take());
         s3.allow_http |= c.allow_http;
     }
+    Ok(objects)
+}
+
+/// Opens the store named by the settings (running migrations).
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
+    if settings.database_url.is_none() || settings.objects_url.is_none() {
+        // The embedded defaults live under the data directory.
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
     let cfg = store::StoreConfig {
         database_url: settings.database_url(),
-        objects,
+        objects: objects_config(settings)?,
     };
     Ok(cfg.open().await?)
+}
+
+/// A router served in the background until shut down gracefully.
+struct Serving {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    async fn start(listen: &str, app: axum::Router) -> Result<Serving, ServeError> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Serving {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.map_err(std::io::Error::other)?
+    }
 }
 
 /// A server running in the background (tests, the simulator).
@@ -63,8 +107,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The shared state (metrics, store) for inspection.
     pub state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 impl RunningServer {
@@ -74,11 +117,8 @@ impl RunningServer {
     }
 
     /// Graceful shutdown: stop accepting, finish in-flight requests.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task.await.map_err(std::io::Error::other)?
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.serving.stop().await
     }
 }
 
@@ -88,32 +128,100 @@ pub async fn spawn(
     keys: KeyRing,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
-    let listener = TcpListener::bind(&settings.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: settings.listen.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr()?;
+    let listen = settings.listen.clone();
     let state = AppState::new(settings, keys, store);
-    let app = router(state.clone());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let serving = Serving::start(&listen, router(state.clone())).await?;
     Ok(RunningServer {
-        addr,
+        addr: serving.addr,
         state,
-        shutdown: Some(tx),
-        task,
+        serving,
     })
 }
 
-/// `tacit-backend serve`: runs until SIGTERM or SIGINT.
+/// What a `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The gateway (devices, uploads, admin) — today also the `all` role.
+    Gateway,
+    /// One factor service.
+    Factor(tacit_models::Factor),
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gateway" | "all" => Ok(Role::Gateway),
+            _ => s
+                .strip_prefix("factor:")
+                .and_then(crate::factor::parse_factor)
+                .map(Role::Factor)
+                .ok_or_else(|| {
+                    format!(
+                        "role {s:?}: expected gateway, all, factor:gait or factor:keystroke-fixed"
+                    )
+                }),
+        }
+    }
+}
+
+/// A factor service running in the background (tests).
+pub struct RunningFactor {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The service (model, jobs).
+    pub service: Arc<crate::factor::FactorService>,
+    serving: Serving,
+}
+
+impl RunningFactor {
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.serving.stop().await
+    }
+}
+
+/// Binds `settings.listen` and serves one factor in the background.
+pub async fn spawn_factor(
+    settings: Settings,
+    factor: tacit_models::Factor,
+) -> Result<RunningFactor, ServeError> {
+    if settings.objects_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+    }
+    let objects = objects_config(&settings)?.open()?;
+    let service = crate::factor::FactorService::start(factor, objects, &settings).await?;
+    let app = crate::factor::factor_router(service.clone(), settings.limits.max_body_bytes);
+    let serving = Serving::start(&settings.listen, app).await?;
+    Ok(RunningFactor {
+        addr: serving.addr,
+        service,
+        serving,
+    })
+}
+
+/// `tacit-backend serve --role ROLE`: runs until SIGTERM or SIGINT.
+pub async fn serve_role(settings: Settings, role: Role) -> Result<(), ServeError> {
+    match role {
+        Role::Gateway => serve(settings).await,
+        Role::Factor(f) => {
+            let server = spawn_factor(settings, f).await?;
+            tracing::info!(addr = %server.addr, factor = %f, "factor service listening");
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            server.shutdown().await?;
+            Ok(())
+        }
+    }
+}
+
+/// `tacit-backend serve` (gateway role): runs until SIGTERM or SIGINT.
 pub async fn serve(settings: Settings) -> Result<(), ServeError> {
     let keys = KeyRing::load(&settings.keys_dir())?;
     if keys.is_empty() {

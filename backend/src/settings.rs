@@ -33,6 +33,38 @@ pub struct Settings {
     pub max_future_skew_s: u64,
     /// Lifetime of an enrolment token, in seconds.
     pub enrolment_token_ttl_s: u64,
+    /// Factor services (`serve --role factor:NAME`).
+    pub factor: FactorSettings,
+}
+
+/// Settings of a factor service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FactorSettings {
+    /// Object-store prefix of the model artifacts, `PREFIX/FACTOR.tcm`
+    /// (`TACIT_MODELS_PREFIX`).
+    pub models_prefix: String,
+    /// How often the model artifact is checked for a new version, in ms
+    /// (`TACIT_MODEL_POLL_MS`).
+    pub model_poll_ms: u64,
+    /// Directory of the job records; default `DATA_DIR/jobs/FACTOR` (`TACIT_JOBS_DIR`).
+    pub jobs_dir: Option<PathBuf>,
+    /// How long finished job results are kept, in seconds (`TACIT_JOB_TTL_S`).
+    pub job_ttl_s: u64,
+    /// Most feature files one job may read.
+    pub max_job_files: usize,
+}
+
+impl Default for FactorSettings {
+    fn default() -> Self {
+        FactorSettings {
+            models_prefix: "models".into(),
+            model_poll_ms: 5_000,
+            jobs_dir: None,
+            job_ttl_s: 3_600,
+            max_job_files: 10_000,
+        }
+    }
 }
 
 /// S3 connection settings (`TACIT_S3_*`).
@@ -90,6 +122,7 @@ impl Default for Settings {
             max_envelope_age_days: 14,
             max_future_skew_s: 600,
             enrolment_token_ttl_s: 24 * 3600,
+            factor: FactorSettings::default(),
         }
     }
 }
@@ -190,6 +223,18 @@ impl Settings {
         }
         if let Some(v) = get("TACIT_RATE_PER_DEVICE") {
             self.limits.envelopes_per_second_per_device = num("TACIT_RATE_PER_DEVICE", &v)?;
+        }
+        if let Some(v) = get("TACIT_MODELS_PREFIX") {
+            self.factor.models_prefix = v;
+        }
+        if let Some(v) = get("TACIT_MODEL_POLL_MS") {
+            self.factor.model_poll_ms = num("TACIT_MODEL_POLL_MS", &v)?;
+        }
+        if let Some(v) = get("TACIT_JOBS_DIR") {
+            self.factor.jobs_dir = Some(v.into());
+        }
+        if let Some(v) = get("TACIT_JOB_TTL_S") {
+            self.factor.job_ttl_s = num("TACIT_JOB_TTL_S", &v)?;
         }
         if let Some(v) = get("TACIT_MAX_ENVELOPE_AGE_DAYS") {
             self.max_envelope_age_days = num("TACIT_MAX_ENVELOPE_AGE_DAYS", &v)?;

@@ -91,20 +91,25 @@ pub struct TestServer {
     pub dir: PathBuf,
 }
 
-pub async fn start(backing: &Backing, name: &str) -> TestServer {
-    let dir = temp_dir(name);
+/// Creates the test bucket when the backing is S3 (moto accepts an unsigned bucket
+/// creation; an existing bucket is fine too).
+pub async fn ensure_bucket(backing: &Backing) {
     if let Backing::PostgresS3 {
         s3_endpoint,
         bucket,
         ..
     } = backing
     {
-        // moto accepts an unsigned bucket creation; an existing bucket is fine too.
         let _ = reqwest::Client::new()
             .put(format!("{s3_endpoint}/{bucket}"))
             .send()
             .await;
     }
+}
+
+pub async fn start(backing: &Backing, name: &str) -> TestServer {
+    let dir = temp_dir(name);
+    ensure_bucket(backing).await;
     let s = settings(backing, &dir);
     let pair = KeyRing::generate(&s.keys_dir()).expect("keygen");
     let keys = KeyRing::load(&s.keys_dir()).expect("load keys");

@@ -1,0 +1,213 @@
+//! The factor service role (`serve --role factor:NAME`): one factor's model behind the
+//! common factor API (docs/factor-api.md) — the Open Inference Protocol v2 for scoring
+//! and the job API of the original design for enrolment and batch scoring.
+//!
+//! The service is stateless with respect to users: the caller passes a user's template
+//! with each scoring request. It owns only its model, which it reloads from the object
+//! store when a new version appears there (requests in flight keep the version they
+//! started with: they hold their own reference to it).
+
+mod jobs;
+mod oip;
+mod routes;
+
+pub use jobs::{JobRecord, JobStatus, JobStore};
+pub use routes::factor_router;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tacit_models::embedding::ModelArtifact;
+use tacit_models::template::{EnrolConfig, FactorModel, Score, Template};
+use tacit_models::{Factor, ModelError};
+
+use crate::settings::Settings;
+use crate::store::FeatureObjects;
+
+/// Parses a factor name (`gait`, `keystroke-fixed`).
+pub fn parse_factor(name: &str) -> Option<Factor> {
+    match name {
+        "gait" => Some(Factor::Gait),
+        "keystroke-fixed" | "keystroke" => Some(Factor::KeystrokeFixed),
+        _ => None,
+    }
+}
+
+/// A loaded model version.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The model.
+    pub model: FactorModel,
+    /// Version: the first 16 hex digits of the artifact's SHA-256.
+    pub version: String,
+    /// What the object store said about the artifact (to notice a new one).
+    identity: String,
+}
+
+impl LoadedModel {
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    /// Embedding dimension.
+    pub fn embedding_dim(&self) -> usize {
+        self.model.meta().shape.output
+    }
+
+    /// Enrols raw vectors with the factor's default rules.
+    pub fn enrol(&self, rows: &[Vec<f32>]) -> Result<Template, ModelError> {
+        self.model
+            .enrol(rows, &EnrolConfig::for_factor(self.model.meta().factor))
+    }
+
+    /// Scores raw vectors against a template.
+    pub fn score(&self, t: &Template, rows: &[Vec<f32>]) -> Result<Vec<Score>, ModelError> {
+        self.model.score(t, rows)
+    }
+}
+
+/// One factor's service state.
+#[derive(Debug)]
+pub struct FactorService {
+    /// The factor served.
+    pub factor: Factor,
+    objects: FeatureObjects,
+    model_key: String,
+    current: RwLock<Option<Arc<LoadedModel>>>,
+    /// Identity of the last artifact refused (not retried until it changes).
+    refused: std::sync::Mutex<Option<String>>,
+    /// The job records.
+    pub jobs: JobStore,
+    /// Most feature files per job.
+    pub max_job_files: usize,
+}
+
+impl FactorService {
+    /// Opens the job store (reporting interrupted jobs as failed), loads the model if the
+    /// object store has one, and starts watching it for new versions.
+    pub async fn start(
+        factor: Factor,
+        objects: FeatureObjects,
+        settings: &Settings,
+    ) -> std::io::Result<Arc<Self>> {
+        let f = &settings.factor;
+        let jobs_dir = f
+            .jobs_dir
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("jobs").join(factor.name()));
+        let jobs = JobStore::open(jobs_dir, Duration::from_secs(f.job_ttl_s))?;
+        let svc = Arc::new(FactorService {
+            factor,
+            objects,
+            model_key: format!(
+                "{}/{}.tcm",
+                f.models_prefix.trim_end_matches('/'),
+                factor.name()
+            ),
+            current: RwLock::new(None),
+            refused: std::sync::Mutex::new(None),
+            jobs,
+            max_job_files: f.max_job_files,
+        });
+        if let Err(e) = svc.reload().await {
+            tracing::warn!(factor = %factor, key = %svc.model_key, "no model yet: {e}");
+        }
+        let weak = Arc::downgrade(&svc);
+        let every = Duration::from_millis(f.model_poll_ms.max(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(svc) = weak.upgrade() else { break };
+                if let Err(e) = svc.reload().await {
+                    tracing::debug!(factor = %svc.factor, "model check: {e}");
+                }
+                svc.jobs.expire();
+            }
+        });
+        Ok(svc)
+    }
+
+    /// The model in use, if any.
+    pub fn model(&self) -> Option<Arc<LoadedModel>> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The object store of the feature files.
+    pub fn objects(&self) -> &FeatureObjects {
+        &self.objects
+    }
+
+    /// Loads the artifact when the object store holds a version other than the one in
+    /// use. Returns whether a new version was swapped in. A broken artifact is logged
+    /// and the old model stays in service.
+    pub async fn reload(&self) -> Result<bool, String> {
+        let path = object_store::path::Path::parse(&self.model_key).map_err(|e| e.to_string())?;
+        use object_store::ObjectStoreExt;
+        let meta = self
+            .objects
+            .object_store()
+            .head(&path)
+            .await
+            .map_err(|e| e.to_string())?;
+        let identity = format!("{:?}/{}/{}", meta.e_tag, meta.last_modified, meta.size);
+        if let Some(m) = self.model()
+            && m.identity == identity
+        {
+            return Ok(false);
+        }
+        if self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_deref()
+            == Some(identity.as_str())
+        {
+            return Ok(false);
+        }
+        let bytes = self
+            .objects
+            .read(&self.model_key)
+            .await
+            .map_err(|e| e.to_string())?;
+        let factor = self.factor;
+        let seen = identity.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, String> {
+            let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+            let a = ModelArtifact::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            let m = &a.meta;
+            a.check_for(factor, m.schema_version, m.shape.input)
+                .map_err(|e| e.to_string())?;
+            Ok(LoadedModel {
+                model: FactorModel::from_artifact(&a).map_err(|e| e.to_string())?,
+                version: hex::encode(&digest.as_ref()[..8]),
+                identity,
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match loaded {
+            Ok(m) => {
+                tracing::info!(factor = %self.factor, version = %m.version, "model loaded");
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(m));
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(factor = %self.factor, key = %self.model_key, "new model refused, keeping the old one: {e}");
+                *self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(seen);
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Open Inference Protocol v2 (KServe / Triton) over JSON: types and the infer logic.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::LoadedModel;
+use tacit_models::template::Template;
+
+/// Most vectors in one infer request.
+pub const MAX_ROWS: usize = 4096;
+
+/// An input tensor.
+#[derive(Debug, Deserialize)]
+pub struct InferInput {
+    /// Tensor name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<i64>,
+    /// Datatype (`FP32`, `BYTES`, ...).
+    pub datatype: String,
+    /// Row-major data, flat or nested.
+    #[serde(default)]
+    pub data: Value,
+    /// Per-tensor parameters (the binary-data extension is not supported).
+    #[serde(default)]
+    pub parameters: Option<Value>,
+}
+
+/// A requested output.
+#[derive(Debug, Deserialize)]
+pub struct RequestedOutput {
+    /// Output name.
+    pub name: String,
+    /// Parameters (ignored except for the binary-data flag, which is refused).
+    #[serde(default)]
+    pub parameters: Option<Value>,
+}
+
+/// An infer request.
+#[derive(Debug, Deserialize)]
+pub struct InferRequest {
+    /// Request id, echoed.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Inputs.
+    pub inputs: Vec<InferInput>,
+    /// Requested outputs (all that apply when absent).
+    #[serde(default)]
+    pub outputs: Option<Vec<RequestedOutput>>,
+}
+
+/// An output tensor.
+#[derive(Debug, Serialize)]
+pub struct OutputTensor {
+    /// Name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Datatype.
+    pub datatype: &'static str,
+    /// Row-major data.
+    pub data: Vec<f32>,
+}
+
+/// An infer response.
+#[derive(Debug, Serialize)]
+pub struct InferResponse {
+    /// Model name.
+    pub model_name: String,
+    /// Model version.
+    pub model_version: String,
+    /// Echoed request id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Outputs.
+    pub outputs: Vec<OutputTensor>,
+}
+
+/// A client error (400) with its message.
+#[derive(Debug)]
+pub struct BadRequest(pub String);
+
+fn bad<T>(m: impl Into<String>) -> Result<T, BadRequest> {
+    Err(BadRequest(m.into()))
+}
+
+fn binary_requested(p: &Option<Value>) -> bool {
+    p.as_ref()
+        .and_then(|p| p.get("binary_data"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Flattens nested JSON arrays into `out`, at most `limit` leaves.
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>, limit: usize) -> Result<(), BadRequest> {
+    match v {
+        Value::Array(items) => {
+            for i in items {
+                flatten(i, out, limit)?;
+            }
+        }
+        other => {
+            if out.len() >= limit {
+                return bad("too many values");
+            }
+            out.push(other);
+        }
+    }
+    Ok(())
+}
+
+/// The validated inputs of a request.
+pub struct Parsed {
+    /// Feature vectors.
+    pub rows: Vec<Vec<f32>>,
+    /// The template, if given.
+    pub template: Option<Template>,
+    /// Output names to return.
+    pub outputs: Vec<String>,
+}
+
+/// Validates a request against the model.
+pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> {
+    let dim = m.dim();
+    let mut rows = None;
+    let mut template = None;
+    if req.inputs.len() > 2 {
+        return bad("expected the inputs `features` and optionally `template`");
+    }
+    for input in &req.inputs {
+        if binary_requested(&input.parameters) {
+            return bad("the binary tensor data extension is not supported: send JSON data");
+        }
+        match input.name.as_str() {
+            "features" => {
+                if input.datatype != "FP32" {
+                    return bad(format!(
+                        "features: datatype {} (expected FP32)",
+                        input.datatype
+                    ));
+                }
+                let (n, d) = match input.shape.as_slice() {
+                    [n, d] if *n >= 1 && *d >= 1 => (*n as usize, *d as usize),
+                    _ => {
+                        return bad(format!(
+                            "features: shape {:?} (expected [n, {dim}])",
+                            input.shape
+                        ));
+                    }
+                };
+                if d != dim {
+                    return bad(format!(
+                        "features: {d} values per row, the model takes {dim}"
+                    ));
+                }
+                if n > MAX_ROWS {
+                    return bad(format!(
+                        "features: {n} rows, at most {MAX_ROWS} per request"
+                    ));
+                }
+                let mut flat = Vec::new();
+                flatten(&input.data, &mut flat, n * d)?;
+                if flat.len() != n * d {
+                    return bad(format!(
+                        "features: {} values for shape [{n}, {d}]",
+                        flat.len()
+                    ));
+                }
+                let mut out = Vec::with_capacity(n);
+                for (r, chunk) in flat.chunks(d).enumerate() {
+                    let mut row = Vec::with_capacity(d);
+                    for (c, v) in chunk.iter().enumerate() {
+                        let x = v.as_f64().unwrap_or(f64::NAN) as f32;
+                        if !x.is_finite() {
+                            return bad(format!("features[{r}][{c}] is not a finite number"));
+                        }
+                        row.push(x);
+                    }
+                    out.push(row);
+                }
+                rows = Some(out);
+            }
+            "template" => {
+                if input.datatype != "BYTES" {
+                    return bad(format!(
+                        "template: datatype {} (expected BYTES)",
+                        input.datatype
+                    ));
+                }
+                let mut flat = Vec::new();
+                flatten(&input.data, &mut flat, 1)?;
+                let Some(Value::String(s)) = flat.first() else {
+                    return bad("template: expected one string");
+                };
+                if s.len() > 1 << 20 {
+                    return bad("template: larger than 1 MiB");
+                }
+                let t: Template = serde_json::from_str(s)
+                    .map_err(|e| BadRequest(format!("template: not a template ({e})")))?;
+                if t.factor != m.model.meta().factor {
+                    return bad(format!(
+                        "template: for factor {}, this is {}",
+                        t.factor,
+                        m.model.meta().factor
+                    ));
+                }
+                if t.detector.centre.len() != dim
+                    || t.contrast
+                        .as_ref()
+                        .is_some_and(|(lr, _)| lr.w.len() != dim + m.embedding_dim())
+                {
+                    return bad("template: does not fit this model's dimensions");
+                }
+                template = Some(t);
+            }
+            other => {
+                return bad(format!(
+                    "unknown input {other:?} (expected features, template)"
+                ));
+            }
+        }
+    }
+    let Some(rows) = rows else {
+        return bad("missing input `features`");
+    };
+    let allowed: &[&str] = if template.is_some() {
+        &["llr", "raw"]
+    } else {
+        &["embedding"]
+    };
+    let outputs = match &req.outputs {
+        None => allowed.iter().map(|s| s.to_string()).collect(),
+        Some(list) => {
+            let mut v = Vec::new();
+            for o in list {
+                if binary_requested(&o.parameters) {
+                    return bad("the binary tensor data extension is not supported");
+                }
+                if !allowed.contains(&o.name.as_str()) {
+                    return bad(format!(
+                        "unknown output {:?} for this request (available: {})",
+                        o.name,
+                        allowed.join(", ")
+                    ));
+                }
+                v.push(o.name.clone());
+            }
+            v
+        }
+    };
+    Ok(Parsed {
+        rows,
+        template,
+        outputs,
+    })
+}
+
+/// Runs the model (blocking: call from a blocking thread).
+pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> {
+    let n = p.rows.len();
+    let mut out = Vec::new();
+    match &p.template {
+        Some(t) => {
+            let scores = m.score(t, &p.rows).map_err(|e| BadRequest(e.to_string()))?;
+            for name in &p.outputs {
+                let data = scores
+                    .iter()
+                    .map(|s| if name == "llr" { s.llr } else { s.raw } as f32)
+                    .collect();
+                out.push(OutputTensor {
+                    name: name.clone(),
+                    shape: vec![n],
+                    datatype: "FP32",
+                    data,
+                });
+            }
+        }
+        None => {
+            let r = m
+                .model
+                .represent(&p.rows)
+                .map_err(|e| BadRequest(e.to_string()))?;
+            let k = m.embedding_dim();
+            let data = r
+                .iter()
+                .flat_map(|v| v[m.dim()..].iter().map(|&x| x as f32))
+                .collect();
+            out.push(OutputTensor {
+                name: "embedding".into(),
+                shape: vec![n, k],
+                datatype: "FP32",
+                data,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,373 @@
+//! The factor service's HTTP routes: OIP v2 and the job API. Every error is
+//! `{"error": "..."}` with a 4xx/5xx status.
+
+// Helpers return ready-made error responses for early returns; their size is irrelevant
+// next to an HTTP round trip.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::oip::{self, InferRequest, InferResponse};
+use super::{FactorService, LoadedModel};
+use tacit_models::template::Template;
+
+/// State of the routes.
+#[derive(Clone)]
+struct Ctx {
+    svc: Arc<FactorService>,
+    max_body: usize,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// The routes of a factor service.
+pub fn factor_router(svc: Arc<FactorService>, max_body: usize) -> Router {
+    Router::new()
+        .route("/v2", get(server_meta))
+        .route("/v2/health/live", get(|| async { StatusCode::OK }))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_meta))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/train", post(train))
+        .route("/input", post(input))
+        .route("/output", post(output))
+        .route("/status", get(status))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(Ctx { svc, max_body })
+}
+
+async fn body_json<T: serde::de::DeserializeOwned>(ctx: &Ctx, body: Body) -> Result<T, Response> {
+    let bytes: Bytes = axum::body::to_bytes(body, ctx.max_body)
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {} bytes", ctx.max_body),
+            )
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
+}
+
+fn loaded(ctx: &Ctx) -> Result<Arc<LoadedModel>, Response> {
+    ctx.svc
+        .model()
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "model not loaded yet"))
+}
+
+fn check_name(ctx: &Ctx, name: &str) -> Result<(), Response> {
+    if name == ctx.svc.factor.name() {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::NOT_FOUND,
+            format!("unknown model {name:?}"),
+        ))
+    }
+}
+
+async fn server_meta() -> Response {
+    axum::Json(json!({
+        "name": "tacit-factor",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": []
+    }))
+    .into_response()
+}
+
+async fn ready(State(ctx): State<Ctx>) -> Response {
+    match loaded(&ctx) {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn model_ready(State(ctx): State<Ctx>, Path(name): Path<String>) -> Response {
+    if let Err(r) = check_name(&ctx, &name) {
+        return r;
+    }
+    match loaded(&ctx) {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn model_meta(State(ctx): State<Ctx>, Path(name): Path<String>) -> Response {
+    if let Err(r) = check_name(&ctx, &name) {
+        return r;
+    }
+    let m = match loaded(&ctx) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let meta = m.model.meta();
+    axum::Json(json!({
+        "name": name,
+        "versions": [m.version],
+        "platform": "tacit-burn",
+        "inputs": [
+            {"name": "features", "datatype": "FP32", "shape": [-1, m.dim()]},
+            {"name": "template", "datatype": "BYTES", "shape": [1]}
+        ],
+        "outputs": [
+            {"name": "llr", "datatype": "FP32", "shape": [-1]},
+            {"name": "raw", "datatype": "FP32", "shape": [-1]},
+            {"name": "embedding", "datatype": "FP32", "shape": [-1, m.embedding_dim()]}
+        ],
+        "parameters": {
+            "schema_version": meta.schema_version,
+            "trained_on": meta.training.dataset,
+            "training_people": meta.training.people
+        }
+    }))
+    .into_response()
+}
+
+async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> Response {
+    if let Err(r) = check_name(&ctx, &name) {
+        return r;
+    }
+    let req: InferRequest = match body_json(&ctx, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let m = match loaded(&ctx) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let parsed = match oip::parse(&req, &m) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+    };
+    let model = m.clone();
+    let outputs = tokio::task::spawn_blocking(move || oip::run(parsed, &model)).await;
+    match outputs {
+        Ok(Ok(outputs)) => axum::Json(InferResponse {
+            model_name: name,
+            model_version: m.version.clone(),
+            id: req.id,
+            outputs,
+        })
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.0),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("inference task: {e}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobBody {
+    files: Vec<String>,
+    #[serde(default)]
+    template: Option<Template>,
+}
+
+/// Reads the vectors of this factor from feature files (encoded payloads).
+async fn read_vectors(
+    svc: &FactorService,
+    files: &[String],
+    m: &LoadedModel,
+) -> Result<Vec<Vec<f32>>, String> {
+    let meta = m.model.meta();
+    let mut rows = Vec::new();
+    for key in files {
+        let bytes = svc
+            .objects()
+            .read(key)
+            .await
+            .map_err(|e| format!("{key}: {e}"))?;
+        let payload =
+            tacit_shared::payload::Payload::decode(&bytes).map_err(|e| format!("{key}: {e}"))?;
+        rows.extend(
+            payload
+                .records
+                .into_iter()
+                .filter(|r| {
+                    r.factor == meta.factor.kind()
+                        && r.schema_version == meta.schema_version
+                        && r.values.len() == m.dim()
+                })
+                .map(|r| r.values),
+        );
+    }
+    Ok(rows)
+}
+
+fn check_files(ctx: &Ctx, files: &[String]) -> Result<(), Response> {
+    if files.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "files: empty"));
+    }
+    if files.len() > ctx.svc.max_job_files {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "files: {} keys, at most {}",
+                files.len(),
+                ctx.svc.max_job_files
+            ),
+        ));
+    }
+    // Only feature objects: never models or anything else in the bucket.
+    if let Some(bad) = files.iter().find(|k| {
+        !k.starts_with("features/") || k.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+    }) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("files: {bad:?} is not a feature object key"),
+        ));
+    }
+    Ok(())
+}
+
+async fn start_job(ctx: Ctx, body: Body, kind: &'static str) -> Response {
+    let job: JobBody = match body_json(&ctx, body).await {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_files(&ctx, &job.files) {
+        return r;
+    }
+    let m = match loaded(&ctx) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let template = match (kind, job.template) {
+        ("input", None) => return error(StatusCode::BAD_REQUEST, "template: required to score"),
+        (_, t) => t,
+    };
+    let rec = match ctx.svc.jobs.create(kind) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("job store: {e}")),
+    };
+    let id = rec.id.clone();
+    let svc = ctx.svc.clone();
+    tokio::spawn(async move {
+        let outcome = match read_vectors(&svc, &job.files, &m).await {
+            Err(e) => Err(e),
+            Ok(rows) => {
+                let m2 = m.clone();
+                tokio::task::spawn_blocking(move || compute(&m2, rows, template.as_ref()))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("job task: {e}")))
+            }
+        };
+        if let Err(e) = svc.jobs.finish(&id, outcome) {
+            tracing::warn!("job {id}: cannot record the result: {e}");
+        }
+    });
+    (StatusCode::ACCEPTED, axum::Json(json!({ "jobId": rec.id }))).into_response()
+}
+
+/// Enrols (no template) or scores (with one).
+fn compute(
+    m: &LoadedModel,
+    rows: Vec<Vec<f32>>,
+    template: Option<&Template>,
+) -> Result<Value, String> {
+    match template {
+        None => {
+            let t = m.enrol(&rows).map_err(|e| e.to_string())?;
+            Ok(
+                json!({ "template": t, "samples": rows.len(), "fallback": t.is_fallback(), "model_version": m.version }),
+            )
+        }
+        Some(t) => {
+            if rows.is_empty() {
+                return Err("no vectors of this factor in the files".into());
+            }
+            let s = m.score(t, &rows).map_err(|e| e.to_string())?;
+            let llr: Vec<f64> = s.iter().map(|s| s.llr).collect();
+            let mean = llr.iter().sum::<f64>() / llr.len() as f64;
+            Ok(
+                json!({ "scores": llr, "mean_llr": mean, "samples": rows.len(), "model_version": m.version }),
+            )
+        }
+    }
+}
+
+async fn train(State(ctx): State<Ctx>, body: Body) -> Response {
+    start_job(ctx, body, "train").await
+}
+
+async fn input(State(ctx): State<Ctx>, body: Body) -> Response {
+    start_job(ctx, body, "input").await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputBody {
+    op: String,
+    features: Vec<Vec<f32>>,
+    #[serde(default)]
+    template: Option<Template>,
+}
+
+async fn output(State(ctx): State<Ctx>, body: Body) -> Response {
+    let req: OutputBody = match body_json(&ctx, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let m = match loaded(&ctx) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if req.features.len() > oip::MAX_ROWS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("features: at most {} rows", oip::MAX_ROWS),
+        );
+    }
+    let template = match (req.op.as_str(), req.template) {
+        ("enrol", _) => None,
+        ("score", Some(t)) => Some(t),
+        ("score", None) => return error(StatusCode::BAD_REQUEST, "template: required to score"),
+        (op, _) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("op {op:?}: expected enrol or score"),
+            );
+        }
+    };
+    let rows = req.features;
+    let r = tokio::task::spawn_blocking(move || compute(&m, rows, template.as_ref())).await;
+    match r {
+        Ok(Ok(v)) => axum::Json(json!({ "output": v })).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("task: {e}")),
+    }
+}
+
+async fn status(
+    State(ctx): State<Ctx>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(id) = q.get("taskID") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "query parameter taskID is required",
+        );
+    };
+    match ctx.svc.jobs.get(id) {
+        Some(rec) => axum::Json(rec).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("unknown or expired job {id:?}"),
+        ),
+    }
+}
