@@ -158,7 +158,9 @@ def parse_json(body):
         raise ApiError(400, f"the body is not valid JSON: {e}") from None
 
 
-async def read_json(request, limit):
+async def read_body(request, limit):
+    """The request body (bytes), refused with 413 past `limit` bytes, whether announced
+    by Content-Length or streamed (chunked)."""
     cl = request.headers.get("content-length")
     if cl is not None:
         if not cl.isdigit():
@@ -171,7 +173,7 @@ async def read_json(request, limit):
         if total > limit:
             raise ApiError(413, f"body over the limit of {limit} bytes")
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def _flatten(data, out, depth, what):
@@ -525,8 +527,9 @@ def create_app(settings=None):
         m = current_model(name, version)
         if request.headers.get("inference-header-content-length") is not None:
             raise ApiError(400, "binary tensor data is not supported: send JSON data")
-        body = await read_json(request, settings.max_body)
-        return await run_in_threadpool(infer, m, body)
+        body = await read_body(request, settings.max_body)
+        # parsing and validation are CPU work too: off the event loop
+        return await run_in_threadpool(lambda: infer(m, parse_json(body)))
 
     @app.post("/v2/models/{name}/infer")
     async def model_infer(name: str, request: Request):
@@ -544,11 +547,15 @@ def create_app(settings=None):
             raise ApiError(503, holder.error or "model not loaded")
         return m
 
-    async def json_object(request):
-        body = await read_json(request, settings.max_body)
+    def parse_object(raw):
+        body = parse_json(raw)
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object")
         return body
+
+    async def json_object(request):
+        raw = await read_body(request, settings.max_body)
+        return await run_in_threadpool(parse_object, raw)
 
     def run_job(job_id, fn):
         try:
@@ -604,10 +611,7 @@ def create_app(settings=None):
 
         return await run_in_threadpool(submit, "input", job)
 
-    @app.post("/output")
-    async def output(request: Request):
-        body = await json_object(request)
-        m = need_model()
+    def output_sync(m, body):
         op = body.get("op")
         if op not in ("enrol", "score"):
             raise ApiError(400, 'op must be "enrol" or "score"')
@@ -623,15 +627,19 @@ def create_app(settings=None):
         x = to_matrix(flat, len(feats), m.dim, m, "features")
         if op == "enrol":
             try:
-                out = await run_in_threadpool(m.enrol_result, x)
+                return {"output": m.enrol_result(x)}
             except EnrolError as e:
                 raise ApiError(400, str(e)) from None
-        else:
-            if "template" not in body:
-                raise ApiError(400, "op score needs a template")
-            template = check_template(m, body["template"])
-            out = await run_in_threadpool(m.score_result, template, x)
-        return {"output": out}
+        if "template" not in body:
+            raise ApiError(400, "op score needs a template")
+        template = check_template(m, body["template"])
+        return {"output": m.score_result(template, x)}
+
+    @app.post("/output")
+    async def output(request: Request):
+        raw = await read_body(request, settings.max_body)
+        m = need_model()
+        return await run_in_threadpool(lambda: output_sync(m, parse_object(raw)))
 
     @app.get("/status")
     async def status(request: Request):
