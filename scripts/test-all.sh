@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
-step "python venv (numpy, scipy) for the reference cross-checks"
+step "python venv (numpy, scipy for the reference cross-checks; the Python factor's packages and tritonclient)"
 TACIT_PYTHON="$(bash scripts/tools/python-venv.sh | tail -n 1)"
 export TACIT_PYTHON
 
@@ -43,6 +43,9 @@ cargo test --workspace --locked
 
 step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"
 bash bindings/run-tests.sh
+
+step "python factor (examples/python-factor): unit tests, OIP v2 conformance with tritonclient, job store restarts"
+bash examples/python-factor/run-tests.sh
 
 step "demo (README first command, debug build)"
 cargo run --locked -p tacit-simulator --bin tacit-sim

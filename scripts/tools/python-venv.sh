@@ -5,12 +5,21 @@
 # the same list (and the same interpreter, env TACIT_PYTHON, default python3) is a no-op:
 # a stamp file in the venv holds the hash of the list. Adding a package installs only the
 # addition; removing one from the list does not uninstall it (delete the venv for that).
+# The lines of examples/python-factor/requirements.txt are part of the list.
 set -euo pipefail
 
 PACKAGES=(
   numpy
   scipy
+  # the OIP v2 client of the factor conformance test (scripts/factor_conformance.py)
+  'tritonclient[http]==2.73.0'
 )
+# The Python factor example's own pins (examples/python-factor/run-tests.sh runs it here).
+while IFS= read -r req || [ -n "$req" ]; do
+  req="${req%%#*}"
+  req="${req//[[:space:]]/}"
+  [ -z "$req" ] || PACKAGES+=("$req")
+done <"$(dirname "$0")/../../examples/python-factor/requirements.txt"
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -1,0 +1,654 @@
+"""The HTTP service: Open Inference Protocol v2 and the job API of docs/factor-api.md.
+
+Every answer that is not a success is `{"error": "..."}` with 400 (bad request), 404
+(unknown model, version, route or job), 405, 413 (body or batch too large) or 503
+(model not loaded, job queue full). Bodies are read and parsed here (not by FastAPI's
+validation, whose 422 answers are not the contract's), with a size limit, strict JSON
+(no NaN/Infinity literals) and explicit checks of every field.
+"""
+
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__, payload
+from .jobs import JobStore
+from .model import NAME, EnrolError, Model, ModelConfigError, TemplateError
+
+log = logging.getLogger("pyfactor")
+
+MAX_ROWS = 4096
+MAX_OBJECT_BYTES = 1 << 20  # an envelope is at most 1 MiB, so is its payload
+MAX_FILES = 1024
+MAX_JOB_VECTORS = 1_000_000
+MAX_TEMPLATE_BYTES = 1 << 20
+KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.@=-]+$")
+
+
+class ApiError(Exception):
+    def __init__(self, status, message, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+class JobError(Exception):
+    """A job that cannot complete (the message is the job's `error`)."""
+
+
+# -- settings -------------------------------------------------------------------------
+
+
+def _env_number(env, key, default, lo, hi, cast=float):
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        v = cast(raw)
+    except ValueError:
+        raise SystemExit(f"{key}={raw!r} is not a number") from None
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise SystemExit(f"{key}={raw} outside [{lo}, {hi}]")
+    return v
+
+
+class Settings:
+    """From the environment (see README.md)."""
+
+    def __init__(self, env=None):
+        env = os.environ if env is None else env
+        self.objects_dir = env.get("FACTOR_OBJECTS_DIR") or "./objects"
+        self.job_dir = env.get("FACTOR_JOB_DIR") or "./jobs"
+        self.job_ttl_s = _env_number(env, "TACIT_JOB_TTL_S", 3600.0, 0.0, 10 * 365 * 86400.0)
+        self.model_file = env.get("FACTOR_MODEL_FILE") or None
+        self.dim = _env_number(env, "FACTOR_DIM", 31, 4, 382, int)
+        self.max_body = _env_number(env, "FACTOR_MAX_BODY_BYTES", 64 << 20, 1024, 1 << 30, int)
+        self.reload_s = _env_number(env, "FACTOR_RELOAD_S", 2.0, 0.05, 3600.0)
+        self.job_workers = _env_number(env, "FACTOR_JOB_WORKERS", 2, 1, 64, int)
+        self.max_jobs = _env_number(env, "FACTOR_MAX_JOBS", 64, 1, 100000, int)
+        # Test hook: every job sleeps this long before it starts (restart tests).
+        self.test_job_delay_s = _env_number(env, "FACTOR_TEST_JOB_DELAY_S", 0.0, 0.0, 3600.0)
+
+
+# -- the model and its reload -----------------------------------------------------------
+
+
+class ModelHolder:
+    """The model in use. Without FACTOR_MODEL_FILE: the built-in defaults (version "1",
+    dimension FACTOR_DIM). With it: that JSON artifact, watched; a new version is loaded
+    in the background and swapped in with one reference assignment, so a request that
+    took the old model finishes on it. A bad new artifact is logged and the old model
+    stays in use; a service that never loaded one is not ready (503)."""
+
+    def __init__(self, settings):
+        self.path = settings.model_file
+        self.default_cfg = {"dim": settings.dim}
+        self.model = None
+        self.error = "model not loaded"
+        self._sig = None
+        self.reloads = 0
+
+    def _signature(self):
+        st = os.stat(self.path)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def poll(self):
+        if self.path is None:
+            if self.model is None:
+                self.model = Model(self.default_cfg)
+                self.error = None
+            return
+        try:
+            sig = self._signature()
+        except OSError as e:
+            if self.model is None:
+                self.error = f"model file {self.path}: {e.strerror}"
+            return
+        if sig == self._sig:
+            return
+        self._sig = sig
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read(1 << 20)
+            cfg = json.loads(raw)
+            m = Model(cfg)
+        except Exception as e:  # noqa: BLE001 - any bad artifact keeps the model in use
+            msg = f"model file {self.path}: {e}"
+            log.error("%s (%s)", msg, "keeping the model in use" if self.model else "not ready")
+            if self.model is None:
+                self.error = msg
+            return
+        old = self.model
+        self.model = m  # the swap: atomic for readers
+        self.error = None
+        if old is not None:
+            self.reloads += 1
+        log.info("model %s version %s loaded (dim %d)", m.name, m.version, m.dim)
+
+
+# -- request parsing ------------------------------------------------------------------
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body):
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the body is not UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, f"the body is not valid JSON: {e}") from None
+
+
+async def read_body(request, limit):
+    """The request body (bytes), refused with 413 past `limit` bytes, whether announced
+    by Content-Length or streamed (chunked)."""
+    cl = request.headers.get("content-length")
+    if cl is not None:
+        if not cl.isdigit():
+            raise ApiError(400, "bad Content-Length")
+        if int(cl) > limit:
+            raise ApiError(413, f"body of {cl} bytes is over the limit of {limit}")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, f"body over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _flatten(data, out, depth, what):
+    if depth > 3:
+        raise ApiError(400, f"{what}: data nested too deeply")
+    for v in data:
+        if isinstance(v, list):
+            _flatten(v, out, depth + 1, what)
+        else:
+            out.append(v)
+
+
+def to_matrix(flat, n, dim, model, what):
+    """Validated float32 [n, dim] from a flat list of JSON numbers."""
+    if len(flat) != n * dim:
+        raise ApiError(400, f"{what}: {len(flat)} values for shape [{n}, {dim}]")
+    for v in flat:
+        t = type(v)
+        if t is not float and t is not int:
+            raise ApiError(400, f"{what}: values must be numbers, got {json.dumps(v)[:40]}")
+    try:
+        x = np.asarray(flat, dtype=np.float64)
+    except (OverflowError, ValueError, TypeError):
+        raise ApiError(400, f"{what}: a value is not a finite number") from None
+    if not np.isfinite(x).all():
+        raise ApiError(400, f"{what}: values must be finite")
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    if not np.isfinite(x32).all():
+        raise ApiError(400, f"{what}: a value is outside the FP32 range")
+    x32 = x32.reshape(n, dim)
+    try:
+        model.check_features(x32)
+    except ValueError as e:
+        raise ApiError(400, f"{what}: {e}") from None
+    return x32
+
+
+def _shape(v, what):
+    if not isinstance(v, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in v):
+        raise ApiError(400, f"{what}: shape must be a list of non-negative integers")
+    return v
+
+
+def _template_from_json_text(text):
+    if not isinstance(text, str):
+        raise ApiError(400, "template: data must hold one string (the template as JSON)")
+    if len(text) > MAX_TEMPLATE_BYTES:
+        raise ApiError(413, "template: too large")
+    try:
+        t = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, f"bad template: not JSON ({e})") from None
+    return t
+
+
+def check_template(model, t):
+    try:
+        model.parse_template(t)
+    except TemplateError as e:
+        raise ApiError(400, f"bad template: {e}") from None
+    return t
+
+
+def infer(model, req):
+    """One OIP v2 inference request (parsed JSON) -> the response dict."""
+    if not isinstance(req, dict):
+        raise ApiError(400, "the request must be a JSON object")
+    req_id = req.get("id")
+    if req_id is not None and not isinstance(req_id, str):
+        raise ApiError(400, "id must be a string")
+    params = req.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise ApiError(400, "parameters must be an object")
+    inputs = req.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise ApiError(400, "inputs must be a non-empty list")
+    by_name = {}
+    for i, inp in enumerate(inputs):
+        if not isinstance(inp, dict):
+            raise ApiError(400, f"inputs[{i}] must be an object")
+        name = inp.get("name")
+        if not isinstance(name, str):
+            raise ApiError(400, f"inputs[{i}].name must be a string")
+        if name not in ("features", "template"):
+            raise ApiError(400, f"unknown input {name[:64]!r} (inputs: features, template)")
+        if name in by_name:
+            raise ApiError(400, f"input {name!r} given twice")
+        p = inp.get("parameters")
+        if p is not None and not isinstance(p, dict):
+            raise ApiError(400, f"input {name!r}: parameters must be an object")
+        if p and "binary_data_size" in p:
+            raise ApiError(400, "binary tensor data is not supported: send JSON data")
+        if "data" not in inp:
+            raise ApiError(400, f"input {name!r}: data is required")
+        if not isinstance(inp["data"], list):
+            raise ApiError(400, f"input {name!r}: data must be a list")
+        by_name[name] = inp
+    if "features" not in by_name:
+        raise ApiError(400, "input 'features' is required")
+
+    f = by_name["features"]
+    if f.get("datatype") != "FP32":
+        raise ApiError(400, f"features: datatype must be FP32, got {str(f.get('datatype'))[:20]!r}")
+    shape = _shape(f.get("shape"), "features")
+    if len(shape) != 2 or shape[1] != model.dim:
+        raise ApiError(400, f"features: shape must be [n, {model.dim}], got {shape[:8]}")
+    n = shape[0]
+    if n < 1:
+        raise ApiError(400, "features: at least one row")
+    if n > MAX_ROWS:
+        raise ApiError(413, f"features: {n} rows, at most {MAX_ROWS}")
+    flat = []
+    _flatten(f["data"], flat, 1, "features")
+    x = to_matrix(flat, n, model.dim, model, "features")
+
+    template = None
+    if "template" in by_name:
+        t = by_name["template"]
+        if t.get("datatype") != "BYTES":
+            raise ApiError(400, f"template: datatype must be BYTES, got {str(t.get('datatype'))[:20]!r}")
+        if _shape(t.get("shape"), "template") != [1]:
+            raise ApiError(400, "template: shape must be [1]")
+        tflat = []
+        _flatten(t["data"], tflat, 1, "template")
+        if len(tflat) != 1:
+            raise ApiError(400, "template: data must hold exactly one element")
+        template = check_template(model, _template_from_json_text(tflat[0]))
+
+    available = ("llr", "raw") if template is not None else ("embedding",)
+    wanted = list(available)
+    outs = req.get("outputs")
+    if outs is not None:
+        if not isinstance(outs, list):
+            raise ApiError(400, "outputs must be a list")
+        wanted = []
+        for i, o in enumerate(outs):
+            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+                raise ApiError(400, f"outputs[{i}] must be an object with a name")
+            if o.get("parameters") is not None and not isinstance(o["parameters"], dict):
+                raise ApiError(400, f"outputs[{i}].parameters must be an object")
+            name = o["name"]
+            if name not in available:
+                why = "with a template" if template is not None else "without a template"
+                raise ApiError(400, f"unknown output {name[:64]!r} ({why} the outputs are {', '.join(available)})")
+            if name in wanted:
+                raise ApiError(400, f"output {name!r} requested twice")
+            wanted.append(name)
+        if not wanted:
+            wanted = list(available)
+
+    results = {}
+    if template is not None:
+        llr, raw = model.score(template, x)
+        results["llr"] = ([n], llr)
+        results["raw"] = ([n], raw)
+    else:
+        e = model.embed(x)
+        results["embedding"] = ([n, e.shape[1]], e)
+    outputs = []
+    for name in wanted:
+        shape, arr = results[name]
+        outputs.append(
+            {
+                "name": name,
+                "shape": shape,
+                "datatype": "FP32",
+                "data": np.asarray(arr, dtype=np.float32).reshape(-1).tolist(),
+            }
+        )
+    resp = {"model_name": model.name, "model_version": model.version}
+    if req_id is not None:
+        resp["id"] = req_id
+    resp["outputs"] = outputs
+    return resp
+
+
+def check_files(body):
+    files = body.get("files")
+    if not isinstance(files, list) or not files:
+        raise ApiError(400, "files must be a non-empty list of object keys")
+    if len(files) > MAX_FILES:
+        raise ApiError(413, f"{len(files)} files, at most {MAX_FILES}")
+    for k in files:
+        if not isinstance(k, str) or not 1 <= len(k) <= 1024:
+            raise ApiError(400, "each file is an object key of 1..1024 characters")
+        segs = k.split("/")
+        if any(s in ("", ".", "..") or not KEY_SEGMENT.match(s) for s in segs):
+            raise ApiError(400, f"bad object key {k[:100]!r}: segments of [A-Za-z0-9_.@=-], no '.'/'..'")
+    return files
+
+
+def load_vectors(model, root, keys):
+    """The model's vectors in the given feature files: the records of factor
+    keystroke_fixed with the model's dimension (other factors' records are skipped)."""
+    root = os.path.realpath(root)
+    rows, other, wrong_dim = [], 0, 0
+    for key in keys:
+        path = os.path.realpath(os.path.join(root, key))
+        if not path.startswith(root + os.sep):
+            raise JobError(f"{key}: outside the object store")
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_OBJECT_BYTES + 1)
+        except FileNotFoundError:
+            raise JobError(f"{key}: no such object") from None
+        except OSError as e:
+            raise JobError(f"{key}: {e.strerror}") from None
+        if len(data) > MAX_OBJECT_BYTES:
+            raise JobError(f"{key}: larger than {MAX_OBJECT_BYTES} bytes")
+        try:
+            records = payload.decode(data)
+        except payload.PayloadError as e:
+            raise JobError(f"{key}: invalid payload: {e}") from None
+        for r in records:
+            if r.factor != payload.KEYSTROKE_FIXED:
+                other += 1
+            elif len(r.values) != model.dim:
+                wrong_dim += 1
+            else:
+                rows.append(r.values)
+        if len(rows) > MAX_JOB_VECTORS:
+            raise JobError(f"more than {MAX_JOB_VECTORS} vectors")
+    if not rows:
+        raise JobError(
+            f"no keystroke_fixed records of dimension {model.dim} in {len(keys)} files "
+            f"({other} records of other factors, {wrong_dim} of another dimension)"
+        )
+    return np.asarray(rows, dtype=np.float32)
+
+
+# -- the app --------------------------------------------------------------------------
+
+
+def create_app(settings=None):
+    settings = settings or Settings()
+    holder = ModelHolder(settings)
+    holder.poll()
+    store = JobStore(settings.job_dir, settings.job_ttl_s)
+    if store.recovered:
+        log.warning("%d jobs interrupted by a restart are now failed", store.recovered)
+    executor = ThreadPoolExecutor(max_workers=settings.job_workers, thread_name_prefix="job")
+    stop = threading.Event()
+    in_flight = {"n": 0}
+    in_flight_mu = threading.Lock()
+
+    def background():
+        last_sweep = 0.0
+        while not stop.wait(settings.reload_s):
+            try:
+                holder.poll()
+                if time.monotonic() - last_sweep > min(60.0, max(1.0, settings.job_ttl_s / 4)):
+                    store.sweep()
+                    last_sweep = time.monotonic()
+            except Exception:  # noqa: BLE001 - the watcher must survive anything
+                log.exception("background task")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        t = threading.Thread(target=background, name="watcher", daemon=True)
+        t.start()
+        yield
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+    app = FastAPI(title="tacit python factor", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.holder = holder
+    app.state.store = store
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, exc):
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc):
+        msg = exc.detail if isinstance(exc.detail, str) else "error"
+        return JSONResponse({"error": msg}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request, exc):
+        return JSONResponse({"error": "bad request"}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _internal(request, exc):
+        log.exception("internal error")
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+    def current_model(name, version=None):
+        if name != NAME:
+            raise ApiError(404, f"unknown model {name[:64]!r}")
+        m = holder.model
+        if m is None:
+            raise ApiError(503, holder.error or "model not loaded")
+        if version is not None and version != m.version:
+            raise ApiError(404, f"model {name} has no version {version[:64]!r} (in use: {m.version})")
+        return m
+
+    # -- OIP v2 --------------------------------------------------------------------
+
+    @app.get("/v2")
+    async def server_metadata():
+        return {"name": "tacit-factor", "version": __version__, "extensions": []}
+
+    @app.get("/v2/health/live")
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready():
+        if holder.model is None:
+            raise ApiError(503, holder.error or "model not loaded")
+        return {"ready": True}
+
+    def metadata(m):
+        return {
+            "name": m.name,
+            "versions": [m.version],
+            "platform": "python-numpy",
+            "inputs": [
+                {"name": "features", "datatype": "FP32", "shape": [-1, m.dim]},
+                {"name": "template", "datatype": "BYTES", "shape": [1]},
+            ],
+            "outputs": [
+                {"name": "llr", "datatype": "FP32", "shape": [-1]},
+                {"name": "raw", "datatype": "FP32", "shape": [-1]},
+                {"name": "embedding", "datatype": "FP32", "shape": [-1, m.dim]},
+            ],
+        }
+
+    @app.get("/v2/models/{name}")
+    async def model_metadata(name: str):
+        return metadata(current_model(name))
+
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_version_metadata(name: str, version: str):
+        return metadata(current_model(name, version))
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str):
+        m = current_model(name)
+        return {"name": m.name, "ready": True}
+
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_version_ready(name: str, version: str):
+        m = current_model(name, version)
+        return {"name": m.name, "ready": True}
+
+    async def do_infer(request, name, version=None):
+        m = current_model(name, version)
+        if request.headers.get("inference-header-content-length") is not None:
+            raise ApiError(400, "binary tensor data is not supported: send JSON data")
+        body = await read_body(request, settings.max_body)
+        # parsing and validation are CPU work too: off the event loop
+        return await run_in_threadpool(lambda: infer(m, parse_json(body)))
+
+    @app.post("/v2/models/{name}/infer")
+    async def model_infer(name: str, request: Request):
+        return await do_infer(request, name)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def model_version_infer(name: str, version: str, request: Request):
+        return await do_infer(request, name, version)
+
+    # -- job API ---------------------------------------------------------------------
+
+    def need_model():
+        m = holder.model
+        if m is None:
+            raise ApiError(503, holder.error or "model not loaded")
+        return m
+
+    def parse_object(raw):
+        body = parse_json(raw)
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return body
+
+    async def json_object(request):
+        raw = await read_body(request, settings.max_body)
+        return await run_in_threadpool(parse_object, raw)
+
+    def run_job(job_id, fn):
+        try:
+            if settings.test_job_delay_s:
+                time.sleep(settings.test_job_delay_s)
+            result = fn()
+            store.finish(job_id, result=result)
+        except (JobError, EnrolError, TemplateError) as e:
+            store.finish(job_id, error=str(e))
+        except Exception as e:  # noqa: BLE001 - a job reports, never hangs
+            log.exception("job %s", job_id)
+            store.finish(job_id, error=f"internal error: {type(e).__name__}")
+        finally:
+            with in_flight_mu:
+                in_flight["n"] -= 1
+
+    def submit(kind, fn):
+        with in_flight_mu:
+            if in_flight["n"] >= settings.max_jobs:
+                raise ApiError(503, "too many jobs in flight, retry later", {"Retry-After": "5"})
+            in_flight["n"] += 1
+        try:
+            job_id = store.create(kind)
+            executor.submit(run_job, job_id, fn)
+        except Exception:
+            with in_flight_mu:
+                in_flight["n"] -= 1
+            raise
+        return JSONResponse({"jobId": job_id}, status_code=202)
+
+    @app.post("/train")
+    async def train(request: Request):
+        body = await json_object(request)
+        m = need_model()
+        files = check_files(body)
+
+        def job():
+            return m.enrol_result(load_vectors(m, settings.objects_dir, files))
+
+        return await run_in_threadpool(submit, "train", job)
+
+    @app.post("/input")
+    async def input_(request: Request):
+        body = await json_object(request)
+        m = need_model()
+        files = check_files(body)
+        if "template" not in body:
+            raise ApiError(400, "template is required")
+        template = check_template(m, body["template"])
+
+        def job():
+            return m.score_result(template, load_vectors(m, settings.objects_dir, files))
+
+        return await run_in_threadpool(submit, "input", job)
+
+    def output_sync(m, body):
+        op = body.get("op")
+        if op not in ("enrol", "score"):
+            raise ApiError(400, 'op must be "enrol" or "score"')
+        feats = body.get("features")
+        if not isinstance(feats, list) or not feats:
+            raise ApiError(400, "features must be a non-empty list of vectors")
+        if len(feats) > MAX_ROWS:
+            raise ApiError(413, f"{len(feats)} vectors, at most {MAX_ROWS}")
+        for i, row in enumerate(feats):
+            if not isinstance(row, list) or len(row) != m.dim:
+                raise ApiError(400, f"features[{i}] must be a list of {m.dim} numbers")
+        flat = [v for row in feats for v in row]
+        x = to_matrix(flat, len(feats), m.dim, m, "features")
+        if op == "enrol":
+            try:
+                return {"output": m.enrol_result(x)}
+            except EnrolError as e:
+                raise ApiError(400, str(e)) from None
+        if "template" not in body:
+            raise ApiError(400, "op score needs a template")
+        template = check_template(m, body["template"])
+        return {"output": m.score_result(template, x)}
+
+    @app.post("/output")
+    async def output(request: Request):
+        raw = await read_body(request, settings.max_body)
+        m = need_model()
+        return await run_in_threadpool(lambda: output_sync(m, parse_object(raw)))
+
+    @app.get("/status")
+    async def status(request: Request):
+        task = request.query_params.get("taskID")
+        if task is None or task == "":
+            raise ApiError(400, "taskID is required")
+        st = store.get(task)
+        if st is None:
+            raise ApiError(404, "unknown or expired taskID")
+        return st
+
+    return app
