@@ -209,7 +209,7 @@ async fn factor_service_over_http() {
             ),
             (
                 json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [5000, DIM], "data": []}]}),
-                400,
+                413,
             ),
             (
                 json!({"inputs": [features(&rows(&pop, 8, 0..1))], "outputs": [{"name": "llr"}]}),

@@ -76,12 +76,23 @@ pub struct InferResponse {
     pub outputs: Vec<OutputTensor>,
 }
 
-/// A client error (400) with its message.
+/// A client error with its message: 400, or 413 when the request is too large.
 #[derive(Debug)]
-pub struct BadRequest(pub String);
+pub struct BadRequest(pub String, pub bool);
+
+impl BadRequest {
+    /// The HTTP status.
+    pub fn status(&self) -> axum::http::StatusCode {
+        if self.1 {
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            axum::http::StatusCode::BAD_REQUEST
+        }
+    }
+}
 
 fn bad<T>(m: impl Into<String>) -> Result<T, BadRequest> {
-    Err(BadRequest(m.into()))
+    Err(BadRequest(m.into(), false))
 }
 
 fn binary_requested(p: &Option<Value>) -> bool {
@@ -154,8 +165,9 @@ pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> 
                     ));
                 }
                 if n > MAX_ROWS {
-                    return bad(format!(
-                        "features: {n} rows, at most {MAX_ROWS} per request"
+                    return Err(BadRequest(
+                        format!("features: {n} rows, at most {MAX_ROWS} per request"),
+                        true,
                     ));
                 }
                 let mut flat = Vec::new();
@@ -196,7 +208,7 @@ pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> 
                     return bad("template: larger than 1 MiB");
                 }
                 let t: Template = serde_json::from_str(s)
-                    .map_err(|e| BadRequest(format!("template: not a template ({e})")))?;
+                    .map_err(|e| BadRequest(format!("template: not a template ({e})"), false))?;
                 if t.factor != m.model.meta().factor {
                     return bad(format!(
                         "template: for factor {}, this is {}",
@@ -261,7 +273,9 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
     let mut out = Vec::new();
     match &p.template {
         Some(t) => {
-            let scores = m.score(t, &p.rows).map_err(|e| BadRequest(e.to_string()))?;
+            let scores = m
+                .score(t, &p.rows)
+                .map_err(|e| BadRequest(e.to_string(), false))?;
             for name in &p.outputs {
                 let data = scores
                     .iter()
@@ -279,7 +293,7 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
             let r = m
                 .model
                 .represent(&p.rows)
-                .map_err(|e| BadRequest(e.to_string()))?;
+                .map_err(|e| BadRequest(e.to_string(), false))?;
             let k = m.embedding_dim();
             let data = r
                 .iter()

@@ -150,7 +150,7 @@ async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> 
     };
     let parsed = match oip::parse(&req, &m) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
+        Err(e) => return error(e.status(), e.0),
     };
     let model = m.clone();
     let outputs = tokio::task::spawn_blocking(move || oip::run(parsed, &model)).await;

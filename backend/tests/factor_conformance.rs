@@ -1,0 +1,112 @@
+//! The Rust gait factor service passes the conformance test written with an
+//! off-the-shelf OIP v2 client (`scripts/factor_conformance.py`, NVIDIA's
+//! `tritonclient[http]`). Needs `TACIT_PYTHON` (the test command's venv); skips
+//! with a message without it, fails under CI.
+
+mod common;
+
+use std::time::Duration;
+
+use object_store::ObjectStoreExt;
+use tacit_backend::server::spawn_factor;
+use tacit_models::data::{Person, Population, Sample};
+use tacit_models::embedding::TrainConfig;
+use tacit_models::pipeline::{PipelineConfig, build_model};
+use tacit_models::{Factor, SplitMix64};
+
+fn gait_model() -> Vec<u8> {
+    let mut rng = SplitMix64::new(3);
+    let people = (0..10)
+        .map(|p| {
+            let centre: Vec<f64> = (0..50).map(|_| rng.normal()).collect();
+            Person {
+                id: format!("p{p}"),
+                samples: (0..40)
+                    .map(|i| Sample {
+                        group: (i / 10) as u32,
+                        vector: centre
+                            .iter()
+                            .map(|c| (c + 0.3 * rng.normal()) as f32)
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let pop = Population {
+        factor: Factor::Gait,
+        schema_version: 1,
+        dim: 50,
+        people,
+        source: "synthetic".into(),
+        skipped: vec![],
+    };
+    let mut cfg = PipelineConfig::for_factor(Factor::Gait);
+    cfg.train = TrainConfig {
+        steps: 60,
+        batch: 64,
+        hidden: 32,
+        embedding: 16,
+        ..TrainConfig::default()
+    };
+    let people: Vec<usize> = (0..10).collect();
+    build_model(&pop, &people, &cfg, &mut |_| {})
+        .unwrap()
+        .1
+        .to_bytes()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gait_factor_passes_the_oip_conformance_test() {
+    let Some(python) = std::env::var_os("TACIT_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI run without TACIT_PYTHON"
+        );
+        eprintln!("SKIPPED: TACIT_PYTHON not set (the test command sets it)");
+        return;
+    };
+    let dir = common::temp_dir("conformance");
+    let mut settings = common::settings(&common::Backing::Embedded, &dir);
+    settings.factor.model_poll_ms = 100;
+    let f = spawn_factor(settings, Factor::Gait).await.unwrap();
+    let path = object_store::path::Path::parse("models/gait.tcm").unwrap();
+    f.service
+        .objects()
+        .object_store()
+        .put(&path, gait_model().into())
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if f.service.model().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = f.url();
+    let objects = dir.join("objects");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/factor_conformance.py"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args([url.as_str(), "gait", "--factor", "gait", "--objects-dir"])
+            .arg(objects)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    eprintln!("conformance: {last}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(last.contains(" passed, 0 failed"), "{last}");
+    f.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
