@@ -7,6 +7,8 @@
 //! * [`device`] — CPU (NdArray) or CUDA backend selection with a runtime probe;
 //! * [`template`] — enrolment (a user's template) and scoring, calibrated to
 //!   log-likelihood ratios so that the gateway can fuse factors;
+//! * [`fusion`] — per-factor evidence (calibrated LLRs, their age) fused into
+//!   `accept | step_up | reject` at a target false-accept rate;
 //! * [`detectors`] — classic one-class detectors (scaled Manhattan, Mahalanobis nearest
 //!   neighbour): baselines and the fallback for small enrolments;
 //! * [`transform`] — the feature transforms that feed every model;
@@ -25,6 +27,7 @@ pub mod device;
 pub mod embedding;
 mod error;
 pub mod eval;
+pub mod fusion;
 mod linalg;
 pub mod logistic;
 pub mod pipeline;
