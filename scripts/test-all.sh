@@ -44,6 +44,14 @@ cargo test --workspace --locked
 step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"
 bash bindings/run-tests.sh
 
+step "container: deploy/Dockerfile built and run with podman (keys, health, SIGTERM)"
+# Needs root (podman here); skipped with a message otherwise. Uses the debug binary that
+# the steps above built; the image's runtime stage is the production one.
+bash deploy/test-container.sh
+
+step "kubernetes: deploy/k8s built with kustomize, kubernetes-validate --strict, policy"
+bash deploy/validate-k8s.sh
+
 step "demo (README first command, debug build)"
 cargo run --locked -p tacit-simulator --bin tacit-sim
 
