@@ -12,7 +12,7 @@
 #   --release   put the release binary in the image (default: the debug binary, which the
 #               test command has already built; the image is the same either way)
 #   --bin PATH  put this binary in the image instead of building one (e.g. a CUDA build)
-#   --keep      keep the image localhost/tacit-backend:test and the temp dir afterwards
+#   --keep      keep the image (localhost/tacit-backend:test-PID) and the temp dir afterwards
 #
 # How the image is built here: no registry pulls and no Rust inside containers are
 # possible on these machines, so the binary is compiled on the host (Debian 12, glibc
@@ -50,7 +50,8 @@ while [ "$#" -gt 0 ]; do
   shift
 done
 
-IMAGE=localhost/tacit-backend:test
+# One tag per run: concurrent runs share the image store (and its cached layers).
+IMAGE="localhost/tacit-backend:test-$$"
 t_start=$SECONDS
 
 # ---- podman and the local base image ----
