@@ -168,7 +168,7 @@ start() {
   done
   if [ -z "$url" ]; then
     podman logs "$name" 2>&1 | tail -n 30 >&2 || true
-    die "container $name ($*) did not answer $health on 127.0.0.1:${port:-?}"
+    die "container $name (${*:-the image CMD}) did not answer $health on 127.0.0.1:${port:-?}"
   fi
   ready_ms=$((($(date +%s%N) - t0_ns) / 1000000))
 }
