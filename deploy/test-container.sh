@@ -17,8 +17,8 @@
 # How the image is built here: no registry pulls and no Rust inside containers are
 # possible on these machines, so the binary is compiled on the host (Debian 12, glibc
 # 2.36), stripped, copied to deploy/prebuilt/ (git-ignored) and the Dockerfile is built
-# with BINARY_FROM=prebuilt and BASE_IMAGE=localhost/tacit-debian:bookworm, a debootstrap
-# image made once by scripts/tools/podman.sh. Production builds compile in the
+# with BINARY_FROM=prebuilt and BUILDER_IMAGE=BASE_IMAGE=localhost/tacit-debian:bookworm,
+# a debootstrap image made once by scripts/tools/podman.sh. Production builds compile in the
 # Dockerfile's build stage instead (deploy/README.md).
 #
 # Needs root (podman's storage and networking here). Not root: prints "SKIP: ..." and
@@ -102,9 +102,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- build ----
-log "podman build -f deploy/Dockerfile (BINARY_FROM=prebuilt, BASE_IMAGE=$TACIT_BASE_IMAGE)"
-if ! podman build -q -f deploy/Dockerfile -t "$IMAGE" \
-  --build-arg BINARY_FROM=prebuilt --build-arg BASE_IMAGE="$TACIT_BASE_IMAGE" . >"$tmp/build.log" 2>&1; then
+log "podman build -f deploy/Dockerfile (BINARY_FROM=prebuilt, BUILDER_IMAGE=BASE_IMAGE=$TACIT_BASE_IMAGE)"
+if ! podman build -q -f deploy/Dockerfile -t "$IMAGE" --build-arg BINARY_FROM=prebuilt \
+  --build-arg BUILDER_IMAGE="$TACIT_BASE_IMAGE" --build-arg BASE_IMAGE="$TACIT_BASE_IMAGE" . >"$tmp/build.log" 2>&1; then
   tail -n 30 "$tmp/build.log" >&2
   die "podman build failed"
 fi
