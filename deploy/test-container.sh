@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the tacit-backend image from deploy/Dockerfile with podman and checks that it
-# runs: keygen into a mounted data directory, then `serve` (the image's default command)
+# runs: keygen into a mounted data directory, the Kubernetes key-copy init command on a
+# Secret-volume layout, then `serve` (the image's default command)
 # with a read-only root filesystem, no capabilities and the non-root user, published on
 # loopback only; /healthz, /readyz, /openapi.json and /metrics must answer 200 and an
 # admin call must write to the database under /data; SIGTERM must stop it cleanly. Once
@@ -43,7 +44,7 @@ while [ "$#" -gt 0 ]; do
       ;;
     --keep) keep=1 ;;
     *)
-      sed -n '11,15p' "$0" >&2
+      sed -n '12,16p' "$0" >&2
       exit 2
       ;;
   esac
@@ -132,6 +133,27 @@ secret="$(find "$tmp/data/keys" -name 'hpke-*.secret' | head -n1)"
 [ "$(stat -c '%u %a' "$secret")" = "10001 600" ] || die "key file owner/mode: $(stat -c '%u %a' "$secret")"
 log "keygen: key $key_id"
 
+# ---- the Kubernetes key path: Secret volume -> init container -> /keys ----
+# A Secret volume holds root-owned, group-readable symlinks into a ..data directory,
+# which the key ring refuses; the gateway's init container (deploy/k8s/base/gateway.yaml)
+# copies the keys to mode 0600. Run that very command on such a layout, as the pod would.
+init_cmd="$(sed -n 's/^ *- \(install -m 0600 .*\)$/\1/p' deploy/k8s/base/gateway.yaml)"
+[ -n "$init_cmd" ] || die "no key-copy command found in deploy/k8s/base/gateway.yaml"
+ts="..$(date +%Y_%m_%d_%H_%M_%S).0"
+mkdir -p "$tmp/secret/$ts" "$tmp/keys"
+cp "$secret" "$tmp/secret/$ts/"
+ln -s "$ts" "$tmp/secret/..data"
+ln -s "..data/$(basename "$secret")" "$tmp/secret/$(basename "$secret")"
+chown -R 0:10001 "$tmp/secret"
+chmod 0440 "$tmp/secret/$ts/$(basename "$secret")"
+chown 10001:10001 "$tmp/keys"
+podman run --rm "${sec[@]}" --network none --group-add 10001 --entrypoint /bin/sh \
+  -v "$tmp/secret:/run/secrets/tacit-hpke:ro" -v "$tmp/keys:/keys" "$IMAGE" -c "$init_cmd" ||
+  die "the gateway's key-copy init command failed: $init_cmd"
+[ "$(stat -c '%u %a' "$tmp/keys/$(basename "$secret")")" = "10001 600" ] ||
+  die "init command left $(stat -c '%u %a' "$tmp/keys/$(basename "$secret")") on the key (want 10001 600)"
+log "key-copy init command (Secret volume layout -> /keys, mode 0600) ok"
+
 # ---- serve, published on loopback ----
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
 admin="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
@@ -150,7 +172,7 @@ start() {
     podman rm -f "$name" >/dev/null 2>&1 || true
     # Not --rm: the exit status after SIGTERM is checked; cleanup removes it.
     if ! podman run -d --name "$name" "${sec[@]}" -p "127.0.0.1:$port:8080" \
-      -v "$tmp/data:/data" -e TACIT_ADMIN_TOKEN="$admin" "$IMAGE" "$@" >"$tmp/run.log" 2>&1; then
+      -v "$tmp/data:/data" -e TACIT_ADMIN_TOKEN="$admin" "${run_opts[@]}" "$IMAGE" "$@" >"$tmp/run.log" 2>&1; then
       # The port may have been taken between the check and the run: try another.
       grep -qi 'address already in use' "$tmp/run.log" && continue
       cat "$tmp/run.log" >&2
@@ -185,6 +207,8 @@ stop() {
   log "$name stopped by SIGTERM (exit 0) in $((SECONDS - t0)) s"
 }
 
+# The gateway reads its keys where the pod's init container puts them.
+run_opts=(-e TACIT_KEYS_DIR=/keys -v "$tmp/keys:/keys:ro")
 start "$ctr" /healthz
 t_ready_ms=$ready_ms
 log "gateway serving at $url ($t_ready_ms ms from podman run to the first 200 of /healthz)"
@@ -232,6 +256,7 @@ stop "$ctr"
 # a model artifact stays live but not ready, and then the infer call is skipped).
 if podman run --rm --network none "$IMAGE" serve --help 2>/dev/null | grep -q -- '--role'; then
   fctr="$ctr-factor"
+  run_opts=()
   start "$fctr" /v2/health/live serve --role factor:keystroke-fixed
   log "factor keystroke-fixed serving at $url ($ready_ms ms to /v2/health/live)"
   for path in /v2 /v2/models/keystroke-fixed; do
