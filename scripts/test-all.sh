@@ -47,6 +47,14 @@ bash bindings/run-tests.sh
 step "python factor (examples/python-factor): unit tests, OIP v2 conformance with tritonclient, job store restarts"
 bash examples/python-factor/run-tests.sh
 
+step "container: deploy/Dockerfile built and run with podman (keys, health, SIGTERM)"
+# Needs root (podman here); skipped with a message otherwise. Uses the debug binary that
+# the steps above built; the image's runtime stage is the production one.
+bash deploy/test-container.sh
+
+step "kubernetes: deploy/k8s built with kustomize, kubernetes-validate --strict, policy"
+bash deploy/validate-k8s.sh
+
 step "demo (README first command, debug build)"
 cargo run --locked -p tacit-simulator --bin tacit-sim
 

@@ -109,3 +109,55 @@ free_port() {
   done
   echo "$p"
 }
+
+# The host's Debian mirror (for debootstrap): first "deb" source of suite
+# $VERSION_CODENAME with "main"; override with TACIT_DEBIAN_MIRROR.
+debian_mirror() {
+  if [ -n "${TACIT_DEBIAN_MIRROR:-}" ]; then
+    echo "$TACIT_DEBIAN_MIRROR"
+    return
+  fi
+  local cn f
+  cn="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    case "$f" in
+      *.sources)
+        awk -v cn="$cn" '
+          BEGIN { RS = ""; FS = "\n" }
+          {
+            t = u = s = c = ""; en = "yes"
+            for (i = 1; i <= NF; i++) {
+              l = $i
+              if (l ~ /^[ \t]*#/ || l !~ /^[A-Za-z-]+:/) continue
+              k = tolower(l); sub(/:.*/, "", k); v = l; sub(/^[^:]*:[ \t]*/, "", v)
+              if (k == "types") t = v; else if (k == "uris") u = v
+              else if (k == "suites") s = v; else if (k == "components") c = v
+              else if (k == "enabled") en = tolower(v)
+            }
+            if (en != "no" && (" " t " ") ~ / deb / && (" " s " ") ~ (" " cn " ") && (" " c " ") ~ / main /) {
+              split(u, us, /[ \t]+/); print us[1]
+            }
+          }' "$f"
+        ;;
+      *)
+        sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" |
+          awk -v cn="$cn" '$1 == "deb" && $3 == cn { for (i = 4; i <= NF; i++) if ($i == "main") { print $2; break } }'
+        ;;
+    esac
+  done | head -n1 | grep . || die "no Debian mirror for '$cn' found in /etc/apt/sources.list*; set TACIT_DEBIAN_MIRROR"
+}
+
+# Unmount everything at or below $1 (deepest first).
+umount_below() {
+  local m
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+}
+
+remove_tree() {
+  [ -e "$1" ] || return 0
+  umount_below "$1"
+  rm -rf --one-file-system "$1"
+}

