@@ -44,6 +44,9 @@ pub struct FactorSettings {
     /// Object-store prefix of the model artifacts, `PREFIX/FACTOR.tcm`
     /// (`TACIT_MODELS_PREFIX`).
     pub models_prefix: String,
+    /// The model artifact as a local file instead (`file:///models/gait.tcm`), e.g. a
+    /// volume written by a training Job (`TACIT_MODEL_URL`).
+    pub model_url: Option<String>,
     /// How often the model artifact is checked for a new version, in ms
     /// (`TACIT_MODEL_POLL_MS`).
     pub model_poll_ms: u64,
@@ -59,6 +62,7 @@ impl Default for FactorSettings {
     fn default() -> Self {
         FactorSettings {
             models_prefix: "models".into(),
+            model_url: None,
             model_poll_ms: 5_000,
             jobs_dir: None,
             job_ttl_s: 3_600,
@@ -226,6 +230,15 @@ impl Settings {
         }
         if let Some(v) = get("TACIT_MODELS_PREFIX") {
             self.factor.models_prefix = v;
+        }
+        if let Some(v) = get("TACIT_MODEL_URL") {
+            if !v.starts_with("file://") {
+                return Err(SettingsError::Env {
+                    name: "TACIT_MODEL_URL",
+                    message: format!("{v:?}: only file:// URLs (objects use TACIT_MODELS_PREFIX)"),
+                });
+            }
+            self.factor.model_url = Some(v);
         }
         if let Some(v) = get("TACIT_MODEL_POLL_MS") {
             self.factor.model_poll_ms = num("TACIT_MODEL_POLL_MS", &v)?;

@@ -360,4 +360,23 @@ async fn factor_service_over_http() {
         f.shutdown().await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    // A model from a local file (TACIT_MODEL_URL=file://...), e.g. a training Job's volume.
+    let dir = common::temp_dir("factor-file");
+    let file = dir.join("gait.tcm");
+    let mut settings = common::settings(&common::Backing::Embedded, &dir);
+    settings.factor.model_poll_ms = 100;
+    settings.factor.model_url = Some(format!("file://{}", file.display()));
+    let f = spawn_factor(settings, Factor::Gait).await.unwrap();
+    assert!(f.service.model().is_none());
+    std::fs::write(&file, &first).unwrap();
+    for _ in 0..100 {
+        if f.service.model().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(f.service.model().is_some(), "the file's model is loaded");
+    f.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

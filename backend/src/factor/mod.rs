@@ -74,6 +74,7 @@ pub struct FactorService {
     pub factor: Factor,
     objects: FeatureObjects,
     model_key: String,
+    model_file: Option<std::path::PathBuf>,
     current: RwLock<Option<Arc<LoadedModel>>>,
     /// Identity of the last artifact refused (not retried until it changes).
     refused: std::sync::Mutex<Option<String>>,
@@ -105,13 +106,18 @@ impl FactorService {
                 f.models_prefix.trim_end_matches('/'),
                 factor.name()
             ),
+            model_file: f
+                .model_url
+                .as_deref()
+                .and_then(|u| u.strip_prefix("file://"))
+                .map(std::path::PathBuf::from),
             current: RwLock::new(None),
             refused: std::sync::Mutex::new(None),
             jobs,
             max_job_files: f.max_job_files,
         });
         if let Err(e) = svc.reload().await {
-            tracing::warn!(factor = %factor, key = %svc.model_key, "no model yet: {e}");
+            tracing::warn!(factor = %factor, key = %svc.model_key, file = ?svc.model_file, "no model yet: {e}");
         }
         let weak = Arc::downgrade(&svc);
         let every = Duration::from_millis(f.model_poll_ms.max(100));
@@ -147,15 +153,25 @@ impl FactorService {
     /// use. Returns whether a new version was swapped in. A broken artifact is logged
     /// and the old model stays in service.
     pub async fn reload(&self) -> Result<bool, String> {
-        let path = object_store::path::Path::parse(&self.model_key).map_err(|e| e.to_string())?;
-        use object_store::ObjectStoreExt;
-        let meta = self
-            .objects
-            .object_store()
-            .head(&path)
-            .await
-            .map_err(|e| e.to_string())?;
-        let identity = format!("{:?}/{}/{}", meta.e_tag, meta.last_modified, meta.size);
+        let identity = match &self.model_file {
+            Some(file) => {
+                let meta =
+                    std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?;
+                format!("{:?}/{}", meta.modified().ok(), meta.len())
+            }
+            None => {
+                use object_store::ObjectStoreExt;
+                let path =
+                    object_store::path::Path::parse(&self.model_key).map_err(|e| e.to_string())?;
+                let meta = self
+                    .objects
+                    .object_store()
+                    .head(&path)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                format!("{:?}/{}/{}", meta.e_tag, meta.last_modified, meta.size)
+            }
+        };
         if let Some(m) = self.model()
             && m.identity == identity
         {
@@ -170,11 +186,16 @@ impl FactorService {
         {
             return Ok(false);
         }
-        let bytes = self
-            .objects
-            .read(&self.model_key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let bytes = match &self.model_file {
+            Some(file) => tokio::fs::read(file)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?,
+            None => self
+                .objects
+                .read(&self.model_key)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         let factor = self.factor;
         let seen = identity.clone();
         let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, String> {
