@@ -68,8 +68,9 @@ impl KeyRing {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = entry
-                    .metadata()
+                // Follows links: a Kubernetes Secret volume presents each key as a
+                // symlink into `..data/`; what must be private is the file it points to.
+                let mode = std::fs::metadata(&path)
                     .map_err(|source| KeyError::Io {
                         path: path.clone(),
                         source,
@@ -196,6 +197,30 @@ mod tests {
             .unwrap();
         }
         assert!(matches!(KeyRing::load(&dir), Err(KeyError::Malformed(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The layout of a Kubernetes Secret volume: each key is a symlink into `..data/`.
+    #[cfg(unix)]
+    #[test]
+    fn keys_behind_symlinks_are_checked_at_their_target() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = std::env::temp_dir().join(format!("tacit-keys-src-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tacit-keys-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&src);
+        let _ = std::fs::remove_dir_all(&dir);
+        let pair = KeyRing::generate(&src).unwrap();
+        let name = format!("hpke-{}.secret", pair.key_id());
+        std::fs::create_dir_all(dir.join("..data")).unwrap();
+        std::fs::copy(src.join(&name), dir.join("..data").join(&name)).unwrap();
+        let target = dir.join("..data").join(&name);
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o400)).unwrap();
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(&name)).unwrap();
+        let ring = KeyRing::load(&dir).unwrap();
+        assert!(ring.get(&pair.key_id()).is_some());
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(KeyRing::load(&dir), Err(KeyError::Permissions(_))));
+        std::fs::remove_dir_all(&src).ok();
         std::fs::remove_dir_all(&dir).ok();
     }
 }
