@@ -9,53 +9,7 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use tacit_backend::server::spawn_factor;
-use tacit_models::data::{Person, Population, Sample};
-use tacit_models::embedding::TrainConfig;
-use tacit_models::pipeline::{PipelineConfig, build_model};
-use tacit_models::{Factor, SplitMix64};
-
-fn gait_model() -> Vec<u8> {
-    let mut rng = SplitMix64::new(3);
-    let people = (0..10)
-        .map(|p| {
-            let centre: Vec<f64> = (0..50).map(|_| rng.normal()).collect();
-            Person {
-                id: format!("p{p}"),
-                samples: (0..40)
-                    .map(|i| Sample {
-                        group: (i / 10) as u32,
-                        vector: centre
-                            .iter()
-                            .map(|c| (c + 0.3 * rng.normal()) as f32)
-                            .collect(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    let pop = Population {
-        factor: Factor::Gait,
-        schema_version: 1,
-        dim: 50,
-        people,
-        source: "synthetic".into(),
-        skipped: vec![],
-    };
-    let mut cfg = PipelineConfig::for_factor(Factor::Gait);
-    cfg.train = TrainConfig {
-        steps: 60,
-        batch: 64,
-        hidden: 32,
-        embedding: 16,
-        ..TrainConfig::default()
-    };
-    let people: Vec<usize> = (0..10).collect();
-    build_model(&pop, &people, &cfg, &mut |_| {})
-        .unwrap()
-        .1
-        .to_bytes()
-        .unwrap()
-}
+use tacit_models::Factor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gait_factor_passes_the_oip_conformance_test() {
@@ -75,7 +29,10 @@ async fn gait_factor_passes_the_oip_conformance_test() {
     f.service
         .objects()
         .object_store()
-        .put(&path, gait_model().into())
+        .put(
+            &path,
+            common::gait_model(&common::gait_population(), 10, 1).into(),
+        )
         .await
         .unwrap();
     for _ in 0..100 {

@@ -6,67 +6,15 @@ mod common;
 
 use std::time::Duration;
 
+use common::{gait_model, gait_population};
 use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 use tacit_backend::server::spawn_factor;
-use tacit_models::data::{Person, Population, Sample};
-use tacit_models::embedding::TrainConfig;
-use tacit_models::pipeline::{PipelineConfig, build_model};
-use tacit_models::{Factor, SplitMix64};
+use tacit_models::Factor;
+use tacit_models::data::Population;
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
 
-const DIM: usize = 50;
-
-/// 10 people (0..8 train the model; 8 and 9 are users) with personal gait vectors.
-fn population() -> Population {
-    let mut rng = SplitMix64::new(11);
-    let people = (0..10)
-        .map(|p| {
-            let centre: Vec<f64> = (0..DIM).map(|_| rng.normal()).collect();
-            Person {
-                id: format!("p{p}"),
-                samples: (0..60)
-                    .map(|i| Sample {
-                        group: (i / 15) as u32,
-                        // Inside the schema's ranges, so the records encode.
-                        vector: centre
-                            .iter()
-                            .zip(tacit_shared::schema::GAIT_V1)
-                            .map(|(c, d)| {
-                                let mid = 0.5 * (d.min + d.max.min(d.min + 10.0));
-                                let span = (d.max.min(d.min + 10.0) - d.min) / 8.0;
-                                (mid + span * (c + 0.4 * rng.normal()) as f32).clamp(d.min, d.max)
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    Population {
-        factor: Factor::Gait,
-        schema_version: 1,
-        dim: DIM,
-        people,
-        source: "synthetic".into(),
-        skipped: vec![],
-    }
-}
-
-fn model_bytes(pop: &Population, seed: u64) -> Vec<u8> {
-    let mut cfg = PipelineConfig::for_factor(Factor::Gait);
-    cfg.train = TrainConfig {
-        steps: 80,
-        batch: 64,
-        hidden: 32,
-        embedding: 16,
-        seed,
-        ..TrainConfig::default()
-    };
-    let people: Vec<usize> = (0..8).collect();
-    let (_, a) = build_model(pop, &people, &cfg, &mut |_| {}).unwrap();
-    a.to_bytes().unwrap()
-}
+const DIM: usize = common::GAIT_DIM;
 
 fn rows(pop: &Population, person: usize, range: std::ops::Range<usize>) -> Vec<Vec<f32>> {
     pop.people[person].samples[range]
@@ -106,9 +54,9 @@ async fn wait_job(http: &reqwest::Client, base: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn factor_service_over_http() {
-    let pop = population();
-    let first = model_bytes(&pop, 1);
-    let second = model_bytes(&pop, 2);
+    let pop = gait_population();
+    let first = gait_model(&pop, 8, 1);
+    let second = gait_model(&pop, 8, 2);
     for backing in common::backings() {
         let dir = common::temp_dir("factor");
         common::ensure_bucket(&backing).await;

@@ -96,11 +96,21 @@ pub fn build_model(
         labels: Vec::new(),
         people: net_people.len(),
     };
-    for (label, &p) in net_people.iter().enumerate() {
-        for s in &pop.people[p].samples {
-            set.rows.push(transform.apply(&s.vector)?);
-            set.labels.push(label);
-        }
+    // Every training person's vectors, transformed once: the network's training set
+    // and the background cohort both draw from them.
+    let mut transformed: std::collections::HashMap<usize, Vec<Vec<f64>>> = Default::default();
+    for &p in people {
+        let rows: Vec<Vec<f32>> = pop.people[p]
+            .samples
+            .iter()
+            .map(|s| s.vector.clone())
+            .collect();
+        transformed.insert(p, transform.apply_all(&rows)?);
+    }
+    for (label, p) in net_people.iter().enumerate() {
+        let rows = &transformed[p];
+        set.rows.extend(rows.iter().cloned());
+        set.labels.extend(std::iter::repeat_n(label, rows.len()));
     }
     let steps = cfg.train.steps;
     let mut on_step = |step: usize, loss: f64| progress(Stage::Train(step, steps, loss));
@@ -128,15 +138,14 @@ pub fn build_model(
     let net = to_cpu(net, shape)?;
 
     // Background: a fixed stride through every training person's vectors.
-    let mut tagged: Vec<(usize, Vec<f32>)> = Vec::new();
-    for &p in people {
-        for s in &pop.people[p].samples {
-            let z = transform.apply(&s.vector)?;
-            tagged.push((p, z.iter().map(|&x| x as f32).collect()));
-        }
-    }
-    let stride = tagged.len().div_ceil(cfg.max_background.max(2)).max(1);
-    let tagged: Vec<(usize, Vec<f32>)> = tagged.into_iter().step_by(stride).collect();
+    let total: usize = people.iter().map(|p| transformed[p].len()).sum();
+    let stride = total.div_ceil(cfg.max_background.max(2)).max(1);
+    let tagged: Vec<(usize, Vec<f32>)> = people
+        .iter()
+        .flat_map(|&p| transformed[&p].iter().map(move |z| (p, z)))
+        .step_by(stride)
+        .map(|(p, z)| (p, z.iter().map(|&x| x as f32).collect()))
+        .collect();
     let meta = ModelMeta {
         factor: pop.factor,
         schema_version: pop.schema_version,

@@ -138,7 +138,7 @@ impl FactorModel {
             net,
             background: Vec::new(),
         };
-        m.background = m.represent_transformed(z);
+        m.background = m.represent_transformed(z)?;
         Ok(m)
     }
 
@@ -158,7 +158,7 @@ impl FactorModel {
     }
 
     /// Embeds already-transformed vectors.
-    pub fn embed(&self, z: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    pub fn embed(&self, z: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ModelError> {
         let dim = self.dim();
         let mut out = Vec::with_capacity(z.len());
         for chunk in z.chunks(1024) {
@@ -171,29 +171,40 @@ impl FactorModel {
                 &Default::default(),
             );
             let e = self.net.forward(x).into_data();
-            let e: Vec<f32> = e.to_vec().unwrap_or_default();
+            // A failed read-back must not shorten the output (the rows would then be
+            // silently paired with the wrong embeddings).
+            let e: Vec<f32> = e
+                .to_vec()
+                .map_err(|e| ModelError::Data(format!("embedding read-back: {e:?}")))?;
             let k = self.meta.shape.output;
+            if e.len() != chunk.len() * k {
+                return Err(ModelError::Data(format!(
+                    "embedding read-back: {} values for {} rows of {k}",
+                    e.len(),
+                    chunk.len()
+                )));
+            }
             out.extend(e.chunks(k).map(|r| r.iter().map(|&x| x as f64).collect()));
         }
-        out
+        Ok(out)
     }
 
-    fn represent_transformed(&self, z: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
-        let e = self.embed(&z);
-        z.into_iter()
+    fn represent_transformed(&self, z: Vec<Vec<f64>>) -> Result<Vec<Vec<f64>>, ModelError> {
+        let e = self.embed(&z)?;
+        Ok(z.into_iter()
             .zip(e)
             .map(|(mut zi, ei)| {
                 zi.extend(ei);
                 zi
             })
-            .collect()
+            .collect())
     }
 
     /// `z ‖ e` for raw feature vectors (validated: dimension and finiteness).
     pub fn represent(&self, rows: &[Vec<f32>]) -> Result<Vec<Vec<f64>>, ModelError> {
         check_rows(rows, self.dim())?;
         let z = self.meta.transform.apply_all(rows)?;
-        Ok(self.represent_transformed(z))
+        self.represent_transformed(z)
     }
 
     /// Builds a template from raw enrolment vectors.
