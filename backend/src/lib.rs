@@ -5,11 +5,13 @@
 //! * the axum gateway — [`router`], [`handlers`], [`server`] (graceful shutdown),
 //!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`],
 //!   [`ratelimit`]; the `serve`, `keygen` and `migrate` commands;
-//! * [`store`] — the storage layer: users, enrolment tokens, devices and replay memory
-//!   on SQLite or PostgreSQL, feature batches on a directory or S3.
-//!
-//! Still to come, each with its issue: the burn models, `train` and `eval` (#6); the
-//! factor services, fusion and `/v1/authenticate` (#7).
+//! * [`store`] — the storage layer: users, enrolment tokens, devices, replay memory,
+//!   templates and reject counts on SQLite or PostgreSQL, feature batches on a
+//!   directory or S3;
+//! * [`factor`] — the factor service role (`serve --role factor:NAME`, the common
+//!   factor API); [`scoring`] — the gateway's factor clients (in-process or HTTP),
+//!   enrolment and the fused decision of `POST /v1/authenticate`;
+//! * [`commands`] — `train`, `eval` (models: the `tacit-models` crate).
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
@@ -21,6 +23,7 @@ pub mod keys;
 pub mod metrics;
 pub mod ratelimit;
 pub mod router;
+pub mod scoring;
 pub mod server;
 pub mod settings;
 pub mod state;

@@ -25,7 +25,8 @@ struct Cli {
 enum Command {
     /// Run the server until SIGTERM/SIGINT.
     Serve {
-        /// `gateway` (or `all`, the embedded default) or `factor:gait` /
+        /// `all` (the embedded default: gateway with the built-in factors in-process),
+        /// `gateway` (factors only by URL, TACIT_FACTOR_URLS) or `factor:gait` /
         /// `factor:keystroke-fixed` (one factor service, docs/factor-api.md).
         #[arg(long, default_value = "all")]
         role: tacit_backend::server::Role,

@@ -12,12 +12,12 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::error::ApiError;
-use crate::handlers::{admin, devices, health, uploads};
+use crate::handlers::{admin, authenticate, devices, health, templates, uploads};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tacit gateway", description = "Device enrolment and encrypted ingest of behavioural features."),
+    info(title = "Tacit gateway", description = "Device enrolment, encrypted ingest of behavioural features, and authentication."),
     paths(
         health::healthz,
         health::readyz,
@@ -27,6 +27,9 @@ use crate::state::AppState;
         admin::delete_user,
         devices::register_device,
         uploads::upload,
+        authenticate::authenticate,
+        templates::enrol,
+        templates::unlock,
     ),
     modifiers(&AdminSecurity)
 )]
@@ -69,6 +72,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/devices", post(devices::register_device))
         .route("/v1/uploads", post(uploads::upload))
+        .route("/v1/authenticate", post(authenticate::authenticate))
+        .route("/v1/users/{id}/templates", post(templates::enrol))
+        .route("/v1/users/{id}/unlock", post(templates::unlock))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::keys::KeyRing;
 use crate::router::router;
+use crate::scoring::{ConfiguredFactor, Factors, LocalFactor};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -33,6 +34,9 @@ pub enum ServeError {
     /// The server failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The settings are inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The object store named by the settings.
@@ -122,14 +126,26 @@ impl RunningServer {
     }
 }
 
-/// Binds `settings.listen` and serves in the background with the given keys and store.
+/// Binds `settings.listen` and serves in the background with the given keys and store;
+/// the factors are the remote ones of the settings (`auth.factors`).
 pub async fn spawn(
     settings: Settings,
     keys: KeyRing,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
+    let factors = Factors::remote(&settings.auth).map_err(ServeError::Config)?;
+    spawn_with_factors(settings, keys, store, factors).await
+}
+
+/// [`spawn`] with the given factors (e.g. in-process ones from [`embedded_factors`]).
+pub async fn spawn_with_factors(
+    settings: Settings,
+    keys: KeyRing,
+    store: Arc<dyn Store>,
+    factors: Factors,
+) -> Result<RunningServer, ServeError> {
     let listen = settings.listen.clone();
-    let state = AppState::new(settings, keys, store);
+    let state = AppState::new(settings, keys, store, factors);
     let serving = Serving::start(&listen, router(state.clone())).await?;
     Ok(RunningServer {
         addr: serving.addr,
@@ -138,11 +154,42 @@ pub async fn spawn(
     })
 }
 
+/// The factors of a gateway that also runs the built-in factors in-process (`--role
+/// all`): the remote ones of the settings, plus gait and keystroke-fixed in this process
+/// unless the settings name a URL for them. The in-process factors load their models
+/// from the same object store (`models/FACTOR.tcm`) and watch it for new versions.
+pub async fn embedded_factors(
+    settings: &Settings,
+    objects: &store::FeatureObjects,
+) -> Result<Factors, ServeError> {
+    let mut factors = Factors::remote(&settings.auth).map_err(ServeError::Config)?;
+    for f in [
+        tacit_models::Factor::Gait,
+        tacit_models::Factor::KeystrokeFixed,
+    ] {
+        if factors.get(f.name()).is_some() {
+            continue;
+        }
+        let service = crate::factor::FactorService::start(f, objects.clone(), settings).await?;
+        factors
+            .push(ConfiguredFactor {
+                name: f.name().to_string(),
+                records: f.kind(),
+                weight: 1.0,
+                client: Arc::new(LocalFactor::new(service)),
+            })
+            .map_err(ServeError::Config)?;
+    }
+    Ok(factors)
+}
+
 /// What a `serve` process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The gateway (devices, uploads, admin) — today also the `all` role.
+    /// The gateway (devices, uploads, admin, authenticate) with remote factors only.
     Gateway,
+    /// The gateway with the built-in factors in-process (the embedded default).
+    All,
     /// One factor service.
     Factor(tacit_models::Factor),
 }
@@ -152,7 +199,8 @@ impl std::str::FromStr for Role {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "gateway" | "all" => Ok(Role::Gateway),
+            "gateway" => Ok(Role::Gateway),
+            "all" => Ok(Role::All),
             _ => s
                 .strip_prefix("factor:")
                 .and_then(crate::factor::parse_factor)
@@ -209,7 +257,8 @@ pub async fn spawn_factor(
 /// `tacit-backend serve --role ROLE`: runs until SIGTERM or SIGINT.
 pub async fn serve_role(settings: Settings, role: Role) -> Result<(), ServeError> {
     match role {
-        Role::Gateway => serve(settings).await,
+        Role::Gateway => serve(settings, false).await,
+        Role::All => serve(settings, true).await,
         Role::Factor(f) => {
             let server = spawn_factor(settings, f).await?;
             tracing::info!(addr = %server.addr, factor = %f, "factor service listening");
@@ -221,14 +270,23 @@ pub async fn serve_role(settings: Settings, role: Role) -> Result<(), ServeError
     }
 }
 
-/// `tacit-backend serve` (gateway role): runs until SIGTERM or SIGINT.
-pub async fn serve(settings: Settings) -> Result<(), ServeError> {
+/// `tacit-backend serve` (gateway, or gateway and built-in factors with `embedded`):
+/// runs until SIGTERM or SIGINT.
+pub async fn serve(settings: Settings, embedded: bool) -> Result<(), ServeError> {
     let keys = KeyRing::load(&settings.keys_dir())?;
     if keys.is_empty() {
         tracing::warn!(dir = %settings.keys_dir().display(), "no HPKE key: uploads will be refused until `tacit-backend keygen` has run");
     }
     let store = open_store(&settings).await?;
-    let server = spawn(settings, keys, store).await?;
+    let factors = if embedded {
+        embedded_factors(&settings, store.objects()).await?
+    } else {
+        Factors::remote(&settings.auth).map_err(ServeError::Config)?
+    };
+    for f in factors.iter() {
+        tracing::info!(factor = %f.name, at = %f.client.location(), records = f.records.name(), "factor");
+    }
+    let server = spawn_with_factors(settings, keys, store, factors).await?;
     tracing::info!(addr = %server.addr, "listening");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -35,6 +35,100 @@ pub struct Settings {
     pub enrolment_token_ttl_s: u64,
     /// Factor services (`serve --role factor:NAME`).
     pub factor: FactorSettings,
+    /// Authentication: factors the gateway calls, fusion and decision.
+    pub auth: AuthSettings,
+}
+
+/// A factor service the gateway calls over HTTP.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteFactorSettings {
+    /// The factor's name: its OIP model name and the name in answers and templates.
+    pub name: String,
+    /// Base URL of the service (`http://gait:8080`).
+    pub url: String,
+    /// Which feature records it scores (`gait`, `keystroke_fixed`, `keystroke_free`);
+    /// default: the factor of that name.
+    #[serde(default)]
+    pub records: Option<String>,
+    /// Weight of its evidence in the fusion, 0..=1 (lower it when two factors score
+    /// the same behaviour).
+    #[serde(default = "full_weight")]
+    pub weight: f64,
+}
+
+fn full_weight() -> f64 {
+    1.0
+}
+
+/// How the gateway authenticates (`POST /v1/authenticate`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Factor services called over HTTP (`TACIT_FACTOR_URLS=name[:records]=url,...`).
+    /// With `serve --role all`, the built-in factors not listed here run in-process.
+    pub factors: Vec<RemoteFactorSettings>,
+    /// Time limit of one call to a factor service, in ms (`TACIT_FACTOR_TIMEOUT_MS`).
+    pub timeout_ms: u64,
+    /// Extra attempts after a failed call (connection error, timeout, 5xx).
+    pub retries: u32,
+    /// Consecutive failures that open a factor's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before one trial call, in ms.
+    pub breaker_cooldown_ms: u64,
+    /// Largest difference between a request's time and the server clock, in seconds.
+    pub max_request_skew_s: u64,
+    /// Newest windows scored per factor and request.
+    pub max_windows_scored: usize,
+    /// Newest envelopes read for the evidence of one request.
+    pub lookback_envelopes: u32,
+    /// Newest vectors used for an enrolment.
+    pub max_enrol_vectors: usize,
+    /// Thresholds and evidence rules (`TACIT_TARGET_FAR` sets `target_far`).
+    pub fusion: tacit_models::fusion::FusionPolicy,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            factors: Vec::new(),
+            timeout_ms: 2_000,
+            retries: 1,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 5_000,
+            max_request_skew_s: 300,
+            max_windows_scored: 16,
+            lookback_envelopes: 64,
+            max_enrol_vectors: 300,
+            fusion: tacit_models::fusion::FusionPolicy::default(),
+        }
+    }
+}
+
+/// Parses `name[:records]=url,...` (`TACIT_FACTOR_URLS`).
+pub fn parse_factor_urls(v: &str) -> Result<Vec<RemoteFactorSettings>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (name, url) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?}: expected name[:records]=url"))?;
+            let (name, records) = match name.split_once(':') {
+                Some((n, r)) => (n.trim(), Some(r.trim().to_string())),
+                None => (name.trim(), None),
+            };
+            if name.is_empty() || !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("{entry:?}: expected name[:records]=http(s)://..."));
+            }
+            Ok(RemoteFactorSettings {
+                name: name.to_string(),
+                url: url.trim().trim_end_matches('/').to_string(),
+                records,
+                weight: 1.0,
+            })
+        })
+        .collect()
 }
 
 /// Settings of a factor service.
@@ -127,6 +221,7 @@ impl Default for Settings {
             max_future_skew_s: 600,
             enrolment_token_ttl_s: 24 * 3600,
             factor: FactorSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -249,6 +344,25 @@ impl Settings {
         if let Some(v) = get("TACIT_JOB_TTL_S") {
             self.factor.job_ttl_s = num("TACIT_JOB_TTL_S", &v)?;
         }
+        if let Some(v) = get("TACIT_FACTOR_URLS") {
+            self.auth.factors = parse_factor_urls(&v).map_err(|message| SettingsError::Env {
+                name: "TACIT_FACTOR_URLS",
+                message,
+            })?;
+        }
+        if let Some(v) = get("TACIT_FACTOR_TIMEOUT_MS") {
+            self.auth.timeout_ms = num("TACIT_FACTOR_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("TACIT_TARGET_FAR") {
+            let far: f64 = num("TACIT_TARGET_FAR", &v)?;
+            if !(far > 0.0 && far < 0.5) {
+                return Err(SettingsError::Env {
+                    name: "TACIT_TARGET_FAR",
+                    message: format!("{v}: expected a rate in (0, 0.5)"),
+                });
+            }
+            self.auth.fusion.target_far = far;
+        }
         if let Some(v) = get("TACIT_MAX_ENVELOPE_AGE_DAYS") {
             self.max_envelope_age_days = num("TACIT_MAX_ENVELOPE_AGE_DAYS", &v)?;
         }
@@ -303,6 +417,28 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:1");
         assert!(
             s.apply_env(|k| (k == "TACIT_MAX_BODY_BYTES").then(|| "lots".to_string()))
+                .is_err()
+        );
+        s.apply_env(|k| {
+            (k == "TACIT_FACTOR_URLS")
+                .then(|| "gait=http://g:1/, py:keystroke_fixed=https://p".to_string())
+        })
+        .unwrap();
+        assert_eq!(s.auth.factors.len(), 2);
+        assert_eq!(s.auth.factors[0].url, "http://g:1");
+        assert_eq!(
+            s.auth.factors[1].records.as_deref(),
+            Some("keystroke_fixed")
+        );
+        for bad in ["gait", "gait=ftp://x", "=http://x"] {
+            assert!(
+                s.apply_env(|k| (k == "TACIT_FACTOR_URLS").then(|| bad.to_string()))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            s.apply_env(|k| (k == "TACIT_TARGET_FAR").then(|| "0.9".to_string()))
                 .is_err()
         );
         std::fs::write(&f, "listn = 1\n").unwrap();

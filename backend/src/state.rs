@@ -7,6 +7,7 @@ use tacit_shared::replay::ReplayPolicy;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::scoring::Factors;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -25,11 +26,13 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Replay acceptance window.
     pub replay: ReplayPolicy,
+    /// The factors authentication uses.
+    pub factors: Arc<Factors>,
 }
 
 impl AppState {
     /// Builds the state from its parts.
-    pub fn new(settings: Settings, keys: KeyRing, store: Arc<dyn Store>) -> Self {
+    pub fn new(settings: Settings, keys: KeyRing, store: Arc<dyn Store>, factors: Factors) -> Self {
         let replay = ReplayPolicy {
             max_age_ms: settings.max_envelope_age_days * 24 * 3600 * 1000,
             max_future_skew_ms: settings.max_future_skew_s * 1000,
@@ -45,6 +48,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limiter: Arc::new(limiter),
             replay,
+            factors: Arc::new(factors),
         }
     }
 }

@@ -45,4 +45,5 @@ suite!(
     envelopes_concurrent,
     delete_user,
     health,
+    authentication_state,
 );

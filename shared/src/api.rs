@@ -118,6 +118,128 @@ pub struct UploadResponse {
     pub results: Vec<EnvelopeResult>,
 }
 
+/// Most envelopes carried by one `POST /v1/authenticate` (fresh evidence).
+pub const MAX_AUTH_ENVELOPES: usize = 16;
+
+/// Domain separation of the authentication request signature.
+const AUTH_CONTEXT: &[u8] = b"tacit-authenticate-v1\0";
+
+/// The bytes a device signs for `POST /v1/authenticate`: a fixed context string, the
+/// device id, the request time (device clock, Unix ms, big-endian) and the SHA-256 of
+/// each attached envelope, so that the signature covers exactly what the request
+/// carries and a captured request cannot be altered.
+pub fn authenticate_message(
+    device_id: &[u8; 16],
+    request_ms: u64,
+    envelopes: &[Vec<u8>],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + 26 + 32 * envelopes.len());
+    m.extend_from_slice(AUTH_CONTEXT);
+    m.extend_from_slice(device_id);
+    m.extend_from_slice(&request_ms.to_be_bytes());
+    m.extend_from_slice(&(envelopes.len() as u16).to_be_bytes());
+    for e in envelopes {
+        m.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, e).as_ref());
+    }
+    m
+}
+
+/// `POST /v1/authenticate`: "is this still the enrolled person?", signed by the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticateRequest {
+    /// The device id (hex).
+    pub device_id: String,
+    /// When the request was made (device clock, Unix ms). Must be later than the
+    /// device's previous request and within the server's clock window.
+    pub request_ms: u64,
+    /// Fresh envelopes (base64) to ingest and use, at most [`MAX_AUTH_ENVELOPES`].
+    #[serde(default)]
+    pub envelopes: Vec<String>,
+    /// Signature (base64) over [`authenticate_message`].
+    pub signature: String,
+}
+
+/// The decision of an authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AuthDecision {
+    /// The behaviour matches the enrolled person at the configured false-accept rate.
+    Accept,
+    /// Not enough evidence either way: ask for an explicit check (password, biometric).
+    StepUp,
+    /// The behaviour says someone else.
+    Reject,
+}
+
+/// What happened to one factor in an authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FactorStatus {
+    /// Scored: its evidence is part of the decision.
+    Scored,
+    /// The user has no template for this factor (not enrolled).
+    NoTemplate,
+    /// No windows of this factor newer than the enrolment and fresh enough.
+    NoRecentData,
+    /// The factor service is down, slow or not ready: the answer is degraded.
+    Unavailable,
+    /// The factor service refused the data (e.g. a template of an old model).
+    Refused,
+}
+
+/// One factor's part of an authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FactorResult {
+    /// The factor's name.
+    pub factor: String,
+    /// Outcome.
+    pub status: FactorStatus,
+    /// Mean calibrated log-likelihood ratio of the windows scored (natural log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_llr: Option<f64>,
+    /// Windows scored.
+    pub windows: u32,
+    /// Age of the newest window scored, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<f64>,
+    /// Weight of the evidence in the decision (configured weight × freshness).
+    pub weight: f64,
+    /// Model version that scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    /// Why a factor did not score (no biometric content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Answer to [`AuthenticateRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthenticateResponse {
+    /// The decision.
+    pub decision: AuthDecision,
+    /// Probability of "same person" at even prior odds, from the fused LLR.
+    pub confidence: f64,
+    /// The fused log-likelihood ratio.
+    pub llr: f64,
+    /// The decision in words.
+    pub reason: String,
+    /// Whether a factor that holds a template could not answer.
+    pub degraded: bool,
+    /// The user's consecutive `reject` decisions, this one included.
+    pub consecutive_rejects: u32,
+    /// Per factor.
+    pub factors: Vec<FactorResult>,
+    /// Results of the attached envelopes, in request order.
+    #[serde(default)]
+    pub envelopes: Vec<EnvelopeResult>,
+}
+
 /// Every error answer: a human-readable message and a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

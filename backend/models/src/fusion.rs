@@ -21,6 +21,14 @@ pub struct FactorEvidence {
     pub windows: usize,
     /// Age of the newest window, in seconds.
     pub age_s: f64,
+    /// Configured weight of the factor (1 = full; less when two factors score the
+    /// same behaviour and are not independent).
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Decision policy.
@@ -76,7 +84,8 @@ pub struct Fused {
     pub llr: f64,
     /// Probability of "same person" at even prior odds, `1 / (1 + e^-llr)`.
     pub confidence: f64,
-    /// Weight given to each factor's evidence (0 = ignored as too old or empty).
+    /// Weight given to each factor's evidence: configured weight × freshness (0 =
+    /// ignored as too old or empty).
     pub weights: Vec<(String, f64)>,
     /// Why, in words (for logs and the API; no biometric data).
     pub reason: String,
@@ -95,8 +104,13 @@ impl FusionPolicy {
         let mut used = 0;
         for e in evidence {
             let fresh = e.age_s.is_finite() && e.age_s >= 0.0 && e.age_s <= self.max_age_s;
+            let weight = if e.weight.is_finite() {
+                e.weight.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             let w = if fresh && e.windows > 0 && e.mean_llr.is_finite() {
-                0.5f64.powf(e.age_s / self.half_life_s.max(1e-9))
+                weight * 0.5f64.powf(e.age_s / self.half_life_s.max(1e-9))
             } else {
                 0.0
             };
@@ -158,6 +172,7 @@ mod tests {
             mean_llr: llr,
             windows: n,
             age_s: age,
+            weight: 1.0,
         }
     }
 
@@ -194,5 +209,11 @@ mod tests {
             p.fuse(&[ev("gait", 3.0, 10, 0.0)], 5).decision,
             Decision::Reject
         );
+        // A half-weight factor counts half; weights above 1 are capped.
+        let mut half = ev("py", 2.0, 4, 0.0);
+        half.weight = 0.5;
+        assert!((p.fuse(&[half.clone()], 0).llr - 4.0).abs() < 1e-9);
+        half.weight = 3.0;
+        assert!((p.fuse(&[half], 0).llr - 8.0).abs() < 1e-9);
     }
 }

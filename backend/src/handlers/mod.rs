@@ -2,8 +2,10 @@
 //! use; every error is a JSON `ApiError`.
 
 pub mod admin;
+pub mod authenticate;
 pub mod devices;
 pub mod health;
+pub mod templates;
 pub mod uploads;
 
 use axum::extract::rejection::JsonRejection;

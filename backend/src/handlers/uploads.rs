@@ -65,17 +65,35 @@ pub async fn upload(
             ),
         ));
     }
-    let n = req.envelopes.len();
+    let results = ingest(&st, &req.envelopes, None).await?;
+    st.metrics
+        .observe_ms(started.elapsed().as_secs_f64() * 1000.0);
+    Ok(Json(UploadResponse { results }))
+}
+
+/// Verifies, opens, checks and durably stores envelopes (base64), one result per
+/// envelope in order; with `only_device`, envelopes of other devices are rejected
+/// (`wrong_device`). Errors only for what fails the whole batch: the device rate limit
+/// (429) and infrastructure (503).
+pub(crate) async fn ingest(
+    st: &AppState,
+    envelopes: &[String],
+    only_device: Option<[u8; 16]>,
+) -> Result<Vec<EnvelopeResult>, ApiError> {
+    let n = envelopes.len();
     let mut results: Vec<Option<EnvelopeResult>> = vec![None; n];
 
     // Structural decoding (cheap, no secrets).
     let mut decoded = Vec::with_capacity(n);
-    for (i, b64) in req.envelopes.iter().enumerate() {
+    for (i, b64) in envelopes.iter().enumerate() {
         let Some(bytes) = b64_decode(b64) else {
             results[i] = Some(rejected(i, None, "bad_base64"));
             continue;
         };
         match Envelope::decode(&bytes) {
+            Ok(env) if only_device.is_some_and(|d| d != env.header.device_id.0) => {
+                results[i] = Some(rejected(i, Some(env.header.envelope_id), "wrong_device"));
+            }
             Ok(env) => decoded.push((i, env)),
             Err(e) => results[i] = Some(rejected(i, None, e.code())),
         }
@@ -242,7 +260,5 @@ pub async fn upload(
         };
         st.metrics.inc("tacit_envelopes_total", &label, 1);
     }
-    st.metrics
-        .observe_ms(started.elapsed().as_secs_f64() * 1000.0);
-    Ok(Json(UploadResponse { results }))
+    Ok(results)
 }

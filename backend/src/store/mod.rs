@@ -41,7 +41,8 @@ use async_trait::async_trait;
 pub use config::{ObjectsConfig, S3Config, StoreConfig};
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
-    DeletionReport, DeviceRow, EnvelopeMeta, MAX_USER_ID_LEN, StoreOutcome, validate_user_id,
+    DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN, RejectCount,
+    StoreOutcome, TemplateRow, validate_user_id,
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;
@@ -110,6 +111,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// The keys of a user's feature objects, sorted.
     async fn list_feature_objects(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Writes (inserts or replaces) a user's template for one factor.
+    /// [`StoreError::NotFound`] if the user does not exist.
+    async fn put_template(&self, row: TemplateRow) -> StoreResult<()>;
+
+    /// A user's templates, sorted by factor name.
+    async fn templates(&self, user_id: &str) -> StoreResult<Vec<TemplateRow>>;
+
+    /// A user's newest envelopes created at or after `since_ms` (device clock), newest
+    /// first, at most `limit`.
+    async fn recent_envelopes(
+        &self,
+        user_id: &str,
+        since_ms: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<EnvelopeRef>>;
+
+    /// Records the time of a device's authentication request: `true` (and stored) if
+    /// it is later than every earlier one, `false` otherwise (a replay or a reordered
+    /// request) or when the device does not exist. Of concurrent calls with the same
+    /// time at most one gets `true`.
+    async fn advance_auth_clock(&self, device_id: [u8; 16], request_ms: u64) -> StoreResult<bool>;
+
+    /// A user's consecutive `reject` decisions ([`StoreError::NotFound`] for no user).
+    async fn consecutive_rejects(&self, user_id: &str) -> StoreResult<u32>;
+
+    /// Changes a user's consecutive-reject count and returns the new value.
+    /// [`StoreError::NotFound`] if the user does not exist.
+    async fn count_reject(&self, user_id: &str, change: RejectCount) -> StoreResult<u32>;
 
     /// The object store, for readers of the features.
     fn objects(&self) -> &FeatureObjects;

@@ -71,6 +71,40 @@ pub struct DeletionReport {
     pub templates: u64,
 }
 
+/// A user's template for one factor (opaque to the store: the factor service's
+/// template wrapped with the gateway's enrolment facts, see `crate::scoring`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRow {
+    /// The user.
+    pub user_id: String,
+    /// The factor's configured name (`gait`, `keystroke-fixed`, `py-keystroke`, ...).
+    pub factor: String,
+    /// Format version of `blob`.
+    pub format: u32,
+    /// The template bytes.
+    pub blob: Vec<u8>,
+    /// When it was written (server clock, Unix ms).
+    pub updated_at_ms: u64,
+}
+
+/// A stored envelope, as the evidence of an authentication finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeRef {
+    /// Key of its feature object.
+    pub object_key: String,
+    /// Its creation time (device clock, Unix ms).
+    pub created_at_ms: u64,
+}
+
+/// A change of a user's consecutive-reject count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectCount {
+    /// One more `reject`.
+    Increment,
+    /// Back to zero (an `accept`, or a successful step-up).
+    Reset,
+}
+
 /// Checks a user id. User ids become a segment of object keys
 /// (`features/{user_id}/…`), so they are limited to 1–128 bytes of ASCII letters,
 /// digits, `_`, `-`, `.` and `@`, starting with a letter or digit: no separators,

@@ -54,13 +54,22 @@ impl PostgresStore {
     /// sqlx serializes concurrent migrations with an advisory lock, so gateway replicas
     /// may all migrate at start.
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
-            false,
-        )])
+        Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("authenticate"),
+                MigrationType::Simple,
+                include_str!("../../migrations/postgres/0002_authenticate.sql").into_sql_str(),
+                false,
+            ),
+        ])
     }
 }
 

@@ -51,6 +51,25 @@ pub(crate) const DELETE_USER_TEMPLATES: &str = "DELETE FROM templates WHERE user
 pub(crate) const DELETE_USER_DEVICES: &str = "DELETE FROM devices WHERE user_id = $1";
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE user_id = $1";
 
+/// One row per (user, factor): a new enrolment replaces the old template.
+pub(crate) const PUT_TEMPLATE: &str = "INSERT INTO templates \
+     (user_id, factor, model_version, blob, updated_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (user_id, factor) DO UPDATE SET model_version = excluded.model_version, \
+     blob = excluded.blob, updated_at_ms = excluded.updated_at_ms";
+pub(crate) const GET_TEMPLATES: &str = "SELECT factor, model_version, blob, updated_at_ms \
+     FROM templates WHERE user_id = $1 ORDER BY factor";
+pub(crate) const RECENT_ENVELOPES: &str = "SELECT object_key, created_at_ms FROM envelopes \
+     WHERE user_id = $1 AND created_at_ms >= $2 ORDER BY created_at_ms DESC LIMIT $3";
+/// Compare-and-set in one statement: the row lock (PostgreSQL) or the single writer
+/// (SQLite) makes the comparison and the write atomic.
+pub(crate) const ADVANCE_AUTH_CLOCK: &str =
+    "UPDATE devices SET last_auth_ms = $2 WHERE device_id = $1 AND last_auth_ms < $2";
+pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
+pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
+     consecutive_rejects + 1 WHERE user_id = $1 RETURNING consecutive_rejects";
+pub(crate) const RESET_REJECTS: &str =
+    "UPDATE users SET consecutive_rejects = 0 WHERE user_id = $1 RETURNING consecutive_rejects";
+
 pub(crate) const PING: &str = "SELECT 1";
 
 /// How often `store_envelope` retries when its row conflicted but the conflicting row
@@ -378,6 +397,136 @@ macro_rules! impl_sql_store {
                 user_id: &str,
             ) -> $crate::store::StoreResult<Vec<String>> {
                 self.objects.list_user(user_id).await
+            }
+
+            async fn put_template(
+                &self,
+                row: $crate::store::TemplateRow,
+            ) -> $crate::store::StoreResult<()> {
+                use $crate::store::{StoreError, sql};
+                let result = sqlx::query(sql::PUT_TEMPLATE)
+                    .bind(&row.user_id)
+                    .bind(&row.factor)
+                    .bind(i64::from(row.format))
+                    .bind(&row.blob)
+                    .bind($crate::store::model::ms_to_db(row.updated_at_ms))
+                    .execute(&self.pool)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if sql::is_foreign_key_violation(&e) => {
+                        Err(StoreError::NotFound("user"))
+                    }
+                    Err(e) => Err($crate::store::error::from_sqlx(
+                        "storing template",
+                        e,
+                        $transient,
+                    )),
+                }
+            }
+
+            async fn templates(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::TemplateRow>> {
+                use $crate::store::{StoreError, TemplateRow};
+                let rows: Vec<(String, i64, Vec<u8>, i64)> =
+                    sqlx::query_as($crate::store::sql::GET_TEMPLATES)
+                        .bind(user_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| {
+                            $crate::store::error::from_sqlx("reading templates", e, $transient)
+                        })?;
+                rows.into_iter()
+                    .map(|(factor, format, blob, at)| {
+                        Ok(TemplateRow {
+                            user_id: user_id.to_owned(),
+                            factor,
+                            format: u32::try_from(format).map_err(|_| {
+                                StoreError::corrupt(format!("template format {format}"))
+                            })?,
+                            blob,
+                            updated_at_ms: $crate::store::model::ms_from_db(at, "template time")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn recent_envelopes(
+                &self,
+                user_id: &str,
+                since_ms: u64,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::EnvelopeRef>> {
+                use $crate::store::model::{ms_from_db, ms_to_db};
+                let rows: Vec<(String, i64)> = sqlx::query_as($crate::store::sql::RECENT_ENVELOPES)
+                    .bind(user_id)
+                    .bind(ms_to_db(since_ms))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("listing envelopes", e, $transient)
+                    })?;
+                rows.into_iter()
+                    .map(|(object_key, at)| {
+                        Ok($crate::store::EnvelopeRef {
+                            object_key,
+                            created_at_ms: ms_from_db(at, "envelope time")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn advance_auth_clock(
+                &self,
+                device_id: [u8; 16],
+                request_ms: u64,
+            ) -> $crate::store::StoreResult<bool> {
+                let r = sqlx::query($crate::store::sql::ADVANCE_AUTH_CLOCK)
+                    .bind(&device_id[..])
+                    .bind($crate::store::model::ms_to_db(request_ms))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("recording request time", e, $transient)
+                    })?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn consecutive_rejects(&self, user_id: &str) -> $crate::store::StoreResult<u32> {
+                use $crate::store::StoreError;
+                let n: Option<i64> = sqlx::query_scalar($crate::store::sql::GET_REJECTS)
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("reading reject count", e, $transient)
+                    })?;
+                let n = n.ok_or(StoreError::NotFound("user"))?;
+                u32::try_from(n).map_err(|_| StoreError::corrupt(format!("reject count {n}")))
+            }
+
+            async fn count_reject(
+                &self,
+                user_id: &str,
+                change: $crate::store::RejectCount,
+            ) -> $crate::store::StoreResult<u32> {
+                use $crate::store::{RejectCount, StoreError, sql};
+                let query = match change {
+                    RejectCount::Increment => sql::INCREMENT_REJECTS,
+                    RejectCount::Reset => sql::RESET_REJECTS,
+                };
+                let n: Option<i64> = sqlx::query_scalar(query)
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("counting rejects", e, $transient)
+                    })?;
+                let n = n.ok_or(StoreError::NotFound("user"))?;
+                u32::try_from(n).map_err(|_| StoreError::corrupt(format!("reject count {n}")))
             }
 
             fn objects(&self) -> &$crate::store::FeatureObjects {

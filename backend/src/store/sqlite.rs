@@ -63,13 +63,22 @@ impl SqliteStore {
 
     /// The schema, from `backend/migrations/sqlite/`, embedded in the binary.
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-            false,
-        )])
+        Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                Cow::Borrowed("init"),
+                MigrationType::Simple,
+                include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                Cow::Borrowed("authenticate"),
+                MigrationType::Simple,
+                include_str!("../../migrations/sqlite/0002_authenticate.sql").into_sql_str(),
+                false,
+            ),
+        ])
     }
 }
 

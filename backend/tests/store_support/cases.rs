@@ -64,7 +64,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     fx.store.migrate().await.unwrap();
     let reopened = fx.config.open().await.unwrap();
     assert!(reopened.user_exists("u1").await.unwrap());
-    assert_eq!(fx.migrations_applied().await, 1);
+    assert_eq!(fx.migrations_applied().await, 2);
     assert_eq!(fx.tables().await, tables);
     fx.assert_durable_commits().await;
 }
@@ -386,4 +386,103 @@ pub async fn health(fx: &Fixture) {
     let no_db = fx.store_without_database().await;
     let err = no_db.health().await.unwrap_err();
     assert_eq!(err.http_status(), 503, "{err}");
+}
+
+/// Templates (upsert per user and factor), a user's newest envelopes, the device's
+/// authentication clock (compare-and-set, also under concurrency) and reject counts.
+pub async fn authentication_state(fx: &Fixture) {
+    use tacit_backend::store::{RejectCount, TemplateRow};
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = device("u1", 3);
+    s.register_device(d.clone()).await.unwrap();
+
+    let row = |factor: &str, blob: &[u8]| TemplateRow {
+        user_id: "u1".into(),
+        factor: factor.into(),
+        format: 1,
+        blob: blob.to_vec(),
+        updated_at_ms: NOW,
+    };
+    s.put_template(row("gait", b"one")).await.unwrap();
+    s.put_template(row("gait", b"two")).await.unwrap();
+    s.put_template(row("py-keystroke", b"three")).await.unwrap();
+    let t = s.templates("u1").await.unwrap();
+    assert_eq!(t, vec![row("gait", b"two"), row("py-keystroke", b"three")]);
+    assert!(matches!(
+        s.put_template(TemplateRow {
+            user_id: "nobody".into(),
+            ..row("gait", b"x")
+        })
+        .await,
+        Err(StoreError::NotFound("user"))
+    ));
+    assert!(s.templates("nobody").await.unwrap().is_empty());
+
+    for (seq, created) in [(1, NOW - 3 * HOUR), (2, NOW - 2 * HOUR), (3, NOW - HOUR)] {
+        let mut m = meta(&d, seq, [seq as u8; 16]);
+        m.created_at_ms = created;
+        s.store_envelope(m, features(seq, [seq as u8; 16]))
+            .await
+            .unwrap();
+    }
+    let recent = s.recent_envelopes("u1", NOW - 2 * HOUR, 10).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|e| e.created_at_ms).collect::<Vec<_>>(),
+        vec![NOW - HOUR, NOW - 2 * HOUR]
+    );
+    assert_eq!(s.recent_envelopes("u1", 0, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        s.objects().read(&recent[0].object_key).await.unwrap(),
+        features(3, [3; 16])
+    );
+
+    assert!(s.advance_auth_clock(d.device_id, 10).await.unwrap());
+    assert!(
+        !s.advance_auth_clock(d.device_id, 10).await.unwrap(),
+        "same time twice"
+    );
+    assert!(
+        !s.advance_auth_clock(d.device_id, 9).await.unwrap(),
+        "older"
+    );
+    assert!(
+        !s.advance_auth_clock([0x77; 16], 50).await.unwrap(),
+        "unknown device"
+    );
+    let racing: Vec<_> = (0..16)
+        .map(|_| {
+            let s = Arc::clone(&fx.store);
+            tokio::spawn(async move { s.advance_auth_clock([3; 16], 20).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for r in racing {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1, "one request time is accepted once");
+
+    assert_eq!(s.consecutive_rejects("u1").await.unwrap(), 0);
+    assert_eq!(
+        s.count_reject("u1", RejectCount::Increment).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_reject("u1", RejectCount::Increment).await.unwrap(),
+        2
+    );
+    assert_eq!(s.consecutive_rejects("u1").await.unwrap(), 2);
+    assert_eq!(s.count_reject("u1", RejectCount::Reset).await.unwrap(), 0);
+    assert!(matches!(
+        s.count_reject("nobody", RejectCount::Increment).await,
+        Err(StoreError::NotFound("user"))
+    ));
+    assert!(matches!(
+        s.consecutive_rejects("nobody").await,
+        Err(StoreError::NotFound("user"))
+    ));
+
+    // Deletion takes the templates with it.
+    s.delete_user("u1").await.unwrap();
+    assert!(s.templates("u1").await.unwrap().is_empty());
 }

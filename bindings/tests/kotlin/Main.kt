@@ -214,6 +214,7 @@ suspend fun scenario() {
     var st = client.status()
     check("fresh client is not registered", !st.registered && st.deviceId == null, st)
     expectErrorAsync("upload before registration -> NotRegistered", TacitException.NotRegistered::class.java) { client.uploadPending() }
+    expectErrorAsync("authenticate before registration -> NotRegistered", TacitException.NotRegistered::class.java) { client.authenticate(true) }
 
     expectErrorAsync("bad token -> TacitException", TacitException::class.java) { client.registerDevice("no-such-token") }
     val info = client.registerDevice(env("TACIT_TOKEN"))
@@ -263,7 +264,29 @@ suspend fun scenario() {
     val on = client.uploadPending()
     check("online again uploads", on.stored == off.remaining && on.remaining == 0UL, on)
 
-    expectErrorAsync("authenticate -> NotAvailable", TacitException.NotAvailable::class.java) { client.authenticate() }
+    // Authentication against the real endpoint: nobody is enrolled on this gateway yet,
+    // so the honest answer is step_up with every factor "no template"; the fresh phrase
+    // entry travels with the request and leaves the outbox.
+    client.recordPhraseEntry(PHRASE, typing(PHRASE, nowNs() - 20 * SEC))
+    val auth = client.authenticate(true)
+    check(
+        "authenticate answers step_up before enrolment",
+        auth.decision == AuthDecision.STEP_UP && !auth.degraded && auth.consecutiveRejects == 0u &&
+            auth.factors.map { it.factor }.toSet() == setOf("gait", "keystroke-fixed") &&
+            auth.factors.all { it.state == FactorState.NO_TEMPLATE && it.meanLlr == null },
+        auth,
+    )
+    check(
+        "fresh envelope travels with the request",
+        auth.envelopesAccepted == 1u && auth.envelopesRejected == 0u && client.status().outboxEnvelopes == 0UL,
+        auth,
+    )
+    val againAuth = client.authenticate(false)
+    check(
+        "a second request right after is accepted (increasing request times)",
+        againAuth.decision == AuthDecision.STEP_UP && againAuth.envelopesAccepted == 0u,
+        againAuth,
+    )
 
     // Foreign key store: ECDSA P-256 in the JVM; the server verifies every envelope with it.
     val store = P256KeyStore()

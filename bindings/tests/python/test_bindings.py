@@ -241,6 +241,8 @@ async def scenario():
     check("fresh client is not registered", not st.registered and st.device_id is None, str(st))
     await expect_error_async("upload before registration -> NotRegistered",
                              client.upload_pending(), t.TacitError.NotRegistered)
+    await expect_error_async("authenticate before registration -> NotRegistered",
+                             client.authenticate(True), t.TacitError.NotRegistered)
 
     await expect_error_async("bad token -> TacitError", client.register_device("no-such-token"), t.TacitError)
     info = await client.register_device(os.environ["TACIT_TOKEN"])
@@ -286,7 +288,22 @@ async def scenario():
     on = await client.upload_pending()
     check("online again uploads", on.stored == off.remaining and on.remaining == 0, str(on))
 
-    await expect_error_async("authenticate -> NotAvailable", client.authenticate(), t.TacitError.NotAvailable)
+    # Authentication against the real endpoint: nobody is enrolled on this gateway yet,
+    # so the honest answer is step_up with every factor "no template"; the fresh
+    # phrase entry travels with the request and leaves the outbox.
+    client.record_phrase_entry(PHRASE, typing(PHRASE, time.time_ns() - 20 * SEC))
+    auth = await client.authenticate(True)
+    check("authenticate answers step_up before enrolment",
+          auth.decision == t.AuthDecision.STEP_UP and not auth.degraded and auth.consecutive_rejects == 0
+          and {f.factor for f in auth.factors} == {"gait", "keystroke-fixed"}
+          and all(f.state == t.FactorState.NO_TEMPLATE and f.mean_llr is None for f in auth.factors),
+          str(auth))
+    check("fresh envelope travels with the request",
+          auth.envelopes_accepted == 1 and auth.envelopes_rejected == 0 and client.status().outbox_envelopes == 0,
+          str(auth))
+    again_auth = await client.authenticate(False)
+    check("a second request right after is accepted (increasing request times)",
+          again_auth.decision == t.AuthDecision.STEP_UP and again_auth.envelopes_accepted == 0, str(again_auth))
 
     # Foreign key store: signs in Python; the server verifies every envelope with it.
     store = Ed25519KeyStore(bytes(range(32)))

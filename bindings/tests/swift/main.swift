@@ -224,6 +224,9 @@ func scenario() async throws {
     await expectErrorAsync("upload before registration -> NotRegistered", { if case TacitError.NotRegistered = $0 { return true }; return false }) {
         try await client.uploadPending()
     }
+    await expectErrorAsync("authenticate before registration -> NotRegistered", { if case TacitError.NotRegistered = $0 { return true }; return false }) {
+        _ = try await client.authenticate(includeFresh: true)
+    }
 
     await expectErrorAsync("bad token -> TacitError", { $0 is TacitError }) {
         try await client.registerDevice(enrolmentToken: "no-such-token")
@@ -266,9 +269,20 @@ func scenario() async throws {
     let on = try await client.uploadPending()
     check("online again uploads", on.stored == off.remaining && on.remaining == 0, on)
 
-    await expectErrorAsync("authenticate -> NotAvailable", { if case TacitError.NotAvailable = $0 { return true }; return false }) {
-        try await client.authenticate()
-    }
+    // Authentication against the real endpoint: nobody is enrolled on this gateway yet,
+    // so the honest answer is step_up with every factor "no template"; the fresh phrase
+    // entry travels with the request and leaves the outbox.
+    _ = try client.recordPhraseEntry(phrase: phraseText, events: typing(phraseText, startNs: nowNs() - 20 * sec))
+    let auth = try await client.authenticate(includeFresh: true)
+    check("authenticate answers step_up before enrolment",
+          auth.decision == .stepUp && !auth.degraded && auth.consecutiveRejects == 0
+              && Set(auth.factors.map { $0.factor }) == Set(["gait", "keystroke-fixed"])
+              && auth.factors.allSatisfy { $0.state == .noTemplate && $0.meanLlr == nil }, auth)
+    check("fresh envelope travels with the request",
+          auth.envelopesAccepted == 1 && auth.envelopesRejected == 0 && (try client.status()).outboxEnvelopes == 0, auth)
+    let againAuth = try await client.authenticate(includeFresh: false)
+    check("a second request right after is accepted (increasing request times)",
+          againAuth.decision == .stepUp && againAuth.envelopesAccepted == 0, againAuth)
 
     do {
         _ = try TacitClient(config: config(data + "/broken"), keyStore: BrokenKeyStore())

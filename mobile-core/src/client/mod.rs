@@ -4,6 +4,7 @@
 //! Raw samples and key events live only inside the extractors for the length of one
 //! window or block; what is kept and sent are feature records.
 
+mod authentication;
 mod keystore;
 mod registration;
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ring::rand::SystemRandom;
+use tacit_shared::api::{AuthenticateResponse, MAX_AUTH_ENVELOPES};
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{KeyId, RecipientPublicKey, Suite};
 use tacit_shared::identity::DeviceSigner;
@@ -62,9 +64,6 @@ pub enum ClientError {
     /// The device must be registered first.
     #[error("device not registered")]
     NotRegistered,
-    /// Not offered by the backend yet.
-    #[error("not available: {0}")]
-    NotAvailable(String),
     /// The device key could not be used.
     #[error("device key: {0}")]
     KeyStore(String),
@@ -224,6 +223,7 @@ pub struct Client {
     rng: SystemRandom,
     capture: Mutex<Capture>,
     registration: Mutex<Option<Registration>>,
+    last_auth_ms: Mutex<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -276,6 +276,7 @@ impl Client {
                 },
             }),
             registration: Mutex::new(registration),
+            last_auth_ms: Mutex::new(0),
             cfg,
             signer,
             outbox,
@@ -487,10 +488,52 @@ impl Client {
     }
 
     /// Asks the backend whether the enrolled person is still the one using the phone.
-    pub async fn authenticate(&self) -> Result<(), ClientError> {
-        Err(ClientError::NotAvailable(
-            "the backend has no /v1/authenticate endpoint yet".into(),
-        ))
+    ///
+    /// With `include_fresh`, pending records are sealed first and the waiting
+    /// envelopes (at most [`MAX_AUTH_ENVELOPES`], after an upload when more are
+    /// waiting) travel with the request, so the answer uses the newest behaviour; the
+    /// server stores them like an upload and they leave the outbox.
+    pub async fn authenticate(
+        &self,
+        include_fresh: bool,
+    ) -> Result<AuthenticateResponse, ClientError> {
+        if self
+            .registration
+            .lock()
+            .map_err(|_| ClientError::Storage("poisoned".into()))?
+            .is_none()
+        {
+            return Err(ClientError::NotRegistered);
+        }
+        let envelopes = if include_fresh {
+            self.seal()?;
+            if self.outbox.stats()?.envelopes > MAX_AUTH_ENVELOPES as u64 {
+                self.upload_pending().await?;
+            }
+            self.outbox.peek_oldest(MAX_AUTH_ENVELOPES)?
+        } else {
+            Vec::new()
+        };
+        // Strictly increasing request times: the server refuses a time it has seen.
+        let request_ms = {
+            let mut last = self
+                .last_auth_ms
+                .lock()
+                .map_err(|_| ClientError::Storage("poisoned".into()))?;
+            *last = now_ms().max(*last + 1);
+            *last
+        };
+        let r = authentication::authenticate(
+            &self.http,
+            &self.cfg,
+            self.signer.as_ref(),
+            &self.outbox,
+            request_ms,
+            envelopes,
+        )
+        .await?;
+        tracing::info!(decision = ?r.decision, degraded = r.degraded, "authenticated");
+        Ok(r)
     }
 
     /// Updates the network state used by the upload policy.
@@ -631,8 +674,8 @@ mod tests {
             Err(ClientError::NotRegistered)
         ));
         assert!(matches!(
-            rt.block_on(client.authenticate()),
-            Err(ClientError::NotAvailable(_))
+            rt.block_on(client.authenticate(true)),
+            Err(ClientError::NotRegistered)
         ));
         // The same data directory reopens with the same device and the envelope still queued.
         let id = client.device_id();

@@ -63,12 +63,6 @@ pub enum TacitError {
         /// Details.
         message: String,
     },
-    /// The backend does not offer this yet.
-    #[error("not available: {message}")]
-    NotAvailable {
-        /// Details.
-        message: String,
-    },
     /// The device key store failed.
     #[error("key store: {message}")]
     KeyStore {
@@ -95,7 +89,6 @@ impl From<ClientError> for TacitError {
             ClientError::Network(_) => TacitError::Network { message },
             ClientError::Server(_) => TacitError::Server { message },
             ClientError::NotRegistered => TacitError::NotRegistered { message },
-            ClientError::NotAvailable(_) => TacitError::NotAvailable { message },
             ClientError::KeyStore(_) => TacitError::KeyStore { message },
             ClientError::Seal(_) => TacitError::Internal { message },
         }
@@ -272,13 +265,13 @@ impl TacitClient {
         Ok(self.inner.upload_pending().await?.into())
     }
 
-    /// Asks the backend whether the enrolled person is still using the phone. Returns
-    /// `NotAvailable` until the backend offers `/v1/authenticate`.
-    pub async fn authenticate(&self) -> Result<AuthResult, TacitError> {
-        self.inner.authenticate().await?;
-        Err(TacitError::NotAvailable {
-            message: "authentication endpoint not available".into(),
-        })
+    /// Asks the backend whether the enrolled person is still using the phone.
+    ///
+    /// With `include_fresh`, pending feature records are sealed and the waiting
+    /// envelopes travel with the request (the server stores them like an upload), so
+    /// the answer uses the newest behaviour. Needs a registered device and the network.
+    pub async fn authenticate(&self, include_fresh: bool) -> Result<AuthResult, TacitError> {
+        Ok(self.inner.authenticate(include_fresh).await?.into())
     }
 
     /// Counters and state for display and diagnostics.

@@ -275,11 +275,116 @@ pub enum KeyAlgorithm {
     EcdsaP256Sha256,
 }
 
+/// The decision of an authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthDecision {
+    /// The behaviour matches the enrolled person at the backend's target false-accept
+    /// rate: no further check needed.
+    Accept,
+    /// Not enough evidence either way: ask for an explicit check (password, biometric)
+    /// and report its success to your backend (which unlocks the user).
+    StepUp,
+    /// The behaviour says someone else is using the phone.
+    Reject,
+}
+
+/// What happened to one factor in an authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum FactorState {
+    /// Scored: part of the decision.
+    Scored,
+    /// The user is not enrolled for this factor yet.
+    NoTemplate,
+    /// No recent windows of this factor (walk or type a little, then ask again).
+    NoRecentData,
+    /// The factor's service could not answer: the decision used the others.
+    Unavailable,
+    /// The factor's service refused the data.
+    Refused,
+}
+
+/// One factor's part of an authentication.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FactorScore {
+    /// The factor's name (`gait`, `keystroke-fixed`, ...).
+    pub factor: String,
+    /// What happened.
+    pub state: FactorState,
+    /// Mean calibrated log-likelihood ratio of the windows scored.
+    pub mean_llr: Option<f64>,
+    /// Windows scored.
+    pub windows: u32,
+    /// Age of the newest window scored, in seconds.
+    pub age_s: Option<f64>,
+    /// Weight of this factor's evidence in the decision.
+    pub weight: f64,
+    /// Why it did not score, when it did not.
+    pub detail: Option<String>,
+}
+
 /// The backend's answer to "is this still the enrolled person?".
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct AuthResult {
-    /// `accept`, `step_up` or `reject`.
-    pub decision: String,
-    /// Confidence in 0..=1.
+    /// The decision.
+    pub decision: AuthDecision,
+    /// Probability of "same person" (at even prior odds), 0..=1.
     pub confidence: f64,
+    /// The fused log-likelihood ratio behind it.
+    pub llr: f64,
+    /// The decision in words (no biometric content).
+    pub reason: String,
+    /// Whether a factor could not answer (the decision used fewer factors).
+    pub degraded: bool,
+    /// The user's consecutive rejects, this one included.
+    pub consecutive_rejects: u32,
+    /// Per factor.
+    pub factors: Vec<FactorScore>,
+    /// Attached envelopes the server stored (or had stored before).
+    pub envelopes_accepted: u32,
+    /// Attached envelopes the server refused for good.
+    pub envelopes_rejected: u32,
+}
+
+impl From<tacit_shared::api::AuthenticateResponse> for AuthResult {
+    fn from(r: tacit_shared::api::AuthenticateResponse) -> Self {
+        use tacit_shared::api::{self as api, EnvelopeStatus};
+        let rejected = r
+            .envelopes
+            .iter()
+            .filter(|e| e.status == EnvelopeStatus::Rejected)
+            .count() as u32;
+        AuthResult {
+            decision: match r.decision {
+                api::AuthDecision::Accept => AuthDecision::Accept,
+                api::AuthDecision::StepUp => AuthDecision::StepUp,
+                api::AuthDecision::Reject => AuthDecision::Reject,
+            },
+            confidence: r.confidence,
+            llr: r.llr,
+            reason: r.reason,
+            degraded: r.degraded,
+            consecutive_rejects: r.consecutive_rejects,
+            factors: r
+                .factors
+                .into_iter()
+                .map(|f| FactorScore {
+                    factor: f.factor,
+                    state: match f.status {
+                        api::FactorStatus::Scored => FactorState::Scored,
+                        api::FactorStatus::NoTemplate => FactorState::NoTemplate,
+                        api::FactorStatus::NoRecentData => FactorState::NoRecentData,
+                        api::FactorStatus::Unavailable => FactorState::Unavailable,
+                        api::FactorStatus::Refused => FactorState::Refused,
+                    },
+                    mean_llr: f.mean_llr,
+                    windows: f.windows,
+                    age_s: f.age_s,
+                    weight: f.weight,
+                    detail: f.detail,
+                })
+                .collect(),
+            envelopes_accepted: r.envelopes.len() as u32 - rejected,
+            envelopes_rejected: rejected,
+        }
+    }
 }

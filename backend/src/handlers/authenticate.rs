@@ -1,0 +1,143 @@
+//! `POST /v1/authenticate`: "is this still the enrolled person?", asked by the device.
+//!
+//! Order of checks: shape and bounds → device known, not revoked → signature over the
+//! request (device id, time, attached envelopes) → request time within the clock window
+//! → request time later than the device's previous one (no replay, on any replica) →
+//! attached envelopes ingested like an upload → evidence, fusion, decision.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use tacit_shared::api::{
+    AuthenticateRequest, AuthenticateResponse, MAX_AUTH_ENVELOPES, authenticate_message, b64_decode,
+};
+use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
+
+use super::admin::store_error;
+use super::json_error;
+use super::uploads::ingest;
+use crate::error::ApiError;
+use crate::scoring::assess;
+use crate::state::{AppState, now_ms};
+
+fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+/// Authenticates the person using a device.
+#[utoipa::path(post, path = "/v1/authenticate", request_body = AuthenticateRequest,
+    responses((status = 200, body = AuthenticateResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 403, body = tacit_shared::api::ErrorBody),
+        (status = 409, body = tacit_shared::api::ErrorBody), (status = 413, body = tacit_shared::api::ErrorBody),
+        (status = 429, body = tacit_shared::api::ErrorBody), (status = 503, body = tacit_shared::api::ErrorBody)))]
+pub async fn authenticate(
+    State(st): State<AppState>,
+    body: Result<Json<AuthenticateRequest>, JsonRejection>,
+) -> Result<Json<AuthenticateResponse>, ApiError> {
+    let Json(req) = body.map_err(json_error)?;
+    if req.envelopes.len() > MAX_AUTH_ENVELOPES {
+        return Err(ApiError::bad_request(
+            "too_many_envelopes",
+            format!(
+                "at most {MAX_AUTH_ENVELOPES} envelopes per request, got {}",
+                req.envelopes.len()
+            ),
+        ));
+    }
+    let device_id: [u8; 16] = hex::decode(&req.device_id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_device_id", "device id must be 32 hex characters")
+        })?;
+    let signature = b64_decode(&req.signature)
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_signature",
+                "signature must be 1..=128 bytes of base64",
+            )
+        })?;
+    let envelopes: Vec<Vec<u8>> = req
+        .envelopes
+        .iter()
+        .map(|e| b64_decode(e))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::bad_request("bad_base64", "an envelope is not valid base64"))?;
+
+    let device = st
+        .store
+        .get_device(device_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| unauthorized("unknown_device", "unknown device"))?;
+    if device.revoked {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "device_revoked",
+            "device revoked",
+        ));
+    }
+    let key = SignatureAlgorithm::from_tag(device.algorithm)
+        .and_then(|a| DevicePublicKey::new(a, &device.public_key).ok())
+        .ok_or_else(|| ApiError::internal("stored device key does not parse"))?;
+    key.verify(
+        &authenticate_message(&device_id, req.request_ms, &envelopes),
+        &signature,
+    )
+    .map_err(|_| unauthorized("bad_signature", "signature does not verify"))?;
+
+    let now = now_ms();
+    let window_ms = st.settings.auth.max_request_skew_s.saturating_mul(1000);
+    if now.abs_diff(req.request_ms) > window_ms {
+        return Err(unauthorized(
+            "stale_request",
+            format!(
+                "request time is {} s away from the server clock (at most {} s): check the phone's clock",
+                now.abs_diff(req.request_ms) / 1000,
+                st.settings.auth.max_request_skew_s
+            ),
+        ));
+    }
+    if !st
+        .store
+        .advance_auth_clock(device_id, req.request_ms)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed_request",
+            "request time not later than this device's previous request",
+        ));
+    }
+
+    let envelope_results = if req.envelopes.is_empty() {
+        Vec::new()
+    } else {
+        ingest(&st, &req.envelopes, Some(device_id)).await?
+    };
+    let mut answer = assess(
+        st.store.as_ref(),
+        &st.factors,
+        &st.settings.auth,
+        &device.user_id,
+        now,
+    )
+    .await
+    .map_err(store_error)?;
+    answer.envelopes = envelope_results;
+    let decision = match answer.decision {
+        tacit_shared::api::AuthDecision::Accept => "accept",
+        tacit_shared::api::AuthDecision::StepUp => "step_up",
+        tacit_shared::api::AuthDecision::Reject => "reject",
+    };
+    st.metrics.inc(
+        "tacit_authentications_total",
+        &format!("decision=\"{decision}\",degraded=\"{}\"", answer.degraded),
+        1,
+    );
+    tracing::info!(user = %device.user_id, decision, degraded = answer.degraded, "authentication");
+    Ok(Json(answer))
+}

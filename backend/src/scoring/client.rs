@@ -1,0 +1,51 @@
+//! The one interface through which the gateway uses a factor, wherever it runs.
+
+use async_trait::async_trait;
+
+/// A template built by a factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrolled {
+    /// The factor's template, as JSON text (opaque to the gateway: each factor has its
+    /// own format; the gateway stores it and hands it back for scoring).
+    pub template: String,
+    /// Whether the factor built its reduced (fallback) template.
+    pub fallback: bool,
+    /// Model version that built it, when the factor says.
+    pub model_version: Option<String>,
+}
+
+/// Scores of windows against a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Calibrated log-likelihood ratio per window (natural log).
+    pub llr: Vec<f64>,
+    /// Model version that scored.
+    pub model_version: Option<String>,
+}
+
+/// Why a factor call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FactorError {
+    /// The factor cannot answer now (down, slow, no model loaded, circuit open):
+    /// the authentication goes on without it.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The factor answered that the request is unusable (too few vectors, a template
+    /// of another model): retrying will not help.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// A factor as the gateway sees it: in-process ([`super::LocalFactor`]) or over HTTP
+/// ([`super::RemoteFactor`]).
+#[async_trait]
+pub trait FactorClient: Send + Sync + std::fmt::Debug {
+    /// Builds a template from enrolment vectors.
+    async fn enrol(&self, rows: Vec<Vec<f32>>) -> Result<Enrolled, FactorError>;
+
+    /// Scores vectors against a template from [`FactorClient::enrol`].
+    async fn score(&self, template: &str, rows: Vec<Vec<f32>>) -> Result<Scored, FactorError>;
+
+    /// Where it runs, for logs and health (`in-process`, a URL).
+    fn location(&self) -> String;
+}

@@ -1,0 +1,169 @@
+//! Authentication: score the user's recent windows with every enrolled factor, fuse the
+//! calibrated evidence, decide, and keep the consecutive-reject count.
+
+use tacit_models::fusion::{Decision, FactorEvidence};
+use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorResult, FactorStatus};
+
+use super::evidence::{newest, read_windows};
+use super::stored::StoredTemplate;
+use super::{ConfiguredFactor, FactorError, Factors, Window};
+use crate::settings::AuthSettings;
+use crate::store::{RejectCount, Store, StoreError};
+
+/// One factor's contribution before fusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// What the answer reports.
+    pub result: FactorResult,
+    /// What the fusion uses (`None`: no evidence).
+    pub evidence: Option<FactorEvidence>,
+}
+
+fn result(f: &ConfiguredFactor, status: FactorStatus, detail: Option<String>) -> FactorResult {
+    FactorResult {
+        factor: f.name.clone(),
+        status,
+        mean_llr: None,
+        windows: 0,
+        age_s: None,
+        weight: 0.0,
+        model_version: None,
+        detail,
+    }
+}
+
+async fn assess_one(
+    f: &ConfiguredFactor,
+    stored: Option<StoredTemplate>,
+    windows: &[Window],
+    settings: &AuthSettings,
+    now_ms: u64,
+) -> Assessment {
+    let plain = |status, detail| Assessment {
+        result: result(f, status, detail),
+        evidence: None,
+    };
+    let Some(t) = stored else {
+        return plain(FactorStatus::NoTemplate, None);
+    };
+    let chosen = newest(
+        windows,
+        f.records,
+        &t.group,
+        t.enrolled_until_ms,
+        settings.max_windows_scored,
+    );
+    let Some(newest_end) = chosen.iter().map(|w| w.end_ms).max() else {
+        return plain(FactorStatus::NoRecentData, None);
+    };
+    let rows: Vec<Vec<f32>> = chosen.iter().map(|w| w.values.clone()).collect();
+    let n = rows.len();
+    match f.client.score(&t.template, rows).await {
+        Ok(s) => {
+            let mean = s.llr.iter().sum::<f64>() / n as f64;
+            // Device clock against server clock: a phone ahead of the server counts
+            // as fresh, not as negative age.
+            let age_s = now_ms.saturating_sub(newest_end) as f64 / 1000.0;
+            let evidence = FactorEvidence {
+                factor: f.name.clone(),
+                mean_llr: mean,
+                windows: n,
+                age_s,
+                weight: f.weight,
+            };
+            Assessment {
+                result: FactorResult {
+                    factor: f.name.clone(),
+                    status: FactorStatus::Scored,
+                    mean_llr: Some(mean),
+                    windows: n as u32,
+                    age_s: Some(age_s),
+                    weight: 0.0, // set from the fusion's weights
+                    model_version: s.model_version,
+                    detail: None,
+                },
+                evidence: Some(evidence),
+            }
+        }
+        Err(FactorError::Unavailable(m)) => plain(FactorStatus::Unavailable, Some(m)),
+        Err(FactorError::Refused(m)) => plain(FactorStatus::Refused, Some(m)),
+    }
+}
+
+/// Scores, fuses and decides for a user; updates the consecutive-reject count.
+/// `envelopes` of the answer is left empty for the caller.
+pub async fn assess(
+    store: &dyn Store,
+    factors: &Factors,
+    settings: &AuthSettings,
+    user_id: &str,
+    now_ms: u64,
+) -> Result<AuthenticateResponse, StoreError> {
+    let policy = &settings.fusion;
+    let mut templates = std::collections::HashMap::new();
+    for row in store.templates(user_id).await? {
+        match serde_json::from_slice::<StoredTemplate>(&row.blob) {
+            Ok(t) => {
+                templates.insert(row.factor, t);
+            }
+            Err(_) => {
+                tracing::warn!(factor = %row.factor, "stored template does not decode; ignored")
+            }
+        }
+    }
+    let windows = if templates.is_empty() {
+        Vec::new()
+    } else {
+        let max_age_ms = (policy.max_age_s.max(0.0) * 1000.0) as u64;
+        read_windows(
+            store,
+            user_id,
+            now_ms.saturating_sub(max_age_ms),
+            settings.lookback_envelopes,
+        )
+        .await?
+    };
+    let runs = factors.iter().map(|f| {
+        let t = templates.remove(&f.name);
+        assess_one(f, t, &windows, settings, now_ms)
+    });
+    let assessed = futures::future::join_all(runs).await;
+    let evidence: Vec<FactorEvidence> =
+        assessed.iter().filter_map(|a| a.evidence.clone()).collect();
+    let rejects_before = store.consecutive_rejects(user_id).await?;
+    let fused = policy.fuse(&evidence, rejects_before);
+    let mut results: Vec<FactorResult> = assessed.into_iter().map(|a| a.result).collect();
+    for r in &mut results {
+        if let Some((_, w)) = fused.weights.iter().find(|(n, _)| n == &r.factor) {
+            r.weight = *w;
+        }
+    }
+    let degraded = results
+        .iter()
+        .any(|r| matches!(r.status, FactorStatus::Unavailable));
+    let decision = match fused.decision {
+        Decision::Accept => AuthDecision::Accept,
+        Decision::StepUp => AuthDecision::StepUp,
+        Decision::Reject => AuthDecision::Reject,
+    };
+    let consecutive_rejects = match decision {
+        AuthDecision::Accept => store.count_reject(user_id, RejectCount::Reset).await?,
+        AuthDecision::Reject => store.count_reject(user_id, RejectCount::Increment).await?,
+        AuthDecision::StepUp => rejects_before,
+    };
+    let reason = if degraded {
+        format!("{} (degraded: a factor could not answer)", fused.reason)
+    } else {
+        fused.reason
+    };
+    Ok(AuthenticateResponse {
+        decision,
+        confidence: fused.confidence,
+        llr: fused.llr,
+        reason,
+        degraded,
+        consecutive_rejects,
+        factors: results,
+        envelopes: Vec::new(),
+    })
+}

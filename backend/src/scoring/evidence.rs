@@ -1,0 +1,111 @@
+//! A user's feature windows, read back from the stored envelopes.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tacit_shared::payload::{FactorKind, Payload};
+
+use crate::store::{Store, StoreResult};
+
+/// Windows that one template can be built from and compared with: records of one
+/// schema version, one context (the phrase of fixed-text keystrokes) and one width.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupKey {
+    /// Schema version of the records.
+    pub schema_version: u16,
+    /// Context (hex), if the records have one.
+    pub context: Option<String>,
+    /// Values per record.
+    pub dim: usize,
+}
+
+/// One feature record with its provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Factor of the record.
+    pub kind: FactorKind,
+    /// Its group.
+    pub group: GroupKey,
+    /// Window start (device clock, Unix ms).
+    pub start_ms: u64,
+    /// Window end (device clock, Unix ms).
+    pub end_ms: u64,
+    /// The features.
+    pub values: Vec<f32>,
+}
+
+/// Feature objects read at once.
+const READ_CONCURRENCY: usize = 8;
+
+/// The records of a user's newest `limit` envelopes created at or after `since_ms`.
+/// An object that cannot be read as a payload is skipped with a warning (it was
+/// validated on ingest; only outside tampering with the store can cause that).
+pub async fn read_windows(
+    store: &dyn Store,
+    user_id: &str,
+    since_ms: u64,
+    limit: u32,
+) -> StoreResult<Vec<Window>> {
+    let envelopes = store.recent_envelopes(user_id, since_ms, limit).await?;
+    let objects = store.objects();
+    let reads: Vec<_> = futures::stream::iter(envelopes)
+        .map(|e| async move { (objects.read(&e.object_key).await, e.object_key) })
+        .buffer_unordered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    let mut windows = Vec::new();
+    for (bytes, key) in reads {
+        let bytes = bytes?;
+        let Ok(payload) = Payload::decode(&bytes) else {
+            tracing::warn!(object = %key, "stored feature object does not decode; skipped");
+            continue;
+        };
+        windows.extend(payload.records.into_iter().map(|r| Window {
+            kind: r.factor,
+            group: GroupKey {
+                schema_version: r.schema_version,
+                context: r.context.map(hex::encode),
+                dim: r.values.len(),
+            },
+            start_ms: r.window_start_ms,
+            end_ms: r.window_start_ms.saturating_add(u64::from(r.window_ms)),
+            values: r.values,
+        }));
+    }
+    Ok(windows)
+}
+
+/// The group with the most windows of `kind` (ties: the one with the newest window).
+pub fn main_group(windows: &[Window], kind: FactorKind) -> Option<GroupKey> {
+    let mut counts: HashMap<&GroupKey, (usize, u64)> = HashMap::new();
+    for w in windows.iter().filter(|w| w.kind == kind) {
+        let c = counts.entry(&w.group).or_default();
+        c.0 += 1;
+        c.1 = c.1.max(w.start_ms);
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, c)| *c)
+        .map(|(g, _)| g.clone())
+}
+
+/// The newest `max` windows of `kind` in `group` that start after `after_ms`, newest
+/// first.
+pub fn newest<'a>(
+    windows: &'a [Window],
+    kind: FactorKind,
+    group: &GroupKey,
+    after_ms: u64,
+    max: usize,
+) -> Vec<&'a Window> {
+    let mut v: Vec<&Window> = windows
+        .iter()
+        .filter(|w| w.kind == kind && &w.group == group && w.start_ms > after_ms)
+        .collect();
+    v.sort_by_key(|w| std::cmp::Reverse(w.start_ms));
+    v.dedup_by(|a, b| a.start_ms == b.start_ms && a.values == b.values);
+    v.truncate(max);
+    v
+}

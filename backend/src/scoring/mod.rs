@@ -1,0 +1,128 @@
+//! The gateway's side of the factors: which factors it uses and how it reaches them
+//! (in-process or over HTTP, through one [`FactorClient`] interface), enrolment of a
+//! user's templates from their stored features, and the evidence and fusion behind
+//! `POST /v1/authenticate`.
+//!
+//! # Layout
+//! * `client.rs` — the [`FactorClient`] trait and its errors;
+//! * `local.rs` / `remote.rs` — in-process and HTTP clients; `breaker.rs` — the
+//!   remote client's circuit breaker;
+//! * `evidence.rs` — a user's feature windows, read from the store;
+//! * `stored.rs` — the stored template (the factor's template + enrolment facts);
+//! * `enrol.rs` / `decide.rs` — enrolment and authentication.
+
+mod breaker;
+mod client;
+mod decide;
+mod enrol;
+mod evidence;
+mod local;
+mod remote;
+mod stored;
+
+use std::sync::Arc;
+
+use tacit_shared::payload::FactorKind;
+
+pub use breaker::Breaker;
+pub use client::{Enrolled, FactorClient, FactorError, Scored};
+pub use decide::{Assessment, assess};
+pub use enrol::{EnrolOutcome, EnrolStatus, enrol_user};
+pub use evidence::{GroupKey, Window, read_windows};
+pub use local::LocalFactor;
+pub use remote::RemoteFactor;
+pub use stored::{STORED_TEMPLATE_FORMAT, StoredTemplate};
+
+use crate::settings::AuthSettings;
+
+/// A factor the gateway uses.
+#[derive(Debug, Clone)]
+pub struct ConfiguredFactor {
+    /// Its name (in answers, templates and the OIP model name).
+    pub name: String,
+    /// The feature records it scores.
+    pub records: FactorKind,
+    /// Weight of its evidence, 0..=1.
+    pub weight: f64,
+    /// How to reach it.
+    pub client: Arc<dyn FactorClient>,
+}
+
+/// The factors of a gateway, in configuration order.
+#[derive(Debug, Clone, Default)]
+pub struct Factors {
+    list: Vec<ConfiguredFactor>,
+}
+
+/// Parses a record kind name (`gait`, `keystroke_fixed`, `keystroke_free`).
+pub fn parse_records(name: &str) -> Option<FactorKind> {
+    [
+        FactorKind::Gait,
+        FactorKind::KeystrokeFixed,
+        FactorKind::KeystrokeFree,
+    ]
+    .into_iter()
+    .find(|k| k.name() == name)
+}
+
+impl Factors {
+    /// The remote factors of the settings.
+    pub fn remote(s: &AuthSettings) -> Result<Factors, String> {
+        let mut f = Factors::default();
+        for r in &s.factors {
+            let records = match &r.records {
+                Some(name) => parse_records(name).ok_or_else(|| {
+                    format!(
+                        "factor {}: records {name:?} (expected gait, keystroke_fixed or keystroke_free)",
+                        r.name
+                    )
+                })?,
+                None => crate::factor::parse_factor(&r.name)
+                    .map(|f| f.kind())
+                    .ok_or_else(|| {
+                        format!(
+                            "factor {}: not a built-in factor, say which records it scores (name:records=url)",
+                            r.name
+                        )
+                    })?,
+            };
+            if !(0.0..=1.0).contains(&r.weight) {
+                return Err(format!(
+                    "factor {}: weight {} outside 0..=1",
+                    r.name, r.weight
+                ));
+            }
+            f.push(ConfiguredFactor {
+                name: r.name.clone(),
+                records,
+                weight: r.weight,
+                client: Arc::new(RemoteFactor::new(&r.name, &r.url, s)?),
+            })?;
+        }
+        Ok(f)
+    }
+
+    /// Adds a factor; names are unique.
+    pub fn push(&mut self, f: ConfiguredFactor) -> Result<(), String> {
+        if self.get(&f.name).is_some() {
+            return Err(format!("factor {} configured twice", f.name));
+        }
+        self.list.push(f);
+        Ok(())
+    }
+
+    /// A factor by name.
+    pub fn get(&self, name: &str) -> Option<&ConfiguredFactor> {
+        self.list.iter().find(|f| f.name == name)
+    }
+
+    /// All factors.
+    pub fn iter(&self) -> impl Iterator<Item = &ConfiguredFactor> {
+        self.list.iter()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}

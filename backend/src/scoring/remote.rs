@@ -1,0 +1,205 @@
+//! A factor service reached over HTTP (docs/factor-api.md): enrolment through the job
+//! API's synchronous `POST /output`, scoring through the Open Inference Protocol's
+//! `POST /v2/models/{name}/infer`. Every call has a time limit; failed calls
+//! (connection errors, timeouts, 5xx, 503 "not ready") are retried with backoff and
+//! counted by a circuit breaker; 4xx answers are the factor's verdict on the request
+//! and are not retried.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::breaker::Breaker;
+use super::client::{Enrolled, FactorClient, FactorError, Scored};
+use crate::settings::AuthSettings;
+
+/// Largest answer read from a factor service.
+const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// A factor service at a URL.
+#[derive(Debug)]
+pub struct RemoteFactor {
+    name: String,
+    base_url: String,
+    http: reqwest::Client,
+    retries: u32,
+    breaker: Breaker,
+}
+
+impl RemoteFactor {
+    /// A client of the factor `name` (its OIP model name) at `base_url`.
+    pub fn new(name: &str, base_url: &str, s: &AuthSettings) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(s.timeout_ms.max(1)))
+            .connect_timeout(Duration::from_millis(s.timeout_ms.clamp(1, 1_000)))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| format!("factor {name}: HTTP client: {e}"))?;
+        Ok(RemoteFactor {
+            name: name.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            http,
+            retries: s.retries,
+            breaker: Breaker::new(
+                s.breaker_failures,
+                Duration::from_millis(s.breaker_cooldown_ms),
+            ),
+        })
+    }
+
+    /// One POST with retries, backoff and the breaker. `Ok` carries a 2xx JSON body.
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, FactorError> {
+        let url = format!("{}{path}", self.base_url);
+        let mut last = FactorError::Unavailable("not called".into());
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+            if !self.breaker.allow(Instant::now()) {
+                return Err(FactorError::Unavailable(
+                    "circuit open after repeated failures".into(),
+                ));
+            }
+            match self.attempt(&url, body).await {
+                Ok(v) => {
+                    self.breaker.success();
+                    return Ok(v);
+                }
+                Err(e @ FactorError::Refused(_)) => {
+                    // The service works; it refused this request.
+                    self.breaker.success();
+                    return Err(e);
+                }
+                Err(e) => {
+                    self.breaker.failure(Instant::now());
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn attempt(&self, url: &str, body: &Value) -> Result<Value, FactorError> {
+        let unavailable = |m: String| FactorError::Unavailable(m);
+        let mut resp = self.http.post(url).json(body).send().await.map_err(|e| {
+            unavailable(if e.is_timeout() {
+                "timed out".to_string()
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_string()
+            } else {
+                format!("request failed: {e}")
+            })
+        })?;
+        let status = resp.status();
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(unavailable("answer too large".into()));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            unavailable(if e.is_timeout() {
+                "timed out".to_string()
+            } else {
+                format!("reading the answer: {e}")
+            })
+        })? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(unavailable("answer too large".into()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let message = || {
+            parsed
+                .as_ref()
+                .and_then(|v| v.get("error"))
+                .and_then(Value::as_str)
+                .unwrap_or("no error message")
+                .chars()
+                .take(300)
+                .collect::<String>()
+        };
+        if status.is_success() {
+            return parsed.ok_or_else(|| unavailable("answer is not JSON".into()));
+        }
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(unavailable(format!("{status}: {}", message())));
+        }
+        Err(FactorError::Refused(format!("{status}: {}", message())))
+    }
+}
+
+fn malformed(what: &str) -> FactorError {
+    FactorError::Unavailable(format!("malformed answer: {what}"))
+}
+
+#[async_trait]
+impl FactorClient for RemoteFactor {
+    async fn enrol(&self, rows: Vec<Vec<f32>>) -> Result<Enrolled, FactorError> {
+        let v = self
+            .post("/output", &json!({ "op": "enrol", "features": rows }))
+            .await?;
+        let out = v.get("output").ok_or_else(|| malformed("no output"))?;
+        let template = out
+            .get("template")
+            .ok_or_else(|| malformed("no template"))?;
+        Ok(Enrolled {
+            template: serde_json::to_string(template).map_err(|_| malformed("template"))?,
+            fallback: out
+                .get("fallback")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            model_version: out
+                .get("model_version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    async fn score(&self, template: &str, rows: Vec<Vec<f32>>) -> Result<Scored, FactorError> {
+        let n = rows.len();
+        let dim = rows.first().map_or(0, Vec::len);
+        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        let body = json!({
+            "inputs": [
+                {"name": "features", "shape": [n, dim], "datatype": "FP32", "data": flat},
+                {"name": "template", "shape": [1], "datatype": "BYTES", "data": [template]}
+            ],
+            "outputs": [{"name": "llr"}]
+        });
+        let v = self
+            .post(&format!("/v2/models/{}/infer", self.name), &body)
+            .await?;
+        let llr: Vec<f64> = v
+            .get("outputs")
+            .and_then(Value::as_array)
+            .and_then(|o| {
+                o.iter()
+                    .find(|t| t.get("name").and_then(Value::as_str) == Some("llr"))
+            })
+            .and_then(|t| t.get("data"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("no llr output"))?
+            .iter()
+            .map(|x| x.as_f64().filter(|x| x.is_finite()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| malformed("llr is not a list of finite numbers"))?;
+        if llr.len() != n {
+            return Err(malformed("llr has the wrong length"));
+        }
+        Ok(Scored {
+            llr,
+            model_version: v
+                .get("model_version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    fn location(&self) -> String {
+        self.base_url.clone()
+    }
+}

@@ -1,0 +1,482 @@
+//! `POST /v1/authenticate` and enrolment over real HTTP, against the embedded storage
+//! and PostgreSQL + S3: in-process factors (the embedded default) and a factor service
+//! over HTTP that goes away (degraded answers, circuit breaker). Users are synthetic
+//! people of `common::gait_population`, people the model was not trained on.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backing, backings, gait_model, gait_population, settings, temp_dir};
+use ring::rand::SystemRandom;
+use serde_json::{Value, json};
+use tacit_backend::keys::KeyRing;
+use tacit_backend::server;
+use tacit_backend::settings::RemoteFactorSettings;
+use tacit_shared::api::{
+    AuthDecision, AuthenticateResponse, FactorStatus, PublicKeyJson, authenticate_message,
+    b64_encode,
+};
+use tacit_shared::envelope::{Envelope, SealParams};
+use tacit_shared::hpke::{RecipientPublicKey, Suite};
+use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
+use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A phone of the test: its key, its next sequence number, the backend key.
+struct Phone {
+    signer: Ed25519Signer,
+    id: [u8; 16],
+    sequence: u64,
+    backend: RecipientPublicKey,
+    last_ms: u64,
+    /// Start of the next gait window: consecutive, as a walk would give them.
+    next_window_ms: u64,
+}
+
+impl Phone {
+    async fn register(
+        http: &reqwest::Client,
+        url: &str,
+        user: &str,
+        backend: RecipientPublicKey,
+    ) -> Phone {
+        let token = common::admin_user(http, url, user).await;
+        let signer = Ed25519Signer::generate(&SystemRandom::new()).unwrap().0;
+        let r = http
+            .post(format!("{url}/v1/devices"))
+            .json(&json!({ "enrolment_token": token, "public_key": PublicKeyJson::from_key(&signer.public_key()) }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let id = signer.public_key().device_id().0;
+        Phone {
+            signer,
+            id,
+            sequence: 0,
+            backend,
+            last_ms: 0,
+            next_window_ms: now_ms() - 1_200_000,
+        }
+    }
+
+    /// An envelope of gait windows ending just before now.
+    fn envelope(&mut self, vectors: &[Vec<f32>]) -> Vec<u8> {
+        let now = now_ms();
+        let records = vectors
+            .iter()
+            .map(|v| FeatureRecord {
+                factor: FactorKind::Gait,
+                schema_version: 1,
+                window_start_ms: {
+                    self.next_window_ms += 5120;
+                    self.next_window_ms
+                },
+                window_ms: 5120,
+                context: None,
+                values: v.clone(),
+            })
+            .collect();
+        self.sequence += 1;
+        let p = SealParams {
+            suite: Suite::X25519Sha256ChaCha20Poly1305,
+            sequence: self.sequence,
+            created_at_ms: now,
+        };
+        Envelope::seal(
+            p,
+            &Payload { records },
+            &self.backend,
+            &self.signer,
+            &SystemRandom::new(),
+        )
+        .unwrap()
+        .1
+    }
+
+    fn request(&mut self, envelopes: &[Vec<u8>]) -> Value {
+        self.last_ms = now_ms().max(self.last_ms + 1);
+        self.request_at(self.last_ms, envelopes)
+    }
+
+    fn request_at(&self, request_ms: u64, envelopes: &[Vec<u8>]) -> Value {
+        let sig = self
+            .signer
+            .sign(&authenticate_message(&self.id, request_ms, envelopes))
+            .unwrap();
+        json!({
+            "device_id": hex::encode(self.id),
+            "request_ms": request_ms,
+            "envelopes": envelopes.iter().map(|e| b64_encode(e)).collect::<Vec<_>>(),
+            "signature": b64_encode(&sig),
+        })
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let r = http
+        .post(format!("{url}/v1/authenticate"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn authenticate(http: &reqwest::Client, url: &str, body: &Value) -> AuthenticateResponse {
+    let r = http
+        .post(format!("{url}/v1/authenticate"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    r.json().await.unwrap()
+}
+
+async fn enrol(http: &reqwest::Client, url: &str, user: &str) -> Value {
+    let r = http
+        .post(format!("{url}/v1/users/{user}/templates"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn factor_of<'a>(r: &'a AuthenticateResponse, name: &str) -> &'a tacit_shared::api::FactorResult {
+    r.factors.iter().find(|f| f.factor == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authenticate_in_process_on_every_backing() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let pop = gait_population();
+    let model = gait_model(&pop, 6, 3);
+    for backing in backings() {
+        in_process(&backing, &pop, model.clone()).await;
+    }
+}
+
+async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, model: Vec<u8>) {
+    let dir = temp_dir("auth");
+    common::ensure_bucket(backing).await;
+    let mut s = settings(backing, &dir);
+    if let Backing::PostgresS3 { .. } = backing {
+        // Separate model prefix per run: the bucket is shared between tests.
+        s.factor.models_prefix = format!("models-{}", common::rand_suffix());
+    }
+    s.factor.model_poll_ms = 200;
+    let keys_pair = KeyRing::generate(&s.keys_dir()).unwrap();
+    let keys = KeyRing::load(&s.keys_dir()).unwrap();
+    let store = server::open_store(&s).await.unwrap();
+    {
+        let objects = server::objects_config(&s).unwrap().open().unwrap();
+        let path = object_store::path::Path::parse(format!("{}/gait.tcm", s.factor.models_prefix))
+            .unwrap();
+        object_store::ObjectStoreExt::put(objects.object_store().as_ref(), &path, model.into())
+            .await
+            .unwrap();
+    }
+    let factors = server::embedded_factors(&s, store.objects()).await.unwrap();
+    let srv = server::spawn_with_factors(s, keys, store, factors)
+        .await
+        .unwrap();
+    let url = srv.url();
+    let http = reqwest::Client::new();
+    let suffix = common::rand_suffix();
+    let (alice_id, bob_id) = (format!("alice-{suffix}"), format!("bob-{suffix}"));
+    let mut alice = Phone::register(&http, &url, &alice_id, *keys_pair.public_key()).await;
+    let mut bob = Phone::register(&http, &url, &bob_id, *keys_pair.public_key()).await;
+    let person = |p: usize, group: u32| -> Vec<Vec<f32>> {
+        pop.people[p]
+            .samples
+            .iter()
+            .filter(|s| s.group == group)
+            .map(|s| s.vector.clone())
+            .collect()
+    };
+
+    // Before enrolment: no template anywhere → step_up, nothing scored.
+    let r = authenticate(&http, &url, &alice.request(&[])).await;
+    assert_eq!(r.decision, AuthDecision::StepUp);
+    assert!(
+        r.factors
+            .iter()
+            .all(|f| f.status == FactorStatus::NoTemplate),
+        "{r:?}"
+    );
+
+    // Enrolment: three sessions of people 7 (alice) and 8 (bob), never seen in training.
+    for (phone, user, p) in [(&mut alice, &alice_id, 7), (&mut bob, &bob_id, 8)] {
+        let vectors: Vec<Vec<f32>> = (0..3).flat_map(|g| person(p, g)).collect();
+        let env = phone.envelope(&vectors);
+        let up = http
+            .post(format!("{url}/v1/uploads"))
+            .json(&json!({"envelopes": [b64_encode(&env)]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(up.status(), 200);
+        let e = enrol(&http, &url, user).await;
+        let gait = e["factors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["factor"] == "gait")
+            .unwrap()
+            .clone();
+        assert_eq!(gait["status"], "enrolled", "{e}");
+        assert_eq!(gait["samples"], 45);
+        // keystroke-fixed has no windows (and no model): nothing changes.
+        let ks = e["factors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["factor"] == "keystroke-fixed")
+            .unwrap()
+            .clone();
+        assert_eq!(ks["status"], "no_data", "{e}");
+    }
+    // Enrolment windows are never scored: nothing newer yet.
+    let r = authenticate(&http, &url, &alice.request(&[])).await;
+    assert_eq!(
+        factor_of(&r, "gait").status,
+        FactorStatus::NoRecentData,
+        "{r:?}"
+    );
+
+    // Genuine: alice's fourth session on alice's phone, sent with the request.
+    let env = alice.envelope(&person(7, 3)[..6]);
+    let r = authenticate(&http, &url, &alice.request(&[env])).await;
+    assert_eq!(r.envelopes.len(), 1);
+    assert_eq!(
+        r.envelopes[0].status,
+        tacit_shared::api::EnvelopeStatus::Stored
+    );
+    let g = factor_of(&r, "gait");
+    assert_eq!((g.status, g.windows), (FactorStatus::Scored, 6), "{r:?}");
+    assert_eq!(r.decision, AuthDecision::Accept, "{r:?}");
+    assert!(r.confidence > 0.99 && !r.degraded && r.consecutive_rejects == 0);
+    // Freshness: the weight halves every `half_life_s` of age of the newest window.
+    let expected = 0.5f64.powf(g.age_s.unwrap() / 600.0);
+    assert!(
+        g.model_version.is_some() && (g.weight - expected).abs() < 1e-9,
+        "{g:?}"
+    );
+
+    // Zero-effort impostor: alice walking with bob's phone, five times → locked.
+    for attempt in 1..=6u32 {
+        let env = bob.envelope(&person(7, 3)[6..12]);
+        let r = authenticate(&http, &url, &bob.request(&[env])).await;
+        assert_eq!(r.decision, AuthDecision::Reject, "attempt {attempt}: {r:?}");
+        assert_eq!(r.consecutive_rejects, attempt);
+        assert!(factor_of(&r, "gait").mean_llr.unwrap() < 0.0);
+        if attempt == 6 {
+            assert!(r.reason.contains("consecutive rejects"), "{}", r.reason);
+        }
+    }
+    let r = http
+        .post(format!("{url}/v1/users/{bob_id}/unlock"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["consecutive_rejects"], 0);
+    let r = http
+        .post(format!("{url}/v1/users/nobody-{suffix}/unlock"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The request is signed, fresh, once-only and bounded.
+    let body = alice.request(&[]);
+    assert_eq!(post(&http, &url, &body).await.0, 200);
+    let (status, e) = post(&http, &url, &body).await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (409, Some("replayed_request"))
+    );
+    let mut tampered = alice.request(&[]);
+    tampered["request_ms"] = json!(tampered["request_ms"].as_u64().unwrap() + 1);
+    assert_eq!(
+        post(&http, &url, &tampered).await.1["code"],
+        "bad_signature"
+    );
+    let old = alice.request_at(now_ms() - 3_600_000, &[]);
+    assert_eq!(post(&http, &url, &old).await.1["code"], "stale_request");
+    let signed_for = alice.envelope(&person(7, 3)[..1]);
+    let mut envelope_swapped = alice.request(&[signed_for]);
+    envelope_swapped["envelopes"] = json!([b64_encode(&alice.envelope(&person(8, 3)[..1]))]);
+    assert_eq!(
+        post(&http, &url, &envelope_swapped).await.1["code"],
+        "bad_signature"
+    );
+    let mut stranger = alice.request(&[]);
+    stranger["device_id"] = json!("00".repeat(16));
+    assert_eq!(
+        post(&http, &url, &stranger).await.1["code"],
+        "unknown_device"
+    );
+    // Bob's envelope attached to alice's request: rejected, not stored for alice.
+    let bobs = bob.envelope(&person(8, 3)[..2]);
+    let r = authenticate(&http, &url, &alice.request(&[bobs])).await;
+    assert_eq!(r.envelopes[0].reason.as_deref(), Some("wrong_device"));
+    let many: Vec<Vec<u8>> = (0..17).map(|_| vec![0u8; 4]).collect();
+    assert_eq!(
+        post(&http, &url, &alice.request(&many)).await.1["code"],
+        "too_many_envelopes"
+    );
+    for bad in [
+        json!({}),
+        json!({"device_id": "zz", "request_ms": 1, "signature": "AA=="}),
+        json!({"device_id": hex::encode(alice.id), "request_ms": 1, "signature": "not base64"}),
+    ] {
+        let (status, e) = post(&http, &url, &bad).await;
+        assert!((400..500).contains(&status), "{bad} -> {status} {e}");
+        assert!(e["code"].is_string(), "{e}");
+    }
+    let r = http
+        .post(format!("{url}/v1/users/{alice_id}/templates"))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"factors": ["nope"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .post(format!("{url}/v1/users/{alice_id}/templates"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Deleting a user removes the templates too.
+    let r = http
+        .delete(format!("{url}/v1/users/{alice_id}"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        srv.state
+            .store
+            .templates(&alice_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    srv.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Gateway → gait factor over HTTP; the factor goes away: answers degrade, the
+/// breaker opens (calls stop waiting for the timeout), and recover when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn remote_factor_down_degrades_and_recovers() {
+    let pop = gait_population();
+    let model_bytes = gait_model(&pop, 6, 5);
+    let backing = Backing::Embedded;
+    let dir = temp_dir("auth-remote");
+    let mut fs = settings(&backing, &dir.join("factor"));
+    let model_file = dir.join("gait.tcm");
+    std::fs::write(&model_file, &model_bytes).unwrap();
+    fs.factor.model_url = Some(format!("file://{}", model_file.display()));
+    let factor = server::spawn_factor(fs.clone(), tacit_models::Factor::Gait)
+        .await
+        .unwrap();
+    let factor_addr = factor.addr;
+
+    let mut s = settings(&backing, &dir.join("gw"));
+    s.auth.factors = vec![RemoteFactorSettings {
+        name: "gait".into(),
+        url: factor.url(),
+        records: None,
+        weight: 1.0,
+    }];
+    s.auth.timeout_ms = 500;
+    s.auth.breaker_failures = 2;
+    s.auth.breaker_cooldown_ms = 1_000;
+    let pair = KeyRing::generate(&s.keys_dir()).unwrap();
+    let keys = KeyRing::load(&s.keys_dir()).unwrap();
+    let store = server::open_store(&s).await.unwrap();
+    let srv = server::spawn(s, keys, store).await.unwrap();
+    let url = srv.url();
+    let http = reqwest::Client::new();
+    let mut phone = Phone::register(&http, &url, "carol", *pair.public_key()).await;
+    let vectors: Vec<Vec<f32>> = pop.people[9]
+        .samples
+        .iter()
+        .map(|s| s.vector.clone())
+        .collect();
+    let env = phone.envelope(&vectors[..45]);
+    let up = http
+        .post(format!("{url}/v1/uploads"))
+        .json(&json!({"envelopes": [b64_encode(&env)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
+    assert_eq!(
+        enrol(&http, &url, "carol").await["factors"][0]["status"],
+        "enrolled"
+    );
+    let env = phone.envelope(&vectors[45..]);
+    let r = authenticate(&http, &url, &phone.request(&[env])).await;
+    assert_eq!(
+        (r.decision, r.degraded),
+        (AuthDecision::Accept, false),
+        "{r:?}"
+    );
+
+    factor.shutdown().await.unwrap();
+    // Down: still an answer, with the factor marked unavailable.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let r = authenticate(&http, &url, &phone.request(&[])).await;
+        assert!(r.degraded, "{r:?}");
+        assert_eq!(r.decision, AuthDecision::StepUp);
+        assert_eq!(factor_of(&r, "gait").status, FactorStatus::Unavailable);
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+    // The breaker is open now: refused without a call.
+    let r = authenticate(&http, &url, &phone.request(&[])).await;
+    assert!(
+        factor_of(&r, "gait")
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("circuit open"),
+        "{r:?}"
+    );
+    // Back on the same port: after the cooldown, answers are whole again.
+    let mut fs2 = settings(&backing, &dir.join("factor2"));
+    fs2.factor.model_url = fs.factor.model_url.clone();
+    fs2.listen = factor_addr.to_string();
+    let factor = server::spawn_factor(fs2, tacit_models::Factor::Gait)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let r = authenticate(&http, &url, &phone.request(&[])).await;
+    assert_eq!(
+        (r.decision, r.degraded),
+        (AuthDecision::Accept, false),
+        "{r:?}"
+    );
+    factor.shutdown().await.unwrap();
+    srv.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,92 @@
+//! `POST /v1/authenticate`: the signed question "is this still the enrolled person?",
+//! optionally carrying the freshest sealed envelopes so the answer uses them.
+
+use tacit_shared::api::{
+    AuthenticateRequest, AuthenticateResponse, EnvelopeStatus, ErrorBody, authenticate_message,
+    b64_encode,
+};
+use tacit_shared::identity::DeviceSigner;
+
+use super::{ClientConfig, ClientError};
+use crate::queue::{Outbox, QueuedEnvelope};
+
+/// Largest answer read (a few factors and at most 16 envelope results).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Sends one signed authentication request with `envelopes` attached, then settles
+/// those envelopes in the outbox by the server's per-envelope results.
+pub(super) async fn authenticate(
+    http: &reqwest::Client,
+    cfg: &ClientConfig,
+    signer: &dyn DeviceSigner,
+    outbox: &Outbox,
+    request_ms: u64,
+    envelopes: Vec<QueuedEnvelope>,
+) -> Result<AuthenticateResponse, ClientError> {
+    let key = signer.public_key();
+    let device_id = key.device_id();
+    let bytes: Vec<Vec<u8>> = envelopes.iter().map(|e| e.bytes.clone()).collect();
+    let signature = signer
+        .sign(&authenticate_message(&device_id.0, request_ms, &bytes))
+        .map_err(|e| ClientError::KeyStore(e.to_string()))?;
+    let body = AuthenticateRequest {
+        device_id: device_id.to_hex(),
+        request_ms,
+        envelopes: bytes.iter().map(|b| b64_encode(b)).collect(),
+        signature: b64_encode(&signature),
+    };
+    let json = serde_json::to_vec(&body).map_err(|e| ClientError::Config(e.to_string()))?;
+    let mut resp = http
+        .post(format!("{}/v1/authenticate", cfg.backend_url))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json)
+        .send()
+        .await
+        .map_err(|e| ClientError::Network(e.to_string()))?;
+    let status = resp.status();
+    let mut answer = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ClientError::Network(e.to_string()))?
+    {
+        if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ClientError::Server(
+                "authentication answer too large".into(),
+            ));
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        let detail = serde_json::from_slice::<ErrorBody>(&answer)
+            .map(|b| format!("{} ({})", b.error, b.code))
+            .unwrap_or_else(|_| "no error body".into());
+        return Err(ClientError::Server(format!(
+            "authentication refused: HTTP {status}: {detail}"
+        )));
+    }
+    let r: AuthenticateResponse = serde_json::from_slice(&answer)
+        .map_err(|e| ClientError::Server(format!("bad authentication answer: {e}")))?;
+    if r.envelopes.len() != envelopes.len() {
+        return Err(ClientError::Server(format!(
+            "authentication answer has {} envelope results for {} envelopes",
+            r.envelopes.len(),
+            envelopes.len()
+        )));
+    }
+    // Settle the attached envelopes exactly as an upload would.
+    let mut acknowledged = Vec::new();
+    for (result, e) in r.envelopes.iter().zip(&envelopes) {
+        match result.status {
+            EnvelopeStatus::Stored | EnvelopeStatus::Duplicate => acknowledged.push(e.envelope_id),
+            EnvelopeStatus::Rejected => {
+                outbox.reject(
+                    &[e.envelope_id],
+                    result.reason.as_deref().unwrap_or("unspecified"),
+                )?;
+            }
+        }
+    }
+    outbox.acknowledge(&acknowledged)?;
+    Ok(r)
+}
