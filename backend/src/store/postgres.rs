@@ -1,12 +1,11 @@
 //! The server database: PostgreSQL.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, SqlSafeStr};
 
 use super::error::{StoreError, StoreResult, from_sqlx};
 use super::objects::FeatureObjects;
@@ -54,20 +53,16 @@ impl PostgresStore {
     /// sqlx serializes concurrent migrations with an advisory lock, so gateway replicas
     /// may all migrate at start.
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![
-            Migration::new(
+        super::sql::migrator(&[
+            (
                 1,
-                Cow::Borrowed("init"),
-                MigrationType::Simple,
-                include_str!("../../migrations/postgres/0001_init.sql").into_sql_str(),
-                false,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
             ),
-            Migration::new(
+            (
                 2,
-                Cow::Borrowed("authenticate"),
-                MigrationType::Simple,
-                include_str!("../../migrations/postgres/0002_authenticate.sql").into_sql_str(),
-                false,
+                "authenticate",
+                include_str!("../../migrations/postgres/0002_authenticate.sql"),
             ),
         ])
     }

@@ -94,6 +94,32 @@ pub(crate) fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     constraint_kind(err) == Some(ErrorKind::ForeignKeyViolation)
 }
 
+/// A migrator over `(version, description, sql)` steps, embedded in the binary.
+pub(crate) fn migrator(steps: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        steps
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    std::borrow::Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A reject count read back (`None`: no such user).
+pub(crate) fn reject_count(n: Option<i64>) -> super::StoreResult<u32> {
+    let n = n.ok_or(StoreError::NotFound("user"))?;
+    u32::try_from(n).map_err(|_| StoreError::corrupt(format!("reject count {n}")))
+}
+
 /// Classifies a migration failure.
 pub(crate) fn from_migrate(err: MigrateError, transient_code: fn(&str) -> bool) -> StoreError {
     match err {
@@ -496,7 +522,6 @@ macro_rules! impl_sql_store {
             }
 
             async fn consecutive_rejects(&self, user_id: &str) -> $crate::store::StoreResult<u32> {
-                use $crate::store::StoreError;
                 let n: Option<i64> = sqlx::query_scalar($crate::store::sql::GET_REJECTS)
                     .bind(user_id)
                     .fetch_optional(&self.pool)
@@ -504,8 +529,7 @@ macro_rules! impl_sql_store {
                     .map_err(|e| {
                         $crate::store::error::from_sqlx("reading reject count", e, $transient)
                     })?;
-                let n = n.ok_or(StoreError::NotFound("user"))?;
-                u32::try_from(n).map_err(|_| StoreError::corrupt(format!("reject count {n}")))
+                $crate::store::sql::reject_count(n)
             }
 
             async fn count_reject(
@@ -513,7 +537,7 @@ macro_rules! impl_sql_store {
                 user_id: &str,
                 change: $crate::store::RejectCount,
             ) -> $crate::store::StoreResult<u32> {
-                use $crate::store::{RejectCount, StoreError, sql};
+                use $crate::store::{RejectCount, sql};
                 let query = match change {
                     RejectCount::Increment => sql::INCREMENT_REJECTS,
                     RejectCount::Reset => sql::RESET_REJECTS,
@@ -525,8 +549,7 @@ macro_rules! impl_sql_store {
                     .map_err(|e| {
                         $crate::store::error::from_sqlx("counting rejects", e, $transient)
                     })?;
-                let n = n.ok_or(StoreError::NotFound("user"))?;
-                u32::try_from(n).map_err(|_| StoreError::corrupt(format!("reject count {n}")))
+                $crate::store::sql::reject_count(n)
             }
 
             fn objects(&self) -> &$crate::store::FeatureObjects {

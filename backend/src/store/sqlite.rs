@@ -1,12 +1,11 @@
 //! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlSafeStr, SqlitePool};
 
 use super::error::{StoreResult, from_sqlx};
 use super::objects::FeatureObjects;
@@ -63,20 +62,16 @@ impl SqliteStore {
 
     /// The schema, from `backend/migrations/sqlite/`, embedded in the binary.
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![
-            Migration::new(
+        super::sql::migrator(&[
+            (
                 1,
-                Cow::Borrowed("init"),
-                MigrationType::Simple,
-                include_str!("../../migrations/sqlite/0001_init.sql").into_sql_str(),
-                false,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
             ),
-            Migration::new(
+            (
                 2,
-                Cow::Borrowed("authenticate"),
-                MigrationType::Simple,
-                include_str!("../../migrations/sqlite/0002_authenticate.sql").into_sql_str(),
-                false,
+                "authenticate",
+                include_str!("../../migrations/sqlite/0002_authenticate.sql"),
             ),
         ])
     }

@@ -278,8 +278,9 @@ func scenario() async throws {
           auth.decision == .stepUp && !auth.degraded && auth.consecutiveRejects == 0
               && Set(auth.factors.map { $0.factor }) == Set(["gait", "keystroke-fixed"])
               && auth.factors.allSatisfy { $0.state == .noTemplate && $0.meanLlr == nil }, auth)
+    let afterAuth = try client.status()
     check("fresh envelope travels with the request",
-          auth.envelopesAccepted == 1 && auth.envelopesRejected == 0 && (try client.status()).outboxEnvelopes == 0, auth)
+          auth.envelopesAccepted == 1 && auth.envelopesRejected == 0 && afterAuth.outboxEnvelopes == 0, auth)
     let againAuth = try await client.authenticate(includeFresh: false)
     check("a second request right after is accepted (increasing request times)",
           againAuth.decision == .stepUp && againAuth.envelopesAccepted == 0, againAuth)

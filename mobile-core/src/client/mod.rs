@@ -292,6 +292,18 @@ impl Client {
             .map_err(|_| ClientError::Storage("client state poisoned by an earlier panic".into()))
     }
 
+    fn require_registration(&self) -> Result<(), ClientError> {
+        match self
+            .registration
+            .lock()
+            .map_err(|_| ClientError::Storage("poisoned".into()))?
+            .is_some()
+        {
+            true => Ok(()),
+            false => Err(ClientError::NotRegistered),
+        }
+    }
+
     /// The device id of the signing key (hex).
     pub fn device_id(&self) -> String {
         self.signer.public_key().device_id().to_hex()
@@ -446,14 +458,7 @@ impl Client {
 
     /// Uploads what the outbox holds, if the network policy allows.
     pub async fn upload_pending(&self) -> Result<UploadOutcome, ClientError> {
-        if self
-            .registration
-            .lock()
-            .map_err(|_| ClientError::Storage("poisoned".into()))?
-            .is_none()
-        {
-            return Err(ClientError::NotRegistered);
-        }
+        self.require_registration()?;
         let network = self.capture()?.network;
         let skipped = if !network.online {
             Some("offline")
@@ -497,14 +502,7 @@ impl Client {
         &self,
         include_fresh: bool,
     ) -> Result<AuthenticateResponse, ClientError> {
-        if self
-            .registration
-            .lock()
-            .map_err(|_| ClientError::Storage("poisoned".into()))?
-            .is_none()
-        {
-            return Err(ClientError::NotRegistered);
-        }
+        self.require_registration()?;
         let envelopes = if include_fresh {
             self.seal()?;
             if self.outbox.stats()?.envelopes > MAX_AUTH_ENVELOPES as u64 {
