@@ -40,6 +40,9 @@ enum Command {
     Train(tacit_backend::commands::TrainArgs),
     /// Measure error rates on a data set under the published protocols.
     Eval(tacit_backend::commands::EvalArgs),
+    /// Write a model artifact as plain JSON (transform, network weights, calibration)
+    /// for scoring in another runtime.
+    ModelExport(tacit_backend::commands::ExportArgs),
 }
 
 fn init_logging() {
@@ -68,6 +71,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
                 .map(|_| ());
         }
+        Command::ModelExport(args) => {
+            return tokio::task::spawn_blocking(move || tacit_backend::commands::export(args))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
@@ -86,7 +94,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("dir={}", dir.display());
             Ok(())
         }
-        Command::Train(_) | Command::Eval(_) => Ok(()),
+        Command::Train(_) | Command::Eval(_) | Command::ModelExport(_) => Ok(()),
         Command::Migrate => {
             server::open_store(&settings)
                 .await

@@ -9,6 +9,12 @@ use tacit_backend::server::{self, RunningServer};
 use tacit_backend::settings::Settings;
 use tacit_shared::hpke::RecipientKeyPair;
 
+// The synthetic gait population and model (shared with the serving benchmark's fixture).
+#[path = "support/gait.rs"]
+mod gait;
+#[allow(unused_imports)]
+pub use gait::*;
+
 pub const ADMIN: &str = "test-admin-token";
 
 /// Which storage a test runs against.
@@ -200,61 +206,4 @@ pub async fn wait_ready(http: &reqwest::Client, url: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("server at {url} never became ready");
-}
-
-/// Gait vector width (`GAIT_V1`).
-pub const GAIT_DIM: usize = 50;
-
-/// 10 synthetic people × 60 gait vectors (4 sessions of 15), each around a personal
-/// centre and inside the schema's ranges so that the records encode.
-pub fn gait_population() -> tacit_models::data::Population {
-    use tacit_models::data::{Person, Population, Sample};
-    let mut rng = tacit_models::SplitMix64::new(11);
-    let people = (0..10)
-        .map(|p| {
-            let centre: Vec<f64> = (0..GAIT_DIM).map(|_| rng.normal()).collect();
-            Person {
-                id: format!("p{p}"),
-                samples: (0..60)
-                    .map(|i| Sample {
-                        group: (i / 15) as u32,
-                        vector: centre
-                            .iter()
-                            .zip(tacit_shared::schema::GAIT_V1)
-                            .map(|(c, d)| {
-                                let top = d.max.min(d.min + 10.0);
-                                let (mid, span) = (0.5 * (d.min + top), (top - d.min) / 8.0);
-                                (mid + span * (c + 0.4 * rng.normal()) as f32).clamp(d.min, d.max)
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    Population {
-        factor: tacit_models::Factor::Gait,
-        schema_version: 1,
-        dim: GAIT_DIM,
-        people,
-        source: "synthetic".into(),
-        skipped: vec![],
-    }
-}
-
-/// A small gait model artifact trained on the first `people` of `pop`.
-pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64) -> Vec<u8> {
-    use tacit_models::pipeline::{PipelineConfig, build_model};
-    let mut cfg = PipelineConfig::for_factor(tacit_models::Factor::Gait);
-    cfg.train = tacit_models::embedding::TrainConfig {
-        steps: 80,
-        batch: 64,
-        hidden: 32,
-        embedding: 16,
-        seed,
-        ..tacit_models::embedding::TrainConfig::default()
-    };
-    let people: Vec<usize> = (0..people).collect();
-    let (_, a) = build_model(pop, &people, &cfg, &mut |_| {}).expect("train");
-    a.to_bytes().expect("encode")
 }

@@ -1,9 +1,11 @@
-//! Offline model commands of the binary: `train` and `eval`.
+//! Offline model commands of the binary: `train`, `eval` and `model-export`.
 
 mod eval;
+mod export;
 mod train;
 
 pub use eval::{EvalArgs, eval};
+pub use export::{EXPORT_FORMAT, ExportArgs, ExportedModel, Layer, Network, export};
 pub use train::{TrainArgs, train};
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 
-use super::net::{EmbeddingNet, NetShape};
+use super::net::{DenseLayer, EmbeddingNet, NetShape};
 use super::train::{TrainConfig, TrainStats};
 use crate::transform::FeatureTransform;
 use crate::{Factor, ModelError};
@@ -103,6 +103,12 @@ impl ModelArtifact {
             EmbeddingNet::<B>::new(shape, device).load_record(record)
         }))
         .map_err(|_| ModelError::Artifact("weights do not match the declared shape".into()))
+    }
+
+    /// The network's dense layers as plain numbers (for exporting it to other runtimes).
+    pub fn dense_layers(&self) -> Result<Vec<DenseLayer>, ModelError> {
+        self.net::<crate::device::CpuBackend>(&Default::default())?
+            .dense_layers()
     }
 
     /// Serialises to bytes.

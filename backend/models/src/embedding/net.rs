@@ -2,6 +2,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::ModelError;
+
 /// Layer sizes of the embedding MLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetShape {
@@ -39,6 +41,50 @@ impl<B: Backend> EmbeddingNet<B> {
     }
 }
 
+/// One dense layer as plain numbers, for other runtimes: `y = W·x + b` with
+/// `weight[o][i]` (output-major, PyTorch's `nn.Linear` layout; burn stores the transpose).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DenseLayer {
+    /// `[output][input]` weights.
+    pub weight: Vec<Vec<f32>>,
+    /// `[output]` bias.
+    pub bias: Vec<f32>,
+}
+
+impl<B: Backend> EmbeddingNet<B> {
+    /// The three dense layers in forward order: ReLU after the first two, none after
+    /// the last, whose output is then L2-normalised (as [`EmbeddingNet::forward`]).
+    pub fn dense_layers(&self) -> Result<Vec<DenseLayer>, ModelError> {
+        [&self.l1, &self.l2, &self.l3]
+            .into_iter()
+            .map(|l| dense(l))
+            .collect()
+    }
+}
+
+fn dense<B: Backend>(l: &Linear<B>) -> Result<DenseLayer, ModelError> {
+    let read = |e: burn::tensor::DataError| ModelError::Artifact(format!("weights: {e:?}"));
+    let w = l.weight.val();
+    let [d_in, d_out] = w.dims();
+    let w: Vec<f32> = w.into_data().to_vec().map_err(read)?;
+    let bias: Vec<f32> = match &l.bias {
+        Some(b) => b.val().into_data().to_vec().map_err(read)?,
+        None => vec![0.0; d_out],
+    };
+    if w.len() != d_in * d_out || bias.len() != d_out {
+        return Err(ModelError::Artifact(format!(
+            "layer {d_in}x{d_out}: {} weights, {} biases",
+            w.len(),
+            bias.len()
+        )));
+    }
+    // burn: `[d_in, d_out]` row-major, `y = x·W + b`.
+    let weight = (0..d_out)
+        .map(|o| (0..d_in).map(|i| w[i * d_out + o]).collect())
+        .collect();
+    Ok(DenseLayer { weight, bias })
+}
+
 /// Scales every row to unit Euclidean length.
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     let norm = x
@@ -48,4 +94,48 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
         .sqrt()
         .clamp_min(1e-12);
     x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::CpuBackend;
+
+    #[test]
+    fn dense_layers_reproduce_the_forward_pass() {
+        let device = Default::default();
+        let shape = NetShape {
+            input: 5,
+            hidden: 7,
+            output: 3,
+        };
+        let net = EmbeddingNet::<CpuBackend>::new(shape, &device);
+        let x = [0.3f32, -1.2, 0.8, 2.0, -0.1];
+        let want: Vec<f32> = net
+            .forward(Tensor::from_data(
+                TensorData::new(x.to_vec(), [1, 5]),
+                &device,
+            ))
+            .into_data()
+            .to_vec()
+            .expect("read back");
+        let layers = net.dense_layers().expect("layers");
+        assert_eq!(layers.len(), 3);
+        let mut h: Vec<f32> = x.to_vec();
+        for (i, l) in layers.iter().enumerate() {
+            assert_eq!(l.weight[0].len(), h.len());
+            h = l
+                .weight
+                .iter()
+                .zip(&l.bias)
+                .map(|(row, b)| row.iter().zip(&h).map(|(w, x)| w * x).sum::<f32>() + b)
+                .map(|y| if i < 2 { y.max(0.0) } else { y })
+                .collect();
+        }
+        let norm = h.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert_eq!(h.len(), 3);
+        for (got, want) in h.iter().map(|v| v / norm).zip(want) {
+            assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        }
+    }
 }

@@ -1,0 +1,115 @@
+//! The synthetic gait population and model of the factor tests, and OIP v2 infer bodies
+//! for them (also used by `examples/bench_fixture.rs`, which includes this file).
+#![allow(dead_code)]
+
+/// Gait vector width (`GAIT_V1`).
+pub const GAIT_DIM: usize = 50;
+
+/// 10 synthetic people × 60 gait vectors (4 sessions of 15), each around a personal
+/// centre and inside the schema's ranges so that the records encode.
+pub fn gait_population() -> tacit_models::data::Population {
+    use tacit_models::data::{Person, Population, Sample};
+    let mut rng = tacit_models::SplitMix64::new(11);
+    let people = (0..10)
+        .map(|p| {
+            let centre: Vec<f64> = (0..GAIT_DIM).map(|_| rng.normal()).collect();
+            Person {
+                id: format!("p{p}"),
+                samples: (0..60)
+                    .map(|i| Sample {
+                        group: (i / 15) as u32,
+                        vector: centre
+                            .iter()
+                            .zip(tacit_shared::schema::GAIT_V1)
+                            .map(|(c, d)| {
+                                let top = d.max.min(d.min + 10.0);
+                                let (mid, span) = (0.5 * (d.min + top), (top - d.min) / 8.0);
+                                (mid + span * (c + 0.4 * rng.normal()) as f32).clamp(d.min, d.max)
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Population {
+        factor: tacit_models::Factor::Gait,
+        schema_version: 1,
+        dim: GAIT_DIM,
+        people,
+        source: "synthetic".into(),
+        skipped: vec![],
+    }
+}
+
+/// A small gait model artifact trained on the first `people` of `pop`.
+pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64) -> Vec<u8> {
+    use tacit_models::pipeline::{PipelineConfig, build_model};
+    let mut cfg = PipelineConfig::for_factor(tacit_models::Factor::Gait);
+    cfg.train = tacit_models::embedding::TrainConfig {
+        steps: 80,
+        batch: 64,
+        hidden: 32,
+        embedding: 16,
+        seed,
+        ..tacit_models::embedding::TrainConfig::default()
+    };
+    let people: Vec<usize> = (0..people).collect();
+    let (_, a) = build_model(pop, &people, &cfg, &mut |_| {}).expect("train");
+    a.to_bytes().expect("encode")
+}
+
+/// OIP v2 infer bodies (one JSON object per string) for the serving benchmark and the
+/// PyTorch peer equivalence test. Templates: for each of the first `people` people, a
+/// full one (from their first 40 vectors) and, every other person, a fallback one (from
+/// their first 16). Each body scores `rows` vectors against one template, the vectors
+/// taken in turn from the whole population (genuine and impostor alike); `count` bodies
+/// in all, cycling through the templates.
+pub fn infer_bodies(
+    model: &tacit_models::template::FactorModel,
+    pop: &tacit_models::data::Population,
+    people: usize,
+    rows: usize,
+    count: usize,
+) -> Vec<String> {
+    use tacit_models::template::EnrolConfig;
+    let cfg = EnrolConfig::for_factor(pop.factor);
+    let vectors = |p: usize, n: usize| -> Vec<Vec<f32>> {
+        pop.people[p].samples[..n]
+            .iter()
+            .map(|s| s.vector.clone())
+            .collect()
+    };
+    let mut templates = Vec::new();
+    for p in 0..people.min(pop.people.len()) {
+        let full = model.enrol(&vectors(p, 40), &cfg).expect("enrol");
+        assert!(!full.is_fallback());
+        templates.push(serde_json::to_string(&full).expect("template json"));
+        if p % 2 == 1 {
+            let fallback = model.enrol(&vectors(p, 16), &cfg).expect("enrol");
+            assert!(fallback.is_fallback());
+            templates.push(serde_json::to_string(&fallback).expect("template json"));
+        }
+    }
+    let pool: Vec<&Vec<f32>> = pop
+        .people
+        .iter()
+        .flat_map(|p| p.samples.iter().map(|s| &s.vector))
+        .collect();
+    // A stride through the pool so that consecutive rows come from different people.
+    let stride = pool.len() / 7 + 1;
+    (0..count)
+        .map(|i| {
+            let data: Vec<f32> = (0..rows)
+                .flat_map(|j| pool[((i * rows + j) * stride) % pool.len()].iter().copied())
+                .collect();
+            serde_json::json!({
+                "inputs": [
+                    {"name": "features", "datatype": "FP32", "shape": [rows, pop.dim], "data": data},
+                    {"name": "template", "datatype": "BYTES", "shape": [1], "data": [templates[i % templates.len()]]}
+                ]
+            })
+            .to_string()
+        })
+        .collect()
+}
