@@ -67,6 +67,38 @@ impl LoadedModel {
     }
 }
 
+/// Most templates kept parsed; the cache is emptied when it is full (simple, bounded).
+const TEMPLATE_CACHE_ENTRIES: usize = 4096;
+
+/// Parsed templates by their JSON text. The gateway sends a user's template with every
+/// scoring call, so parsing it (a few hundred numbers) would otherwise be a large part of
+/// the cost of a small request. Bounded; holds only what callers sent recently.
+#[derive(Debug, Default)]
+pub struct TemplateCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, Arc<Template>>>,
+}
+
+impl TemplateCache {
+    /// The parsed template of `text` (parsed once while it stays in the cache).
+    pub fn parse(&self, text: &str) -> Result<Arc<Template>, serde_json::Error> {
+        let lock = || {
+            self.map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(t) = lock().get(text) {
+            return Ok(t.clone());
+        }
+        let t: Arc<Template> = Arc::new(serde_json::from_str(text)?);
+        let mut map = lock();
+        if map.len() >= TEMPLATE_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(text.to_owned(), t.clone());
+        Ok(t)
+    }
+}
+
 /// One factor's service state.
 #[derive(Debug)]
 pub struct FactorService {
@@ -82,6 +114,8 @@ pub struct FactorService {
     pub jobs: JobStore,
     /// Most feature files per job.
     pub max_job_files: usize,
+    /// Templates parsed recently.
+    pub templates: TemplateCache,
 }
 
 impl FactorService {
@@ -115,6 +149,7 @@ impl FactorService {
             refused: std::sync::Mutex::new(None),
             jobs,
             max_job_files: f.max_job_files,
+            templates: TemplateCache::default(),
         });
         if let Err(e) = svc.reload().await {
             tracing::warn!(factor = %factor, key = %svc.model_key, file = ?svc.model_file, "no model yet: {e}");

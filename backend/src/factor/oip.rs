@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::LoadedModel;
+use std::sync::Arc;
+
+use super::{LoadedModel, TemplateCache};
 use tacit_models::template::Template;
 
 /// Most vectors in one infer request.
@@ -20,7 +22,7 @@ pub struct InferInput {
     pub datatype: String,
     /// Row-major data, flat or nested.
     #[serde(default)]
-    pub data: Value,
+    pub data: TensorData,
     /// Per-tensor parameters (the binary-data extension is not supported).
     #[serde(default)]
     pub parameters: Option<Value>,
@@ -102,22 +104,91 @@ fn binary_requested(p: &Option<Value>) -> bool {
         .unwrap_or(false)
 }
 
-/// Flattens nested JSON arrays into `out`, at most `limit` leaves.
-fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>, limit: usize) -> Result<(), BadRequest> {
-    match v {
-        Value::Array(items) => {
-            for i in items {
-                flatten(i, out, limit)?;
-            }
-        }
-        other => {
-            if out.len() >= limit {
-                return bad("too many values");
-            }
-            out.push(other);
-        }
+/// A tensor's `data`, flattened while it is parsed (no intermediate JSON tree: the
+/// numbers go straight into one vector, which is most of the cost of an infer call).
+#[derive(Debug, Default, PartialEq)]
+pub struct TensorData {
+    /// The numbers, row-major.
+    pub numbers: Vec<f64>,
+    /// The strings (BYTES tensors).
+    pub strings: Vec<String>,
+    /// Whether anything else (booleans, nulls, objects) was found.
+    pub other: bool,
+}
+
+struct Collect<'a>(&'a mut TensorData);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Collect<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
     }
-    Ok(())
+}
+
+impl<'de> serde::de::Visitor<'de> for Collect<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("numbers or strings, in nested lists")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Collect(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.0.numbers.push(v);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.0.numbers.push(v as f64);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.0.numbers.push(v as f64);
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.0.strings.push(v.to_owned());
+        Ok(())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.0.strings.push(v);
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.other = true;
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.other = true;
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.other = true;
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for TensorData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut data = TensorData::default();
+        serde::de::DeserializeSeed::deserialize(Collect(&mut data), d)?;
+        Ok(data)
+    }
 }
 
 /// The validated inputs of a request.
@@ -125,13 +196,17 @@ pub struct Parsed {
     /// Feature vectors.
     pub rows: Vec<Vec<f32>>,
     /// The template, if given.
-    pub template: Option<Template>,
+    pub template: Option<Arc<Template>>,
     /// Output names to return.
     pub outputs: Vec<String>,
 }
 
-/// Validates a request against the model.
-pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> {
+/// Validates a request against the model (`templates`: the service's parse cache).
+pub fn parse(
+    req: &InferRequest,
+    m: &LoadedModel,
+    templates: &TemplateCache,
+) -> Result<Parsed, BadRequest> {
     let dim = m.dim();
     let mut rows = None;
     let mut template = None;
@@ -170,8 +245,11 @@ pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> 
                         true,
                     ));
                 }
-                let mut flat = Vec::new();
-                flatten(&input.data, &mut flat, n * d)?;
+                let data = &input.data;
+                if data.other || !data.strings.is_empty() {
+                    return bad("features: data must hold numbers only");
+                }
+                let flat = &data.numbers;
                 if flat.len() != n * d {
                     return bad(format!(
                         "features: {} values for shape [{n}, {d}]",
@@ -182,7 +260,7 @@ pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> 
                 for (r, chunk) in flat.chunks(d).enumerate() {
                     let mut row = Vec::with_capacity(d);
                     for (c, v) in chunk.iter().enumerate() {
-                        let x = v.as_f64().unwrap_or(f64::NAN) as f32;
+                        let x = *v as f32;
                         if !x.is_finite() {
                             return bad(format!("features[{r}][{c}] is not a finite number"));
                         }
@@ -199,15 +277,18 @@ pub fn parse(req: &InferRequest, m: &LoadedModel) -> Result<Parsed, BadRequest> 
                         input.datatype
                     ));
                 }
-                let mut flat = Vec::new();
-                flatten(&input.data, &mut flat, 1)?;
-                let Some(Value::String(s)) = flat.first() else {
+                let data = &input.data;
+                let [s] = data.strings.as_slice() else {
                     return bad("template: expected one string");
                 };
+                if data.other || !data.numbers.is_empty() {
+                    return bad("template: expected one string");
+                }
                 if s.len() > 1 << 20 {
                     return bad("template: larger than 1 MiB");
                 }
-                let t: Template = serde_json::from_str(s)
+                let t = templates
+                    .parse(s)
                     .map_err(|e| BadRequest(format!("template: not a template ({e})"), false))?;
                 if t.factor != m.model.meta().factor {
                     return bad(format!(

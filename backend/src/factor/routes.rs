@@ -20,6 +20,9 @@ use super::oip::{self, InferRequest, InferResponse};
 use super::{FactorService, LoadedModel};
 use tacit_models::template::Template;
 
+/// Requests of at most this many rows are computed on the async worker.
+const INLINE_ROWS: usize = 16;
+
 /// State of the routes.
 #[derive(Clone)]
 struct Ctx {
@@ -148,12 +151,18 @@ async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> 
         Ok(m) => m,
         Err(r) => return r,
     };
-    let parsed = match oip::parse(&req, &m) {
+    let parsed = match oip::parse(&req, &m, &ctx.svc.templates) {
         Ok(p) => p,
         Err(e) => return error(e.status(), e.0),
     };
-    let model = m.clone();
-    let outputs = tokio::task::spawn_blocking(move || oip::run(parsed, &model)).await;
+    // A few rows take tens of microseconds: less than handing them to the blocking pool
+    // and back. Larger requests must not hold an async worker.
+    let outputs = if parsed.rows.len() <= INLINE_ROWS {
+        Ok(oip::run(parsed, &m))
+    } else {
+        let model = m.clone();
+        tokio::task::spawn_blocking(move || oip::run(parsed, &model)).await
+    };
     match outputs {
         Ok(Ok(outputs)) => axum::Json(InferResponse {
             model_name: name,

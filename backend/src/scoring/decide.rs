@@ -147,6 +147,8 @@ pub async fn assess(
         Decision::Reject => AuthDecision::Reject,
     };
     let consecutive_rejects = match decision {
+        // No write when there is nothing to reset: most answers are accepts.
+        AuthDecision::Accept if rejects_before == 0 => 0,
         AuthDecision::Accept => store.count_reject(user_id, RejectCount::Reset).await?,
         AuthDecision::Reject => store.count_reject(user_id, RejectCount::Increment).await?,
         AuthDecision::StepUp => rejects_before,

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tacit_models::ModelError;
-use tacit_models::template::Template;
 
 use super::client::{Enrolled, FactorClient, FactorError, Scored};
 use crate::factor::FactorService;
@@ -52,7 +51,10 @@ impl FactorClient for LocalFactor {
             .service
             .model()
             .ok_or_else(|| FactorError::Unavailable("model not loaded".into()))?;
-        let t: Template = serde_json::from_str(template)
+        let t = self
+            .service
+            .templates
+            .parse(template)
             .map_err(|e| FactorError::Refused(format!("not a template of this factor: {e}")))?;
         let meta = m.model.meta();
         if t.factor != meta.factor || t.detector.centre.len() != m.dim() {

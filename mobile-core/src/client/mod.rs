@@ -223,7 +223,9 @@ pub struct Client {
     rng: SystemRandom,
     capture: Mutex<Capture>,
     registration: Mutex<Option<Registration>>,
-    last_auth_ms: Mutex<u64>,
+    /// Held for a whole authentication: one request at a time, so that their
+    /// increasing times also arrive in order (the server refuses an older time).
+    auth_in_flight: tokio::sync::Mutex<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -276,7 +278,7 @@ impl Client {
                 },
             }),
             registration: Mutex::new(registration),
-            last_auth_ms: Mutex::new(0),
+            auth_in_flight: tokio::sync::Mutex::new(0),
             cfg,
             signer,
             outbox,
@@ -512,15 +514,11 @@ impl Client {
         } else {
             Vec::new()
         };
-        // Strictly increasing request times: the server refuses a time it has seen.
-        let request_ms = {
-            let mut last = self
-                .last_auth_ms
-                .lock()
-                .map_err(|_| ClientError::Storage("poisoned".into()))?;
-            *last = now_ms().max(*last + 1);
-            *last
-        };
+        // Strictly increasing request times, one request at a time: the server refuses
+        // a time that is not later than the last one it saw from this device.
+        let mut last = self.auth_in_flight.lock().await;
+        let request_ms = now_ms().max(*last + 1);
+        *last = request_ms;
         let r = authentication::authenticate(
             &self.http,
             &self.cfg,
@@ -530,6 +528,7 @@ impl Client {
             envelopes,
         )
         .await?;
+        drop(last);
         tracing::info!(decision = ?r.decision, degraded = r.degraded, "authenticated");
         Ok(r)
     }
