@@ -12,6 +12,14 @@ step "python venv (numpy, scipy for the reference cross-checks; the Python facto
 TACIT_PYTHON="$(bash scripts/tools/python-venv.sh | tail -n 1)"
 export TACIT_PYTHON
 
+step "PyTorch peer venv (Debian's python3-torch; for the serving benchmark's equivalence test)"
+if [ "$(id -u)" = 0 ] || python3 -c 'import torch' 2>/dev/null; then
+  TACIT_PEER_PYTHON="$(bash bench/python-peer/venv.sh | tail -n 1)"
+  export TACIT_PEER_PYTHON TACIT_REQUIRE_PEER=1
+else
+  echo "SKIP: no root to install python3-torch; backend/tests/python_peer.rs will skip"
+fi
+
 step "services: throwaway PostgreSQL and S3 (moto)"
 svc="$(mktemp -d /var/tmp/tacit-test-svc.XXXXXX)"
 chmod 755 "$svc"
