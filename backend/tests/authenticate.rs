@@ -274,6 +274,14 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
         "{g:?}"
     );
 
+    // With attached evidence only that evidence counts: bob's person walking with
+    // alice's phone right after her accept is judged on his windows alone.
+    let env = alice.envelope(&person(8, 3)[..6]);
+    let r = authenticate(&http, &url, &alice.request(&[env])).await;
+    assert_eq!(factor_of(&r, "gait").windows, 6, "{r:?}");
+    assert_eq!(r.decision, AuthDecision::Reject, "{r:?}");
+    assert_eq!(r.consecutive_rejects, 1);
+
     // Zero-effort impostor: alice walking with bob's phone, five times → locked.
     for attempt in 1..=6u32 {
         let env = bob.envelope(&person(7, 3)[6..12]);

@@ -154,7 +154,9 @@ pub struct AuthenticateRequest {
     /// When the request was made (device clock, Unix ms). Must be later than the
     /// device's previous request and within the server's clock window.
     pub request_ms: u64,
-    /// Fresh envelopes (base64) to ingest and use, at most [`MAX_AUTH_ENVELOPES`].
+    /// Fresh envelopes (base64), at most [`MAX_AUTH_ENVELOPES`]: ingested like an
+    /// upload, and then their windows alone are the evidence (without them: the newest
+    /// stored windows).
     #[serde(default)]
     pub envelopes: Vec<String>,
     /// Signature (base64) over [`authenticate_message`].

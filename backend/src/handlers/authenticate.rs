@@ -3,7 +3,8 @@
 //! Order of checks: shape and bounds → device known, not revoked → signature over the
 //! request (device id, time, attached envelopes) → request time within the clock window
 //! → request time later than the device's previous one (no replay, on any replica) →
-//! attached envelopes ingested like an upload → evidence, fusion, decision.
+//! attached envelopes ingested like an upload → evidence (the attached envelopes' windows
+//! when there are any, else the newest stored ones), fusion, decision.
 
 use axum::Json;
 use axum::extract::State;
@@ -118,12 +119,19 @@ pub async fn authenticate(
     } else {
         ingest(&st, &req.envelopes, Some(device_id)).await?
     };
+    // Attached evidence that was stored (now or before) is what gets judged.
+    let fresh: Vec<String> = envelope_results
+        .iter()
+        .filter(|r| r.status != tacit_shared::api::EnvelopeStatus::Rejected)
+        .filter_map(|r| r.envelope_id.clone())
+        .collect();
     let mut answer = assess(
         st.store.as_ref(),
         &st.factors,
         &st.settings.auth,
         &device.user_id,
         now,
+        (!req.envelopes.is_empty()).then_some(fresh.as_slice()),
     )
     .await
     .map_err(store_error)?;

@@ -91,13 +91,18 @@ async fn assess_one(
 }
 
 /// Scores, fuses and decides for a user; updates the consecutive-reject count.
-/// `envelopes` of the answer is left empty for the caller.
+/// With `fresh` (ids, hex, of envelopes attached to the request and stored), only their
+/// windows are evidence: the request says "judge the behaviour of just now", and
+/// earlier windows (someone else's, if the phone changed hands) do not dilute it.
+/// Otherwise the newest stored windows are. `envelopes` of the answer is left empty for
+/// the caller.
 pub async fn assess(
     store: &dyn Store,
     factors: &Factors,
     settings: &AuthSettings,
     user_id: &str,
     now_ms: u64,
+    fresh: Option<&[String]>,
 ) -> Result<AuthenticateResponse, StoreError> {
     let policy = &settings.fusion;
     let mut templates = std::collections::HashMap::new();
@@ -111,7 +116,7 @@ pub async fn assess(
             }
         }
     }
-    let windows = if templates.is_empty() {
+    let mut windows = if templates.is_empty() {
         Vec::new()
     } else {
         let max_age_ms = (policy.max_age_s.max(0.0) * 1000.0) as u64;
@@ -123,6 +128,9 @@ pub async fn assess(
         )
         .await?
     };
+    if let Some(ids) = fresh {
+        windows.retain(|w| ids.contains(&w.envelope_id));
+    }
     let runs = factors.iter().map(|f| {
         let t = templates.remove(&f.name);
         assess_one(f, t, &windows, settings, now_ms)

@@ -34,6 +34,8 @@ pub struct Window {
     pub end_ms: u64,
     /// The features.
     pub values: Vec<f32>,
+    /// Id (hex) of the envelope it came in.
+    pub envelope_id: String,
 }
 
 /// Feature objects read at once.
@@ -62,7 +64,15 @@ pub async fn read_windows(
             tracing::warn!(object = %key, "stored feature object does not decode; skipped");
             continue;
         };
+        // Keys end in `{sequence}-{envelope id}.bin` (`FeatureObjects::feature_key`).
+        let envelope_id = key
+            .rsplit('-')
+            .next()
+            .and_then(|k| k.strip_suffix(".bin"))
+            .unwrap_or("")
+            .to_string();
         windows.extend(payload.records.into_iter().map(|r| Window {
+            envelope_id: envelope_id.clone(),
             kind: r.factor,
             group: GroupKey {
                 schema_version: r.schema_version,
