@@ -63,8 +63,11 @@ bash deploy/test-container.sh
 step "kubernetes: deploy/k8s built with kustomize, kubernetes-validate --strict, policy"
 bash deploy/validate-k8s.sh
 
-step "demo (README first command, debug build)"
-cargo run --locked -p tacit-simulator --bin tacit-sim
+step "simulator: the README's first command (default world, debug build) and the protocol demo"
+world="$(mktemp -d /var/tmp/tacit-world.XXXXXX)"
+cargo run --locked -p tacit-simulator --bin tacit-sim -- --dir "$world"
+rm -rf "$world"
+cargo run --locked -p tacit-simulator --bin tacit-sim -- demo
 
 step "fuzz target compiles"
 # The fuzz crate is outside the workspace (cargo-fuzz builds it with sanitizers);

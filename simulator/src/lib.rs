@@ -13,7 +13,9 @@
 //!   rhythm, practice, fatigue, hesitations), fitted to the CMU keystroke benchmark;
 //! * [`training`] — gait and keystroke [`tacit_models::data::Population`]s, a small
 //!   model training and a verification (EER) check;
-//! * [`rng`] — the seeded generator ([`SplitMix64`]) and seed derivation.
+//! * [`rng`] — the seeded generator ([`SplitMix64`]) and seed derivation;
+//! * [`world`] — a simulated world: phones with the real client, a real backend in this
+//!   process, days of genuine use, impostors and attacks, and the [`world::Report`].
 //!
 //! ```
 //! use tacit_simulator::{PopulationModel, SplitMix64};
@@ -35,6 +37,7 @@ pub mod people;
 pub mod rng;
 pub mod training;
 pub mod typing;
+pub mod world;
 
 pub use people::{Person, PopulationModel};
 pub use rng::SplitMix64;

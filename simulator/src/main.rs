@@ -1,167 +1,130 @@
-//! `tacit-sim` — today the protocol demo: generate a backend HPKE key pair and a device
-//! key, seal a demo envelope of feature records, open it as the backend would, and
-//! show that a tampered copy is refused. The end-to-end simulator (issue #8) replaces
-//! this with a whole synthetic world.
+//! `tacit-sim` — the end-to-end simulator: a world of synthetic people with phones
+//! running the real mobile core, a real backend in this process, days of use,
+//! impostors and attackers; prints what it measured and writes `report.json`.
+//! `tacit-sim demo` is the protocol demo (seal and open one envelope).
+
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use ring::rand::SystemRandom;
-use tacit_shared::envelope::{Envelope, SealParams};
-use tacit_shared::hpke::{RecipientKeyPair, Suite};
-use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
-use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
-use tacit_shared::schema::{self, GAIT_V1};
+use clap::{Parser, Subcommand};
+use tacit_simulator::world::{WorldConfig, run};
 
-/// Tacit protocol demo: key generation, seal and open of one envelope.
+/// Tacit end-to-end simulator.
 #[derive(Parser)]
 #[command(version, about)]
-struct Args {
-    /// Write the backend key pair and the demo envelope into this directory
-    /// (the private key with mode 0600). Without it nothing is written.
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    world: WorldArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The protocol demo: key generation, seal and open of one envelope.
+    Demo(demo::DemoArgs),
+}
+
+/// The world to simulate.
+#[derive(clap::Args)]
+struct WorldArgs {
+    /// People with an enrolled phone.
+    #[arg(long, default_value_t = 200)]
+    people: usize,
+    /// Days lived after the enrolment day.
+    #[arg(long, default_value_t = 3)]
+    days: u32,
+    /// Seed of the population and the run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// People (not users) the models are trained on.
+    #[arg(long, default_value_t = 40)]
+    training_people: usize,
+    /// Training steps per model.
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Genuine authentications per person and day.
+    #[arg(long, default_value_t = 2)]
+    auths_per_day: u32,
+    /// Chance per person and day that someone else uses the phone.
+    #[arg(long, default_value_t = 0.5)]
+    impostor_rate: f64,
+    /// Chance per person and day of a mimicry attack.
+    #[arg(long, default_value_t = 0.25)]
+    mimic_rate: f64,
+    /// How much of the victim's rhythm a mimic copies (0..=1).
+    #[arg(long, default_value_t = 0.5)]
+    mimic_strength: f64,
+    /// People simulated at once (default: 2 per core).
     #[arg(long)]
-    out: Option<PathBuf>,
-    /// Seal with AES-128-GCM instead of the default ChaCha20-Poly1305.
+    parallel: Option<usize>,
+    /// Working directory (emptied first): backend data, phones, report.
+    #[arg(long, default_value = "tacit-sim-world")]
+    dir: PathBuf,
+    /// Also write the report as JSON here.
     #[arg(long)]
-    aes: bool,
+    json: Option<PathBuf>,
 }
 
-fn demo_payload(now_ms: u64) -> Payload {
-    // Plausible, synthetic values: a walking window (cadence 1.8 steps/s) and one
-    // entry of an 11-key phrase. No real person's data.
-    let mut gait: Vec<f32> = GAIT_V1
-        .iter()
-        .map(|d| d.min.max(0.0) + 0.1 * (d.max - d.min.max(0.0)).min(1.0))
-        .collect();
-    gait[0] = 1.8;
-    let fixed = (0..31)
-        .map(|i| match schema::fixed_text_timing(i) {
-            schema::FixedTextTiming::Hold(_) => 0.09,
-            schema::FixedTextTiming::DownDown(_) => 0.25,
-            schema::FixedTextTiming::UpDown(_) => 0.16,
-        })
-        .collect();
-    Payload {
-        records: vec![
-            FeatureRecord {
-                factor: FactorKind::Gait,
-                schema_version: 1,
-                window_start_ms: now_ms - 5120,
-                window_ms: 5120,
-                context: None,
-                values: gait,
-            },
-            FeatureRecord {
-                factor: FactorKind::KeystrokeFixed,
-                schema_version: 1,
-                window_start_ms: now_ms - 3000,
-                window_ms: 3000,
-                context: Some(*b"demo-phrase-hash"),
-                values: fixed,
-            },
-        ],
-    }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)?.write_all(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn run(args: Args) -> Result<(), String> {
-    let rng = SystemRandom::new();
-    let backend = RecipientKeyPair::generate(&rng).map_err(|e| e.to_string())?;
-    println!(
-        "backend HPKE key  id {}  public {}",
-        backend.key_id(),
-        hex(backend.public_key().as_bytes())
+fn simulate(a: WorldArgs) -> Result<(), String> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cfg = WorldConfig {
+        people: a.people,
+        days: a.days,
+        seed: a.seed,
+        training_people: a.training_people,
+        training_steps: a.steps,
+        auths_per_day: a.auths_per_day,
+        impostor_rate: a.impostor_rate,
+        mimic_rate: a.mimic_rate,
+        mimic_strength: a.mimic_strength,
+        parallel: a.parallel.unwrap_or(2 * cores),
+        dir: a.dir.clone(),
+    };
+    cfg.check()?;
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:<48} {bar:30} {pos}/{len} [{elapsed}]")
+            .map_err(|e| e.to_string())?,
     );
-    let (device, _pkcs8) = Ed25519Signer::generate(&rng).map_err(|e| e.to_string())?;
-    let device_key = device.public_key();
-    println!("device key        Ed25519  id {}", device_key.device_id());
-
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_millis() as u64;
-    let suite = if args.aes {
-        Suite::X25519Sha256Aes128Gcm
-    } else {
-        Suite::X25519Sha256ChaCha20Poly1305
+    let progress = |stage: &str, done: u64, total: u64| {
+        bar.set_message(stage.to_string());
+        bar.set_length(total);
+        bar.set_position(done);
     };
-    let payload = demo_payload(now_ms);
-    let params = SealParams {
-        suite,
-        sequence: 1,
-        created_at_ms: now_ms,
-    };
-    let (header, bytes) = Envelope::seal(params, &payload, backend.public_key(), &device, &rng)
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .map_err(|e| e.to_string())?;
-    println!(
-        "sealed envelope   {} bytes ({} payload bytes, {:?})  envelope id {}",
-        bytes.len(),
-        payload.encoded_len(),
-        suite,
-        hex(&header.envelope_id)
-    );
-
-    let opened = Envelope::open(&bytes, &device_key, |id| {
-        (*id == backend.key_id()).then_some(&backend)
-    })
-    .map_err(|e| format!("opening the demo envelope failed: {e}"))?;
-    if opened.payload != payload {
-        return Err("opened payload differs from the sealed one".into());
+    let report = rt.block_on(run(&cfg, &progress))?;
+    bar.finish_and_clear();
+    println!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let path = a.dir.join("report.json");
+    std::fs::write(&path, &json).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(p) = &a.json {
+        std::fs::write(p, &json).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    for r in &opened.payload.records {
-        println!(
-            "opened record     {:<16} v{}  {} values",
-            r.factor.name(),
-            r.schema_version,
-            r.values.len()
-        );
+    println!("report: {}", path.display());
+    let e = &report.envelopes;
+    if e.lost > 0 || e.duplicated > 0 {
+        return Err(format!(
+            "{} envelopes lost, {} duplicated",
+            e.lost, e.duplicated
+        ));
     }
-
-    let mut tampered = bytes.clone();
-    let mid = tampered.len() / 2;
-    tampered[mid] ^= 1;
-    match Envelope::open(&tampered, &device_key, |_| Some(&backend)) {
-        Ok(_) => return Err("a tampered envelope was accepted".into()),
-        Err(e) => println!("tampered copy     rejected: {} ({})", e, e.code()),
-    }
-
-    if let Some(dir) = args.out {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let id = backend.key_id().to_hex();
-        let sk = dir.join(format!("hpke-{id}.secret"));
-        write_private(&sk, &backend.secret_bytes()[..])
-            .map_err(|e| format!("{}: {e}", sk.display()))?;
-        let pk = dir.join(format!("hpke-{id}.pub"));
-        std::fs::write(&pk, backend.public_key().as_bytes())
-            .map_err(|e| format!("{}: {e}", pk.display()))?;
-        let env = dir.join("demo-envelope.bin");
-        std::fs::write(&env, &bytes).map_err(|e| format!("{}: {e}", env.display()))?;
-        println!(
-            "wrote             {}, {}, {}",
-            sk.display(),
-            pk.display(),
-            env.display()
-        );
-    }
-    println!("ok: the protocol round trip works");
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Demo(args)) => demo::run(args),
+        None => simulate(cli.world),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tacit-sim: {e}");

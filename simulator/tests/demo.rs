@@ -6,7 +6,7 @@ use std::process::Command;
 fn demo_runs_and_writes_keys() {
     let dir = std::env::temp_dir().join(format!("tacit-demo-{}", std::process::id()));
     let out = Command::new(env!("CARGO_BIN_EXE_tacit-sim"))
-        .arg("--out")
+        .args(["demo", "--out"])
         .arg(&dir)
         .output()
         .expect("run tacit-sim");
@@ -42,7 +42,7 @@ fn demo_runs_and_writes_keys() {
 #[test]
 fn unwritable_output_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_tacit-sim"))
-        .arg("--out")
+        .args(["demo", "--out"])
         .arg("/proc/definitely/not/writable")
         .output()
         .expect("run tacit-sim");

@@ -1,0 +1,182 @@
+//! Attacks that must never work, whatever the behaviour: a replayed authentication
+//! request, a replayed or tampered envelope captured on the network, and a device key
+//! copied to another phone (a cloned phone: the attacker then authenticates with their
+//! own behaviour, which the factors must refuse).
+
+use serde_json::json;
+use tacit_mobile_core::client::{Client, ClientConfig, KEY_FILE};
+use tacit_mobile_core::queue::{Outbox, OutboxConfig};
+use tacit_shared::api::{AuthDecision, authenticate_message, b64_encode};
+use tacit_shared::hpke::RecipientPublicKey;
+use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
+
+use super::phone::SimPhone;
+use crate::Person;
+
+/// Outcome of one attack: whether it worked, and what the server said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The attack worked.
+    pub success: bool,
+    /// The server's answer, for the report.
+    pub answer: String,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The victim's envelope captured in transit: the oldest one waiting in its outbox
+/// (read through a second handle on the outbox, as a network tap would see it).
+pub fn capture(victim: &SimPhone) -> Result<Option<Vec<u8>>, String> {
+    let outbox = Outbox::open(&victim.dir, OutboxConfig::default()).map_err(|e| e.to_string())?;
+    Ok(outbox
+        .peek_oldest(1)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .map(|e| e.bytes))
+}
+
+async fn upload_one(http: &reqwest::Client, url: &str, bytes: &[u8]) -> Result<String, String> {
+    let r = http
+        .post(format!("{url}/v1/uploads"))
+        .json(&json!({ "envelopes": [b64_encode(bytes)] }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+    Ok(v["results"][0]["status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
+        + v["results"][0]["reason"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+            .as_str())
+}
+
+/// Sends a captured (already delivered) envelope again: works if stored a second time.
+pub async fn replay_envelope(
+    http: &reqwest::Client,
+    url: &str,
+    captured: &[u8],
+) -> Result<Attempt, String> {
+    let answer = upload_one(http, url, captured).await?;
+    Ok(Attempt {
+        success: answer.starts_with("stored"),
+        answer,
+    })
+}
+
+/// Flips one byte of a captured envelope in each of its parts and sends them: works
+/// if any is stored.
+pub async fn tamper_envelope(
+    http: &reqwest::Client,
+    url: &str,
+    captured: &[u8],
+) -> Result<Attempt, String> {
+    let mut answers = Vec::new();
+    let mut success = false;
+    for at in [captured.len() / 8, captured.len() / 2, captured.len() - 1] {
+        let mut t = captured.to_vec();
+        t[at] ^= 0x20;
+        let a = upload_one(http, url, &t).await?;
+        success |= a.starts_with("stored");
+        answers.push(a);
+    }
+    Ok(Attempt {
+        success,
+        answer: answers.join(", "),
+    })
+}
+
+/// Sends a signed authentication request twice (a network attacker replays it): works
+/// if the second is answered at all.
+pub async fn replay_request(
+    http: &reqwest::Client,
+    url: &str,
+    victim: &SimPhone,
+) -> Result<Attempt, String> {
+    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE)).map_err(|e| e.to_string())?;
+    let signer = Ed25519Signer::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
+    let device = signer.public_key().device_id();
+    let request_ms = now_ms(); // later than anything the phone sent
+    let sig = signer
+        .sign(&authenticate_message(&device.0, request_ms, &[]))
+        .map_err(|e| e.to_string())?;
+    let body = json!({ "device_id": device.to_hex(), "request_ms": request_ms, "envelopes": [], "signature": b64_encode(&sig) });
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let r = http
+            .post(format!("{url}/v1/authenticate"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        statuses.push(r.status().as_u16());
+    }
+    Ok(Attempt {
+        success: statuses[1] == 200,
+        answer: format!("HTTP {} then {}", statuses[0], statuses[1]),
+    })
+}
+
+/// The victim's phone is cloned (data directory with device key, registration and
+/// outbox copied) and `attacker` uses the clone: works if the answer is `accept`. The
+/// clone is returned for the envelope accounting.
+pub async fn stolen_key(
+    victim: &SimPhone,
+    attacker: &Person,
+    session: u32,
+    url: &str,
+    key: &RecipientPublicKey,
+) -> Result<(Attempt, SimPhone), String> {
+    let clone_dir = victim.dir.with_extension("stolen");
+    let _ = std::fs::remove_dir_all(&clone_dir);
+    std::fs::create_dir_all(&clone_dir).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&victim.dir).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.file_type().map_err(|e| e.to_string())?.is_file() {
+            std::fs::copy(entry.path(), clone_dir.join(entry.file_name()))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let cfg = ClientConfig::new(
+        url,
+        key.as_bytes(),
+        &key.key_id().to_hex(),
+        &clone_dir.to_string_lossy(),
+        &victim.user_id,
+    )
+    .map_err(|e| e.to_string())?;
+    let client = Client::new(cfg, None).map_err(|e| e.to_string())?;
+    let s = client.status().map_err(|e| e.to_string())?;
+    let mut phone = SimPhone {
+        index: victim.index,
+        user_id: victim.user_id.clone(),
+        client,
+        dir: clone_dir,
+        sealed: 0,
+        rng: crate::SplitMix64::new(victim.index as u64 ^ 0x5713),
+        clock_ns: victim.clock_ns,
+        counters_base: [s.acknowledged_total, s.rejected_total, s.evicted_total],
+    };
+    phone.activity(attacker, session, 60.0, 5)?;
+    let r = phone
+        .client
+        .authenticate(true)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        Attempt {
+            success: r.decision == AuthDecision::Accept,
+            answer: format!("{:?} (LLR {:.1})", r.decision, r.llr),
+        },
+        phone,
+    ))
+}

@@ -1,0 +1,95 @@
+//! A simulated world (issue #8): a population of synthetic people, each with a phone
+//! running the real mobile-core [`Client`](tacit_mobile_core::client::Client), living a
+//! number of days against a real backend (in this process, the embedded default), with
+//! genuine authentications at random moments and attackers; the outcome is a
+//! [`Report`].
+//!
+//! * `backend.rs` — the backend in this process: models trained on other synthetic
+//!   people, gateway with the factors in-process, embedded storage;
+//! * `phone.rs` — one person's phone and what they do with it in a day;
+//! * `attacks.rs` — replayed and tampered envelopes and requests, a stolen device key;
+//! * `report.rs` — what a run measured, as a table and JSON;
+//! * `run.rs` — the days.
+
+mod attacks;
+mod backend;
+mod phone;
+mod report;
+mod run;
+
+pub use backend::SimBackend;
+pub use report::{AttackStats, Envelopes, FactorRates, Report};
+pub use run::{Progress, run};
+
+use std::path::PathBuf;
+
+/// What to simulate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorldConfig {
+    /// People with an enrolled phone.
+    pub people: usize,
+    /// Days lived after the enrolment day.
+    pub days: u32,
+    /// Seed of the population and of everything random in the run.
+    pub seed: u64,
+    /// People (not users) the models are trained on.
+    pub training_people: usize,
+    /// Training steps of each model.
+    pub training_steps: usize,
+    /// Genuine authentications per person and day.
+    pub auths_per_day: u32,
+    /// Probability, per person and day, that someone else (a zero-effort impostor)
+    /// picks the phone up and the app authenticates.
+    pub impostor_rate: f64,
+    /// Probability, per person and day, of a mimicry attack on the phone.
+    pub mimic_rate: f64,
+    /// How much of the victim's rhythm a mimic copies (0..=1).
+    pub mimic_strength: f64,
+    /// People simulated at once.
+    pub parallel: usize,
+    /// Working directory (backend data, phones' data); emptied first.
+    pub dir: PathBuf,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            people: 200,
+            days: 3,
+            seed: 1,
+            training_people: 40,
+            training_steps: 300,
+            auths_per_day: 2,
+            impostor_rate: 0.5,
+            mimic_rate: 0.25,
+            mimic_strength: 0.5,
+            parallel: 4,
+            dir: std::env::temp_dir().join("tacit-sim-world"),
+        }
+    }
+}
+
+impl WorldConfig {
+    /// Checks the numbers (clear errors instead of a run that means nothing).
+    pub fn check(&self) -> Result<(), String> {
+        if self.people < 2 {
+            return Err("people: at least 2 (impostors are other people)".into());
+        }
+        if self.training_people < 4 {
+            return Err("training people: at least 4".into());
+        }
+        for (name, p) in [
+            ("impostor rate", self.impostor_rate),
+            ("mimic rate", self.mimic_rate),
+            ("mimic strength", self.mimic_strength),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name}: {p} outside 0..=1"));
+            }
+        }
+        if self.parallel == 0 {
+            return Err("parallel: at least 1".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! One person's phone in a simulated world: the real mobile-core client with its own
+//! data directory (outbox, device key, registration), and what people do with it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tacit_mobile_core::client::{Client, ClientConfig};
+use tacit_shared::hpke::RecipientPublicKey;
+
+use crate::typing::{CMU_KEYS, CMU_PHRASE};
+use crate::{Person, SplitMix64};
+
+/// Nanoseconds per second.
+const SEC: i64 = 1_000_000_000;
+
+/// A phone.
+pub struct SimPhone {
+    /// The owner's index in the population.
+    pub index: usize,
+    /// The owner's user id.
+    pub user_id: String,
+    /// The phone's core.
+    pub client: Client,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// Envelopes it sealed.
+    pub sealed: u64,
+    /// Randomness of what happens on this phone.
+    pub rng: SplitMix64,
+    /// The phone's clock for sensor timestamps: where the last activity ended. A world
+    /// lives its days in seconds, so activities are laid end to end on this clock (it
+    /// runs ahead of the wall clock) rather than at "now", which would overlap.
+    pub clock_ns: i64,
+    /// The outbox counters when this phone object was created (acknowledged, rejected,
+    /// evicted): non-zero for a cloned phone, whose counters are the victim's so far.
+    pub counters_base: [u64; 3],
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+async fn admin(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut req = http.post(format!("{url}{path}")).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!("{path}: HTTP {status}: {v}"));
+    }
+    Ok(v)
+}
+
+impl SimPhone {
+    /// Creates the user, a phone and registers it with a one-time token.
+    pub async fn enrol_device(
+        http: &reqwest::Client,
+        url: &str,
+        admin_token: &str,
+        key: &RecipientPublicKey,
+        dir: &Path,
+        index: usize,
+        seed: u64,
+    ) -> Result<SimPhone, String> {
+        let user_id = format!("sim-{index}");
+        admin(
+            http,
+            url,
+            admin_token,
+            "/v1/users",
+            Some(json!({ "user_id": user_id })),
+        )
+        .await?;
+        let t = admin(
+            http,
+            url,
+            admin_token,
+            &format!("/v1/users/{user_id}/enrolment-tokens"),
+            None,
+        )
+        .await?;
+        let dir = dir.join(&user_id);
+        let cfg = ClientConfig::new(
+            url,
+            key.as_bytes(),
+            &key.key_id().to_hex(),
+            &dir.to_string_lossy(),
+            &user_id,
+        )
+        .map_err(|e| e.to_string())?;
+        let client = Client::new(cfg, None).map_err(|e| e.to_string())?;
+        client
+            .register_device(t["token"].as_str().unwrap_or(""))
+            .await
+            .map_err(|e| format!("{user_id}: {e}"))?;
+        Ok(SimPhone {
+            index,
+            user_id,
+            client,
+            dir,
+            sealed: 0,
+            rng: SplitMix64::new(crate::rng::derive(seed, 0x9407, index as u64)),
+            clock_ns: 0,
+            counters_base: [0; 3],
+        })
+    }
+
+    /// `person` uses the phone (on day `session`): walks `seconds`, then types the phrase
+    /// `entries` times, after the previous activity on the phone's clock. The phone
+    /// seals what it made.
+    pub fn activity(
+        &mut self,
+        person: &Person,
+        session: u32,
+        seconds: f64,
+        entries: u32,
+    ) -> Result<(), String> {
+        let span = seconds as i64 + 6 * i64::from(entries) + 5;
+        let t0 = (now_ns() - span * SEC).max(self.clock_ns + 5 * SEC);
+        self.clock_ns = t0 + span * SEC;
+        let walk = person.walk(seconds, t0, session, &mut self.rng);
+        for chunk in walk.chunks(512) {
+            self.client
+                .record_motion(chunk)
+                .map_err(|e| e.to_string())?;
+        }
+        let mut typing = person.typing_session(session);
+        let t1 = t0 + (seconds as i64 + 2) * SEC;
+        for i in 0..i64::from(entries) {
+            let events = typing.entry(CMU_KEYS, t1 + i * 6 * SEC, &mut self.rng);
+            self.client
+                .record_phrase_entry(CMU_PHRASE, &events)
+                .map_err(|e| e.to_string())?;
+        }
+        let sealed = self.client.seal().map_err(|e| e.to_string())?;
+        self.sealed += u64::from(sealed.envelopes);
+        Ok(())
+    }
+
+    /// Uploads until the outbox is empty (bounded number of drains).
+    pub async fn upload(&self) -> Result<u64, String> {
+        let mut stored = 0;
+        for _ in 0..20 {
+            let up = self
+                .client
+                .upload_pending()
+                .await
+                .map_err(|e| e.to_string())?;
+            stored += up.report.stored;
+            if up.remaining == 0 {
+                return Ok(stored);
+            }
+        }
+        Err(format!("{}: outbox does not drain", self.user_id))
+    }
+}
+
+/// Builds the user's templates from what was uploaded; returns each factor's status.
+pub async fn enrol_templates(
+    http: &reqwest::Client,
+    url: &str,
+    admin_token: &str,
+    user_id: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let v = admin(
+        http,
+        url,
+        admin_token,
+        &format!("/v1/users/{user_id}/templates"),
+        None,
+    )
+    .await?;
+    Ok(v["factors"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .map(|f| {
+                    (
+                        f["factor"].as_str().unwrap_or("").to_string(),
+                        f["status"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}

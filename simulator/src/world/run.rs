@@ -1,0 +1,341 @@
+//! The days of a simulated world.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorStatus};
+
+use super::attacks;
+use super::backend::SimBackend;
+use super::phone::{SimPhone, enrol_templates};
+use super::report::{Envelopes, FactorRates, Report, quantile, resources};
+use super::{AttackStats, WorldConfig};
+use crate::rng::Draw;
+use crate::{PopulationModel, SplitMix64};
+
+/// Progress callback: `(stage, done, total)`.
+pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
+
+/// Who was holding the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    Owner,
+    Impostor,
+    Mimic,
+}
+
+/// One authentication as the phone saw it.
+#[derive(Debug, Clone)]
+struct Outcome {
+    holder: Holder,
+    answer: AuthenticateResponse,
+    latency_ms: f64,
+}
+
+/// Runs a world and reports what it measured.
+pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, String> {
+    cfg.check()?;
+    let started = Instant::now();
+    let _ = std::fs::remove_dir_all(&cfg.dir);
+    std::fs::create_dir_all(&cfg.dir).map_err(|e| format!("{}: {e}", cfg.dir.display()))?;
+    let world = PopulationModel::with_seed(cfg.seed);
+
+    progress("training the models on other synthetic people", 0, 1);
+    let backend = SimBackend::start(
+        &cfg.dir.join("backend"),
+        &world,
+        cfg.training_people,
+        cfg.training_steps,
+        cfg.seed,
+    )
+    .await?;
+    let setup_s = started.elapsed().as_secs_f64();
+    let url = backend.url();
+    let http = reqwest::Client::new();
+    let token = backend.admin_token.clone();
+    let phones_dir = cfg.dir.join("phones");
+
+    // Phones: one user, one registered device each.
+    let total = cfg.people as u64;
+    let mut phones = Vec::with_capacity(cfg.people);
+    let mut registering = futures::stream::iter(0..cfg.people)
+        .map(|i| {
+            SimPhone::enrol_device(&http, &url, &token, &backend.key, &phones_dir, i, cfg.seed)
+        })
+        .buffer_unordered(8);
+    while let Some(p) = registering.next().await {
+        phones.push(p?);
+        progress("registering phones", phones.len() as u64, total);
+    }
+    drop(registering);
+    phones.sort_by_key(|p| p.index);
+
+    // Day 0: enrolment activity, uploads, templates.
+    let handle = tokio::runtime::Handle::current();
+    let mut done = 0;
+    let mut phones = {
+        let mut out = Vec::with_capacity(phones.len());
+        let mut days = futures::stream::iter(phones)
+            .map(|mut phone| {
+                let owner = world.person(phone.index as u64);
+                let h = handle.clone();
+                tokio::task::spawn_blocking(move || -> Result<SimPhone, String> {
+                    phone.activity(&owner, 0, 150.0, 30)?;
+                    h.block_on(phone.upload())?;
+                    Ok(phone)
+                })
+            })
+            .buffer_unordered(cfg.parallel);
+        while let Some(p) = days.next().await {
+            out.push(p.map_err(|e| e.to_string())??);
+            done += 1;
+            progress("day 0: enrolment data", done, total);
+        }
+        out
+    };
+    phones.sort_by_key(|p| p.index);
+    let mut enrolled_fully = 0;
+    let mut enrolling = futures::stream::iter(&phones)
+        .map(|p| enrol_templates(&http, &url, &token, &p.user_id))
+        .buffer_unordered(cfg.parallel);
+    let mut done = 0;
+    while let Some(r) = enrolling.next().await {
+        let statuses = r?;
+        enrolled_fully +=
+            usize::from(!statuses.is_empty() && statuses.iter().all(|(_, s)| s == "enrolled"));
+        done += 1;
+        progress("day 0: templates", done, total);
+    }
+    drop(enrolling);
+
+    // Days 1..=days.
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for day in 1..=cfg.days {
+        let mut out = Vec::with_capacity(phones.len());
+        let mut running = futures::stream::iter(phones)
+            .map(|phone| {
+                let h = handle.clone();
+                let (world, cfg, http, url, token) = (
+                    world.clone(),
+                    cfg.clone(),
+                    http.clone(),
+                    url.clone(),
+                    token.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    live_day(phone, day, &world, &cfg, &h, &http, &url, &token)
+                })
+            })
+            .buffer_unordered(cfg.parallel);
+        let mut done = 0;
+        while let Some(r) = running.next().await {
+            let (phone, o) = r.map_err(|e| e.to_string())??;
+            outcomes.extend(o);
+            out.push(phone);
+            done += 1;
+            progress(&format!("day {day}"), done, total);
+        }
+        drop(running);
+        phones = out;
+        phones.sort_by_key(|p| p.index);
+    }
+
+    // Attacks that must fail, on a sample of phones.
+    let mut attacks = AttackStats::default();
+    let mut clones = Vec::new();
+    let mut rng = SplitMix64::new(crate::rng::derive(cfg.seed, 0xa77a, 0));
+    let victims = cfg.people.min(10);
+    for v in 0..victims {
+        progress("attacks", v as u64, victims as u64);
+        // Distinct victims: a cloned phone and its original share one sequence space,
+        // so the original's later envelopes would be refused (`sequence_reused`).
+        let idx = v * phones.len() / victims;
+        let owner = world.person(phones[idx].index as u64);
+        let phone = &mut phones[idx];
+        let day = cfg.days + 1;
+        phone.activity(&owner, day, 30.0, 2)?;
+        let captured = attacks::capture(phone)?;
+        phone.upload().await?;
+        if let Some(c) = captured {
+            let a = attacks::replay_envelope(&http, &url, &c).await?;
+            attacks.count("replayed envelope", a.success);
+            let a = attacks::tamper_envelope(&http, &url, &c).await?;
+            attacks.count("tampered envelope", a.success);
+        }
+        let a = attacks::replay_request(&http, &url, phone).await?;
+        attacks.count("replayed request", a.success);
+        let other = other_person(&mut rng, phone.index, cfg.people);
+        let (a, clone) =
+            attacks::stolen_key(phone, &world.person(other as u64), day, &url, &backend.key)
+                .await?;
+        attacks.count("stolen key (cloned phone)", a.success);
+        clones.push(clone);
+    }
+
+    // Accounting, from the phones and from the server.
+    let mut env = Envelopes::default();
+    for p in phones.iter().chain(&clones) {
+        let s = p.client.status().map_err(|e| e.to_string())?;
+        let [a, r, e] = p.counters_base;
+        env.created += p.sealed;
+        env.acknowledged += s.acknowledged_total - a;
+        env.rejected += s.rejected_total - r;
+        env.evicted += s.evicted_total - e;
+        env.queued += s.outbox_envelopes;
+    }
+    for p in &phones {
+        env.stored += backend
+            .server
+            .state
+            .store
+            .count_envelopes(&p.user_id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    env.lost = env
+        .created
+        .saturating_sub(env.acknowledged + env.rejected + env.evicted + env.queued);
+    env.duplicated = env.stored.saturating_sub(env.acknowledged);
+
+    let report = summarise(
+        cfg,
+        outcomes,
+        attacks,
+        env,
+        enrolled_fully,
+        started,
+        setup_s,
+    );
+    backend.server.shutdown().await.map_err(|e| e.to_string())?;
+    Ok(report)
+}
+
+fn other_person(rng: &mut SplitMix64, me: usize, people: usize) -> usize {
+    (me + 1 + rng.below(people - 1)) % people
+}
+
+/// One phone's day: its owner uses it and authenticates `auths_per_day` times; someone
+/// else may pick it up (zero-effort impostor), or a mimic may try. After a genuine
+/// answer other than `accept` the app's own step-up succeeds and clears the lock.
+#[allow(clippy::too_many_arguments)]
+fn live_day(
+    mut phone: SimPhone,
+    day: u32,
+    world: &PopulationModel,
+    cfg: &WorldConfig,
+    h: &tokio::runtime::Handle,
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> Result<(SimPhone, Vec<Outcome>), String> {
+    let owner = world.person(phone.index as u64);
+    let mut outcomes = Vec::new();
+    let mut attempt =
+        |phone: &mut SimPhone, holder: Holder, person: &crate::Person| -> Result<(), String> {
+            phone.activity(person, day, 60.0, 5)?;
+            let t = Instant::now();
+            let answer = h
+                .block_on(phone.client.authenticate(true))
+                .map_err(|e| format!("{}: {e}", phone.user_id))?;
+            let latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+            if holder == Holder::Owner && answer.decision != AuthDecision::Accept {
+                h.block_on(async {
+                    http.post(format!("{url}/v1/users/{}/unlock", phone.user_id))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                })
+                .map_err(|e| e.to_string())?;
+            }
+            outcomes.push(Outcome {
+                holder,
+                answer,
+                latency_ms,
+            });
+            Ok(())
+        };
+    for _ in 0..cfg.auths_per_day {
+        attempt(&mut phone, Holder::Owner, &owner)?;
+    }
+    if Draw::uniform(&mut phone.rng) < cfg.impostor_rate {
+        let j = other_person(&mut phone.rng, phone.index, cfg.people);
+        attempt(&mut phone, Holder::Impostor, &world.person(j as u64))?;
+        // The owner gets the phone back.
+        attempt(&mut phone, Holder::Owner, &owner)?;
+    }
+    if Draw::uniform(&mut phone.rng) < cfg.mimic_rate {
+        let j = other_person(&mut phone.rng, phone.index, cfg.people);
+        let mimic = world.person(j as u64).mimic(&owner, cfg.mimic_strength);
+        attempt(&mut phone, Holder::Mimic, &mimic)?;
+        attempt(&mut phone, Holder::Owner, &owner)?;
+    }
+    h.block_on(phone.upload())?;
+    Ok((phone, outcomes))
+}
+
+fn summarise(
+    cfg: &WorldConfig,
+    outcomes: Vec<Outcome>,
+    attacks: AttackStats,
+    envelopes: Envelopes,
+    enrolled_fully: usize,
+    started: Instant,
+    setup_s: f64,
+) -> Report {
+    let mut counts = [[0u64; 4]; 3];
+    let mut fused: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut per_factor: BTreeMap<String, [Vec<f64>; 2]> = BTreeMap::new();
+    let mut latency = Vec::with_capacity(outcomes.len());
+    for o in &outcomes {
+        latency.push(o.latency_ms);
+        let k = match o.holder {
+            Holder::Owner => 0,
+            Holder::Impostor => 1,
+            Holder::Mimic => 2,
+        };
+        counts[k][0] += 1;
+        counts[k][match o.answer.decision {
+            AuthDecision::Accept => 1,
+            AuthDecision::StepUp => 2,
+            AuthDecision::Reject => 3,
+        }] += 1;
+        if k < 2 {
+            fused[k].push(o.answer.llr);
+            for f in &o.answer.factors {
+                if let (FactorStatus::Scored, Some(l)) = (f.status, f.mean_llr) {
+                    per_factor.entry(f.factor.clone()).or_default()[k].push(l);
+                }
+            }
+        }
+    }
+    let mut rates: Vec<FactorRates> = per_factor
+        .iter()
+        .map(|(f, [g, i])| FactorRates::new(f, g, i))
+        .collect();
+    rates.push(FactorRates::new("fused", &fused[0], &fused[1]));
+    let wall_s = started.elapsed().as_secs_f64();
+    let (cpu_s, peak_rss_mib) = resources();
+    let p50 = quantile(&mut latency, 0.5);
+    let p99 = quantile(&mut latency, 0.99);
+    let max = latency.last().copied().unwrap_or(0.0);
+    Report {
+        people: cfg.people,
+        days: cfg.days,
+        seed: cfg.seed,
+        enrolled_fully,
+        genuine: counts[0],
+        impostor: counts[1],
+        mimic: counts[2],
+        rates,
+        attacks,
+        ingest_per_s: envelopes.stored as f64 / (wall_s - setup_s).max(1e-9),
+        envelopes,
+        auth_latency_ms: [p50, p99, max],
+        wall_s,
+        setup_s,
+        cpu_s,
+        peak_rss_mib,
+        fused_scores: (fused[0].clone(), fused[1].clone()),
+    }
+}

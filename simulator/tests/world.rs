@@ -1,0 +1,65 @@
+//! A small simulated world end to end (fixed seed): real clients, the backend in this
+//! process, a day of use, impostors and attacks. What must hold in any world: nothing
+//! lost or duplicated, replayed and tampered traffic never works, genuine users are
+//! mostly accepted and zero-effort impostors mostly not.
+
+use tacit_simulator::world::{WorldConfig, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
+    let cfg = WorldConfig {
+        people: 10,
+        days: 2,
+        seed: 7,
+        training_people: 30,
+        training_steps: 200,
+        impostor_rate: 1.0,
+        mimic_rate: 0.5,
+        parallel: 4,
+        dir: std::env::temp_dir().join(format!("tacit-world-{}", std::process::id())),
+        ..WorldConfig::default()
+    };
+    let r = run(&cfg, &|_, _, _| {}).await.expect("run");
+    println!("{}", r.table());
+    let e = &r.envelopes;
+    assert_eq!((e.lost, e.duplicated, e.queued), (0, 0, 0), "{e:?}");
+    assert!(e.created > 0 && e.stored == e.acknowledged, "{e:?}");
+    assert_eq!(
+        e.rejected, 0,
+        "no envelope of an honest phone is refused: {e:?}"
+    );
+    for (name, attempts, successes) in &r.attacks.attacks {
+        assert!(*attempts > 0, "{name}");
+        if name != "stolen key (cloned phone)" {
+            assert_eq!(*successes, 0, "{name}");
+        }
+    }
+    // A person whose phone misses many walking windows gets a fallback gait template.
+    assert!(
+        r.enrolled_fully * 10 >= cfg.people * 8,
+        "{} fully enrolled",
+        r.enrolled_fully
+    );
+    let genuine_accept = r.genuine[1] as f64 / r.genuine[0] as f64;
+    let impostor_accept = r.impostor[1] as f64 / r.impostor[0] as f64;
+    assert!(
+        r.genuine[0] >= 40 && r.impostor[0] >= 20,
+        "{:?} {:?}",
+        r.genuine,
+        r.impostor
+    );
+    assert!(
+        genuine_accept >= 0.8,
+        "genuine accept rate {genuine_accept}"
+    );
+    assert!(
+        impostor_accept <= 0.2,
+        "zero-effort accept rate {impostor_accept}"
+    );
+    let fused = r.rates.iter().find(|f| f.factor == "fused").expect("fused");
+    assert!(fused.eer.is_some_and(|e| e < 0.2), "{fused:?}");
+    // The JSON report carries the same numbers.
+    let v: serde_json::Value = serde_json::to_value(&r).expect("json");
+    assert_eq!(v["envelopes"]["lost"], 0);
+    let _ = std::fs::remove_dir_all(&cfg.dir);
+}
