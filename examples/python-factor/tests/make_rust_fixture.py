@@ -1,10 +1,10 @@
 """Extracts the payload (feature records encoded by the Rust `tacit-shared` crate) from
-the demo envelope of `tacit-sim --out DIR`, for tests/data/rust-sim-payload.bin.
+the demo envelope of `tacit-sim demo --out DIR`, for tests/data/rust-sim-payload.bin.
 
 One-off tool, not run by the tests (it needs the `cryptography` package, which the
 factor does not). Regenerate the fixture with:
 
-    cargo run -p tacit-simulator --bin tacit-sim -- --out /tmp/sim
+    cargo run -p tacit-simulator --bin tacit-sim -- demo --out /tmp/sim
     python tests/make_rust_fixture.py /tmp/sim tests/data/rust-sim-payload.bin
 
 It opens the envelope as PROTOCOL.md describes: header (bytes 0..64) = AAD, `enc` at
