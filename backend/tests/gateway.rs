@@ -108,6 +108,33 @@ async fn scenario(backing: Backing) {
     assert_eq!(reg.user_id, user);
     // The token is single use.
     assert!(client.register_device(&token).await.is_err());
+    // A retry with a new token of the same user (the first answer was lost on the way)
+    // registers the same key again; another user's token cannot take the key over.
+    let new_token = |u: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let v: serde_json::Value = http
+                .post(format!("{url}/v1/users/{u}/enrolment-tokens"))
+                .bearer_auth(common::ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["token"].as_str().unwrap().to_string()
+        }
+    };
+    let again = client
+        .register_device(&new_token(user.clone()).await)
+        .await
+        .unwrap();
+    assert_eq!(again.device_id, reg.device_id);
+    let other = format!("{user}-other");
+    let other_token = admin_user(&http, &url, &other).await;
+    let err = client.register_device(&other_token).await.unwrap_err();
+    assert!(err.to_string().contains("409"), "{err}");
     let t0 = now_ns() - 120_000_000_000;
     assert!(
         client

@@ -66,6 +66,10 @@ struct WorldArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// A clean network between the phones and the backend (default: a bad one that
+    /// drops, duplicates and delays requests and answers, and shows captive portals).
+    #[arg(long)]
+    clean_network: bool,
 }
 
 fn simulate(a: WorldArgs) -> Result<(), String> {
@@ -81,6 +85,11 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
         mimic_rate: a.mimic_rate,
         mimic_strength: a.mimic_strength,
         parallel: a.parallel.unwrap_or(2 * cores),
+        faults: if a.clean_network {
+            tacit_simulator::world::Faults::none()
+        } else {
+            tacit_simulator::world::Faults::bad()
+        },
         dir: a.dir.clone(),
     };
     cfg.check()?;

@@ -55,7 +55,29 @@ pub async fn register_device(
         created_at_ms: now_ms(),
         revoked: false,
     };
-    st.store.register_device(row).await.map_err(store_error)?;
+    match st.store.register_device(row).await {
+        Ok(()) => {}
+        // The same key registered for the same user before (a retry whose first answer
+        // was lost): success again, so that the phone can finish its registration.
+        Err(crate::store::StoreError::AlreadyExists(_))
+            if st
+                .store
+                .get_device(device_id.0)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|d| d.user_id == user_id && d.public_key == key.as_bytes()) =>
+        {
+            tracing::info!(device = %device_id, user = %user_id, "device registered again (retry)");
+            return Ok((
+                StatusCode::CREATED,
+                Json(RegisterDeviceResponse {
+                    device_id: device_id.to_hex(),
+                    user_id,
+                }),
+            ));
+        }
+        Err(e) => return Err(store_error(e)),
+    }
     st.metrics.inc("tacit_devices_registered_total", "", 1);
     tracing::info!(device = %device_id, user = %user_id, "device registered");
     Ok((

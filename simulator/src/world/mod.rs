@@ -6,6 +6,7 @@
 //!
 //! * `backend.rs` — the backend in this process: models trained on other synthetic
 //!   people, gateway with the factors in-process, embedded storage;
+//! * `network.rs` — the faulty network between the phones and the backend;
 //! * `phone.rs` — one person's phone and what they do with it in a day;
 //! * `attacks.rs` — replayed and tampered envelopes and requests, a stolen device key;
 //! * `report.rs` — what a run measured, as a table and JSON;
@@ -13,11 +14,13 @@
 
 mod attacks;
 mod backend;
+mod network;
 mod phone;
 mod report;
 mod run;
 
 pub use backend::SimBackend;
+pub use network::{FaultCounts, Faults, FaultyNetwork};
 pub use report::{AttackStats, Envelopes, FactorRates, Report};
 pub use run::{Progress, run};
 
@@ -47,6 +50,8 @@ pub struct WorldConfig {
     pub mimic_strength: f64,
     /// People simulated at once.
     pub parallel: usize,
+    /// Faults of the network between the phones and the backend.
+    pub faults: Faults,
     /// Working directory (backend data, phones' data); emptied first.
     pub dir: PathBuf,
 }
@@ -64,6 +69,7 @@ impl Default for WorldConfig {
             mimic_rate: 0.25,
             mimic_strength: 0.5,
             parallel: 4,
+            faults: Faults::bad(),
             dir: std::env::temp_dir().join("tacit-sim-world"),
         }
     }
@@ -87,6 +93,7 @@ impl WorldConfig {
                 return Err(format!("{name}: {p} outside 0..=1"));
             }
         }
+        self.faults.check()?;
         if self.parallel == 0 {
             return Err("parallel: at least 1".into());
         }

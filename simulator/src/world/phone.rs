@@ -64,10 +64,13 @@ async fn admin(
 }
 
 impl SimPhone {
-    /// Creates the user, a phone and registers it with a one-time token.
+    /// Creates the user (admin calls to `url`), a phone that reaches the backend at
+    /// `phone_url` (through the faulty network) and registers it with a one-time token.
+    #[allow(clippy::too_many_arguments)]
     pub async fn enrol_device(
         http: &reqwest::Client,
         url: &str,
+        phone_url: &str,
         admin_token: &str,
         key: &RecipientPublicKey,
         dir: &Path,
@@ -92,19 +95,41 @@ impl SimPhone {
         )
         .await?;
         let dir = dir.join(&user_id);
-        let cfg = ClientConfig::new(
-            url,
+        let mut cfg = ClientConfig::new(
+            phone_url,
             key.as_bytes(),
             &key.key_id().to_hex(),
             &dir.to_string_lossy(),
             &user_id,
         )
         .map_err(|e| e.to_string())?;
+        // Days pass in seconds here: back off in milliseconds, not seconds.
+        cfg.upload.base_backoff = std::time::Duration::from_millis(10);
+        cfg.upload.max_backoff = std::time::Duration::from_millis(200);
+        cfg.upload.request_timeout = std::time::Duration::from_secs(20);
         let client = Client::new(cfg, None).map_err(|e| e.to_string())?;
-        client
-            .register_device(t["token"].as_str().unwrap_or(""))
-            .await
-            .map_err(|e| format!("{user_id}: {e}"))?;
+        // Registration goes through the network too. A lost answer may hide a
+        // registration that worked: the retry (with a new token, the old one is used
+        // up) is then answered as a success by the server, which knows this key.
+        let mut token = t["token"].as_str().unwrap_or("").to_string();
+        let mut tries = 0;
+        while let Err(e) = client.register_device(&token).await {
+            tries += 1;
+            if tries > 8 {
+                return Err(format!("{user_id}: {e}"));
+            }
+            token = admin(
+                http,
+                url,
+                admin_token,
+                &format!("/v1/users/{user_id}/enrolment-tokens"),
+                None,
+            )
+            .await?["token"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+        }
         Ok(SimPhone {
             index,
             user_id,

@@ -105,6 +105,8 @@ pub struct Report {
     pub cpu_s: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mib: f64,
+    /// What the faulty network did.
+    pub network: super::FaultCounts,
     /// Genuine and impostor fused LLRs (for plots).
     pub fused_scores: (Vec<f64>, Vec<f64>),
 }
@@ -165,9 +167,14 @@ impl Report {
         for (n, a, k) in &self.attacks.attacks {
             s += &format!("{n:<27} {a:>9}  {k:>9}\n");
         }
+        let n = &self.network;
+        s += &format!(
+            "\nnetwork: {} requests; dropped {} before and {} after the backend, {} delivered twice, {} captive-portal pages\n",
+            n.requests, n.dropped_requests, n.dropped_responses, n.duplicated, n.garbage
+        );
         let e = &self.envelopes;
         s += &format!(
-            "\nenvelopes: created {}, acknowledged {}, stored {}, rejected {}, evicted {}, queued {}, lost {}, duplicated {}\n",
+            "envelopes: created {}, acknowledged {}, stored {}, rejected {}, evicted {}, queued {}, lost {}, duplicated {}\n",
             e.created,
             e.acknowledged,
             e.stored,

@@ -8,6 +8,7 @@ use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorStatus};
 
 use super::attacks;
 use super::backend::SimBackend;
+use super::network::FaultyNetwork;
 use super::phone::{SimPhone, enrol_templates};
 use super::report::{Envelopes, FactorRates, Report, quantile, resources};
 use super::{AttackStats, WorldConfig};
@@ -52,6 +53,9 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     .await?;
     let setup_s = started.elapsed().as_secs_f64();
     let url = backend.url();
+    let network =
+        FaultyNetwork::start(&url, cfg.faults, crate::rng::derive(cfg.seed, 0x7e7, 0)).await?;
+    let phone_url = network.url();
     let http = reqwest::Client::new();
     let token = backend.admin_token.clone();
     let phones_dir = cfg.dir.join("phones");
@@ -61,7 +65,16 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     let mut phones = Vec::with_capacity(cfg.people);
     let mut registering = futures::stream::iter(0..cfg.people)
         .map(|i| {
-            SimPhone::enrol_device(&http, &url, &token, &backend.key, &phones_dir, i, cfg.seed)
+            SimPhone::enrol_device(
+                &http,
+                &url,
+                &phone_url,
+                &token,
+                &backend.key,
+                &phones_dir,
+                i,
+                cfg.seed,
+            )
         })
         .buffer_unordered(8);
     while let Some(p) = registering.next().await {
@@ -198,7 +211,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         .saturating_sub(env.acknowledged + env.rejected + env.evicted + env.queued);
     env.duplicated = env.stored.saturating_sub(env.acknowledged);
 
-    let report = summarise(
+    let mut report = summarise(
         cfg,
         outcomes,
         attacks,
@@ -207,6 +220,8 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         started,
         setup_s,
     );
+    report.network = network.counts();
+    network.stop().await;
     backend.server.shutdown().await.map_err(|e| e.to_string())?;
     Ok(report)
 }
@@ -234,11 +249,17 @@ fn live_day(
     let mut attempt =
         |phone: &mut SimPhone, holder: Holder, person: &crate::Person| -> Result<(), String> {
             phone.activity(person, day, 60.0, 5)?;
-            let t = Instant::now();
-            let answer = h
-                .block_on(phone.client.authenticate(true))
-                .map_err(|e| format!("{}: {e}", phone.user_id))?;
-            let latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+            // The app asks again when the network fails it (a broken connection, a
+            // captive portal's page); the latency is that of the answer that arrived.
+            let mut tries = 0;
+            let (answer, latency_ms) = loop {
+                let t = Instant::now();
+                match h.block_on(phone.client.authenticate(true)) {
+                    Ok(a) => break (a, t.elapsed().as_secs_f64() * 1000.0),
+                    Err(_) if tries < 10 => tries += 1,
+                    Err(e) => return Err(format!("{}: {e}", phone.user_id)),
+                }
+            };
             if holder == Holder::Owner && answer.decision != AuthDecision::Accept {
                 h.block_on(async {
                     http.post(format!("{url}/v1/users/{}/unlock", phone.user_id))
@@ -337,5 +358,6 @@ fn summarise(
         cpu_s,
         peak_rss_mib,
         fused_scores: (fused[0].clone(), fused[1].clone()),
+        network: Default::default(),
     }
 }
