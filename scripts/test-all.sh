@@ -20,6 +20,14 @@ else
   echo "SKIP: no root to install python3-torch; backend/tests/python_peer.rs will skip"
 fi
 
+step "Chromium (headless browser test of the simulator's HTML report)"
+if [ "$(id -u)" = 0 ] || command -v chromium >/dev/null 2>&1; then
+  TACIT_CHROMIUM="$(bash scripts/tools/chromium.sh | tail -n 1)"
+  export TACIT_CHROMIUM
+else
+  echo "SKIP: no root to install chromium; simulator/tests/report_html.rs will skip"
+fi
+
 step "services: throwaway PostgreSQL and S3 (moto)"
 svc="$(mktemp -d /var/tmp/tacit-test-svc.XXXXXX)"
 chmod 755 "$svc"

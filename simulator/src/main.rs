@@ -116,7 +116,9 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
     if let Some(p) = &a.json {
         std::fs::write(p, &json).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    println!("report: {}", path.display());
+    let html = a.dir.join("report.html");
+    std::fs::write(&html, report.html()).map_err(|e| format!("{}: {e}", html.display()))?;
+    println!("report: {} (and report.json)", html.display());
     let e = &report.envelopes;
     if e.lost > 0 || e.duplicated > 0 {
         return Err(format!(

@@ -107,8 +107,10 @@ pub struct Report {
     pub peak_rss_mib: f64,
     /// What the faulty network did.
     pub network: super::FaultCounts,
-    /// Genuine and impostor fused LLRs (for plots).
-    pub fused_scores: (Vec<f64>, Vec<f64>),
+    /// Genuine and zero-effort impostor scores per factor and `fused` (for the plots).
+    pub scores: Vec<(String, Vec<f64>, Vec<f64>)>,
+    /// Stages of the run: `(stage, seconds since the start, envelopes stored so far)`.
+    pub timeline: Vec<(String, f64, u64)>,
 }
 
 fn rate(v: &[u64; 4], i: usize) -> String {
@@ -226,4 +228,170 @@ pub fn quantile(v: &mut [f64], p: f64) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A DET curve per score (probit axes), drawn by the models' evaluation code.
+fn det_plot(scores: &[(String, Vec<f64>, Vec<f64>)]) -> String {
+    use tacit_models::eval::metrics::det_points;
+    use tacit_models::eval::{MethodResult, det_svg};
+    let results: Vec<MethodResult> = scores
+        .iter()
+        .filter(|(_, g, i)| !g.is_empty() && !i.is_empty())
+        .map(|(name, g, i)| {
+            let eer = error_rates(g, i);
+            MethodResult {
+                protocol: "simulated world".into(),
+                method: name.clone(),
+                level: "authentication".into(),
+                impostors: "zero-effort".into(),
+                people: 0,
+                eer_mean: eer.map_or(f64::NAN, |e| e.eer),
+                eer_sd: 0.0,
+                far_at_frr5: eer.map_or(f64::NAN, |e| e.far_at_frr5),
+                frr_at_far1: eer.map_or(f64::NAN, |e| e.frr_at_far1),
+                pooled_eer: eer.map_or(f64::NAN, |e| e.eer),
+                per_person_eer: Vec::new(),
+                det: det_points(g, i),
+            }
+        })
+        .collect();
+    let refs: Vec<&MethodResult> = results.iter().collect();
+    det_svg("DET: genuine vs zero-effort impostors", &refs)
+}
+
+/// Histograms of the fused LLR of genuine and impostor attempts.
+fn histogram(genuine: &[f64], impostor: &[f64]) -> String {
+    let (w, h, m) = (640.0, 300.0, 40.0);
+    let all: Vec<f64> = genuine
+        .iter()
+        .chain(impostor)
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if all.is_empty() {
+        return "<p>no scores</p>".into();
+    }
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(lo + 1.0);
+    let bins = 40usize;
+    let count = |v: &[f64]| {
+        let mut c = vec![0usize; bins];
+        for x in v.iter().filter(|x| x.is_finite()) {
+            let b = (((x - lo) / (hi - lo)) * bins as f64) as usize;
+            c[b.min(bins - 1)] += 1;
+        }
+        c
+    };
+    let (cg, ci) = (count(genuine), count(impostor));
+    let top = cg.iter().chain(&ci).copied().max().unwrap_or(1).max(1) as f64;
+    let bw = (w - 2.0 * m) / bins as f64;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    for (c, colour) in [(&cg, "#1f77b4"), (&ci, "#d62728")] {
+        for (i, n) in c.iter().enumerate() {
+            let bh = *n as f64 / top * (h - 2.0 * m);
+            s += &format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}" fill-opacity="0.55"/>"#,
+                m + i as f64 * bw,
+                h - m - bh,
+                bw,
+                bh
+            );
+        }
+    }
+    s += &format!(
+        r#"<line x1="{m}" y1="{y}" x2="{x2}" y2="{y}" stroke="black"/><text x="{m}" y="{ty}">{lo:.1}</text><text x="{x2}" y="{ty}" text-anchor="end">{hi:.1}</text><text x="{cx}" y="{ty}" text-anchor="middle">fused LLR (blue: genuine, red: zero-effort impostor)</text></svg>"#,
+        y = h - m,
+        x2 = w - m,
+        ty = h - m + 16.0,
+        cx = w / 2.0
+    );
+    s
+}
+
+const GREEN: &str = "#2ca02c";
+
+/// Envelopes stored per second in each stage of the run.
+fn throughput(timeline: &[(String, f64, u64)]) -> String {
+    let rows: Vec<(String, f64)> = timeline
+        .windows(2)
+        .map(|p| {
+            let dt = (p[1].1 - p[0].1).max(1e-9);
+            (p[1].0.clone(), p[1].2.saturating_sub(p[0].2) as f64 / dt)
+        })
+        .collect();
+    let (w, m, bar) = (640.0, 200.0, 22.0);
+    let h = 20.0 + bar * rows.len() as f64;
+    let top = rows.iter().map(|r| r.1).fold(1.0, f64::max);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    for (i, (name, rate)) in rows.iter().enumerate() {
+        let y = 10.0 + i as f64 * bar;
+        s += &format!(
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{}</text><rect x="{m}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{GREEN}"/><text x="{:.1}" y="{:.1}">{rate:.0}/s</text>"##,
+            m - 6.0,
+            y + 15.0,
+            escape(name),
+            y + 3.0,
+            rate / top * (w - m - 80.0),
+            bar - 6.0,
+            m + rate / top * (w - m - 80.0) + 4.0,
+            y + 15.0
+        );
+    }
+    s + "</svg>"
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl Report {
+    /// A self-contained HTML page (inline SVG plots, no external resources): opens in
+    /// any browser without a server.
+    pub fn html(&self) -> String {
+        let fused = self
+            .scores
+            .iter()
+            .find(|(n, _, _)| n == "fused")
+            .map(|(_, g, i)| histogram(g, i))
+            .unwrap_or_default();
+        format!(
+            r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tacit simulated world</title>
+<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}}pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}h2{{margin-top:2em}}</style>
+<script>window.tacitErrors = 0; window.addEventListener("error", function () {{ window.tacitErrors += 1; }});</script></head>
+<body data-rendered="no">
+<h1>Tacit simulated world</h1>
+<p>{people} people, {days} days, seed {seed}. Generated by <code>tacit-sim</code>; the same numbers are in <code>report.json</code>.</p>
+<h2>Summary</h2>
+<pre>{table}</pre>
+<h2>DET curves</h2>
+{det}
+<h2>Score distributions</h2>
+{fused}
+<h2>Ingest throughput by stage</h2>
+{tp}
+<script>
+document.body.dataset.rendered = window.tacitErrors > 0 ? "error"
+  : document.querySelectorAll("svg").length >= 3 ? "ok" : "missing-plots";
+</script>
+</body></html>
+"#,
+            people = self.people,
+            days = self.days,
+            seed = self.seed,
+            table = escape(&self.table()),
+            det = det_plot(&self.scores),
+            tp = throughput(&self.timeline),
+        )
+    }
 }

@@ -52,6 +52,21 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     )
     .await?;
     let setup_s = started.elapsed().as_secs_f64();
+    let stored_now = || {
+        backend
+            .server
+            .state
+            .metrics
+            .get("tacit_envelopes_total", "status=\"stored\"")
+    };
+    let mut timeline = vec![("setup".to_string(), setup_s, 0u64)];
+    let mark = |stage: &str, timeline: &mut Vec<(String, f64, u64)>| {
+        timeline.push((
+            stage.to_string(),
+            started.elapsed().as_secs_f64(),
+            stored_now(),
+        ));
+    };
     let url = backend.url();
     let network =
         FaultyNetwork::start(&url, cfg.faults, crate::rng::derive(cfg.seed, 0x7e7, 0)).await?;
@@ -83,6 +98,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     }
     drop(registering);
     phones.sort_by_key(|p| p.index);
+    mark("registration", &mut timeline);
 
     // Day 0: enrolment activity, uploads, templates.
     let handle = tokio::runtime::Handle::current();
@@ -108,6 +124,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         out
     };
     phones.sort_by_key(|p| p.index);
+    mark("day 0: enrolment data", &mut timeline);
     let mut enrolled_fully = 0;
     let mut enrolling = futures::stream::iter(&phones)
         .map(|p| enrol_templates(&http, &url, &token, &p.user_id))
@@ -121,6 +138,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         progress("day 0: templates", done, total);
     }
     drop(enrolling);
+    mark("day 0: templates", &mut timeline);
 
     // Days 1..=days.
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -152,6 +170,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         drop(running);
         phones = out;
         phones.sort_by_key(|p| p.index);
+        mark(&format!("day {day}"), &mut timeline);
     }
 
     // Attacks that must fail, on a sample of phones.
@@ -220,7 +239,9 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         started,
         setup_s,
     );
+    mark("attacks", &mut timeline);
     report.network = network.counts();
+    report.timeline = timeline;
     network.stop().await;
     backend.server.shutdown().await.map_err(|e| e.to_string())?;
     Ok(report)
@@ -357,7 +378,16 @@ fn summarise(
         setup_s,
         cpu_s,
         peak_rss_mib,
-        fused_scores: (fused[0].clone(), fused[1].clone()),
+        scores: per_factor
+            .into_iter()
+            .map(|(f, [g, i])| (f, g, i))
+            .chain(std::iter::once((
+                "fused".to_string(),
+                fused[0].clone(),
+                fused[1].clone(),
+            )))
+            .collect(),
+        timeline: Vec::new(),
         network: Default::default(),
     }
 }
