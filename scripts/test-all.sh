@@ -55,7 +55,10 @@ step "cargo clippy with the CUDA backend (compile-only: no GPU needed)"
 cargo clippy --locked -p tacit-models -p tacit-backend --features tacit-backend/cuda --all-targets -- -D warnings
 
 step "cargo test (workspace; includes the reduced real-data evaluation of the models)"
-cargo test --workspace --locked
+# The end-to-end test starts the backend binary, which `cargo test --workspace` builds
+# before running any test (simulator/tests/e2e_services.rs).
+TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
+  cargo test --workspace --locked
 
 step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"
 bash bindings/run-tests.sh

@@ -54,8 +54,20 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `tacit-backend` binary of this build (built now if this test runs alone).
+/// The `tacit-backend` binary: `TACIT_BACKEND_BIN` (the test command sets it: under
+/// `cargo test --workspace` the binary is built before any test runs), else built now
+/// (this test run alone). A build from inside a test must not run while other tests of
+/// a workspace run share the target directory, hence the variable.
 fn backend_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TACIT_BACKEND_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.exists(),
+            "TACIT_BACKEND_BIN={} does not exist",
+            bin.display()
+        );
+        return bin;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
