@@ -100,23 +100,39 @@ pub fn gait_population(
             skipped,
         )
     });
-    let mut skipped = Vec::new();
-    let mut out = Vec::with_capacity(rows.len());
-    for (person, s) in rows {
-        skipped.extend(s);
-        if !person.samples.is_empty() {
-            out.push(person);
-        }
-    }
-    Population {
-        factor: Factor::Gait,
-        schema_version: 1,
-        dim: GAIT_DIM,
-        people: out,
-        source: format!(
+    assemble(
+        Factor::Gait,
+        GAIT_DIM,
+        rows,
+        format!(
             "tacit-simulator gait (population seed {:#x}, {sessions} sessions of {seconds} s)",
             model.seed
         ),
+    )
+}
+
+/// A population from per-person rows: people without samples are left out, every
+/// skipped input is listed.
+fn assemble(
+    factor: Factor,
+    dim: usize,
+    rows: Vec<(DataPerson, Vec<String>)>,
+    source: String,
+) -> Population {
+    let mut skipped = Vec::new();
+    let mut people = Vec::with_capacity(rows.len());
+    for (person, s) in rows {
+        skipped.extend(s);
+        if !person.samples.is_empty() {
+            people.push(person);
+        }
+    }
+    Population {
+        factor,
+        schema_version: 1,
+        dim,
+        people,
+        source,
         skipped,
     }
 }
@@ -177,26 +193,16 @@ pub fn keystroke_population_in_sessions(
             skipped,
         )
     });
-    let mut skipped = Vec::new();
-    let mut out = Vec::with_capacity(rows.len());
-    for (person, s) in rows {
-        skipped.extend(s);
-        if !person.samples.is_empty() {
-            out.push(person);
-        }
-    }
-    Population {
-        factor: Factor::KeystrokeFixed,
-        schema_version: 1,
-        dim: (3 * keys).saturating_sub(2),
-        people: out,
-        source: format!(
+    assemble(
+        Factor::KeystrokeFixed,
+        (3 * keys).saturating_sub(2),
+        rows,
+        format!(
             "tacit-simulator typing (population seed {:#x}, {keys}-key phrase, \
              {sessions} sessions of {entries_per_session} entries)",
             model.seed
         ),
-        skipped,
-    }
+    )
 }
 
 /// The small, fast training configuration of [`train_model`]: the factor's default
