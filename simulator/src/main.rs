@@ -66,8 +66,9 @@ struct WorldArgs {
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// A clean network between the phones and the backend (default: a bad one that
-    /// drops, duplicates and delays requests and answers, and shows captive portals).
+    /// A clean network between the phones and the backend and no backend restarts
+    /// (default: a bad network that drops, duplicates and delays requests and answers
+    /// and shows captive portals, and a backend restart midway through every day).
     #[arg(long)]
     clean_network: bool,
 }
@@ -85,6 +86,7 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
         mimic_rate: a.mimic_rate,
         mimic_strength: a.mimic_strength,
         parallel: a.parallel.unwrap_or(2 * cores),
+        restarts: !a.clean_network,
         faults: if a.clean_network {
             tacit_simulator::world::Faults::none()
         } else {

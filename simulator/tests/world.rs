@@ -1,5 +1,6 @@
 //! A small simulated world end to end (fixed seed): real clients, the backend in this
-//! process, a day of use, impostors and attacks. What must hold in any world: nothing
+//! process behind a faulty network and restarted every day, two days of use, impostors
+//! and attacks. What must hold in any world: nothing
 //! lost or duplicated, replayed and tampered traffic never works, genuine users are
 //! mostly accepted and zero-effort impostors mostly not.
 
@@ -23,6 +24,13 @@ async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
     println!("{}", r.table());
     let e = &r.envelopes;
     assert_eq!((e.lost, e.duplicated, e.queued), (0, 0, 0), "{e:?}");
+    // Through a faulty network and a backend restart every day.
+    assert_eq!(r.restarts, u64::from(cfg.days));
+    let n = &r.network;
+    assert!(
+        n.dropped_requests + n.dropped_responses + n.duplicated + n.garbage > 0,
+        "{n:?}"
+    );
     assert!(e.created > 0 && e.stored == e.acknowledged, "{e:?}");
     assert_eq!(
         e.rejected, 0,

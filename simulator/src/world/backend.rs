@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use tacit_backend::keys::KeyRing;
+
 use tacit_backend::server::{self, RunningServer};
 use tacit_backend::settings::Settings;
+use tacit_backend::state::AppState;
 use tacit_shared::hpke::RecipientPublicKey;
 
 use crate::PopulationModel;
@@ -16,10 +19,16 @@ use crate::typing::CMU_KEYS;
 /// Index of the first training person: far from the users (0..people).
 pub const TRAINING_OFFSET: usize = 10_000_000;
 
-/// A running backend.
+/// A running backend, which can be restarted in place (same address, same storage,
+/// same factors) while phones keep talking to it.
 pub struct SimBackend {
-    /// The gateway.
-    pub server: RunningServer,
+    server: tokio::sync::Mutex<Option<RunningServer>>,
+    addr: std::net::SocketAddr,
+    settings: Settings,
+    state: AppState,
+    /// Envelopes stored by earlier runs of the server (its counters restart at 0).
+    stored_before: AtomicU64,
+    restarts: AtomicU64,
     /// Its HPKE public key (pinned in the phones).
     pub key: RecipientPublicKey,
     /// Its admin token.
@@ -70,11 +79,17 @@ impl SimBackend {
         let factors = server::embedded_factors(&settings, store.objects())
             .await
             .map_err(|e| e.to_string())?;
-        let server = server::spawn_with_factors(settings, keys, store, factors)
+        let server = server::spawn_with_factors(settings.clone(), keys, store, factors)
             .await
             .map_err(|e| e.to_string())?;
+        settings.listen = server.addr.to_string();
         Ok(SimBackend {
-            server,
+            addr: server.addr,
+            state: server.state.clone(),
+            server: tokio::sync::Mutex::new(Some(server)),
+            settings,
+            stored_before: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
             key: *pair.public_key(),
             admin_token,
         })
@@ -82,6 +97,64 @@ impl SimBackend {
 
     /// Base URL.
     pub fn url(&self) -> String {
-        self.server.url()
+        format!("http://{}", self.addr)
+    }
+
+    /// The storage.
+    pub fn store(&self) -> &dyn tacit_backend::store::Store {
+        self.state.store.as_ref()
+    }
+
+    /// Envelopes stored since the start, over restarts.
+    pub fn stored_envelopes(&self) -> u64 {
+        let now = self
+            .current_state()
+            .metrics
+            .get("tacit_envelopes_total", STORED);
+        self.stored_before.load(Ordering::Relaxed) + now
+    }
+
+    /// Restarts so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    fn current_state(&self) -> AppState {
+        self.server
+            .try_lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.state.clone()))
+            .unwrap_or_else(|| self.state.clone())
+    }
+
+    /// Stops the server gracefully (in-flight requests finish; new connections are
+    /// refused meanwhile) and starts it again on the same address with the same
+    /// storage and factors: what a deployment does, seen from the phones.
+    pub async fn restart(&self) -> Result<(), String> {
+        let mut slot = self.server.lock().await;
+        if let Some(old) = slot.take() {
+            let stored = old.state.metrics.get("tacit_envelopes_total", STORED);
+            let factors = (*old.state.factors).clone();
+            old.shutdown().await.map_err(|e| e.to_string())?;
+            self.stored_before.fetch_add(stored, Ordering::Relaxed);
+            let keys = KeyRing::load(&self.settings.keys_dir()).map_err(|e| e.to_string())?;
+            let store = self.state.store.clone();
+            let new = server::spawn_with_factors(self.settings.clone(), keys, store, factors)
+                .await
+                .map_err(|e| format!("restart: {e}"))?;
+            *slot = Some(new);
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Stops the server.
+    pub async fn stop(&self) -> Result<(), String> {
+        if let Some(s) = self.server.lock().await.take() {
+            s.shutdown().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
+
+const STORED: &str = "status=\"stored\"";

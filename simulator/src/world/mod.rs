@@ -52,6 +52,8 @@ pub struct WorldConfig {
     pub parallel: usize,
     /// Faults of the network between the phones and the backend.
     pub faults: Faults,
+    /// Restart the backend midway through every day.
+    pub restarts: bool,
     /// Working directory (backend data, phones' data); emptied first.
     pub dir: PathBuf,
 }
@@ -70,6 +72,7 @@ impl Default for WorldConfig {
             mimic_strength: 0.5,
             parallel: 4,
             faults: Faults::bad(),
+            restarts: true,
             dir: std::env::temp_dir().join("tacit-sim-world"),
         }
     }

@@ -107,6 +107,8 @@ pub struct Report {
     pub peak_rss_mib: f64,
     /// What the faulty network did.
     pub network: super::FaultCounts,
+    /// Backend restarts during the run.
+    pub restarts: u64,
     /// Genuine and zero-effort impostor scores per factor and `fused` (for the plots).
     pub scores: Vec<(String, Vec<f64>, Vec<f64>)>,
     /// Stages of the run: `(stage, seconds since the start, envelopes stored so far)`.
@@ -171,8 +173,13 @@ impl Report {
         }
         let n = &self.network;
         s += &format!(
-            "\nnetwork: {} requests; dropped {} before and {} after the backend, {} delivered twice, {} captive-portal pages\n",
-            n.requests, n.dropped_requests, n.dropped_responses, n.duplicated, n.garbage
+            "\nnetwork: {} requests; dropped {} before and {} after the backend, {} delivered twice, {} captive-portal pages; {} backend restarts\n",
+            n.requests,
+            n.dropped_requests,
+            n.dropped_responses,
+            n.duplicated,
+            n.garbage,
+            self.restarts
         );
         let e = &self.envelopes;
         s += &format!(

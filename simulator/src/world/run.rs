@@ -52,13 +52,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     )
     .await?;
     let setup_s = started.elapsed().as_secs_f64();
-    let stored_now = || {
-        backend
-            .server
-            .state
-            .metrics
-            .get("tacit_envelopes_total", "status=\"stored\"")
-    };
+    let stored_now = || backend.stored_envelopes();
     let mut timeline = vec![("setup".to_string(), setup_s, 0u64)];
     let mark = |stage: &str, timeline: &mut Vec<(String, f64, u64)>| {
         timeline.push((
@@ -166,6 +160,11 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
             out.push(phone);
             done += 1;
             progress(&format!("day {day}"), done, total);
+            // Midway through the day the backend is redeployed while the other
+            // phones keep uploading and authenticating.
+            if cfg.restarts && done == total / 2 {
+                backend.restart().await?;
+            }
         }
         drop(running);
         phones = out;
@@ -218,9 +217,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     }
     for p in &phones {
         env.stored += backend
-            .server
-            .state
-            .store
+            .store()
             .count_envelopes(&p.user_id)
             .await
             .map_err(|e| e.to_string())?;
@@ -243,7 +240,8 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     report.network = network.counts();
     report.timeline = timeline;
     network.stop().await;
-    backend.server.shutdown().await.map_err(|e| e.to_string())?;
+    report.restarts = backend.restarts();
+    backend.stop().await?;
     Ok(report)
 }
 
@@ -389,5 +387,6 @@ fn summarise(
             .collect(),
         timeline: Vec::new(),
         network: Default::default(),
+        restarts: 0,
     }
 }
