@@ -4,10 +4,9 @@
 //! own behaviour, which the factors must refuse).
 
 use serde_json::json;
-use tacit_mobile_core::client::{Client, ClientConfig, KEY_FILE};
+use tacit_mobile_core::client::KEY_FILE;
 use tacit_mobile_core::queue::{Outbox, OutboxConfig};
 use tacit_shared::api::{AuthDecision, authenticate_message, b64_encode};
-use tacit_shared::hpke::RecipientPublicKey;
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 
 use super::phone::SimPhone;
@@ -133,8 +132,6 @@ pub async fn stolen_key(
     victim: &SimPhone,
     attacker: &Person,
     session: u32,
-    url: &str,
-    key: &RecipientPublicKey,
 ) -> Result<(Attempt, SimPhone), String> {
     let clone_dir = victim.dir.with_extension("stolen");
     let _ = std::fs::remove_dir_all(&clone_dir);
@@ -146,32 +143,19 @@ pub async fn stolen_key(
                 .map_err(|e| e.to_string())?;
         }
     }
-    let cfg = ClientConfig::new(
-        url,
-        key.as_bytes(),
-        &key.key_id().to_hex(),
-        &clone_dir.to_string_lossy(),
+    let mut cfg = victim.config().clone();
+    cfg.data_dir = clone_dir.clone();
+    let mut phone = SimPhone::open(
+        victim.index,
         &victim.user_id,
-    )
-    .map_err(|e| e.to_string())?;
-    let client = Client::new(cfg, None).map_err(|e| e.to_string())?;
-    let s = client.status().map_err(|e| e.to_string())?;
-    let mut phone = SimPhone {
-        index: victim.index,
-        user_id: victim.user_id.clone(),
-        client,
-        dir: clone_dir,
-        sealed: 0,
-        rng: crate::SplitMix64::new(victim.index as u64 ^ 0x5713),
-        clock_ns: victim.clock_ns,
-        counters_base: [s.acknowledged_total, s.rejected_total, s.evicted_total],
-    };
+        cfg,
+        victim.index as u64 ^ 0x5713,
+    )?;
+    let s = phone.client()?.status().map_err(|e| e.to_string())?;
+    phone.clock_ns = victim.clock_ns;
+    phone.counters_base = [s.acknowledged_total, s.rejected_total, s.evicted_total];
     phone.activity(attacker, session, 60.0, 5)?;
-    let r = phone
-        .client
-        .authenticate(true)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (r, _) = phone.authenticate().await?;
     Ok((
         Attempt {
             success: r.decision == AuthDecision::Accept,

@@ -19,8 +19,11 @@ pub struct SimPhone {
     pub index: usize,
     /// The owner's user id.
     pub user_id: String,
-    /// The phone's core.
-    pub client: Client,
+    /// The phone's core while the phone is in use (`None`: closed; everything it needs
+    /// is in its data directory, as after an app restart).
+    client: Option<Client>,
+    /// How the core is configured.
+    cfg: ClientConfig,
     /// Its data directory.
     pub dir: PathBuf,
     /// Envelopes it sealed.
@@ -64,6 +67,43 @@ async fn admin(
 }
 
 impl SimPhone {
+    /// A phone over an existing data directory (a cloned phone), opened.
+    pub fn open(index: usize, user_id: &str, cfg: ClientConfig, seed: u64) -> Result<Self, String> {
+        let client = Client::new(cfg.clone(), None).map_err(|e| e.to_string())?;
+        Ok(SimPhone {
+            index,
+            user_id: user_id.to_string(),
+            dir: cfg.data_dir.clone(),
+            client: Some(client),
+            cfg,
+            sealed: 0,
+            rng: SplitMix64::new(seed),
+            clock_ns: 0,
+            counters_base: [0; 3],
+        })
+    }
+
+    /// The phone's core, opened from its data directory if it was closed.
+    pub fn client(&mut self) -> Result<&Client, String> {
+        if self.client.is_none() {
+            self.client = Some(Client::new(self.cfg.clone(), None).map_err(|e| e.to_string())?);
+        }
+        self.client
+            .as_ref()
+            .ok_or_else(|| "client vanished".to_string())
+    }
+
+    /// Closes the core (the app goes to the background and is killed): a world of many
+    /// phones keeps only the ones in use open.
+    pub fn close(&mut self) {
+        self.client = None;
+    }
+
+    /// The configuration the phone's core uses.
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
     /// Creates the user (admin calls to `url`), a phone that reaches the backend at
     /// `phone_url` (through the faulty network) and registers it with a one-time token.
     #[allow(clippy::too_many_arguments)]
@@ -107,7 +147,7 @@ impl SimPhone {
         cfg.upload.base_backoff = std::time::Duration::from_millis(10);
         cfg.upload.max_backoff = std::time::Duration::from_millis(200);
         cfg.upload.request_timeout = std::time::Duration::from_secs(20);
-        let client = Client::new(cfg, None).map_err(|e| e.to_string())?;
+        let client = Client::new(cfg.clone(), None).map_err(|e| e.to_string())?;
         // Registration goes through the network too. A lost answer may hide a
         // registration that worked: the retry (with a new token, the old one is used
         // up) is then answered as a success by the server, which knows this key.
@@ -133,7 +173,8 @@ impl SimPhone {
         Ok(SimPhone {
             index,
             user_id,
-            client,
+            client: Some(client),
+            cfg,
             dir,
             sealed: 0,
             rng: SplitMix64::new(crate::rng::derive(seed, 0x9407, index as u64)),
@@ -156,30 +197,46 @@ impl SimPhone {
         let t0 = (now_ns() - span * SEC).max(self.clock_ns + 5 * SEC);
         self.clock_ns = t0 + span * SEC;
         let walk = person.walk(seconds, t0, session, &mut self.rng);
+        let client = self.client()?;
         for chunk in walk.chunks(512) {
-            self.client
-                .record_motion(chunk)
-                .map_err(|e| e.to_string())?;
+            client.record_motion(chunk).map_err(|e| e.to_string())?;
         }
         let mut typing = person.typing_session(session);
         let t1 = t0 + (seconds as i64 + 2) * SEC;
         for i in 0..i64::from(entries) {
             let events = typing.entry(CMU_KEYS, t1 + i * 6 * SEC, &mut self.rng);
-            self.client
+            self.client()?
                 .record_phrase_entry(CMU_PHRASE, &events)
                 .map_err(|e| e.to_string())?;
         }
-        let sealed = self.client.seal().map_err(|e| e.to_string())?;
+        let sealed = self.client()?.seal().map_err(|e| e.to_string())?;
         self.sealed += u64::from(sealed.envelopes);
         Ok(())
     }
 
+    /// Authenticates with the fresh evidence, asking again (as an app would) when the
+    /// network fails the request: a broken connection, a captive portal's page. Returns
+    /// the answer and the latency of the request that got it, in ms.
+    pub async fn authenticate(
+        &mut self,
+    ) -> Result<(tacit_shared::api::AuthenticateResponse, f64), String> {
+        let mut tries = 0;
+        loop {
+            let t = std::time::Instant::now();
+            match self.client()?.authenticate(true).await {
+                Ok(a) => return Ok((a, t.elapsed().as_secs_f64() * 1000.0)),
+                Err(_) if tries < 10 => tries += 1,
+                Err(e) => return Err(format!("{}: {e}", self.user_id)),
+            }
+        }
+    }
+
     /// Uploads until the outbox is empty (bounded number of drains).
-    pub async fn upload(&self) -> Result<u64, String> {
+    pub async fn upload(&mut self) -> Result<u64, String> {
         let mut stored = 0;
         for _ in 0..20 {
             let up = self
-                .client
+                .client()?
                 .upload_pending()
                 .await
                 .map_err(|e| e.to_string())?;

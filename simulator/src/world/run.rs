@@ -106,6 +106,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
                 tokio::task::spawn_blocking(move || -> Result<SimPhone, String> {
                     phone.activity(&owner, 0, 150.0, 30)?;
                     h.block_on(phone.upload())?;
+                    phone.close();
                     Ok(phone)
                 })
             })
@@ -197,17 +198,16 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         let a = attacks::replay_request(&http, &url, phone).await?;
         attacks.count("replayed request", a.success);
         let other = other_person(&mut rng, phone.index, cfg.people);
-        let (a, clone) =
-            attacks::stolen_key(phone, &world.person(other as u64), day, &url, &backend.key)
-                .await?;
+        let (a, clone) = attacks::stolen_key(phone, &world.person(other as u64), day).await?;
         attacks.count("stolen key (cloned phone)", a.success);
         clones.push(clone);
     }
 
     // Accounting, from the phones and from the server.
     let mut env = Envelopes::default();
-    for p in phones.iter().chain(&clones) {
-        let s = p.client.status().map_err(|e| e.to_string())?;
+    for p in phones.iter_mut().chain(clones.iter_mut()) {
+        let s = p.client()?.status().map_err(|e| e.to_string())?;
+        p.close();
         let [a, r, e] = p.counters_base;
         env.created += p.sealed;
         env.acknowledged += s.acknowledged_total - a;
@@ -268,17 +268,7 @@ fn live_day(
     let mut attempt =
         |phone: &mut SimPhone, holder: Holder, person: &crate::Person| -> Result<(), String> {
             phone.activity(person, day, 60.0, 5)?;
-            // The app asks again when the network fails it (a broken connection, a
-            // captive portal's page); the latency is that of the answer that arrived.
-            let mut tries = 0;
-            let (answer, latency_ms) = loop {
-                let t = Instant::now();
-                match h.block_on(phone.client.authenticate(true)) {
-                    Ok(a) => break (a, t.elapsed().as_secs_f64() * 1000.0),
-                    Err(_) if tries < 10 => tries += 1,
-                    Err(e) => return Err(format!("{}: {e}", phone.user_id)),
-                }
-            };
+            let (answer, latency_ms) = h.block_on(phone.authenticate())?;
             if holder == Holder::Owner && answer.decision != AuthDecision::Accept {
                 h.block_on(async {
                     http.post(format!("{url}/v1/users/{}/unlock", phone.user_id))
@@ -311,6 +301,7 @@ fn live_day(
         attempt(&mut phone, Holder::Owner, &owner)?;
     }
     h.block_on(phone.upload())?;
+    phone.close();
     Ok((phone, outcomes))
 }
 
