@@ -87,7 +87,12 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         })
         .buffer_unordered(8);
     while let Some(p) = registering.next().await {
-        phones.push(p?);
+        let mut p = p?;
+        // Closed until the phone is used: an open core holds its outbox, its HTTP
+        // clients and its signal buffers (~0.5 MiB), which a world of many phones
+        // must not keep for all of them at once.
+        p.close();
+        phones.push(p);
         progress("registering phones", phones.len() as u64, total);
     }
     drop(registering);
