@@ -178,7 +178,7 @@ start() {
       cat "$tmp/run.log" >&2
       die "podman run $* failed"
     fi
-    for _ in $(seq 300); do
+    for _ in $(seq 600); do
       if [ "$(http_code "http://127.0.0.1:$port$health")" = 200 ]; then
         url="http://127.0.0.1:$port"
         break 2
@@ -190,6 +190,9 @@ start() {
   done
   if [ -z "$url" ]; then
     podman logs "$name" 2>&1 | tail -n 30 >&2 || true
+    # Empty logs say little: the container's state and the disk usually do.
+    podman inspect --format 'state {{.State.Status}}, exit code {{.State.ExitCode}}, error "{{.State.Error}}", OOM {{.State.OOMKilled}}' "$name" >&2 || true
+    df -h "$tmp" /var/lib/containers 2>/dev/null >&2 || true
     die "container $name (${*:-the image CMD}) did not answer $health on 127.0.0.1:${port:-?}"
   fi
   ready_ms=$((($(date +%s%N) - t0_ns) / 1000000))
