@@ -66,15 +66,18 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeErro
     Ok(cfg.open().await?)
 }
 
-/// A router served in the background until shut down gracefully.
-struct Serving {
-    addr: SocketAddr,
+/// A router served in the background until shut down gracefully (the servers here, and
+/// anything else that needs one in tests or the simulator).
+pub struct Serving {
+    /// The bound address.
+    pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Serving {
-    async fn start(listen: &str, app: axum::Router) -> Result<Serving, ServeError> {
+    /// Binds `listen` (e.g. `127.0.0.1:0`) and serves `app` in the background.
+    pub async fn start(listen: &str, app: axum::Router) -> Result<Serving, ServeError> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -97,7 +100,8 @@ impl Serving {
         })
     }
 
-    async fn stop(mut self) -> std::io::Result<()> {
+    /// Stops accepting, finishes in-flight requests and waits for the server task.
+    pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -153,6 +153,14 @@ async fn enrol(http: &reqwest::Client, url: &str, user: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// One factor's entry in an enrolment answer.
+fn enrol_status<'a>(e: &'a Value, name: &str) -> &'a Value {
+    e["factors"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["factor"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {e}"))
+}
+
 fn factor_of<'a>(r: &'a AuthenticateResponse, name: &str) -> &'a tacit_shared::api::FactorResult {
     r.factors.iter().find(|f| f.factor == name).unwrap()
 }
@@ -228,24 +236,36 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
             .unwrap();
         assert_eq!(up.status(), 200);
         let e = enrol(&http, &url, user).await;
-        let gait = e["factors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["factor"] == "gait")
-            .unwrap()
-            .clone();
+        let gait = enrol_status(&e, "gait");
         assert_eq!(gait["status"], "enrolled", "{e}");
         assert_eq!(gait["samples"], 45);
         // keystroke-fixed has no windows (and no model): nothing changes.
-        let ks = e["factors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["factor"] == "keystroke-fixed")
-            .unwrap()
-            .clone();
+        let ks = enrol_status(&e, "keystroke-fixed");
         assert_eq!(ks["status"], "no_data", "{e}");
+    }
+    // Bad enrolment bodies are refused with a stable code.
+    let too_many: Vec<String> = (0..33).map(|i| format!("f{i}")).collect();
+    for (body, code) in [
+        ("{\"factors\": [".to_string(), "invalid_body"),
+        ("[1, 2]".to_string(), "invalid_body"),
+        ("{\"factor\": [\"gait\"]}".to_string(), "invalid_body"),
+        (json!({ "factors": too_many }).to_string(), "invalid_body"),
+        (
+            json!({ "factors": ["gait", "iris"] }).to_string(),
+            "unknown_factor",
+        ),
+    ] {
+        let r = http
+            .post(format!("{url}/v1/users/{alice_id}/templates"))
+            .bearer_auth(common::ADMIN)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: tacit_shared::api::ErrorBody = r.json().await.unwrap();
+        assert_eq!(e.code, code, "{body}: {}", e.error);
     }
     // Enrolment windows are never scored: nothing newer yet.
     let r = authenticate(&http, &url, &alice.request(&[])).await;

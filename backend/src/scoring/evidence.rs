@@ -53,24 +53,18 @@ pub async fn read_windows(
     let envelopes = store.recent_envelopes(user_id, since_ms, limit).await?;
     let objects = store.objects();
     let reads: Vec<_> = futures::stream::iter(envelopes)
-        .map(|e| async move { (objects.read(&e.object_key).await, e.object_key) })
+        .map(|e| async move { (objects.read(&e.object_key).await, e) })
         .buffer_unordered(READ_CONCURRENCY)
         .collect()
         .await;
     let mut windows = Vec::new();
-    for (bytes, key) in reads {
+    for (bytes, e) in reads {
         let bytes = bytes?;
         let Ok(payload) = Payload::decode(&bytes) else {
-            tracing::warn!(object = %key, "stored feature object does not decode; skipped");
+            tracing::warn!(object = %e.object_key, "stored feature object does not decode; skipped");
             continue;
         };
-        // Keys end in `{sequence}-{envelope id}.bin` (`FeatureObjects::feature_key`).
-        let envelope_id = key
-            .rsplit('-')
-            .next()
-            .and_then(|k| k.strip_suffix(".bin"))
-            .unwrap_or("")
-            .to_string();
+        let envelope_id = hex::encode(e.envelope_id);
         windows.extend(payload.records.into_iter().map(|r| Window {
             envelope_id: envelope_id.clone(),
             kind: r.factor,

@@ -126,3 +126,51 @@ impl Factors {
         self.list.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::parse_factor_urls;
+
+    fn remote(urls: &str) -> Result<Factors, String> {
+        let s = AuthSettings {
+            factors: parse_factor_urls(urls)?,
+            ..AuthSettings::default()
+        };
+        Factors::remote(&s)
+    }
+
+    #[test]
+    fn remote_factors_take_their_records_from_the_name_or_the_url_list() {
+        let f = remote("gait=http://g:8080,py:keystroke_fixed=http://p:9000/").expect("factors");
+        let kinds: Vec<_> = f.iter().map(|f| (f.name.as_str(), f.records)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("gait", FactorKind::Gait),
+                ("py", FactorKind::KeystrokeFixed)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_remote_factor_lists_are_refused_with_the_reason() {
+        for (urls, needle) in [
+            ("py:keystrokes=http://p:9000", "records \"keystrokes\""),
+            ("py=http://p:9000", "not a built-in factor"),
+            ("gait=http://a,gait=http://b", "configured twice"),
+            ("gait=ftp://a", "expected name[:records]=http(s)://"),
+            ("gait", "expected name[:records]=url"),
+        ] {
+            let e = remote(urls).expect_err(urls);
+            assert!(e.contains(needle), "{urls}: {e}");
+        }
+        let mut s = AuthSettings {
+            factors: parse_factor_urls("gait=http://g").expect("urls"),
+            ..AuthSettings::default()
+        };
+        s.factors[0].weight = 1.5;
+        let e = Factors::remote(&s).expect_err("weight");
+        assert!(e.contains("weight 1.5 outside 0..=1"), "{e}");
+    }
+}

@@ -90,6 +90,8 @@ pub struct TemplateRow {
 /// A stored envelope, as the evidence of an authentication finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvelopeRef {
+    /// The envelope's id.
+    pub envelope_id: [u8; 16],
     /// Key of its feature object.
     pub object_key: String,
     /// Its creation time (device clock, Unix ms).

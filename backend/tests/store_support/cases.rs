@@ -431,6 +431,10 @@ pub async fn authentication_state(fx: &Fixture) {
         recent.iter().map(|e| e.created_at_ms).collect::<Vec<_>>(),
         vec![NOW - HOUR, NOW - 2 * HOUR]
     );
+    assert_eq!(
+        recent.iter().map(|e| e.envelope_id).collect::<Vec<_>>(),
+        vec![[3; 16], [2; 16]]
+    );
     assert_eq!(s.recent_envelopes("u1", 0, 1).await.unwrap().len(), 1);
     assert_eq!(
         s.objects().read(&recent[0].object_key).await.unwrap(),

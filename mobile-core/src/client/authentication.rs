@@ -2,11 +2,11 @@
 //! optionally carrying the freshest sealed envelopes so the answer uses them.
 
 use tacit_shared::api::{
-    AuthenticateRequest, AuthenticateResponse, EnvelopeStatus, ErrorBody, authenticate_message,
-    b64_encode,
+    AuthenticateRequest, AuthenticateResponse, EnvelopeStatus, authenticate_message, b64_encode,
 };
 use tacit_shared::identity::DeviceSigner;
 
+use super::answer::read_answer;
 use super::{ClientConfig, ClientError};
 use crate::queue::{Outbox, QueuedEnvelope};
 
@@ -36,35 +36,14 @@ pub(super) async fn authenticate(
         signature: b64_encode(&signature),
     };
     let json = serde_json::to_vec(&body).map_err(|e| ClientError::Config(e.to_string()))?;
-    let mut resp = http
+    let resp = http
         .post(format!("{}/v1/authenticate", cfg.backend_url))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(json)
         .send()
         .await
         .map_err(|e| ClientError::Network(e.to_string()))?;
-    let status = resp.status();
-    let mut answer = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ClientError::Network(e.to_string()))?
-    {
-        if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ClientError::Server(
-                "authentication answer too large".into(),
-            ));
-        }
-        answer.extend_from_slice(&chunk);
-    }
-    if !status.is_success() {
-        let detail = serde_json::from_slice::<ErrorBody>(&answer)
-            .map(|b| format!("{} ({})", b.error, b.code))
-            .unwrap_or_else(|_| "no error body".into());
-        return Err(ClientError::Server(format!(
-            "authentication refused: HTTP {status}: {detail}"
-        )));
-    }
+    let answer = read_answer(resp, MAX_ANSWER_BYTES, "authentication").await?;
     let r: AuthenticateResponse = serde_json::from_slice(&answer)
         .map_err(|e| ClientError::Server(format!("bad authentication answer: {e}")))?;
     if r.envelopes.len() != envelopes.len() {

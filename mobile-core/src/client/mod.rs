@@ -4,6 +4,7 @@
 //! Raw samples and key events live only inside the extractors for the length of one
 //! window or block; what is kept and sent are feature records.
 
+mod answer;
 mod authentication;
 mod keystore;
 mod registration;

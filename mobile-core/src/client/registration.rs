@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tacit_shared::api::{ErrorBody, PublicKeyJson, RegisterDeviceRequest, RegisterDeviceResponse};
+use tacit_shared::api::{PublicKeyJson, RegisterDeviceRequest, RegisterDeviceResponse};
 use tacit_shared::identity::DeviceSigner;
 
+use super::answer::read_answer;
 use super::keystore::write_private;
 use super::{ClientConfig, ClientError};
 
@@ -40,8 +41,8 @@ impl Registration {
     }
 }
 
-/// Longest error body read from the server.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest registration answer read (two ids).
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
 pub(super) async fn register(
     http: &reqwest::Client,
@@ -67,19 +68,7 @@ pub(super) async fn register(
         .send()
         .await
         .map_err(|e| ClientError::Network(e.to_string()))?;
-    let status = resp.status();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| ClientError::Network(e.to_string()))?;
-    if !status.is_success() {
-        let detail = serde_json::from_slice::<ErrorBody>(&bytes[..bytes.len().min(MAX_ERROR_BODY)])
-            .map(|b| format!("{} ({})", b.error, b.code))
-            .unwrap_or_else(|_| "no error body".into());
-        return Err(ClientError::Server(format!(
-            "registration refused: HTTP {status}: {detail}"
-        )));
-    }
+    let bytes = read_answer(resp, MAX_ANSWER_BYTES, "registration").await?;
     let r: RegisterDeviceResponse = serde_json::from_slice(&bytes)
         .map_err(|e| ClientError::Server(format!("bad registration answer: {e}")))?;
     if r.device_id != key.device_id().to_hex() {

@@ -28,7 +28,7 @@
 mod drain;
 mod error;
 mod policy;
-mod response;
+pub(crate) mod response;
 mod retry_after;
 
 use std::time::SystemTime;

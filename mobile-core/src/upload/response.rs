@@ -9,7 +9,7 @@ use super::UploadError;
 pub(super) const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest error body read; longer ones are cut (they are only diagnostics).
-pub(super) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// How much of a non-JSON error body is kept in [`UploadError::Refused`].
 const MAX_ERROR_TEXT_CHARS: usize = 512;
@@ -17,7 +17,7 @@ const MAX_ERROR_TEXT_CHARS: usize = 512;
 /// Reads the body, failing with [`UploadError::ResponseTooLarge`] past `limit` bytes
 /// (checked against `Content-Length` first, then while streaming, since the header
 /// may be absent or lie).
-pub(super) async fn read_bounded(
+pub(crate) async fn read_bounded(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, UploadError> {
@@ -39,7 +39,7 @@ pub(super) async fn read_bounded(
 
 /// An error answer's body as an [`ErrorBody`]: parsed if it is one, otherwise its
 /// (truncated, lossy UTF-8) text.
-pub(super) fn error_body(bytes: &[u8]) -> ErrorBody {
+pub(crate) fn error_body(bytes: &[u8]) -> ErrorBody {
     serde_json::from_slice::<ErrorBody>(bytes).unwrap_or_else(|_| ErrorBody {
         error: String::from_utf8_lossy(bytes)
             .chars()

@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tacit_backend::server::Serving;
 
 use crate::SplitMix64;
 use crate::rng::Draw;
@@ -103,10 +103,8 @@ struct Relay {
 
 /// A running relay.
 pub struct FaultyNetwork {
-    addr: std::net::SocketAddr,
     relay: Arc<Relay>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 /// An answer whose body fails: the client sees a broken connection.
@@ -219,29 +217,15 @@ impl FaultyNetwork {
         let app = axum::Router::new()
             .fallback(relay_handler)
             .with_state(relay.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let serving = Serving::start("127.0.0.1:0", app)
             .await
             .map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        Ok(FaultyNetwork {
-            addr,
-            relay,
-            shutdown: Some(tx),
-            task,
-        })
+        Ok(FaultyNetwork { relay, serving })
     }
 
     /// The URL the phones use.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.serving.addr)
     }
 
     /// What the relay did so far.
@@ -257,11 +241,8 @@ impl FaultyNetwork {
     }
 
     /// Stops the relay.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = self.task.await;
+    pub async fn stop(self) {
+        let _ = self.serving.stop().await;
     }
 }
 

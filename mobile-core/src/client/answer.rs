@@ -1,0 +1,36 @@
+//! Reading the gateway's answers to the client's own calls (registration,
+//! authentication) with the same bounds as upload answers.
+
+use super::ClientError;
+use crate::upload::UploadError;
+use crate::upload::response::{MAX_ERROR_BODY_BYTES, error_body, read_bounded};
+
+/// The body of a success answer of at most `limit` bytes; an error answer becomes
+/// [`ClientError::Server`] naming `what`, the HTTP status and the server's reason.
+pub(super) async fn read_answer(
+    resp: reqwest::Response,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<u8>, ClientError> {
+    let status = resp.status();
+    let ok = status.is_success();
+    let bytes = read_bounded(resp, if ok { limit } else { MAX_ERROR_BODY_BYTES })
+        .await
+        .map_err(|e| match e {
+            UploadError::ResponseTooLarge { limit } if ok => {
+                ClientError::Server(format!("{what} answer larger than {limit} bytes"))
+            }
+            UploadError::ResponseTooLarge { limit } => ClientError::Server(format!(
+                "{what} refused: HTTP {status} (error body over {limit} bytes)"
+            )),
+            other => ClientError::Network(other.to_string()),
+        })?;
+    if !ok {
+        let body = error_body(&bytes);
+        return Err(ClientError::Server(format!(
+            "{what} refused: HTTP {status}: {} ({})",
+            body.error, body.code
+        )));
+    }
+    Ok(bytes)
+}
