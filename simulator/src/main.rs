@@ -100,10 +100,28 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
         indicatif::ProgressStyle::with_template("{msg:<48} {bar:30} {pos}/{len} [{elapsed}]")
             .map_err(|e| e.to_string())?,
     );
+    // Without a terminal (a log file, CI) the bar is hidden: print a line per stage
+    // and per tenth of it instead, with the time since the start.
+    let started = std::time::Instant::now();
+    let logged = std::sync::Mutex::new((String::new(), u64::MAX));
+    let to_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = |stage: &str, done: u64, total: u64| {
         bar.set_message(stage.to_string());
         bar.set_length(total);
         bar.set_position(done);
+        if to_terminal {
+            return;
+        }
+        let tenth = (done * 10).checked_div(total).unwrap_or(0);
+        if let Ok(mut last) = logged.lock()
+            && (last.0 != stage || last.1 != tenth)
+        {
+            *last = (stage.to_string(), tenth);
+            eprintln!(
+                "[{:>7.1} s] {stage}: {done}/{total}",
+                started.elapsed().as_secs_f64()
+            );
+        }
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

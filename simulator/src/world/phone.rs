@@ -99,6 +99,15 @@ impl SimPhone {
         self.client = None;
     }
 
+    /// The outbox's counters, read from its data directory without opening the whole
+    /// core (cheaper, for the accounting at the end of a run); the phone is closed.
+    pub fn outbox_stats(&mut self) -> Result<tacit_mobile_core::queue::OutboxStats, String> {
+        self.close();
+        tacit_mobile_core::queue::Outbox::open(&self.cfg.data_dir, self.cfg.outbox)
+            .and_then(|o| o.stats())
+            .map_err(|e| format!("{}: outbox: {e}", self.user_id))
+    }
+
     /// The configuration the phone's core uses.
     pub fn config(&self) -> &ClientConfig {
         &self.cfg

@@ -85,7 +85,9 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
                 cfg.seed,
             )
         })
-        .buffer_unordered(8);
+        // As many as the days run at once: each registration waits on the network
+        // (its delays and retries), not on the CPU.
+        .buffer_unordered(cfg.parallel);
     while let Some(p) = registering.next().await {
         let mut p = p?;
         // Closed until the phone is used: an open core holds its outbox, its HTTP
@@ -210,23 +212,37 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
 
     // Accounting, from the phones and from the server.
     let mut env = Envelopes::default();
-    for p in phones.iter_mut().chain(clones.iter_mut()) {
-        let s = p.client()?.status().map_err(|e| e.to_string())?;
-        p.close();
+    let counted = phones.len() + clones.len();
+    // A cloned phone's user is its victim's: the users are the phones' owners.
+    let users: Vec<String> = phones.iter().map(|p| p.user_id.clone()).collect();
+    let mut accounting = futures::stream::iter(phones.into_iter().chain(clones))
+        .map(|mut p| {
+            tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let s = p.outbox_stats()?;
+                Ok((p, s))
+            })
+        })
+        .buffer_unordered(cfg.parallel);
+    let mut done = 0;
+    while let Some(r) = accounting.next().await {
+        let (p, s) = r.map_err(|e| e.to_string())??;
         let [a, r, e] = p.counters_base;
         env.created += p.sealed;
         env.acknowledged += s.acknowledged_total - a;
         env.rejected += s.rejected_total - r;
         env.evicted += s.evicted_total - e;
-        env.queued += s.outbox_envelopes;
+        env.queued += s.envelopes;
+        done += 1;
+        progress("accounting", done, counted as u64);
     }
-    for p in &phones {
-        env.stored += backend
-            .store()
-            .count_envelopes(&p.user_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    drop(accounting);
+    let mut counting = futures::stream::iter(&users)
+        .map(|u| backend.store().count_envelopes(u))
+        .buffer_unordered(8);
+    while let Some(n) = counting.next().await {
+        env.stored += n.map_err(|e| e.to_string())?;
     }
+    drop(counting);
     env.lost = env
         .created
         .saturating_sub(env.acknowledged + env.rejected + env.evicted + env.queued);
