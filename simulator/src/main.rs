@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tacit_simulator::world::{WorldConfig, run};
+use tacit_simulator::world::{BackendKind, WorldConfig, run};
 
 /// Tacit end-to-end simulator.
 #[derive(Parser)]
@@ -71,6 +71,21 @@ struct WorldArgs {
     /// and shows captive portals, and a backend restart midway through every day).
     #[arg(long)]
     clean_network: bool,
+    /// Run the backend as this `tacit-backend` binary in a child process instead of in
+    /// this one; the restart midway through a day is then `kill -9`.
+    #[arg(long, value_name = "PATH", conflicts_with = "backend_url")]
+    backend_bin: Option<PathBuf>,
+    /// Use a backend already running at this URL (its models loaded; needs its admin
+    /// token and --backend-key; no restarts).
+    #[arg(long, value_name = "URL")]
+    backend_url: Option<String>,
+    /// The remote backend's admin token (default: $TACIT_ADMIN_TOKEN, which keeps it
+    /// out of the process list).
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// The remote backend's HPKE public key, base64 (`tacit-backend keygen` prints it).
+    #[arg(long)]
+    backend_key: Option<String>,
 }
 
 fn simulate(a: WorldArgs) -> Result<(), String> {
@@ -91,6 +106,18 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
             tacit_simulator::world::Faults::none()
         } else {
             tacit_simulator::world::Faults::bad()
+        },
+        backend: match (a.backend_bin, a.backend_url) {
+            (Some(bin), _) => BackendKind::Process(bin),
+            (None, Some(url)) => BackendKind::Remote {
+                url,
+                admin_token: a
+                    .admin_token
+                    .or_else(|| std::env::var("TACIT_ADMIN_TOKEN").ok())
+                    .unwrap_or_default(),
+                public_key: a.backend_key.unwrap_or_default(),
+            },
+            (None, None) => BackendKind::InProcess,
         },
         dir: a.dir.clone(),
     };

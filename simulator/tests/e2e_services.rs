@@ -10,9 +10,8 @@
 //! example's requirements, as the test command provides); without it that factor is
 //! left out with a message (and the test fails under CI).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::{Value, json};
 use tacit_mobile_core::client::{Client, ClientConfig};
@@ -20,114 +19,11 @@ use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorStatus};
 use tacit_simulator::training::{gait_population, keystroke_population, train_model};
 use tacit_simulator::{CMU_KEYS, CMU_PHRASE, Person, PopulationModel, SplitMix64};
 
+mod support;
+use support::{Proc, backend_binary, free_port, spawn, wait_ready, workspace_root};
+
 const ADMIN: &str = "e2e-admin";
 const SEC: i64 = 1_000_000_000;
-
-/// A child process killed when dropped.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `tacit-backend` binary: `TACIT_BACKEND_BIN` (the test command sets it: under
-/// `cargo test --workspace` the binary is built before any test runs), else built now
-/// (this test run alone). A build from inside a test must not run while other tests of
-/// a workspace run share the target directory, hence the variable.
-fn backend_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("TACIT_BACKEND_BIN") {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.exists(),
-            "TACIT_BACKEND_BIN={} does not exist",
-            bin.display()
-        );
-        return bin;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "tacit-backend",
-            "--bin",
-            "tacit-backend",
-        ])
-        .current_dir(workspace_root())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building tacit-backend failed");
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join("tacit-backend");
-    assert!(bin.exists(), "{} missing", bin.display());
-    bin
-}
-
-fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Proc {
-    let log = dir.join(format!("{name}.log"));
-    let file = std::fs::File::create(&log).expect("log file");
-    let child = cmd
-        .stdout(Stdio::from(file.try_clone().expect("log")))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {name}: {e}"));
-    Proc { name, child, log }
-}
-
-async fn wait_ready(http: &reqwest::Client, p: &mut Proc, url: &str) {
-    for _ in 0..600 {
-        if http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!(
-                "{} exited ({status}): {}",
-                p.name,
-                std::fs::read_to_string(&p.log).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{} never became ready at {url}: {}",
-        p.name,
-        std::fs::read_to_string(&p.log).unwrap_or_default()
-    );
-}
 
 fn factor_service(bin: &Path, dir: &Path, factor: &str, model: &Path, port: u16) -> Proc {
     let data = dir.join(factor);

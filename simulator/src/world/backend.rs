@@ -1,15 +1,26 @@
-//! The backend of a simulated world, in this process: the embedded default (SQLite and
-//! a directory of feature objects) with the gait and keystroke factors in-process,
-//! their models trained on synthetic people who are not users of the world.
+//! The backend of a simulated world, one of three kinds ([`BackendKind`]):
+//!
+//! * in this process (the default): the embedded gateway (SQLite and a directory of
+//!   feature objects) with the gait and keystroke factors in-process; a restart is a
+//!   graceful shutdown and start on the same address;
+//! * a `tacit-backend serve` child process on the same kind of storage; a restart is
+//!   `SIGKILL` (nothing flushed, nothing finished) and a new process on the same port;
+//! * a backend already running elsewhere (a URL): no restarts, and what it stored is
+//!   read from its `/metrics`.
+//!
+//! The first two train their models on synthetic people who are not users of the world.
 
-use std::path::Path;
-
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tacit_backend::keys::KeyRing;
+use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use tacit_backend::keys::KeyRing;
 use tacit_backend::server::{self, RunningServer};
 use tacit_backend::settings::Settings;
 use tacit_backend::state::AppState;
+use tacit_backend::store::Store;
 use tacit_shared::hpke::RecipientPublicKey;
 
 use crate::PopulationModel;
@@ -19,99 +30,353 @@ use crate::typing::CMU_KEYS;
 /// Index of the first training person: far from the users (0..people).
 pub const TRAINING_OFFSET: usize = 10_000_000;
 
+/// How long a started backend process may take to answer `/readyz`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which backend a world runs against.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// In this process (the embedded default); restarts are graceful.
+    #[default]
+    InProcess,
+    /// `tacit-backend serve` (this binary) as a child process; restarts are `kill -9`.
+    Process(PathBuf),
+    /// A backend running elsewhere. Its models must be loaded already; the world's
+    /// users are created with the admin token; no restarts.
+    Remote {
+        /// Base URL, e.g. `http://10.0.0.5:8080`.
+        url: String,
+        /// Its admin token.
+        admin_token: String,
+        /// Its HPKE public key, base64 (`tacit-backend keygen` prints it).
+        public_key: String,
+    },
+}
+
+/// What runs the backend.
+enum Runner {
+    InProcess {
+        server: tokio::sync::Mutex<Option<RunningServer>>,
+        settings: Box<Settings>,
+        state: AppState,
+        /// Envelopes stored by earlier runs of the server (its counters restart at 0).
+        stored_before: AtomicU64,
+    },
+    Process {
+        bin: PathBuf,
+        config: PathBuf,
+        log: PathBuf,
+        child: tokio::sync::Mutex<Option<tokio::process::Child>>,
+        /// The storage, opened by this process too (for the accounting).
+        store: Arc<dyn Store>,
+        /// Stored envelopes read from `/metrics` of killed processes (approximate: a
+        /// process may store a few more between the last read and the kill; the
+        /// accounting at the end counts database rows instead).
+        stored_before: AtomicU64,
+    },
+    Remote {
+        /// `/metrics` stored count when the world started.
+        stored_at_start: u64,
+    },
+}
+
 /// A running backend, which can be restarted in place (same address, same storage,
 /// same factors) while phones keep talking to it.
 pub struct SimBackend {
-    server: tokio::sync::Mutex<Option<RunningServer>>,
-    addr: std::net::SocketAddr,
-    settings: Settings,
-    state: AppState,
-    /// Envelopes stored by earlier runs of the server (its counters restart at 0).
-    stored_before: AtomicU64,
+    url: String,
+    runner: Runner,
     restarts: AtomicU64,
+    http: reqwest::Client,
     /// Its HPKE public key (pinned in the phones).
     pub key: RecipientPublicKey,
     /// Its admin token.
     pub admin_token: String,
 }
 
+/// Trains the gait and keystroke models on `training_people` synthetic people who are
+/// not users and writes them where the factors load them (`objects/models/`).
+pub async fn install_models(
+    dir: &Path,
+    world: &PopulationModel,
+    training_people: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<(), String> {
+    let people = TRAINING_OFFSET..TRAINING_OFFSET + training_people;
+    let (g, k) = (world.clone(), world.clone());
+    let (gp, kp) = (people.clone(), people);
+    let models = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let gait = train_model(&gait_population(&g, gp, 3, 90.0), steps, seed)
+            .map_err(|e| format!("gait model: {e}"))?;
+        let keys = train_model(&keystroke_population(&k, kp, 60, CMU_KEYS), steps, seed)
+            .map_err(|e| format!("keystroke model: {e}"))?;
+        Ok((gait, keys))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let models_dir = dir.join("objects").join("models");
+    std::fs::create_dir_all(&models_dir).map_err(|e| e.to_string())?;
+    std::fs::write(models_dir.join("gait.tcm"), models.0).map_err(|e| e.to_string())?;
+    std::fs::write(models_dir.join("keystroke-fixed.tcm"), models.1).map_err(|e| e.to_string())
+}
+
+/// Settings of a local backend under `dir`: simulated phones upload far faster than
+/// people do, so the per-device rate limit is lifted.
+fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
+    let mut settings = Settings {
+        listen,
+        data_dir: dir.to_path_buf(),
+        admin_token: Some(admin_token.to_string()),
+        ..Settings::default()
+    };
+    settings.limits.envelopes_per_second_per_device = 1e6;
+    settings.limits.burst_per_device = 1e6;
+    settings
+}
+
+/// The value of `tacit_envelopes_total{status="stored"}` in a `/metrics` text.
+fn stored_in_metrics(text: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("tacit_envelopes_total") && l.contains(STORED))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
 impl SimBackend {
-    /// Trains the models and starts the backend under `dir`.
+    /// Trains the models and starts the backend under `dir` (or connects to a remote
+    /// one, which needs neither).
     pub async fn start(
+        kind: &BackendKind,
         dir: &Path,
         world: &PopulationModel,
         training_people: usize,
         steps: usize,
         seed: u64,
     ) -> Result<SimBackend, String> {
-        let people = TRAINING_OFFSET..TRAINING_OFFSET + training_people;
-        let (g, k) = (world.clone(), world.clone());
-        let (gp, kp) = (people.clone(), people);
-        let models = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let gait = train_model(&gait_population(&g, gp, 3, 90.0), steps, seed)
-                .map_err(|e| format!("gait model: {e}"))?;
-            let keys = train_model(&keystroke_population(&k, kp, 60, CMU_KEYS), steps, seed)
-                .map_err(|e| format!("keystroke model: {e}"))?;
-            Ok((gait, keys))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let models_dir = dir.join("objects").join("models");
-        std::fs::create_dir_all(&models_dir).map_err(|e| e.to_string())?;
-        std::fs::write(models_dir.join("gait.tcm"), models.0).map_err(|e| e.to_string())?;
-        std::fs::write(models_dir.join("keystroke-fixed.tcm"), models.1)
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
             .map_err(|e| e.to_string())?;
-        let admin_token = format!("sim-{seed:x}-{}", std::process::id());
-        let mut settings = Settings {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.to_path_buf(),
-            admin_token: Some(admin_token.clone()),
-            ..Settings::default()
-        };
-        // Phones of a simulation upload far faster than people do.
-        settings.limits.envelopes_per_second_per_device = 1e6;
-        settings.limits.burst_per_device = 1e6;
-        let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
-        let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
-        let store = server::open_store(&settings)
-            .await
-            .map_err(|e| e.to_string())?;
-        let factors = server::embedded_factors(&settings, store.objects())
-            .await
-            .map_err(|e| e.to_string())?;
-        let server = server::spawn_with_factors(settings.clone(), keys, store, factors)
-            .await
-            .map_err(|e| e.to_string())?;
-        settings.listen = server.addr.to_string();
-        Ok(SimBackend {
-            addr: server.addr,
-            state: server.state.clone(),
-            server: tokio::sync::Mutex::new(Some(server)),
-            settings,
-            stored_before: AtomicU64::new(0),
-            restarts: AtomicU64::new(0),
-            key: *pair.public_key(),
+        if let BackendKind::Remote {
+            url,
             admin_token,
-        })
+            public_key,
+        } = kind
+        {
+            let bytes = tacit_shared::api::b64_decode(public_key)
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .ok_or("backend public key: expected 32 bytes in base64 (keygen's public_key=)")?;
+            let url = url.trim_end_matches('/').to_string();
+            let backend = SimBackend {
+                url,
+                runner: Runner::Remote { stored_at_start: 0 },
+                restarts: AtomicU64::new(0),
+                http,
+                key: RecipientPublicKey::from_bytes(bytes),
+                admin_token: admin_token.clone(),
+            };
+            let stored_at_start = backend.scrape_stored().await?;
+            return Ok(SimBackend {
+                runner: Runner::Remote { stored_at_start },
+                ..backend
+            });
+        }
+        install_models(dir, world, training_people, steps, seed).await?;
+        let admin_token = format!("sim-{seed:x}-{}", std::process::id());
+        match kind {
+            BackendKind::Process(bin) => {
+                // A free port, released for the child (which binds it again after
+                // every kill: the listening socket reuses the address).
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| e.to_string())?
+                    .port();
+                let settings = local_settings(dir, format!("127.0.0.1:{port}"), &admin_token);
+                let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                let config = dir.join("backend.toml");
+                let toml = format!(
+                    "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nadmin_token = {:?}\n\n\
+                     [limits]\nenvelopes_per_second_per_device = 1e6\nburst_per_device = 1e6\n",
+                    dir.display().to_string(),
+                    admin_token
+                );
+                std::fs::write(&config, toml).map_err(|e| e.to_string())?;
+                let mut backend = SimBackend {
+                    url: format!("http://127.0.0.1:{port}"),
+                    runner: Runner::Remote { stored_at_start: 0 },
+                    restarts: AtomicU64::new(0),
+                    http,
+                    key: *pair.public_key(),
+                    admin_token,
+                };
+                let log = dir.join("backend.log");
+                let child = backend.spawn_process(bin, &config, &log).await?;
+                // Opened after the child has migrated the database.
+                let store = server::open_store(&settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                backend.runner = Runner::Process {
+                    bin: bin.clone(),
+                    config,
+                    log,
+                    child: tokio::sync::Mutex::new(Some(child)),
+                    store,
+                    stored_before: AtomicU64::new(0),
+                };
+                Ok(backend)
+            }
+            _ => {
+                let settings = local_settings(dir, "127.0.0.1:0".into(), &admin_token);
+                let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                let store = server::open_store(&settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let factors = server::embedded_factors(&settings, store.objects())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut settings = settings;
+                let server = server::spawn_with_factors(settings.clone(), keys, store, factors)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                settings.listen = server.addr.to_string();
+                Ok(SimBackend {
+                    url: server.url(),
+                    runner: Runner::InProcess {
+                        state: server.state.clone(),
+                        server: tokio::sync::Mutex::new(Some(server)),
+                        settings: Box::new(settings),
+                        stored_before: AtomicU64::new(0),
+                    },
+                    restarts: AtomicU64::new(0),
+                    http,
+                    key: *pair.public_key(),
+                    admin_token,
+                })
+            }
+        }
+    }
+
+    /// Starts `bin --config CONFIG serve` with a clean environment (no `TACIT_*` of
+    /// this process leaks in), logging to `log`, and waits until it is ready.
+    async fn spawn_process(
+        &self,
+        bin: &Path,
+        config: &Path,
+        log: &Path,
+    ) -> Result<tokio::process::Child, String> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut child = tokio::process::Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--role", "all"])
+            .env_clear()
+            .env("TACIT_LOG", "warn")
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let t0 = Instant::now();
+        while t0.elapsed() < READY_TIMEOUT {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "backend process exited ({status}) before it was ready; see {}",
+                    log.display()
+                ));
+            }
+            let ready = self
+                .http
+                .get(format!("{}/readyz", self.url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return Ok(child);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill().await;
+        Err(format!(
+            "backend process not ready within {READY_TIMEOUT:?}; see {}",
+            log.display()
+        ))
+    }
+
+    async fn scrape_stored(&self) -> Result<u64, String> {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .map_err(|e| format!("{}/metrics: {e}", self.url))?;
+        if !r.status().is_success() {
+            return Err(format!("{}/metrics: HTTP {}", self.url, r.status()));
+        }
+        Ok(stored_in_metrics(
+            &r.text().await.map_err(|e| e.to_string())?,
+        ))
     }
 
     /// Base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url.clone()
     }
 
-    /// The storage.
-    pub fn store(&self) -> &dyn tacit_backend::store::Store {
-        self.state.store.as_ref()
+    /// Envelopes stored since the start, over restarts, by the servers' own counters
+    /// (for the timeline; see [`SimBackend::stored_by`] for the exact count).
+    pub async fn stored_so_far(&self) -> u64 {
+        match &self.runner {
+            Runner::InProcess {
+                server,
+                state,
+                stored_before,
+                ..
+            } => {
+                let now = server
+                    .try_lock()
+                    .ok()
+                    .and_then(|s| s.as_ref().map(|s| s.state.clone()))
+                    .unwrap_or_else(|| state.clone())
+                    .metrics
+                    .get("tacit_envelopes_total", STORED);
+                stored_before.load(Ordering::Relaxed) + now
+            }
+            Runner::Process { stored_before, .. } => {
+                stored_before.load(Ordering::Relaxed) + self.scrape_stored().await.unwrap_or(0)
+            }
+            Runner::Remote { stored_at_start } => self
+                .scrape_stored()
+                .await
+                .unwrap_or(0)
+                .saturating_sub(*stored_at_start),
+        }
     }
 
-    /// Envelopes stored since the start, over restarts.
-    pub fn stored_envelopes(&self) -> u64 {
-        let now = self
-            .current_state()
-            .metrics
-            .get("tacit_envelopes_total", STORED);
-        self.stored_before.load(Ordering::Relaxed) + now
+    /// Envelopes stored for these users: rows in the database where this process can
+    /// read it; for a remote backend, what its `/metrics` counted since the start
+    /// (exact only if nothing else uploads to it and it was not restarted).
+    pub async fn stored_by(&self, users: &[String]) -> Result<u64, String> {
+        let store: &dyn Store = match &self.runner {
+            Runner::InProcess { state, .. } => state.store.as_ref(),
+            Runner::Process { store, .. } => store.as_ref(),
+            Runner::Remote { .. } => return Ok(self.stored_so_far().await),
+        };
+        let mut counting = futures::stream::iter(users)
+            .map(|u| store.count_envelopes(u))
+            .buffer_unordered(8);
+        let mut n = 0;
+        while let Some(c) = counting.next().await {
+            n += c.map_err(|e| e.to_string())?;
+        }
+        Ok(n)
     }
 
     /// Restarts so far.
@@ -119,42 +384,111 @@ impl SimBackend {
         self.restarts.load(Ordering::Relaxed)
     }
 
-    fn current_state(&self) -> AppState {
-        self.server
-            .try_lock()
-            .ok()
-            .and_then(|s| s.as_ref().map(|s| s.state.clone()))
-            .unwrap_or_else(|| self.state.clone())
+    /// Whether [`SimBackend::restart`] can restart this backend.
+    pub fn can_restart(&self) -> bool {
+        !matches!(self.runner, Runner::Remote { .. })
     }
 
-    /// Stops the server gracefully (in-flight requests finish; new connections are
-    /// refused meanwhile) and starts it again on the same address with the same
-    /// storage and factors: what a deployment does, seen from the phones.
+    /// In this process: stops the server gracefully (in-flight requests finish; new
+    /// connections are refused meanwhile) and starts it again on the same address with
+    /// the same storage and factors, as a deployment does. A child process is killed
+    /// with `SIGKILL` instead (what a crash or the OOM killer does) and started again.
+    /// A remote backend is left alone.
     pub async fn restart(&self) -> Result<(), String> {
-        let mut slot = self.server.lock().await;
-        if let Some(old) = slot.take() {
-            let stored = old.state.metrics.get("tacit_envelopes_total", STORED);
-            let factors = (*old.state.factors).clone();
-            old.shutdown().await.map_err(|e| e.to_string())?;
-            self.stored_before.fetch_add(stored, Ordering::Relaxed);
-            let keys = KeyRing::load(&self.settings.keys_dir()).map_err(|e| e.to_string())?;
-            let store = self.state.store.clone();
-            let new = server::spawn_with_factors(self.settings.clone(), keys, store, factors)
-                .await
-                .map_err(|e| format!("restart: {e}"))?;
-            *slot = Some(new);
-            self.restarts.fetch_add(1, Ordering::Relaxed);
+        match &self.runner {
+            Runner::InProcess {
+                server,
+                settings,
+                state,
+                stored_before,
+            } => {
+                let mut slot = server.lock().await;
+                if let Some(old) = slot.take() {
+                    let stored = old.state.metrics.get("tacit_envelopes_total", STORED);
+                    let factors = (*old.state.factors).clone();
+                    old.shutdown().await.map_err(|e| e.to_string())?;
+                    stored_before.fetch_add(stored, Ordering::Relaxed);
+                    let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                    let new = server::spawn_with_factors(
+                        (**settings).clone(),
+                        keys,
+                        state.store.clone(),
+                        factors,
+                    )
+                    .await
+                    .map_err(|e| format!("restart: {e}"))?;
+                    *slot = Some(new);
+                    self.restarts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Runner::Process {
+                bin,
+                config,
+                log,
+                child,
+                stored_before,
+                ..
+            } => {
+                let mut slot = child.lock().await;
+                if let Some(mut old) = slot.take() {
+                    stored_before
+                        .fetch_add(self.scrape_stored().await.unwrap_or(0), Ordering::Relaxed);
+                    old.kill().await.map_err(|e| format!("kill -9: {e}"))?;
+                    *slot = Some(self.spawn_process(bin, config, log).await?);
+                    self.restarts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Runner::Remote { .. } => {}
         }
         Ok(())
     }
 
-    /// Stops the server.
+    /// Stops the server (gracefully; a child process by `SIGTERM`).
     pub async fn stop(&self) -> Result<(), String> {
-        if let Some(s) = self.server.lock().await.take() {
-            s.shutdown().await.map_err(|e| e.to_string())?;
+        match &self.runner {
+            Runner::InProcess { server, .. } => {
+                if let Some(s) = server.lock().await.take() {
+                    s.shutdown().await.map_err(|e| e.to_string())?;
+                }
+            }
+            Runner::Process { child, .. } => {
+                if let Some(mut c) = child.lock().await.take() {
+                    if let Some(pid) = c.id() {
+                        let _ = tokio::process::Command::new("kill")
+                            .args(["-TERM", &pid.to_string()])
+                            .status()
+                            .await;
+                    }
+                    match tokio::time::timeout(Duration::from_secs(30), c.wait()).await {
+                        Ok(Ok(s)) if s.success() => {}
+                        Ok(Ok(s)) => return Err(format!("backend process stopped with {s}")),
+                        Ok(Err(e)) => return Err(e.to_string()),
+                        Err(_) => {
+                            let _ = c.kill().await;
+                            return Err("backend process ignored SIGTERM for 30 s".into());
+                        }
+                    }
+                }
+            }
+            Runner::Remote { .. } => {}
         }
         Ok(())
     }
 }
 
 const STORED: &str = "status=\"stored\"";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_count_is_read_from_metrics_text() {
+        let text = "# HELP tacit_envelopes_total envelopes\n\
+                    tacit_envelopes_total{status=\"stored\"} 41\n\
+                    tacit_envelopes_total{status=\"duplicate\"} 3\n\
+                    tacit_uploads_total 9\n";
+        assert_eq!(stored_in_metrics(text), 41);
+        assert_eq!(stored_in_metrics(""), 0);
+    }
+}

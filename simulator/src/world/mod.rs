@@ -4,8 +4,9 @@
 //! genuine authentications at random moments and attackers; the outcome is a
 //! [`Report`].
 //!
-//! * `backend.rs` — the backend in this process: models trained on other synthetic
-//!   people, gateway with the factors in-process, embedded storage;
+//! * `backend.rs` — the backend: in this process (the default), a `tacit-backend`
+//!   child process killed with `SIGKILL` to restart, or a remote URL; models trained
+//!   on other synthetic people;
 //! * `network.rs` — the faulty network between the phones and the backend;
 //! * `phone.rs` — one person's phone and what they do with it in a day;
 //! * `attacks.rs` — replayed and tampered envelopes and requests, a stolen device key;
@@ -19,7 +20,7 @@ mod phone;
 mod report;
 mod run;
 
-pub use backend::SimBackend;
+pub use backend::{BackendKind, SimBackend, install_models};
 pub use network::{FaultCounts, Faults, FaultyNetwork};
 pub use report::{AttackStats, Envelopes, FactorRates, Report};
 pub use run::{Progress, run};
@@ -52,8 +53,10 @@ pub struct WorldConfig {
     pub parallel: usize,
     /// Faults of the network between the phones and the backend.
     pub faults: Faults,
-    /// Restart the backend midway through every day.
+    /// Restart the backend midway through every day (not a remote one).
     pub restarts: bool,
+    /// Which backend the phones talk to.
+    pub backend: BackendKind,
     /// Working directory (backend data, phones' data); emptied first.
     pub dir: PathBuf,
 }
@@ -73,6 +76,7 @@ impl Default for WorldConfig {
             parallel: 4,
             faults: Faults::bad(),
             restarts: true,
+            backend: BackendKind::InProcess,
             dir: std::env::temp_dir().join("tacit-sim-world"),
         }
     }
@@ -97,6 +101,30 @@ impl WorldConfig {
             }
         }
         self.faults.check()?;
+        if let BackendKind::Remote {
+            url,
+            admin_token,
+            public_key,
+        } = &self.backend
+        {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("backend URL {url:?}: expected http(s)://..."));
+            }
+            if admin_token.is_empty() {
+                return Err(
+                    "a remote backend needs its admin token (--admin-token or TACIT_ADMIN_TOKEN)"
+                        .into(),
+                );
+            }
+            if public_key.is_empty() {
+                return Err("a remote backend needs its HPKE public key (--backend-key)".into());
+            }
+        }
+        if let BackendKind::Process(bin) = &self.backend
+            && !bin.is_file()
+        {
+            return Err(format!("backend binary {}: not a file", bin.display()));
+        }
         if self.parallel == 0 {
             return Err("parallel: at least 1".into());
         }

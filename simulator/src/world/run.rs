@@ -44,6 +44,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
 
     progress("training the models on other synthetic people", 0, 1);
     let backend = SimBackend::start(
+        &cfg.backend,
         &cfg.dir.join("backend"),
         &world,
         cfg.training_people,
@@ -52,15 +53,17 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     )
     .await?;
     let setup_s = started.elapsed().as_secs_f64();
-    let stored_now = || backend.stored_envelopes();
     let mut timeline = vec![("setup".to_string(), setup_s, 0u64)];
-    let mark = |stage: &str, timeline: &mut Vec<(String, f64, u64)>| {
-        timeline.push((
-            stage.to_string(),
-            started.elapsed().as_secs_f64(),
-            stored_now(),
-        ));
-    };
+    // A stage's end: its time since the start and the envelopes stored by then.
+    macro_rules! mark {
+        ($stage:expr) => {
+            timeline.push((
+                $stage.to_string(),
+                started.elapsed().as_secs_f64(),
+                backend.stored_so_far().await,
+            ))
+        };
+    }
     let url = backend.url();
     let network =
         FaultyNetwork::start(&url, cfg.faults, crate::rng::derive(cfg.seed, 0x7e7, 0)).await?;
@@ -99,7 +102,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     }
     drop(registering);
     phones.sort_by_key(|p| p.index);
-    mark("registration", &mut timeline);
+    mark!("registration");
 
     // Day 0: enrolment activity, uploads, templates.
     let handle = tokio::runtime::Handle::current();
@@ -126,7 +129,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         out
     };
     phones.sort_by_key(|p| p.index);
-    mark("day 0: enrolment data", &mut timeline);
+    mark!("day 0: enrolment data");
     let mut enrolled_fully = 0;
     let mut enrolling = futures::stream::iter(&phones)
         .map(|p| enrol_templates(&http, &url, &token, &p.user_id))
@@ -140,7 +143,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         progress("day 0: templates", done, total);
     }
     drop(enrolling);
-    mark("day 0: templates", &mut timeline);
+    mark!("day 0: templates");
 
     // Days 1..=days.
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -170,14 +173,14 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
             progress(&format!("day {day}"), done, total);
             // Midway through the day the backend is redeployed while the other
             // phones keep uploading and authenticating.
-            if cfg.restarts && done == total / 2 {
+            if cfg.restarts && backend.can_restart() && done == total / 2 {
                 backend.restart().await?;
             }
         }
         drop(running);
         phones = out;
         phones.sort_by_key(|p| p.index);
-        mark(&format!("day {day}"), &mut timeline);
+        mark!(&format!("day {day}"));
     }
 
     // Attacks that must fail, on a sample of phones.
@@ -236,13 +239,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         progress("accounting", done, counted as u64);
     }
     drop(accounting);
-    let mut counting = futures::stream::iter(&users)
-        .map(|u| backend.store().count_envelopes(u))
-        .buffer_unordered(8);
-    while let Some(n) = counting.next().await {
-        env.stored += n.map_err(|e| e.to_string())?;
-    }
-    drop(counting);
+    env.stored = backend.stored_by(&users).await?;
     env.lost = env
         .created
         .saturating_sub(env.acknowledged + env.rejected + env.evicted + env.queued);
@@ -257,7 +254,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         started,
         setup_s,
     );
-    mark("attacks", &mut timeline);
+    mark!("attacks");
     report.network = network.counts();
     report.timeline = timeline;
     network.stop().await;

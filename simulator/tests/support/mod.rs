@@ -1,0 +1,113 @@
+//! Child processes for the tests that run `tacit-backend` binaries (shared by the test
+//! files that `mod support;` it; not every file uses every helper).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `tacit-backend` binary: `TACIT_BACKEND_BIN` (the test command sets it: under
+/// `cargo test --workspace` the binary is built before any test runs), else built now
+/// (this test run alone). A build from inside a test must not run while other tests of
+/// a workspace run share the target directory, hence the variable.
+pub fn backend_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TACIT_BACKEND_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.exists(),
+            "TACIT_BACKEND_BIN={} does not exist",
+            bin.display()
+        );
+        return bin;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "tacit-backend",
+            "--bin",
+            "tacit-backend",
+        ])
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building tacit-backend failed");
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("tacit-backend");
+    assert!(bin.exists(), "{} missing", bin.display());
+    bin
+}
+
+pub fn spawn(name: &'static str, mut cmd: Command, dir: &Path) -> Proc {
+    let log = dir.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = cmd
+        .stdout(Stdio::from(file.try_clone().expect("log")))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    Proc { name, child, log }
+}
+
+pub async fn wait_ready(http: &reqwest::Client, p: &mut Proc, url: &str) {
+    for _ in 0..600 {
+        if http
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!(
+                "{} exited ({status}): {}",
+                p.name,
+                std::fs::read_to_string(&p.log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} never became ready at {url}: {}",
+        p.name,
+        std::fs::read_to_string(&p.log).unwrap_or_default()
+    );
+}
