@@ -154,7 +154,16 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let report = rt.block_on(run(&cfg, &progress))?;
+    let report = match rt.block_on(run(&cfg, &progress)) {
+        Ok(r) => r,
+        Err(e) => {
+            // Exit before the runtime is dropped: phones still running on blocking
+            // threads would otherwise panic on its shutdown, burying the error.
+            bar.finish_and_clear();
+            eprintln!("tacit-sim: {e}");
+            std::process::exit(1);
+        }
+    };
     bar.finish_and_clear();
     println!("{}", report.table());
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

@@ -46,24 +46,44 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-async fn admin(
+/// How long an administrator call keeps retrying while the backend is unreachable or
+/// answers 5xx (a restart midway through a day: graceful, or a killed process that
+/// takes seconds to come back).
+const ADMIN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An administrator call straight to the backend (the operator's side, not through
+/// the phones' network), retried through restarts. Only the calls made before any
+/// restart (creating users) are not idempotent.
+pub(super) async fn admin(
     http: &reqwest::Client,
     url: &str,
     token: &str,
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, String> {
-    let mut req = http.post(format!("{url}{path}")).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
+    let started = std::time::Instant::now();
+    loop {
+        let mut req = http.post(format!("{url}{path}")).bearer_auth(token);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let last = match req.send().await {
+            Ok(r) if !r.status().is_server_error() => {
+                let status = r.status();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if !status.is_success() {
+                    return Err(format!("{path}: HTTP {status}: {v}"));
+                }
+                return Ok(v);
+            }
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() > ADMIN_RETRY_FOR {
+            return Err(format!("{path}: {last} (retried for {ADMIN_RETRY_FOR:?})"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let r = req.send().await.map_err(|e| format!("{path}: {e}"))?;
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(format!("{path}: HTTP {status}: {v}"));
-    }
-    Ok(v)
 }
 
 impl SimPhone {

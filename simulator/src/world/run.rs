@@ -288,13 +288,8 @@ fn live_day(
             phone.activity(person, day, 60.0, 5)?;
             let (answer, latency_ms) = h.block_on(phone.authenticate())?;
             if holder == Holder::Owner && answer.decision != AuthDecision::Accept {
-                h.block_on(async {
-                    http.post(format!("{url}/v1/users/{}/unlock", phone.user_id))
-                        .bearer_auth(token)
-                        .send()
-                        .await
-                })
-                .map_err(|e| e.to_string())?;
+                let path = format!("/v1/users/{}/unlock", phone.user_id);
+                h.block_on(super::phone::admin(http, url, token, &path, None))?;
             }
             outcomes.push(Outcome {
                 holder,
