@@ -84,6 +84,11 @@ pub struct AuthSettings {
     pub lookback_envelopes: u32,
     /// Newest vectors used for an enrolment.
     pub max_enrol_vectors: usize,
+    /// An envelope attached to an authentication that the gateway had already stored
+    /// counts as evidence only if it was stored at most this many seconds ago (the
+    /// client retrying after a lost answer); an older one is a replay of captured
+    /// behaviour and is not judged.
+    pub fresh_retry_s: u64,
     /// Thresholds and evidence rules (`TACIT_TARGET_FAR` sets `target_far`).
     pub fusion: tacit_models::fusion::FusionPolicy,
 }
@@ -100,6 +105,7 @@ impl Default for AuthSettings {
             max_windows_scored: 16,
             lookback_envelopes: 64,
             max_enrol_vectors: 300,
+            fresh_retry_s: 120,
             fusion: tacit_models::fusion::FusionPolicy::default(),
         }
     }

@@ -22,6 +22,10 @@ use tacit_shared::hpke::{RecipientPublicKey, Suite};
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
 
+/// How long a re-sent envelope counts as a retry in these tests (short: the test
+/// waits it out).
+const FRESH_RETRY_S: u64 = 3;
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -184,6 +188,7 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
         s.factor.models_prefix = format!("models-{}", common::rand_suffix());
     }
     s.factor.model_poll_ms = 200;
+    s.auth.fresh_retry_s = FRESH_RETRY_S;
     let keys_pair = KeyRing::generate(&s.keys_dir()).unwrap();
     let keys = KeyRing::load(&s.keys_dir()).unwrap();
     let store = server::open_store(&s).await.unwrap();
@@ -277,7 +282,7 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
 
     // Genuine: alice's fourth session on alice's phone, sent with the request.
     let env = alice.envelope(&person(7, 3)[..6]);
-    let r = authenticate(&http, &url, &alice.request(&[env])).await;
+    let r = authenticate(&http, &url, &alice.request(std::slice::from_ref(&env))).await;
     assert_eq!(r.envelopes.len(), 1);
     assert_eq!(
         r.envelopes[0].status,
@@ -293,6 +298,30 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
         g.model_version.is_some() && (g.weight - expected).abs() < 1e-9,
         "{g:?}"
     );
+
+    // The client retrying after a lost answer: the envelope is a duplicate now, and
+    // still judged, since it arrived moments ago.
+    let r = authenticate(&http, &url, &alice.request(std::slice::from_ref(&env))).await;
+    assert_eq!(
+        r.envelopes[0].status,
+        tacit_shared::api::EnvelopeStatus::Duplicate
+    );
+    assert_eq!(factor_of(&r, "gait").windows, 6, "{r:?}");
+    assert_eq!(r.decision, AuthDecision::Accept, "{r:?}");
+    // Later the same envelope is a replay (someone with alice's device key re-sending
+    // her captured walk): not evidence, so no accept.
+    tokio::time::sleep(std::time::Duration::from_millis(FRESH_RETRY_S * 1000 + 300)).await;
+    let r = authenticate(&http, &url, &alice.request(&[env])).await;
+    assert_eq!(
+        r.envelopes[0].status,
+        tacit_shared::api::EnvelopeStatus::Duplicate
+    );
+    assert_eq!(
+        factor_of(&r, "gait").status,
+        FactorStatus::NoRecentData,
+        "{r:?}"
+    );
+    assert_eq!(r.decision, AuthDecision::StepUp, "{r:?}");
 
     // With attached evidence only that evidence counts: bob's person walking with
     // alice's phone right after her accept is judged on his windows alone.

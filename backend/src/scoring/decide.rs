@@ -92,7 +92,8 @@ async fn assess_one(
 
 /// Scores, fuses and decides for a user; updates the consecutive-reject count.
 /// With `fresh` (ids, hex, of envelopes attached to the request and stored), only their
-/// windows are evidence: the request says "judge the behaviour of just now", and
+/// windows are evidence (of those stored before this request, only the ones stored
+/// within `fresh_retry_s`): the request says "judge the behaviour of just now", and
 /// earlier windows (someone else's, if the phone changed hands) do not dilute it.
 /// Otherwise the newest stored windows are. `envelopes` of the answer is left empty for
 /// the caller.
@@ -129,7 +130,14 @@ pub async fn assess(
         .await?
     };
     if let Some(ids) = fresh {
-        windows.retain(|w| ids.contains(&w.envelope_id));
+        // An attached envelope stored by an earlier request is a client's retry after a
+        // lost answer only if it arrived moments ago; later it is a replay (someone
+        // with the device key re-sending the owner's captured behaviour) and proves
+        // nothing about who holds the phone now.
+        let retry_ms = settings.fresh_retry_s.saturating_mul(1000);
+        windows.retain(|w| {
+            ids.contains(&w.envelope_id) && w.received_at_ms.saturating_add(retry_ms) >= now_ms
+        });
     }
     let runs = factors.iter().map(|f| {
         let t = templates.remove(&f.name);

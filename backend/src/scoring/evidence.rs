@@ -36,6 +36,8 @@ pub struct Window {
     pub values: Vec<f32>,
     /// Id (hex) of the envelope it came in.
     pub envelope_id: String,
+    /// When the gateway first stored that envelope (server clock, Unix ms).
+    pub received_at_ms: u64,
 }
 
 /// Feature objects read at once.
@@ -67,6 +69,7 @@ pub async fn read_windows(
         let envelope_id = hex::encode(e.envelope_id);
         windows.extend(payload.records.into_iter().map(|r| Window {
             envelope_id: envelope_id.clone(),
+            received_at_ms: e.received_at_ms,
             kind: r.factor,
             group: GroupKey {
                 schema_version: r.schema_version,

@@ -96,6 +96,8 @@ pub struct EnvelopeRef {
     pub object_key: String,
     /// Its creation time (device clock, Unix ms).
     pub created_at_ms: u64,
+    /// When the gateway first stored it (server clock, Unix ms).
+    pub received_at_ms: u64,
 }
 
 /// A change of a user's consecutive-reject count.

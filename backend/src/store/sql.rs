@@ -58,7 +58,7 @@ pub(crate) const PUT_TEMPLATE: &str = "INSERT INTO templates \
      blob = excluded.blob, updated_at_ms = excluded.updated_at_ms";
 pub(crate) const GET_TEMPLATES: &str = "SELECT factor, model_version, blob, updated_at_ms \
      FROM templates WHERE user_id = $1 ORDER BY factor";
-pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, created_at_ms FROM envelopes \
+pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, created_at_ms, received_at_ms FROM envelopes \
      WHERE user_id = $1 AND created_at_ms >= $2 ORDER BY created_at_ms DESC LIMIT $3";
 /// Compare-and-set in one statement: the row lock (PostgreSQL) or the single writer
 /// (SQLite) makes the comparison and the write atomic.
@@ -486,7 +486,7 @@ macro_rules! impl_sql_store {
                 limit: u32,
             ) -> $crate::store::StoreResult<Vec<$crate::store::EnvelopeRef>> {
                 use $crate::store::model::{id16_from_db, ms_from_db, ms_to_db};
-                let rows: Vec<(Vec<u8>, String, i64)> =
+                let rows: Vec<(Vec<u8>, String, i64, i64)> =
                     sqlx::query_as($crate::store::sql::RECENT_ENVELOPES)
                         .bind(user_id)
                         .bind(ms_to_db(since_ms))
@@ -497,11 +497,12 @@ macro_rules! impl_sql_store {
                             $crate::store::error::from_sqlx("listing envelopes", e, $transient)
                         })?;
                 rows.into_iter()
-                    .map(|(id, object_key, at)| {
+                    .map(|(id, object_key, at, received)| {
                         Ok($crate::store::EnvelopeRef {
                             envelope_id: id16_from_db(&id, "envelope id")?,
                             object_key,
                             created_at_ms: ms_from_db(at, "envelope time")?,
+                            received_at_ms: ms_from_db(received, "envelope receipt time")?,
                         })
                     })
                     .collect()

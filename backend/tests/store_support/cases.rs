@@ -435,6 +435,7 @@ pub async fn authentication_state(fx: &Fixture) {
         recent.iter().map(|e| e.envelope_id).collect::<Vec<_>>(),
         vec![[3; 16], [2; 16]]
     );
+    assert!(recent.iter().all(|e| e.received_at_ms == NOW), "{recent:?}");
     assert_eq!(s.recent_envelopes("u1", 0, 1).await.unwrap().len(), 1);
     assert_eq!(
         s.objects().read(&recent[0].object_key).await.unwrap(),

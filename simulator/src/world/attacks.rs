@@ -1,5 +1,6 @@
 //! Attacks that must never work, whatever the behaviour: a replayed authentication
-//! request, a replayed or tampered envelope captured on the network, and a device key
+//! request, a replayed or tampered envelope captured on the network, a stolen device
+//! key signing a request that carries the owner's captured envelope, and a device key
 //! copied to another phone (a cloned phone: the attacker then authenticates with their
 //! own behaviour, which the factors must refuse).
 
@@ -122,6 +123,43 @@ pub async fn replay_request(
     Ok(Attempt {
         success: statuses[1] == 200,
         answer: format!("HTTP {} then {}", statuses[0], statuses[1]),
+    })
+}
+
+/// The victim's device key, stolen, signs a new authentication request that carries
+/// the victim's captured (already delivered) envelope: the attacker presents the
+/// owner's recorded behaviour as fresh. Works if the answer is `accept`. Sent after
+/// the gateway's retry window, so the envelope is a replay, not a client's retry.
+pub async fn stolen_key_replay(
+    http: &reqwest::Client,
+    url: &str,
+    victim: &SimPhone,
+    captured: &[u8],
+) -> Result<Attempt, String> {
+    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE)).map_err(|e| e.to_string())?;
+    let signer = Ed25519Signer::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
+    let device = signer.public_key().device_id();
+    let request_ms = now_ms();
+    let sig = signer
+        .sign(&authenticate_message(
+            &device.0,
+            request_ms,
+            &[captured.to_vec()],
+        ))
+        .map_err(|e| e.to_string())?;
+    let body = json!({ "device_id": device.to_hex(), "request_ms": request_ms,
+        "envelopes": [b64_encode(captured)], "signature": b64_encode(&sig) });
+    let r = http
+        .post(format!("{url}/v1/authenticate"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    Ok(Attempt {
+        success: status == 200 && v["decision"] == "accept",
+        answer: format!("HTTP {status} {}", v["decision"]),
     })
 }
 

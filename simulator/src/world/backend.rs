@@ -131,8 +131,13 @@ fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
     };
     settings.limits.envelopes_per_second_per_device = 1e6;
     settings.limits.burst_per_device = 1e6;
+    // Days pass in seconds: a re-sent envelope is a client's retry for 1 s, not 2 min.
+    settings.auth.fresh_retry_s = FRESH_RETRY_S;
     settings
 }
+
+/// The gateway's retry window of a local backend ([`local_settings`]).
+const FRESH_RETRY_S: u64 = 1;
 
 /// The value of `tacit_envelopes_total{status="stored"}` in a `/metrics` text.
 fn stored_in_metrics(text: &str) -> u64 {
@@ -197,7 +202,8 @@ impl SimBackend {
                 let config = dir.join("backend.toml");
                 let toml = format!(
                     "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nadmin_token = {:?}\n\n\
-                     [limits]\nenvelopes_per_second_per_device = 1e6\nburst_per_device = 1e6\n",
+                     [limits]\nenvelopes_per_second_per_device = 1e6\nburst_per_device = 1e6\n\n\
+                     [auth]\nfresh_retry_s = {FRESH_RETRY_S}\n",
                     dir.display().to_string(),
                     admin_token
                 );
@@ -382,6 +388,15 @@ impl SimBackend {
     /// Restarts so far.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// How long the gateway takes a re-sent envelope for a client's retry (`None`: not
+    /// known, a remote backend).
+    pub fn fresh_retry(&self) -> Option<Duration> {
+        match self.runner {
+            Runner::Remote { .. } => None,
+            _ => Some(Duration::from_secs(FRESH_RETRY_S)),
+        }
     }
 
     /// Whether [`SimBackend::restart`] can restart this backend.

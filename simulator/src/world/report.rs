@@ -167,9 +167,9 @@ impl Report {
                 r.eer.map_or("-".into(), |e| format!("{e:.3}"))
             );
         }
-        s += "\nattacks that must fail      attempts  successes\n";
+        s += "\nattacks that must fail          attempts  successes\n";
         for (n, a, k) in &self.attacks.attacks {
-            s += &format!("{n:<27} {a:>9}  {k:>9}\n");
+            s += &format!("{n:<31} {a:>9}  {k:>9}\n");
         }
         let n = &self.network;
         s += &format!(
