@@ -87,8 +87,10 @@ pub struct Report {
     pub impostor: [u64; 4],
     /// Mimicry attempts / accepted / stepped up / rejected.
     pub mimic: [u64; 4],
-    /// Rates per factor and fused.
+    /// Rates per factor and fused, genuine against zero-effort impostors.
     pub rates: Vec<FactorRates>,
+    /// The same against mimics (`impostor` counts mimicry attempts).
+    pub mimic_rates: Vec<FactorRates>,
     /// Attacks that must fail.
     pub attacks: AttackStats,
     /// Envelope accounting.
@@ -157,15 +159,23 @@ impl Report {
                 )
             }
         );
-        s += "\nEER (zero-effort)   genuine  impostor  EER\n";
-        for r in &self.rates {
-            s += &format!(
-                "{:<18} {:>8}  {:>8}  {}\n",
-                r.factor,
-                r.genuine,
-                r.impostor,
-                r.eer.map_or("-".into(), |e| format!("{e:.3}"))
-            );
+        for (title, rates) in [
+            ("EER (zero-effort)   genuine  impostor  EER", &self.rates),
+            (
+                "EER (mimicry)       genuine     mimic  EER",
+                &self.mimic_rates,
+            ),
+        ] {
+            s += &format!("\n{title}\n");
+            for r in rates {
+                s += &format!(
+                    "{:<18} {:>8}  {:>8}  {}\n",
+                    r.factor,
+                    r.genuine,
+                    r.impostor,
+                    r.eer.map_or("-".into(), |e| format!("{e:.3}"))
+                );
+            }
         }
         s += "\nattacks that must fail          attempts  successes\n";
         for (n, a, k) in &self.attacks.attacks {

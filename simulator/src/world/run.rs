@@ -340,8 +340,9 @@ fn summarise(
     setup_s: f64,
 ) -> Report {
     let mut counts = [[0u64; 4]; 3];
-    let mut fused: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut per_factor: BTreeMap<String, [Vec<f64>; 2]> = BTreeMap::new();
+    // Scores of genuine, zero-effort and mimicry attempts.
+    let mut fused: [Vec<f64>; 3] = Default::default();
+    let mut per_factor: BTreeMap<String, [Vec<f64>; 3]> = BTreeMap::new();
     let mut latency = Vec::with_capacity(outcomes.len());
     for o in &outcomes {
         latency.push(o.latency_ms);
@@ -356,20 +357,23 @@ fn summarise(
             AuthDecision::StepUp => 2,
             AuthDecision::Reject => 3,
         }] += 1;
-        if k < 2 {
-            fused[k].push(o.answer.llr);
-            for f in &o.answer.factors {
-                if let (FactorStatus::Scored, Some(l)) = (f.status, f.mean_llr) {
-                    per_factor.entry(f.factor.clone()).or_default()[k].push(l);
-                }
+        fused[k].push(o.answer.llr);
+        for f in &o.answer.factors {
+            if let (FactorStatus::Scored, Some(l)) = (f.status, f.mean_llr) {
+                per_factor.entry(f.factor.clone()).or_default()[k].push(l);
             }
         }
     }
-    let mut rates: Vec<FactorRates> = per_factor
-        .iter()
-        .map(|(f, [g, i])| FactorRates::new(f, g, i))
-        .collect();
-    rates.push(FactorRates::new("fused", &fused[0], &fused[1]));
+    let rates_against = |k: usize| -> Vec<FactorRates> {
+        per_factor
+            .iter()
+            .map(|(f, s)| FactorRates::new(f, &s[0], &s[k]))
+            .chain(std::iter::once(FactorRates::new(
+                "fused", &fused[0], &fused[k],
+            )))
+            .collect()
+    };
+    let (rates, mimic_rates) = (rates_against(1), rates_against(2));
     let wall_s = started.elapsed().as_secs_f64();
     let (cpu_s, peak_rss_mib) = resources();
     let p50 = quantile(&mut latency, 0.5);
@@ -384,6 +388,7 @@ fn summarise(
         impostor: counts[1],
         mimic: counts[2],
         rates,
+        mimic_rates,
         attacks,
         ingest_per_s: envelopes.stored as f64 / (wall_s - setup_s).max(1e-9),
         envelopes,
@@ -394,7 +399,7 @@ fn summarise(
         peak_rss_mib,
         scores: per_factor
             .into_iter()
-            .map(|(f, [g, i])| (f, g, i))
+            .map(|(f, [g, i, _])| (f, g, i))
             .chain(std::iter::once((
                 "fused".to_string(),
                 fused[0].clone(),
