@@ -25,6 +25,7 @@ use crate::state::AppState;
         admin::create_user,
         admin::create_enrolment_token,
         admin::delete_user,
+        admin::revoke_device,
         devices::register_device,
         uploads::upload,
         authenticate::authenticate,
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_enrolment_token),
         )
         .route("/v1/devices", post(devices::register_device))
+        .route("/v1/devices/{id}/revoke", post(admin::revoke_device))
         .route("/v1/uploads", post(uploads::upload))
         .route("/v1/authenticate", post(authenticate::authenticate))
         .route("/v1/users/{id}/templates", post(templates::enrol))

@@ -436,6 +436,19 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
             .unwrap()
             .is_empty()
     );
+    // A revoked device (bob's phone was stolen) is refused outright.
+    let r = http
+        .post(format!("{url}/v1/devices/{}/revoke", hex::encode(bob.id)))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = post(&http, &url, &bob.request(&[])).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("device_revoked"))
+    );
     srv.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -258,6 +258,55 @@ async fn scenario(backing: Backing) {
         stored_before
     );
 
+    // Revocation (a stolen phone): the administrator revokes the device; its next
+    // upload is rejected and nothing more is stored.
+    let device_hex = signer.public_key().device_id().to_hex();
+    for (path, token, status) in [
+        (format!("/v1/devices/{device_hex}/revoke"), "", 401),
+        ("/v1/devices/not-hex/revoke".to_string(), common::ADMIN, 400),
+        (
+            format!("/v1/devices/{}/revoke", "ab".repeat(17)),
+            common::ADMIN,
+            400,
+        ),
+        (
+            format!("/v1/devices/{}/revoke", "ee".repeat(16)),
+            common::ADMIN,
+            404,
+        ),
+        (
+            format!("/v1/devices/{device_hex}/revoke"),
+            common::ADMIN,
+            200,
+        ),
+        (
+            format!("/v1/devices/{device_hex}/revoke"),
+            common::ADMIN,
+            200,
+        ),
+    ] {
+        let r = http
+            .post(format!("{url}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
+    let p = SealParams {
+        suite: Suite::X25519Sha256ChaCha20Poly1305,
+        sequence: 9_000,
+        created_at_ms: now_ns() as u64 / 1_000_000,
+    };
+    let (_, after) =
+        Envelope::seal(p, &record(), ts.key.public_key(), signer.as_ref(), &rng).unwrap();
+    let r = post_envelopes(&http, &url, &[after]).await;
+    assert_eq!(r.results[0].reason.as_deref(), Some("device_revoked"));
+    assert_eq!(
+        ts.server.state.store.count_envelopes(&user).await.unwrap(),
+        stored_before
+    );
+
     // Deletion: nothing of the user remains in the database or the object store.
     let other = format!("bob-{}", common::rand_suffix());
     let _ = admin_user(&http, &url, &other).await;
@@ -463,6 +512,8 @@ async fn bad_input_gets_clear_4xx_json_errors() {
         "/v1/users",
         "/v1/users/{id}",
         "/v1/users/{id}/enrolment-tokens",
+        "/v1/devices/{id}/revoke",
+        "/v1/authenticate",
         "/healthz",
         "/readyz",
         "/metrics",

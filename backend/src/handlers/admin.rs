@@ -54,6 +54,15 @@ pub struct DeletionResponse {
     pub tokens: u64,
 }
 
+/// A revoked device.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RevokeResponse {
+    /// The device id (hex).
+    pub device_id: String,
+    /// Always `true`.
+    pub revoked: bool,
+}
+
 pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = st.settings.admin_token.as_deref().filter(|t| !t.is_empty()) else {
         return Err(ApiError::new(
@@ -208,5 +217,39 @@ pub async fn delete_user(
         envelopes: r.envelopes,
         objects: r.objects,
         tokens: r.tokens,
+    }))
+}
+
+/// Revokes a device (a lost or stolen phone, a leaked device key): from then on its
+/// uploads are rejected (`device_revoked`) and its authentication requests refused
+/// with 403. What it uploaded before stays; the user can register a new device.
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id, 32 hex digits")),
+    security(("admin" = [])),
+    responses((status = 200, body = RevokeResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 404, body = tacit_shared::api::ErrorBody)))]
+pub async fn revoke_device(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RevokeResponse>, ApiError> {
+    authorize(&st, &headers)?;
+    let device_id: [u8; 16] = hex::decode(&id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_device_id", "device id: expected 32 hex digits")
+        })?;
+    if !st
+        .store
+        .revoke_device(device_id)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::not_found("no such device".to_string()));
+    }
+    tracing::info!(device = %id, "device revoked");
+    Ok(Json(RevokeResponse {
+        device_id: hex::encode(device_id),
+        revoked: true,
     }))
 }

@@ -134,6 +134,10 @@ pub trait Store: Send + Sync + 'static {
     /// time at most one gets `true`.
     async fn advance_auth_clock(&self, device_id: [u8; 16], request_ms: u64) -> StoreResult<bool>;
 
+    /// Marks a device revoked (its uploads and authentications are refused from then
+    /// on); `false` when there is no such device. Revoking twice is not an error.
+    async fn revoke_device(&self, device_id: [u8; 16]) -> StoreResult<bool>;
+
     /// A user's consecutive `reject` decisions ([`StoreError::NotFound`] for no user).
     async fn consecutive_rejects(&self, user_id: &str) -> StoreResult<u32>;
 

@@ -18,8 +18,8 @@ pub struct DeviceRow {
     pub public_key: Vec<u8>,
     /// When the device was registered (server clock, Unix ms).
     pub created_at_ms: u64,
-    /// Whether the device was revoked. Always `false` for now: revocation arrives with a
-    /// later issue, the column exists so that it needs no migration of stored rows.
+    /// Whether the device was revoked (`POST /v1/devices/{id}/revoke`): its uploads
+    /// and authentications are refused.
     pub revoked: bool,
 }
 

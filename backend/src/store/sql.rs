@@ -64,6 +64,7 @@ pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, creat
 /// (SQLite) makes the comparison and the write atomic.
 pub(crate) const ADVANCE_AUTH_CLOCK: &str =
     "UPDATE devices SET last_auth_ms = $2 WHERE device_id = $1 AND last_auth_ms < $2";
+pub(crate) const REVOKE_DEVICE: &str = "UPDATE devices SET revoked = $2 WHERE device_id = $1";
 pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
 pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
      consecutive_rejects + 1 WHERE user_id = $1 RETURNING consecutive_rejects";
@@ -522,6 +523,18 @@ macro_rules! impl_sql_store {
                         $crate::store::error::from_sqlx("recording request time", e, $transient)
                     })?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn revoke_device(&self, device_id: [u8; 16]) -> $crate::store::StoreResult<bool> {
+                let r = sqlx::query($crate::store::sql::REVOKE_DEVICE)
+                    .bind(&device_id[..])
+                    .bind(true)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("revoking a device", e, $transient)
+                    })?;
+                Ok(r.rows_affected() > 0)
             }
 
             async fn consecutive_rejects(&self, user_id: &str) -> $crate::store::StoreResult<u32> {

@@ -169,6 +169,20 @@ pub async fn devices(fx: &Fixture) {
         Err(StoreError::NotFound("user"))
     ));
     assert_eq!(s.get_device([8; 16]).await.unwrap(), None);
+
+    // Revocation: sticks, is idempotent, and needs a device.
+    assert!(s.revoke_device(d.device_id).await.unwrap());
+    let revoked = s.get_device(d.device_id).await.unwrap().unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(
+        revoked,
+        DeviceRow {
+            revoked: true,
+            ..d.clone()
+        }
+    );
+    assert!(s.revoke_device(d.device_id).await.unwrap());
+    assert!(!s.revoke_device([8; 16]).await.unwrap());
 }
 
 /// `store_envelope`: Stored, Duplicate, SequenceReused, the object and the replay
