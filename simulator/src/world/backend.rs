@@ -468,11 +468,19 @@ impl SimBackend {
             }
             Runner::Process { child, .. } => {
                 if let Some(mut c) = child.lock().await.take() {
-                    if let Some(pid) = c.id() {
-                        let _ = tokio::process::Command::new("kill")
+                    // SIGTERM through kill(1), which keeps this crate free of unsafe
+                    // code; where there is none, the process is stopped hard.
+                    let term = match c.id() {
+                        Some(pid) => tokio::process::Command::new("kill")
                             .args(["-TERM", &pid.to_string()])
                             .status()
-                            .await;
+                            .await
+                            .is_ok_and(|s| s.success()),
+                        None => false,
+                    };
+                    if !term {
+                        let _ = c.kill().await;
+                        return Ok(());
                     }
                     match tokio::time::timeout(Duration::from_secs(30), c.wait()).await {
                         Ok(Ok(s)) if s.success() => {}
