@@ -14,8 +14,8 @@ use tacit_backend::keys::KeyRing;
 use tacit_backend::server;
 use tacit_backend::settings::RemoteFactorSettings;
 use tacit_shared::api::{
-    AuthDecision, AuthenticateResponse, FactorStatus, PublicKeyJson, authenticate_message,
-    b64_encode,
+    AuthDecision, AuthenticateResponse, EnvelopeStatus, FactorStatus, PublicKeyJson,
+    authenticate_message, b64_encode,
 };
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{RecipientPublicKey, Suite};
@@ -36,6 +36,8 @@ fn now_ms() -> u64 {
 /// A phone of the test: its key, its next sequence number, the backend key.
 struct Phone {
     signer: Ed25519Signer,
+    /// The key as stored on the phone, for copying it to a second phone.
+    pkcs8: Vec<u8>,
     id: [u8; 16],
     sequence: u64,
     backend: RecipientPublicKey,
@@ -52,7 +54,7 @@ impl Phone {
         backend: RecipientPublicKey,
     ) -> Phone {
         let token = common::admin_user(http, url, user).await;
-        let signer = Ed25519Signer::generate(&SystemRandom::new()).unwrap().0;
+        let (signer, pkcs8) = Ed25519Signer::generate(&SystemRandom::new()).unwrap();
         let r = http
             .post(format!("{url}/v1/devices"))
             .json(&json!({ "enrolment_token": token, "public_key": PublicKeyJson::from_key(&signer.public_key()) }))
@@ -63,11 +65,25 @@ impl Phone {
         let id = signer.public_key().device_id().0;
         Phone {
             signer,
+            pkcs8,
             id,
             sequence: 0,
             backend,
             last_ms: 0,
             next_window_ms: now_ms() - 1_200_000,
+        }
+    }
+
+    /// A second phone holding this phone's key and state (a cloned phone).
+    fn copy(&self) -> Phone {
+        Phone {
+            signer: Ed25519Signer::from_pkcs8(&self.pkcs8).unwrap(),
+            pkcs8: self.pkcs8.clone(),
+            id: self.id,
+            sequence: self.sequence,
+            backend: self.backend,
+            last_ms: self.last_ms,
+            next_window_ms: self.next_window_ms,
         }
     }
 
@@ -133,6 +149,17 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
         .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_upload(http: &reqwest::Client, url: &str, envelope: &[u8]) -> Value {
+    let r = http
+        .post(format!("{url}/v1/uploads"))
+        .json(&json!({ "envelopes": [b64_encode(envelope)] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
 }
 
 async fn authenticate(http: &reqwest::Client, url: &str, body: &Value) -> AuthenticateResponse {
@@ -436,6 +463,43 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
             .unwrap()
             .is_empty()
     );
+    // A cloned phone (device key and state copied to another phone) is given away by
+    // whichever of the two sends a sequence number second, on either path: the thief's
+    // envelope reuses the sequence of the owner's. The device is revoked for both.
+    for via_upload in [true, false] {
+        let owner_id = format!("carol-{}", common::rand_suffix());
+        let mut owner = Phone::register(&http, &url, &owner_id, *keys_pair.public_key()).await;
+        let mut thief = owner.copy();
+        let owners = owner.envelope(&person(7, 3)[..2]);
+        let r = authenticate(&http, &url, &owner.request(&[owners])).await;
+        assert_eq!(r.envelopes[0].status, EnvelopeStatus::Stored);
+        let thiefs = thief.envelope(&person(8, 3)[..2]);
+        thief.last_ms = owner.last_ms; // the thief's clock is as good as the owner's
+        let (status, body) = if via_upload {
+            let up = post_upload(&http, &url, &thiefs).await;
+            assert_eq!(up["results"][0]["reason"], "sequence_reused", "{up}");
+            post(&http, &url, &thief.request(&[])).await
+        } else {
+            post(&http, &url, &thief.request(&[thiefs])).await
+        };
+        let code = if via_upload {
+            "device_revoked"
+        } else {
+            "device_cloned"
+        };
+        assert_eq!((status, body["code"].as_str()), (403, Some(code)), "{body}");
+        // Neither phone gets anything in from now on: the owner registers anew.
+        let (status, body) = post(&http, &url, &owner.request(&[])).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("device_revoked"))
+        );
+        let later = thief.envelope(&person(8, 3)[2..4]);
+        let up = post_upload(&http, &url, &later).await;
+        assert_eq!(up["results"][0]["reason"], "device_revoked", "{up}");
+        assert_eq!(srv.state.store.count_envelopes(&owner_id).await.unwrap(), 1);
+    }
+
     // A revoked device (bob's phone was stolen) is refused outright.
     let r = http
         .post(format!("{url}/v1/devices/{}/revoke", hex::encode(bob.id)))

@@ -28,22 +28,7 @@ fn world(name: &str, backend: BackendKind) -> WorldConfig {
 /// stored exactly once, and the traffic attacks failed.
 fn nothing_lost(r: &Report) {
     println!("{}", r.table());
-    let e = &r.envelopes;
-    assert_eq!(
-        (e.lost, e.duplicated, e.queued, e.rejected),
-        (0, 0, 0, 0),
-        "{e:?}"
-    );
-    assert!(
-        e.created > 0 && e.stored == e.acknowledged && e.acknowledged == e.created,
-        "{e:?}"
-    );
-    for (name, attempts, successes) in &r.attacks.attacks {
-        assert!(*attempts > 0, "{name}");
-        if name != "stolen key (cloned phone)" {
-            assert_eq!(*successes, 0, "{name}");
-        }
-    }
+    support::attacks_failed_nothing_lost(r);
     assert!(
         r.genuine[0] > 0 && r.genuine[1] * 10 >= r.genuine[0] * 7,
         "{:?}",

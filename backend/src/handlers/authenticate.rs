@@ -3,7 +3,8 @@
 //! Order of checks: shape and bounds → device known, not revoked → signature over the
 //! request (device id, time, attached envelopes) → request time within the clock window
 //! → request time later than the device's previous one (no replay, on any replica) →
-//! attached envelopes ingested like an upload → evidence (the attached envelopes' windows
+//! attached envelopes ingested like an upload (a reused sequence number revokes the
+//! device: 403 `device_cloned`) → evidence (the attached envelopes' windows
 //! when there are any, else the newest stored ones), fusion, decision.
 
 use axum::Json;
@@ -17,7 +18,7 @@ use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
 
 use super::admin::store_error;
 use super::json_error;
-use super::uploads::ingest;
+use super::uploads::{SEQUENCE_REUSED, ingest};
 use crate::error::ApiError;
 use crate::scoring::assess;
 use crate::state::{AppState, now_ms};
@@ -119,6 +120,17 @@ pub async fn authenticate(
     } else {
         ingest(&st, &req.envelopes, Some(device_id)).await?
     };
+    // A reused sequence number revoked the device (its key is on two phones).
+    if envelope_results
+        .iter()
+        .any(|r| r.reason.as_deref() == Some(SEQUENCE_REUSED))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "device_cloned",
+            "this device's key is in use on another phone: the device was revoked; register again",
+        ));
+    }
     // Attached evidence that was stored (now or before) is what gets judged.
     let fresh: Vec<String> = envelope_results
         .iter()

@@ -37,6 +37,25 @@ fn rejected(index: usize, id: Option<[u8; 16]>, reason: &str) -> EnvelopeResult 
     }
 }
 
+/// The rejection reason of a validly signed envelope whose sequence number belongs to
+/// another stored envelope of its device.
+pub(crate) const SEQUENCE_REUSED: &str = "sequence_reused";
+
+/// A validly signed envelope reusing a sequence number means two holders of one device
+/// key (a cloned phone, or a phone restored from a backup of its key): the device is
+/// revoked, so neither can upload or authenticate until the owner registers anew. The
+/// clone is caught by whichever of the two uploads second; the signature check before
+/// this point means nobody without the key can trigger it.
+async fn revoke_cloned(st: &AppState, device_id: [u8; 16]) -> Result<(), ApiError> {
+    st.store
+        .revoke_device(device_id)
+        .await
+        .map_err(store_error)?;
+    st.metrics.inc("tacit_devices_cloned_total", "", 1);
+    tracing::warn!(device = %hex(&device_id), "sequence number reused by a validly signed envelope: device key on two phones, device revoked");
+    Ok(())
+}
+
 /// An envelope that passed every cryptographic and schema check.
 struct Opened {
     index: usize,
@@ -172,6 +191,7 @@ pub(crate) async fn ingest(
 
     // Replay rules and durable storage, in request order.
     let now_ms = now_ms();
+    let mut cloned: Vec<[u8; 16]> = Vec::new();
     for item in checked {
         let opened = match item {
             Ok(o) => o,
@@ -184,6 +204,10 @@ pub(crate) async fn ingest(
         let h = &opened.envelope.header;
         let i = opened.index;
         let id_hex = hex(&h.envelope_id);
+        if cloned.contains(&h.device_id.0) {
+            results[i] = Some(rejected(i, Some(h.envelope_id), "device_revoked"));
+            continue;
+        }
         let seen = st
             .store
             .seen(h.device_id.0, h.sequence)
@@ -216,11 +240,11 @@ pub(crate) async fn ingest(
                 {
                     StoreOutcome::Stored => Ok(EnvelopeStatus::Stored),
                     StoreOutcome::Duplicate => Ok(EnvelopeStatus::Duplicate),
-                    StoreOutcome::SequenceReused => Err("sequence_reused"),
+                    StoreOutcome::SequenceReused => Err(SEQUENCE_REUSED),
                 }
             }
             ReplayVerdict::Duplicate => Ok(EnvelopeStatus::Duplicate),
-            ReplayVerdict::SequenceReused => Err("sequence_reused"),
+            ReplayVerdict::SequenceReused => Err(SEQUENCE_REUSED),
             ReplayVerdict::Expired => Err("expired"),
             ReplayVerdict::FromTheFuture => Err("from_the_future"),
         };
@@ -240,7 +264,13 @@ pub(crate) async fn ingest(
                     reason: None,
                 }
             }
-            Err(reason) => rejected(i, Some(h.envelope_id), reason),
+            Err(reason) => {
+                if reason == SEQUENCE_REUSED {
+                    revoke_cloned(st, h.device_id.0).await?;
+                    cloned.push(h.device_id.0);
+                }
+                rejected(i, Some(h.envelope_id), reason)
+            }
         });
     }
 

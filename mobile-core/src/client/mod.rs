@@ -80,7 +80,9 @@ pub struct ClientConfig {
     pub backend_url: String,
     /// The backend's HPKE public key (pinned in the app).
     pub backend_key: RecipientPublicKey,
-    /// Where the outbox, the device key and the registration live.
+    /// Where the outbox, the device key and the registration live. Keep it out of
+    /// device backups: a restored copy reuses sequence numbers, which the backend takes
+    /// for a cloned phone (it revokes the device).
     pub data_dir: PathBuf,
     /// The app's id for the person.
     pub user_id: String,

@@ -13,6 +13,9 @@ pub struct TacitConfig {
     /// Its key id (16 hex characters); must match the key.
     pub backend_key_id: String,
     /// A private directory for the outbox, the device key and the registration.
+    /// Exclude it from device backups (iOS: `isExcludedFromBackup`; Android:
+    /// `android:fullBackupContent` rules): a restored copy would reuse sequence numbers,
+    /// which the backend takes for a cloned phone and revokes the device.
     pub data_dir: String,
     /// The app's identifier for the person.
     pub user_id: String,

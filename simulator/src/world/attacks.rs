@@ -1,8 +1,9 @@
 //! Attacks that must never work, whatever the behaviour: a replayed authentication
 //! request, a replayed or tampered envelope captured on the network, a stolen device
-//! key signing a request that carries the owner's captured envelope, and a device key
-//! copied to another phone (a cloned phone: the attacker then authenticates with their
-//! own behaviour, which the factors must refuse).
+//! key signing a request that carries the owner's captured envelope, and a cloned phone
+//! (device key and state copied to another phone) once the owner's phone has uploaded
+//! after the theft: the two phones then share sequence numbers, which gives the clone
+//! away. Before that, a clone is only as good as its user's behaviour (measured).
 
 use serde_json::json;
 use tacit_mobile_core::client::KEY_FILE;
@@ -95,6 +96,23 @@ pub async fn tamper_envelope(
     })
 }
 
+/// A new authentication request signed with the victim's device key (as a thief of
+/// the key would sign it), carrying `envelopes`.
+fn signed_request(victim: &SimPhone, envelopes: &[Vec<u8>]) -> Result<serde_json::Value, String> {
+    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE)).map_err(|e| e.to_string())?;
+    let signer = Ed25519Signer::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
+    let device = signer.public_key().device_id();
+    let request_ms = now_ms(); // later than anything the phone sent
+    let sig = signer
+        .sign(&authenticate_message(&device.0, request_ms, envelopes))
+        .map_err(|e| e.to_string())?;
+    let envelopes: Vec<String> = envelopes.iter().map(|e| b64_encode(e)).collect();
+    Ok(
+        json!({ "device_id": device.to_hex(), "request_ms": request_ms,
+        "envelopes": envelopes, "signature": b64_encode(&sig) }),
+    )
+}
+
 /// Sends a signed authentication request twice (a network attacker replays it): works
 /// if the second is answered at all.
 pub async fn replay_request(
@@ -102,14 +120,7 @@ pub async fn replay_request(
     url: &str,
     victim: &SimPhone,
 ) -> Result<Attempt, String> {
-    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE)).map_err(|e| e.to_string())?;
-    let signer = Ed25519Signer::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
-    let device = signer.public_key().device_id();
-    let request_ms = now_ms(); // later than anything the phone sent
-    let sig = signer
-        .sign(&authenticate_message(&device.0, request_ms, &[]))
-        .map_err(|e| e.to_string())?;
-    let body = json!({ "device_id": device.to_hex(), "request_ms": request_ms, "envelopes": [], "signature": b64_encode(&sig) });
+    let body = signed_request(victim, &[])?;
     let mut statuses = Vec::new();
     for _ in 0..2 {
         let r = http
@@ -136,19 +147,7 @@ pub async fn stolen_key_replay(
     victim: &SimPhone,
     captured: &[u8],
 ) -> Result<Attempt, String> {
-    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE)).map_err(|e| e.to_string())?;
-    let signer = Ed25519Signer::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
-    let device = signer.public_key().device_id();
-    let request_ms = now_ms();
-    let sig = signer
-        .sign(&authenticate_message(
-            &device.0,
-            request_ms,
-            &[captured.to_vec()],
-        ))
-        .map_err(|e| e.to_string())?;
-    let body = json!({ "device_id": device.to_hex(), "request_ms": request_ms,
-        "envelopes": [b64_encode(captured)], "signature": b64_encode(&sig) });
+    let body = signed_request(victim, &[captured.to_vec()])?;
     let r = http
         .post(format!("{url}/v1/authenticate"))
         .json(&body)
@@ -163,17 +162,14 @@ pub async fn stolen_key_replay(
     })
 }
 
-/// The victim's phone is cloned (data directory with device key, registration and
-/// outbox copied) and `attacker` uses the clone: works if the answer is `accept`. The
-/// clone is returned for the envelope accounting.
-pub async fn stolen_key(
-    victim: &SimPhone,
-    attacker: &Person,
-    session: u32,
-) -> Result<(Attempt, SimPhone), String> {
+/// The victim's phone is cloned: its data directory (device key, registration, outbox)
+/// copied to another phone, marked as part of the attack with its victim.
+pub fn clone_phone(victim: &mut SimPhone) -> Result<SimPhone, String> {
     let clone_dir = victim.dir.with_extension("stolen");
     let _ = std::fs::remove_dir_all(&clone_dir);
     std::fs::create_dir_all(&clone_dir).map_err(|e| e.to_string())?;
+    // Closed, so that the copy is a consistent state of its files.
+    victim.close();
     for entry in std::fs::read_dir(&victim.dir).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
         if entry.file_type().map_err(|e| e.to_string())?.is_file() {
@@ -182,7 +178,7 @@ pub async fn stolen_key(
         }
     }
     let mut cfg = victim.config().clone();
-    cfg.data_dir = clone_dir.clone();
+    cfg.data_dir = clone_dir;
     let mut phone = SimPhone::open(
         victim.index,
         &victim.user_id,
@@ -192,13 +188,27 @@ pub async fn stolen_key(
     let s = phone.client()?.status().map_err(|e| e.to_string())?;
     phone.clock_ns = victim.clock_ns;
     phone.counters_base = [s.acknowledged_total, s.rejected_total, s.evicted_total];
-    phone.activity(attacker, session, 60.0, 5)?;
-    let (r, _) = phone.authenticate().await?;
-    Ok((
-        Attempt {
+    phone.in_attack = true;
+    victim.in_attack = true;
+    Ok(phone)
+}
+
+/// `attacker` uses a cloned phone with their own behaviour and authenticates: works if
+/// the answer is `accept`.
+pub async fn use_clone(
+    clone: &mut SimPhone,
+    attacker: &Person,
+    session: u32,
+) -> Result<Attempt, String> {
+    clone.activity(attacker, session, 60.0, 5)?;
+    Ok(match clone.try_authenticate().await? {
+        Ok(r) => Attempt {
             success: r.decision == AuthDecision::Accept,
             answer: format!("{:?} (LLR {:.1})", r.decision, r.llr),
         },
-        phone,
-    ))
+        Err(refused) => Attempt {
+            success: false,
+            answer: refused,
+        },
+    })
 }

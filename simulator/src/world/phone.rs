@@ -37,6 +37,9 @@ pub struct SimPhone {
     /// The outbox counters when this phone object was created (acknowledged, rejected,
     /// evicted): non-zero for a cloned phone, whose counters are the victim's so far.
     pub counters_base: [u64; 3],
+    /// Part of the cloned-phone attack (a clone, or its victim): its envelopes may be
+    /// refused once the clone is caught, and are accounted apart from honest phones'.
+    pub in_attack: bool,
 }
 
 fn now_ns() -> i64 {
@@ -100,6 +103,7 @@ impl SimPhone {
             rng: SplitMix64::new(seed),
             clock_ns: 0,
             counters_base: [0; 3],
+            in_attack: false,
         })
     }
 
@@ -209,6 +213,7 @@ impl SimPhone {
             rng: SplitMix64::new(crate::rng::derive(seed, 0x9407, index as u64)),
             clock_ns: 0,
             counters_base: [0; 3],
+            in_attack: false,
         })
     }
 
@@ -254,6 +259,24 @@ impl SimPhone {
             let t = std::time::Instant::now();
             match self.client()?.authenticate(true).await {
                 Ok(a) => return Ok((a, t.elapsed().as_secs_f64() * 1000.0)),
+                Err(_) if tries < 10 => tries += 1,
+                Err(e) => return Err(format!("{}: {e}", self.user_id)),
+            }
+        }
+    }
+
+    /// Authenticates once the network lets it through: `Ok(Err(reason))` when the
+    /// backend refuses the phone itself (4xx: a revoked device), which no retry mends.
+    pub async fn try_authenticate(
+        &mut self,
+    ) -> Result<Result<tacit_shared::api::AuthenticateResponse, String>, String> {
+        let mut tries = 0;
+        loop {
+            match self.client()?.authenticate(true).await {
+                Ok(a) => return Ok(Ok(a)),
+                Err(e) if e.to_string().contains("refused: HTTP 4") => {
+                    return Ok(Err(e.to_string()));
+                }
                 Err(_) if tries < 10 => tries += 1,
                 Err(e) => return Err(format!("{}: {e}", self.user_id)),
             }

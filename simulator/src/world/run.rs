@@ -183,20 +183,21 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         mark!(&format!("day {day}"));
     }
 
-    // Attacks that must fail, on a sample of phones.
+    // Attacks on a sample of phones: traffic attacks first, cloned phones last (a
+    // caught clone revokes its victim's device).
     let mut attacks = AttackStats::default();
     let mut clones = Vec::new();
     let mut rng = SplitMix64::new(crate::rng::derive(cfg.seed, 0xa77a, 0));
     let victims = cfg.people.min(10);
+    let n_phones = phones.len();
+    let victim_of = |v: usize| v * n_phones / victims;
+    let day = cfg.days + 1;
     let mut captures = Vec::new();
     for v in 0..victims {
-        progress("attacks", v as u64, victims as u64);
-        // Distinct victims: a cloned phone and its original share one sequence space,
-        // so the original's later envelopes would be refused (`sequence_reused`).
-        let idx = v * phones.len() / victims;
+        progress("attacks", v as u64, 2 * victims as u64);
+        let idx = victim_of(v);
         let owner = world.person(phones[idx].index as u64);
         let phone = &mut phones[idx];
-        let day = cfg.days + 1;
         phone.activity(&owner, day, 30.0, 2)?;
         let captured = attacks::capture(phone)?;
         phone.upload().await?;
@@ -209,10 +210,6 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         }
         let a = attacks::replay_request(&http, &url, phone).await?;
         attacks.count("replayed request", a.success);
-        let other = other_person(&mut rng, phone.index, cfg.people);
-        let (a, clone) = attacks::stolen_key(phone, &world.person(other as u64), day).await?;
-        attacks.count("stolen key (cloned phone)", a.success);
-        clones.push(clone);
     }
 
     // The stolen key presenting a captured envelope, once the gateway no longer takes
@@ -223,6 +220,36 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
             let a = attacks::stolen_key_replay(&http, &url, &phones[*idx], c).await?;
             attacks.count("stolen key + captured envelope", a.success);
         }
+    }
+
+    // Cloned phones (device key and state copied), used by another person. Half are
+    // used after the owner's phone has uploaded again: the reused sequence numbers give
+    // the clone away at once. The other half race the owner: only the behaviour stands
+    // against them until the owner's next upload, which then gives them away.
+    for v in 0..victims {
+        progress("attacks", (victims + v) as u64, 2 * victims as u64);
+        let idx = victim_of(v);
+        let owner = world.person(phones[idx].index as u64);
+        let attacker = world.person(other_person(&mut rng, phones[idx].index, cfg.people) as u64);
+        let phone = &mut phones[idx];
+        let mut clone = attacks::clone_phone(phone)?;
+        if v % 2 == 0 {
+            phone.activity(&owner, day, 30.0, 2)?;
+            phone.upload().await?;
+            let a = attacks::use_clone(&mut clone, &attacker, day).await?;
+            attacks.count("cloned phone, after the owner's next upload", a.success);
+        } else {
+            let a = attacks::use_clone(&mut clone, &attacker, day).await?;
+            attacks.count_measured("cloned phone, before the owner's next upload", a.success);
+            phone.activity(&owner, day, 30.0, 2)?;
+            phone.upload().await?;
+            let a = attacks::use_clone(&mut clone, &attacker, day).await?;
+            attacks.count("cloned phone, once the owner uploaded", a.success);
+        }
+        phone.close();
+        // What the refused clone still holds is refused too (its app keeps trying).
+        clone.upload().await?;
+        clones.push(clone);
     }
 
     // Accounting, from the phones and from the server.
@@ -244,7 +271,11 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         let [a, r, e] = p.counters_base;
         env.created += p.sealed;
         env.acknowledged += s.acknowledged_total - a;
-        env.rejected += s.rejected_total - r;
+        if p.in_attack {
+            env.rejected_in_attacks += s.rejected_total - r;
+        } else {
+            env.rejected += s.rejected_total - r;
+        }
         env.evicted += s.evicted_total - e;
         env.queued += s.envelopes;
         done += 1;
@@ -252,9 +283,9 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     }
     drop(accounting);
     env.stored = backend.stored_by(&users).await?;
-    env.lost = env
-        .created
-        .saturating_sub(env.acknowledged + env.rejected + env.evicted + env.queued);
+    env.lost = env.created.saturating_sub(
+        env.acknowledged + env.rejected + env.rejected_in_attacks + env.evicted + env.queued,
+    );
     env.duplicated = env.stored.saturating_sub(env.acknowledged);
 
     let mut report = summarise(

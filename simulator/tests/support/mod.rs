@@ -1,5 +1,6 @@
-//! Child processes for the tests that run `tacit-backend` binaries (shared by the test
-//! files that `mod support;` it; not every file uses every helper).
+//! Child processes for the tests that run `tacit-backend` binaries, and what every
+//! simulated world must show (shared by the test files that `mod support;` it; not
+//! every file uses every helper).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -110,4 +111,35 @@ pub async fn wait_ready(http: &reqwest::Client, p: &mut Proc, url: &str) {
         p.name,
         std::fs::read_to_string(&p.log).unwrap_or_default()
     );
+}
+
+/// What must hold in any world's report: every envelope accounted for (none lost or
+/// duplicated, none of an honest phone refused), every attack that must fail failed,
+/// and the cloned phones that raced their owner were measured and then caught.
+pub fn attacks_failed_nothing_lost(r: &tacit_simulator::world::Report) {
+    let e = &r.envelopes;
+    assert_eq!(
+        (e.lost, e.duplicated, e.queued, e.rejected),
+        (0, 0, 0, 0),
+        "{e:?}"
+    );
+    assert!(e.created > 0 && e.stored == e.acknowledged, "{e:?}");
+    assert_eq!(e.created, e.acknowledged + e.rejected_in_attacks, "{e:?}");
+    let names: Vec<&str> = r.attacks.attacks.iter().map(|a| a.0.as_str()).collect();
+    for must in [
+        "replayed envelope",
+        "tampered envelope",
+        "replayed request",
+        "cloned phone, after the owner's next upload",
+        "cloned phone, once the owner uploaded",
+    ] {
+        assert!(names.contains(&must), "{must} not run: {names:?}");
+    }
+    for (name, attempts, successes) in &r.attacks.attacks {
+        assert!(*attempts > 0, "{name}");
+        assert_eq!(*successes, 0, "{name}");
+    }
+    assert_eq!(r.attacks.measured.len(), 1, "{:?}", r.attacks.measured);
+    // The clones that were caught had their envelopes refused.
+    assert!(e.rejected_in_attacks > 0, "{e:?}");
 }
