@@ -4,7 +4,8 @@
 //!
 //! * the axum gateway — [`router`], [`handlers`], [`server`] (graceful shutdown),
 //!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`],
-//!   [`ratelimit`]; the `serve`, `keygen` and `migrate` commands;
+//!   [`ratelimit`], [`serve`] (the listener: TLS, header deadline, connection bound);
+//!   the `serve`, `keygen` and `migrate` commands;
 //! * [`store`] — the storage layer: users, enrolment tokens, devices, replay memory,
 //!   templates and reject counts on SQLite or PostgreSQL, feature batches on a
 //!   directory or S3;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod router;
 pub mod scoring;
+pub mod serve;
 pub mod server;
 pub mod settings;
 pub mod state;

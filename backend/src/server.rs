@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+
+pub use crate::serve::ServeOptions;
 use tokio::sync::oneshot;
 
 use crate::keys::KeyRing;
@@ -71,13 +73,19 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeErro
 pub struct Serving {
     /// The bound address.
     pub addr: SocketAddr,
+    /// Whether it speaks TLS.
+    pub tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Serving {
     /// Binds `listen` (e.g. `127.0.0.1:0`) and serves `app` in the background.
-    pub async fn start(listen: &str, app: axum::Router) -> Result<Serving, ServeError> {
+    pub async fn start(
+        listen: &str,
+        app: axum::Router,
+        opts: ServeOptions,
+    ) -> Result<Serving, ServeError> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -86,15 +94,11 @@ impl Serving {
             })?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let tls = opts.tls.is_some();
+        let task = tokio::spawn(crate::serve::serve(listener, app, opts, rx));
         Ok(Serving {
             addr,
+            tls,
             shutdown: Some(tx),
             task,
         })
@@ -119,9 +123,9 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Base URL, e.g. `http://127.0.0.1:PORT`.
+    /// Base URL, e.g. `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        crate::serve::url_of(self.addr, self.serving.tls)
     }
 
     /// Graceful shutdown: stop accepting, finish in-flight requests.
@@ -150,7 +154,9 @@ pub async fn spawn_with_factors(
 ) -> Result<RunningServer, ServeError> {
     let listen = settings.listen.clone();
     let state = AppState::new(settings, keys, store, factors);
-    let serving = Serving::start(&listen, router(state.clone())).await?;
+    let opts = ServeOptions::from_settings(&state.settings)
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let serving = Serving::start(&listen, router(state.clone()), opts).await?;
     Ok(RunningServer {
         addr: serving.addr,
         state,
@@ -250,7 +256,9 @@ pub async fn spawn_factor(
     let objects = objects_config(&settings)?.open()?;
     let service = crate::factor::FactorService::start(factor, objects, &settings).await?;
     let app = crate::factor::factor_router(service.clone(), settings.limits.max_body_bytes);
-    let serving = Serving::start(&settings.listen, app).await?;
+    let opts =
+        ServeOptions::from_settings(&settings).map_err(|e| ServeError::Config(e.to_string()))?;
+    let serving = Serving::start(&settings.listen, app, opts).await?;
     Ok(RunningFactor {
         addr: serving.addr,
         service,

@@ -25,8 +25,11 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// S3 connection (used when `objects_url` is `s3://`).
     pub s3: S3Settings,
-    /// Request limits.
+    /// Request and connection limits.
     pub limits: Limits,
+    /// TLS termination in the process (`TACIT_TLS_CERT_FILE`, `TACIT_TLS_KEY_FILE`);
+    /// without it the listener speaks plain HTTP (behind a TLS proxy or ingress).
+    pub tls: Option<TlsSettings>,
     /// Oldest acceptable envelope, in days (`TACIT_MAX_ENVELOPE_AGE_DAYS`).
     pub max_envelope_age_days: u64,
     /// Largest accepted clock lead of a phone, in seconds.
@@ -187,6 +190,16 @@ pub struct S3Settings {
     pub allow_http: bool,
 }
 
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain, leaf first (PEM).
+    pub cert_file: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
 /// Limits on what the network may send.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -195,6 +208,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Per-request timeout in ms.
     pub request_timeout_ms: u64,
+    /// Longest wait for a request head or a TLS handshake, in ms: a client that
+    /// trickles its headers (slow loris) is cut off (`TACIT_HEADER_READ_TIMEOUT_MS`).
+    pub header_read_timeout_ms: u64,
+    /// Most connections open at once; past it new ones are closed at once
+    /// (`TACIT_MAX_CONNECTIONS`).
+    pub max_connections: usize,
     /// Sustained envelopes per second per device (`TACIT_RATE_PER_DEVICE`).
     pub envelopes_per_second_per_device: f64,
     /// Burst size per device, in envelopes.
@@ -206,6 +225,8 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 8 * 1024 * 1024,
             request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 10_000,
             envelopes_per_second_per_device: 20.0,
             burst_per_device: 600.0,
         }
@@ -223,6 +244,7 @@ impl Default for Settings {
             admin_token: None,
             s3: S3Settings::default(),
             limits: Limits::default(),
+            tls: None,
             max_envelope_age_days: 14,
             max_future_skew_s: 600,
             enrolment_token_ttl_s: 24 * 3600,
@@ -322,6 +344,27 @@ impl Settings {
         }
         if let Some(v) = get("TACIT_S3_ALLOW_HTTP") {
             self.s3.allow_http = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("TACIT_HEADER_READ_TIMEOUT_MS") {
+            self.limits.header_read_timeout_ms = num("TACIT_HEADER_READ_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("TACIT_MAX_CONNECTIONS") {
+            self.limits.max_connections = num("TACIT_MAX_CONNECTIONS", &v)?;
+        }
+        match (get("TACIT_TLS_CERT_FILE"), get("TACIT_TLS_KEY_FILE")) {
+            (Some(cert), Some(key)) => {
+                self.tls = Some(TlsSettings {
+                    cert_file: cert.into(),
+                    key_file: key.into(),
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(SettingsError::Env {
+                    name: "TACIT_TLS_CERT_FILE",
+                    message: "TACIT_TLS_CERT_FILE and TACIT_TLS_KEY_FILE go together".into(),
+                });
+            }
         }
         if let Some(v) = get("TACIT_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = num("TACIT_MAX_BODY_BYTES", &v)?;

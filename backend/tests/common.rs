@@ -207,3 +207,41 @@ pub async fn wait_ready(http: &reqwest::Client, url: &str) {
     }
     panic!("server at {url} never became ready");
 }
+
+/// `seconds` of a clean walk at 50 Hz (1.8 steps/s) from `t0_ns`.
+pub fn walking(seconds: f64, t0_ns: i64) -> Vec<tacit_mobile_core::dsp::MotionSample> {
+    let n = (seconds * 50.0) as usize;
+    let tau = 2.0 * std::f64::consts::PI;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 50.0;
+            let s = tau * 1.8 * t;
+            tacit_mobile_core::dsp::MotionSample {
+                t_ns: t0_ns + (t * 1e9) as i64,
+                accel: [
+                    0.7 * (0.5 * s).sin(),
+                    1.2 * (s + 0.7).sin(),
+                    9.81 + 2.5 * s.sin() + 0.8 * (2.0 * s).sin(),
+                ],
+                gyro: None,
+            }
+        })
+        .collect()
+}
+
+/// `n` key events of steady typing from `t0_ns`.
+pub fn typing(n: usize, t0_ns: i64) -> Vec<tacit_mobile_core::dsp::KeyEvent> {
+    (0..n as i64)
+        .map(|i| tacit_mobile_core::dsp::KeyEvent {
+            class: if i % 5 == 4 {
+                tacit_mobile_core::dsp::KeyClass::Space
+            } else {
+                tacit_mobile_core::dsp::KeyClass::Letter
+            },
+            down_ns: t0_ns + i * 170_000_000,
+            up_ns: t0_ns + i * 170_000_000 + 90_000_000 + (i % 7) * 5_000_000,
+            pressure: None,
+            area: None,
+        })
+        .collect()
+}

@@ -5,52 +5,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backing, admin_user, backings, start};
+use common::{Backing, admin_user, backings, start, typing, walking};
 use ring::rand::SystemRandom;
 use tacit_mobile_core::client::{Client, ClientConfig};
-use tacit_mobile_core::dsp::{KeyClass, KeyEvent, MotionSample};
 use tacit_mobile_core::queue::{Outbox, OutboxConfig};
 use tacit_shared::api::{UploadResponse, b64_encode};
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{RecipientKeyPair, Suite};
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
-
-fn walking(seconds: f64, t0_ns: i64) -> Vec<MotionSample> {
-    let n = (seconds * 50.0) as usize;
-    let tau = 2.0 * std::f64::consts::PI;
-    (0..n)
-        .map(|i| {
-            let t = i as f64 / 50.0;
-            let s = tau * 1.8 * t;
-            MotionSample {
-                t_ns: t0_ns + (t * 1e9) as i64,
-                accel: [
-                    0.7 * (0.5 * s).sin(),
-                    1.2 * (s + 0.7).sin(),
-                    9.81 + 2.5 * s.sin() + 0.8 * (2.0 * s).sin(),
-                ],
-                gyro: None,
-            }
-        })
-        .collect()
-}
-
-fn typing(n: usize, t0_ns: i64) -> Vec<KeyEvent> {
-    (0..n as i64)
-        .map(|i| KeyEvent {
-            class: if i % 5 == 4 {
-                KeyClass::Space
-            } else {
-                KeyClass::Letter
-            },
-            down_ns: t0_ns + i * 170_000_000,
-            up_ns: t0_ns + i * 170_000_000 + 90_000_000 + (i % 7) * 5_000_000,
-            pressure: None,
-            area: None,
-        })
-        .collect()
-}
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now()

@@ -42,7 +42,7 @@ pub(super) async fn authenticate(
         .body(json)
         .send()
         .await
-        .map_err(|e| ClientError::Network(e.to_string()))?;
+        .map_err(|e| ClientError::Network(crate::upload::error_chain(&e)))?;
     let answer = read_answer(resp, MAX_ANSWER_BYTES, "authentication").await?;
     let r: AuthenticateResponse = serde_json::from_slice(&answer)
         .map_err(|e| ClientError::Server(format!("bad authentication answer: {e}")))?;

@@ -92,6 +92,9 @@ pub struct ClientConfig {
     pub outbox: OutboxConfig,
     /// Upload only on unmetered networks.
     pub wifi_only: bool,
+    /// PEM certificates to trust instead of the system's roots (pinning the backend's
+    /// CA or its self-signed certificate); needs an `https://` backend URL.
+    pub tls_roots_pem: Option<String>,
 }
 
 impl ClientConfig {
@@ -138,6 +141,7 @@ impl ClientConfig {
             upload: UploadPolicy::default(),
             outbox: OutboxConfig::default(),
             wifi_only: false,
+            tls_roots_pem: None,
         })
     }
 }
@@ -256,12 +260,16 @@ impl Client {
             None => Arc::new(FileKeyStore::open_or_create(&cfg.data_dir)?),
         };
         let outbox = Outbox::open(&cfg.data_dir, cfg.outbox)?;
-        let uploader = Uploader::new(&cfg.backend_url, cfg.upload)
+        let roots = cfg.tls_roots_pem.as_deref();
+        if roots.is_some() && !cfg.backend_url.starts_with("https://") {
+            return Err(ClientError::Config(
+                "pinned TLS roots need an https:// backend URL".into(),
+            ));
+        }
+        let uploader = Uploader::with_roots(&cfg.backend_url, cfg.upload, roots)
             .map_err(|e| ClientError::Config(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .timeout(cfg.upload.request_timeout)
-            .build()
-            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let http = crate::upload::http_client(cfg.upload.request_timeout, roots)
+            .map_err(ClientError::Config)?;
         let registration = Registration::load(&cfg.data_dir)?;
         let own_id = signer.public_key().device_id().to_hex();
         if registration.as_ref().is_some_and(|r| r.device_id != own_id) {

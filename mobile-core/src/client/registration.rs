@@ -67,7 +67,7 @@ pub(super) async fn register(
         .body(json)
         .send()
         .await
-        .map_err(|e| ClientError::Network(e.to_string()))?;
+        .map_err(|e| ClientError::Network(crate::upload::error_chain(&e)))?;
     let bytes = read_answer(resp, MAX_ANSWER_BYTES, "registration").await?;
     let r: RegisterDeviceResponse = serde_json::from_slice(&bytes)
         .map_err(|e| ClientError::Server(format!("bad registration answer: {e}")))?;

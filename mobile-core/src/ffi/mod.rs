@@ -209,6 +209,7 @@ impl TacitClient {
             max_bytes: u.max_outbox_bytes,
         };
         cfg.wifi_only = u.wifi_only;
+        cfg.tls_roots_pem = config.tls_roots_pem.clone();
         let signer: Option<Arc<dyn DeviceSigner>> = match key_store {
             Some(k) => Some(Arc::new(ForeignSigner::new(k)?)),
             None => None,

@@ -21,6 +21,11 @@ pub struct TacitConfig {
     pub user_id: String,
     /// Upload behaviour (see `default_upload_settings()`).
     pub upload: UploadSettings,
+    /// PEM certificates to trust instead of the system's roots: pins the backend's CA
+    /// (or its self-signed certificate), so that a server with any other certificate
+    /// is refused. Needs an `https://` backend URL. Default: the system's roots.
+    #[uniffi(default = None)]
+    pub tls_roots_pem: Option<String>,
 }
 
 /// Upload behaviour.

@@ -53,19 +53,50 @@ pub struct Uploader {
     rng: SystemRandom,
 }
 
+/// The phone's HTTP client: rustls with ring, no redirects, `timeout` per request.
+/// With `roots_pem` (one or more PEM certificates) it trusts those certificates alone
+/// instead of the system's roots: the app pins the backend's CA (or its self-signed
+/// certificate), and a server presenting any other chain is refused.
+pub fn http_client(
+    timeout: std::time::Duration,
+    roots_pem: Option<&str>,
+) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tacit-mobile-core/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = roots_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| format!("pinned roots: {}", error_chain(&e)))?;
+        if certs.is_empty() {
+            return Err("pinned roots: no PEM certificate found".into());
+        }
+        b = b.tls_built_in_root_certs(false);
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(|e| error_chain(&e))
+}
+
 impl Uploader {
     /// An uploader for the gateway at `base_url` (`http` or `https`, with or without
     /// a trailing slash or path prefix, e.g. `https://tacit.example.com/api`).
     pub fn new(base_url: &str, policy: UploadPolicy) -> Result<Self, UploadError> {
+        Self::with_roots(base_url, policy, None)
+    }
+
+    /// [`new`](Self::new), trusting only the certificates of `roots_pem` (see
+    /// [`http_client`]).
+    pub fn with_roots(
+        base_url: &str,
+        policy: UploadPolicy,
+        roots_pem: Option<&str>,
+    ) -> Result<Self, UploadError> {
         policy.validate()?;
         let url = uploads_url(base_url)?;
-        let client = reqwest::Client::builder()
-            .timeout(policy.request_timeout)
-            .connect_timeout(policy.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tacit-mobile-core/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| UploadError::Client(error_chain(&e)))?;
+        let client = http_client(policy.request_timeout, roots_pem).map_err(UploadError::Client)?;
         Ok(Uploader {
             client,
             url,
@@ -221,7 +252,7 @@ fn transport_error(e: reqwest::Error) -> UploadError {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

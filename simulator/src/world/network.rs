@@ -217,7 +217,7 @@ impl FaultyNetwork {
         let app = axum::Router::new()
             .fallback(relay_handler)
             .with_state(relay.clone());
-        let serving = Serving::start("127.0.0.1:0", app)
+        let serving = Serving::start("127.0.0.1:0", app, Default::default())
             .await
             .map_err(|e| e.to_string())?;
         Ok(FaultyNetwork { relay, serving })

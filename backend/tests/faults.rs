@@ -1,0 +1,241 @@
+//! Fault injection with the real phone client: PostgreSQL, then S3, becomes unreachable
+//! (a cut TCP path between the gateway and it: existing connections die, new ones are
+//! refused) while a phone uploads, and comes back. While it is down the gateway answers
+//! 503 with `Retry-After` and stores nothing; the phone keeps every envelope; once it is
+//! back the phone's retries store each envelope exactly once: acknowledged = stored,
+//! lost = 0, duplicated = 0. Needs PostgreSQL and S3 (skipped without them, never in CI).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Backing, admin_user, backings, typing, walking};
+use ring::rand::SystemRandom;
+use tacit_backend::keys::KeyRing;
+use tacit_backend::server;
+use tacit_mobile_core::client::{Client, ClientConfig};
+use tacit_mobile_core::queue::{Outbox, OutboxConfig};
+use tacit_shared::api::b64_encode;
+use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A TCP path that can be cut: forwards to `target` while up; when cut, its open
+/// connections are dropped and new ones closed at once.
+struct Cut {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Cut {
+    async fn to(target: SocketAddr) -> Cut {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (up2, open2) = (up.clone(), open.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the peer sees the connection closed
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open2.lock().unwrap().push(task);
+            }
+        });
+        Cut {
+            addr,
+            up,
+            open,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for t in self.open.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// `host:port` of a URL such as `postgres://u@127.0.0.1:5432/db` or `http://h:p`.
+fn host_port(url: &str) -> (String, SocketAddr) {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    let hp = authority.rsplit('@').next().unwrap();
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(hp)
+        .unwrap()
+        .next()
+        .unwrap();
+    (hp.to_string(), addr)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Down {
+    Database,
+    Objects,
+}
+
+async fn outage(backing: &Backing, down: Down) {
+    let Backing::PostgresS3 {
+        database_url,
+        s3_endpoint,
+        ..
+    } = backing
+    else {
+        unreachable!()
+    };
+    let (db_hp, db_addr) = host_port(database_url);
+    let (s3_hp, s3_addr) = host_port(s3_endpoint);
+    let db_cut = Cut::to(db_addr).await;
+    let s3_cut = Cut::to(s3_addr).await;
+    let cut = match down {
+        Down::Database => &db_cut,
+        Down::Objects => &s3_cut,
+    };
+
+    let dir = common::temp_dir("faults");
+    common::ensure_bucket(backing).await;
+    let mut s = common::settings(backing, &dir);
+    s.database_url = Some(database_url.replacen(&db_hp, &db_cut.addr.to_string(), 1));
+    s.s3.endpoint = Some(s3_endpoint.replacen(&s3_hp, &s3_cut.addr.to_string(), 1));
+    let pair = KeyRing::generate(&s.keys_dir()).unwrap();
+    let keys = KeyRing::load(&s.keys_dir()).unwrap();
+    let store = server::open_store(&s).await.unwrap();
+    let srv = server::spawn(s, keys, store).await.unwrap();
+    let url = srv.url();
+    let http = reqwest::Client::new();
+
+    // A real phone with a short retry budget, so that an upload during the outage
+    // gives up (keeping its envelopes) instead of waiting it out.
+    let user = format!("faults-{}", common::rand_suffix());
+    let token = admin_user(&http, &url, &user).await;
+    let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
+    let phone_dir = dir.join("phone");
+    let mut cfg = ClientConfig::new(
+        &url,
+        pair.public_key().as_bytes(),
+        &pair.key_id().to_hex(),
+        phone_dir.to_str().unwrap(),
+        &user,
+    )
+    .unwrap();
+    cfg.upload.max_attempts = 2;
+    cfg.upload.base_backoff = Duration::from_millis(100);
+    cfg.upload.max_backoff = Duration::from_secs(1);
+    let client = Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap();
+    client.register_device(&token).await.unwrap();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // Six minutes of use, sealed minute by minute: six envelopes or more.
+    let mut created = 0;
+    for minute in 0..6i64 {
+        let t0 = now_ns - (7 - minute) * 60_000_000_000;
+        client.record_motion(&walking(50.0, t0)).unwrap();
+        client.record_keys(&typing(100, t0)).unwrap();
+        created += u64::from(client.seal().unwrap().envelopes);
+    }
+    assert!(created >= 6, "{created}");
+
+    // Down: 503 + Retry-After for a raw upload, nothing stored, nothing lost.
+    cut.cut();
+    let outbox = Outbox::open(&phone_dir, OutboxConfig::default()).unwrap();
+    let one = outbox.peek_oldest(1).unwrap().remove(0).bytes;
+    let started = Instant::now();
+    let r = http
+        .post(format!("{url}/v1/uploads"))
+        .json(&serde_json::json!({ "envelopes": [b64_encode(&one)] }))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 503, "{down:?}: {}", r.text().await.unwrap());
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    let up = client.upload_pending().await.unwrap();
+    assert_eq!(
+        up.report.stored + up.report.duplicate,
+        0,
+        "{down:?}: {up:?}"
+    );
+    assert_eq!(
+        up.remaining, created,
+        "{down:?}: the phone keeps every envelope"
+    );
+    assert!(up.report.error.is_some(), "{up:?}");
+    eprintln!(
+        "{down:?} down: 503 after {waited:?} (Retry-After {retry_after} s); phone keeps {created}"
+    );
+
+    // Back: the phone's retries store every envelope exactly once.
+    cut.restore();
+    let back = Instant::now();
+    let mut acknowledged = 0;
+    loop {
+        let up = client.upload_pending().await.unwrap();
+        acknowledged += up.report.stored + up.report.duplicate;
+        assert_eq!(up.report.rejected, 0, "{up:?}");
+        if up.remaining == 0 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "{down:?}: not drained a minute after recovery: {up:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let stored = srv.state.store.count_envelopes(&user).await.unwrap();
+    assert_eq!(acknowledged, created, "{down:?}");
+    assert_eq!(
+        stored, created,
+        "{down:?}: acknowledged = stored, none twice"
+    );
+    assert_eq!(client.status().unwrap().acknowledged_total, created);
+    eprintln!(
+        "{down:?} back: {created} created = acknowledged = stored, drained {:?} after recovery",
+        back.elapsed()
+    );
+    srv.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_and_object_store_down_and_back_lose_nothing() {
+    let Some(backing) = backings()
+        .into_iter()
+        .find(|b| matches!(b, Backing::PostgresS3 { .. }))
+    else {
+        eprintln!("SKIP: fault injection needs DATABASE_URL and S3_ENDPOINT");
+        return;
+    };
+    for down in [Down::Database, Down::Objects] {
+        outage(&backing, down).await;
+    }
+}
