@@ -63,6 +63,10 @@ TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
 step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"
 bash bindings/run-tests.sh
 
+step "schemathesis: the gateway against its OpenAPI document (bounded, fixed seed)"
+TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
+  bash scripts/schemathesis.sh "${TACIT_SCHEMATHESIS_SECONDS:-120}"
+
 step "python factor (examples/python-factor): unit tests, OIP v2 conformance with tritonclient, job store restarts"
 bash examples/python-factor/run-tests.sh
 
@@ -80,7 +84,7 @@ cargo run --locked -p tacit-simulator --bin tacit-sim -- --dir "$world"
 rm -rf "$world"
 cargo run --locked -p tacit-simulator --bin tacit-sim -- demo
 
-step "fuzz target compiles"
-# The fuzz crate is outside the workspace (cargo-fuzz builds it with sanitizers);
-# checking it here keeps it from rotting. A fuzzing run is documented in README.md.
-cargo check --locked --manifest-path shared/fuzz/Cargo.toml
+step "fuzz: every target of shared/fuzz, ${TACIT_FUZZ_SECONDS:-20} s each (AddressSanitizer)"
+# The fuzz crate is outside the workspace (cargo-fuzz builds it with sanitizers). Longer
+# runs and their figures: RELIABILITY.md.
+bash scripts/fuzz.sh "${TACIT_FUZZ_SECONDS:-20}"

@@ -7,35 +7,18 @@
 //! `cargo bench -p tacit-backend --bench ingest_load -- [--envelopes N] [--concurrency C] [--batch B]`
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ring::rand::SystemRandom;
-use tacit_shared::api::{PublicKeyJson, UploadResponse, b64_decode, b64_encode};
+use support::{arg, cpu_seconds, register_device, start_server};
+use tacit_shared::api::{UploadResponse, b64_decode, b64_encode};
 use tacit_shared::envelope::{Envelope, SealParams};
-use tacit_shared::hpke::{RecipientPublicKey, Suite};
-use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
+use tacit_shared::hpke::Suite;
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
 use tacit_shared::schema::GAIT_V1;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
@@ -48,69 +31,12 @@ async fn main() {
     let windows_per_envelope = arg("--windows", 18);
     let dir = std::env::temp_dir().join(format!("tacit-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bin = env!("CARGO_BIN_EXE_tacit-backend");
-    let out = Command::new(bin)
-        .arg("keygen")
-        .env("TACIT_DATA_DIR", &dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let pk: [u8; 32] = b64_decode(
-        text.lines()
-            .find_map(|l| l.strip_prefix("public_key="))
-            .unwrap(),
-    )
-    .unwrap()
-    .try_into()
-    .unwrap();
-    let backend = RecipientPublicKey::from_bytes(pk);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new(bin);
-    cmd.arg("serve")
-        .env("TACIT_DATA_DIR", &dir)
-        .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TACIT_ADMIN_TOKEN", "load")
-        .env("TACIT_RATE_PER_DEVICE", "1000000")
-        .env("TACIT_LOG", "warn")
-        .stdout(Stdio::null());
-    let storage =
-        if let (Ok(db), Ok(s3)) = (std::env::var("DATABASE_URL"), std::env::var("S3_ENDPOINT")) {
-            cmd.env("TACIT_DATABASE_URL", db)
-                .env(
-                    "TACIT_OBJECTS_URL",
-                    format!(
-                        "s3://{}",
-                        std::env::var("S3_BUCKET").unwrap_or_else(|_| "tacit-load".into())
-                    ),
-                )
-                .env("TACIT_S3_ENDPOINT", s3)
-                .env("TACIT_S3_ALLOW_HTTP", "true");
-            "PostgreSQL + S3 (moto)"
-        } else {
-            "SQLite + local files"
-        };
-    let mut server = cmd.spawn().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    for _ in 0..200 {
-        if http
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status() == 200)
-            .unwrap_or(false)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = start_server(&dir, &http).await;
+    let (url, backend, storage) = (server.url.clone(), server.backend, server.storage);
     // One device per connection, so the per-device rate limit is not what we measure.
     let rng = SystemRandom::new();
     let now_ms = std::time::SystemTime::now()
@@ -131,32 +57,7 @@ async fn main() {
     let mut work: Vec<Vec<String>> = Vec::new();
     let per_conn = total / concurrency;
     for c in 0..concurrency {
-        let user = format!("load-{c}");
-        let r = http
-            .post(format!("{url}/v1/users"))
-            .bearer_auth("load")
-            .json(&serde_json::json!({"user_id": user}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let t: serde_json::Value = http
-            .post(format!("{url}/v1/users/{user}/enrolment-tokens"))
-            .bearer_auth("load")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let signer = Ed25519Signer::generate(&rng).unwrap().0;
-        let r = http
-            .post(format!("{url}/v1/devices"))
-            .json(&serde_json::json!({"enrolment_token": t["token"], "public_key": PublicKeyJson::from_key(&signer.public_key())}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let signer = register_device(&http, &url, &format!("load-{c}")).await;
         work.push(
             (0..per_conn as u64)
                 .map(|seq| {
@@ -175,7 +76,8 @@ async fn main() {
         );
     }
     let envelope_bytes = b64_decode(&work[0][0]).unwrap().len();
-    let cpu0 = cpu_seconds(server.id());
+    let pid = server.child.id();
+    let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
     let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -209,9 +111,8 @@ async fn main() {
         stored += t.await.unwrap();
     }
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(server.id()) - cpu0;
-    server.kill().ok();
-    server.wait().ok();
+    let cpu = cpu_seconds(pid) - cpu0;
+    drop(server);
     std::fs::remove_dir_all(&dir).ok();
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_by(f64::total_cmp);

@@ -333,7 +333,7 @@ async fn bad_input_gets_clear_4xx_json_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(check(r, 422).await, "invalid_body");
+    assert_eq!(check(r, 400).await, "invalid_body");
     let r = http.post(&up).body("{}").send().await.unwrap();
     assert_eq!(check(r, 415).await, "unsupported_media_type");
     let r = http

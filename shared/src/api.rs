@@ -31,6 +31,7 @@ pub fn algorithm_from_name(name: &str) -> Option<SignatureAlgorithm> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicKeyJson {
     /// `ed25519` or `ecdsa-p256-sha256`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(ed25519|ecdsa-p256-sha256)$"))]
     pub algorithm: String,
     /// The raw key, base64.
     pub key: String,
@@ -78,6 +79,7 @@ pub struct RegisterDeviceResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadRequest {
     /// Envelopes, base64, at most [`MAX_UPLOAD_BATCH`].
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 256))]
     pub envelopes: Vec<String>,
 }
 
@@ -150,6 +152,7 @@ pub fn authenticate_message(
 #[serde(deny_unknown_fields)]
 pub struct AuthenticateRequest {
     /// The device id (hex).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{32}$"))]
     pub device_id: String,
     /// When the request was made (device clock, Unix ms). Must be later than the
     /// device's previous request and within the server's clock window.
@@ -158,8 +161,10 @@ pub struct AuthenticateRequest {
     /// upload, and then their windows alone are the evidence (without them: the newest
     /// stored windows).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub envelopes: Vec<String>,
     /// Signature (base64) over [`authenticate_message`].
+    #[cfg_attr(feature = "openapi", schema(min_length = 4, max_length = 172))]
     pub signature: String,
 }
 

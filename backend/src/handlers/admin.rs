@@ -19,7 +19,9 @@ use crate::store::StoreError;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// The app's identifier for the person: 1..=128 characters of `[A-Za-z0-9._:@-]`.
+    /// The app's identifier for the person: 1..=128 characters of `[A-Za-z0-9_.@-]`,
+    /// starting with a letter or digit.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")]
     pub user_id: String,
 }
 
@@ -86,21 +88,13 @@ pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Validates a user id from the network.
+/// Validates a user id from the network: the store's rule
+/// ([`crate::store::validate_user_id`]), which the OpenAPI pattern states too.
 pub fn valid_user_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:@-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_user_id",
-            "user id must be 1..=128 of [A-Za-z0-9._:@-]",
-        ))
-    }
+    crate::store::validate_user_id(id).map_err(|e| match e {
+        StoreError::Invalid(m) => ApiError::bad_request("invalid_user_id", m),
+        other => ApiError::internal(other),
+    })
 }
 
 /// Maps storage errors to HTTP.
@@ -133,7 +127,8 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 #[utoipa::path(post, path = "/v1/users", request_body = CreateUserRequest,
     security(("admin" = [])),
     responses((status = 201, body = UserResponse), (status = 400, body = tacit_shared::api::ErrorBody),
-        (status = 401, body = tacit_shared::api::ErrorBody), (status = 409, body = tacit_shared::api::ErrorBody)))]
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 409, body = tacit_shared::api::ErrorBody),
+        (status = 415, body = tacit_shared::api::ErrorBody)))]
 pub async fn create_user(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -156,9 +151,9 @@ pub async fn create_user(
 }
 
 /// Creates a one-time enrolment token for a user.
-#[utoipa::path(post, path = "/v1/users/{id}/enrolment-tokens", params(("id" = String, Path, description = "user id")),
+#[utoipa::path(post, path = "/v1/users/{id}/enrolment-tokens", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
     security(("admin" = [])),
-    responses((status = 201, body = EnrolmentTokenResponse), (status = 401, body = tacit_shared::api::ErrorBody),
+    responses((status = 201, body = EnrolmentTokenResponse), (status = 400, body = tacit_shared::api::ErrorBody), (status = 401, body = tacit_shared::api::ErrorBody),
         (status = 404, body = tacit_shared::api::ErrorBody)))]
 pub async fn create_enrolment_token(
     State(st): State<AppState>,
@@ -195,9 +190,9 @@ pub async fn create_enrolment_token(
 
 /// Deletes a user and everything stored about them: devices, envelopes, feature
 /// objects, tokens, templates.
-#[utoipa::path(delete, path = "/v1/users/{id}", params(("id" = String, Path, description = "user id")),
+#[utoipa::path(delete, path = "/v1/users/{id}", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
     security(("admin" = [])),
-    responses((status = 200, body = DeletionResponse), (status = 401, body = tacit_shared::api::ErrorBody),
+    responses((status = 200, body = DeletionResponse), (status = 400, body = tacit_shared::api::ErrorBody), (status = 401, body = tacit_shared::api::ErrorBody),
         (status = 404, body = tacit_shared::api::ErrorBody)))]
 pub async fn delete_user(
     State(st): State<AppState>,
@@ -223,7 +218,7 @@ pub async fn delete_user(
 /// Revokes a device (a lost or stolen phone, a leaked device key): from then on its
 /// uploads are rejected (`device_revoked`) and its authentication requests refused
 /// with 403. What it uploaded before stays; the user can register a new device.
-#[utoipa::path(post, path = "/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id, 32 hex digits")),
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id, 32 hex digits", pattern = r"^[0-9a-f]{32}$")),
     security(("admin" = [])),
     responses((status = 200, body = RevokeResponse), (status = 400, body = tacit_shared::api::ErrorBody),
         (status = 401, body = tacit_shared::api::ErrorBody), (status = 404, body = tacit_shared::api::ErrorBody)))]

@@ -31,7 +31,7 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
 #[utoipa::path(post, path = "/v1/authenticate", request_body = AuthenticateRequest,
     responses((status = 200, body = AuthenticateResponse), (status = 400, body = tacit_shared::api::ErrorBody),
         (status = 401, body = tacit_shared::api::ErrorBody), (status = 403, body = tacit_shared::api::ErrorBody),
-        (status = 409, body = tacit_shared::api::ErrorBody), (status = 413, body = tacit_shared::api::ErrorBody),
+        (status = 409, body = tacit_shared::api::ErrorBody), (status = 413, body = tacit_shared::api::ErrorBody), (status = 415, body = tacit_shared::api::ErrorBody),
         (status = 429, body = tacit_shared::api::ErrorBody), (status = 503, body = tacit_shared::api::ErrorBody)))]
 pub async fn authenticate(
     State(st): State<AppState>,

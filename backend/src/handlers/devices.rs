@@ -16,7 +16,8 @@ use crate::store::DeviceRow;
 /// Registers a device.
 #[utoipa::path(post, path = "/v1/devices", request_body = RegisterDeviceRequest,
     responses((status = 201, body = RegisterDeviceResponse), (status = 400, body = tacit_shared::api::ErrorBody),
-        (status = 403, body = tacit_shared::api::ErrorBody), (status = 409, body = tacit_shared::api::ErrorBody)))]
+        (status = 403, body = tacit_shared::api::ErrorBody), (status = 409, body = tacit_shared::api::ErrorBody),
+        (status = 413, body = tacit_shared::api::ErrorBody), (status = 415, body = tacit_shared::api::ErrorBody), (status = 503, body = tacit_shared::api::ErrorBody)))]
 pub async fn register_device(
     State(st): State<AppState>,
     body: Result<Json<RegisterDeviceRequest>, JsonRejection>,

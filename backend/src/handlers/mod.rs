@@ -23,10 +23,11 @@ pub fn json_error(e: JsonRejection) -> ApiError {
         StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
         _ => "malformed_json",
     };
-    let status = if status.is_client_error() {
-        status
-    } else {
-        StatusCode::BAD_REQUEST
+    // JSON that does not fit the request type is a 400 like any other bad body (axum
+    // says 422); a missing JSON content type stays 415 and too large a body 413.
+    let status = match status {
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => status,
+        _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, code, e.body_text())
 }

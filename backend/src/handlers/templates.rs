@@ -45,8 +45,8 @@ pub struct UnlockResponse {
 }
 
 /// Builds (or rebuilds) a user's templates from the features stored so far.
-#[utoipa::path(post, path = "/v1/users/{id}/templates", params(("id" = String, Path, description = "user id")),
-    request_body(content = EnrolRequest, description = "optional: which factors"),
+#[utoipa::path(post, path = "/v1/users/{id}/templates", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
+    request_body(content = Option<EnrolRequest>, description = "optional: which factors"),
     security(("admin" = [])),
     responses((status = 200, body = EnrolResponse), (status = 400, body = tacit_shared::api::ErrorBody),
         (status = 401, body = tacit_shared::api::ErrorBody), (status = 404, body = tacit_shared::api::ErrorBody),
@@ -62,6 +62,13 @@ pub async fn enrol(
     let req: EnrolRequest = if body.iter().all(u8::is_ascii_whitespace) {
         EnrolRequest::default()
     } else {
+        // A JSON object only (serde would also take `[null]` for the struct).
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
     };
@@ -111,9 +118,9 @@ pub async fn enrol(
 }
 
 /// Clears a user's consecutive rejects (the app's own step-up check succeeded).
-#[utoipa::path(post, path = "/v1/users/{id}/unlock", params(("id" = String, Path, description = "user id")),
+#[utoipa::path(post, path = "/v1/users/{id}/unlock", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
     security(("admin" = [])),
-    responses((status = 200, body = UnlockResponse), (status = 401, body = tacit_shared::api::ErrorBody),
+    responses((status = 200, body = UnlockResponse), (status = 400, body = tacit_shared::api::ErrorBody), (status = 401, body = tacit_shared::api::ErrorBody),
         (status = 404, body = tacit_shared::api::ErrorBody)))]
 pub async fn unlock(
     State(st): State<AppState>,

@@ -67,7 +67,7 @@ struct Opened {
 /// Accepts a batch of envelopes.
 #[utoipa::path(post, path = "/v1/uploads", request_body = UploadRequest,
     responses((status = 200, body = UploadResponse), (status = 400, body = tacit_shared::api::ErrorBody),
-        (status = 413, body = tacit_shared::api::ErrorBody), (status = 429, body = tacit_shared::api::ErrorBody),
+        (status = 413, body = tacit_shared::api::ErrorBody), (status = 415, body = tacit_shared::api::ErrorBody), (status = 429, body = tacit_shared::api::ErrorBody),
         (status = 503, body = tacit_shared::api::ErrorBody)))]
 pub async fn upload(
     State(st): State<AppState>,
