@@ -239,3 +239,107 @@ async fn database_and_object_store_down_and_back_lose_nothing() {
         outage(&backing, down).await;
     }
 }
+
+/// A tmpfs of `size` mounted on `dir` for the test's lifetime (root only; `None` where mounting is not allowed).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The phone's disk fills up: sealing fails with a clear "disk is full" error and the
+/// feature records stay in memory; once space is back they are sealed and uploaded,
+/// nothing lost, nothing twice. A real full file system (a 2 MiB tmpfs, filled with a
+/// file), so root is needed; skipped with a message otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_disk_full_keeps_records_until_there_is_room() {
+    let dir = common::temp_dir("diskfull");
+    let Some(fs) = Tmpfs::mount(&dir.join("phone"), "2m") else {
+        eprintln!("SKIP: a tmpfs cannot be mounted here (needs root and CAP_SYS_ADMIN)");
+        return;
+    };
+    let ts = common::start(&Backing::Embedded, "diskfull-srv").await;
+    let url = ts.server.url();
+    let http = reqwest::Client::new();
+    let user = format!("diskfull-{}", common::rand_suffix());
+    let token = admin_user(&http, &url, &user).await;
+    let cfg = ClientConfig::new(
+        &url,
+        ts.key.public_key().as_bytes(),
+        &ts.key.key_id().to_hex(),
+        fs.0.to_str().unwrap(),
+        &user,
+    )
+    .unwrap();
+    let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
+    let client = Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap();
+    client.register_device(&token).await.unwrap();
+
+    // Fill the file system to the last block.
+    let filler = fs.0.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).and_then(|_| f.sync_all()).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).and_then(|_| f.sync_all()).is_ok() {}
+    }
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut full_errors = 0;
+    for minute in 0..4i64 {
+        let t0 = now_ns - (5 - minute) * 60_000_000_000;
+        // Recording itself works (features are computed in memory); sealing cannot.
+        let _ = client.record_motion(&walking(50.0, t0));
+        let _ = client.record_keys(&typing(100, t0));
+        match client.seal() {
+            Ok(s) => assert_eq!(s.envelopes, 0, "sealed on a full disk"),
+            Err(e) => {
+                let m = e.to_string();
+                assert!(m.contains("disk is full"), "{m}");
+                full_errors += 1;
+            }
+        }
+    }
+    assert!(full_errors > 0);
+    let held = client.status().unwrap().pending_records;
+    assert!(held > 4, "records kept in memory: {held}");
+    assert_eq!(client.status().unwrap().outbox_envelopes, 0);
+
+    // Room again: everything held is sealed, uploaded and stored once.
+    std::fs::remove_file(&filler).unwrap();
+    let sealed = client.seal().unwrap();
+    assert!(sealed.envelopes >= 1);
+    assert_eq!(u64::from(sealed.records), held, "every held record sealed");
+    let up = client.upload_pending().await.unwrap();
+    assert_eq!(up.remaining, 0, "{up:?}");
+    let stored = ts.server.state.store.count_envelopes(&user).await.unwrap();
+    assert_eq!(stored, u64::from(sealed.envelopes));
+    assert_eq!(client.status().unwrap().acknowledged_total, stored);
+    eprintln!(
+        "phone disk full: {full_errors} seals refused (disk is full), {held} records held in memory, then {} envelopes sealed = acknowledged = stored",
+        sealed.envelopes
+    );
+    drop(client);
+    drop(fs);
+    ts.server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
