@@ -126,7 +126,11 @@ async fn main() {
                         sequence: dev.sequence,
                         created_at_ms: now,
                     };
-                    b64_encode(&Envelope::seal(p, &payload, &backend, &dev.signer, &rng).unwrap().1)
+                    b64_encode(
+                        &Envelope::seal(p, &payload, &backend, &dev.signer, &rng)
+                            .unwrap()
+                            .1,
+                    )
                 })
                 .collect();
             // Every 10th request on a fresh connection: connection churn must not leak.

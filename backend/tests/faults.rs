@@ -343,3 +343,76 @@ async fn phone_disk_full_keeps_records_until_there_is_room() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Phones whose clocks are two hours off, either way: the client stamps envelopes and
+/// requests with the server's time learned from answers (`Date`), so nothing is refused
+/// `from_the_future` or `stale_request`. A phone whose clock goes wrong after
+/// registration (the app restarted offline) gets `stale_request` once, learns from that
+/// answer and authenticates on its retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_clock_skew_is_corrected_from_the_servers_answers() {
+    let ts = common::start(&Backing::Embedded, "skew").await;
+    let url = ts.server.url();
+    let http = reqwest::Client::new();
+    let phone = |name: &str, user: &str, skew_ms: i64, signer: Arc<Ed25519Signer>| {
+        let mut cfg = ClientConfig::new(
+            &url,
+            ts.key.public_key().as_bytes(),
+            &ts.key.key_id().to_hex(),
+            ts.dir.join(name).to_str().unwrap(),
+            user,
+        )
+        .unwrap();
+        cfg.clock_skew_ms = skew_ms;
+        Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap()
+    };
+    let use_it = |client: &Client| {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let t0 = now_ns - 90_000_000_000;
+        client.record_motion(&walking(50.0, t0)).unwrap();
+        client.record_keys(&typing(100, t0)).unwrap();
+        u64::from(client.seal().unwrap().envelopes)
+    };
+    for skew_ms in [7_200_000i64, -7_200_000] {
+        let user = format!("skew-{}", common::rand_suffix());
+        let token = admin_user(&http, &url, &user).await;
+        let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
+        let client = phone(&user, &user, skew_ms, signer);
+        client.register_device(&token).await.unwrap();
+        let created = use_it(&client);
+        let up = client.upload_pending().await.unwrap();
+        assert_eq!(
+            (up.report.rejected, up.remaining),
+            (0, 0),
+            "skew {skew_ms}: {up:?}"
+        );
+        assert_eq!(
+            ts.server.state.store.count_envelopes(&user).await.unwrap(),
+            created
+        );
+        client.authenticate(false).await.unwrap();
+        eprintln!(
+            "phone clock {:+} h: {created} envelopes stored, authenticated",
+            skew_ms / 3_600_000
+        );
+    }
+    // Right at registration, wrong later (and the app restarted offline).
+    let user = format!("skew-late-{}", common::rand_suffix());
+    let token = admin_user(&http, &url, &user).await;
+    let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
+    let client = phone(&user, &user, 0, signer.clone());
+    client.register_device(&token).await.unwrap();
+    drop(client);
+    let client = phone(&user, &user, 7_200_000, signer);
+    client.authenticate(false).await.unwrap();
+    let created = use_it(&client);
+    let up = client.upload_pending().await.unwrap();
+    assert_eq!((up.report.rejected, up.remaining), (0, 0), "{up:?}");
+    assert_eq!(
+        ts.server.state.store.count_envelopes(&user).await.unwrap(),
+        created
+    );
+    ts.server.shutdown().await.unwrap();
+}

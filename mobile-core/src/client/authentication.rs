@@ -7,6 +7,7 @@ use tacit_shared::api::{
 use tacit_shared::identity::DeviceSigner;
 
 use super::answer::read_answer;
+use super::clock::ServerClock;
 use super::{ClientConfig, ClientError};
 use crate::queue::{Outbox, QueuedEnvelope};
 
@@ -18,6 +19,7 @@ const MAX_ANSWER_BYTES: usize = 256 * 1024;
 pub(super) async fn authenticate(
     http: &reqwest::Client,
     cfg: &ClientConfig,
+    clock: &ServerClock,
     signer: &dyn DeviceSigner,
     outbox: &Outbox,
     request_ms: u64,
@@ -43,6 +45,7 @@ pub(super) async fn authenticate(
         .send()
         .await
         .map_err(|e| ClientError::Network(crate::upload::error_chain(&e)))?;
+    clock.observe(resp.headers());
     let answer = read_answer(resp, MAX_ANSWER_BYTES, "authentication").await?;
     let r: AuthenticateResponse = serde_json::from_slice(&answer)
         .map_err(|e| ClientError::Server(format!("bad authentication answer: {e}")))?;

@@ -6,6 +6,7 @@
 
 mod answer;
 mod authentication;
+pub(crate) mod clock;
 mod keystore;
 mod registration;
 
@@ -29,6 +30,7 @@ use crate::factors::keystroke::{
 };
 use crate::queue::{Outbox, OutboxConfig, QueueError, QueuedEnvelope};
 use crate::upload::{DrainReport, UploadPolicy, Uploader};
+use clock::ServerClock;
 
 /// Records per envelope. Small enough that one envelope is a few tens of KiB, large
 /// enough that the per-envelope X25519 + signature cost is amortised.
@@ -95,6 +97,10 @@ pub struct ClientConfig {
     /// PEM certificates to trust instead of the system's roots (pinning the backend's
     /// CA or its self-signed certificate); needs an `https://` backend URL.
     pub tls_roots_pem: Option<String>,
+    /// Added to the system clock: simulates a phone whose clock is wrong (the simulator
+    /// and tests). 0 in apps; the client corrects a real phone's skew by itself from the
+    /// server's `Date` headers.
+    pub clock_skew_ms: i64,
 }
 
 impl ClientConfig {
@@ -142,6 +148,7 @@ impl ClientConfig {
             outbox: OutboxConfig::default(),
             wifi_only: false,
             tls_roots_pem: None,
+            clock_skew_ms: 0,
         })
     }
 }
@@ -227,19 +234,15 @@ pub struct Client {
     outbox: Outbox,
     uploader: Uploader,
     http: reqwest::Client,
+    /// The server's time as learned from its answers: what envelopes and requests are
+    /// stamped with.
+    clock: Arc<ServerClock>,
     rng: SystemRandom,
     capture: Mutex<Capture>,
     registration: Mutex<Option<Registration>>,
     /// Held for a whole authentication: one request at a time, so that their
     /// increasing times also arrive in order (the server refuses an older time).
     auth_in_flight: tokio::sync::Mutex<u64>,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn ns_to_ms(ns: i64) -> u64 {
@@ -266,8 +269,10 @@ impl Client {
                 "pinned TLS roots need an https:// backend URL".into(),
             ));
         }
-        let uploader = Uploader::with_roots(&cfg.backend_url, cfg.upload, roots)
+        let mut uploader = Uploader::with_roots(&cfg.backend_url, cfg.upload, roots)
             .map_err(|e| ClientError::Config(e.to_string()))?;
+        let clock = Arc::new(ServerClock::open(&cfg.data_dir, cfg.clock_skew_ms));
+        uploader.set_clock(clock.clone());
         let http = crate::upload::http_client(cfg.upload.request_timeout, roots)
             .map_err(ClientError::Config)?;
         let registration = Registration::load(&cfg.data_dir)?;
@@ -295,6 +300,7 @@ impl Client {
             outbox,
             uploader,
             http,
+            clock,
             rng: SystemRandom::new(),
         })
     }
@@ -324,8 +330,14 @@ impl Client {
 
     /// Registers the device key with a one-time enrolment token.
     pub async fn register_device(&self, token: &str) -> Result<Registration, ClientError> {
-        let reg =
-            registration::register(&self.http, &self.cfg, self.signer.as_ref(), token).await?;
+        let reg = registration::register(
+            &self.http,
+            &self.cfg,
+            &self.clock,
+            self.signer.as_ref(),
+            token,
+        )
+        .await?;
         reg.store(&self.cfg.data_dir)?;
         *self
             .registration
@@ -436,7 +448,7 @@ impl Client {
             let params = SealParams {
                 suite: Suite::X25519Sha256ChaCha20Poly1305,
                 sequence,
-                created_at_ms: now_ms(),
+                created_at_ms: self.clock.now_ms(),
             };
             let (header, bytes) = Envelope::seal(
                 params,
@@ -528,17 +540,35 @@ impl Client {
         // Strictly increasing request times, one request at a time: the server refuses
         // a time that is not later than the last one it saw from this device.
         let mut last = self.auth_in_flight.lock().await;
-        let request_ms = now_ms().max(*last + 1);
-        *last = request_ms;
-        let r = authentication::authenticate(
-            &self.http,
-            &self.cfg,
-            self.signer.as_ref(),
-            &self.outbox,
-            request_ms,
-            envelopes,
-        )
-        .await?;
+        let mut tries = 0;
+        let r = loop {
+            let request_ms = self.clock.now_ms().max(*last + 1);
+            *last = request_ms;
+            let offset = self.clock.offset_ms();
+            match authentication::authenticate(
+                &self.http,
+                &self.cfg,
+                &self.clock,
+                self.signer.as_ref(),
+                &self.outbox,
+                request_ms,
+                envelopes.clone(),
+            )
+            .await
+            {
+                // Refused for the phone's clock, and the answer taught the right time:
+                // once more, stamped with it.
+                Err(ClientError::Server(m))
+                    if tries == 0
+                        && m.contains("(stale_request)")
+                        && self.clock.offset_ms() != offset =>
+                {
+                    tries += 1;
+                    *last = 0;
+                }
+                other => break other?,
+            }
+        };
         drop(last);
         tracing::info!(decision = ?r.decision, degraded = r.degraded, "authenticated");
         Ok(r)

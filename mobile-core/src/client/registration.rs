@@ -7,6 +7,7 @@ use tacit_shared::api::{PublicKeyJson, RegisterDeviceRequest, RegisterDeviceResp
 use tacit_shared::identity::DeviceSigner;
 
 use super::answer::read_answer;
+use super::clock::ServerClock;
 use super::keystore::write_private;
 use super::{ClientConfig, ClientError};
 
@@ -47,6 +48,7 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024;
 pub(super) async fn register(
     http: &reqwest::Client,
     cfg: &ClientConfig,
+    clock: &ServerClock,
     signer: &dyn DeviceSigner,
     token: &str,
 ) -> Result<Registration, ClientError> {
@@ -68,6 +70,7 @@ pub(super) async fn register(
         .send()
         .await
         .map_err(|e| ClientError::Network(crate::upload::error_chain(&e)))?;
+    clock.observe(resp.headers());
     let bytes = read_answer(resp, MAX_ANSWER_BYTES, "registration").await?;
     let r: RegisterDeviceResponse = serde_json::from_slice(&bytes)
         .map_err(|e| ClientError::Server(format!("bad registration answer: {e}")))?;

@@ -51,6 +51,8 @@ pub struct Uploader {
     url: Url,
     policy: UploadPolicy,
     rng: SystemRandom,
+    /// Learns the server's time from every answer (the client's stamping clock).
+    clock: Option<std::sync::Arc<crate::client::clock::ServerClock>>,
 }
 
 /// The phone's HTTP client: rustls with ring, no redirects, `timeout` per request.
@@ -102,7 +104,13 @@ impl Uploader {
             url,
             policy,
             rng: SystemRandom::new(),
+            clock: None,
         })
+    }
+
+    /// Lets every answer update `clock` (the client's).
+    pub(crate) fn set_clock(&mut self, clock: std::sync::Arc<crate::client::clock::ServerClock>) {
+        self.clock = Some(clock);
     }
 
     /// The policy in use.
@@ -182,6 +190,9 @@ impl Uploader {
             .send()
             .await
             .map_err(transport_error)?;
+        if let Some(clock) = &self.clock {
+            clock.observe(response.headers());
+        }
         let status = response.status();
         if status.is_success() {
             let bytes = response::read_bounded(response, response::MAX_RESPONSE_BYTES).await?;
