@@ -54,6 +54,9 @@ step "cargo clippy with the CUDA backend (compile-only: no GPU needed)"
 # from rotting. The run-time check is scripts/gpu-check.sh on a GPU machine.
 cargo clippy --locked -p tacit-models -p tacit-backend --features tacit-backend/cuda --all-targets -- -D warnings
 
+step "supply chain: cargo deny (licenses, bans, sources; advisories where the RustSec database is reachable)"
+bash scripts/deny.sh
+
 step "cargo test (workspace; includes the reduced real-data evaluation of the models)"
 # The end-to-end test starts the backend binary, which `cargo test --workspace` builds
 # before running any test (simulator/tests/e2e_services.rs).

@@ -30,6 +30,7 @@
 //!
 //! The binary `tacit-sim` (the protocol demo) is independent of this library.
 
+#![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
 pub mod gait;

@@ -19,6 +19,7 @@
 //!
 //! Vectors are `f32` rows in the order of the factor's feature schema.
 
+#![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
 pub mod data;
