@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::error::ApiError;
-use crate::handlers::{admin, authenticate, devices, health, templates, uploads};
+use crate::handlers::{admin, authenticate, devices, export, health, templates, uploads};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use crate::state::AppState;
         admin::create_enrolment_token,
         admin::delete_user,
         admin::revoke_device,
+        export::export_user,
         devices::register_device,
         uploads::upload,
         authenticate::authenticate,
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(health::openapi))
         .route("/v1/users", post(admin::create_user))
         .route("/v1/users/{id}", delete(admin::delete_user))
+        .route("/v1/users/{id}/export", get(export::export_user))
         .route(
             "/v1/users/{id}/enrolment-tokens",
             post(admin::create_enrolment_token),

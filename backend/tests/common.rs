@@ -116,16 +116,20 @@ pub async fn ensure_bucket(backing: &Backing) {
 pub async fn start(backing: &Backing, name: &str) -> TestServer {
     let dir = temp_dir(name);
     ensure_bucket(backing).await;
-    let s = settings(backing, &dir);
-    let pair = KeyRing::generate(&s.keys_dir()).expect("keygen");
-    let keys = KeyRing::load(&s.keys_dir()).expect("load keys");
-    let store = server::open_store(&s).await.expect("open store");
-    let server = server::spawn(s, keys, store).await.expect("spawn");
+    let (server, pair) = spawn_with(settings(backing, &dir)).await;
     TestServer {
         server,
         key: Arc::new(pair),
         dir,
     }
+}
+
+/// A server on these settings with a new HPKE key in its key directory.
+pub async fn spawn_with(s: Settings) -> (RunningServer, RecipientKeyPair) {
+    let pair = KeyRing::generate(&s.keys_dir()).expect("keygen");
+    let keys = KeyRing::load(&s.keys_dir()).expect("load keys");
+    let store = server::open_store(&s).await.expect("open store");
+    (server::spawn(s, keys, store).await.expect("spawn"), pair)
 }
 
 pub async fn admin_user(http: &reqwest::Client, url: &str, user: &str) -> String {

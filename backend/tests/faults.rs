@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::{Backing, admin_user, backings, typing, walking};
 use ring::rand::SystemRandom;
-use tacit_backend::keys::KeyRing;
-use tacit_backend::server;
 use tacit_mobile_core::client::{Client, ClientConfig};
 use tacit_mobile_core::queue::{Outbox, OutboxConfig};
 use tacit_shared::api::b64_encode;
+use tacit_shared::hpke::RecipientKeyPair;
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -91,6 +90,32 @@ fn host_port(url: &str) -> (String, SocketAddr) {
     (hp.to_string(), addr)
 }
 
+/// A real phone client of the gateway at `url` with backend key `key`, its data in
+/// `dir`, configured further by `tune`.
+fn phone(
+    url: &str,
+    key: &RecipientKeyPair,
+    dir: &std::path::Path,
+    user: &str,
+    signer: Arc<Ed25519Signer>,
+    tune: impl FnOnce(&mut ClientConfig),
+) -> Client {
+    let mut cfg = ClientConfig::new(
+        url,
+        key.public_key().as_bytes(),
+        &key.key_id().to_hex(),
+        dir.to_str().unwrap(),
+        user,
+    )
+    .unwrap();
+    tune(&mut cfg);
+    Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap()
+}
+
+fn new_signer() -> Arc<Ed25519Signer> {
+    Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0)
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Down {
     Database,
@@ -120,10 +145,7 @@ async fn outage(backing: &Backing, down: Down) {
     let mut s = common::settings(backing, &dir);
     s.database_url = Some(database_url.replacen(&db_hp, &db_cut.addr.to_string(), 1));
     s.s3.endpoint = Some(s3_endpoint.replacen(&s3_hp, &s3_cut.addr.to_string(), 1));
-    let pair = KeyRing::generate(&s.keys_dir()).unwrap();
-    let keys = KeyRing::load(&s.keys_dir()).unwrap();
-    let store = server::open_store(&s).await.unwrap();
-    let srv = server::spawn(s, keys, store).await.unwrap();
+    let (srv, pair) = common::spawn_with(s).await;
     let url = srv.url();
     let http = reqwest::Client::new();
 
@@ -131,20 +153,12 @@ async fn outage(backing: &Backing, down: Down) {
     // gives up (keeping its envelopes) instead of waiting it out.
     let user = format!("faults-{}", common::rand_suffix());
     let token = admin_user(&http, &url, &user).await;
-    let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
     let phone_dir = dir.join("phone");
-    let mut cfg = ClientConfig::new(
-        &url,
-        pair.public_key().as_bytes(),
-        &pair.key_id().to_hex(),
-        phone_dir.to_str().unwrap(),
-        &user,
-    )
-    .unwrap();
-    cfg.upload.max_attempts = 2;
-    cfg.upload.base_backoff = Duration::from_millis(100);
-    cfg.upload.max_backoff = Duration::from_secs(1);
-    let client = Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap();
+    let client = phone(&url, &pair, &phone_dir, &user, new_signer(), |cfg| {
+        cfg.upload.max_attempts = 2;
+        cfg.upload.base_backoff = Duration::from_millis(100);
+        cfg.upload.max_backoff = Duration::from_secs(1);
+    });
     client.register_device(&token).await.unwrap();
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -277,16 +291,7 @@ async fn phone_disk_full_keeps_records_until_there_is_room() {
     let http = reqwest::Client::new();
     let user = format!("diskfull-{}", common::rand_suffix());
     let token = admin_user(&http, &url, &user).await;
-    let cfg = ClientConfig::new(
-        &url,
-        ts.key.public_key().as_bytes(),
-        &ts.key.key_id().to_hex(),
-        fs.0.to_str().unwrap(),
-        &user,
-    )
-    .unwrap();
-    let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
-    let client = Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap();
+    let client = phone(&url, &ts.key, &fs.0, &user, new_signer(), |_| {});
     client.register_device(&token).await.unwrap();
 
     // Fill the file system to the last block.
@@ -353,17 +358,10 @@ async fn phone_clock_skew_is_corrected_from_the_servers_answers() {
     let ts = common::start(&Backing::Embedded, "skew").await;
     let url = ts.server.url();
     let http = reqwest::Client::new();
-    let phone = |name: &str, user: &str, skew_ms: i64, signer: Arc<Ed25519Signer>| {
-        let mut cfg = ClientConfig::new(
-            &url,
-            ts.key.public_key().as_bytes(),
-            &ts.key.key_id().to_hex(),
-            ts.dir.join(name).to_str().unwrap(),
-            user,
-        )
-        .unwrap();
-        cfg.clock_skew_ms = skew_ms;
-        Client::new(cfg, Some(signer as Arc<dyn DeviceSigner>)).unwrap()
+    let skewed = |name: &str, user: &str, skew_ms: i64, signer: Arc<Ed25519Signer>| {
+        phone(&url, &ts.key, &ts.dir.join(name), user, signer, |cfg| {
+            cfg.clock_skew_ms = skew_ms;
+        })
     };
     let use_it = |client: &Client| {
         let now_ns = std::time::SystemTime::now()
@@ -378,8 +376,8 @@ async fn phone_clock_skew_is_corrected_from_the_servers_answers() {
     for skew_ms in [7_200_000i64, -7_200_000] {
         let user = format!("skew-{}", common::rand_suffix());
         let token = admin_user(&http, &url, &user).await;
-        let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
-        let client = phone(&user, &user, skew_ms, signer);
+        let signer = new_signer();
+        let client = skewed(&user, &user, skew_ms, signer);
         client.register_device(&token).await.unwrap();
         let created = use_it(&client);
         let up = client.upload_pending().await.unwrap();
@@ -401,11 +399,11 @@ async fn phone_clock_skew_is_corrected_from_the_servers_answers() {
     // Right at registration, wrong later (and the app restarted offline).
     let user = format!("skew-late-{}", common::rand_suffix());
     let token = admin_user(&http, &url, &user).await;
-    let signer = Arc::new(Ed25519Signer::generate(&SystemRandom::new()).unwrap().0);
-    let client = phone(&user, &user, 0, signer.clone());
+    let signer = new_signer();
+    let client = skewed(&user, &user, 0, signer.clone());
     client.register_device(&token).await.unwrap();
     drop(client);
-    let client = phone(&user, &user, 7_200_000, signer);
+    let client = skewed(&user, &user, 7_200_000, signer);
     client.authenticate(false).await.unwrap();
     let created = use_it(&client);
     let up = client.upload_pending().await.unwrap();

@@ -135,6 +135,49 @@ async fn scenario(backing: Backing) {
     let stored_before = ts.server.state.store.count_envelopes(&user).await.unwrap();
     assert_eq!(stored_before, sealed.envelopes as u64);
 
+    // Export (the person's access and portability): the device, every record uploaded.
+    let r = http
+        .get(format!("{url}/v1/users/{user}/export"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let export: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(export["user_id"], user.as_str());
+    assert_eq!(export["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(export["devices"][0]["device_id"], reg.device_id.as_str());
+    assert_eq!(export["devices"][0]["revoked"], false);
+    let batches = export["features"].as_array().unwrap();
+    assert_eq!(batches.len() as u64, stored_before);
+    let records: usize = batches
+        .iter()
+        .map(|b| b["records"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(records as u32, sealed.records);
+    assert!(
+        batches[0]["records"][0]["values"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty())
+    );
+    for (path, token, status) in [
+        (format!("/v1/users/{user}/export"), "", 401),
+        (
+            "/v1/users/nobody-here/export".to_string(),
+            common::ADMIN,
+            404,
+        ),
+        ("/v1/users/-bad/export".to_string(), common::ADMIN, 400),
+    ] {
+        let r = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
+
     // Duplicate (the same bytes again): acknowledged, not stored twice.
     let r = post_envelopes(&http, &url, &captured[..1]).await;
     assert_eq!(

@@ -10,21 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::{Backing, admin_user};
 use ring::rand::SystemRandom;
-use tacit_backend::keys::KeyRing;
-use tacit_backend::server;
-use tacit_backend::settings::{Settings, TlsSettings};
+use tacit_backend::settings::TlsSettings;
 use tacit_mobile_core::client::{Client, ClientConfig};
-use tacit_shared::hpke::RecipientKeyPair;
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn start(s: Settings) -> (server::RunningServer, RecipientKeyPair) {
-    let pair = KeyRing::generate(&s.keys_dir()).unwrap();
-    let keys = KeyRing::load(&s.keys_dir()).unwrap();
-    let store = server::open_store(&s).await.unwrap();
-    (server::spawn(s, keys, store).await.unwrap(), pair)
-}
 
 /// Reads until the peer closes (or errors); how long that took.
 async fn until_closed(mut c: TcpStream, limit: Duration) -> Option<Duration> {
@@ -44,7 +34,7 @@ async fn slow_loris_clients_are_cut_off_and_others_served() {
     let dir = common::temp_dir("loris");
     let mut s = common::settings(&Backing::Embedded, &dir);
     s.limits.header_read_timeout_ms = 1_000;
-    let (srv, _) = start(s).await;
+    let (srv, _) = common::spawn_with(s).await;
     // 64 clients that send part of a request head, then a byte every 200 ms.
     let mut slow = Vec::new();
     for _ in 0..64 {
@@ -103,7 +93,7 @@ async fn connections_past_the_bound_are_closed() {
     let dir = common::temp_dir("bound");
     let mut s = common::settings(&Backing::Embedded, &dir);
     s.limits.max_connections = 4;
-    let (srv, _) = start(s).await;
+    let (srv, _) = common::spawn_with(s).await;
     // Four idle keep-alive connections hold every slot.
     let mut held = Vec::new();
     for _ in 0..4 {
@@ -152,7 +142,7 @@ async fn tls_with_a_pinned_certificate_and_a_wrong_one_refused() {
         cert_file: dir.join("cert.pem"),
         key_file: dir.join("key.pem"),
     });
-    let (srv, pair) = start(s).await;
+    let (srv, pair) = common::spawn_with(s).await;
     let url = srv.url();
     assert!(url.starts_with("https://"), "{url}");
 

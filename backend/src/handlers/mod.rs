@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod authenticate;
 pub mod devices;
+pub mod export;
 pub mod health;
 pub mod templates;
 pub mod uploads;

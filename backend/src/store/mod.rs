@@ -94,6 +94,9 @@ pub trait Store: Send + Sync + 'static {
     /// Looks a device up.
     async fn get_device(&self, device_id: [u8; 16]) -> StoreResult<Option<DeviceRow>>;
 
+    /// The user's devices, oldest first (for the user's data export).
+    async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRow>>;
+
     /// Stores an envelope's decrypted features (see the module docs for the order of
     /// the writes). [`StoreError::NotFound`] if the device is not registered for
     /// `meta.user_id`.

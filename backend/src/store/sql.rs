@@ -31,6 +31,8 @@ pub(crate) const INSERT_DEVICE: &str = "INSERT INTO devices \
      VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const GET_DEVICE: &str = "SELECT device_id, user_id, algorithm, public_key, \
      created_at_ms, revoked FROM devices WHERE device_id = $1";
+pub(crate) const USER_DEVICES: &str = "SELECT device_id, user_id, algorithm, public_key, \
+     created_at_ms, revoked FROM devices WHERE user_id = $1 ORDER BY created_at_ms, device_id";
 
 /// `DO NOTHING` instead of catching the unique violation: on PostgreSQL a failed
 /// statement would abort the surrounding transaction, and "0 rows" is unambiguous.
@@ -319,6 +321,38 @@ macro_rules! impl_sql_store {
                     created_at_ms: ms_from_db(created_at_ms, "device creation time")?,
                     revoked,
                 }))
+            }
+
+            async fn user_devices(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::DeviceRow>> {
+                use $crate::store::model::{id16_from_db, ms_from_db};
+                use $crate::store::{DeviceRow, StoreError};
+                let rows: Vec<(Vec<u8>, String, i64, Vec<u8>, i64, bool)> =
+                    sqlx::query_as($crate::store::sql::USER_DEVICES)
+                        .bind(user_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| {
+                            $crate::store::error::from_sqlx("listing devices", e, $transient)
+                        })?;
+                rows.into_iter()
+                    .map(
+                        |(id, user_id, algorithm, public_key, created_at_ms, revoked)| {
+                            Ok(DeviceRow {
+                                device_id: id16_from_db(&id, "device id")?,
+                                user_id,
+                                algorithm: u8::try_from(algorithm).map_err(|_| {
+                                    StoreError::corrupt(format!("device algorithm {algorithm}"))
+                                })?,
+                                public_key,
+                                created_at_ms: ms_from_db(created_at_ms, "device creation time")?,
+                                revoked,
+                            })
+                        },
+                    )
+                    .collect()
             }
 
             async fn store_envelope(

@@ -183,6 +183,18 @@ pub async fn devices(fx: &Fixture) {
     );
     assert!(s.revoke_device(d.device_id).await.unwrap());
     assert!(!s.revoke_device([8; 16]).await.unwrap());
+
+    // A user's devices (the export): oldest first, nobody else's.
+    s.create_user("u2").await.unwrap();
+    let older = DeviceRow {
+        created_at_ms: d.created_at_ms - 1,
+        ..device("u1", 9)
+    };
+    s.register_device(older.clone()).await.unwrap();
+    s.register_device(device("u2", 10)).await.unwrap();
+    let mine = s.user_devices("u1").await.unwrap();
+    assert_eq!(mine, vec![older, revoked]);
+    assert!(s.user_devices("nobody").await.unwrap().is_empty());
 }
 
 /// `store_envelope`: Stored, Duplicate, SequenceReused, the object and the replay

@@ -1,0 +1,182 @@
+//! `GET /v1/users/{id}/export`: everything the backend holds about one person, for the
+//! person's right of access and portability (GDPR articles 15 and 20): the devices
+//! registered for them, every feature record they uploaded (decoded from the stored
+//! objects) and their templates. Administrator only; deletion is `DELETE /v1/users/{id}`.
+//! Bounded: a user with more than [`MAX_EXPORT_OBJECTS`] stored batches gets a clear
+//! 413 rather than an answer that would not fit in memory.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use tacit_shared::api::{algorithm_name, b64_encode};
+use tacit_shared::identity::SignatureAlgorithm;
+use tacit_shared::payload::Payload;
+
+use super::admin::{authorize, store_error, valid_user_id};
+use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
+
+/// Most stored feature batches one export reads.
+pub const MAX_EXPORT_OBJECTS: usize = 20_000;
+
+/// A user's data.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportResponse {
+    /// The user.
+    pub user_id: String,
+    /// When the export was made (server clock, Unix ms).
+    pub exported_at_ms: u64,
+    /// Registered devices, oldest first.
+    pub devices: Vec<ExportDevice>,
+    /// Stored feature batches (one per envelope), in storage order.
+    pub features: Vec<ExportBatch>,
+    /// Templates, one per factor.
+    pub templates: Vec<ExportTemplate>,
+}
+
+/// A registered device.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportDevice {
+    /// Device id (hex).
+    pub device_id: String,
+    /// Signature algorithm of its key.
+    pub algorithm: String,
+    /// Its public key (base64).
+    pub public_key: String,
+    /// When it was registered (Unix ms).
+    pub created_at_ms: u64,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// The feature records of one uploaded envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportBatch {
+    /// Where the batch is stored.
+    pub object: String,
+    /// Its records.
+    pub records: Vec<ExportRecord>,
+}
+
+/// One feature record, as the phone computed it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportRecord {
+    /// `gait`, `keystroke_fixed` or `keystroke_free`.
+    pub factor: String,
+    /// Feature schema version.
+    pub schema_version: u16,
+    /// Start of the window (phone clock, Unix ms).
+    pub window_start_ms: u64,
+    /// Window length (ms).
+    pub window_ms: u32,
+    /// Context id (hex; e.g. which phrase was typed, salted), if any.
+    pub context: Option<String>,
+    /// The feature values.
+    pub values: Vec<f32>,
+}
+
+/// A stored template.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportTemplate {
+    /// The factor.
+    pub factor: String,
+    /// Format version of the template bytes.
+    pub format: u32,
+    /// When it was written (Unix ms).
+    pub updated_at_ms: u64,
+    /// The template bytes (base64).
+    pub template: String,
+}
+
+/// Exports everything stored about a user.
+#[utoipa::path(get, path = "/v1/users/{id}/export", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
+    security(("admin" = [])),
+    responses((status = 200, body = ExportResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 404, body = tacit_shared::api::ErrorBody),
+        (status = 413, body = tacit_shared::api::ErrorBody), (status = 503, body = tacit_shared::api::ErrorBody)))]
+pub async fn export_user(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ExportResponse>, ApiError> {
+    authorize(&st, &headers)?;
+    valid_user_id(&id)?;
+    if !st.store.user_exists(&id).await.map_err(store_error)? {
+        return Err(ApiError::not_found(format!("no user {id}")));
+    }
+    let devices = st
+        .store
+        .user_devices(&id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|d| ExportDevice {
+            device_id: hex::encode(d.device_id),
+            algorithm: SignatureAlgorithm::from_tag(d.algorithm)
+                .map_or("unknown", algorithm_name)
+                .to_string(),
+            public_key: b64_encode(&d.public_key),
+            created_at_ms: d.created_at_ms,
+            revoked: d.revoked,
+        })
+        .collect();
+    let objects = st
+        .store
+        .list_feature_objects(&id)
+        .await
+        .map_err(store_error)?;
+    if objects.len() > MAX_EXPORT_OBJECTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "export_too_large",
+            format!(
+                "{} stored batches, more than the {MAX_EXPORT_OBJECTS} one export holds",
+                objects.len()
+            ),
+        ));
+    }
+    let mut features = Vec::with_capacity(objects.len());
+    for key in objects {
+        let bytes = st.store.objects().read(&key).await.map_err(store_error)?;
+        let payload = Payload::decode(&bytes)
+            .map_err(|e| ApiError::internal(format!("stored batch {key} does not decode: {e}")))?;
+        features.push(ExportBatch {
+            object: key,
+            records: payload
+                .records
+                .into_iter()
+                .map(|r| ExportRecord {
+                    factor: r.factor.name().to_string(),
+                    schema_version: r.schema_version,
+                    window_start_ms: r.window_start_ms,
+                    window_ms: r.window_ms,
+                    context: r.context.map(hex::encode),
+                    values: r.values,
+                })
+                .collect(),
+        });
+    }
+    let templates = st
+        .store
+        .templates(&id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|t| ExportTemplate {
+            factor: t.factor,
+            format: t.format,
+            updated_at_ms: t.updated_at_ms,
+            template: b64_encode(&t.blob),
+        })
+        .collect();
+    let answer = ExportResponse {
+        user_id: id,
+        exported_at_ms: now_ms(),
+        devices,
+        features,
+        templates,
+    };
+    tracing::info!(user = %answer.user_id, devices = answer.devices.len(), batches = answer.features.len(), templates = answer.templates.len(), "user data exported");
+    Ok(Json(answer))
+}
