@@ -80,6 +80,25 @@ pub(crate) const PING: &str = "SELECT 1";
 pub(crate) const ENVELOPE_ATTEMPTS: usize = 3;
 
 /// Server clock, Unix ms.
+/// A `devices` row as GET_DEVICE and USER_DEVICES select it.
+pub(crate) type DeviceDbRow = (Vec<u8>, String, i64, Vec<u8>, i64, bool);
+
+/// A device from its database row, checking what the database cannot.
+pub(crate) fn device_from_db(
+    (id, user_id, algorithm, public_key, created_at_ms, revoked): DeviceDbRow,
+) -> super::StoreResult<super::DeviceRow> {
+    use super::model::{id16_from_db, ms_from_db};
+    Ok(super::DeviceRow {
+        device_id: id16_from_db(&id, "device id")?,
+        user_id,
+        algorithm: u8::try_from(algorithm)
+            .map_err(|_| StoreError::corrupt(format!("device algorithm {algorithm}")))?,
+        public_key,
+        created_at_ms: ms_from_db(created_at_ms, "device creation time")?,
+        revoked,
+    })
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -298,9 +317,7 @@ macro_rules! impl_sql_store {
                 &self,
                 device_id: [u8; 16],
             ) -> $crate::store::StoreResult<Option<$crate::store::DeviceRow>> {
-                use $crate::store::model::{id16_from_db, ms_from_db};
-                use $crate::store::{DeviceRow, StoreError};
-                let row: Option<(Vec<u8>, String, i64, Vec<u8>, i64, bool)> =
+                let row: Option<$crate::store::sql::DeviceDbRow> =
                     sqlx::query_as($crate::store::sql::GET_DEVICE)
                         .bind(&device_id[..])
                         .fetch_optional(&self.pool)
@@ -308,28 +325,14 @@ macro_rules! impl_sql_store {
                         .map_err(|e| {
                             $crate::store::error::from_sqlx("looking up device", e, $transient)
                         })?;
-                let Some((id, user_id, algorithm, public_key, created_at_ms, revoked)) = row else {
-                    return Ok(None);
-                };
-                Ok(Some(DeviceRow {
-                    device_id: id16_from_db(&id, "device id")?,
-                    user_id,
-                    algorithm: u8::try_from(algorithm).map_err(|_| {
-                        StoreError::corrupt(format!("device algorithm {algorithm}"))
-                    })?,
-                    public_key,
-                    created_at_ms: ms_from_db(created_at_ms, "device creation time")?,
-                    revoked,
-                }))
+                row.map($crate::store::sql::device_from_db).transpose()
             }
 
             async fn user_devices(
                 &self,
                 user_id: &str,
             ) -> $crate::store::StoreResult<Vec<$crate::store::DeviceRow>> {
-                use $crate::store::model::{id16_from_db, ms_from_db};
-                use $crate::store::{DeviceRow, StoreError};
-                let rows: Vec<(Vec<u8>, String, i64, Vec<u8>, i64, bool)> =
+                let rows: Vec<$crate::store::sql::DeviceDbRow> =
                     sqlx::query_as($crate::store::sql::USER_DEVICES)
                         .bind(user_id)
                         .fetch_all(&self.pool)
@@ -338,20 +341,7 @@ macro_rules! impl_sql_store {
                             $crate::store::error::from_sqlx("listing devices", e, $transient)
                         })?;
                 rows.into_iter()
-                    .map(
-                        |(id, user_id, algorithm, public_key, created_at_ms, revoked)| {
-                            Ok(DeviceRow {
-                                device_id: id16_from_db(&id, "device id")?,
-                                user_id,
-                                algorithm: u8::try_from(algorithm).map_err(|_| {
-                                    StoreError::corrupt(format!("device algorithm {algorithm}"))
-                                })?,
-                                public_key,
-                                created_at_ms: ms_from_db(created_at_ms, "device creation time")?,
-                                revoked,
-                            })
-                        },
-                    )
+                    .map($crate::store::sql::device_from_db)
                     .collect()
             }
 
