@@ -1,12 +1,23 @@
 //! The backend's HPKE key ring: every `hpke-<keyid>.secret` file in the keys
 //! directory is a live key (several at once during rotation). `keygen` adds one.
+//!
+//! Rotation: `keys publish` writes `keylist.json` beside the keys, the list of the
+//! ring's public keys with validity periods signed by the offline root key
+//! (`tacit_shared::keylist`); the gateway serves it at `GET /v1/keys` and phones that
+//! pin the root learn new keys from it. Retire an old key (delete its `.secret`) only
+//! after its `not_after`, when no outbox can hold an envelope sealed to it any longer.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
+use tacit_shared::api::b64_encode;
 use tacit_shared::hpke::{KeyId, RecipientKeyPair};
+use tacit_shared::keylist::{KEY_LIST_VERSION, KeyList, KeyListError, ListedKey, SignedKeyList};
+
+/// The signed key list's file in the keys directory.
+pub const KEY_LIST_FILE: &str = "keylist.json";
 
 /// Errors of the key ring.
 #[derive(Debug, thiserror::Error)]
@@ -28,12 +39,39 @@ pub enum KeyError {
     /// Key generation failed.
     #[error("key generation failed: {0}")]
     Generate(String),
+    /// The signed key list is unusable, or could not be signed.
+    #[error("{path}: {source}")]
+    KeyList {
+        /// The list's (or the root key's) file.
+        path: PathBuf,
+        /// Cause.
+        source: KeyListError,
+    },
 }
 
-/// The live HPKE private keys, by key id.
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to a new file of mode 0600 (never over an existing one), synced.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(io_error(path))?;
+    f.write_all(bytes).map_err(io_error(path))?;
+    f.sync_all().map_err(io_error(path))
+}
+
+/// The live HPKE private keys, by key id, and the signed list that announces them.
 #[derive(Default)]
 pub struct KeyRing {
     keys: HashMap<KeyId, RecipientKeyPair>,
+    signed_list: Option<SignedKeyList>,
 }
 
 impl KeyRing {
@@ -42,7 +80,12 @@ impl KeyRing {
         let mut keys = HashMap::new();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeyRing { keys }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(KeyRing {
+                    keys,
+                    signed_list: None,
+                });
+            }
             Err(source) => {
                 return Err(KeyError::Io {
                     path: dir.to_path_buf(),
@@ -94,36 +137,45 @@ impl KeyRing {
             }
             keys.insert(pair.key_id(), pair);
         }
-        Ok(KeyRing { keys })
+        let list_path = dir.join(KEY_LIST_FILE);
+        let signed_list = match std::fs::read(&list_path) {
+            Ok(bytes) => {
+                Some(
+                    SignedKeyList::from_json(&bytes).map_err(|source| KeyError::KeyList {
+                        path: list_path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(KeyError::Io {
+                    path: list_path,
+                    source,
+                });
+            }
+        };
+        Ok(KeyRing { keys, signed_list })
+    }
+
+    /// The signed key list of the directory, served to phones as it is.
+    pub fn signed_list(&self) -> Option<&SignedKeyList> {
+        self.signed_list.as_ref()
+    }
+
+    /// Sets the signed key list (tests, embedded use).
+    pub fn set_signed_list(&mut self, list: SignedKeyList) {
+        self.signed_list = Some(list);
     }
 
     /// Generates a new key in `dir` (private key mode 0600, public key beside it).
     pub fn generate(dir: &Path) -> Result<RecipientKeyPair, KeyError> {
-        std::fs::create_dir_all(dir).map_err(|source| KeyError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let pair = RecipientKeyPair::generate(&SystemRandom::new())
             .map_err(|e| KeyError::Generate(e.to_string()))?;
         let id = pair.key_id().to_hex();
         let secret_path = dir.join(format!("hpke-{id}.secret"));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&secret_path).map_err(|source| KeyError::Io {
-            path: secret_path.clone(),
-            source,
-        })?;
-        f.write_all(&pair.secret_bytes()[..])
-            .map_err(|source| KeyError::Io {
-                path: secret_path.clone(),
-                source,
-            })?;
-        f.sync_all().map_err(|source| KeyError::Io {
-            path: secret_path.clone(),
-            source,
-        })?;
+        write_private(&secret_path, &pair.secret_bytes()[..])?;
         let pub_path = dir.join(format!("hpke-{id}.pub"));
         std::fs::write(&pub_path, pair.public_key().as_bytes()).map_err(|source| KeyError::Io {
             path: pub_path,
@@ -158,6 +210,116 @@ impl KeyRing {
         ids.sort();
         ids
     }
+}
+
+/// How `keys publish` sets validity periods.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishPolicy {
+    /// A key new to the list becomes valid this long after publishing (ms): phones
+    /// learn it before they must use it.
+    pub activate_in_ms: u64,
+    /// How long a key stays valid after its successor became valid (ms): the longest
+    /// an outbox may hold an envelope sealed to it and still have it opened.
+    pub overlap_ms: u64,
+    /// How long a key without a successor stays valid (ms).
+    pub lifetime_ms: u64,
+}
+
+impl Default for PublishPolicy {
+    fn default() -> Self {
+        const DAY: u64 = 86_400_000;
+        PublishPolicy {
+            activate_in_ms: 0,
+            overlap_ms: 30 * DAY,
+            lifetime_ms: 400 * DAY,
+        }
+    }
+}
+
+/// Generates an Ed25519 root key (PKCS#8, mode 0600) at `path` and returns its public
+/// key, which apps pin. Keep the file offline: only `keys publish` needs it.
+pub fn generate_root(path: &Path) -> Result<[u8; 32], KeyError> {
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    write_private(path, pkcs8.as_ref())?;
+    tacit_shared::keylist::root_public_key(pkcs8.as_ref()).map_err(|source| KeyError::KeyList {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Signs a new key list for the ring in `dir` with the root key file `root` and writes
+/// it to `dir/keylist.json`. Keys already listed keep their start; new keys start
+/// `policy.activate_in_ms` from `now_ms`; each key ends `policy.overlap_ms` after its
+/// successor starts (or `policy.lifetime_ms` after its own start); keys no longer in the
+/// directory leave the list. The serial is one more than the previous list's, which
+/// must verify under the same root.
+pub fn publish(
+    dir: &Path,
+    root: &Path,
+    now_ms: u64,
+    policy: PublishPolicy,
+) -> Result<KeyList, KeyError> {
+    let ring = KeyRing::load(dir)?;
+    if ring.is_empty() {
+        return Err(KeyError::Generate(format!(
+            "{}: no HPKE key to publish (run `tacit-backend keygen`)",
+            dir.display()
+        )));
+    }
+    let root_pkcs8 = std::fs::read(root).map_err(io_error(root))?;
+    let list_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| KeyError::KeyList { path, source }
+    };
+    let pinned = tacit_shared::keylist::root_public_key(&root_pkcs8).map_err(list_error(root))?;
+    let list_path = dir.join(KEY_LIST_FILE);
+    let previous = match ring.signed_list() {
+        Some(s) => Some(s.verify(&pinned, 0).map_err(list_error(&list_path))?),
+        None => None,
+    };
+    let start_of = |id: &str| {
+        previous
+            .as_ref()
+            .and_then(|p| p.keys.iter().find(|k| k.key_id == id))
+            .map(|k| k.not_before_ms)
+    };
+    let mut keys: Vec<ListedKey> = ring
+        .ids()
+        .into_iter()
+        .filter_map(|id| ring.get(&id))
+        .map(|pair| {
+            let key_id = pair.key_id().to_hex();
+            let not_before_ms =
+                start_of(&key_id).unwrap_or(now_ms.saturating_add(policy.activate_in_ms));
+            ListedKey {
+                public_key: b64_encode(pair.public_key().as_bytes()),
+                not_before_ms,
+                not_after_ms: not_before_ms.saturating_add(policy.lifetime_ms),
+                key_id,
+            }
+        })
+        .collect();
+    keys.sort_by(|a, b| (a.not_before_ms, &a.key_id).cmp(&(b.not_before_ms, &b.key_id)));
+    for i in 1..keys.len() {
+        let successor_start = keys[i].not_before_ms;
+        let k = &mut keys[i - 1];
+        k.not_after_ms = k
+            .not_after_ms
+            .min(successor_start.saturating_add(policy.overlap_ms))
+            .max(k.not_before_ms + 1);
+    }
+    let list = KeyList {
+        version: KEY_LIST_VERSION,
+        serial: previous.map_or(1, |p| p.serial + 1),
+        issued_at_ms: now_ms,
+        keys,
+    };
+    let signed = list.sign(&root_pkcs8).map_err(list_error(root))?;
+    let tmp = dir.join(format!("{KEY_LIST_FILE}.tmp"));
+    std::fs::write(&tmp, signed.to_json()).map_err(io_error(&tmp))?;
+    std::fs::rename(&tmp, &list_path).map_err(io_error(&list_path))?;
+    Ok(list)
 }
 
 #[cfg(test)]
@@ -221,6 +383,59 @@ mod tests {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(KeyRing::load(&dir), Err(KeyError::Permissions(_))));
         std::fs::remove_dir_all(&src).ok();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn publish_rotates_with_overlap_and_keeps_starts() {
+        let dir = std::env::temp_dir().join(format!("tacit-keys-pub-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root.pk8");
+        let pinned = generate_root(&root).unwrap();
+        let policy = PublishPolicy {
+            activate_in_ms: 1_000,
+            overlap_ms: 50_000,
+            lifetime_ms: 1_000_000,
+        };
+        assert!(publish(&dir, &root, 0, policy).is_err(), "no key yet");
+        let a = KeyRing::generate(&dir).unwrap().key_id().to_hex();
+        let l1 = publish(&dir, &root, 10_000, policy).unwrap();
+        assert_eq!((l1.serial, l1.keys.len()), (1, 1));
+        assert_eq!(
+            (l1.keys[0].not_before_ms, l1.keys[0].not_after_ms),
+            (11_000, 1_011_000)
+        );
+        let b = KeyRing::generate(&dir).unwrap().key_id().to_hex();
+        let l2 = publish(&dir, &root, 20_000, policy).unwrap();
+        assert_eq!(l2.serial, 2);
+        let (ka, kb) = (&l2.keys[0], &l2.keys[1]);
+        assert_eq!((&ka.key_id, &kb.key_id), (&a, &b));
+        assert_eq!(ka.not_before_ms, 11_000, "a listed key keeps its start");
+        assert_eq!(kb.not_before_ms, 21_000);
+        assert_eq!(
+            ka.not_after_ms,
+            21_000 + 50_000,
+            "old key ends an overlap after"
+        );
+        // What the gateway serves is the file, and it verifies under the root.
+        let served = KeyRing::load(&dir).unwrap();
+        assert_eq!(
+            served.signed_list().unwrap().verify(&pinned, 2).unwrap(),
+            l2
+        );
+        std::fs::remove_file(dir.join(format!("hpke-{a}.secret"))).unwrap();
+        let l3 = publish(&dir, &root, 100_000, policy).unwrap();
+        assert_eq!(l3.serial, 3);
+        assert_eq!(l3.keys.len(), 1);
+        assert_eq!(l3.keys[0].not_before_ms, 21_000);
+        // A list signed by another root is not continued.
+        let other = dir.join("other.pk8");
+        generate_root(&other).unwrap();
+        assert!(matches!(
+            publish(&dir, &other, 200_000, policy),
+            Err(KeyError::KeyList { .. })
+        ));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -23,6 +23,7 @@ pub mod handlers;
 pub mod keys;
 pub mod metrics;
 pub mod ratelimit;
+pub mod retention;
 pub mod router;
 pub mod scoring;
 pub mod serve;

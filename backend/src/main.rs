@@ -33,6 +33,9 @@ enum Command {
     },
     /// Generate a new HPKE key pair in the key directory (several may be live).
     Keygen,
+    /// Key rotation: the offline root key and the signed key list phones learn keys from.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Train a factor model (embedding network, background, calibration) on a data set
@@ -43,6 +46,86 @@ enum Command {
     /// Write a model artifact as plain JSON (transform, network weights, calibration)
     /// for scoring in another runtime.
     ModelExport(tacit_backend::commands::ExportArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate the Ed25519 root key (keep it offline); prints the public key apps pin.
+    RootKeygen {
+        /// Where to write the PKCS#8 private key (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign the list of the key directory's HPKE keys with the root key and write
+    /// `keylist.json` there (served at `GET /v1/keys`).
+    Publish {
+        /// The root key file (from `keys root-keygen`).
+        #[arg(long)]
+        root: PathBuf,
+        /// Hours until a key new to the list becomes valid (let phones learn it first).
+        #[arg(long, default_value_t = 0)]
+        activate_in_hours: u64,
+        /// Days an old key stays valid after its successor became valid: the longest an
+        /// envelope may wait in an outbox and still be opened.
+        #[arg(long, default_value_t = 30)]
+        overlap_days: u64,
+        /// Days a key without successor stays valid.
+        #[arg(long, default_value_t = 400)]
+        lifetime_days: u64,
+    },
+    /// Generate a key for encrypting templates and features at rest (64 hex characters,
+    /// mode 0600); point `TACIT_AT_REST_KEY_FILE` (`at_rest.key_file`) at it.
+    AtRestKeygen {
+        /// Where to write it (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), String> {
+    match command {
+        KeysCommand::RootKeygen { out } => {
+            let public = tacit_backend::keys::generate_root(&out).map_err(|e| e.to_string())?;
+            println!("root_public_key={}", tacit_shared::api::b64_encode(&public));
+            println!("file={}", out.display());
+        }
+        KeysCommand::Publish {
+            root,
+            activate_in_hours,
+            overlap_days,
+            lifetime_days,
+        } => {
+            const HOUR: u64 = 3_600_000;
+            let policy = tacit_backend::keys::PublishPolicy {
+                activate_in_ms: activate_in_hours.saturating_mul(HOUR),
+                overlap_ms: overlap_days.saturating_mul(24 * HOUR),
+                lifetime_ms: lifetime_days.saturating_mul(24 * HOUR),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?
+                .as_millis() as u64;
+            let dir = settings.keys_dir();
+            let list = tacit_backend::keys::publish(&dir, &root, now, policy)
+                .map_err(|e| e.to_string())?;
+            println!("serial={}", list.serial);
+            for k in &list.keys {
+                println!(
+                    "key_id={} not_before_ms={} not_after_ms={}",
+                    k.key_id, k.not_before_ms, k.not_after_ms
+                );
+            }
+            println!(
+                "file={}",
+                dir.join(tacit_backend::keys::KEY_LIST_FILE).display()
+            );
+        }
+        KeysCommand::AtRestKeygen { out } => {
+            tacit_backend::store::at_rest::AtRestKeys::generate(&out).map_err(|e| e.to_string())?;
+            println!("file={}", out.display());
+        }
+    }
+    Ok(())
 }
 
 fn init_logging() {
@@ -94,6 +177,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("dir={}", dir.display());
             Ok(())
         }
+        Command::Keys(command) => keys_command(&settings, command),
         Command::Train(_) | Command::Eval(_) | Command::ModelExport(_) => Ok(()),
         Command::Migrate => {
             server::open_store(&settings)

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::error::ApiError;
-use crate::handlers::{admin, authenticate, devices, export, health, templates, uploads};
+use crate::handlers::{admin, authenticate, devices, export, health, keys, templates, uploads};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use crate::state::AppState;
         admin::delete_user,
         admin::revoke_device,
         export::export_user,
+        keys::key_list,
         devices::register_device,
         uploads::upload,
         authenticate::authenticate,
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/users/{id}/enrolment-tokens",
             post(admin::create_enrolment_token),
         )
+        .route("/v1/keys", get(keys::key_list))
         .route("/v1/devices", post(devices::register_device))
         .route("/v1/devices/{id}/revoke", post(admin::revoke_device))
         .route("/v1/uploads", post(uploads::upload))

@@ -2,6 +2,7 @@
 //! finish in-flight requests before exiting.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -55,6 +56,24 @@ pub fn objects_config(settings: &Settings) -> Result<store::ObjectsConfig, Serve
     Ok(objects)
 }
 
+/// The at-rest keys named by the settings (`None`: encryption at rest is off).
+pub fn at_rest_keys(
+    settings: &Settings,
+) -> Result<Option<Arc<store::at_rest::AtRestKeys>>, ServeError> {
+    let Some(current) = &settings.at_rest.key_file else {
+        return Ok(None);
+    };
+    let older: Vec<&std::path::Path> = settings
+        .at_rest
+        .old_key_files
+        .iter()
+        .map(PathBuf::as_path)
+        .collect();
+    Ok(Some(Arc::new(store::at_rest::AtRestKeys::load(
+        current, &older,
+    )?)))
+}
+
 /// Opens the store named by the settings (running migrations).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
     if settings.database_url.is_none() || settings.objects_url.is_none() {
@@ -64,6 +83,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeErro
     let cfg = store::StoreConfig {
         database_url: settings.database_url(),
         objects: objects_config(settings)?,
+        at_rest: at_rest_keys(settings)?,
     };
     Ok(cfg.open().await?)
 }
@@ -120,6 +140,7 @@ pub struct RunningServer {
     /// The shared state (metrics, store) for inspection.
     pub state: AppState,
     serving: Serving,
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -130,6 +151,7 @@ impl RunningServer {
 
     /// Graceful shutdown: stop accepting, finish in-flight requests.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        self.retention.abort();
         self.serving.stop().await
     }
 }
@@ -157,10 +179,12 @@ pub async fn spawn_with_factors(
     let opts = ServeOptions::from_settings(&state.settings)
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let serving = Serving::start(&listen, router(state.clone()), opts).await?;
+    let retention = crate::retention::spawn(state.clone());
     Ok(RunningServer {
         addr: serving.addr,
         state,
         serving,
+        retention,
     })
 }
 
@@ -253,7 +277,9 @@ pub async fn spawn_factor(
     if settings.objects_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)?;
     }
-    let objects = objects_config(&settings)?.open()?;
+    let objects = objects_config(&settings)?
+        .open()?
+        .with_at_rest(at_rest_keys(&settings)?);
     let service = crate::factor::FactorService::start(factor, objects, &settings).await?;
     let app = crate::factor::factor_router(service.clone(), settings.limits.max_body_bytes);
     let opts =

@@ -40,6 +40,46 @@ pub struct Settings {
     pub factor: FactorSettings,
     /// Authentication: factors the gateway calls, fusion and decision.
     pub auth: AuthSettings,
+    /// Encryption of templates and features at rest.
+    pub at_rest: AtRestSettings,
+    /// How long feature batches are kept.
+    pub retention: RetentionSettings,
+}
+
+/// Encryption of templates and features at rest (`store::at_rest`). The key is a file
+/// of 32 bytes or 64 hex characters, mode 0600: mounted from a secret store, or a data
+/// key decrypted by a KMS at deployment (`tacit-backend keys at-rest-keygen` makes one).
+/// Every service that reads features (gateway and factor services) needs the same keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AtRestSettings {
+    /// The key new blobs are encrypted with (`TACIT_AT_REST_KEY_FILE`); unset: stored
+    /// unencrypted (the embedded default; a production deployment sets it).
+    pub key_file: Option<PathBuf>,
+    /// Earlier keys, for reading what they encrypted until it expires
+    /// (`TACIT_AT_REST_OLD_KEY_FILES`, comma-separated).
+    pub old_key_files: Vec<PathBuf>,
+}
+
+/// How long feature batches are kept: a sweep deletes older ones (object and row).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Feature batches older than this many days (by creation time) are deleted
+    /// (`TACIT_RETENTION_DAYS`); 0 keeps them until the user is deleted. Never less
+    /// than the envelope acceptance window in effect: the rows are the replay memory.
+    pub feature_days: u64,
+    /// Seconds between sweeps (`TACIT_RETENTION_SWEEP_S`); the first runs at start.
+    pub sweep_interval_s: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            feature_days: 180,
+            sweep_interval_s: 3600,
+        }
+    }
 }
 
 /// A factor service the gateway calls over HTTP.
@@ -250,6 +290,8 @@ impl Default for Settings {
             enrolment_token_ttl_s: 24 * 3600,
             factor: FactorSettings::default(),
             auth: AuthSettings::default(),
+            at_rest: AtRestSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -414,6 +456,23 @@ impl Settings {
         }
         if let Some(v) = get("TACIT_MAX_ENVELOPE_AGE_DAYS") {
             self.max_envelope_age_days = num("TACIT_MAX_ENVELOPE_AGE_DAYS", &v)?;
+        }
+        if let Some(v) = get("TACIT_AT_REST_KEY_FILE") {
+            self.at_rest.key_file = Some(v.into());
+        }
+        if let Some(v) = get("TACIT_AT_REST_OLD_KEY_FILES") {
+            self.at_rest.old_key_files = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect();
+        }
+        if let Some(v) = get("TACIT_RETENTION_DAYS") {
+            self.retention.feature_days = num("TACIT_RETENTION_DAYS", &v)?;
+        }
+        if let Some(v) = get("TACIT_RETENTION_SWEEP_S") {
+            self.retention.sweep_interval_s = num("TACIT_RETENTION_SWEEP_S", &v)?;
         }
         Ok(())
     }

@@ -87,8 +87,23 @@ pub fn settings(backing: &Backing, dir: &std::path::Path) -> Settings {
         s.s3.region = Some("us-east-1".into());
         s.s3.access_key_id = Some("test".into());
         s.s3.secret_access_key = Some("test".into());
+        // The production shape: templates and features encrypted at rest, so every
+        // PostgreSQL + S3 gateway test reads its features and templates through it
+        // (the embedded backing keeps the default, unencrypted).
+        // One key per test process: a test's gateway and factor services share it.
+        s.at_rest.key_file = Some(at_rest_key().clone());
     }
     s
+}
+
+/// The at-rest key of this test process (generated on first use).
+pub fn at_rest_key() -> &'static PathBuf {
+    static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let p = temp_dir("at-rest").join("at-rest.key");
+        tacit_backend::store::at_rest::AtRestKeys::generate(&p).expect("at-rest key");
+        p
+    })
 }
 
 pub struct TestServer {

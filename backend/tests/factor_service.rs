@@ -214,11 +214,10 @@ async fn factor_service_over_http() {
                     .collect(),
             };
             let key = format!("features/u-{}/dev/{k:020}-x.bin", common::rand_suffix());
-            store
-                .put(
-                    &object_store::path::Path::parse(&key).unwrap(),
-                    payload.encode().unwrap().into(),
-                )
+            // As the gateway writes them (encrypted at rest on PostgreSQL + S3).
+            f.service
+                .objects()
+                .put_durable(&key, payload.encode().unwrap())
                 .await
                 .unwrap();
             keys.push(key);

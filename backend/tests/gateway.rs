@@ -305,6 +305,37 @@ async fn scenario(backing: Backing) {
         stored_before
     );
 
+    // On PostgreSQL + S3 (the production shape, `common::settings`) the bucket holds
+    // ciphertext only; the embedded default stores the encoded payload.
+    let objects = ts.server.state.store.objects();
+    let first = &ts
+        .server
+        .state
+        .store
+        .list_feature_objects(&user)
+        .await
+        .unwrap()[0];
+    let raw = {
+        use object_store::ObjectStoreExt;
+        let p = object_store::path::Path::parse(first).unwrap();
+        objects
+            .object_store()
+            .get(&p)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    };
+    let encrypted = raw.starts_with(tacit_backend::store::at_rest::MAGIC);
+    assert_eq!(
+        encrypted,
+        matches!(backing, Backing::PostgresS3 { .. }),
+        "{first}"
+    );
+    let plain = objects.read(first).await.unwrap();
+    assert!(tacit_shared::payload::Payload::decode(&plain).is_ok());
+
     // Deletion: nothing of the user remains in the database or the object store.
     let other = format!("bob-{}", common::rand_suffix());
     let _ = admin_user(&http, &url, &other).await;

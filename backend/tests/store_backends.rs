@@ -46,4 +46,6 @@ suite!(
     delete_user,
     health,
     authentication_state,
+    at_rest,
+    retention,
 );

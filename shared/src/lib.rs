@@ -9,6 +9,7 @@
 //! * [`envelope`] — the versioned binary envelope v1 (see `PROTOCOL.md`);
 //! * [`payload`] — the batch of feature records carried inside an envelope;
 //! * [`schema`] — feature schemas (names, order, dimension, version) per factor;
+//! * [`keylist`] — the root-signed list of backend HPKE keys (key rotation);
 //! * [`replay`] — what the backend must remember per device to reject replays;
 //! * [`api`] — the JSON bodies of the HTTP API (device registration, uploads, errors).
 //!
@@ -21,6 +22,7 @@ pub mod api;
 pub mod envelope;
 pub mod hpke;
 pub mod identity;
+pub mod keylist;
 pub mod payload;
 pub mod replay;
 pub mod schema;

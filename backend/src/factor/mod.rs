@@ -227,7 +227,7 @@ impl FactorService {
                 .map_err(|e| format!("{}: {e}", file.display()))?,
             None => self
                 .objects
-                .read(&self.model_key)
+                .read_raw(&self.model_key)
                 .await
                 .map_err(|e| e.to_string())?,
         };

@@ -6,6 +6,7 @@ pub mod authenticate;
 pub mod devices;
 pub mod export;
 pub mod health;
+pub mod keys;
 pub mod templates;
 pub mod uploads;
 

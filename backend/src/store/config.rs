@@ -104,14 +104,31 @@ impl ObjectsConfig {
 }
 
 /// The whole storage configuration. `Debug` hides a password in the database URL.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `sqlite://PATH` (relative) or `sqlite:///ABSOLUTE/PATH`, or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]` (`postgresql://` too).
     pub database_url: String,
     /// Where the feature objects live.
     pub objects: ObjectsConfig,
+    /// Encryption of features and templates at rest (`None`: stored as they are).
+    pub at_rest: Option<Arc<super::at_rest::AtRestKeys>>,
 }
+
+// Keys are compared by identity: two configurations encrypt alike only with the same keys.
+impl PartialEq for StoreConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.database_url == other.database_url
+            && self.objects == other.objects
+            && match (&self.at_rest, &other.at_rest) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for StoreConfig {}
 
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -126,6 +143,7 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("database_url", &database_url)
             .field("objects", &self.objects)
+            .field("at_rest", &self.at_rest)
             .finish()
     }
 }
@@ -135,7 +153,7 @@ impl StoreConfig {
     /// idempotent, so every start may run them). Nothing is requested from S3 yet: a
     /// missing bucket shows in [`Store::health`] and in the first upload.
     pub async fn open(&self) -> StoreResult<Arc<dyn Store>> {
-        let objects = self.objects.open()?;
+        let objects = self.objects.open()?.with_at_rest(self.at_rest.clone());
         match DatabaseKind::parse(&self.database_url)? {
             DatabaseKind::Sqlite(path) => {
                 let store = SqliteStore::open(&path, objects).await?;
@@ -250,6 +268,7 @@ mod tests {
                 secret_access_key: Some("hunter3".into()),
                 ..S3Config::default()
             }),
+            at_rest: None,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter"), "{shown}");

@@ -8,6 +8,8 @@
 //! * `model.rs` — rows, outcomes, the user id rule;
 //! * `config.rs` — `sqlite://` / `postgres://` and `file://` / `s3://` configuration;
 //! * `objects.rs` — [`FeatureObjects`], the object store side;
+//! * `at_rest.rs` — [`at_rest::AtRestKeys`], AES-256-GCM of features and templates at
+//!   rest, bound to where each blob lives;
 //! * `sql.rs` — the queries (one text for both databases) and the shared [`Store`]
 //!   implementation; `sqlite.rs` / `postgres.rs` — connection, pragmas, migrations and
 //!   error codes of each database. Schemas: `backend/migrations/{sqlite,postgres}/`.
@@ -23,11 +25,13 @@
 //! Envelope rows are kept as long as their feature objects: they are the index of the
 //! objects as well as the replay memory, and they are small (~100 bytes against up to
 //! 1 MiB of features). Keeping them longer than the acceptance window is harmless
-//! (`replay::check` answers `Duplicate` for a remembered envelope of any age). There is
-//! no separate pruning yet: a retention job that deletes old feature objects must
-//! delete their rows with them, and only for envelopes created before
-//! `ReplayPolicy::prune_before(now)`.
+//! (`replay::check` answers `Duplicate` for a remembered envelope of any age). The
+//! retention job deletes old feature objects with their rows, and only for envelopes
+//! created before
+//! `ReplayPolicy::prune_before(now)` — [`Store::expire_envelopes`] does that for the
+//! retention sweep (`crate::retention`).
 
+pub mod at_rest;
 mod config;
 mod error;
 mod model;
@@ -136,6 +140,13 @@ pub trait Store: Send + Sync + 'static {
     /// request) or when the device does not exist. Of concurrent calls with the same
     /// time at most one gets `true`.
     async fn advance_auth_clock(&self, device_id: [u8; 16], request_ms: u64) -> StoreResult<bool>;
+
+    /// Deletes up to `limit` of the oldest envelopes created before `created_before_ms`
+    /// (device clock, Unix ms): their feature objects, then their rows. Returns how many
+    /// went; call again until it returns less than `limit`. The caller keeps the cut
+    /// below the replay window (`ReplayPolicy::prune_before`): the rows are the replay
+    /// memory.
+    async fn expire_envelopes(&self, created_before_ms: u64, limit: u32) -> StoreResult<u64>;
 
     /// Marks a device revoked (its uploads and authentications are refused from then
     /// on); `false` when there is no such device. Revoking twice is not an error.

@@ -14,6 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
+use super::at_rest::AtRestKeys;
 use super::config::S3Config;
 use super::error::{StoreError, StoreResult, from_object_store};
 use super::model::validate_user_id;
@@ -31,6 +32,8 @@ pub struct FeatureObjects {
     /// The directory itself, which must keep existing (a missing bucket fails a
     /// listing, a missing directory lists as empty).
     local_root: Option<PathBuf>,
+    /// Encryption of features (and, through the SQL store, templates) at rest.
+    at_rest: Option<Arc<AtRestKeys>>,
 }
 
 impl FeatureObjects {
@@ -55,6 +58,7 @@ impl FeatureObjects {
             store: fs.clone(),
             local: Some(fs),
             local_root: Some(root),
+            at_rest: None,
         })
     }
 
@@ -98,7 +102,20 @@ impl FeatureObjects {
             store,
             local: None,
             local_root: None,
+            at_rest: None,
         }
+    }
+
+    /// Encrypts features written from now on and decrypts what [`Self::read`]
+    /// returns (`store::at_rest`); the SQL store encrypts templates with the same keys.
+    pub fn with_at_rest(mut self, keys: Option<Arc<AtRestKeys>>) -> Self {
+        self.at_rest = keys;
+        self
+    }
+
+    /// The at-rest keys, when encryption is on.
+    pub fn at_rest(&self) -> Option<&AtRestKeys> {
+        self.at_rest.as_deref()
     }
 
     /// The underlying object store, for readers of the features (training).
@@ -121,9 +138,14 @@ impl FeatureObjects {
         ))
     }
 
-    /// Writes an object and returns once it is durable.
-    pub(crate) async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
+    /// Writes a feature object (encrypted when encryption at rest is on) and returns
+    /// once it is durable.
+    pub async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
         let location = parse_key(key)?;
+        let bytes = match &self.at_rest {
+            Some(k) => k.seal(key, &bytes)?,
+            None => bytes,
+        };
         self.store
             .put(&location, PutPayload::from(bytes))
             .await
@@ -143,8 +165,17 @@ impl FeatureObjects {
         Ok(())
     }
 
-    /// Reads an object.
+    /// Reads a feature object (decrypted when encryption at rest is on).
     pub async fn read(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let bytes = self.read_raw(key).await?;
+        match &self.at_rest {
+            Some(k) => k.open(key, &bytes),
+            None => Ok(bytes),
+        }
+    }
+
+    /// Reads an object as stored (model artifacts, which are not personal data).
+    pub async fn read_raw(&self, key: &str) -> StoreResult<Vec<u8>> {
         let location = parse_key(key)?;
         let got = self
             .store

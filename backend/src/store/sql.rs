@@ -66,6 +66,11 @@ pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, creat
 /// (SQLite) makes the comparison and the write atomic.
 pub(crate) const ADVANCE_AUTH_CLOCK: &str =
     "UPDATE devices SET last_auth_ms = $2 WHERE device_id = $1 AND last_auth_ms < $2";
+/// The oldest envelopes created before a time (the `envelopes_created` index).
+pub(crate) const EXPIRED_ENVELOPES: &str = "SELECT device_id, sequence, object_key FROM envelopes \
+     WHERE created_at_ms < $1 ORDER BY created_at_ms LIMIT $2";
+pub(crate) const DELETE_ENVELOPE: &str =
+    "DELETE FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const REVOKE_DEVICE: &str = "UPDATE devices SET revoked = $2 WHERE device_id = $1";
 pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
 pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
@@ -78,6 +83,11 @@ pub(crate) const PING: &str = "SELECT 1";
 /// How often `store_envelope` retries when its row conflicted but the conflicting row
 /// vanished before it could be read (a concurrent `delete_user`).
 pub(crate) const ENVELOPE_ATTEMPTS: usize = 3;
+
+/// What a template's at-rest encryption is bound to: its user, factor and format.
+pub(crate) fn template_context(user_id: &str, factor: &str, format: u32) -> String {
+    format!("templates/{user_id}/{factor}/{format}")
+}
 
 /// Server clock, Unix ms.
 /// A `devices` row as GET_DEVICE and USER_DEVICES select it.
@@ -455,11 +465,18 @@ macro_rules! impl_sql_store {
                 row: $crate::store::TemplateRow,
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::{StoreError, sql};
+                let blob = match self.objects.at_rest() {
+                    Some(k) => k.seal(
+                        &sql::template_context(&row.user_id, &row.factor, row.format),
+                        &row.blob,
+                    )?,
+                    None => row.blob,
+                };
                 let result = sqlx::query(sql::PUT_TEMPLATE)
                     .bind(&row.user_id)
                     .bind(&row.factor)
                     .bind(i64::from(row.format))
-                    .bind(&row.blob)
+                    .bind(&blob)
                     .bind($crate::store::model::ms_to_db(row.updated_at_ms))
                     .execute(&self.pool)
                     .await;
@@ -491,12 +508,20 @@ macro_rules! impl_sql_store {
                         })?;
                 rows.into_iter()
                     .map(|(factor, format, blob, at)| {
+                        let format = u32::try_from(format).map_err(|_| {
+                            StoreError::corrupt(format!("template format {format}"))
+                        })?;
+                        let blob = match self.objects.at_rest() {
+                            Some(k) => k.open(
+                                &$crate::store::sql::template_context(user_id, &factor, format),
+                                &blob,
+                            )?,
+                            None => blob,
+                        };
                         Ok(TemplateRow {
                             user_id: user_id.to_owned(),
                             factor,
-                            format: u32::try_from(format).map_err(|_| {
-                                StoreError::corrupt(format!("template format {format}"))
-                            })?,
+                            format,
                             blob,
                             updated_at_ms: $crate::store::model::ms_from_db(at, "template time")?,
                         })
@@ -547,6 +572,34 @@ macro_rules! impl_sql_store {
                         $crate::store::error::from_sqlx("recording request time", e, $transient)
                     })?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn expire_envelopes(
+                &self,
+                created_before_ms: u64,
+                limit: u32,
+            ) -> $crate::store::StoreResult<u64> {
+                use $crate::store::{error::from_sqlx, model::ms_to_db, sql};
+                let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(sql::EXPIRED_ENVELOPES)
+                    .bind(ms_to_db(created_before_ms))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| from_sqlx("listing expired envelopes", e, $transient))?;
+                let mut n = 0;
+                for (device_id, sequence, key) in rows {
+                    // Object first: a crash in between leaves a row whose object is gone,
+                    // which the next sweep finishes; never an object nobody indexes.
+                    self.objects.delete(&key).await?;
+                    sqlx::query(sql::DELETE_ENVELOPE)
+                        .bind(&device_id)
+                        .bind(sequence)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| from_sqlx("deleting an expired envelope", e, $transient))?;
+                    n += 1;
+                }
+                Ok(n)
             }
 
             async fn revoke_device(&self, device_id: [u8; 16]) -> $crate::store::StoreResult<bool> {

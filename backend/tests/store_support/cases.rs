@@ -517,3 +517,111 @@ pub async fn authentication_state(fx: &Fixture) {
     s.delete_user("u1").await.unwrap();
     assert!(s.templates("u1").await.unwrap().is_empty());
 }
+
+/// Encryption at rest: what the bucket or directory and the database hold is
+/// ciphertext bound to its place; the store reads it back; another key, a moved blob
+/// or a store without the key gets no plaintext.
+pub async fn at_rest(fx: &Fixture) {
+    use tacit_backend::store::TemplateRow;
+    use tacit_backend::store::at_rest::{AtRestKeys, MAGIC};
+    let keys = Arc::new(AtRestKeys::new([7; 32], &[]).unwrap());
+    let s = fx.store_with_at_rest(keys).await;
+    for u in ["u1", "u2"] {
+        s.create_user(u).await.unwrap();
+    }
+    let (d1, d2) = (device("u1", 1), device("u2", 2));
+    s.register_device(d1.clone()).await.unwrap();
+    s.register_device(d2.clone()).await.unwrap();
+    let secret = b"gait features of u1 ........".to_vec();
+    let (m1, m2) = (meta(&d1, 1, [0xa1; 16]), meta(&d2, 1, [0xa2; 16]));
+    s.store_envelope(m1.clone(), secret.clone()).await.unwrap();
+    s.store_envelope(m2.clone(), b"features of u2".to_vec())
+        .await
+        .unwrap();
+    let raw = fx.raw_object(&key(&m1)).await;
+    assert_eq!(&raw[..4], MAGIC);
+    assert!(!raw.windows(8).any(|w| secret.windows(8).any(|x| x == w)));
+    assert_eq!(s.objects().read(&key(&m1)).await.unwrap(), secret);
+    // The store without the key reads the ciphertext as it is, never the features.
+    assert_eq!(fx.store.objects().read(&key(&m1)).await.unwrap(), raw);
+
+    let template = TemplateRow {
+        user_id: "u1".into(),
+        factor: "gait".into(),
+        format: 1,
+        blob: b"the template of u1 ..........".to_vec(),
+        updated_at_ms: NOW,
+    };
+    s.put_template(template.clone()).await.unwrap();
+    let raw_t = fx.raw_template("u1", "gait").await;
+    assert_eq!(&raw_t[..4], MAGIC);
+    assert_ne!(raw_t, template.blob);
+    assert_eq!(s.templates("u1").await.unwrap(), vec![template.clone()]);
+
+    // Another key: refused, not garbage.
+    let other = fx
+        .store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[]).unwrap()))
+        .await;
+    assert!(other.templates("u1").await.is_err());
+    assert!(other.objects().read(&key(&m1)).await.is_err());
+    // Rotation: the new key writes, the old one still reads.
+    let rotated = fx
+        .store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[[7; 32]]).unwrap()))
+        .await;
+    assert_eq!(rotated.objects().read(&key(&m1)).await.unwrap(), secret);
+    assert_eq!(rotated.templates("u1").await.unwrap(), vec![template]);
+
+    // An insider moving u1's features under u2's key: the blob no longer opens.
+    {
+        use object_store::{ObjectStoreExt, PutPayload};
+        let to = object_store::path::Path::parse(key(&m2)).unwrap();
+        fx.store
+            .objects()
+            .object_store()
+            .put(&to, PutPayload::from(raw))
+            .await
+            .unwrap();
+    }
+    assert!(s.objects().read(&key(&m2)).await.is_err());
+}
+
+/// Retention: `expire_envelopes` removes the oldest batches, object and row, in
+/// batches, and nothing newer than the cut.
+pub async fn retention(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = device("u1", 1);
+    s.register_device(d.clone()).await.unwrap();
+    let mut metas = Vec::new();
+    for i in 0..5u8 {
+        let mut m = meta(&d, u64::from(i) + 1, [i; 16]);
+        m.created_at_ms = NOW - (10 - u64::from(i)) * HOUR;
+        s.store_envelope(m.clone(), features(m.sequence, m.envelope_id))
+            .await
+            .unwrap();
+        metas.push(m);
+    }
+    // Created 10, 9, 8, 7 and 6 hours before NOW; the cut (strictly before 7 h) keeps
+    // the two newest.
+    let cut = NOW - 7 * HOUR;
+    assert_eq!(s.expire_envelopes(cut, 2).await.unwrap(), 2);
+    assert_eq!(s.expire_envelopes(cut, 2).await.unwrap(), 1);
+    assert_eq!(s.expire_envelopes(cut, 2).await.unwrap(), 0);
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
+    assert_eq!(
+        s.list_feature_objects("u1").await.unwrap(),
+        [key(&metas[3]), key(&metas[4])]
+    );
+    assert_eq!(fx.all_objects().await, [key(&metas[3]), key(&metas[4])]);
+    assert_eq!(s.seen(d.device_id, 1).await.unwrap(), None);
+    assert_eq!(s.seen(d.device_id, 5).await.unwrap(), Some([4; 16]));
+    // A sweep with the library's batching empties everything before a later cut.
+    assert_eq!(
+        tacit_backend::retention::sweep(s.as_ref(), NOW)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 0);
+    assert!(fx.all_objects().await.is_empty());
+}

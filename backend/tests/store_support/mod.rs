@@ -102,6 +102,7 @@ impl Fixture {
         let config = StoreConfig {
             database_url: format!("sqlite://{}", db.display()),
             objects: ObjectsConfig::Local(objects_dir),
+            at_rest: None,
         };
         Some(Fixture {
             raw: Raw::Sqlite(store.pool().clone()),
@@ -134,6 +135,7 @@ impl Fixture {
         let config = StoreConfig {
             database_url: url.to_string(),
             objects,
+            at_rest: None,
         };
         let store = PostgresStore::connect(&config.database_url, config.objects.open().unwrap())
             .await
@@ -299,6 +301,56 @@ impl Fixture {
     }
 
     /// Every object key in the whole directory or bucket, sorted.
+    /// A second store on the same database and objects that encrypts at rest.
+    pub async fn store_with_at_rest(
+        &self,
+        keys: Arc<tacit_backend::store::at_rest::AtRestKeys>,
+    ) -> Arc<dyn Store> {
+        StoreConfig {
+            at_rest: Some(keys),
+            ..self.config.clone()
+        }
+        .open()
+        .await
+        .unwrap()
+    }
+
+    /// A template's blob as the database holds it.
+    pub async fn raw_template(&self, user_id: &str, factor: &str) -> Vec<u8> {
+        const Q: &str = "SELECT blob FROM templates WHERE user_id = $1 AND factor = $2";
+        match &self.raw {
+            Raw::Sqlite(p) => {
+                sqlx::query_scalar(Q)
+                    .bind(user_id)
+                    .bind(factor)
+                    .fetch_one(p)
+                    .await
+            }
+            Raw::Postgres(p) => {
+                sqlx::query_scalar(Q)
+                    .bind(user_id)
+                    .bind(factor)
+                    .fetch_one(p)
+                    .await
+            }
+        }
+        .unwrap()
+    }
+
+    /// An object as stored (no decryption).
+    pub async fn raw_object(&self, key: &str) -> Vec<u8> {
+        use object_store::ObjectStoreExt;
+        let path = object_store::path::Path::parse(key).unwrap();
+        let got = self
+            .store
+            .objects()
+            .object_store()
+            .get(&path)
+            .await
+            .unwrap();
+        got.bytes().await.unwrap().to_vec()
+    }
+
     pub async fn all_objects(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .store

@@ -236,9 +236,18 @@ async def scenario():
     expect_error("key id mismatch -> InvalidConfig", lambda: t.TacitClient(wrong_id, None),
                  t.TacitError.InvalidConfig)
 
+    bad_root = config(os.path.join(data, "bad3"))
+    bad_root.key_list_root = b"short"
+    expect_error("key list root of 5 bytes -> InvalidConfig", lambda: t.TacitClient(bad_root, None),
+                 t.TacitError.InvalidConfig)
+
     client = t.TacitClient(config(os.path.join(data, "main")), None)
     st = client.status()
     check("fresh client is not registered", not st.registered and st.device_id is None, str(st))
+    main_cfg = config(os.path.join(data, "main"))
+    check("seals to the pinned key without a key list",
+          st.backend_key_id == main_cfg.backend_key_id and st.key_list_serial == 0, str(st))
+    check("no pinned root: refresh_backend_keys fetches nothing", await client.refresh_backend_keys() == 0)
     await expect_error_async("upload before registration -> NotRegistered",
                              client.upload_pending(), t.TacitError.NotRegistered)
     await expect_error_async("authenticate before registration -> NotRegistered",

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, payload
+from .at_rest import AtRestError, AtRestKeys
 from .jobs import JobStore
 from .model import NAME, EnrolError, Model, ModelConfigError, TemplateError
 
@@ -32,6 +33,7 @@ log = logging.getLogger("pyfactor")
 
 MAX_ROWS = 4096
 MAX_OBJECT_BYTES = 1 << 20  # an envelope is at most 1 MiB, so is its payload
+AT_REST_OVERHEAD = 64  # header and tag of an object encrypted at rest
 MAX_FILES = 1024
 MAX_JOB_VECTORS = 1_000_000
 MAX_TEMPLATE_BYTES = 1 << 20
@@ -82,6 +84,11 @@ class Settings:
         self.max_jobs = _env_number(env, "FACTOR_MAX_JOBS", 64, 1, 100000, int)
         # Test hook: every job sleeps this long before it starts (restart tests).
         self.test_job_delay_s = _env_number(env, "FACTOR_TEST_JOB_DELAY_S", 0.0, 0.0, 3600.0)
+        # Feature objects encrypted at rest by the gateway (TACIT_AT_REST_KEY_FILE).
+        try:
+            self.at_rest = AtRestKeys.from_env(env)
+        except (OSError, ValueError, ImportError) as e:
+            raise SystemExit(f"TACIT_AT_REST_KEY_FILE: {e}") from None
 
 
 # -- the model and its reload -----------------------------------------------------------
@@ -366,7 +373,7 @@ def check_files(body):
     return files
 
 
-def load_vectors(model, root, keys):
+def load_vectors(model, root, keys, at_rest=None):
     """The model's vectors in the given feature files: the records of factor
     keystroke_fixed with the model's dimension (other factors' records are skipped)."""
     root = os.path.realpath(root)
@@ -377,11 +384,16 @@ def load_vectors(model, root, keys):
             raise JobError(f"{key}: outside the object store")
         try:
             with open(path, "rb") as f:
-                data = f.read(MAX_OBJECT_BYTES + 1)
+                data = f.read(MAX_OBJECT_BYTES + AT_REST_OVERHEAD + 1)
         except FileNotFoundError:
             raise JobError(f"{key}: no such object") from None
         except OSError as e:
             raise JobError(f"{key}: {e.strerror}") from None
+        if at_rest is not None:
+            try:
+                data = at_rest.open(key, data)
+            except AtRestError as e:
+                raise JobError(f"{key}: {e}") from None
         if len(data) > MAX_OBJECT_BYTES:
             raise JobError(f"{key}: larger than {MAX_OBJECT_BYTES} bytes")
         try:
@@ -593,7 +605,7 @@ def create_app(settings=None):
         files = check_files(body)
 
         def job():
-            return m.enrol_result(load_vectors(m, settings.objects_dir, files))
+            return m.enrol_result(load_vectors(m, settings.objects_dir, files, settings.at_rest))
 
         return await run_in_threadpool(submit, "train", job)
 
@@ -607,7 +619,7 @@ def create_app(settings=None):
         template = check_template(m, body["template"])
 
         def job():
-            return m.score_result(template, load_vectors(m, settings.objects_dir, files))
+            return m.score_result(template, load_vectors(m, settings.objects_dir, files, settings.at_rest))
 
         return await run_in_threadpool(submit, "input", job)
 

@@ -6,6 +6,7 @@
 
 mod answer;
 mod authentication;
+mod backend_keys;
 pub(crate) mod clock;
 mod keystore;
 mod registration;
@@ -80,8 +81,13 @@ pub enum ClientError {
 pub struct ClientConfig {
     /// Backend base URL, e.g. `https://auth.example.com`.
     pub backend_url: String,
-    /// The backend's HPKE public key (pinned in the app).
+    /// The backend's HPKE public key (pinned in the app): sealed to until a key list
+    /// signed by `key_list_root` names another.
     pub backend_key: RecipientPublicKey,
+    /// The backend's root public key (Ed25519, 32 bytes, from `tacit-backend keys
+    /// root-keygen`): when set, the client learns rotated backend keys from the
+    /// root-signed list at `GET /v1/keys`. `None`: `backend_key` only.
+    pub key_list_root: Option<[u8; 32]>,
     /// Where the outbox, the device key and the registration live. Keep it out of
     /// device backups: a restored copy reuses sequence numbers, which the backend takes
     /// for a cloned phone (it revokes the device).
@@ -148,6 +154,7 @@ impl ClientConfig {
             outbox: OutboxConfig::default(),
             wifi_only: false,
             tls_roots_pem: None,
+            key_list_root: None,
             clock_skew_ms: 0,
         })
     }
@@ -216,6 +223,10 @@ pub struct Status {
     pub pending_records: u64,
     /// Last successful upload (Unix ms).
     pub last_upload_unix_ms: Option<u64>,
+    /// Id of the backend key new envelopes are sealed to (hex).
+    pub backend_key_id: String,
+    /// Serial of the root-signed key list in use (0: the pinned key alone).
+    pub key_list_serial: u64,
     /// Current network state.
     pub network: Network,
 }
@@ -237,6 +248,8 @@ pub struct Client {
     /// The server's time as learned from its answers: what envelopes and requests are
     /// stamped with.
     clock: Arc<ServerClock>,
+    /// The backend keys: pinned, or learned from the root-signed list.
+    backend_keys: backend_keys::BackendKeys,
     rng: SystemRandom,
     capture: Mutex<Capture>,
     registration: Mutex<Option<Registration>>,
@@ -276,6 +289,8 @@ impl Client {
         let http = crate::upload::http_client(cfg.upload.request_timeout, roots)
             .map_err(ClientError::Config)?;
         let registration = Registration::load(&cfg.data_dir)?;
+        let backend_keys =
+            backend_keys::BackendKeys::open(&cfg.data_dir, cfg.backend_key, cfg.key_list_root);
         let own_id = signer.public_key().device_id().to_hex();
         if registration.as_ref().is_some_and(|r| r.device_id != own_id) {
             tracing::warn!(
@@ -301,6 +316,7 @@ impl Client {
             uploader,
             http,
             clock,
+            backend_keys,
             rng: SystemRandom::new(),
         })
     }
@@ -450,10 +466,11 @@ impl Client {
                 sequence,
                 created_at_ms: self.clock.now_ms(),
             };
+            let recipient = self.backend_keys.key_for(params.created_at_ms);
             let (header, bytes) = Envelope::seal(
                 params,
                 &payload,
-                &self.cfg.backend_key,
+                &recipient,
                 self.signer.as_ref(),
                 &self.rng,
             )
@@ -499,6 +516,12 @@ impl Client {
                 remaining,
                 skipped: Some(why.into()),
             });
+        }
+        if self.backend_keys.refresh_due()
+            && let Err(e) = self.refresh_backend_keys().await
+        {
+            // The held keys stay in use; the next upload tries again.
+            tracing::warn!(error = %e, "backend key list not refreshed");
         }
         let report = self.uploader.drain(&self.outbox).await;
         let remaining = self.outbox.stats()?.envelopes;
@@ -574,6 +597,17 @@ impl Client {
         Ok(r)
     }
 
+    /// Fetches the backend's root-signed key list (`GET /v1/keys`), verifies it against
+    /// the pinned root (`ClientConfig::key_list_root`) and keeps it; new envelopes are
+    /// sealed to its current key from then on. Returns the list's serial (0 without a
+    /// pinned root or a published list). Uploads call it by themselves every few hours;
+    /// a refused list (bad signature, rollback) is an error and the held keys stay.
+    pub async fn refresh_backend_keys(&self) -> Result<u64, ClientError> {
+        self.backend_keys
+            .refresh(&self.http, &self.cfg.backend_url, &self.clock)
+            .await
+    }
+
     /// Updates the network state used by the upload policy.
     pub fn set_network(&self, network: Network) -> Result<(), ClientError> {
         self.capture()?.network = network;
@@ -597,6 +631,12 @@ impl Client {
             acknowledged_total: s.acknowledged_total,
             pending_records: c.pending.len() as u64,
             last_upload_unix_ms: s.last_upload_ms,
+            backend_key_id: self
+                .backend_keys
+                .key_for(self.clock.now_ms())
+                .key_id()
+                .to_hex(),
+            key_list_serial: self.backend_keys.serial(),
             network: c.network,
         })
     }

@@ -210,6 +210,16 @@ impl TacitClient {
         };
         cfg.wifi_only = u.wifi_only;
         cfg.tls_roots_pem = config.tls_roots_pem.clone();
+        cfg.key_list_root = match &config.key_list_root {
+            None => None,
+            Some(k) => Some(
+                k.as_slice()
+                    .try_into()
+                    .map_err(|_| TacitError::InvalidConfig {
+                        message: format!("key_list_root must be 32 bytes, got {}", k.len()),
+                    })?,
+            ),
+        };
         let signer: Option<Arc<dyn DeviceSigner>> = match key_store {
             Some(k) => Some(Arc::new(ForeignSigner::new(k)?)),
             None => None,
@@ -273,6 +283,13 @@ impl TacitClient {
     /// the answer uses the newest behaviour. Needs a registered device and the network.
     pub async fn authenticate(&self, include_fresh: bool) -> Result<AuthResult, TacitError> {
         Ok(self.inner.authenticate(include_fresh).await?.into())
+    }
+
+    /// Fetches the backend's root-signed key list now and keeps it when it verifies
+    /// against `config.key_list_root`; returns its serial (0 without a pinned root or a
+    /// published list). Uploads do this by themselves every few hours.
+    pub async fn refresh_backend_keys(&self) -> Result<u64, TacitError> {
+        Ok(self.inner.refresh_backend_keys().await?)
     }
 
     /// Counters and state for display and diagnostics.

@@ -26,6 +26,13 @@ pub struct TacitConfig {
     /// is refused. Needs an `https://` backend URL. Default: the system's roots.
     #[uniffi(default = None)]
     pub tls_roots_pem: Option<String>,
+    /// The backend's root public key (Ed25519, 32 bytes, printed by `tacit-backend keys
+    /// root-keygen`). When set, the client learns rotated backend keys from the
+    /// root-signed key list (`GET /v1/keys`, checked before uploads every few hours) and
+    /// refuses lists with another signature or an older serial. Default: none, the
+    /// pinned `backend_public_key` only.
+    #[uniffi(default = None)]
+    pub key_list_root: Option<Vec<u8>>,
 }
 
 /// Upload behaviour.
@@ -252,6 +259,10 @@ pub struct ClientStatus {
     pub last_upload_unix_ms: Option<u64>,
     /// Current network state.
     pub network: NetworkState,
+    /// Id of the backend key new envelopes are sealed to (hex).
+    pub backend_key_id: String,
+    /// Serial of the root-signed key list in use (0: the pinned key alone).
+    pub key_list_serial: u64,
 }
 
 impl From<Status> for ClientStatus {
@@ -270,6 +281,8 @@ impl From<Status> for ClientStatus {
                 online: s.network.online,
                 unmetered: s.network.unmetered,
             },
+            backend_key_id: s.backend_key_id,
+            key_list_serial: s.key_list_serial,
         }
     }
 }

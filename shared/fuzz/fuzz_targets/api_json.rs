@@ -2,7 +2,9 @@
 //! (device registration, uploads, authentication) and what the phone parses (the
 //! gateway's answers and error bodies). Parsing must never panic; whatever parses must
 //! survive a serialize / parse round trip unchanged; the fields the gateway decodes
-//! next (base64 envelopes and signatures, the device key) must decode or fail cleanly.
+//! next (base64 envelopes and signatures, the device key) must decode or fail cleanly;
+//! the signed key list of key rotation must never verify under a root it was not
+//! signed by, and a valid list always names a current key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,6 +14,7 @@ use tacit_shared::api::{
     AuthenticateRequest, AuthenticateResponse, ErrorBody, RegisterDeviceRequest, UploadRequest,
     UploadResponse, b64_decode,
 };
+use tacit_shared::keylist::{KeyList, SignedKeyList};
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8]) -> Option<T> {
     let v: T = serde_json::from_slice(data).ok()?;
@@ -37,6 +40,17 @@ fuzz_target!(|data: &[u8]| {
     // Scores are floats: JSON has no NaN, so a parsed answer round-trips.
     let _ = round_trip::<AuthenticateResponse>(data);
     let _ = round_trip::<ErrorBody>(data);
+    // Key rotation, the phone's side: the signed list as served, and the list inside it
+    // (reached only past the root's signature, so parsed here directly as well).
+    if let Ok(s) = SignedKeyList::from_json(data) {
+        assert!(s.verify(&[7u8; 32], 0).is_err(), "a fuzzed list verified");
+    }
+    if let Some(l) = round_trip::<KeyList>(data)
+        && l.validate().is_ok()
+    {
+        let k = l.current(1_800_000_000_000).expect("a valid list has a current key");
+        assert!(k.public().is_ok());
+    }
 });
 
 fn hex_id(s: &str) -> Option<[u8; 16]> {

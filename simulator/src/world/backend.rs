@@ -133,7 +133,21 @@ fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
     settings.limits.burst_per_device = 1e6;
     // Days pass in seconds: a re-sent envelope is a client's retry for 1 s, not 2 min.
     settings.auth.fresh_retry_s = FRESH_RETRY_S;
+    // The production shape: features and templates encrypted at rest.
+    settings.at_rest.key_file = Some(dir.join("at-rest.key"));
     settings
+}
+
+/// Writes the at-rest key of a local backend's settings unless it exists.
+fn ensure_at_rest_key(settings: &Settings) -> Result<(), String> {
+    match &settings.at_rest.key_file {
+        Some(k) if !k.exists() => {
+            std::fs::create_dir_all(k.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| e.to_string())?;
+            tacit_backend::store::at_rest::AtRestKeys::generate(k).map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The gateway's retry window of a local backend ([`local_settings`]).
@@ -198,14 +212,17 @@ impl SimBackend {
                     .map_err(|e| e.to_string())?
                     .port();
                 let settings = local_settings(dir, format!("127.0.0.1:{port}"), &admin_token);
+                ensure_at_rest_key(&settings)?;
                 let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
                 let config = dir.join("backend.toml");
                 let toml = format!(
                     "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nadmin_token = {:?}\n\n\
                      [limits]\nenvelopes_per_second_per_device = 1e6\nburst_per_device = 1e6\n\n\
-                     [auth]\nfresh_retry_s = {FRESH_RETRY_S}\n",
+                     [auth]\nfresh_retry_s = {FRESH_RETRY_S}\n\n\
+                     [at_rest]\nkey_file = {:?}\n",
                     dir.display().to_string(),
-                    admin_token
+                    admin_token,
+                    dir.join("at-rest.key").display().to_string()
                 );
                 std::fs::write(&config, toml).map_err(|e| e.to_string())?;
                 let mut backend = SimBackend {
@@ -234,6 +251,7 @@ impl SimBackend {
             }
             _ => {
                 let settings = local_settings(dir, "127.0.0.1:0".into(), &admin_token);
+                ensure_at_rest_key(&settings)?;
                 let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
                 let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
                 let store = server::open_store(&settings)

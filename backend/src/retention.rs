@@ -1,0 +1,93 @@
+//! Data retention: feature batches older than `retention.feature_days` are deleted by
+//! a sweep that runs at start and then every `retention.sweep_interval_s`.
+//!
+//! The envelope rows are the replay memory as well as the index of the objects, so the
+//! cut is never later than the acceptance window's start (`ReplayPolicy::prune_before`):
+//! a retention shorter than the window keeps batches until the window has passed them.
+//! Templates are kept until the user is deleted (they are re-derived on enrolment and
+//! are the user's, not raw behaviour); tokens expire on their own.
+
+use std::time::Duration;
+
+use tacit_shared::replay::ReplayPolicy;
+
+use crate::state::AppState;
+use crate::store::{Store, StoreResult};
+
+/// Envelopes deleted per store call.
+pub const SWEEP_BATCH: u32 = 1_000;
+
+/// The creation time before which batches go, for a retention of `feature_days` at
+/// `now_ms` (`None`: keep everything).
+pub fn cutoff_ms(feature_days: u64, replay: &ReplayPolicy, now_ms: u64) -> Option<u64> {
+    if feature_days == 0 {
+        return None;
+    }
+    let by_age = now_ms.saturating_sub(feature_days.saturating_mul(86_400_000));
+    Some(by_age.min(replay.prune_before(now_ms)))
+}
+
+/// Deletes every batch created before `cutoff_ms`, in batches; returns how many went.
+pub async fn sweep(store: &dyn Store, cutoff_ms: u64) -> StoreResult<u64> {
+    let mut total = 0;
+    loop {
+        let n = store.expire_envelopes(cutoff_ms, SWEEP_BATCH).await?;
+        total += n;
+        if n < u64::from(SWEEP_BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// One sweep with the gateway's settings and clock; logs and counts what it did.
+pub async fn sweep_now(st: &AppState) -> StoreResult<u64> {
+    let Some(cut) = cutoff_ms(
+        st.settings.retention.feature_days,
+        &st.replay,
+        crate::state::now_ms(),
+    ) else {
+        return Ok(0);
+    };
+    let n = sweep(st.store.as_ref(), cut).await?;
+    if n > 0 {
+        st.metrics.inc("tacit_retention_expired_total", "", n);
+        tracing::info!(expired = n, "retention: old feature batches deleted");
+    }
+    Ok(n)
+}
+
+/// Runs [`sweep_now`] at start and every `retention.sweep_interval_s` until the task is
+/// aborted. A failed sweep (store down) is logged and retried at the next tick.
+pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if st.settings.retention.feature_days == 0 {
+            return;
+        }
+        let every = Duration::from_secs(st.settings.retention.sweep_interval_s.max(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweep_now(&st).await {
+                tracing::warn!(error = %e, "retention sweep failed; retrying at the next tick");
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoff_never_passes_the_replay_window() {
+        let replay = ReplayPolicy {
+            max_age_ms: 14 * 86_400_000,
+            max_future_skew_ms: 0,
+        };
+        let now = 1_000 * 86_400_000;
+        assert_eq!(cutoff_ms(0, &replay, now), None);
+        assert_eq!(cutoff_ms(90, &replay, now), Some(now - 90 * 86_400_000));
+        assert_eq!(cutoff_ms(1, &replay, now), Some(now - 14 * 86_400_000));
+    }
+}

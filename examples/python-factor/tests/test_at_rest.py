@@ -1,0 +1,81 @@
+"""Feature objects encrypted at rest: the shared vector (backend/tests/vectors/, also
+opened by the Rust store), key files, and what must be refused."""
+
+import json
+import os
+import tempfile
+import unittest
+
+from pyfactor import app
+from pyfactor.at_rest import AtRestError, AtRestKeys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+VECTOR = os.path.join(REPO, "backend", "tests", "vectors", "at_rest_v1.json")
+
+
+class Vector(unittest.TestCase):
+    def setUp(self):
+        with open(VECTOR) as f:
+            v = json.load(f)
+        self.keys = AtRestKeys([bytes.fromhex(v["key_hex"])])
+        self.context = v["context"]
+        self.blob = bytes.fromhex(v["blob_hex"])
+        self.plain = bytes.fromhex(v["plaintext_hex"])
+
+    def test_opens(self):
+        self.assertEqual(self.keys.open(self.context, self.blob), self.plain)
+
+    def test_refuses_moved_altered_plain_and_foreign(self):
+        with self.assertRaises(AtRestError):
+            self.keys.open("features/bob/x.bin", self.blob)
+        altered = self.blob[:-1] + bytes([self.blob[-1] ^ 1])
+        with self.assertRaises(AtRestError):
+            self.keys.open(self.context, altered)
+        with self.assertRaises(AtRestError):
+            self.keys.open(self.context, self.plain)
+        with self.assertRaises(AtRestError):
+            AtRestKeys([b"\x08" * 32]).open(self.context, self.blob)
+
+
+class KeyFiles(unittest.TestCase):
+    def test_env_and_modes(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.assertIsNone(AtRestKeys.from_env({}))
+            p = os.path.join(d, "k")
+            with open(p, "w") as f:
+                f.write("07" * 32 + "\n")
+            os.chmod(p, 0o600)
+            with open(VECTOR) as f:
+                v = json.load(f)
+            keys = AtRestKeys.from_env({"TACIT_AT_REST_KEY_FILE": p})
+            self.assertEqual(keys.open(v["context"], bytes.fromhex(v["blob_hex"])), bytes.fromhex(v["plaintext_hex"]))
+            os.chmod(p, 0o644)
+            with self.assertRaises(ValueError):
+                AtRestKeys.from_env({"TACIT_AT_REST_KEY_FILE": p})
+            os.chmod(p, 0o600)
+            with open(p, "w") as f:
+                f.write("short")
+            with self.assertRaises(ValueError):
+                AtRestKeys.from_env({"TACIT_AT_REST_KEY_FILE": p})
+
+    def test_service_reads_encrypted_objects(self):
+        """load_vectors with keys: the encrypted object opens under its own key path."""
+        with tempfile.TemporaryDirectory() as d, open(VECTOR) as f:
+            v = json.load(f)
+            path = os.path.join(d, v["context"])
+            os.makedirs(os.path.dirname(path))
+            with open(path, "wb") as out:
+                out.write(bytes.fromhex(v["blob_hex"]))
+            keys = AtRestKeys([bytes.fromhex(v["key_hex"])])
+            # The vector's plaintext is not a payload: decryption passes, decoding refuses.
+            with self.assertRaises(app.JobError) as e:
+                app.load_vectors(None, d, [v["context"]], keys)
+            self.assertIn("invalid payload", str(e.exception))
+            with self.assertRaises(app.JobError) as e:
+                app.load_vectors(None, d, [v["context"]], AtRestKeys([b"\x08" * 32]))
+            self.assertIn("unknown at-rest key", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
