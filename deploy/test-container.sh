@@ -142,8 +142,11 @@ init_cmd="$(sed -n 's/^ *- \(install -m 0600 .*\)$/\1/p' deploy/k8s/base/gateway
 ts="..$(date +%Y_%m_%d_%H_%M_%S).0"
 mkdir -p "$tmp/secret/$ts" "$tmp/keys"
 cp "$secret" "$tmp/secret/$ts/"
+# A published key list comes along (its content is the gateway's business, not the copy's).
+echo '{"list":"","signature":""}' >"$tmp/secret/$ts/keylist.json"
 ln -s "$ts" "$tmp/secret/..data"
 ln -s "..data/$(basename "$secret")" "$tmp/secret/$(basename "$secret")"
+ln -s "..data/keylist.json" "$tmp/secret/keylist.json"
 chown -R 0:10001 "$tmp/secret"
 chmod 0440 "$tmp/secret/$ts/$(basename "$secret")"
 chown 10001:10001 "$tmp/keys"
@@ -152,7 +155,9 @@ podman run --rm "${sec[@]}" --network none --group-add 10001 --entrypoint /bin/s
   die "the gateway's key-copy init command failed: $init_cmd"
 [ "$(stat -c '%u %a' "$tmp/keys/$(basename "$secret")")" = "10001 600" ] ||
   die "init command left $(stat -c '%u %a' "$tmp/keys/$(basename "$secret")") on the key (want 10001 600)"
-log "key-copy init command (Secret volume layout -> /keys, mode 0600) ok"
+cmp -s "$tmp/secret/$ts/keylist.json" "$tmp/keys/keylist.json" ||
+  die "init command did not copy keylist.json"
+log "key-copy init command (Secret volume layout -> /keys, mode 0600; key list along) ok"
 
 # ---- serve, published on loopback ----
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }

@@ -167,6 +167,18 @@ pub async fn admin_user(http: &reqwest::Client, url: &str, user: &str) -> String
     v["token"].as_str().expect("token").to_string()
 }
 
+/// `GET /v1/users/{user}/export` with the admin token: must answer 200; the JSON.
+pub async fn export(http: &reqwest::Client, url: &str, user: &str) -> serde_json::Value {
+    let r = http
+        .get(format!("{url}/v1/users/{user}/export"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("export json")
+}
+
 /// Runs `tacit-backend keygen` in `dir` and returns the new public key.
 pub fn keygen_process(dir: &std::path::Path) -> tacit_shared::hpke::RecipientPublicKey {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tacit-backend"))

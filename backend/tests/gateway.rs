@@ -136,14 +136,7 @@ async fn scenario(backing: Backing) {
     assert_eq!(stored_before, sealed.envelopes as u64);
 
     // Export (the person's access and portability): the device, every record uploaded.
-    let r = http
-        .get(format!("{url}/v1/users/{user}/export"))
-        .bearer_auth(common::ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let export: serde_json::Value = r.json().await.unwrap();
+    let export = common::export(&http, &url, &user).await;
     assert_eq!(export["user_id"], user.as_str());
     assert_eq!(export["devices"].as_array().unwrap().len(), 1);
     assert_eq!(export["devices"][0]["device_id"], reg.device_id.as_str());

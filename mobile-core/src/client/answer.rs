@@ -6,11 +6,11 @@ use crate::upload::UploadError;
 use crate::upload::response::{MAX_ERROR_BODY_BYTES, error_body, read_bounded};
 
 /// The body of a success answer of at most `limit` bytes; an error answer becomes
-/// [`ClientError::Server`] naming `what`, the HTTP status and the server's reason.
+/// [`ClientError::Refused`] with `what`, the HTTP status and the server's code.
 pub(super) async fn read_answer(
     resp: reqwest::Response,
     limit: usize,
-    what: &str,
+    what: &'static str,
 ) -> Result<Vec<u8>, ClientError> {
     let status = resp.status();
     let ok = status.is_success();
@@ -20,17 +20,22 @@ pub(super) async fn read_answer(
             UploadError::ResponseTooLarge { limit } if ok => {
                 ClientError::Server(format!("{what} answer larger than {limit} bytes"))
             }
-            UploadError::ResponseTooLarge { limit } => ClientError::Server(format!(
-                "{what} refused: HTTP {status} (error body over {limit} bytes)"
-            )),
+            UploadError::ResponseTooLarge { limit } => ClientError::Refused {
+                what,
+                status: status.as_u16(),
+                code: "unreadable".into(),
+                message: format!("error body over {limit} bytes"),
+            },
             other => ClientError::Network(other.to_string()),
         })?;
     if !ok {
         let body = error_body(&bytes);
-        return Err(ClientError::Server(format!(
-            "{what} refused: HTTP {status}: {} ({})",
-            body.error, body.code
-        )));
+        return Err(ClientError::Refused {
+            what,
+            status: status.as_u16(),
+            code: body.code,
+            message: body.error,
+        });
     }
     Ok(bytes)
 }

@@ -121,9 +121,7 @@ impl BackendKeys {
         }
         let bytes = read_answer(resp, MAX_SIGNED_LIST_LEN, "key list").await?;
         let held_serial = self.serial();
-        let list = SignedKeyList::from_json(&bytes)
-            .and_then(|s| s.verify(&root, held_serial))
-            .map_err(|e| ClientError::Server(format!("key list refused: {e}")))?;
+        let list = SignedKeyList::from_json(&bytes).and_then(|s| s.verify(&root, held_serial))?;
         // Kept before use: a restart offline seals to the same key.
         write_private(&self.file, &bytes)
             .map_err(|e| ClientError::Storage(format!("{}: {e}", self.file.display())))?;

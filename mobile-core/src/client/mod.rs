@@ -62,9 +62,25 @@ pub enum ClientError {
     /// The network or the server could not be reached.
     #[error("network: {0}")]
     Network(String),
-    /// The server answered with an error.
+    /// The server's answer is unusable (malformed, inconsistent, too large).
     #[error("server: {0}")]
     Server(String),
+    /// The server refused the request: its HTTP status and error code (`ErrorBody`).
+    #[error("server: {what} refused: HTTP {status}: {message} ({code})")]
+    Refused {
+        /// Which call (`registration`, `authentication`, `key list`).
+        what: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The server's stable error code (e.g. `stale_request`, `device_revoked`).
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The backend's key list was refused: not signed by the pinned root, older than
+    /// the one held, or malformed. The held keys stay in use.
+    #[error("key list refused: {0}")]
+    KeyList(#[from] tacit_shared::keylist::KeyListError),
     /// The device must be registered first.
     #[error("device not registered")]
     NotRegistered,
@@ -581,9 +597,9 @@ impl Client {
             {
                 // Refused for the phone's clock, and the answer taught the right time:
                 // once more, stamped with it.
-                Err(ClientError::Server(m))
+                Err(ClientError::Refused { code, .. })
                     if tries == 0
-                        && m.contains("(stale_request)")
+                        && code == "stale_request"
                         && self.clock.offset_ms() != offset =>
                 {
                     tries += 1;

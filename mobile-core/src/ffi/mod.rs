@@ -87,7 +87,9 @@ impl From<ClientError> for TacitError {
             }
             ClientError::Storage(_) | ClientError::Queue(_) => TacitError::Storage { message },
             ClientError::Network(_) => TacitError::Network { message },
-            ClientError::Server(_) => TacitError::Server { message },
+            ClientError::Server(_) | ClientError::Refused { .. } | ClientError::KeyList(_) => {
+                TacitError::Server { message }
+            }
             ClientError::NotRegistered => TacitError::NotRegistered { message },
             ClientError::KeyStore(_) => TacitError::KeyStore { message },
             ClientError::Seal(_) => TacitError::Internal { message },

@@ -274,7 +274,11 @@ impl SimPhone {
         loop {
             match self.client()?.authenticate(true).await {
                 Ok(a) => return Ok(Ok(a)),
-                Err(e) if e.to_string().contains("refused: HTTP 4") => {
+                Err(
+                    e @ tacit_mobile_core::client::ClientError::Refused {
+                        status: 400..=499, ..
+                    },
+                ) => {
                     return Ok(Err(e.to_string()));
                 }
                 Err(_) if tries < 10 => tries += 1,
