@@ -307,7 +307,7 @@ pub fn publish(
         k.not_after_ms = k
             .not_after_ms
             .min(successor_start.saturating_add(policy.overlap_ms))
-            .max(k.not_before_ms + 1);
+            .max(k.not_before_ms.saturating_add(1));
     }
     let list = KeyList {
         version: KEY_LIST_VERSION,
