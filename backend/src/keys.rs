@@ -39,6 +39,9 @@ pub enum KeyError {
     /// Key generation failed.
     #[error("key generation failed: {0}")]
     Generate(String),
+    /// `keys publish` found no HPKE key in the directory.
+    #[error("{0}: no HPKE key to publish (run `tacit-backend keygen`)")]
+    NoKeys(PathBuf),
     /// The signed key list is unusable, or could not be signed.
     #[error("{path}: {source}")]
     KeyList {
@@ -56,15 +59,35 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     }
 }
 
-/// Writes `bytes` to a new file of mode 0600 (never over an existing one), synced.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+/// Writes `bytes` to a new file of mode 0600 (never over an existing one), synced. Shared
+/// by every private key file the backend writes (HPKE, root, at-rest).
+pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(io_error(path))?;
-    f.write_all(bytes).map_err(io_error(path))?;
-    f.sync_all().map_err(io_error(path))
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Whether nobody but the owner can read `path`. Follows links: a Kubernetes Secret
+/// volume presents each key as a symlink into `..data/`; what must be private is the
+/// file it points to.
+pub(crate) fn is_private(path: &Path) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(std::fs::metadata(path)?.permissions().mode() & 0o077 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).map(|_| true)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    write_new_private(path, bytes).map_err(io_error(path))
 }
 
 /// The live HPKE private keys, by key id, and the signed list that announces them.
@@ -108,21 +131,8 @@ impl KeyRing {
             else {
                 continue;
             };
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                // Follows links: a Kubernetes Secret volume presents each key as a
-                // symlink into `..data/`; what must be private is the file it points to.
-                let mode = std::fs::metadata(&path)
-                    .map_err(|source| KeyError::Io {
-                        path: path.clone(),
-                        source,
-                    })?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(KeyError::Permissions(path));
-                }
+            if !is_private(&path).map_err(io_error(&path))? {
+                return Err(KeyError::Permissions(path));
             }
             let bytes = std::fs::read(&path).map_err(|source| KeyError::Io {
                 path: path.clone(),
@@ -161,11 +171,6 @@ impl KeyRing {
     /// The signed key list of the directory, served to phones as it is.
     pub fn signed_list(&self) -> Option<&SignedKeyList> {
         self.signed_list.as_ref()
-    }
-
-    /// Sets the signed key list (tests, embedded use).
-    pub fn set_signed_list(&mut self, list: SignedKeyList) {
-        self.signed_list = Some(list);
     }
 
     /// Generates a new key in `dir` (private key mode 0600, public key beside it).
@@ -262,10 +267,7 @@ pub fn publish(
 ) -> Result<KeyList, KeyError> {
     let ring = KeyRing::load(dir)?;
     if ring.is_empty() {
-        return Err(KeyError::Generate(format!(
-            "{}: no HPKE key to publish (run `tacit-backend keygen`)",
-            dir.display()
-        )));
+        return Err(KeyError::NoKeys(dir.to_path_buf()));
     }
     let root_pkcs8 = std::fs::read(root).map_err(io_error(root))?;
     let list_error = |path: &Path| {
@@ -398,7 +400,10 @@ mod tests {
             overlap_ms: 50_000,
             lifetime_ms: 1_000_000,
         };
-        assert!(publish(&dir, &root, 0, policy).is_err(), "no key yet");
+        assert!(matches!(
+            publish(&dir, &root, 0, policy),
+            Err(KeyError::NoKeys(_))
+        ));
         let a = KeyRing::generate(&dir).unwrap().key_id().to_hex();
         let l1 = publish(&dir, &root, 10_000, policy).unwrap();
         assert_eq!((l1.serial, l1.keys.len()), (1, 1));

@@ -549,6 +549,28 @@ mod tests {
             s.apply_env(|k| (k == "TACIT_TARGET_FAR").then(|| "0.9".to_string()))
                 .is_err()
         );
+        // Encryption at rest and retention.
+        s.apply_env(|k| match k {
+            "TACIT_AT_REST_KEY_FILE" => Some("/k/new".into()),
+            "TACIT_AT_REST_OLD_KEY_FILES" => Some(" /k/a, ,/k/b ".into()),
+            "TACIT_RETENTION_DAYS" => Some("30".into()),
+            "TACIT_RETENTION_SWEEP_S" => Some("60".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.at_rest.key_file.as_deref(), Some(Path::new("/k/new")));
+        assert_eq!(
+            s.at_rest.old_key_files,
+            [PathBuf::from("/k/a"), PathBuf::from("/k/b")]
+        );
+        assert_eq!(
+            (s.retention.feature_days, s.retention.sweep_interval_s),
+            (30, 60)
+        );
+        assert!(
+            s.apply_env(|k| (k == "TACIT_RETENTION_DAYS").then(|| "forever".to_string()))
+                .is_err()
+        );
         std::fs::write(&f, "listn = 1\n").unwrap();
         assert!(matches!(
             Settings::load(Some(&f)),

@@ -74,21 +74,13 @@ impl AtRestKeys {
         AtRestKeys::new(cur, &old)
     }
 
-    /// Writes a new random key file (mode 0600; refuses to overwrite).
+    /// Writes a new random key file (64 hex characters, mode 0600; refuses to overwrite).
     pub fn generate(path: &Path) -> StoreResult<()> {
         let mut key = [0u8; 32];
         SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| StoreError::corrupt("random number generator failed"))?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts
-            .open(path)
-            .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))?;
-        std::io::Write::write_all(&mut f, hex::encode(key).as_bytes())
-            .and_then(|()| f.sync_all())
+        crate::keys::write_new_private(path, hex::encode(key).as_bytes())
             .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
     }
 
@@ -156,16 +148,8 @@ impl AtRestKeys {
 
 fn read_key(path: &Path) -> StoreResult<[u8; 32]> {
     let bad = |why: &str| StoreError::Invalid(format!("at-rest key {}: {why}", path.display()));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| bad(&e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(bad("readable by group or others (chmod 600)"));
-        }
+    if !crate::keys::is_private(path).map_err(|e| bad(&e.to_string()))? {
+        return Err(bad("readable by group or others (chmod 600)"));
     }
     let bytes = std::fs::read(path).map_err(|e| bad(&e.to_string()))?;
     if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
