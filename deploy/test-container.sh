@@ -4,10 +4,9 @@
 # Secret-volume layout, then `serve` (the image's default command)
 # with a read-only root filesystem, no capabilities and the non-root user, published on
 # loopback only; /healthz, /readyz, /openapi.json and /metrics must answer 200 and an
-# admin call must write to the database under /data; SIGTERM must stop it cleanly. Once
-# the binary has `serve --role` (issue #7), a factor container (keystroke-fixed) must
-# answer the OIP v2 health and metadata endpoints, and an infer call when its model is
-# loaded.
+# admin call must write to the database under /data; SIGTERM must stop it cleanly. A
+# factor container (keystroke-fixed) must answer the OIP v2 health and metadata
+# endpoints, and an infer call once its model (trained by the image) is loaded.
 #
 # Usage: deploy/test-container.sh [--release] [--bin PATH] [--keep]
 #   --release   put the release binary in the image (default: the debug binary, which the
@@ -44,7 +43,7 @@ while [ "$#" -gt 0 ]; do
       ;;
     --keep) keep=1 ;;
     *)
-      sed -n '12,16p' "$0" >&2
+      sed -n '11,15p' "$0" >&2
       exit 2
       ;;
   esac
@@ -131,7 +130,10 @@ key_id="$(sed -n 's/^key_id=//p' <<<"$keys")"
 secret="$(find "$tmp/data/keys" -name 'hpke-*.secret' | head -n1)"
 [ -n "$secret" ] || die "keygen wrote no hpke-*.secret under data/keys"
 [ "$(stat -c '%u %a' "$secret")" = "10001 600" ] || die "key file owner/mode: $(stat -c '%u %a' "$secret")"
-log "keygen: key $key_id"
+at_rest="$tmp/data/keys/at-rest.key"
+[ "$(stat -c '%u %a' "$at_rest" 2>/dev/null)" = "10001 600" ] ||
+  die "keygen wrote no at-rest key with owner 10001 and mode 600 (encryption at rest is on by default)"
+log "keygen: key $key_id and the at-rest key"
 
 # ---- the Kubernetes key path: Secret volume -> init container -> /keys ----
 # A Secret volume holds root-owned, group-readable symlinks into a ..data directory,
@@ -149,15 +151,25 @@ ln -s "..data/$(basename "$secret")" "$tmp/secret/$(basename "$secret")"
 ln -s "..data/keylist.json" "$tmp/secret/keylist.json"
 chown -R 0:10001 "$tmp/secret"
 chmod 0440 "$tmp/secret/$ts/$(basename "$secret")"
+# The at-rest key's own Secret, laid out the same way.
+mkdir -p "$tmp/at-rest-secret/$ts"
+cp "$at_rest" "$tmp/at-rest-secret/$ts/at-rest.key"
+ln -s "$ts" "$tmp/at-rest-secret/..data"
+ln -s "..data/at-rest.key" "$tmp/at-rest-secret/at-rest.key"
+chown -R 0:10001 "$tmp/at-rest-secret"
+chmod 0440 "$tmp/at-rest-secret/$ts/at-rest.key"
 chown 10001:10001 "$tmp/keys"
 podman run --rm "${sec[@]}" --network none --group-add 10001 --entrypoint /bin/sh \
-  -v "$tmp/secret:/run/secrets/tacit-hpke:ro" -v "$tmp/keys:/keys" "$IMAGE" -c "$init_cmd" ||
+  -v "$tmp/secret:/run/secrets/tacit-hpke:ro" -v "$tmp/at-rest-secret:/run/secrets/tacit-at-rest:ro" \
+  -v "$tmp/keys:/keys" "$IMAGE" -c "$init_cmd" ||
   die "the gateway's key-copy init command failed: $init_cmd"
-[ "$(stat -c '%u %a' "$tmp/keys/$(basename "$secret")")" = "10001 600" ] ||
-  die "init command left $(stat -c '%u %a' "$tmp/keys/$(basename "$secret")") on the key (want 10001 600)"
+for copied in "$(basename "$secret")" at-rest.key; do
+  [ "$(stat -c '%u %a' "$tmp/keys/$copied")" = "10001 600" ] ||
+    die "init command left $(stat -c '%u %a' "$tmp/keys/$copied") on $copied (want 10001 600)"
+done
 cmp -s "$tmp/secret/$ts/keylist.json" "$tmp/keys/keylist.json" ||
   die "init command did not copy keylist.json"
-log "key-copy init command (Secret volume layout -> /keys, mode 0600; key list along) ok"
+log "key-copy init command (Secret volume layouts -> /keys, mode 0600; key list and at-rest key along) ok"
 
 # ---- serve, published on loopback ----
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
@@ -183,12 +195,29 @@ start() {
       cat "$tmp/run.log" >&2
       die "podman run $* failed"
     fi
+    # `podman run -d` can return while the container is still `created`: on the first
+    # run after podman is installed, setting up the network (bridge, firewall chains)
+    # and the first start of conmon can outlast the command. A container that is not
+    # running *yet* is waited for (and started again if it stays `created`); only one
+    # that has stopped, or never got going, fails the test.
+    local state="" created_since=$SECONDS
     for _ in $(seq 600); do
       if [ "$(http_code "http://127.0.0.1:$port$health")" = 200 ]; then
         url="http://127.0.0.1:$port"
         break 2
       fi
-      [ "$(podman inspect --format '{{.State.Running}}' "$name" 2>/dev/null)" = true ] || break 2
+      state="$(podman inspect --format '{{.State.Status}}' "$name" 2>/dev/null || echo missing)"
+      case "$state" in
+        running) created_since=$SECONDS ;;
+        created | configured | initialized)
+          if [ $((SECONDS - created_since)) -ge 5 ]; then
+            log "container $name still '$state' $((SECONDS - created_since)) s after podman run: podman start"
+            podman start "$name" >/dev/null 2>&1 || true
+            created_since=$SECONDS
+          fi
+          ;;
+        *) break 2 ;;
+      esac
       sleep 0.1
     done
     break
@@ -259,11 +288,10 @@ fi
 
 stop "$ctr"
 
-# ---- a factor service, once the binary has roles (issue #7) ----
-# OIP v2 health and metadata; an infer call when the model is loaded (a factor without
-# a model artifact stays live but not ready, and then the infer call is skipped).
-if podman run --rm --network none "$IMAGE" serve --help 2>/dev/null | grep -q -- '--role'; then
-  fctr="$ctr-factor"
+# ---- a factor service ----
+# OIP v2 health and metadata; an infer call once the model is loaded.
+fctr="$ctr-factor"
+{
   run_opts=()
   # A model for it, trained by the image itself on a generated key-event CSV (8 typists,
   # a 6-key phrase) and put where the factor looks: objects/models/keystroke-fixed.tcm.
@@ -321,9 +349,7 @@ PY
     die "factor: /v2/health/ready is not 200 although a model artifact is in place"
   fi
   stop "$fctr"
-else
-  log "the binary has no serve --role yet (issue #7): factor container check skipped"
-fi
+}
 
 log "timings: podman+base $((t_tools - t_start)) s, binary $((t_bin - t_tools)) s, image build $((t_build - t_bin)) s, start to healthy $t_ready_ms ms, total $((SECONDS - t_start)) s"
 echo "container test passed ($profile binary, image $((size / 1024 / 1024)) MiB)"

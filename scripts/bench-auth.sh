@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Authentication benchmark (issue #7): `POST /v1/authenticate` throughput and latency of
+# Authentication benchmark: `POST /v1/authenticate` throughput and latency of
 # the gateway with the gait factor (a) in-process (`serve --role all`), (b) over HTTP to
 # Tacit's factor service, (c) over HTTP to the FastAPI + PyTorch peer serving the same
 # model (bench/python-peer/). Same gateway, same users and templates, same load
@@ -50,6 +50,7 @@ wait_url() {
 
 factor_port=$(free_port 18800)
 mkdir -p "$out/factor-data"
+TACIT_DATA_DIR="$out/factor-data" "$bin" keygen >/dev/null # the at-rest key a factor service needs
 TACIT_MODEL_URL="file://$out/model.tcm" TACIT_LISTEN="127.0.0.1:$factor_port" \
   TACIT_DATA_DIR="$out/factor-data" TACIT_LOG=warn "$bin" serve --role factor:gait \
   >"$out/factor.log" 2>&1 &

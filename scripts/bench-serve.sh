@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Serving benchmark (issue #7): Tacit's factor service (`serve --role factor:gait`) vs the
+# Serving benchmark: Tacit's factor service (`serve --role factor:gait`) vs the
 # same model served by a FastAPI + PyTorch peer (bench/python-peer/), same requests, same
 # load generator (backend/examples/loadgen.rs). BENCHMARKS.md quotes its output.
 # The peer runs twice: as `uvicorn --workers $(nproc)` (the usual deployment) and as
@@ -49,6 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$out/ours-data"
+TACIT_DATA_DIR="$out/ours-data" "$bin" keygen >/dev/null # the at-rest key a factor service needs
 TACIT_MODEL_URL="file://$out/model.tcm" TACIT_LISTEN="127.0.0.1:$ours_port" \
   TACIT_DATA_DIR="$out/ours-data" TACIT_LOG=warn "$bin" serve --role factor:gait \
   >"$out/ours.log" 2>&1 &

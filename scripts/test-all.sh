@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The project's one test command (README.md). Runs formatting and lint checks, every
-# test of the workspace, and the demo. Later issues add the services their tests need
-# (PostgreSQL, S3, binding toolchains) here. Tests that read the real data sets in
-# ../shared/data skip with a message when it is absent.
+# The project's one test command (README.md). Installs what it needs, starts the
+# services its tests use (PostgreSQL, S3), runs formatting and lint checks, every test of
+# the workspace, the bindings, the container and manifests, the README's own commands and
+# the fuzz targets. Tests that read the real data sets in ../shared/data skip with a
+# message when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s ===\n' "$*"; }
+
+step "cargo fetch: every locked crate, for every platform (later steps may run --offline)"
+cargo fetch --locked
 
 step "python venv (numpy, scipy for the reference cross-checks; the Python factor's packages and tritonclient)"
 TACIT_PYTHON="$(bash scripts/tools/python-venv.sh | tail -n 1)"
@@ -81,10 +85,11 @@ bash deploy/test-container.sh
 step "kubernetes: deploy/k8s built with kustomize, kubernetes-validate --strict, policy"
 bash deploy/validate-k8s.sh
 
-step "simulator: the README's first command (default world, debug build) and the protocol demo"
-world="$(mktemp -d /var/tmp/tacit-world.XXXXXX)"
-cargo run --locked -p tacit-simulator --bin tacit-sim -- --dir "$world"
-rm -rf "$world"
+step "the README's commands, word for word: the simulator from the repository root, the backend in an empty folder"
+bash scripts/readme-commands.sh --self-test
+bash scripts/readme-commands.sh
+
+step "simulator: the protocol demo"
 cargo run --locked -p tacit-simulator --bin tacit-sim -- demo
 
 step "fuzz: every target of shared/fuzz, ${TACIT_FUZZ_SECONDS:-20} s each (AddressSanitizer)"

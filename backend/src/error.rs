@@ -5,6 +5,33 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tacit_shared::api::ErrorBody;
 
+/// An error with its whole cause chain, `outer: cause: root cause`, for logs and the
+/// command line: "storage unavailable: connecting to PostgreSQL" alone hides whether
+/// the port was refused, TLS failed or the password was wrong.
+///
+/// Hand-rolled rather than anyhow's `{:#}` because driver errors often repeat their
+/// source's text in their own (sqlx: "error communicating with database: Connection
+/// refused (os error 111)" over the io::Error "Connection refused (os error 111)"): a
+/// cause whose text the previous message already ends with is left out.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !text.is_empty() && !shown.ends_with(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -72,5 +99,31 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("storage unavailable: connecting to PostgreSQL")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error communicating with database: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn chain_shows_every_cause_once() {
+        let e = Outer(Middle(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        assert_eq!(
+            Chain(&e).to_string(),
+            "storage unavailable: connecting to PostgreSQL: error communicating with \
+             database: Connection refused (os error 111)"
+        );
     }
 }

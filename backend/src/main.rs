@@ -3,14 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tacit_backend::keys::KeyRing;
 use tacit_backend::server;
 use tacit_backend::settings::Settings;
 use tracing_subscriber::EnvFilter;
 
-/// Tacit backend: gateway (device enrolment, encrypted ingest) and later the factor
-/// services and models.
+/// Tacit backend: the gateway (device enrolment, encrypted ingest, authentication), the
+/// factor services, and the commands that train and evaluate the factor models.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -31,7 +32,8 @@ enum Command {
         #[arg(long, default_value = "all")]
         role: tacit_backend::server::Role,
     },
-    /// Generate a new HPKE key pair in the key directory (several may be live).
+    /// Generate a new HPKE key pair in the key directory (several may be live), and the
+    /// at-rest key (`KEYS_DIR/at-rest.key`) if encryption at rest has none yet.
     Keygen,
     /// Key rotation: the offline root key and the signed key list phones learn keys from.
     #[command(subcommand)]
@@ -82,10 +84,11 @@ enum KeysCommand {
     },
 }
 
-fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), String> {
+fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::RootKeygen { out } => {
-            let public = tacit_backend::keys::generate_root(&out).map_err(|e| e.to_string())?;
+            let public = tacit_backend::keys::generate_root(&out)
+                .with_context(|| format!("writing the root key {}", out.display()))?;
             println!("root_public_key={}", tacit_shared::api::b64_encode(&public));
             println!("file={}", out.display());
         }
@@ -103,11 +106,11 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), String>
             };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|e| e.to_string())?
+                .context("the system clock is before 1970")?
                 .as_millis() as u64;
             let dir = settings.keys_dir();
             let list = tacit_backend::keys::publish(&dir, &root, now, policy)
-                .map_err(|e| e.to_string())?;
+                .with_context(|| format!("publishing the key list of {}", dir.display()))?;
             println!("serial={}", list.serial);
             for k in &list.keys {
                 println!(
@@ -121,7 +124,8 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> Result<(), String>
             );
         }
         KeysCommand::AtRestKeygen { out } => {
-            tacit_backend::store::at_rest::AtRestKeys::generate(&out).map_err(|e| e.to_string())?;
+            tacit_backend::store::at_rest::AtRestKeys::generate(&out)
+                .with_context(|| format!("writing the at-rest key {}", out.display()))?;
             println!("file={}", out.display());
         }
     }
@@ -140,49 +144,60 @@ fn init_logging() {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::train(args))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?
+                .map_err(anyhow::Error::msg)
+                .context("train");
         }
         Command::Eval(args) => {
             let line = std::env::args().collect::<Vec<_>>().join(" ");
             return tokio::task::spawn_blocking(move || tacit_backend::commands::eval(args, line))
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|_| ());
+                .await?
+                .map(|_| ())
+                .map_err(anyhow::Error::msg)
+                .context("eval");
         }
         Command::ModelExport(args) => {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::export(args))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?
+                .map_err(anyhow::Error::msg)
+                .context("model-export");
         }
         _ => {}
     }
-    let settings = Settings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    let settings = Settings::load(cli.config.as_deref()).context("settings")?;
     match cli.command {
-        Command::Serve { role } => server::serve_role(settings, role)
-            .await
-            .map_err(|e| e.to_string()),
+        Command::Serve { role } => server::serve_role(settings, role).await.context("serve"),
         Command::Keygen => {
             let dir = settings.keys_dir();
-            let pair = KeyRing::generate(&dir).map_err(|e| e.to_string())?;
+            let pair = KeyRing::generate(&dir)
+                .with_context(|| format!("writing an HPKE key pair into {}", dir.display()))?;
             println!("key_id={}", pair.key_id());
             println!(
                 "public_key={}",
                 tacit_shared::api::b64_encode(pair.public_key().as_bytes())
             );
             println!("dir={}", dir.display());
+            // Encryption at rest is on by default: its key goes beside the HPKE keys
+            // unless one exists (a second keygen adds an HPKE key, never replaces the
+            // key the stored data is encrypted with).
+            if let Some(file) = settings.at_rest_key_file() {
+                if !file.exists() {
+                    tacit_backend::store::at_rest::AtRestKeys::generate(&file)
+                        .with_context(|| format!("writing the at-rest key {}", file.display()))?;
+                }
+                println!("at_rest_key={}", file.display());
+            }
             Ok(())
         }
         Command::Keys(command) => keys_command(&settings, command),
         Command::Train(_) | Command::Eval(_) | Command::ModelExport(_) => Ok(()),
         Command::Migrate => {
-            server::open_store(&settings)
-                .await
-                .map_err(|e| e.to_string())?;
+            server::migrate_store(&settings).await.context("migrate")?;
+            // Redacted: the URL may carry the database password.
             println!("migrated {}", settings.database_url());
             Ok(())
         }
@@ -195,7 +210,9 @@ async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tacit-backend: {e}");
+            // The whole cause chain: "storage unavailable" alone hides whether the
+            // port was closed, TLS failed or the password was wrong.
+            eprintln!("tacit-backend: {}", tacit_backend::error::Chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

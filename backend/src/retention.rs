@@ -69,7 +69,7 @@ pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             if let Err(e) = sweep_now(&st).await {
-                tracing::warn!(error = %e, "retention sweep failed; retrying at the next tick");
+                tracing::warn!(error = %crate::error::Chain(&e), "retention sweep failed; retrying at the next tick");
             }
         }
     })

@@ -50,19 +50,37 @@ pub fn objects_config(settings: &Settings) -> Result<store::ObjectsConfig, Serve
         let c = &settings.s3;
         s3.region = c.region.clone().or(s3.region.take());
         s3.access_key_id = c.access_key_id.clone().or(s3.access_key_id.take());
-        s3.secret_access_key = c.secret_access_key.clone().or(s3.secret_access_key.take());
+        s3.secret_access_key = c
+            .secret_access_key
+            .as_ref()
+            .map(|k| secrecy::ExposeSecret::expose_secret(k).to_owned())
+            .or(s3.secret_access_key.take());
         s3.allow_http |= c.allow_http;
     }
     Ok(objects)
 }
 
-/// The at-rest keys named by the settings (`None`: encryption at rest is off).
+/// The at-rest keys named by the settings (`None`: encryption at rest is turned off).
+/// Encryption at rest is on by default: a missing key file is an error that says how
+/// to make one, never a silent fall back to storing plaintext.
 pub fn at_rest_keys(
     settings: &Settings,
 ) -> Result<Option<Arc<store::at_rest::AtRestKeys>>, ServeError> {
-    let Some(current) = &settings.at_rest.key_file else {
+    let Some(current) = settings.at_rest_key_file() else {
+        tracing::warn!(
+            "encryption at rest is off (TACIT_AT_REST=off): templates and features are \
+             stored unencrypted"
+        );
         return Ok(None);
     };
+    if !current.exists() {
+        return Err(ServeError::Config(format!(
+            "encryption at rest is on and its key {0} does not exist: run `tacit-backend \
+             keygen` (it writes one there), or `tacit-backend keys at-rest-keygen --out {0}`, \
+             or set TACIT_AT_REST=off to store templates and features unencrypted",
+            current.display()
+        )));
+    }
     let older: Vec<&std::path::Path> = settings
         .at_rest
         .old_key_files
@@ -70,20 +88,35 @@ pub fn at_rest_keys(
         .map(PathBuf::as_path)
         .collect();
     Ok(Some(Arc::new(store::at_rest::AtRestKeys::load(
-        current, &older,
+        &current, &older,
     )?)))
 }
 
 /// Opens the store named by the settings (running migrations).
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
+    let at_rest = at_rest_keys(settings)?;
+    open_store_with(settings, at_rest).await
+}
+
+/// Creates or upgrades the schema of the store named by the settings. Reads no blob,
+/// so it needs no at-rest key (a migration job need not mount it).
+pub async fn migrate_store(settings: &Settings) -> Result<(), ServeError> {
+    open_store_with(settings, None).await.map(drop)
+}
+
+async fn open_store_with(
+    settings: &Settings,
+    at_rest: Option<Arc<store::at_rest::AtRestKeys>>,
+) -> Result<Arc<dyn Store>, ServeError> {
     if settings.database_url.is_none() || settings.objects_url.is_none() {
         // The embedded defaults live under the data directory.
         std::fs::create_dir_all(&settings.data_dir)?;
     }
     let cfg = store::StoreConfig {
-        database_url: settings.database_url(),
+        database_url: settings.database_url().expose().to_owned(),
+        database_ca_file: settings.database_ca_file.clone(),
         objects: objects_config(settings)?,
-        at_rest: at_rest_keys(settings)?,
+        at_rest,
     };
     Ok(cfg.open().await?)
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// All settings. Every field has a default; unknown keys in the file are errors.
@@ -14,15 +15,20 @@ pub struct Settings {
     /// Base directory for the embedded defaults (`TACIT_DATA_DIR`).
     pub data_dir: PathBuf,
     /// `sqlite://FILE` or `postgres://...` (`TACIT_DATABASE_URL`); default
-    /// `sqlite://DATA_DIR/tacit.sqlite3`.
-    pub database_url: Option<String>,
-    /// `file://DIR` or `s3://BUCKET` (`TACIT_OBJECTS_URL`); default `file://DATA_DIR/objects`.
+    /// `sqlite://DATA_DIR/tacit.sqlite3`. Shown with its password redacted.
+    pub database_url: Option<DatabaseUrl>,
+    /// CA certificate (PEM) that PostgreSQL's server certificate must chain to; with it
+    /// the connection is `sslmode=verify-full` unless the URL names another mode
+    /// (`TACIT_DATABASE_CA_FILE`).
+    pub database_ca_file: Option<PathBuf>,
+    /// A directory (plain path or `file:` URL, relative or absolute) or `s3://BUCKET`
+    /// (`TACIT_OBJECTS_URL`); default `DATA_DIR/objects`.
     pub objects_url: Option<String>,
     /// Directory of the HPKE key ring (`TACIT_KEYS_DIR`); default `DATA_DIR/keys`.
     pub keys_dir: Option<PathBuf>,
     /// Bearer token for the admin endpoints (`TACIT_ADMIN_TOKEN`). Without it the
-    /// admin endpoints answer 403.
-    pub admin_token: Option<String>,
+    /// admin endpoints answer 403. Never shown (`Debug` prints `[REDACTED]`).
+    pub admin_token: Option<SecretString>,
     /// S3 connection (used when `objects_url` is `s3://`).
     pub s3: S3Settings,
     /// Request and connection limits.
@@ -46,20 +52,40 @@ pub struct Settings {
     pub retention: RetentionSettings,
 }
 
-/// Encryption of templates and features at rest (`store::at_rest`). The key is a file
-/// of 32 bytes or 64 hex characters, mode 0600: mounted from a secret store, or a data
-/// key decrypted by a KMS at deployment (`tacit-backend keys at-rest-keygen` makes one).
-/// Every service that reads features (gateway and factor services) needs the same keys.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Encryption of templates and features at rest (`store::at_rest`), on by default. The
+/// key is a file of 32 bytes or 64 hex characters, mode 0600: by default
+/// `KEYS_DIR/at-rest.key`, which `tacit-backend keygen` writes; in production mounted
+/// from a secret store, or a data key decrypted by a KMS at deployment (`tacit-backend
+/// keys at-rest-keygen` makes one). Every service that reads features (gateway and
+/// factor services) needs the same keys. Without a key, `serve` refuses to start unless
+/// encryption at rest is turned off explicitly.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AtRestSettings {
-    /// The key new blobs are encrypted with (`TACIT_AT_REST_KEY_FILE`); unset: stored
-    /// unencrypted (the embedded default; a production deployment sets it).
+    /// Whether templates and features are encrypted at rest (`TACIT_AT_REST=on|off`);
+    /// `off` stores them as they are, and only where the disk or bucket is encrypted
+    /// and trusted by other means.
+    pub enabled: bool,
+    /// The key new blobs are encrypted with (`TACIT_AT_REST_KEY_FILE`); default
+    /// `KEYS_DIR/at-rest.key`.
     pub key_file: Option<PathBuf>,
     /// Earlier keys, for reading what they encrypted until it expires
     /// (`TACIT_AT_REST_OLD_KEY_FILES`, comma-separated).
     pub old_key_files: Vec<PathBuf>,
 }
+
+impl Default for AtRestSettings {
+    fn default() -> Self {
+        AtRestSettings {
+            enabled: true,
+            key_file: None,
+            old_key_files: Vec::new(),
+        }
+    }
+}
+
+/// The name of the at-rest key in the key directory, when no file is configured.
+pub const DEFAULT_AT_REST_KEY: &str = "at-rest.key";
 
 /// How long feature batches are kept: a sweep deletes older ones (object and row).
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +105,43 @@ impl Default for RetentionSettings {
             feature_days: 180,
             sweep_interval_s: 3600,
         }
+    }
+}
+
+/// A database URL. It may hold a password, so `Debug` and `Display` show it redacted
+/// ([`crate::store::redact_url`]); [`DatabaseUrl::expose`] gives the real one.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, password included: for connecting, never for printing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        DatabaseUrl(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        DatabaseUrl(url.to_owned())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::store::redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redact_url(&self.0))
     }
 }
 
@@ -187,8 +250,9 @@ pub struct FactorSettings {
     /// Object-store prefix of the model artifacts, `PREFIX/FACTOR.tcm`
     /// (`TACIT_MODELS_PREFIX`).
     pub models_prefix: String,
-    /// The model artifact as a local file instead (`file:///models/gait.tcm`), e.g. a
-    /// volume written by a training Job (`TACIT_MODEL_URL`).
+    /// The model artifact as a local file instead (`/models/gait.tcm`,
+    /// `file:///models/gait.tcm` or a relative path), e.g. a volume written by a
+    /// training Job (`TACIT_MODEL_URL`).
     pub model_url: Option<String>,
     /// How often the model artifact is checked for a new version, in ms
     /// (`TACIT_MODEL_POLL_MS`).
@@ -224,8 +288,8 @@ pub struct S3Settings {
     pub region: Option<String>,
     /// Access key id (`TACIT_S3_ACCESS_KEY_ID`, else `AWS_ACCESS_KEY_ID`).
     pub access_key_id: Option<String>,
-    /// Secret (`TACIT_S3_SECRET_ACCESS_KEY`, else `AWS_SECRET_ACCESS_KEY`).
-    pub secret_access_key: Option<String>,
+    /// Secret (`TACIT_S3_SECRET_ACCESS_KEY`, else `AWS_SECRET_ACCESS_KEY`). Never shown.
+    pub secret_access_key: Option<SecretString>,
     /// Allow plain HTTP (local test servers only) (`TACIT_S3_ALLOW_HTTP`).
     pub allow_http: bool,
 }
@@ -279,6 +343,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./tacit-data"),
             database_url: None,
+            database_ca_file: None,
             objects_url: None,
             keys_dir: None,
             admin_token: None,
@@ -360,7 +425,10 @@ impl Settings {
             self.data_dir = v.into();
         }
         if let Some(v) = get("TACIT_DATABASE_URL") {
-            self.database_url = Some(v);
+            self.database_url = Some(v.into());
+        }
+        if let Some(v) = get("TACIT_DATABASE_CA_FILE") {
+            self.database_ca_file = Some(v.into());
         }
         if let Some(v) = get("TACIT_OBJECTS_URL") {
             self.objects_url = Some(v);
@@ -369,7 +437,7 @@ impl Settings {
             self.keys_dir = Some(v.into());
         }
         if let Some(v) = get("TACIT_ADMIN_TOKEN") {
-            self.admin_token = Some(v);
+            self.admin_token = Some(v.into());
         }
         if let Some(v) = get("TACIT_S3_ENDPOINT") {
             self.s3.endpoint = Some(v);
@@ -382,7 +450,7 @@ impl Settings {
         }
         if let Some(v) = get("TACIT_S3_SECRET_ACCESS_KEY").or_else(|| get("AWS_SECRET_ACCESS_KEY"))
         {
-            self.s3.secret_access_key = Some(v);
+            self.s3.secret_access_key = Some(v.into());
         }
         if let Some(v) = get("TACIT_S3_ALLOW_HTTP") {
             self.s3.allow_http = matches!(v.as_str(), "1" | "true" | "yes");
@@ -418,10 +486,10 @@ impl Settings {
             self.factor.models_prefix = v;
         }
         if let Some(v) = get("TACIT_MODEL_URL") {
-            if !v.starts_with("file://") {
+            if let Err(message) = crate::store::local_path(&v) {
                 return Err(SettingsError::Env {
                     name: "TACIT_MODEL_URL",
-                    message: format!("{v:?}: only file:// URLs (objects use TACIT_MODELS_PREFIX)"),
+                    message: format!("{message} (objects use TACIT_MODELS_PREFIX)"),
                 });
             }
             self.factor.model_url = Some(v);
@@ -457,6 +525,18 @@ impl Settings {
         if let Some(v) = get("TACIT_MAX_ENVELOPE_AGE_DAYS") {
             self.max_envelope_age_days = num("TACIT_MAX_ENVELOPE_AGE_DAYS", &v)?;
         }
+        if let Some(v) = get("TACIT_AT_REST") {
+            self.at_rest.enabled = match v.to_ascii_lowercase().as_str() {
+                "on" | "1" | "true" | "yes" => true,
+                "off" | "0" | "false" | "no" => false,
+                _ => {
+                    return Err(SettingsError::Env {
+                        name: "TACIT_AT_REST",
+                        message: format!("{v:?}: expected on or off"),
+                    });
+                }
+            };
+        }
         if let Some(v) = get("TACIT_AT_REST_KEY_FILE") {
             self.at_rest.key_file = Some(v.into());
         }
@@ -477,18 +557,36 @@ impl Settings {
         Ok(())
     }
 
-    /// The database URL in force.
-    pub fn database_url(&self) -> String {
+    /// The database URL in force (with its password: for connecting, not printing).
+    pub fn database_url(&self) -> DatabaseUrl {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("tacit.sqlite3").display())
+            DatabaseUrl(format!(
+                "sqlite://{}",
+                self.data_dir.join("tacit.sqlite3").display()
+            ))
         })
     }
 
     /// The object store URL in force.
     pub fn objects_url(&self) -> String {
+        // A plain path, not a `file://` URL: a relative data directory would read as
+        // a host name in a URL.
         self.objects_url
             .clone()
-            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+            .unwrap_or_else(|| self.data_dir.join("objects").display().to_string())
+    }
+
+    /// The at-rest key file in force (`None`: encryption at rest is off).
+    pub fn at_rest_key_file(&self) -> Option<PathBuf> {
+        if !self.at_rest.enabled {
+            return None;
+        }
+        Some(
+            self.at_rest
+                .key_file
+                .clone()
+                .unwrap_or_else(|| self.keys_dir().join(DEFAULT_AT_REST_KEY)),
+        )
     }
 
     /// The key ring directory in force.
@@ -507,8 +605,11 @@ mod tests {
     fn defaults_file_and_env_layer_in_order() {
         let s = Settings::default();
         assert_eq!(s.listen, "127.0.0.1:8080");
-        assert_eq!(s.database_url(), "sqlite://./tacit-data/tacit.sqlite3");
-        assert_eq!(s.objects_url(), "file://./tacit-data/objects");
+        assert_eq!(
+            s.database_url().expose(),
+            "sqlite://./tacit-data/tacit.sqlite3"
+        );
+        assert_eq!(s.objects_url(), "./tacit-data/objects");
         let dir = std::env::temp_dir().join(format!("tacit-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("tacit.toml");
@@ -571,11 +672,85 @@ mod tests {
             s.apply_env(|k| (k == "TACIT_RETENTION_DAYS").then(|| "forever".to_string()))
                 .is_err()
         );
+        // Encryption at rest: on by default with the key in the key directory; off
+        // only when asked for.
+        let d = Settings::default();
+        assert_eq!(
+            d.at_rest_key_file(),
+            Some(PathBuf::from("./tacit-data/keys/at-rest.key"))
+        );
+        let mut off = Settings::default();
+        off.apply_env(|k| (k == "TACIT_AT_REST").then(|| "off".to_string()))
+            .unwrap();
+        assert_eq!(off.at_rest_key_file(), None);
+        assert!(
+            off.apply_env(|k| (k == "TACIT_AT_REST").then(|| "maybe".to_string()))
+                .is_err()
+        );
+        // The PostgreSQL CA file.
+        s.apply_env(|k| (k == "TACIT_DATABASE_CA_FILE").then(|| "/etc/pg-ca.pem".to_string()))
+            .unwrap();
+        assert_eq!(
+            s.database_ca_file.as_deref(),
+            Some(Path::new("/etc/pg-ca.pem"))
+        );
         std::fs::write(&f, "listn = 1\n").unwrap();
         assert!(matches!(
             Settings::load(Some(&f)),
             Err(SettingsError::Parse { .. })
         ));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut s = Settings::default();
+        s.apply_env(|k| match k {
+            "TACIT_ADMIN_TOKEN" => Some("admin-hunter1".into()),
+            "TACIT_DATABASE_URL" => Some("postgres://tacit:pg-hunter2@db/tacit".into()),
+            "AWS_SECRET_ACCESS_KEY" => Some("s3-hunter3".into()),
+            _ => None,
+        })
+        .unwrap();
+        let shown = format!("{s:?} {s:#?} {}", s.database_url());
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(
+            shown.contains("postgres://tacit:%3Credacted%3E@db/tacit"),
+            "{shown}"
+        );
+        // The values are still there for those that need them.
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            s.admin_token.as_ref().map(|t| t.expose_secret()),
+            Some("admin-hunter1")
+        );
+        assert!(s.database_url().expose().contains("pg-hunter2"));
+    }
+
+    #[test]
+    fn every_data_dir_form_gives_a_usable_store() {
+        use crate::store::{DatabaseKind, ObjectsConfig};
+        for dir in [
+            "tacit-data",
+            "./tacit-data",
+            "../x/tacit-data",
+            "/var/lib/tacit",
+        ] {
+            let s = Settings {
+                data_dir: dir.into(),
+                ..Settings::default()
+            };
+            let objects = ObjectsConfig::parse(&s.objects_url(), None).unwrap();
+            assert_eq!(
+                objects,
+                ObjectsConfig::Local(Path::new(dir).join("objects")),
+                "{dir}"
+            );
+            assert_eq!(
+                DatabaseKind::parse(s.database_url().expose()).ok(),
+                Some(DatabaseKind::Sqlite(Path::new(dir).join("tacit.sqlite3"))),
+                "{dir}"
+            );
+        }
     }
 }

@@ -80,19 +80,18 @@ pub fn settings(backing: &Backing, dir: &std::path::Path) -> Settings {
         bucket,
     } = backing
     {
-        s.database_url = Some(database_url.clone());
+        s.database_url = Some(database_url.as_str().into());
         s.objects_url = Some(format!("s3://{bucket}"));
         s.s3.endpoint = Some(s3_endpoint.clone());
         s.s3.allow_http = true;
         s.s3.region = Some("us-east-1".into());
         s.s3.access_key_id = Some("test".into());
         s.s3.secret_access_key = Some("test".into());
-        // The production shape: templates and features encrypted at rest, so every
-        // PostgreSQL + S3 gateway test reads its features and templates through it
-        // (the embedded backing keeps the default, unencrypted).
-        // One key per test process: a test's gateway and factor services share it.
-        s.at_rest.key_file = Some(at_rest_key().clone());
     }
+    // The default: templates and features encrypted at rest, so every gateway test
+    // reads its features and templates through it. One key per test process: a test's
+    // gateway and factor services share it.
+    s.at_rest.key_file = Some(at_rest_key().clone());
     s
 }
 

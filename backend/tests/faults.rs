@@ -143,7 +143,11 @@ async fn outage(backing: &Backing, down: Down) {
     let dir = common::temp_dir("faults");
     common::ensure_bucket(backing).await;
     let mut s = common::settings(backing, &dir);
-    s.database_url = Some(database_url.replacen(&db_hp, &db_cut.addr.to_string(), 1));
+    s.database_url = Some(
+        database_url
+            .replacen(&db_hp, &db_cut.addr.to_string(), 1)
+            .into(),
+    );
     s.s3.endpoint = Some(s3_endpoint.replacen(&s3_hp, &s3_cut.addr.to_string(), 1));
     let (srv, pair) = common::spawn_with(s).await;
     let url = srv.url();

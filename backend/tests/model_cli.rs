@@ -113,6 +113,61 @@ fn train_and_eval_from_the_command_line() {
     assert_eq!(a.meta.training.config.steps, 40);
 }
 
+/// A person with too few entries to enrol (a short session, typos) is skipped and
+/// listed with the reason; the others are evaluated.
+#[test]
+fn a_person_with_too_few_entries_is_skipped_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.csv");
+    write_keys(&keys);
+    let mut csv = std::fs::read_to_string(&keys).unwrap();
+    for sample in 1..=3 {
+        let t = 1_000_000.0 * f64::from(sample);
+        for (k, key) in ["h", "e", "l", "l", "o", "Return"].iter().enumerate() {
+            let down = t + 150.0 * k as f64;
+            csv.push_str(&format!(
+                "short,1,{sample},{key},{down:.1},{:.1}\n",
+                down + 70.0
+            ));
+        }
+    }
+    std::fs::write(&keys, csv).unwrap();
+    let json = dir.path().join("eval.json");
+    let out = backend(&[
+        "eval",
+        "--data",
+        keys.to_str().unwrap(),
+        "--folds",
+        "4",
+        "--max-folds",
+        "1",
+        "--steps",
+        "20",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["people"], 8);
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.starts_with("person short: 3 usable entries")),
+        "{skipped:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped: person short"));
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

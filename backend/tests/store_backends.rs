@@ -47,5 +47,6 @@ suite!(
     health,
     authentication_state,
     at_rest,
+    at_rest_upgrade,
     retention,
 );

@@ -2,12 +2,17 @@
 # Throwaway PostgreSQL 15 cluster for tests (independent of any system cluster).
 # Usage:
 #   scripts/tools/postgres.sh start DIR [PORT]   prints DATABASE_URL=postgres://postgres@127.0.0.1:PORT/tacit
+#                                                (and PG_CA_FILE, PG_PASSWORD_URL: below)
 #   scripts/tools/postgres.sh stop DIR
 # DIR holds the cluster (DIR/data), its log (DIR/log), its unix socket and DIR/port; it is
 # created if missing and chowned to the `postgres` user when run as root. Trust auth,
 # fsync=off, listens on 127.0.0.1 only. Default port 55432, or the next free one if busy;
 # an explicit PORT that is busy is an error. `start` on a running cluster just prints its
 # URL again; `stop` on a stopped one is a no-op. Installs postgresql-15 if missing (root).
+# TLS is on (ssl=on; plain connections still work) with a throwaway CA made by openssl
+# in DIR/tls: the server's certificate names localhost and 127.0.0.1, and PG_CA_FILE is
+# the CA that verifies it. One role, tacit_password, logs in only with its password
+# (scram-sha-256), for tests of a wrong password: PG_PASSWORD_URL has the right one.
 set -euo pipefail
 
 PG_MAJOR=15
@@ -32,6 +37,33 @@ as_pg() {
 running() { [ -f "$DATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
 url() { printf 'postgres://postgres@127.0.0.1:%s/%s' "$1" "$DB"; }
+
+PASSWORD_ROLE=tacit_password
+PASSWORD=tacit-right-password
+
+# A CA and a server certificate for localhost / 127.0.0.1, made once per DIR.
+make_tls() {
+  local tls="$DIR/tls"
+  [ -f "$tls/server.key" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=tacit test CA" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile ext.cnf -out server.pem
+  ) >"$DIR/tls.log" 2>&1 || {
+    cat "$DIR/tls.log" >&2
+    die "making the TLS certificates failed"
+  }
+  chmod 600 "$tls/server.key" "$tls/ca.key"
+  chmod 644 "$tls/ca.pem" "$tls/server.pem"
+  is_root && chown -R postgres: "$tls"
+  return 0
+}
 
 start() {
   [ -x "$PGBIN/initdb" ] || apt_install "postgresql-$PG_MAJOR"
@@ -64,7 +96,11 @@ start() {
         tail -n 20 "$DIR/initdb.log" >&2
         die "initdb failed (log: $DIR/initdb.log)"
       }
+      # The password role first: pg_hba.conf is read top down, first match wins.
+      local hba="$DATA/pg_hba.conf"
+      as_pg sh -c "{ echo 'host all $PASSWORD_ROLE 127.0.0.1/32 scram-sha-256'; cat '$hba'; } >'$hba.new' && mv '$hba.new' '$hba'"
     fi
+    make_tls
     local tries=0
     while :; do
       if [ -n "$WANT_PORT" ]; then
@@ -77,7 +113,7 @@ start() {
       [ "${#sock}" -le 100 ] || die "socket path too long (${#sock} > 100 chars): $sock; use a shorter DIR"
       log "starting on 127.0.0.1:$port"
       if as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/log" -w -t 60 \
-        -o "-p $port -k '$DIR' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        -o "-p $port -k '$DIR' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file='$DIR/tls/server.pem' -c ssl_key_file='$DIR/tls/server.key'" \
         start >/dev/null 2>&1; then
         break
       fi
@@ -96,8 +132,20 @@ start() {
   if [ "$exists" != 1 ]; then
     as_pg "$PGBIN/createdb" -h "$DIR" -p "$port" -U postgres "$DB" || die "createdb $DB failed"
   fi
+  as_pg "$PGBIN/psql" -h "$DIR" -p "$port" -U postgres -d postgres -qtAc \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PASSWORD_ROLE') THEN CREATE ROLE $PASSWORD_ROLE LOGIN PASSWORD '$PASSWORD'; END IF; END \$\$" \
+    >/dev/null || die "creating the role $PASSWORD_ROLE failed"
+  # Its own database (PostgreSQL 15 lets nobody but the owner create in `public`).
+  exists="$(as_pg "$PGBIN/psql" -h "$DIR" -p "$port" -U postgres -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PASSWORD_ROLE'")" || die "psql failed (log: $DIR/log)"
+  if [ "$exists" != 1 ]; then
+    as_pg "$PGBIN/createdb" -h "$DIR" -p "$port" -U postgres -O "$PASSWORD_ROLE" "$PASSWORD_ROLE" ||
+      die "createdb $PASSWORD_ROLE failed"
+  fi
   log "ready"
   emit DATABASE_URL "$(url "$port")"
+  emit PG_CA_FILE "$DIR/tls/ca.pem"
+  emit PG_PASSWORD_URL "postgres://$PASSWORD_ROLE:$PASSWORD@127.0.0.1:$port/$PASSWORD_ROLE"
 }
 
 stop() {

@@ -1,6 +1,6 @@
 //! # tacit-simulator
 //!
-//! Synthetic people for the end-to-end simulator (issue #8): seeded, reproducible
+//! Synthetic people for the end-to-end simulator: seeded, reproducible
 //! people who walk with a phone in the pocket and type, producing exactly the inputs the
 //! phone's core receives ([`MotionSample`]s and [`KeyEvent`]s), and the training
 //! populations for the backend's models built through the phone's own feature code.

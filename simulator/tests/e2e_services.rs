@@ -23,6 +23,9 @@ mod support;
 use support::{Proc, backend_binary, free_port, spawn, wait_ready, workspace_root};
 
 const ADMIN: &str = "e2e-admin";
+/// The at-rest key every process shares (encryption at rest is on by default), in the
+/// test's folder.
+const AT_REST_KEY: &str = "at-rest.key";
 const SEC: i64 = 1_000_000_000;
 
 fn factor_service(bin: &Path, dir: &Path, factor: &str, model: &Path, port: u16) -> Proc {
@@ -32,6 +35,7 @@ fn factor_service(bin: &Path, dir: &Path, factor: &str, model: &Path, port: u16)
         .env("TACIT_DATA_DIR", &data)
         .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
         .env("TACIT_MODEL_URL", format!("file://{}", model.display()))
+        .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
         .env("TACIT_LOG", "warn");
     spawn(
         if factor == "gait" {
@@ -138,6 +142,12 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let bin = backend_binary();
+    let made = Command::new(&bin)
+        .args(["keys", "at-rest-keygen", "--out"])
+        .arg(dir.join(AT_REST_KEY))
+        .output()
+        .expect("at-rest keygen");
+    assert!(made.status.success(), "{made:?}");
 
     // Models trained on people 0..20 of the synthetic population.
     let world = PopulationModel::default();
@@ -191,6 +201,7 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
         .args(["--log-level", "warning"])
         .current_dir(workspace_root().join("examples/python-factor"))
         .env("FACTOR_OBJECTS_DIR", gw_dir.join("objects"))
+        .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
         .env("FACTOR_JOB_DIR", dir.join("py-jobs"))
         .env("PYTHONDONTWRITEBYTECODE", "1");
         let mut p = spawn("python-factor", cmd, &dir);
@@ -210,6 +221,7 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
     let keygen = Command::new(&bin)
         .arg("keygen")
         .env("TACIT_DATA_DIR", &gw_dir)
+        .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
         .output()
         .expect("keygen");
     assert!(keygen.status.success());
@@ -230,6 +242,7 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
         .env("TACIT_DATA_DIR", &gw_dir)
         .env("TACIT_LISTEN", format!("127.0.0.1:{pw}"))
         .env("TACIT_ADMIN_TOKEN", ADMIN)
+        .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
         .env("TACIT_LOG", "info");
     let mut gateway = spawn("gateway", cmd, &dir);
     let url = format!("http://127.0.0.1:{pw}");

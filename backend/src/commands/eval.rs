@@ -40,7 +40,20 @@ pub struct EvalArgs {
 /// Runs the evaluation protocols and prints the table.
 pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, String> {
     let started = std::time::Instant::now();
-    let pop = load(&args.common.data, args.common.format)?;
+    let mut pop = load(&args.common.data, args.common.format)?;
+    let min_enrol = args.common.pipeline(pop.factor)?.enrol.min_samples;
+    let known = pop.skipped.len();
+    pop.retain_enrollable(min_enrol);
+    for s in &pop.skipped[known..] {
+        tracing::warn!("skipped {s}");
+    }
+    if pop.people.len() < 2 {
+        return Err(format!(
+            "{}: fewer than 2 people with enough entries to evaluate (skipped: {})",
+            args.common.data.display(),
+            pop.skipped.len()
+        ));
+    }
     let mut results = Vec::new();
     if matches!(args.protocol, Protocol::All | Protocol::OneClass) {
         let b = bar(pop.people.len() as u64, "one-class");

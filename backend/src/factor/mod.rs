@@ -140,11 +140,10 @@ impl FactorService {
                 f.models_prefix.trim_end_matches('/'),
                 factor.name()
             ),
-            model_file: f
-                .model_url
-                .as_deref()
-                .and_then(|u| u.strip_prefix("file://"))
-                .map(std::path::PathBuf::from),
+            model_file: match f.model_url.as_deref() {
+                Some(url) => Some(crate::store::local_path(url).map_err(std::io::Error::other)?),
+                None => None,
+            },
             current: RwLock::new(None),
             refused: std::sync::Mutex::new(None),
             jobs,

@@ -66,7 +66,13 @@ pub struct RevokeResponse {
 }
 
 pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = st.settings.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+    let Some(expected) = st
+        .settings
+        .admin_token
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret)
+        .filter(|t| !t.is_empty())
+    else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_disabled",
@@ -108,10 +114,10 @@ pub fn store_error(e: StoreError) -> ApiError {
         ),
         StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
         e @ StoreError::Unavailable { .. } => {
-            tracing::warn!(error = %e, "storage unavailable");
+            tracing::warn!(error = %crate::error::Chain(&e), "storage unavailable");
             ApiError::unavailable("storage temporarily unavailable")
         }
-        other => ApiError::internal(other),
+        other => ApiError::internal(crate::error::Chain(&other)),
     }
 }
 

@@ -9,10 +9,14 @@
 //! Blob layout: `TAR1` ‖ key tag (8 bytes: SHA-256 of the key, truncated) ‖ nonce (12,
 //! random) ‖ ciphertext ‖ tag (16). The tag picks the key, so old keys can stay listed
 //! for reading while new writes use the current one (rotation without a rewrite pass).
-//! With encryption on, a blob without the header is refused, not read as plaintext.
+//! With encryption on, a blob without the header is refused, not read as plaintext —
+//! unless the store held data before encryption was first turned on
+//! ([`AtRestKeys::set_plaintext_before`], recorded once in the store's database): then
+//! such a blob is that older data and is read as it is, while new writes are encrypted.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -29,6 +33,7 @@ pub struct AtRestKeys {
     current: [u8; TAG_ID_LEN],
     keys: HashMap<[u8; TAG_ID_LEN], LessSafeKey>,
     rng: SystemRandom,
+    plaintext_before: AtomicBool,
 }
 
 impl std::fmt::Debug for AtRestKeys {
@@ -60,7 +65,15 @@ impl AtRestKeys {
             current: key_tag(&current),
             keys,
             rng: SystemRandom::new(),
+            plaintext_before: AtomicBool::new(false),
         })
+    }
+
+    /// Whether blobs without the encryption header are data stored before encryption
+    /// at rest was turned on, to be read as they are (`true`), or refused (`false`, the
+    /// default: a store that started encrypted). The store sets it when it opens.
+    pub fn set_plaintext_before(&self, yes: bool) {
+        self.plaintext_before.store(yes, Ordering::Relaxed);
     }
 
     /// Loads keys from files of 32 raw bytes or 64 hex characters (a trailing newline
@@ -113,7 +126,11 @@ impl AtRestKeys {
     /// encrypted, was encrypted under an unknown key, altered, or moved from another
     /// place is [`StoreError::Internal`] ("corrupt"), never returned as it is.
     pub fn open(&self, context: &str, blob: &[u8]) -> StoreResult<Vec<u8>> {
-        if blob.len() < HEADER_LEN + 16 || &blob[..MAGIC.len()] != MAGIC {
+        let has_header = blob.len() >= MAGIC.len() && &blob[..MAGIC.len()] == MAGIC;
+        if !has_header && self.plaintext_before.load(Ordering::Relaxed) {
+            return Ok(blob.to_vec());
+        }
+        if blob.len() < HEADER_LEN + 16 || !has_header {
             return Err(StoreError::corrupt(format!(
                 "{context}: not encrypted at rest"
             )));
@@ -184,6 +201,16 @@ mod tests {
         );
         let b = AtRestKeys::new([2; 32], &[]).unwrap();
         assert!(b.open("features/u/1", &blob).is_err());
+        // A store that held data before encryption was on reads that data as it is,
+        // but still refuses an altered or foreign encrypted blob.
+        a.set_plaintext_before(true);
+        assert_eq!(
+            a.open("features/u/1", b"old plaintext").unwrap(),
+            b"old plaintext"
+        );
+        assert!(a.open("features/u/1", &bad).is_err());
+        assert!(b.open("features/u/1", &blob).is_err());
+        a.set_plaintext_before(false);
         // Rotated: the new key writes, the old one still reads.
         let rotated = AtRestKeys::new([2; 32], &[[1; 32]]).unwrap();
         assert_eq!(rotated.open("features/u/1", &blob).unwrap(), b"biometric");

@@ -50,6 +50,77 @@ impl fmt::Debug for S3Config {
     }
 }
 
+/// `url` with its password (if any) replaced by `<redacted>`, for messages and logs:
+/// `postgres://tacit:hunter2@db/tacit` → `postgres://tacit:%3Credacted%3E@db/tacit`.
+/// A value that does not parse as a URL is shown as `<unparsable URL>`, since it could
+/// hold a password in a shape this function does not recognise.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        // `user:secret@host` parses as scheme `user` with an opaque path: not a URL
+        // whose password could be found and replaced.
+        Ok(u) if u.cannot_be_a_base() && url.contains('@') => "<unparsable URL>".to_owned(),
+        Ok(mut u) => {
+            if u.password().is_some() {
+                // Only fails for URLs without a host, which have no password.
+                let _ = u.set_password(Some("<redacted>"));
+            }
+            // libpq-style `?password=` in the query.
+            if u.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" {
+                            "<redacted>".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        // A relative SQLite path (`sqlite://data/x.db` parses; `data/x.db` does not).
+        Err(_) if !url.contains('@') && !url.contains("password") => url.to_owned(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// A local path given as a plain path or a `file:` URL, relative or absolute:
+///
+/// * `DIR`, `./DIR`, `/ABS/DIR` — the path as it is;
+/// * `file:///ABS/DIR`, `file://localhost/ABS/DIR`, `file:/ABS/DIR` — an absolute path
+///   (RFC 8089; percent-escapes decoded);
+/// * `file://DIR`, `file://./DIR`, `file:DIR` — a path relative to the working directory,
+///   taken literally. Strictly the first segment of `file://DIR` would be a host, but
+///   a host is meaningless for a local store, and `sqlite://DIR` means the same
+///   relative path, so the same spelling works for both.
+///
+/// The error names the value and what was expected.
+pub fn local_path(value: &str) -> Result<PathBuf, String> {
+    let expected = || format!("{value:?}: expected a path or a file:// URL");
+    let Some(rest) = value.strip_prefix("file:") else {
+        if value.is_empty() {
+            return Err(expected());
+        }
+        return Ok(PathBuf::from(value));
+    };
+    let absolute = rest.starts_with("///") || rest.starts_with("//localhost/");
+    let path = if absolute || (rest.starts_with('/') && !rest.starts_with("//")) {
+        url::Url::parse(value)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(expected)?
+    } else {
+        PathBuf::from(rest.strip_prefix("//").unwrap_or(rest))
+    };
+    if path.as_os_str().is_empty() || rest.contains(['?', '#']) {
+        return Err(expected());
+    }
+    Ok(path)
+}
+
 /// Where the feature objects live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectsConfig {
@@ -60,8 +131,9 @@ pub enum ObjectsConfig {
 }
 
 impl ObjectsConfig {
-    /// Parses `file:///DIR`, a plain path, or `s3://BUCKET` (with `endpoint` for
-    /// S3-compatible servers; credentials from the environment).
+    /// Parses a directory (a plain path or a `file:` URL, relative or absolute:
+    /// [`local_path`]) or `s3://BUCKET` (with `endpoint` for S3-compatible servers;
+    /// credentials from the environment).
     pub fn parse(url: &str, endpoint: Option<&str>) -> StoreResult<Self> {
         if let Some(bucket) = url.strip_prefix("s3://") {
             let bucket = bucket.trim_end_matches('/');
@@ -77,21 +149,14 @@ impl ObjectsConfig {
                 ..S3Config::default()
             }));
         }
-        if url.starts_with("file:") {
-            let path = url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.to_file_path().ok())
-                .ok_or_else(|| {
-                    StoreError::Invalid(format!("object store {url:?}: expected file:///DIR"))
-                })?;
-            return Ok(ObjectsConfig::Local(path));
-        }
-        if url.is_empty() || url.contains("://") {
+        if url.is_empty() || (url.contains("://") && !url.starts_with("file:")) {
             return Err(StoreError::Invalid(format!(
-                "object store {url:?}: expected file:///DIR, a directory or s3://BUCKET"
+                "object store {url:?}: expected a directory, file://DIR or s3://BUCKET"
             )));
         }
-        Ok(ObjectsConfig::Local(PathBuf::from(url)))
+        local_path(url)
+            .map(ObjectsConfig::Local)
+            .map_err(|e| StoreError::Invalid(format!("object store {e}")))
     }
 
     /// Opens the object store (for S3: builds the client; nothing is requested yet).
@@ -109,6 +174,11 @@ pub struct StoreConfig {
     /// `sqlite://PATH` (relative) or `sqlite:///ABSOLUTE/PATH`, or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?…]` (`postgresql://` too).
     pub database_url: String,
+    /// A CA certificate file (PEM) that PostgreSQL's server certificate must chain to;
+    /// with it, the connection is `sslmode=verify-full` unless the URL says otherwise.
+    /// Without it, `sslmode=verify-ca|verify-full` in the URL check against the URL's
+    /// `sslrootcert` or the bundled Mozilla roots.
+    pub database_ca_file: Option<PathBuf>,
     /// Where the feature objects live.
     pub objects: ObjectsConfig,
     /// Encryption of features and templates at rest (`None`: stored as they are).
@@ -119,6 +189,7 @@ pub struct StoreConfig {
 impl PartialEq for StoreConfig {
     fn eq(&self, other: &Self) -> bool {
         self.database_url == other.database_url
+            && self.database_ca_file == other.database_ca_file
             && self.objects == other.objects
             && match (&self.at_rest, &other.at_rest) {
                 (None, None) => true,
@@ -132,16 +203,9 @@ impl Eq for StoreConfig {}
 
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let database_url = match url::Url::parse(&self.database_url) {
-            Ok(mut u) if u.password().is_some() => {
-                // Only fails for URLs without a host, which have no password.
-                let _ = u.set_password(Some("<redacted>"));
-                u.to_string()
-            }
-            _ => self.database_url.clone(),
-        };
         f.debug_struct("StoreConfig")
-            .field("database_url", &database_url)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("database_ca_file", &self.database_ca_file)
             .field("objects", &self.objects)
             .field("at_rest", &self.at_rest)
             .finish()
@@ -158,11 +222,18 @@ impl StoreConfig {
             DatabaseKind::Sqlite(path) => {
                 let store = SqliteStore::open(&path, objects).await?;
                 store.migrate().await?;
+                store.note_at_rest().await?;
                 Ok(Arc::new(store))
             }
             DatabaseKind::Postgres => {
-                let store = PostgresStore::connect(&self.database_url, objects).await?;
+                let store = PostgresStore::connect_with_ca(
+                    &self.database_url,
+                    self.database_ca_file.as_deref(),
+                    objects,
+                )
+                .await?;
                 store.migrate().await?;
+                store.note_at_rest().await?;
                 Ok(Arc::new(store))
             }
         }
@@ -238,10 +309,27 @@ mod tests {
             ObjectsConfig::parse("file:///var/lib/tacit", None).ok(),
             Some(ObjectsConfig::Local("/var/lib/tacit".into()))
         );
-        assert_eq!(
-            ObjectsConfig::parse("data/objects", None).ok(),
-            Some(ObjectsConfig::Local("data/objects".into()))
-        );
+        // Every spelling of a local directory, relative and absolute.
+        for (given, path) in [
+            ("data/objects", "data/objects"),
+            ("./tacit-data/objects", "./tacit-data/objects"),
+            ("/var/lib/tacit", "/var/lib/tacit"),
+            ("file://./tacit-data/objects", "./tacit-data/objects"),
+            (
+                "file://tacit-sim-world/backend/objects",
+                "tacit-sim-world/backend/objects",
+            ),
+            ("file:data/objects", "data/objects"),
+            ("file:/var/lib/tacit", "/var/lib/tacit"),
+            ("file://localhost/var/lib/tacit", "/var/lib/tacit"),
+            ("file:///var/lib/my%20data", "/var/lib/my data"),
+        ] {
+            assert_eq!(
+                ObjectsConfig::parse(given, None).ok(),
+                Some(ObjectsConfig::Local(path.into())),
+                "{given}"
+            );
+        }
         let s3 = ObjectsConfig::parse("s3://feat/", Some("http://127.0.0.1:9000")).ok();
         assert_eq!(
             s3,
@@ -254,7 +342,15 @@ mod tests {
         );
         let aws = ObjectsConfig::parse("s3://feat", None).ok();
         assert!(matches!(aws, Some(ObjectsConfig::S3(c)) if !c.allow_http && c.endpoint.is_none()));
-        for bad in ["s3://", "s3://a/b", "gs://x", "", "file://host-only"] {
+        for bad in [
+            "s3://",
+            "s3://a/b",
+            "gs://x",
+            "",
+            "file://",
+            "file:",
+            "file:///a?x=1",
+        ] {
             assert!(ObjectsConfig::parse(bad, None).is_err(), "{bad}");
         }
     }
@@ -268,6 +364,7 @@ mod tests {
                 secret_access_key: Some("hunter3".into()),
                 ..S3Config::default()
             }),
+            database_ca_file: None,
             at_rest: None,
         };
         let shown = format!("{config:?}");
@@ -276,5 +373,26 @@ mod tests {
             shown.contains("postgres://tacit:%3Credacted%3E@db/tacit"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        for (given, shown) in [
+            (
+                "postgres://u:hunter2@db:5432/t?sslmode=require",
+                "postgres://u:%3Credacted%3E@db:5432/t?sslmode=require",
+            ),
+            (
+                "postgres://u@db/t?password=hunter2&sslmode=verify-full",
+                "postgres://u@db/t?password=%3Credacted%3E&sslmode=verify-full",
+            ),
+            ("postgres://u@db/t", "postgres://u@db/t"),
+            ("sqlite://data/tacit.db", "sqlite://data/tacit.db"),
+            ("data/tacit.db", "data/tacit.db"),
+            ("u:hunter2@db", "<unparsable URL>"),
+        ] {
+            assert_eq!(redact_url(given), shown, "{given}");
+            assert!(!redact_url(given).contains("hunter2"));
+        }
     }
 }

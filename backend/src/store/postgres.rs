@@ -1,11 +1,13 @@
 //! The server database: PostgreSQL.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use sqlx::postgres::PgSslMode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use super::error::{StoreError, StoreResult, from_sqlx};
 use super::objects::FeatureObjects;
@@ -30,17 +32,78 @@ impl PostgresStore {
     /// migrate: call [`Store::migrate`](super::Store::migrate), or use
     /// [`StoreConfig::open`](super::StoreConfig::open) which does both.
     pub async fn connect(url: &str, objects: FeatureObjects) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Invalid(format!("PostgreSQL URL: {e}")))?
-            // An acknowledged envelope must survive a crash, whatever the server's
-            // default (`off` trades that for speed; the test cluster uses it).
-            .options([("synchronous_commit", "on")]);
+        Self::connect_with_ca(url, None, objects).await
+    }
+
+    /// [`PostgresStore::connect`] over TLS checked against `ca_file` (PEM), when given:
+    /// `sslmode=verify-full` (the server's name must match its certificate) unless the
+    /// URL asks for another mode. TLS is rustls on ring. The URL's own
+    /// `sslmode=disable|prefer|require|verify-ca|verify-full` and `sslrootcert=FILE` work
+    /// as in libpq; `prefer` (the default) uses TLS when the server offers it.
+    pub async fn connect_with_ca(
+        url: &str,
+        ca_file: Option<&Path>,
+        objects: FeatureObjects,
+    ) -> StoreResult<Self> {
+        // sqlx's parse error can quote the URL: show it redacted, never the password.
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Invalid(format!(
+                "PostgreSQL URL {}: {}",
+                super::redact_url(url),
+                e.to_string().replace(url, "<the URL>")
+            ))
+        })?;
+        if let Some(ca) = ca_file {
+            if !ca.is_file() {
+                return Err(StoreError::Invalid(format!(
+                    "PostgreSQL CA file {}: not a readable file",
+                    ca.display()
+                )));
+            }
+            let mode_in_url = url::Url::parse(url).is_ok_and(|u| {
+                u.query_pairs()
+                    .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+            });
+            options = options.ssl_root_cert(ca);
+            if !mode_in_url {
+                options = options.ssl_mode(PgSslMode::VerifyFull);
+            }
+        }
+        // An acknowledged envelope must survive a crash, whatever the server's default
+        // (`off` trades that for speed; the test cluster uses it).
+        let options = options.options([("synchronous_commit", "on")]);
+        let context = format!(
+            "connecting to PostgreSQL at {}:{}",
+            options.get_host(),
+            options.get_port()
+        );
+        // One connection first, by hand: the pool retries a refused connection until
+        // its acquire timeout and then reports only "pool timed out", which hides
+        // whether the port was closed, TLS failed or the password was wrong.
+        let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
+        loop {
+            match options.connect().await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    break;
+                }
+                // The server may be starting (a container beside this one): retry
+                // until the deadline, then report the refusal itself.
+                Err(sqlx::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(from_sqlx(&context, e, is_transient)),
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| from_sqlx("connecting to PostgreSQL", e, is_transient))?;
+            .map_err(|e| from_sqlx(&context, e, is_transient))?;
         Ok(PostgresStore { pool, objects })
     }
 
@@ -63,6 +126,11 @@ impl PostgresStore {
                 2,
                 "authenticate",
                 include_str!("../../migrations/postgres/0002_authenticate.sql"),
+            ),
+            (
+                3,
+                "store meta",
+                include_str!("../../migrations/postgres/0003_store_meta.sql"),
             ),
         ])
     }

@@ -72,6 +72,14 @@ pub(crate) const EXPIRED_ENVELOPES: &str = "SELECT device_id, sequence, object_k
 pub(crate) const DELETE_ENVELOPE: &str =
     "DELETE FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const REVOKE_DEVICE: &str = "UPDATE devices SET revoked = $2 WHERE device_id = $1";
+/// Records, once, whether the store held data when encryption at rest was first on
+/// (`WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint).
+pub(crate) const NOTE_AT_REST_START: &str = "INSERT INTO store_meta (name, value) \
+     SELECT 'at_rest_plaintext_before', CASE WHEN EXISTS (SELECT 1 FROM envelopes) \
+     OR EXISTS (SELECT 1 FROM templates) THEN 'yes' ELSE 'no' END WHERE true \
+     ON CONFLICT (name) DO NOTHING";
+pub(crate) const AT_REST_PLAINTEXT_BEFORE: &str =
+    "SELECT value FROM store_meta WHERE name = 'at_rest_plaintext_before'";
 pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
 pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
      consecutive_rejects + 1 WHERE user_id = $1 RETURNING consecutive_rejects";
@@ -169,6 +177,43 @@ pub(crate) fn from_migrate(err: MigrateError, transient_code: fn(&str) -> bool) 
 /// `$transient` says which database error codes of that dialect are temporary.
 macro_rules! impl_sql_store {
     ($store:ty, $transient:path) => {
+        impl $store {
+            /// With encryption at rest on: records, the first time, whether the store
+            /// already held features or templates (then unencrypted blobs are that
+            /// older data and stay readable), and tells the keys so.
+            pub(crate) async fn note_at_rest(&self) -> $crate::store::StoreResult<()> {
+                use $crate::store::sql;
+                let Some(keys) = self.objects.at_rest() else {
+                    return Ok(());
+                };
+                let transient = $transient;
+                sqlx::query(sql::NOTE_AT_REST_START)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx(
+                            "recording encryption at rest",
+                            e,
+                            transient,
+                        )
+                    })?;
+                let (before,): (String,) = sqlx::query_as(sql::AT_REST_PLAINTEXT_BEFORE)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("reading encryption at rest", e, transient)
+                    })?;
+                if before == "yes" {
+                    tracing::warn!(
+                        "this store held data before encryption at rest was turned on: \
+                         blobs without the encryption header are read as that older data"
+                    );
+                }
+                keys.set_plaintext_before(before == "yes");
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn migrate(&self) -> $crate::store::StoreResult<()> {

@@ -55,6 +55,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
             "devices",
             "enrolment_tokens",
             "envelopes",
+            "store_meta",
             "templates",
             "users"
         ]
@@ -64,7 +65,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     fx.store.migrate().await.unwrap();
     let reopened = fx.config.open().await.unwrap();
     assert!(reopened.user_exists("u1").await.unwrap());
-    assert_eq!(fx.migrations_applied().await, 2);
+    assert_eq!(fx.migrations_applied().await, 3);
     assert_eq!(fx.tables().await, tables);
     fx.assert_durable_commits().await;
 }
@@ -354,7 +355,13 @@ pub async fn delete_user(fx: &Fixture) {
         fx.insert_template(user, "gait").await;
     }
 
-    let tables = fx.tables().await;
+    // Every table that holds people's data (`store_meta` holds facts about the store).
+    let tables: Vec<String> = fx
+        .tables()
+        .await
+        .into_iter()
+        .filter(|t| t != "store_meta")
+        .collect();
     let mut kept_rows = Vec::new();
     for t in &tables {
         assert!(
@@ -583,6 +590,58 @@ pub async fn at_rest(fx: &Fixture) {
             .unwrap();
     }
     assert!(s.objects().read(&key(&m2)).await.is_err());
+    // An insider writing plaintext in place of a blob, in a store that started
+    // encrypted: refused, not read as it is.
+    {
+        use object_store::{ObjectStoreExt, PutPayload};
+        let to = object_store::path::Path::parse(key(&m2)).unwrap();
+        fx.store
+            .objects()
+            .object_store()
+            .put(&to, PutPayload::from(b"forged plaintext features".to_vec()))
+            .await
+            .unwrap();
+    }
+    assert!(s.objects().read(&key(&m2)).await.is_err());
+}
+
+/// Turning encryption at rest on over a store that already holds unencrypted data
+/// (an installation from before it was the default): that data keeps reading, every
+/// new write is encrypted, and the fact is recorded once, so reopening keeps it.
+pub async fn at_rest_upgrade(fx: &Fixture) {
+    use tacit_backend::store::TemplateRow;
+    use tacit_backend::store::at_rest::{AtRestKeys, MAGIC};
+    let plain = &fx.store;
+    plain.create_user("u1").await.unwrap();
+    let d = device("u1", 1);
+    plain.register_device(d.clone()).await.unwrap();
+    let (m1, m2) = (meta(&d, 1, [0xb1; 16]), meta(&d, 2, [0xb2; 16]));
+    let old = features(m1.sequence, m1.envelope_id);
+    plain.store_envelope(m1.clone(), old.clone()).await.unwrap();
+    let template = TemplateRow {
+        user_id: "u1".into(),
+        factor: "gait".into(),
+        format: 1,
+        blob: b"a template from before encryption".to_vec(),
+        updated_at_ms: NOW,
+    };
+    plain.put_template(template.clone()).await.unwrap();
+
+    let keys = Arc::new(AtRestKeys::new([9; 32], &[]).unwrap());
+    let s = fx.store_with_at_rest(keys.clone()).await;
+    assert_eq!(s.objects().read(&key(&m1)).await.unwrap(), old);
+    assert_eq!(s.templates("u1").await.unwrap(), vec![template.clone()]);
+    let new = features(m2.sequence, m2.envelope_id);
+    s.store_envelope(m2.clone(), new.clone()).await.unwrap();
+    assert_eq!(&fx.raw_object(&key(&m2)).await[..4], MAGIC);
+    assert_eq!(s.objects().read(&key(&m2)).await.unwrap(), new);
+    s.put_template(template.clone()).await.unwrap();
+    assert_eq!(&fx.raw_template("u1", "gait").await[..4], MAGIC);
+    // Reopened with new keys object: the recorded fact holds.
+    let again = fx
+        .store_with_at_rest(Arc::new(AtRestKeys::new([9; 32], &[]).unwrap()))
+        .await;
+    assert_eq!(again.objects().read(&key(&m1)).await.unwrap(), old);
 }
 
 /// Retention: `expire_envelopes` removes the oldest batches, object and row, in

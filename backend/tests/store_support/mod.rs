@@ -101,6 +101,7 @@ impl Fixture {
         store.migrate().await.unwrap();
         let config = StoreConfig {
             database_url: format!("sqlite://{}", db.display()),
+            database_ca_file: None,
             objects: ObjectsConfig::Local(objects_dir),
             at_rest: None,
         };
@@ -134,6 +135,7 @@ impl Fixture {
         let objects = ObjectsConfig::parse(&format!("s3://{name}"), Some(&endpoint)).unwrap();
         let config = StoreConfig {
             database_url: url.to_string(),
+            database_ca_file: None,
             objects,
             at_rest: None,
         };
@@ -284,7 +286,7 @@ impl Fixture {
         self.rows("_sqlx_migrations").await
     }
 
-    /// A template row (no API writes templates yet: the models issue will).
+    /// A template row, written directly (the template API has its own tests).
     pub async fn insert_template(&self, user_id: &str, factor: &str) {
         let sql = "INSERT INTO templates (user_id, factor, model_version, blob, updated_at_ms) \
                    VALUES ($1, $2, $3, $4, $5)";

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tacit_backend::error::Chain;
 use tacit_backend::keys::KeyRing;
 use tacit_backend::server::{self, RunningServer};
 use tacit_backend::settings::Settings;
@@ -126,7 +127,7 @@ fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
     let mut settings = Settings {
         listen,
         data_dir: dir.to_path_buf(),
-        admin_token: Some(admin_token.to_string()),
+        admin_token: Some(admin_token.into()),
         ..Settings::default()
     };
     settings.limits.envelopes_per_second_per_device = 1e6;
@@ -238,7 +239,7 @@ impl SimBackend {
                 // Opened after the child has migrated the database.
                 let store = server::open_store(&settings)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("storage: {}", Chain(&e)))?;
                 backend.runner = Runner::Process {
                     bin: bin.clone(),
                     config,
@@ -256,14 +257,14 @@ impl SimBackend {
                 let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
                 let store = server::open_store(&settings)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("storage: {}", Chain(&e)))?;
                 let factors = server::embedded_factors(&settings, store.objects())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("factors: {}", Chain(&e)))?;
                 let mut settings = settings;
                 let server = server::spawn_with_factors(settings.clone(), keys, store, factors)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("gateway: {}", Chain(&e)))?;
                 settings.listen = server.addr.to_string();
                 Ok(SimBackend {
                     url: server.url(),

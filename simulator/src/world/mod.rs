@@ -1,4 +1,4 @@
-//! A simulated world (issue #8): a population of synthetic people, each with a phone
+//! A simulated world: a population of synthetic people, each with a phone
 //! running the real mobile-core [`Client`](tacit_mobile_core::client::Client), living a
 //! number of days against a real backend (in this process, the embedded default), with
 //! genuine authentications at random moments and attackers; the outcome is a
@@ -19,6 +19,7 @@ mod network;
 mod phone;
 mod report;
 mod run;
+pub mod workdir;
 
 pub use backend::{BackendKind, SimBackend, install_models};
 pub use network::{FaultCounts, Faults, FaultyNetwork};
@@ -57,7 +58,9 @@ pub struct WorldConfig {
     pub restarts: bool,
     /// Which backend the phones talk to.
     pub backend: BackendKind,
-    /// Working directory (backend data, phones' data); emptied first.
+    /// Working directory (backend data, phones' data). Emptied first only when the
+    /// simulator made it (its marker file is there); any other non-empty folder is
+    /// refused ([`workdir::prepare`]).
     pub dir: PathBuf,
 }
 

@@ -38,8 +38,7 @@ struct Outcome {
 pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, String> {
     cfg.check()?;
     let started = Instant::now();
-    let _ = std::fs::remove_dir_all(&cfg.dir);
-    std::fs::create_dir_all(&cfg.dir).map_err(|e| format!("{}: {e}", cfg.dir.display()))?;
+    super::workdir::prepare(&cfg.dir)?;
     let world = PopulationModel::with_seed(cfg.seed);
 
     progress("training the models on other synthetic people", 0, 1);

@@ -69,6 +69,34 @@ pub struct Population {
 }
 
 impl Population {
+    /// Removes the people with too few vectors to be evaluated — fewer than
+    /// `min_enrol` in the enrolment half (by sessions, or the first half of the vectors
+    /// for the one-class protocol) or none left to test — and lists each in `skipped`
+    /// with the reason. One short person (typos, a cut-off session) never aborts the
+    /// evaluation of the others. Returns how many were removed.
+    pub fn retain_enrollable(&mut self, min_enrol: usize) -> usize {
+        let min_enrol = min_enrol.max(2);
+        let before = self.people.len();
+        let mut skipped = Vec::new();
+        self.people.retain(|p| {
+            let (enrol, test) = p.halves();
+            let n = p.samples.len();
+            let enrol_n = enrol.len().min(n / 2);
+            let test_n = test.len().min(n - n / 2);
+            if enrol_n >= min_enrol && test_n >= 1 {
+                return true;
+            }
+            skipped.push(format!(
+                "person {}: {n} usable entries ({enrol_n} to enrol, {test_n} to test); \
+                 enrolment needs at least {min_enrol} and testing at least 1",
+                p.id
+            ));
+            false
+        });
+        self.skipped.extend(skipped);
+        before - self.people.len()
+    }
+
     /// Total number of vectors.
     pub fn samples(&self) -> usize {
         self.people.iter().map(|p| p.samples.len()).sum()

@@ -1,0 +1,93 @@
+//! The simulator's working directory: emptied before each run, so it must never be a
+//! folder of someone else's. A run writes a marker file into the folder it makes; only
+//! a folder with that marker (or an empty one, or none) is used.
+
+use std::path::Path;
+
+/// The marker file the simulator writes into a working directory it made.
+pub const MARKER: &str = ".tacit-sim-world";
+
+const MARKER_TEXT: &str = "This folder was made by tacit-sim and is emptied by its next run.\n\
+It holds private keys (the backend's HPKE and at-rest keys, the phones' device keys).\n";
+
+/// Makes `dir` ready for a run: creates it if missing, uses it if empty, empties it if
+/// it carries the simulator's marker, and refuses anything else (an existing non-empty
+/// folder without the marker, or a file) with a message saying why and what to do.
+pub fn prepare(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("--dir {shown}: {e}")),
+        Ok(meta) if !meta.is_dir() => {
+            return Err(format!(
+                "--dir {shown}: exists and is not a folder; choose another --dir"
+            ));
+        }
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir).map_err(|e| format!("--dir {shown}: {e}"))?;
+            let empty = entries.next().is_none();
+            if !empty {
+                if !dir.join(MARKER).is_file() {
+                    return Err(format!(
+                        "--dir {shown}: the folder exists, is not empty and was not made by \
+                         tacit-sim (no {MARKER} in it); refusing to empty it. Choose another \
+                         --dir, or remove the folder yourself"
+                    ));
+                }
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| format!("--dir {shown}: emptying the previous run: {e}"))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("--dir {shown}: {e}"))?;
+    std::fs::write(dir.join(MARKER), MARKER_TEXT)
+        .map_err(|e| format!("--dir {shown}: writing {MARKER}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("tacit-workdir-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn makes_reuses_and_refuses() {
+        // Missing: made, with the marker.
+        let d = scratch("new");
+        prepare(&d).unwrap();
+        assert!(d.join(MARKER).is_file());
+        // Made by a run: emptied by the next.
+        std::fs::write(d.join("report.json"), "{}").unwrap();
+        prepare(&d).unwrap();
+        assert!(!d.join("report.json").exists());
+        assert!(d.join(MARKER).is_file());
+        std::fs::remove_dir_all(&d).unwrap();
+
+        // Empty and not ours: used.
+        std::fs::create_dir_all(&d).unwrap();
+        prepare(&d).unwrap();
+        assert!(d.join(MARKER).is_file());
+        std::fs::remove_dir_all(&d).unwrap();
+
+        // Somebody's folder: refused, and nothing in it touched.
+        let home = scratch("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join("thesis.tex"), "years of work").unwrap();
+        let err = prepare(&home).unwrap_err();
+        assert!(err.contains("not made by tacit-sim"), "{err}");
+        assert!(err.contains(MARKER), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(home.join("thesis.tex")).unwrap(),
+            "years of work"
+        );
+        assert!(!home.join(MARKER).exists());
+        // A file: refused.
+        let file = home.join("thesis.tex");
+        assert!(prepare(&file).unwrap_err().contains("not a folder"));
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+}
