@@ -41,9 +41,18 @@ need() {
   printf '%s\n' "$text"
 }
 
+# As a new user has it: no settings of this run (TACIT_*, DATABASE_URL, AWS_*, ...)
+# reach the README's commands; only what finds the toolchain and its caches does.
+# `cargo install` puts binaries in $CARGO_HOME/bin: first on PATH, so that an older
+# tacit-backend elsewhere on PATH is not the one tested.
+clean_env=(env -i "HOME=$HOME" "PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" "TERM=${TERM:-dumb}")
+for v in CARGO_HOME RUSTUP_HOME CARGO_TARGET_DIR CARGO_INCREMENTAL CARGO_TERM_COLOR; do
+  if [ -n "${!v:-}" ]; then clean_env+=("$v=${!v}"); fi
+done
+
 run_in() {
   local dir="$1" text="$2"
-  (cd "$dir" && bash -euo pipefail -c "$text")
+  (cd "$dir" && "${clean_env[@]}" bash -euo pipefail -c "$text")
 }
 
 self_test() {
@@ -67,7 +76,7 @@ first_command() {
   # `|| exit`: errexit does not reach into a caller's `( ... ) || status=$?`.
   text="$(need "$1" first-command)" || exit 1
   log "first command, from the repository root:"
-  printf '    %s\n' "$text" >&2
+  sed 's/^/    /' <<<"$text" >&2
   run_in "$repo" "$text" || die "the README's first command failed"
 }
 
@@ -76,16 +85,16 @@ backend() {
   build="$(need "$1" backend-build)" || exit 1
   run="$(need "$1" backend-run)" || exit 1
   log "backend build, from the repository root:"
-  printf '    %s\n' "$build" >&2
+  sed 's/^/    /' <<<"$build" >&2
   run_in "$repo" "$build" || die "the README's backend build failed"
 
   folder="$(mktemp -d)"
   log "backend commands, in the empty folder $folder:"
-  printf '    %s\n' "$run" >&2
+  sed 's/^/    /' <<<"$run" >&2
   if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
     die "something already listens on 127.0.0.1:8080; the README's server needs that port"
   fi
-  (cd "$folder" && exec setsid bash -euo pipefail -c "$run") >"$folder.log" 2>&1 &
+  (cd "$folder" && exec setsid "${clean_env[@]}" bash -euo pipefail -c "$run") >"$folder.log" 2>&1 &
   pid=$!
   for i in $(seq 1 120); do
     if curl -fsS -o /dev/null http://127.0.0.1:8080/readyz 2>/dev/null; then
@@ -105,6 +114,8 @@ backend() {
   log "backend: /readyz 200 from an empty folder; it made: $(cd "$folder" && find . -mindepth 1 -maxdepth 2 | sort | tr '\n' ' ')"
   rm -rf "$folder" "$folder.log"
 }
+
+command -v curl >/dev/null || die "curl is needed to ask the README's server /readyz (apt-get install curl)"
 
 case "${1:-}" in
 --self-test) self_test ;;

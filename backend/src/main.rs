@@ -188,6 +188,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 if !file.exists() {
                     tacit_backend::store::at_rest::AtRestKeys::generate(&file)
                         .with_context(|| format!("writing the at-rest key {}", file.display()))?;
+                    eprintln!(
+                        "tacit-backend: created a NEW at-rest key {} (keep it: the data it \
+                         encrypts cannot be read without it)",
+                        file.display()
+                    );
                 }
                 println!("at_rest_key={}", file.display());
             }

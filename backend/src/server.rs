@@ -92,10 +92,16 @@ pub fn at_rest_keys(
     )?)))
 }
 
-/// Opens the store named by the settings (running migrations).
+/// Opens the store named by the settings (running migrations). With encryption at rest
+/// off, a store that is encrypted (it holds the at-rest marker) is refused.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, ServeError> {
     let at_rest = at_rest_keys(settings)?;
-    open_store_with(settings, at_rest).await
+    let off = at_rest.is_none();
+    let store = open_store_with(settings, at_rest).await?;
+    if off {
+        store.objects().apply_at_rest_marker().await?;
+    }
+    Ok(store)
 }
 
 /// Creates or upgrades the schema of the store named by the settings. Reads no blob,
@@ -313,6 +319,9 @@ pub async fn spawn_factor(
     let objects = objects_config(&settings)?
         .open()?
         .with_at_rest(at_rest_keys(&settings)?);
+    // The gateway writes the at-rest marker; a factor service started first checks
+    // again while it serves (`FactorService`).
+    objects.apply_at_rest_marker().await?;
     let service = crate::factor::FactorService::start(factor, objects, &settings).await?;
     let app = crate::factor::factor_router(service.clone(), settings.limits.max_body_bytes);
     let opts =

@@ -399,9 +399,18 @@ impl Settings {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| SettingsError::Parse {
+                toml::from_str(&text).map_err(|e: toml::de::Error| SettingsError::Parse {
                     path: path.to_path_buf(),
-                    message: e.to_string(),
+                    // The message and the line only: the full error quotes the line,
+                    // which may hold a secret (an unquoted token or database URL).
+                    message: match e.span() {
+                        Some(span) => format!(
+                            "line {}: {}",
+                            text[..span.start.min(text.len())].matches('\n').count() + 1,
+                            e.message()
+                        ),
+                        None => e.message().to_owned(),
+                    },
                 })?
             }
             None => Settings::default(),
@@ -694,6 +703,11 @@ mod tests {
             s.database_ca_file.as_deref(),
             Some(Path::new("/etc/pg-ca.pem"))
         );
+        // A parse error names the line, never quotes it (it may hold a secret).
+        std::fs::write(&f, "listen = \"x\"\nadmin_token = hunter-secret\n").unwrap();
+        let err = Settings::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("hunter"), "{err}");
         std::fs::write(&f, "listn = 1\n").unwrap();
         assert!(matches!(
             Settings::load(Some(&f)),
@@ -715,7 +729,7 @@ mod tests {
         let shown = format!("{s:?} {s:#?} {}", s.database_url());
         assert!(!shown.contains("hunter"), "{shown}");
         assert!(
-            shown.contains("postgres://tacit:%3Credacted%3E@db/tacit"),
+            shown.contains("postgres://tacit:<redacted>@db/tacit"),
             "{shown}"
         );
         // The values are still there for those that need them.

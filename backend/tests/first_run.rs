@@ -352,6 +352,17 @@ async fn postgres_over_tls() {
             .await
             .is_err()
     );
+    // With the CA, `require` checks the chain as in libpq; a mode that could skip TLS
+    // or the check is refused.
+    assert!(
+        PostgresStore::connect_with_ca(&with("require"), Some(&wrong), objects())
+            .await
+            .is_err()
+    );
+    let err = PostgresStore::connect_with_ca(&with("prefer"), Some(&ca), objects())
+        .await
+        .expect_err("prefer with a CA file");
+    assert!(err.to_string().contains("sslmode=prefer"), "{err}");
     // A missing CA file is a clear configuration error.
     let err = PostgresStore::connect_with_ca(&base, Some(&dir.path().join("nope.pem")), objects())
         .await

@@ -158,9 +158,15 @@ impl FactorService {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The gateway writes the at-rest marker when it first opens the store; a
+            // factor service that started before it learns it here.
+            let mut marker_known = false;
             loop {
                 tick.tick().await;
                 let Some(svc) = weak.upgrade() else { break };
+                if !marker_known && svc.objects.at_rest().is_some() {
+                    marker_known = svc.objects.apply_at_rest_marker().await.unwrap_or(false);
+                }
                 if let Err(e) = svc.reload().await {
                     tracing::debug!(factor = %svc.factor, "model check: {e}");
                 }

@@ -10,9 +10,11 @@
 //! random) ‖ ciphertext ‖ tag (16). The tag picks the key, so old keys can stay listed
 //! for reading while new writes use the current one (rotation without a rewrite pass).
 //! With encryption on, a blob without the header is refused, not read as plaintext —
-//! unless the store held data before encryption was first turned on
-//! ([`AtRestKeys::set_plaintext_before`], recorded once in the store's database): then
-//! such a blob is that older data and is read as it is, while new writes are encrypted.
+//! unless the store held unencrypted data when encryption was first turned on: then such
+//! a blob is that older data and is read as it is, while new writes are encrypted. That
+//! fact is decided once and kept in the object store as a marker ([`MARKER_KEY`]) that is
+//! itself sealed under the at-rest key, so that every reader (gateway, factor services in
+//! any runtime) follows it and nobody without the key can turn it on.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +27,25 @@ use super::error::{StoreError, StoreResult};
 
 /// The header of an encrypted blob.
 pub const MAGIC: &[u8; 4] = b"TAR1";
+
+/// The object key of the at-rest marker: JSON [`Marker`], sealed with this key as its
+/// associated data.
+pub const MARKER_KEY: &str = "meta/at-rest";
+
+/// What the at-rest marker records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    /// Whether the store held unencrypted templates or features when encryption at
+    /// rest was first turned on (then blobs without the header are read as they are).
+    pub plaintext_before: bool,
+    /// When the marker was written (Unix ms).
+    pub since_ms: u64,
+}
+
+/// Whether a stored blob carries the encryption header.
+pub fn is_encrypted(blob: &[u8]) -> bool {
+    blob.starts_with(MAGIC)
+}
 const TAG_ID_LEN: usize = 8;
 const HEADER_LEN: usize = MAGIC.len() + TAG_ID_LEN + NONCE_LEN;
 
@@ -71,7 +92,8 @@ impl AtRestKeys {
 
     /// Whether blobs without the encryption header are data stored before encryption
     /// at rest was turned on, to be read as they are (`true`), or refused (`false`, the
-    /// default: a store that started encrypted). The store sets it when it opens.
+    /// default: a store that started encrypted). Set from the store's marker
+    /// ([`MARKER_KEY`]) when the store opens.
     pub fn set_plaintext_before(&self, yes: bool) {
         self.plaintext_before.store(yes, Ordering::Relaxed);
     }
@@ -95,6 +117,13 @@ impl AtRestKeys {
             .map_err(|_| StoreError::corrupt("random number generator failed"))?;
         crate::keys::write_new_private(path, hex::encode(key).as_bytes())
             .map_err(|e| StoreError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Whether `blob` was sealed under the current key (not an older one).
+    pub fn sealed_with_current(&self, blob: &[u8]) -> bool {
+        blob.len() >= MAGIC.len() + TAG_ID_LEN
+            && is_encrypted(blob)
+            && blob[MAGIC.len()..MAGIC.len() + TAG_ID_LEN] == self.current
     }
 
     /// Encrypts `plaintext` for the place named by `context`.

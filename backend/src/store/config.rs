@@ -51,40 +51,43 @@ impl fmt::Debug for S3Config {
 }
 
 /// `url` with its password (if any) replaced by `<redacted>`, for messages and logs:
-/// `postgres://tacit:hunter2@db/tacit` → `postgres://tacit:%3Credacted%3E@db/tacit`.
-/// A value that does not parse as a URL is shown as `<unparsable URL>`, since it could
-/// hold a password in a shape this function does not recognise.
+/// `postgres://tacit:hunter2@db/tacit` → `postgres://tacit:<redacted>@db/tacit`.
+///
+/// Textual rather than through a URL parser: a password with an unescaped `/`, `#`,
+/// `?` or `@` makes a parser see another host, path or fragment, and then the password
+/// would be shown as one of those. Everything between `://` and the last `@` is the
+/// user information; what follows its first `:` is the password. A libpq-style
+/// `password=` query parameter is redacted too. A value without `://` that holds an `@`
+/// or the word `password` is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        // `user:secret@host` parses as scheme `user` with an opaque path: not a URL
-        // whose password could be found and replaced.
-        Ok(u) if u.cannot_be_a_base() && url.contains('@') => "<unparsable URL>".to_owned(),
-        Ok(mut u) => {
-            if u.password().is_some() {
-                // Only fails for URLs without a host, which have no password.
-                let _ = u.set_password(Some("<redacted>"));
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.contains('@') || url.contains("password") {
+            "<unparsable URL>".to_owned()
+        } else {
+            url.to_owned()
+        };
+    };
+    let mut out = match rest.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = rest.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:<redacted>{host}"),
+                None => url.to_owned(),
             }
-            // libpq-style `?password=` in the query.
-            if u.query_pairs().any(|(k, _)| k == "password") {
-                let pairs: Vec<(String, String)> = u
-                    .query_pairs()
-                    .map(|(k, v)| {
-                        let v = if k == "password" {
-                            "<redacted>".into()
-                        } else {
-                            v.into_owned()
-                        };
-                        (k.into_owned(), v)
-                    })
-                    .collect();
-                u.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            u.to_string()
         }
-        // A relative SQLite path (`sqlite://data/x.db` parses; `data/x.db` does not).
-        Err(_) if !url.contains('@') && !url.contains("password") => url.to_owned(),
-        Err(_) => "<unparsable URL>".to_owned(),
+        None => url.to_owned(),
+    };
+    if let Some((base, query)) = out.split_once('?') {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=<redacted>"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}?{}", query.join("&"));
     }
+    out
 }
 
 /// A local path given as a plain path or a `file:` URL, relative or absolute:
@@ -101,11 +104,15 @@ pub fn redact_url(url: &str) -> String {
 pub fn local_path(value: &str) -> Result<PathBuf, String> {
     let expected = || format!("{value:?}: expected a path or a file:// URL");
     let Some(rest) = value.strip_prefix("file:") else {
-        if value.is_empty() {
+        // `s3://…`, `http://…`: another scheme is not a local path.
+        if value.is_empty() || value.contains("://") {
             return Err(expected());
         }
         return Ok(PathBuf::from(value));
     };
+    if rest == "//localhost" {
+        return Err(expected());
+    }
     let absolute = rest.starts_with("///") || rest.starts_with("//localhost/");
     let path = if absolute || (rest.starts_with('/') && !rest.starts_with("//")) {
         url::Url::parse(value)
@@ -350,6 +357,8 @@ mod tests {
             "file://",
             "file:",
             "file:///a?x=1",
+            "file://localhost",
+            "http://h/x",
         ] {
             assert!(ObjectsConfig::parse(bad, None).is_err(), "{bad}");
         }
@@ -370,7 +379,7 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter"), "{shown}");
         assert!(
-            shown.contains("postgres://tacit:%3Credacted%3E@db/tacit"),
+            shown.contains("postgres://tacit:<redacted>@db/tacit"),
             "{shown}"
         );
     }
@@ -380,11 +389,28 @@ mod tests {
         for (given, shown) in [
             (
                 "postgres://u:hunter2@db:5432/t?sslmode=require",
-                "postgres://u:%3Credacted%3E@db:5432/t?sslmode=require",
+                "postgres://u:<redacted>@db:5432/t?sslmode=require",
             ),
             (
                 "postgres://u@db/t?password=hunter2&sslmode=verify-full",
-                "postgres://u@db/t?password=%3Credacted%3E&sslmode=verify-full",
+                "postgres://u@db/t?password=<redacted>&sslmode=verify-full",
+            ),
+            // Unescaped characters that would make a URL parser misread the password.
+            (
+                "postgres://u:123#hunter2@h/db",
+                "postgres://u:<redacted>@h/db",
+            ),
+            (
+                "postgresql://u:pa@ss/hunter2@h/db",
+                "postgresql://u:<redacted>@h/db",
+            ),
+            (
+                "postgres://u:p?hunter2@h/db",
+                "postgres://u:<redacted>@h/db",
+            ),
+            (
+                "postgres://u:hunter2%40x@h/db",
+                "postgres://u:<redacted>@h/db",
             ),
             ("postgres://u@db/t", "postgres://u@db/t"),
             ("sqlite://data/tacit.db", "sqlite://data/tacit.db"),

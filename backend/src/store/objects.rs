@@ -189,6 +189,71 @@ impl FeatureObjects {
         Ok(bytes.to_vec())
     }
 
+    /// Reads the at-rest marker ([`at_rest::MARKER_KEY`](super::at_rest::MARKER_KEY))
+    /// and applies it to the keys. Returns whether there is one. With encryption at rest
+    /// off, a marker means the store is encrypted: that is an error (its data would not
+    /// read, and new data would be stored unencrypted beside it), not a silent fallback.
+    pub async fn apply_at_rest_marker(&self) -> StoreResult<bool> {
+        use super::at_rest::{MARKER_KEY, Marker};
+        let blob = match self.read_raw(MARKER_KEY).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let Some(keys) = &self.at_rest else {
+            return Err(StoreError::Invalid(format!(
+                "the store is encrypted at rest (it holds {MARKER_KEY}) but no at-rest key \
+                 is configured: set TACIT_AT_REST_KEY_FILE to its key"
+            )));
+        };
+        let marker: Marker = serde_json::from_slice(&keys.open(MARKER_KEY, &blob)?)
+            .map_err(|e| StoreError::internal(format!("{MARKER_KEY} does not decode"), e))?;
+        keys.set_plaintext_before(marker.plaintext_before);
+        if !keys.sealed_with_current(&blob) {
+            // Sealed under a key that has since been rotated out of writing: seal it
+            // again under the current one before the old key is retired.
+            let json = serde_json::to_vec(&marker)
+                .map_err(|e| StoreError::internal("encoding the at-rest marker", e))?;
+            self.store
+                .put(
+                    &parse_key(MARKER_KEY)?,
+                    PutPayload::from(keys.seal(MARKER_KEY, &json)?),
+                )
+                .await
+                .map_err(|e| from_object_store("writing the at-rest marker", e))?;
+        }
+        if marker.plaintext_before {
+            tracing::warn!(
+                "this store held unencrypted data when encryption at rest was turned on: \
+                 blobs without the encryption header are read as that older data"
+            );
+        }
+        Ok(true)
+    }
+
+    /// Writes the at-rest marker (sealed under the current key) and applies it. No-op
+    /// without encryption at rest.
+    pub async fn write_at_rest_marker(&self, plaintext_before: bool) -> StoreResult<()> {
+        use super::at_rest::{MARKER_KEY, Marker};
+        let Some(keys) = &self.at_rest else {
+            return Ok(());
+        };
+        let marker = Marker {
+            plaintext_before,
+            since_ms: super::sql::now_ms(),
+        };
+        let json = serde_json::to_vec(&marker)
+            .map_err(|e| StoreError::internal("encoding the at-rest marker", e))?;
+        self.store
+            .put(
+                &parse_key(MARKER_KEY)?,
+                PutPayload::from(keys.seal(MARKER_KEY, &json)?),
+            )
+            .await
+            .map_err(|e| from_object_store("writing the at-rest marker", e))?;
+        self.apply_at_rest_marker().await.map(drop)
+    }
+
     /// Deletes an object; a missing one is not an error (deletes are retried).
     pub(crate) async fn delete(&self, key: &str) -> StoreResult<()> {
         let location = parse_key(key)?;

@@ -60,13 +60,25 @@ impl PostgresStore {
                     ca.display()
                 )));
             }
-            let mode_in_url = url::Url::parse(url).is_ok_and(|u| {
+            let mode_in_url = url::Url::parse(url).ok().and_then(|u| {
                 u.query_pairs()
-                    .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+                    .find(|(k, _)| k == "sslmode" || k == "ssl-mode")
+                    .map(|(_, v)| v.to_ascii_lowercase())
             });
             options = options.ssl_root_cert(ca);
-            if !mode_in_url {
-                options = options.ssl_mode(PgSslMode::VerifyFull);
+            // As libpq: with a root certificate, `require` checks the chain too.
+            match mode_in_url.as_deref() {
+                None => options = options.ssl_mode(PgSslMode::VerifyFull),
+                Some("require") => options = options.ssl_mode(PgSslMode::VerifyCa),
+                Some("verify-ca" | "verify-full") => {}
+                Some(mode) => {
+                    return Err(StoreError::Invalid(format!(
+                        "PostgreSQL CA file {} with sslmode={mode}: that mode may connect \
+                         without TLS or without checking the server; use verify-full (or \
+                         drop the CA file)",
+                        ca.display()
+                    )));
+                }
             }
         }
         // An acknowledged envelope must survive a crash, whatever the server's default
@@ -126,11 +138,6 @@ impl PostgresStore {
                 2,
                 "authenticate",
                 include_str!("../../migrations/postgres/0002_authenticate.sql"),
-            ),
-            (
-                3,
-                "store meta",
-                include_str!("../../migrations/postgres/0003_store_meta.sql"),
             ),
         ])
     }

@@ -72,14 +72,12 @@ pub(crate) const EXPIRED_ENVELOPES: &str = "SELECT device_id, sequence, object_k
 pub(crate) const DELETE_ENVELOPE: &str =
     "DELETE FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const REVOKE_DEVICE: &str = "UPDATE devices SET revoked = $2 WHERE device_id = $1";
-/// Records, once, whether the store held data when encryption at rest was first on
-/// (`WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint).
-pub(crate) const NOTE_AT_REST_START: &str = "INSERT INTO store_meta (name, value) \
-     SELECT 'at_rest_plaintext_before', CASE WHEN EXISTS (SELECT 1 FROM envelopes) \
-     OR EXISTS (SELECT 1 FROM templates) THEN 'yes' ELSE 'no' END WHERE true \
-     ON CONFLICT (name) DO NOTHING";
-pub(crate) const AT_REST_PLAINTEXT_BEFORE: &str =
-    "SELECT value FROM store_meta WHERE name = 'at_rest_plaintext_before'";
+/// The newest templates and feature objects, sampled when encryption at rest is first
+/// turned on over a store: are any of them unencrypted?
+pub(crate) const SAMPLE_TEMPLATE_BLOBS: &str =
+    "SELECT blob FROM templates ORDER BY updated_at_ms DESC LIMIT 16";
+pub(crate) const SAMPLE_OBJECT_KEYS: &str =
+    "SELECT object_key FROM envelopes ORDER BY received_at_ms DESC LIMIT 16";
 pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
 pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
      consecutive_rejects + 1 WHERE user_id = $1 RETURNING consecutive_rejects";
@@ -178,39 +176,44 @@ pub(crate) fn from_migrate(err: MigrateError, transient_code: fn(&str) -> bool) 
 macro_rules! impl_sql_store {
     ($store:ty, $transient:path) => {
         impl $store {
-            /// With encryption at rest on: records, the first time, whether the store
-            /// already held features or templates (then unencrypted blobs are that
-            /// older data and stay readable), and tells the keys so.
+            /// Applies the store's at-rest marker ([`FeatureObjects::apply_at_rest_marker`]);
+            /// the first time encryption is on, samples the newest templates and feature
+            /// objects for unencrypted ones and writes the marker.
+            ///
+            /// [`FeatureObjects::apply_at_rest_marker`]: $crate::store::FeatureObjects::apply_at_rest_marker
             pub(crate) async fn note_at_rest(&self) -> $crate::store::StoreResult<()> {
-                use $crate::store::sql;
-                let Some(keys) = self.objects.at_rest() else {
+                use $crate::store::{StoreError, sql};
+                // Without encryption there is nothing to decide (`server::open_store`
+                // refuses a marked store then; a migration needs no key).
+                if self.objects.at_rest().is_none() || self.objects.apply_at_rest_marker().await? {
                     return Ok(());
-                };
-                let transient = $transient;
-                sqlx::query(sql::NOTE_AT_REST_START)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx(
-                            "recording encryption at rest",
-                            e,
-                            transient,
-                        )
-                    })?;
-                let (before,): (String,) = sqlx::query_as(sql::AT_REST_PLAINTEXT_BEFORE)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("reading encryption at rest", e, transient)
-                    })?;
-                if before == "yes" {
-                    tracing::warn!(
-                        "this store held data before encryption at rest was turned on: \
-                         blobs without the encryption header are read as that older data"
-                    );
                 }
-                keys.set_plaintext_before(before == "yes");
-                Ok(())
+                let transient = $transient;
+                let templates: Vec<(Vec<u8>,)> = sqlx::query_as(sql::SAMPLE_TEMPLATE_BLOBS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("sampling templates", e, transient)
+                    })?;
+                let objects: Vec<(String,)> = sqlx::query_as(sql::SAMPLE_OBJECT_KEYS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        $crate::store::error::from_sqlx("sampling feature objects", e, transient)
+                    })?;
+                let encrypted = $crate::store::at_rest::is_encrypted;
+                let mut before = templates.iter().any(|(b,)| !encrypted(b));
+                for (key,) in &objects {
+                    if before {
+                        break;
+                    }
+                    match self.objects.read_raw(key).await {
+                        Ok(b) => before = !encrypted(&b),
+                        Err(StoreError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.objects.write_at_rest_marker(before).await
             }
         }
 

@@ -73,11 +73,6 @@ impl SqliteStore {
                 "authenticate",
                 include_str!("../../migrations/sqlite/0002_authenticate.sql"),
             ),
-            (
-                3,
-                "store meta",
-                include_str!("../../migrations/sqlite/0003_store_meta.sql"),
-            ),
         ])
     }
 }

@@ -55,7 +55,6 @@ pub async fn migrations_idempotent(fx: &Fixture) {
             "devices",
             "enrolment_tokens",
             "envelopes",
-            "store_meta",
             "templates",
             "users"
         ]
@@ -65,7 +64,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     fx.store.migrate().await.unwrap();
     let reopened = fx.config.open().await.unwrap();
     assert!(reopened.user_exists("u1").await.unwrap());
-    assert_eq!(fx.migrations_applied().await, 3);
+    assert_eq!(fx.migrations_applied().await, 2);
     assert_eq!(fx.tables().await, tables);
     fx.assert_durable_commits().await;
 }
@@ -355,13 +354,7 @@ pub async fn delete_user(fx: &Fixture) {
         fx.insert_template(user, "gait").await;
     }
 
-    // Every table that holds people's data (`store_meta` holds facts about the store).
-    let tables: Vec<String> = fx
-        .tables()
-        .await
-        .into_iter()
-        .filter(|t| t != "store_meta")
-        .collect();
+    let tables = fx.tables().await;
     let mut kept_rows = Vec::new();
     for t in &tables {
         assert!(
@@ -566,17 +559,27 @@ pub async fn at_rest(fx: &Fixture) {
     assert_eq!(s.templates("u1").await.unwrap(), vec![template.clone()]);
 
     // Another key: refused, not garbage.
+    // Another key altogether: the store's sealed marker does not open, so the store
+    // refuses to open at all (a wrong key is caught at start, not at the first read).
     let other = fx
-        .store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[]).unwrap()))
+        .try_store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[]).unwrap()))
         .await;
-    assert!(other.templates("u1").await.is_err());
-    assert!(other.objects().read(&key(&m1)).await.is_err());
-    // Rotation: the new key writes, the old one still reads.
+    assert!(other.is_err());
+    // Without any key, a store that is encrypted is refused too.
+    let marked = fx.store.objects().apply_at_rest_marker().await;
+    assert!(marked.is_err(), "{marked:?}");
+    // Rotation: the new key writes, the old one still reads; the marker is sealed
+    // again under the new key, so the store still opens once the old key is retired.
     let rotated = fx
         .store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[[7; 32]]).unwrap()))
         .await;
     assert_eq!(rotated.objects().read(&key(&m1)).await.unwrap(), secret);
     assert_eq!(rotated.templates("u1").await.unwrap(), vec![template]);
+    assert!(
+        fx.try_store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[]).unwrap()))
+            .await
+            .is_ok()
+    );
 
     // An insider moving u1's features under u2's key: the blob no longer opens.
     {

@@ -308,13 +308,20 @@ impl Fixture {
         &self,
         keys: Arc<tacit_backend::store::at_rest::AtRestKeys>,
     ) -> Arc<dyn Store> {
+        self.try_store_with_at_rest(keys).await.unwrap()
+    }
+
+    /// [`Fixture::store_with_at_rest`], or why it does not open.
+    pub async fn try_store_with_at_rest(
+        &self,
+        keys: Arc<tacit_backend::store::at_rest::AtRestKeys>,
+    ) -> tacit_backend::store::StoreResult<Arc<dyn Store>> {
         StoreConfig {
             at_rest: Some(keys),
             ..self.config.clone()
         }
         .open()
         .await
-        .unwrap()
     }
 
     /// A template's blob as the database holds it.

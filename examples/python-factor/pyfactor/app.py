@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, payload
+from .at_rest import MAGIC as AT_REST_MAGIC
 from .at_rest import AtRestError, AtRestKeys
 from .jobs import JobStore
 from .model import NAME, EnrolError, Model, ModelConfigError, TemplateError
@@ -377,6 +378,11 @@ def load_vectors(model, root, keys, at_rest=None):
     """The model's vectors in the given feature files: the records of factor
     keystroke_fixed with the model's dimension (other factors' records are skipped)."""
     root = os.path.realpath(root)
+    if at_rest is not None:
+        try:
+            at_rest.load_marker(root)
+        except (AtRestError, ValueError) as e:
+            raise JobError(f"the store's at-rest marker: {e}") from None
     rows, other, wrong_dim = [], 0, 0
     for key in keys:
         path = os.path.realpath(os.path.join(root, key))
@@ -394,6 +400,8 @@ def load_vectors(model, root, keys, at_rest=None):
                 data = at_rest.open(key, data)
             except AtRestError as e:
                 raise JobError(f"{key}: {e}") from None
+        elif data[: len(AT_REST_MAGIC)] == AT_REST_MAGIC:
+            raise JobError(f"{key}: encrypted at rest: set TACIT_AT_REST_KEY_FILE to the gateway's at-rest key")
         if len(data) > MAX_OBJECT_BYTES:
             raise JobError(f"{key}: larger than {MAX_OBJECT_BYTES} bytes")
         try:

@@ -3,7 +3,9 @@
 Layout: b"TAR1" | key tag (8 bytes: SHA-256 of the key, truncated) | nonce (12) |
 AES-256-GCM ciphertext and tag, with the object key as associated data: a blob moved
 under another key does not open. With a key configured, a blob without the header is
-refused, never read as plaintext.
+refused, never read as plaintext — unless the store's marker (the object meta/at-rest,
+JSON sealed the same way under the key) says that the store held unencrypted data when
+encryption was turned on: then such a blob is that older data.
 
 Keys come from TACIT_AT_REST_KEY_FILE (and TACIT_AT_REST_OLD_KEY_FILES, comma-separated,
 for blobs written before a rotation): files of 32 bytes or 64 hex characters, the same
@@ -15,6 +17,7 @@ import os
 import stat
 
 MAGIC = b"TAR1"
+MARKER_KEY = "meta/at-rest"
 _TAG = 8
 _NONCE = 12
 _HEADER = len(MAGIC) + _TAG + _NONCE
@@ -49,6 +52,7 @@ class AtRestKeys:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self._keys = {hashlib.sha256(k).digest()[:_TAG]: AESGCM(k) for k in keys}
+        self.plaintext_before = False
 
     @classmethod
     def from_env(cls, env):
@@ -59,7 +63,21 @@ class AtRestKeys:
         older = [p.strip() for p in env.get("TACIT_AT_REST_OLD_KEY_FILES", "").split(",") if p.strip()]
         return cls([_read_key(p) for p in [current, *older]])
 
+    def load_marker(self, root):
+        """Applies the store's marker under the object directory `root`, if there is one."""
+        import json
+
+        try:
+            with open(os.path.join(root, *MARKER_KEY.split("/")), "rb") as f:
+                blob = f.read(4096)
+        except FileNotFoundError:
+            return
+        marker = json.loads(self.open(MARKER_KEY, blob))
+        self.plaintext_before = marker.get("plaintext_before") is True
+
     def open(self, context, blob):
+        if self.plaintext_before and blob[: len(MAGIC)] != MAGIC:
+            return blob
         if len(blob) < _HEADER + 16 or blob[: len(MAGIC)] != MAGIC:
             raise AtRestError("not encrypted at rest")
         aead = self._keys.get(blob[len(MAGIC) : len(MAGIC) + _TAG])

@@ -77,5 +77,49 @@ class KeyFiles(unittest.TestCase):
             self.assertIn("unknown at-rest key", str(e.exception))
 
 
+class Marker(unittest.TestCase):
+    """The store's sealed marker (meta/at-rest, written by the Rust store) decides whether
+    a blob without the header is older, unencrypted data."""
+
+    def _sealed(self, key, context, plaintext):
+        import hashlib
+
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(12)
+        tag = hashlib.sha256(key).digest()[:8]
+        return b"TAR1" + tag + nonce + AESGCM(key).encrypt(nonce, plaintext, context.encode())
+
+    def test_marker_turns_legacy_reading_on_and_only_with_the_key(self):
+        key = b"\x05" * 32
+        keys = AtRestKeys([key])
+        with tempfile.TemporaryDirectory() as d:
+            keys.load_marker(d)  # none: strict
+            with self.assertRaises(AtRestError):
+                keys.open("features/u/1.bin", b"old plaintext")
+            os.makedirs(os.path.join(d, "meta"))
+            marker = os.path.join(d, "meta", "at-rest")
+            with open(marker, "wb") as f:
+                f.write(self._sealed(key, "meta/at-rest", b'{"plaintext_before":true,"since_ms":1}'))
+            keys.load_marker(d)
+            self.assertEqual(keys.open("features/u/1.bin", b"old plaintext"), b"old plaintext")
+            # A marker nobody sealed with the key (an insider's) does not open.
+            with open(marker, "wb") as f:
+                f.write(b'{"plaintext_before":true}')
+            with self.assertRaises(AtRestError):
+                AtRestKeys([key]).load_marker(d)
+
+    def test_encrypted_object_without_a_key_says_so(self):
+        with tempfile.TemporaryDirectory() as d, open(VECTOR) as f:
+            v = json.load(f)
+            path = os.path.join(d, v["context"])
+            os.makedirs(os.path.dirname(path))
+            with open(path, "wb") as out:
+                out.write(bytes.fromhex(v["blob_hex"]))
+            with self.assertRaises(app.JobError) as e:
+                app.load_vectors(None, d, [v["context"]], None)
+            self.assertIn("TACIT_AT_REST_KEY_FILE", str(e.exception))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -34,8 +34,22 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
                          --dir, or remove the folder yourself"
                     ));
                 }
-                std::fs::remove_dir_all(dir)
-                    .map_err(|e| format!("--dir {shown}: emptying the previous run: {e}"))?;
+                // The contents, not the folder: it may be a mount point, or have
+                // permissions of its own.
+                for entry in std::fs::read_dir(dir).map_err(|e| format!("--dir {shown}: {e}"))? {
+                    let path = entry.map_err(|e| format!("--dir {shown}: {e}"))?.path();
+                    let removed = if path.is_dir() && !path.is_symlink() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                    removed.map_err(|e| {
+                        format!(
+                            "--dir {shown}: emptying the previous run: {}: {e}",
+                            path.display()
+                        )
+                    })?;
+                }
             }
         }
     }
