@@ -18,6 +18,10 @@ The job API needs feature files the factor can read: with --objects-dir DIR (the
 directory root of the factor's local object store) the test writes payload files
 (shared/PROTOCOL.md encoding) under `features/conformance-<random>/...` there and
 deletes them afterwards. Without it the file-based job checks are reported skipped.
+With --at-rest-key FILE (the factor's at-rest key: 32 bytes or 64 hex characters) the
+files are encrypted at rest as the gateway writes them (backend/src/store/at_rest.rs:
+b"TAR1" | SHA-256(key)[:8] | nonce | AES-256-GCM with the object key as associated
+data); that needs the `cryptography` package.
 
 Progress goes to stderr; the last line on stdout is "N passed, M failed" (", K
 skipped" when some were skipped). Exit status 0 only when nothing failed.
@@ -99,6 +103,21 @@ def is_error_body(parsed):
 
 
 # -- payload encoding (shared/PROTOCOL.md) ------------------------------------------------
+
+
+def seal_at_rest(key_file, object_key, data):
+    """`data` as the gateway stores it with encryption at rest on (unchanged without a key)."""
+    if key_file is None:
+        return data
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    with open(key_file, "rb") as f:
+        raw = f.read(200)
+    key = raw if len(raw) == 32 else bytes.fromhex(raw.decode("ascii").strip())
+    nonce = secrets.token_bytes(12)
+    return b"TAR1" + hashlib.sha256(key).digest()[:8] + nonce + AESGCM(key).encrypt(nonce, data, object_key.encode())
 
 
 def encode_payload(records):
@@ -456,7 +475,7 @@ class Conformance:
                     recs = [(tag, ctx, v) for v in chunk] + [other_factor_record(tag)]
                     key = f"{prefix}/{device}/{first_seq + i:020d}-{secrets.token_hex(16)}.bin"
                     with open(os.path.join(a.objects_dir, key), "wb") as f:
-                        f.write(encode_payload(recs))
+                        f.write(seal_at_rest(a.at_rest_key, key, encode_payload(recs)))
                     keys.append(key)
                 return keys
 
@@ -554,6 +573,7 @@ def main(argv=None):
     ap.add_argument("base_url")
     ap.add_argument("model")
     ap.add_argument("--objects-dir", help="root directory of the factor's local object store (job API checks)")
+    ap.add_argument("--at-rest-key", help="encrypt the feature files written for the job API with this at-rest key file")
     ap.add_argument("--factor", choices=sorted(FACTOR_TAGS), default="keystroke_fixed", help="factor of the records written for the job API")
     ap.add_argument("--enrol-n", type=int, default=40, help="enrolment vectors (default 40)")
     ap.add_argument("--low", type=float, default=0.05, help="smallest feature value drawn (default 0.05)")

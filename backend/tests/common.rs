@@ -95,12 +95,23 @@ pub fn settings(backing: &Backing, dir: &std::path::Path) -> Settings {
     s
 }
 
-/// The at-rest key of this test process (generated on first use).
+/// The at-rest key of the tests: one fixed value for every test process, because the
+/// PostgreSQL + S3 tests share one bucket, and a bucket's at-rest marker (sealed under
+/// the key by whichever process opened it first) must open in all of them — a store
+/// opened with another key is refused at start, as it should be. Tests of a wrong key
+/// make their own.
 pub fn at_rest_key() -> &'static PathBuf {
     static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
         let p = temp_dir("at-rest").join("at-rest.key");
-        tacit_backend::store::at_rest::AtRestKeys::generate(&p).expect("at-rest key");
+        let mut f = std::fs::OpenOptions::new();
+        f.write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+        std::io::Write::write_all(
+            &mut f.open(&p).expect("at-rest key file"),
+            "7e".repeat(32).as_bytes(),
+        )
+        .expect("write at-rest key");
         p
     })
 }

@@ -52,6 +52,9 @@ async fn gait_factor_passes_the_oip_conformance_test() {
             .arg(script)
             .args([url.as_str(), "gait", "--factor", "gait", "--objects-dir"])
             .arg(objects)
+            // Written as the gateway writes them: encrypted at rest (the default).
+            .arg("--at-rest-key")
+            .arg(common::at_rest_key())
             .output()
             .unwrap()
     })
