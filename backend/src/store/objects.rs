@@ -208,41 +208,37 @@ impl FeatureObjects {
         };
         let marker: Marker = serde_json::from_slice(&keys.open(MARKER_KEY, &blob)?)
             .map_err(|e| StoreError::internal(format!("{MARKER_KEY} does not decode"), e))?;
-        keys.set_plaintext_before(marker.plaintext_before);
         if !keys.sealed_with_current(&blob) {
             // Sealed under a key that has since been rotated out of writing: seal it
             // again under the current one before the old key is retired.
-            let json = serde_json::to_vec(&marker)
-                .map_err(|e| StoreError::internal("encoding the at-rest marker", e))?;
-            self.store
-                .put(
-                    &parse_key(MARKER_KEY)?,
-                    PutPayload::from(keys.seal(MARKER_KEY, &json)?),
-                )
-                .await
-                .map_err(|e| from_object_store("writing the at-rest marker", e))?;
+            self.put_at_rest_marker(keys, &marker).await?;
         }
-        if marker.plaintext_before {
-            tracing::warn!(
-                "this store held unencrypted data when encryption at rest was turned on: \
-                 blobs without the encryption header are read as that older data"
-            );
-        }
+        use_at_rest_marker(keys, &marker);
         Ok(true)
     }
 
     /// Writes the at-rest marker (sealed under the current key) and applies it. No-op
     /// without encryption at rest.
     pub async fn write_at_rest_marker(&self, plaintext_before: bool) -> StoreResult<()> {
-        use super::at_rest::{MARKER_KEY, Marker};
         let Some(keys) = &self.at_rest else {
             return Ok(());
         };
-        let marker = Marker {
+        let marker = super::at_rest::Marker {
             plaintext_before,
             since_ms: super::sql::now_ms(),
         };
-        let json = serde_json::to_vec(&marker)
+        self.put_at_rest_marker(keys, &marker).await?;
+        use_at_rest_marker(keys, &marker);
+        Ok(())
+    }
+
+    async fn put_at_rest_marker(
+        &self,
+        keys: &AtRestKeys,
+        marker: &super::at_rest::Marker,
+    ) -> StoreResult<()> {
+        use super::at_rest::MARKER_KEY;
+        let json = serde_json::to_vec(marker)
             .map_err(|e| StoreError::internal("encoding the at-rest marker", e))?;
         self.store
             .put(
@@ -251,7 +247,7 @@ impl FeatureObjects {
             )
             .await
             .map_err(|e| from_object_store("writing the at-rest marker", e))?;
-        self.apply_at_rest_marker().await.map(drop)
+        Ok(())
     }
 
     /// Deletes an object; a missing one is not an error (deletes are retried).
@@ -323,6 +319,17 @@ fn user_prefix(user_id: &str) -> StoreResult<Path> {
 
 fn parse_key(key: &str) -> StoreResult<Path> {
     Path::parse(key).map_err(|e| StoreError::Invalid(format!("object key {key:?}: {e}")))
+}
+
+/// Tells the keys what the store's marker says.
+fn use_at_rest_marker(keys: &AtRestKeys, marker: &super::at_rest::Marker) {
+    keys.set_plaintext_before(marker.plaintext_before);
+    if marker.plaintext_before {
+        tracing::warn!(
+            "this store held unencrypted data when encryption at rest was turned on: \
+             blobs without the encryption header are read as that older data"
+        );
+    }
 }
 
 /// fsyncs a file and every directory from its parent up to `root`, so that both the

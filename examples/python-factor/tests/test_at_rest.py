@@ -14,6 +14,17 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 VECTOR = os.path.join(REPO, "backend", "tests", "vectors", "at_rest_v1.json")
 
 
+def store_with_vector(root):
+    """Puts the shared vector's blob where its object key says under `root`; returns the vector."""
+    with open(VECTOR) as f:
+        v = json.load(f)
+    path = os.path.join(root, v["context"])
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as out:
+        out.write(bytes.fromhex(v["blob_hex"]))
+    return v
+
+
 class Vector(unittest.TestCase):
     def setUp(self):
         with open(VECTOR) as f:
@@ -61,12 +72,8 @@ class KeyFiles(unittest.TestCase):
 
     def test_service_reads_encrypted_objects(self):
         """load_vectors with keys: the encrypted object opens under its own key path."""
-        with tempfile.TemporaryDirectory() as d, open(VECTOR) as f:
-            v = json.load(f)
-            path = os.path.join(d, v["context"])
-            os.makedirs(os.path.dirname(path))
-            with open(path, "wb") as out:
-                out.write(bytes.fromhex(v["blob_hex"]))
+        with tempfile.TemporaryDirectory() as d:
+            v = store_with_vector(d)
             keys = AtRestKeys([bytes.fromhex(v["key_hex"])])
             # The vector's plaintext is not a payload: decryption passes, decoding refuses.
             with self.assertRaises(app.JobError) as e:
@@ -110,12 +117,8 @@ class Marker(unittest.TestCase):
                 AtRestKeys([key]).load_marker(d)
 
     def test_encrypted_object_without_a_key_says_so(self):
-        with tempfile.TemporaryDirectory() as d, open(VECTOR) as f:
-            v = json.load(f)
-            path = os.path.join(d, v["context"])
-            os.makedirs(os.path.dirname(path))
-            with open(path, "wb") as out:
-                out.write(bytes.fromhex(v["blob_hex"]))
+        with tempfile.TemporaryDirectory() as d:
+            v = store_with_vector(d)
             with self.assertRaises(app.JobError) as e:
                 app.load_vectors(None, d, [v["context"]], None)
             self.assertIn("TACIT_AT_REST_KEY_FILE", str(e.exception))
