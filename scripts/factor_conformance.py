@@ -16,7 +16,7 @@ accepts (--low/--high; --factor names the records' factor for the job API).
 
 The job API needs feature files the factor can read: with --objects-dir DIR (the
 directory root of the factor's local object store) the test writes payload files
-(shared/PROTOCOL.md encoding) under `features/conformance-<random>/...` there and
+(shared/protocol/PROTOCOL.md encoding) under `features/conformance-<random>/...` there and
 deletes them afterwards. Without it the file-based job checks are reported skipped.
 With --at-rest-key FILE (the factor's at-rest key: 32 bytes or 64 hex characters) the
 files are encrypted at rest as the gateway writes them (backend/src/store/at_rest.rs:
@@ -46,7 +46,7 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-FACTOR_TAGS = {"gait": 1, "keystroke_fixed": 2, "keystroke_free": 3}
+FACTOR_TAGS = {"gait": 1, "keystroke-fixed": 2, "keystroke-free": 3}
 MAX_ROWS = 4096
 
 
@@ -102,7 +102,7 @@ def is_error_body(parsed):
     return isinstance(parsed, dict) and isinstance(parsed.get("error"), str) and parsed["error"] != ""
 
 
-# -- payload encoding (shared/PROTOCOL.md) ------------------------------------------------
+# -- payload encoding (shared/protocol/PROTOCOL.md) ------------------------------------------------
 
 
 def seal_at_rest(key_file, object_key, data):
@@ -134,7 +134,7 @@ def encode_payload(records):
 def other_factor_record(tag):
     """A valid record of a factor other than `tag` (the factor must skip it)."""
     if tag == FACTOR_TAGS["gait"]:
-        return (FACTOR_TAGS["keystroke_fixed"], b"conformance-ctx!", np.full(4, 0.1, np.float32))
+        return (FACTOR_TAGS["keystroke-fixed"], b"conformance-ctx!", np.full(4, 0.1, np.float32))
     return (FACTOR_TAGS["gait"], None, np.full(50, 0.1, np.float32))
 
 
@@ -459,7 +459,7 @@ class Conformance:
                 r.skip(name, "no --objects-dir")
             return
         tag = FACTOR_TAGS[a.factor]
-        ctx = b"conformance-ctx!" if a.factor == "keystroke_fixed" else None
+        ctx = b"conformance-ctx!" if a.factor == "keystroke-fixed" else None
         prefix = f"features/conformance-{secrets.token_hex(6)}"
         root = os.path.join(a.objects_dir, prefix)
         device = secrets.token_hex(16)
@@ -574,7 +574,7 @@ def main(argv=None):
     ap.add_argument("model")
     ap.add_argument("--objects-dir", help="root directory of the factor's local object store (job API checks)")
     ap.add_argument("--at-rest-key", help="encrypt the feature files written for the job API with this at-rest key file")
-    ap.add_argument("--factor", choices=sorted(FACTOR_TAGS), default="keystroke_fixed", help="factor of the records written for the job API")
+    ap.add_argument("--factor", choices=sorted(FACTOR_TAGS), default="keystroke-fixed", help="factor of the records written for the job API")
     ap.add_argument("--enrol-n", type=int, default=40, help="enrolment vectors (default 40)")
     ap.add_argument("--low", type=float, default=0.05, help="smallest feature value drawn (default 0.05)")
     ap.add_argument("--high", type=float, default=0.5, help="largest feature value drawn (default 0.5)")

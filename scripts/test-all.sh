@@ -58,6 +58,9 @@ step "cargo clippy with the CUDA backend (compile-only: no GPU needed)"
 # from rotting. The run-time check is scripts/gpu-check.sh on a GPU machine.
 cargo clippy --locked -p tacit-models -p tacit-backend --features tacit-backend/cuda --all-targets -- -D warnings
 
+step "crate boundaries: pure crates without FFI/SQLite/HTTP/runtime; the phone SDK used by app-facing code only"
+bash scripts/crate-boundaries.sh
+
 step "supply chain: cargo deny (licenses, bans, sources; advisories where the RustSec database is reachable)"
 bash scripts/deny.sh
 

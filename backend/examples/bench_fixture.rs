@@ -39,39 +39,37 @@ fn main() -> std::process::ExitCode {
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bench_fixture: {e}");
+            eprintln!("bench_fixture: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(args: Args) -> anyhow::Result<()> {
+    use anyhow::{Context, bail};
     let pop = match &args.data {
         Some(d) => tacit_backend::commands::load(d, tacit_backend::commands::DataFormat::Gait)?,
         None => gait::gait_population(),
     };
-    if pop.factor != tacit_models::Factor::Gait {
-        return Err("the benchmark serves the gait factor".into());
+    if pop.factor != tacit_models::FactorKind::Gait {
+        bail!("the benchmark serves the gait factor");
     }
     // Enough vectors per person for a full template and some queries.
     if pop.people.iter().take(4).any(|p| p.samples.len() < 40) {
-        return Err("each of the first 4 people needs at least 40 vectors".into());
+        bail!("each of the first 4 people needs at least 40 vectors");
     }
     let mut cfg = PipelineConfig::for_factor(pop.factor);
     cfg.train.steps = args.steps;
     let people: Vec<usize> = (0..pop.people.len()).collect();
     let started = std::time::Instant::now();
-    let (model, artifact) =
-        build_model(&pop, &people, &cfg, &mut |_| {}).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    artifact
-        .save(&args.out.join("model.tcm"))
-        .map_err(|e| e.to_string())?;
+    let (model, artifact) = build_model(&pop, &people, &cfg, &mut |_| {})?;
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    artifact.save(&args.out.join("model.tcm"))?;
     for rows in [8, 1] {
         let bodies = gait::infer_bodies(&model, &pop, 4, rows, args.bodies);
         let path = args.out.join(format!("infer-{rows}.jsonl"));
         std::fs::write(&path, bodies.join("\n") + "\n")
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .with_context(|| path.display().to_string())?;
     }
     let s = artifact.meta.shape;
     println!(

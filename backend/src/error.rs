@@ -85,6 +85,29 @@ impl ApiError {
     }
 }
 
+/// Storage errors as answers: a missing or duplicate thing is the caller's (404, 409), a
+/// store that is down is temporary (503 with `Retry-After`), anything else is ours (500,
+/// with the cause chain logged, not sent).
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            StoreError::AlreadyExists(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already exists"),
+            ),
+            StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
+            e @ StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %Chain(&e), "storage unavailable");
+                ApiError::unavailable("storage temporarily unavailable")
+            }
+            other => ApiError::internal(Chain(&other)),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

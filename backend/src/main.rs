@@ -40,6 +40,9 @@ enum Command {
     Keys(KeysCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Print the settings in force (defaults, then `--config`, then `TACIT_*`) as TOML,
+    /// secrets redacted; fails like `serve` would on a bad value.
+    Config,
     /// Train a factor model (embedding network, background, calibration) on a data set
     /// and write the artifact.
     Train(tacit_backend::commands::TrainArgs),
@@ -149,7 +152,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::train(args))
                 .await?
-                .map_err(anyhow::Error::msg)
                 .context("train");
         }
         Command::Eval(args) => {
@@ -157,13 +159,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::eval(args, line))
                 .await?
                 .map(|_| ())
-                .map_err(anyhow::Error::msg)
                 .context("eval");
         }
         Command::ModelExport(args) => {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::export(args))
                 .await?
-                .map_err(anyhow::Error::msg)
                 .context("model-export");
         }
         _ => {}
@@ -200,6 +200,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(command) => keys_command(&settings, command),
         Command::Train(_) | Command::Eval(_) | Command::ModelExport(_) => Ok(()),
+        Command::Config => {
+            print!("{}", settings.shown().context("showing the settings")?);
+            Ok(())
+        }
         Command::Migrate => {
             server::migrate_store(&settings).await.context("migrate")?;
             // Redacted: the URL may carry the database password.

@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The settings are inconsistent.
     #[error("configuration: {0}")]
     Config(String),
+    /// The configured factors cannot be used.
+    #[error("configuration: {0}")]
+    Factors(#[from] crate::scoring::FactorConfigError),
 }
 
 /// The object store named by the settings.
@@ -202,7 +205,7 @@ pub async fn spawn(
     keys: KeyRing,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
-    let factors = Factors::remote(&settings.auth).map_err(ServeError::Config)?;
+    let factors = Factors::remote(&settings.auth)?;
     spawn_with_factors(settings, keys, store, factors).await
 }
 
@@ -235,23 +238,18 @@ pub async fn embedded_factors(
     settings: &Settings,
     objects: &store::FeatureObjects,
 ) -> Result<Factors, ServeError> {
-    let mut factors = Factors::remote(&settings.auth).map_err(ServeError::Config)?;
-    for f in [
-        tacit_models::Factor::Gait,
-        tacit_models::Factor::KeystrokeFixed,
-    ] {
+    let mut factors = Factors::remote(&settings.auth)?;
+    for f in crate::factor::BUILT_IN {
         if factors.get(f.name()).is_some() {
             continue;
         }
         let service = crate::factor::FactorService::start(f, objects.clone(), settings).await?;
-        factors
-            .push(ConfiguredFactor {
-                name: f.name().to_string(),
-                records: f.kind(),
-                weight: 1.0,
-                client: Arc::new(LocalFactor::new(service)),
-            })
-            .map_err(ServeError::Config)?;
+        factors.push(ConfiguredFactor {
+            name: f.name().to_string(),
+            records: f,
+            weight: 1.0,
+            client: Arc::new(LocalFactor::new(service)),
+        })?;
     }
     Ok(factors)
 }
@@ -264,7 +262,7 @@ pub enum Role {
     /// The gateway with the built-in factors in-process (the embedded default).
     All,
     /// One factor service.
-    Factor(tacit_models::Factor),
+    Factor(tacit_models::FactorKind),
 }
 
 impl std::str::FromStr for Role {
@@ -276,7 +274,7 @@ impl std::str::FromStr for Role {
             "all" => Ok(Role::All),
             _ => s
                 .strip_prefix("factor:")
-                .and_then(crate::factor::parse_factor)
+                .and_then(crate::factor::built_in)
                 .map(Role::Factor)
                 .ok_or_else(|| {
                     format!(
@@ -311,7 +309,7 @@ impl RunningFactor {
 /// Binds `settings.listen` and serves one factor in the background.
 pub async fn spawn_factor(
     settings: Settings,
-    factor: tacit_models::Factor,
+    factor: tacit_models::FactorKind,
 ) -> Result<RunningFactor, ServeError> {
     if settings.objects_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)?;
@@ -361,7 +359,7 @@ pub async fn serve(settings: Settings, embedded: bool) -> Result<(), ServeError>
     let factors = if embedded {
         embedded_factors(&settings, store.objects()).await?
     } else {
-        Factors::remote(&settings.auth).map_err(ServeError::Config)?
+        Factors::remote(&settings.auth)?
     };
     for f in factors.iter() {
         tracing::info!(factor = %f.name, at = %f.client.location(), records = f.records.name(), "factor");

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tacit_shared::payload::FactorKind;
 
 /// All settings. Every field has a default; unknown keys in the file are errors.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on (`TACIT_LISTEN`).
@@ -27,7 +28,8 @@ pub struct Settings {
     /// Directory of the HPKE key ring (`TACIT_KEYS_DIR`); default `DATA_DIR/keys`.
     pub keys_dir: Option<PathBuf>,
     /// Bearer token for the admin endpoints (`TACIT_ADMIN_TOKEN`). Without it the
-    /// admin endpoints answer 403. Never shown (`Debug` prints `[REDACTED]`).
+    /// admin endpoints answer 403. Never shown (`Debug` and `config` print `[REDACTED]`).
+    #[serde(serialize_with = "redacted")]
     pub admin_token: Option<SecretString>,
     /// S3 connection (used when `objects_url` is `s3://`).
     pub s3: S3Settings,
@@ -59,7 +61,7 @@ pub struct Settings {
 /// keys at-rest-keygen` makes one). Every service that reads features (gateway and
 /// factor services) needs the same keys. Without a key, `serve` refuses to start unless
 /// encryption at rest is turned off explicitly.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AtRestSettings {
     /// Whether templates and features are encrypted at rest (`TACIT_AT_REST=on|off`);
@@ -71,6 +73,7 @@ pub struct AtRestSettings {
     pub key_file: Option<PathBuf>,
     /// Earlier keys, for reading what they encrypted until it expires
     /// (`TACIT_AT_REST_OLD_KEY_FILES`, comma-separated).
+    #[serde(deserialize_with = "path_list")]
     pub old_key_files: Vec<PathBuf>,
 }
 
@@ -88,7 +91,7 @@ impl Default for AtRestSettings {
 pub const DEFAULT_AT_REST_KEY: &str = "at-rest.key";
 
 /// How long feature batches are kept: a sweep deletes older ones (object and row).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Feature batches older than this many days (by creation time) are deleted
@@ -133,6 +136,21 @@ impl From<&str> for DatabaseUrl {
     }
 }
 
+/// Shown redacted, as in `Debug`: serialising is for showing (`tacit-backend config`).
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::store::redact_url(&self.0))
+    }
+}
+
+/// Serialises a secret as `[REDACTED]` (never its value).
+fn redacted<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_some("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", crate::store::redact_url(&self.0))
@@ -146,17 +164,17 @@ impl std::fmt::Display for DatabaseUrl {
 }
 
 /// A factor service the gateway calls over HTTP.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteFactorSettings {
     /// The factor's name: its OIP model name and the name in answers and templates.
     pub name: String,
     /// Base URL of the service (`http://gait:8080`).
     pub url: String,
-    /// Which feature records it scores (`gait`, `keystroke_fixed`, `keystroke_free`);
+    /// Which feature records it scores (`gait`, `keystroke-fixed`, `keystroke-free`);
     /// default: the factor of that name.
     #[serde(default)]
-    pub records: Option<String>,
+    pub records: Option<FactorKind>,
     /// Weight of its evidence in the fusion, 0..=1 (lower it when two factors score
     /// the same behaviour).
     #[serde(default = "full_weight")]
@@ -168,11 +186,12 @@ fn full_weight() -> f64 {
 }
 
 /// How the gateway authenticates (`POST /v1/authenticate`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Factor services called over HTTP (`TACIT_FACTOR_URLS=name[:records]=url,...`).
     /// With `serve --role all`, the built-in factors not listed here run in-process.
+    #[serde(deserialize_with = "factor_list")]
     pub factors: Vec<RemoteFactorSettings>,
     /// Time limit of one call to a factor service, in ms (`TACIT_FACTOR_TIMEOUT_MS`).
     pub timeout_ms: u64,
@@ -217,25 +236,48 @@ impl Default for AuthSettings {
     }
 }
 
+/// A `TACIT_FACTOR_URLS` entry that is not `name[:records]=http(s)://...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactorUrlError {
+    /// Not of the form `name[:records]=url`.
+    #[error("{0:?}: expected name[:records]=http(s)://...")]
+    Form(String),
+    /// The records are not a factor's.
+    #[error("{entry:?}: {source}")]
+    Records {
+        /// The entry.
+        entry: String,
+        /// Cause.
+        #[source]
+        source: tacit_shared::payload::UnknownFactor,
+    },
+}
+
 /// Parses `name[:records]=url,...` (`TACIT_FACTOR_URLS`).
-pub fn parse_factor_urls(v: &str) -> Result<Vec<RemoteFactorSettings>, String> {
+pub fn parse_factor_urls(v: &str) -> Result<Vec<RemoteFactorSettings>, FactorUrlError> {
     v.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(|entry| {
-            let (name, url) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("{entry:?}: expected name[:records]=url"))?;
+            let form = || FactorUrlError::Form(entry.to_owned());
+            let (name, url) = entry.split_once('=').ok_or_else(form)?;
             let (name, records) = match name.split_once(':') {
-                Some((n, r)) => (n.trim(), Some(r.trim().to_string())),
+                Some((n, r)) => (
+                    n.trim(),
+                    Some(r.trim().parse().map_err(|source| FactorUrlError::Records {
+                        entry: entry.to_owned(),
+                        source,
+                    })?),
+                ),
                 None => (name.trim(), None),
             };
+            let url = url.trim();
             if name.is_empty() || !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("{entry:?}: expected name[:records]=http(s)://..."));
+                return Err(form());
             }
             Ok(RemoteFactorSettings {
                 name: name.to_string(),
-                url: url.trim().trim_end_matches('/').to_string(),
+                url: url.trim_end_matches('/').to_string(),
                 records,
                 weight: 1.0,
             })
@@ -243,8 +285,49 @@ pub fn parse_factor_urls(v: &str) -> Result<Vec<RemoteFactorSettings>, String> {
         .collect()
 }
 
+/// The factor list: `[[auth.factors]]` tables, or the compact `name[:records]=url,...`.
+fn factor_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<RemoteFactorSettings>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Compact(String),
+        Tables(Vec<RemoteFactorSettings>),
+    }
+    match Form::deserialize(d)? {
+        Form::Compact(s) => parse_factor_urls(&s).map_err(serde::de::Error::custom),
+        Form::Tables(t) => Ok(t
+            .into_iter()
+            .map(|f| RemoteFactorSettings {
+                url: f.url.trim_end_matches('/').to_owned(),
+                ..f
+            })
+            .collect()),
+    }
+}
+
+/// A list of paths: a TOML array, or one comma-separated string (blank items skipped).
+fn path_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Compact(String),
+        List(Vec<PathBuf>),
+    }
+    Ok(match Form::deserialize(d)? {
+        Form::Compact(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        Form::List(l) => l,
+    })
+}
+
 /// Settings of a factor service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FactorSettings {
     /// Object-store prefix of the model artifacts, `PREFIX/FACTOR.tcm`
@@ -279,7 +362,7 @@ impl Default for FactorSettings {
 }
 
 /// S3 connection settings (`TACIT_S3_*`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Settings {
     /// Endpoint URL for S3-compatible servers (`TACIT_S3_ENDPOINT`).
@@ -289,13 +372,14 @@ pub struct S3Settings {
     /// Access key id (`TACIT_S3_ACCESS_KEY_ID`, else `AWS_ACCESS_KEY_ID`).
     pub access_key_id: Option<String>,
     /// Secret (`TACIT_S3_SECRET_ACCESS_KEY`, else `AWS_SECRET_ACCESS_KEY`). Never shown.
+    #[serde(serialize_with = "redacted")]
     pub secret_access_key: Option<SecretString>,
     /// Allow plain HTTP (local test servers only) (`TACIT_S3_ALLOW_HTTP`).
     pub allow_http: bool,
 }
 
 /// A PEM certificate chain and its private key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// The certificate chain, leaf first (PEM).
@@ -305,7 +389,7 @@ pub struct TlsSettings {
 }
 
 /// Limits on what the network may send.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body (`TACIT_MAX_BODY_BYTES`).
@@ -372,7 +456,7 @@ pub enum SettingsError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The file is not valid TOML for these settings.
+    /// The file is not valid TOML.
     #[error("{path}: {message}")]
     Parse {
         /// File.
@@ -380,190 +464,324 @@ pub enum SettingsError {
         /// Parser message.
         message: String,
     },
-    /// An environment variable has an unusable value.
-    #[error("environment variable {name}: {message}")]
-    Env {
-        /// Variable.
-        name: &'static str,
+    /// A value has the wrong type or shape, or a key is unknown: the message names the
+    /// key and where the value came from (the file, or the environment variable).
+    #[error("{0}")]
+    Value(Box<figment::Error>),
+    /// A value has the right type but is outside what the setting allows.
+    #[error("{key} ({env}): {message}")]
+    Invalid {
+        /// The setting, as a TOML key path.
+        key: &'static str,
+        /// Its environment variable.
+        env: &'static str,
         /// What is wrong.
         message: String,
     },
 }
 
+impl From<figment::Error> for SettingsError {
+    fn from(e: figment::Error) -> Self {
+        SettingsError::Value(Box::new(e))
+    }
+}
+
+/// Every setting's environment variable: one mapping, for every field (the TOML key
+/// path → the variable). Values from the environment are strings; numbers and booleans
+/// (`on`/`off`, `true`/`false`, `yes`/`no`, `1`/`0`) are read from them where the
+/// setting is one, so a token or password of digits stays a string. Lists take a
+/// comma-separated form (`TACIT_FACTOR_URLS=name[:records]=url,...`,
+/// `TACIT_AT_REST_OLD_KEY_FILES=a,b`), which TOML accepts too.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("listen", "TACIT_LISTEN"),
+    ("data_dir", "TACIT_DATA_DIR"),
+    ("database_url", "TACIT_DATABASE_URL"),
+    ("database_ca_file", "TACIT_DATABASE_CA_FILE"),
+    ("objects_url", "TACIT_OBJECTS_URL"),
+    ("keys_dir", "TACIT_KEYS_DIR"),
+    ("admin_token", "TACIT_ADMIN_TOKEN"),
+    ("max_envelope_age_days", "TACIT_MAX_ENVELOPE_AGE_DAYS"),
+    ("max_future_skew_s", "TACIT_MAX_FUTURE_SKEW_S"),
+    ("enrolment_token_ttl_s", "TACIT_ENROLMENT_TOKEN_TTL_S"),
+    ("s3.endpoint", "TACIT_S3_ENDPOINT"),
+    ("s3.region", "TACIT_S3_REGION"),
+    ("s3.access_key_id", "TACIT_S3_ACCESS_KEY_ID"),
+    ("s3.secret_access_key", "TACIT_S3_SECRET_ACCESS_KEY"),
+    ("s3.allow_http", "TACIT_S3_ALLOW_HTTP"),
+    ("limits.max_body_bytes", "TACIT_MAX_BODY_BYTES"),
+    ("limits.request_timeout_ms", "TACIT_REQUEST_TIMEOUT_MS"),
+    (
+        "limits.header_read_timeout_ms",
+        "TACIT_HEADER_READ_TIMEOUT_MS",
+    ),
+    ("limits.max_connections", "TACIT_MAX_CONNECTIONS"),
+    (
+        "limits.envelopes_per_second_per_device",
+        "TACIT_RATE_PER_DEVICE",
+    ),
+    ("limits.burst_per_device", "TACIT_BURST_PER_DEVICE"),
+    ("tls.cert_file", "TACIT_TLS_CERT_FILE"),
+    ("tls.key_file", "TACIT_TLS_KEY_FILE"),
+    ("factor.models_prefix", "TACIT_MODELS_PREFIX"),
+    ("factor.model_url", "TACIT_MODEL_URL"),
+    ("factor.model_poll_ms", "TACIT_MODEL_POLL_MS"),
+    ("factor.jobs_dir", "TACIT_JOBS_DIR"),
+    ("factor.job_ttl_s", "TACIT_JOB_TTL_S"),
+    ("factor.max_job_files", "TACIT_MAX_JOB_FILES"),
+    ("auth.factors", "TACIT_FACTOR_URLS"),
+    ("auth.timeout_ms", "TACIT_FACTOR_TIMEOUT_MS"),
+    ("auth.retries", "TACIT_FACTOR_RETRIES"),
+    ("auth.breaker_failures", "TACIT_BREAKER_FAILURES"),
+    ("auth.breaker_cooldown_ms", "TACIT_BREAKER_COOLDOWN_MS"),
+    ("auth.max_request_skew_s", "TACIT_MAX_REQUEST_SKEW_S"),
+    ("auth.max_windows_scored", "TACIT_MAX_WINDOWS_SCORED"),
+    ("auth.lookback_envelopes", "TACIT_LOOKBACK_ENVELOPES"),
+    ("auth.max_enrol_vectors", "TACIT_MAX_ENROL_VECTORS"),
+    ("auth.fresh_retry_s", "TACIT_FRESH_RETRY_S"),
+    ("auth.fusion.target_far", "TACIT_TARGET_FAR"),
+    ("auth.fusion.reject_llr", "TACIT_REJECT_LLR"),
+    ("auth.fusion.max_windows", "TACIT_FUSION_MAX_WINDOWS"),
+    ("auth.fusion.half_life_s", "TACIT_EVIDENCE_HALF_LIFE_S"),
+    ("auth.fusion.max_age_s", "TACIT_MAX_EVIDENCE_AGE_S"),
+    (
+        "auth.fusion.max_consecutive_rejects",
+        "TACIT_MAX_CONSECUTIVE_REJECTS",
+    ),
+    ("at_rest.enabled", "TACIT_AT_REST"),
+    ("at_rest.key_file", "TACIT_AT_REST_KEY_FILE"),
+    ("at_rest.old_key_files", "TACIT_AT_REST_OLD_KEY_FILES"),
+    ("retention.feature_days", "TACIT_RETENTION_DAYS"),
+    ("retention.sweep_interval_s", "TACIT_RETENTION_SWEEP_S"),
+];
+
+/// The standard AWS variables, read for the S3 credentials when the `TACIT_S3_*` ones
+/// are not set (SDKs and CI set these).
+const AWS_FALLBACK: &[(&str, &str)] = &[
+    ("s3.access_key_id", "AWS_ACCESS_KEY_ID"),
+    ("s3.secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+];
+
+/// The environment variable of a setting (`auth.fusion.target_far` → `TACIT_TARGET_FAR`).
+pub fn env_var_of(key: &str) -> Option<&'static str> {
+    ENV_VARS.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// The settings file as a figment layer: parsed here (not by figment's TOML provider)
+/// so that a syntax error names the line without quoting it — the line may hold a
+/// secret, an unquoted token or database URL.
+struct TomlLayer {
+    path: PathBuf,
+    table: toml::Table,
+}
+
+impl TomlLayer {
+    fn read(path: &Path) -> Result<TomlLayer, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| SettingsError::Parse {
+                path: path.to_path_buf(),
+                message: match e.span() {
+                    Some(span) => format!(
+                        "line {}: {}",
+                        text[..span.start.min(text.len())].matches('\n').count() + 1,
+                        e.message()
+                    ),
+                    None => e.message().to_owned(),
+                },
+            })?;
+        Ok(TomlLayer {
+            path: path.to_path_buf(),
+            table,
+        })
+    }
+}
+
+impl figment::Provider for TomlLayer {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("TOML file").source(self.path.display().to_string())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        figment::providers::Serialized::defaults(&self.table).data()
+    }
+}
+
+/// The environment as a figment layer: the variables of [`ENV_VARS`] (and the AWS
+/// fallbacks) that are set, each a string at its key path. Hand-rolled over figment's
+/// `Env` provider because that one parses every value (`1234` becomes a number and no
+/// longer deserialises as a token) and turns on every `TACIT_*` variable, including
+/// those of the tools around the server; errors name the variable, not the key path.
+///
+/// Floating-point settings are the exception: figment's lossy reading parses a short
+/// decimal as `f32` (`0.001` became 0.0010000000474974513) and no exponent form, so a
+/// variable whose setting is a float in the defaults is parsed here, as `f64`.
+struct EnvLayer {
+    values: Vec<(&'static str, figment::value::Value)>,
+}
+
+impl EnvLayer {
+    fn read(get: &dyn Fn(&str) -> Option<String>) -> EnvLayer {
+        let defaults =
+            figment::Figment::from(figment::providers::Serialized::defaults(Settings::default()));
+        let is_float = |key: &str| {
+            matches!(
+                defaults.find_value(key),
+                Ok(figment::value::Value::Num(
+                    _,
+                    figment::value::Num::F64(_) | figment::value::Num::F32(_)
+                ))
+            )
+        };
+        let mut values = Vec::new();
+        for (key, var) in ENV_VARS {
+            let fallback = AWS_FALLBACK
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, aws)| get(aws));
+            let Some(v) = get(var).or(fallback) else {
+                continue;
+            };
+            let value = match v.trim().parse::<f64>() {
+                Ok(x) if is_float(key) => x.into(),
+                _ => v.into(),
+            };
+            values.push((*key, value));
+        }
+        EnvLayer { values }
+    }
+}
+
+impl figment::Provider for EnvLayer {
+    fn metadata(&self) -> figment::Metadata {
+        // Errors name the variable; a table's error (a missing field) names its
+        // variables.
+        figment::Metadata::named("environment").interpolater(|_, keys: &[&str]| {
+            let key = keys.join(".");
+            if let Some(var) = env_var_of(&key) {
+                return var.to_owned();
+            }
+            let prefix = format!("{key}.");
+            let vars: Vec<&str> = ENV_VARS
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, v)| *v)
+                .collect();
+            if vars.is_empty() {
+                key
+            } else {
+                vars.join(" and ")
+            }
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (key, value) in &self.values {
+            insert_at(&mut dict, key, value.clone());
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Sets `value` at the dotted `path` of `dict`, making the tables on the way.
+fn insert_at(dict: &mut figment::value::Dict, path: &str, value: figment::value::Value) {
+    match path.split_once('.') {
+        None => {
+            dict.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = dict
+                .entry(head.to_owned())
+                .or_insert_with(|| figment::value::Dict::new().into());
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert_at(inner, rest, value);
+            }
+        }
+    }
+}
+
 impl Settings {
     /// Defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        let mut s = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|e: toml::de::Error| SettingsError::Parse {
-                    path: path.to_path_buf(),
-                    // The message and the line only: the full error quotes the line,
-                    // which may hold a secret (an unquoted token or database URL).
-                    message: match e.span() {
-                        Some(span) => format!(
-                            "line {}: {}",
-                            text[..span.start.min(text.len())].matches('\n').count() + 1,
-                            e.message()
-                        ),
-                        None => e.message().to_owned(),
-                    },
-                })?
-            }
-            None => Settings::default(),
-        };
-        s.apply_env(|k| std::env::var(k).ok())?;
-        Ok(s)
+        Settings::load_with_env(file, &|k| std::env::var(k).ok())
     }
 
-    /// Applies `TACIT_*` variables read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
-        fn num<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, SettingsError> {
-            v.parse().map_err(|_| SettingsError::Env {
-                name,
-                message: format!("not a number: {v:?}"),
-            })
+    /// [`Settings::load`] with the environment read through `get` (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut figment = figment::Figment::new();
+        if let Some(path) = file {
+            figment = figment.merge(TomlLayer::read(path)?);
         }
-        if let Some(v) = get("TACIT_LISTEN") {
-            self.listen = v;
+        // Lossy: a string of digits or `on`/`off` is read as a number or boolean where
+        // the setting is one — from the environment (all strings) and from TOML alike.
+        let settings: Settings = figment.merge(EnvLayer::read(get)).extract_lossy()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The checks beyond types, the same whichever layer set the value.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &'static str, message: String| SettingsError::Invalid {
+            key,
+            env: env_var_of(key).unwrap_or("-"),
+            message,
+        };
+        let far = self.auth.fusion.target_far;
+        if !(far > 0.0 && far < 0.5) {
+            return Err(invalid(
+                "auth.fusion.target_far",
+                format!("{far}: expected a rate in (0, 0.5)"),
+            ));
         }
-        if let Some(v) = get("TACIT_DATA_DIR") {
-            self.data_dir = v.into();
+        let mut names = std::collections::HashSet::new();
+        for f in &self.auth.factors {
+            let bad = |message: String| invalid("auth.factors", format!("{}: {message}", f.name));
+            if f.name.is_empty() {
+                return Err(invalid("auth.factors", "a factor without a name".into()));
+            }
+            if !names.insert(f.name.as_str()) {
+                return Err(bad("configured twice".into()));
+            }
+            if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
+                return Err(bad(format!("url {:?}: expected http(s)://...", f.url)));
+            }
+            if !(0.0..=1.0).contains(&f.weight) {
+                return Err(bad(format!("weight {} outside 0..=1", f.weight)));
+            }
+            if f.records.is_none() && f.name.parse::<FactorKind>().is_err() {
+                return Err(bad(
+                    "not a built-in factor, say which records it scores (records = ..., or \
+                     name:records=url)"
+                        .into(),
+                ));
+            }
         }
-        if let Some(v) = get("TACIT_DATABASE_URL") {
-            self.database_url = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_DATABASE_CA_FILE") {
-            self.database_ca_file = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_OBJECTS_URL") {
-            self.objects_url = Some(v);
-        }
-        if let Some(v) = get("TACIT_KEYS_DIR") {
-            self.keys_dir = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_ADMIN_TOKEN") {
-            self.admin_token = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_S3_ENDPOINT") {
-            self.s3.endpoint = Some(v);
-        }
-        if let Some(v) = get("TACIT_S3_REGION") {
-            self.s3.region = Some(v);
-        }
-        if let Some(v) = get("TACIT_S3_ACCESS_KEY_ID").or_else(|| get("AWS_ACCESS_KEY_ID")) {
-            self.s3.access_key_id = Some(v);
-        }
-        if let Some(v) = get("TACIT_S3_SECRET_ACCESS_KEY").or_else(|| get("AWS_SECRET_ACCESS_KEY"))
+        if let Some(url) = &self.factor.model_url
+            && let Err(e) = crate::store::local_path(url)
         {
-            self.s3.secret_access_key = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_S3_ALLOW_HTTP") {
-            self.s3.allow_http = matches!(v.as_str(), "1" | "true" | "yes");
-        }
-        if let Some(v) = get("TACIT_HEADER_READ_TIMEOUT_MS") {
-            self.limits.header_read_timeout_ms = num("TACIT_HEADER_READ_TIMEOUT_MS", &v)?;
-        }
-        if let Some(v) = get("TACIT_MAX_CONNECTIONS") {
-            self.limits.max_connections = num("TACIT_MAX_CONNECTIONS", &v)?;
-        }
-        match (get("TACIT_TLS_CERT_FILE"), get("TACIT_TLS_KEY_FILE")) {
-            (Some(cert), Some(key)) => {
-                self.tls = Some(TlsSettings {
-                    cert_file: cert.into(),
-                    key_file: key.into(),
-                });
-            }
-            (None, None) => {}
-            _ => {
-                return Err(SettingsError::Env {
-                    name: "TACIT_TLS_CERT_FILE",
-                    message: "TACIT_TLS_CERT_FILE and TACIT_TLS_KEY_FILE go together".into(),
-                });
-            }
-        }
-        if let Some(v) = get("TACIT_MAX_BODY_BYTES") {
-            self.limits.max_body_bytes = num("TACIT_MAX_BODY_BYTES", &v)?;
-        }
-        if let Some(v) = get("TACIT_RATE_PER_DEVICE") {
-            self.limits.envelopes_per_second_per_device = num("TACIT_RATE_PER_DEVICE", &v)?;
-        }
-        if let Some(v) = get("TACIT_MODELS_PREFIX") {
-            self.factor.models_prefix = v;
-        }
-        if let Some(v) = get("TACIT_MODEL_URL") {
-            if let Err(message) = crate::store::local_path(&v) {
-                return Err(SettingsError::Env {
-                    name: "TACIT_MODEL_URL",
-                    message: format!("{message} (objects use TACIT_MODELS_PREFIX)"),
-                });
-            }
-            self.factor.model_url = Some(v);
-        }
-        if let Some(v) = get("TACIT_MODEL_POLL_MS") {
-            self.factor.model_poll_ms = num("TACIT_MODEL_POLL_MS", &v)?;
-        }
-        if let Some(v) = get("TACIT_JOBS_DIR") {
-            self.factor.jobs_dir = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_JOB_TTL_S") {
-            self.factor.job_ttl_s = num("TACIT_JOB_TTL_S", &v)?;
-        }
-        if let Some(v) = get("TACIT_FACTOR_URLS") {
-            self.auth.factors = parse_factor_urls(&v).map_err(|message| SettingsError::Env {
-                name: "TACIT_FACTOR_URLS",
-                message,
-            })?;
-        }
-        if let Some(v) = get("TACIT_FACTOR_TIMEOUT_MS") {
-            self.auth.timeout_ms = num("TACIT_FACTOR_TIMEOUT_MS", &v)?;
-        }
-        if let Some(v) = get("TACIT_TARGET_FAR") {
-            let far: f64 = num("TACIT_TARGET_FAR", &v)?;
-            if !(far > 0.0 && far < 0.5) {
-                return Err(SettingsError::Env {
-                    name: "TACIT_TARGET_FAR",
-                    message: format!("{v}: expected a rate in (0, 0.5)"),
-                });
-            }
-            self.auth.fusion.target_far = far;
-        }
-        if let Some(v) = get("TACIT_MAX_ENVELOPE_AGE_DAYS") {
-            self.max_envelope_age_days = num("TACIT_MAX_ENVELOPE_AGE_DAYS", &v)?;
-        }
-        if let Some(v) = get("TACIT_AT_REST") {
-            self.at_rest.enabled = match v.to_ascii_lowercase().as_str() {
-                "on" | "1" | "true" | "yes" => true,
-                "off" | "0" | "false" | "no" => false,
-                _ => {
-                    return Err(SettingsError::Env {
-                        name: "TACIT_AT_REST",
-                        message: format!("{v:?}: expected on or off"),
-                    });
-                }
-            };
-        }
-        if let Some(v) = get("TACIT_AT_REST_KEY_FILE") {
-            self.at_rest.key_file = Some(v.into());
-        }
-        if let Some(v) = get("TACIT_AT_REST_OLD_KEY_FILES") {
-            self.at_rest.old_key_files = v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .collect();
-        }
-        if let Some(v) = get("TACIT_RETENTION_DAYS") {
-            self.retention.feature_days = num("TACIT_RETENTION_DAYS", &v)?;
-        }
-        if let Some(v) = get("TACIT_RETENTION_SWEEP_S") {
-            self.retention.sweep_interval_s = num("TACIT_RETENTION_SWEEP_S", &v)?;
+            return Err(invalid(
+                "factor.model_url",
+                format!("{e} (objects use factor.models_prefix)"),
+            ));
         }
         Ok(())
+    }
+
+    /// The effective settings as TOML, secrets redacted (`tacit-backend config`): every
+    /// field, defaults included, in the layout of the settings file.
+    pub fn shown(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
     }
 
     /// The database URL in force (with its password: for connecting, not printing).
@@ -610,123 +828,334 @@ impl Settings {
 mod tests {
     use super::*;
 
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/settings.example.toml")
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tacit-settings-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("tacit.toml")
+    }
+
     #[test]
     fn defaults_file_and_env_layer_in_order() {
-        let s = Settings::default();
+        let s = Settings::load_with_env(None, &no_env).unwrap();
         assert_eq!(s.listen, "127.0.0.1:8080");
         assert_eq!(
             s.database_url().expose(),
             "sqlite://./tacit-data/tacit.sqlite3"
         );
         assert_eq!(s.objects_url(), "./tacit-data/objects");
-        let dir = std::env::temp_dir().join(format!("tacit-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("tacit.toml");
+        let f = scratch("layers");
         std::fs::write(
             &f,
             "listen = \"0.0.0.0:9000\"\n[limits]\nmax_body_bytes = 1000\n",
         )
         .unwrap();
-        let mut s = Settings::load(Some(&f)).unwrap();
+        let s = Settings::load_with_env(Some(&f), &no_env).unwrap();
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.limits.max_body_bytes, 1000);
-        s.apply_env(|k| (k == "TACIT_LISTEN").then(|| "127.0.0.1:1".to_string()))
-            .unwrap();
+        // The environment wins over the file; what it does not set stays.
+        let s =
+            Settings::load_with_env(Some(&f), &env(&[("TACIT_LISTEN", "127.0.0.1:1")])).unwrap();
         assert_eq!(s.listen, "127.0.0.1:1");
-        assert!(
-            s.apply_env(|k| (k == "TACIT_MAX_BODY_BYTES").then(|| "lots".to_string()))
-                .is_err()
-        );
-        s.apply_env(|k| {
-            (k == "TACIT_FACTOR_URLS")
-                .then(|| "gait=http://g:1/, py:keystroke_fixed=https://p".to_string())
-        })
+        assert_eq!(s.limits.max_body_bytes, 1000);
+        let s = Settings::load_with_env(
+            None,
+            &env(&[(
+                "TACIT_FACTOR_URLS",
+                "gait=http://g:1/, py:keystroke-fixed=https://p",
+            )]),
+        )
         .unwrap();
         assert_eq!(s.auth.factors.len(), 2);
         assert_eq!(s.auth.factors[0].url, "http://g:1");
-        assert_eq!(
-            s.auth.factors[1].records.as_deref(),
-            Some("keystroke_fixed")
-        );
-        for bad in ["gait", "gait=ftp://x", "=http://x"] {
-            assert!(
-                s.apply_env(|k| (k == "TACIT_FACTOR_URLS").then(|| bad.to_string()))
-                    .is_err(),
-                "{bad}"
-            );
-        }
-        assert!(
-            s.apply_env(|k| (k == "TACIT_TARGET_FAR").then(|| "0.9".to_string()))
-                .is_err()
-        );
-        // Encryption at rest and retention.
-        s.apply_env(|k| match k {
-            "TACIT_AT_REST_KEY_FILE" => Some("/k/new".into()),
-            "TACIT_AT_REST_OLD_KEY_FILES" => Some(" /k/a, ,/k/b ".into()),
-            "TACIT_RETENTION_DAYS" => Some("30".into()),
-            "TACIT_RETENTION_SWEEP_S" => Some("60".into()),
-            _ => None,
-        })
+        assert_eq!(s.auth.factors[1].records, Some(FactorKind::KeystrokeFixed));
+        // The old spelling of a factor is still read from settings.
+        let s = Settings::load_with_env(
+            None,
+            &env(&[("TACIT_FACTOR_URLS", "py:keystroke_fixed=http://p")]),
+        )
         .unwrap();
-        assert_eq!(s.at_rest.key_file.as_deref(), Some(Path::new("/k/new")));
+        assert_eq!(s.auth.factors[0].records, Some(FactorKind::KeystrokeFixed));
+        // Old-key lists: comma-separated, blanks skipped.
+        let s = Settings::load_with_env(
+            None,
+            &env(&[("TACIT_AT_REST_OLD_KEY_FILES", " /k/a, ,/k/b ")]),
+        )
+        .unwrap();
         assert_eq!(
             s.at_rest.old_key_files,
             [PathBuf::from("/k/a"), PathBuf::from("/k/b")]
         );
-        assert_eq!(
-            (s.retention.feature_days, s.retention.sweep_interval_s),
-            (30, 60)
-        );
-        assert!(
-            s.apply_env(|k| (k == "TACIT_RETENTION_DAYS").then(|| "forever".to_string()))
-                .is_err()
-        );
         // Encryption at rest: on by default with the key in the key directory; off
         // only when asked for.
-        let d = Settings::default();
         assert_eq!(
-            d.at_rest_key_file(),
+            Settings::default().at_rest_key_file(),
             Some(PathBuf::from("./tacit-data/keys/at-rest.key"))
         );
-        let mut off = Settings::default();
-        off.apply_env(|k| (k == "TACIT_AT_REST").then(|| "off".to_string()))
-            .unwrap();
+        let off = Settings::load_with_env(None, &env(&[("TACIT_AT_REST", "off")])).unwrap();
         assert_eq!(off.at_rest_key_file(), None);
-        assert!(
-            off.apply_env(|k| (k == "TACIT_AT_REST").then(|| "maybe".to_string()))
-                .is_err()
-        );
-        // The PostgreSQL CA file.
-        s.apply_env(|k| (k == "TACIT_DATABASE_CA_FILE").then(|| "/etc/pg-ca.pem".to_string()))
-            .unwrap();
+        // A token of digits stays a string.
+        let s =
+            Settings::load_with_env(None, &env(&[("TACIT_ADMIN_TOKEN", "0123456789")])).unwrap();
+        use secrecy::ExposeSecret;
         assert_eq!(
-            s.database_ca_file.as_deref(),
-            Some(Path::new("/etc/pg-ca.pem"))
+            s.admin_token.as_ref().map(|t| t.expose_secret()),
+            Some("0123456789")
         );
+        // Variables of the tools around the server are not settings.
+        Settings::load_with_env(None, &env(&[("TACIT_PYTHON", "/usr/bin/python3")])).unwrap();
         // A parse error names the line, never quotes it (it may hold a secret).
         std::fs::write(&f, "listen = \"x\"\nadmin_token = hunter-secret\n").unwrap();
-        let err = Settings::load(Some(&f)).unwrap_err().to_string();
+        let err = Settings::load_with_env(Some(&f), &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(!err.contains("hunter"), "{err}");
         std::fs::write(&f, "listn = 1\n").unwrap();
-        assert!(matches!(
-            Settings::load(Some(&f)),
-            Err(SettingsError::Parse { .. })
-        ));
-        std::fs::remove_dir_all(&dir).ok();
+        let err = Settings::load_with_env(Some(&f), &no_env).unwrap_err();
+        assert!(matches!(err, SettingsError::Value(_)), "{err}");
+        assert!(err.to_string().contains("listn"), "{err}");
+        std::fs::remove_dir_all(f.parent().unwrap()).ok();
+    }
+
+    /// The leaves of a TOML table as (key path, value); `auth.factors` is one leaf.
+    fn leaves(prefix: &str, t: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(inner) => leaves(&key, inner, out),
+                _ => out.push((key, v.clone())),
+            }
+        }
+    }
+
+    /// The environment's spelling of a TOML value.
+    fn env_value(key: &str, v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) if key == "auth.factors" => items
+                .iter()
+                .map(|f| {
+                    let name = f["name"].as_str().unwrap();
+                    let url = f["url"].as_str().unwrap();
+                    match f.get("records").and_then(toml::Value::as_str) {
+                        Some(r) => format!("{name}:{r}={url}"),
+                        None => format!("{name}={url}"),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_setting_reads_the_same_from_the_file_and_from_the_environment() {
+        let path = example();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        let mut all = Vec::new();
+        leaves("", &table, &mut all);
+        let in_file: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        // One mapping for every field, and the example file sets every field.
+        for (key, _) in ENV_VARS {
+            assert!(in_file.contains(key), "{key} is not in {}", path.display());
+        }
+        for key in &in_file {
+            assert!(
+                env_var_of(key).is_some(),
+                "{key} has no environment variable"
+            );
+        }
+        let vars: Vec<(String, String)> = all
+            .iter()
+            .map(|(k, v)| (env_var_of(k).unwrap().to_owned(), env_value(k, v)))
+            .collect();
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let from_file = Settings::load_with_env(Some(&path), &no_env).unwrap();
+        let from_env = Settings::load_with_env(None, &get).unwrap();
+        // Every value differs from the default (so that the comparison means something).
+        let defaults = Settings::default().shown().unwrap();
+        let shown = from_file.shown().unwrap();
+        for line in shown.lines().filter(|l| l.contains(" = ")) {
+            assert!(
+                !defaults.lines().any(|d| d == line) || line.starts_with("weight"),
+                "default in the example: {line}"
+            );
+        }
+        assert_eq!(shown, from_env.shown().unwrap());
+        // Secrets are redacted in what `config` prints, present in the values.
+        assert!(!shown.contains("example-password"), "{shown}");
+        assert!(!shown.contains("example-admin-token"), "{shown}");
+        assert!(!shown.contains("example-secret"), "{shown}");
+        assert!(shown.contains("[REDACTED]"));
+        assert!(
+            from_env
+                .database_url()
+                .expose()
+                .contains("example-password")
+        );
+        // Floats keep full precision, in any notation.
+        let far = Settings::load_with_env(None, &env(&[("TACIT_TARGET_FAR", "1e-3")])).unwrap();
+        assert_eq!(far.auth.fusion.target_far, 0.001);
+        // The AWS variables stand in for the S3 credentials when TACIT_S3_* are unset.
+        let aws = Settings::load_with_env(
+            None,
+            &env(&[
+                ("AWS_ACCESS_KEY_ID", "aws-id"),
+                ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(aws.s3.access_key_id.as_deref(), Some("aws-id"));
+    }
+
+    #[test]
+    fn the_file_and_the_environment_are_checked_alike() {
+        let f = scratch("checks");
+        // (TOML, variable, value, what the error says)
+        for (toml, var, value, want) in [
+            (
+                "[auth.fusion]\ntarget_far = 0.9\n",
+                "TACIT_TARGET_FAR",
+                "0.9",
+                "expected a rate in (0, 0.5)",
+            ),
+            (
+                "[auth.fusion]\ntarget_far = 0.0\n",
+                "TACIT_TARGET_FAR",
+                "0",
+                "expected a rate in (0, 0.5)",
+            ),
+            (
+                "[limits]\nmax_body_bytes = \"lots\"\n",
+                "TACIT_MAX_BODY_BYTES",
+                "lots",
+                "found string \"lots\"",
+            ),
+            (
+                "[retention]\nfeature_days = \"forever\"\n",
+                "TACIT_RETENTION_DAYS",
+                "forever",
+                "found string \"forever\"",
+            ),
+            (
+                "[at_rest]\nenabled = \"maybe\"\n",
+                "TACIT_AT_REST",
+                "maybe",
+                "found string \"maybe\"",
+            ),
+            (
+                "[auth.fusion]\nhalf_life_s = \"soon\"\n",
+                "TACIT_EVIDENCE_HALF_LIFE_S",
+                "soon",
+                "found string \"soon\"",
+            ),
+            (
+                "[factor]\nmodel_url = \"s3://b/m.tcm\"\n",
+                "TACIT_MODEL_URL",
+                "s3://b/m.tcm",
+                "expected a path or a file:// URL",
+            ),
+            (
+                "[auth]\nfactors = \"gait=ftp://x\"\n",
+                "TACIT_FACTOR_URLS",
+                "gait=ftp://x",
+                "expected name[:records]=http(s)://",
+            ),
+            (
+                "[auth]\nfactors = \"gait\"\n",
+                "TACIT_FACTOR_URLS",
+                "gait",
+                "expected name[:records]=http(s)://",
+            ),
+            (
+                "[auth]\nfactors = \"py=http://p\"\n",
+                "TACIT_FACTOR_URLS",
+                "py=http://p",
+                "not a built-in factor",
+            ),
+            (
+                "[auth]\nfactors = \"py:keystrokes=http://p\"\n",
+                "TACIT_FACTOR_URLS",
+                "py:keystrokes=http://p",
+                "unknown factor",
+            ),
+            (
+                "[auth]\nfactors = \"gait=http://a,gait=http://b\"\n",
+                "TACIT_FACTOR_URLS",
+                "gait=http://a,gait=http://b",
+                "configured twice",
+            ),
+            (
+                "[tls]\ncert_file = \"/c.pem\"\n",
+                "TACIT_TLS_CERT_FILE",
+                "/c.pem",
+                "key_file",
+            ),
+        ] {
+            std::fs::write(&f, toml).unwrap();
+            let by_file = Settings::load_with_env(Some(&f), &no_env)
+                .expect_err(toml)
+                .to_string();
+            let by_env = Settings::load_with_env(None, &env(&[(var, value)]))
+                .expect_err(var)
+                .to_string();
+            assert!(by_file.contains(want), "{toml}: {by_file}");
+            assert!(by_env.contains(want), "{var}={value}: {by_env}");
+            // The environment's errors name the variable.
+            assert!(by_env.contains(var), "{var}={value}: {by_env}");
+        }
+        // Tables of factors are checked like the compact form.
+        std::fs::write(
+            &f,
+            "[[auth.factors]]\nname = \"gait\"\nurl = \"http://g\"\nweight = 1.5\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(Some(&f), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("weight 1.5 outside 0..=1"), "{err}");
+        std::fs::remove_dir_all(f.parent().unwrap()).ok();
     }
 
     #[test]
     fn debug_shows_no_secret() {
-        let mut s = Settings::default();
-        s.apply_env(|k| match k {
-            "TACIT_ADMIN_TOKEN" => Some("admin-hunter1".into()),
-            "TACIT_DATABASE_URL" => Some("postgres://tacit:pg-hunter2@db/tacit".into()),
-            "AWS_SECRET_ACCESS_KEY" => Some("s3-hunter3".into()),
-            _ => None,
-        })
+        let s = Settings::load_with_env(
+            None,
+            &env(&[
+                ("TACIT_ADMIN_TOKEN", "admin-hunter1"),
+                ("TACIT_DATABASE_URL", "postgres://tacit:pg-hunter2@db/tacit"),
+                ("AWS_SECRET_ACCESS_KEY", "s3-hunter3"),
+            ]),
+        )
         .unwrap();
-        let shown = format!("{s:?} {s:#?} {}", s.database_url());
+        let shown = format!("{s:?} {s:#?} {} {}", s.database_url(), s.shown().unwrap());
         assert!(!shown.contains("hunter"), "{shown}");
         assert!(
             shown.contains("postgres://tacit:<redacted>@db/tacit"),

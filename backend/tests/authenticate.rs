@@ -529,7 +529,7 @@ async fn remote_factor_down_degrades_and_recovers() {
     let model_file = dir.join("gait.tcm");
     std::fs::write(&model_file, &model_bytes).unwrap();
     fs.factor.model_url = Some(format!("file://{}", model_file.display()));
-    let factor = server::spawn_factor(fs.clone(), tacit_models::Factor::Gait)
+    let factor = server::spawn_factor(fs.clone(), tacit_models::FactorKind::Gait)
         .await
         .unwrap();
     let factor_addr = factor.addr;
@@ -600,7 +600,7 @@ async fn remote_factor_down_degrades_and_recovers() {
     let mut fs2 = settings(&backing, &dir.join("factor2"));
     fs2.factor.model_url = fs.factor.model_url.clone();
     fs2.listen = factor_addr.to_string();
-    let factor = server::spawn_factor(fs2, tacit_models::Factor::Gait)
+    let factor = server::spawn_factor(fs2, tacit_models::FactorKind::Gait)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use object_store::ObjectStoreExt;
 use tacit_backend::server::spawn_factor;
-use tacit_models::Factor;
+use tacit_models::FactorKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gait_factor_passes_the_oip_conformance_test() {
@@ -24,7 +24,7 @@ async fn gait_factor_passes_the_oip_conformance_test() {
     let dir = common::temp_dir("conformance");
     let mut settings = common::settings(&common::Backing::Embedded, &dir);
     settings.factor.model_poll_ms = 100;
-    let f = spawn_factor(settings, Factor::Gait).await.unwrap();
+    let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
     let path = object_store::path::Path::parse("models/gait.tcm").unwrap();
     f.service
         .objects()

@@ -10,7 +10,6 @@ use common::{gait_model, gait_population};
 use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 use tacit_backend::server::spawn_factor;
-use tacit_models::Factor;
 use tacit_models::data::Population;
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
 
@@ -64,7 +63,7 @@ async fn factor_service_over_http() {
         settings.factor.model_poll_ms = 100;
         settings.factor.models_prefix = format!("models-{}", common::rand_suffix());
         let prefix = settings.factor.models_prefix.clone();
-        let f = spawn_factor(settings, Factor::Gait).await.unwrap();
+        let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
         let base = f.url();
         let http = reqwest::Client::new();
 
@@ -314,7 +313,7 @@ async fn factor_service_over_http() {
     let mut settings = common::settings(&common::Backing::Embedded, &dir);
     settings.factor.model_poll_ms = 100;
     settings.factor.model_url = Some(format!("file://{}", file.display()));
-    let f = spawn_factor(settings, Factor::Gait).await.unwrap();
+    let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
     assert!(f.service.model().is_none());
     std::fs::write(&file, &first).unwrap();
     for _ in 0..100 {

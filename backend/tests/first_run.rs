@@ -227,6 +227,45 @@ fn secrets_are_never_printed() {
     assert!(all.contains("migrated postgres://tacit_password:"), "{all}");
 }
 
+/// `tacit-backend config`: the settings in force, file then environment, secrets
+/// redacted; a bad value fails it as it would fail `serve`, naming the variable.
+#[test]
+fn config_prints_the_settings_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/settings.example.toml");
+    let mut c = backend(dir.path());
+    c.arg("--config")
+        .arg(&example)
+        .arg("config")
+        .env("TACIT_LISTEN", "127.0.0.1:7001")
+        .env("TACIT_ADMIN_TOKEN", "admin-hunter1");
+    let out = run(c);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("listen = \"127.0.0.1:7001\""), "{shown}");
+    assert!(shown.contains("target_far = 0.001"), "{shown}");
+    assert!(shown.contains("admin_token = \"[REDACTED]\""), "{shown}");
+    assert!(!text(&out).contains("hunter"), "{}", text(&out));
+    assert!(!shown.contains("example-password"), "{shown}");
+    // The printed settings read back as a settings file (secrets aside).
+    let back = dir.path().join("shown.toml");
+    std::fs::write(&back, shown.as_bytes()).unwrap();
+    let mut c = backend(dir.path());
+    c.arg("--config").arg(&back).arg("config");
+    let again = run(c);
+    assert!(again.status.success(), "{}", text(&again));
+
+    let mut c = backend(dir.path());
+    c.arg("config").env("TACIT_TARGET_FAR", "0.9");
+    let out = run(c);
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(
+        err.contains("TACIT_TARGET_FAR") && err.contains("expected a rate in (0, 0.5)"),
+        "{err}"
+    );
+}
+
 fn skip_pg(test: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: CI run without the test PostgreSQL (PG_CA_FILE, PG_PASSWORD_URL)");

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tacit_models::Factor;
+use tacit_models::FactorKind;
 use tacit_models::embedding::ModelArtifact;
 
 /// 8 typists × 2 sessions × 20 entries of a 6-key phrase, each with a personal rhythm.
@@ -109,7 +109,7 @@ fn train_and_eval_from_the_command_line() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("trained keystroke-fixed model on"));
     let a = ModelArtifact::load(&model).unwrap();
-    a.check_for(Factor::KeystrokeFixed, 1, 16).unwrap(); // 6 keys → 3·6−2 timings
+    a.check_for(FactorKind::KeystrokeFixed, 1, 16).unwrap(); // 6 keys → 3·6−2 timings
     assert_eq!(a.meta.training.config.steps, 40);
 }
 
@@ -182,7 +182,7 @@ fn bad_input_is_a_clear_error() {
     for (args, want) in [
         (
             vec!["eval", "--data", k, "--loss", "hinge"],
-            "expected proxy or triplet",
+            "[possible values: proxy, triplet]",
         ),
         (
             vec!["eval", "--data", k, "--device", "tpu"],

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{gait_model, gait_population, infer_bodies};
 use tacit_backend::server::spawn_factor;
-use tacit_models::Factor;
+use tacit_models::FactorKind;
 use tacit_models::embedding::ModelArtifact;
 use tacit_models::template::FactorModel;
 
@@ -169,7 +169,7 @@ async fn pytorch_peer_scores_like_tacit() {
 
     let mut settings = common::settings(&common::Backing::Embedded, dir.path());
     settings.factor.model_url = Some(format!("file://{}", tcm.display()));
-    let ours = spawn_factor(settings, Factor::Gait).await.unwrap();
+    let ours = spawn_factor(settings, FactorKind::Gait).await.unwrap();
     let http = reqwest::Client::new();
     wait_ready(&http, &mut peer).await;
     wait_ready(&http, &mut control).await;

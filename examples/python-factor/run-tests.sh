@@ -96,7 +96,7 @@ run_part unit "$py" "$here/tests/run_unit.py"
 
 if start_server; then
   run_part conformance "$py" "$root/scripts/factor_conformance.py" "$url" py-keystroke \
-    --objects-dir "$tmp/objects" --factor keystroke_fixed --expect-separation
+    --objects-dir "$tmp/objects" --factor keystroke-fixed --expect-separation
 else
   echo "conformance: the factor did not start; counted as 1 failure"
   total_fail=$((total_fail + 1))

@@ -2,10 +2,8 @@
 //!
 //! The Rust core that runs on the phone.
 //!
-//! * [`dsp`] — input validation, resampling, filtering, windowed FFTs, statistics;
-//! * [`factors`] — gait features per walking window, keystroke timing features;
-//! * [`datasets`] — readers for the public research data sets (tests and evaluation
-//!   only), producing the same event types the phone does;
+//! * [`dsp`] and [`factors`] — the feature computation, re-exported from
+//!   [`tacit_features`] (shared with the backend, which computes the same features);
 //! * [`queue`] — the crash-safe outbox of sealed envelopes (SQLite, WAL, bounded);
 //! * [`upload`] — batched uploads of the outbox with retries, backoff and `Retry-After`;
 //! * [`client`] — the client in plain Rust: capture → features → sealed envelopes in
@@ -17,13 +15,11 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod client;
-pub mod datasets;
-pub mod dsp;
-pub mod factors;
 pub mod ffi;
 pub mod queue;
 pub mod upload;
 
+pub use tacit_features::{dsp, factors};
 pub use tacit_shared as protocol;
 
 // The generated FFI scaffolding is the one place with `unsafe` (extern "C" entry

@@ -24,7 +24,7 @@
 //! one-class scaled-Manhattan window EER is of the order of the real one (simulated
 //! 0.07, real 0.106). `tests/real_data.rs` checks these against the files.
 
-use tacit_mobile_core::dsp::MotionSample;
+use tacit_features::dsp::MotionSample;
 
 use crate::rng::{Draw, SplitMix64, derive};
 

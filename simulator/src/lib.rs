@@ -42,5 +42,5 @@ pub mod world;
 
 pub use people::{Person, PopulationModel};
 pub use rng::SplitMix64;
-pub use tacit_mobile_core::dsp::{KeyClass, KeyEvent, MotionSample};
+pub use tacit_features::dsp::{KeyClass, KeyEvent, MotionSample};
 pub use typing::{CMU_KEYS, CMU_PHRASE, TypingSession};

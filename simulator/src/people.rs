@@ -1,6 +1,6 @@
 //! Synthetic people: a seeded population model and the person it draws for an index.
 
-use tacit_mobile_core::dsp::{KeyEvent, MotionSample};
+use tacit_features::dsp::{KeyEvent, MotionSample};
 
 use crate::gait::{GaitPopulation, GaitProfile, HARMONICS};
 use crate::rng::{SplitMix64, derive};

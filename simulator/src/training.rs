@@ -1,5 +1,5 @@
 //! Training and evaluation populations from synthetic people, built through the
-//! phone's own feature code (`tacit_mobile_core::factors`), exactly as
+//! phone's own feature code (`tacit_features::factors`), exactly as
 //! `tacit_models::data` reads the real data sets: gait sessions go through
 //! [`extract_gait`] and keep their walking windows; phrase entries go through
 //! [`fixed_text_timings`]. Plus a small, fast model training and a verification
@@ -7,14 +7,14 @@
 
 use std::ops::Range;
 
-use tacit_mobile_core::factors::gait::{GAIT_DIM, GaitConfig, extract_gait};
-use tacit_mobile_core::factors::keystroke::fixed_text_timings;
+use tacit_features::factors::gait::{GAIT_DIM, GaitConfig, extract_gait};
+use tacit_features::factors::keystroke::fixed_text_timings;
 use tacit_models::data::{Person as DataPerson, Population, Sample};
 use tacit_models::embedding::{ModelArtifact, TrainConfig};
 use tacit_models::eval::metrics::error_rates;
 use tacit_models::pipeline::{PipelineConfig, build_model};
 use tacit_models::template::{EnrolConfig, FactorModel};
-use tacit_models::{Factor, ModelError};
+use tacit_models::{FactorKind, ModelError};
 
 use crate::people::{Person, PopulationModel};
 use crate::rng::{SplitMix64, derive};
@@ -101,7 +101,7 @@ pub fn gait_population(
         )
     });
     assemble(
-        Factor::Gait,
+        FactorKind::Gait,
         GAIT_DIM,
         rows,
         format!(
@@ -114,7 +114,7 @@ pub fn gait_population(
 /// A population from per-person rows: people without samples are left out, every
 /// skipped input is listed.
 fn assemble(
-    factor: Factor,
+    factor: FactorKind,
     dim: usize,
     rows: Vec<(DataPerson, Vec<String>)>,
     source: String,
@@ -194,7 +194,7 @@ pub fn keystroke_population_in_sessions(
         )
     });
     assemble(
-        Factor::KeystrokeFixed,
+        FactorKind::KeystrokeFixed,
         (3 * keys).saturating_sub(2),
         rows,
         format!(
@@ -208,7 +208,7 @@ pub fn keystroke_population_in_sessions(
 /// The small, fast training configuration of [`train_model`]: the factor's default
 /// pipeline with a 32-wide network, 16-dimensional embedding, batches of 64, `steps`
 /// optimiser steps, seed `seed`.
-pub fn small_pipeline(factor: Factor, steps: usize, seed: u64) -> PipelineConfig {
+pub fn small_pipeline(factor: FactorKind, steps: usize, seed: u64) -> PipelineConfig {
     let mut cfg = PipelineConfig::for_factor(factor);
     cfg.train = TrainConfig {
         steps,

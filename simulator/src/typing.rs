@@ -27,8 +27,8 @@
 //! Free-text timings reuse the same person parameters with class-level base times
 //! (not fitted to a free-text data set).
 
-use tacit_mobile_core::dsp::{KeyClass, KeyEvent};
-use tacit_mobile_core::protocol::schema::{KEYSTROKE_FIXED_MAX_KEYS, KEYSTROKE_FIXED_MIN_KEYS};
+use tacit_features::dsp::{KeyClass, KeyEvent};
+use tacit_shared::schema::{KEYSTROKE_FIXED_MAX_KEYS, KEYSTROKE_FIXED_MIN_KEYS};
 
 use crate::rng::{Draw, SplitMix64, derive};
 
@@ -61,7 +61,7 @@ pub fn phrase_classes(keys: usize) -> Vec<KeyClass> {
         return Vec::new();
     }
     if keys == CMU_KEYS {
-        return tacit_mobile_core::datasets::CMU_KEY_CLASSES.to_vec();
+        return tacit_models::datasets::CMU_KEY_CLASSES.to_vec();
     }
     let mut v = vec![KeyClass::Letter; keys];
     v[keys - 1] = KeyClass::Enter;

@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use tacit_mobile_core::datasets::data_dir;
-use tacit_mobile_core::protocol::schema::{GAIT_V1, index_of};
 use tacit_models::data::{Population, read_gait_folder};
+use tacit_models::datasets::data_dir;
 use tacit_models::eval::one_class;
+use tacit_shared::schema::{GAIT_V1, index_of};
 use tacit_simulator::training::{gait_population, keystroke_population_in_sessions};
 use tacit_simulator::{CMU_KEYS, PopulationModel};
 

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use tacit_mobile_core::factors::keystroke::fixed_text_timings;
-use tacit_models::Factor;
+use tacit_features::factors::keystroke::fixed_text_timings;
+use tacit_models::FactorKind;
 use tacit_models::data::{Person as DataPerson, Population};
 use tacit_models::embedding::ModelArtifact;
 use tacit_models::template::{EnrolConfig, FactorModel};
@@ -75,7 +75,7 @@ fn mimicry_raises_an_impostors_scores() {
     let enrol = keystroke_population(&model, 40..41, 40, CMU_KEYS);
     let rows = DataPerson::vectors(&enrol.people[0].samples.iter().collect::<Vec<_>>());
     let template = fm
-        .enrol(&rows, &EnrolConfig::for_factor(Factor::KeystrokeFixed))
+        .enrol(&rows, &EnrolConfig::for_factor(FactorKind::KeystrokeFixed))
         .expect("enrol");
     let mean_llr = |strength: f64| {
         let attacker = model.person(41).mimic(&victim, strength);

@@ -38,7 +38,7 @@ pub enum ModelError {
     Config(String),
     /// A data set file could not be read or parsed.
     #[error(transparent)]
-    Dataset(#[from] tacit_mobile_core::datasets::DatasetError),
+    Dataset(#[from] crate::datasets::DatasetError),
     /// File system error with the path involved.
     #[error("{path}: {source}")]
     Io {

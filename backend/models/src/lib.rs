@@ -13,7 +13,9 @@
 //!   neighbour): baselines and the fallback for small enrolments;
 //! * [`transform`] — the feature transforms that feed every model;
 //! * [`data`] — evaluation data sets (CMU, generic key-event CSV, gait folders) turned
-//!   into features by the same `tacit-mobile-core` code that runs on the phone;
+//!   into features by the same `tacit-features` code that runs on the phone;
+//! * [`datasets`] — readers for the public research data sets (evaluation and tests
+//!   only, never shipped), producing the same event types the phone does;
 //! * [`eval`] — the evaluation protocols, error-rate metrics and reports (table, JSON,
 //!   DET curve SVG).
 //!
@@ -23,6 +25,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod data;
+pub mod datasets;
 pub mod detectors;
 pub mod device;
 pub mod embedding;
@@ -39,36 +42,5 @@ pub mod transform;
 pub use error::ModelError;
 pub use rng::SplitMix64;
 
-/// Which factor a model or data set belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Factor {
-    /// Fixed-text keystroke timings (hold, down-down, up-down per key pair).
-    KeystrokeFixed,
-    /// Gait window features (`GAIT_V1`).
-    Gait,
-}
-
-impl Factor {
-    /// The protocol's name for the factor.
-    pub fn name(self) -> &'static str {
-        match self {
-            Factor::KeystrokeFixed => "keystroke-fixed",
-            Factor::Gait => "gait",
-        }
-    }
-
-    /// The wire protocol's factor kind.
-    pub fn kind(self) -> tacit_shared::payload::FactorKind {
-        match self {
-            Factor::KeystrokeFixed => tacit_shared::payload::FactorKind::KeystrokeFixed,
-            Factor::Gait => tacit_shared::payload::FactorKind::Gait,
-        }
-    }
-}
-
-impl std::fmt::Display for Factor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// Which factor a model or data set belongs to: the protocol's one factor vocabulary.
+pub use tacit_shared::payload::FactorKind;

@@ -10,7 +10,7 @@ use crate::embedding::{
 use crate::logistic::Logistic;
 use crate::template::{EnrolConfig, FactorModel};
 use crate::transform::{Compression, FeatureTransform};
-use crate::{Factor, ModelError, SplitMix64};
+use crate::{FactorKind, ModelError, SplitMix64};
 
 /// Settings of [`build_model`].
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct PipelineConfig {
 
 impl PipelineConfig {
     /// Defaults for a factor.
-    pub fn for_factor(factor: Factor) -> Self {
+    pub fn for_factor(factor: FactorKind) -> Self {
         PipelineConfig {
             train: TrainConfig::default(),
             enrol: EnrolConfig::for_factor(factor),
@@ -50,11 +50,11 @@ pub enum Stage {
     Calibrating,
 }
 
-/// The feature compression each factor uses.
-pub fn compression_for(factor: Factor) -> Compression {
+/// The feature compression each factor uses: timings (keystroke) are log-compressed.
+pub fn compression_for(factor: FactorKind) -> Compression {
     match factor {
-        Factor::KeystrokeFixed => Compression::LogTime,
-        Factor::Gait => Compression::None,
+        FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => Compression::LogTime,
+        FactorKind::Gait => Compression::None,
     }
 }
 

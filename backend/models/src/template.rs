@@ -20,7 +20,7 @@ use crate::device::CpuBackend;
 use crate::embedding::{Calibration, EmbeddingNet, ModelArtifact, ModelMeta};
 use crate::logistic::Logistic;
 use crate::transform::check_rows;
-use crate::{Factor, ModelError};
+use crate::{FactorKind, ModelError};
 
 /// Enrolment rules.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,17 +36,17 @@ pub struct EnrolConfig {
 }
 
 impl EnrolConfig {
-    /// Defaults per factor: a keystroke entry is one phrase typed; a gait vector is one
-    /// 5.12 s walking window.
-    pub fn for_factor(factor: Factor) -> Self {
+    /// Defaults per factor: a keystroke entry is one phrase typed (or one block of free
+    /// typing); a gait vector is one 5.12 s walking window.
+    pub fn for_factor(factor: FactorKind) -> Self {
         match factor {
-            Factor::KeystrokeFixed => EnrolConfig {
+            FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => EnrolConfig {
                 min_samples: 10,
                 full_samples: 30,
                 c: 1.0,
                 max_background: 4000,
             },
-            Factor::Gait => EnrolConfig {
+            FactorKind::Gait => EnrolConfig {
                 min_samples: 12,
                 full_samples: 36,
                 c: 1.0,
@@ -83,7 +83,7 @@ impl Norm {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Template {
     /// The factor.
-    pub factor: Factor,
+    pub factor: FactorKind,
     /// Enrolment vectors used.
     pub samples: usize,
     /// Robust scaled Manhattan on the transformed features.

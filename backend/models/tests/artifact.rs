@@ -5,7 +5,7 @@ use tacit_models::data::{Person, Population, Sample};
 use tacit_models::embedding::{ModelArtifact, TrainConfig};
 use tacit_models::pipeline::{PipelineConfig, build_model};
 use tacit_models::template::{EnrolConfig, FactorModel};
-use tacit_models::{Factor, ModelError, SplitMix64};
+use tacit_models::{FactorKind, ModelError, SplitMix64};
 
 /// People whose vectors scatter around a personal centre.
 fn synthetic(people: usize, per_person: usize, dim: usize, seed: u64) -> Population {
@@ -28,7 +28,7 @@ fn synthetic(people: usize, per_person: usize, dim: usize, seed: u64) -> Populat
         })
         .collect();
     Population {
-        factor: Factor::Gait,
+        factor: FactorKind::Gait,
         schema_version: 1,
         dim,
         people,
@@ -38,7 +38,7 @@ fn synthetic(people: usize, per_person: usize, dim: usize, seed: u64) -> Populat
 }
 
 fn quick() -> PipelineConfig {
-    let mut c = PipelineConfig::for_factor(Factor::Gait);
+    let mut c = PipelineConfig::for_factor(FactorKind::Gait);
     c.train = TrainConfig {
         steps: 60,
         batch: 64,
@@ -49,7 +49,7 @@ fn quick() -> PipelineConfig {
     c.enrol = EnrolConfig {
         min_samples: 6,
         full_samples: 16,
-        ..EnrolConfig::for_factor(Factor::Gait)
+        ..EnrolConfig::for_factor(FactorKind::Gait)
     };
     c
 }
@@ -156,11 +156,11 @@ fn enrolment_rules_and_bad_input() {
     ));
 
     // The artifact refuses another factor, schema or width, and corrupt bytes.
-    artifact.check_for(Factor::Gait, 1, 6).unwrap();
+    artifact.check_for(FactorKind::Gait, 1, 6).unwrap();
     for (f, v, d) in [
-        (Factor::KeystrokeFixed, 1, 6),
-        (Factor::Gait, 2, 6),
-        (Factor::Gait, 1, 7),
+        (FactorKind::KeystrokeFixed, 1, 6),
+        (FactorKind::Gait, 2, 6),
+        (FactorKind::Gait, 1, 7),
     ] {
         let e = artifact.check_for(f, v, d).unwrap_err();
         assert!(matches!(e, ModelError::Artifact(_)), "{e}");

@@ -10,7 +10,7 @@ use tacit_models::eval::{EvalConfig, MethodResult, one_class, population};
 use tacit_models::pipeline::PipelineConfig;
 
 fn data() -> Option<PathBuf> {
-    let d = tacit_mobile_core::datasets::data_dir();
+    let d = tacit_models::datasets::data_dir();
     if d.is_none() {
         eprintln!(
             "SKIPPED: no ../shared/data (set TACIT_DATA_DIR) — real-data accuracy not checked"
@@ -90,7 +90,7 @@ fn gait_population_one_fold() {
 fn key_event_csv_matches_the_cmu_reader() {
     let Some(d) = data() else { return };
     let rows =
-        tacit_mobile_core::datasets::read_cmu(&d.join("keystroke/cmu/DSL-StrongPasswordData.csv"))
+        tacit_models::datasets::read_cmu(&d.join("keystroke/cmu/DSL-StrongPasswordData.csv"))
             .unwrap();
     let labels = [".", "t", "i", "e", "5", "R", "o", "a", "n", "l", "Return"];
     let dir = tempfile::tempdir().unwrap();

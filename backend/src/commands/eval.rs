@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use super::{ModelArgs, bar, load, stage_bar};
+use super::{CommandError, ModelArgs, bar, load, stage_bar};
 use tacit_models::eval::{EvalConfig, EvalReport, det_svg, one_class, population};
 
 /// Which protocols to run.
@@ -38,7 +38,7 @@ pub struct EvalArgs {
 }
 
 /// Runs the evaluation protocols and prints the table.
-pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, String> {
+pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, CommandError> {
     let started = std::time::Instant::now();
     let mut pop = load(&args.common.data, args.common.format)?;
     let min_enrol = args.common.pipeline(pop.factor)?.enrol.min_samples;
@@ -48,19 +48,18 @@ pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, String> 
         tracing::warn!("skipped {s}");
     }
     if pop.people.len() < 2 {
-        return Err(format!(
-            "{}: fewer than 2 people with enough entries to evaluate (skipped: {})",
-            args.common.data.display(),
-            pop.skipped.len()
-        ));
+        return Err(CommandError::TooLittleData {
+            path: args.common.data.clone(),
+            reason: format!(
+                "fewer than 2 people with enough entries to evaluate (skipped: {})",
+                pop.skipped.len()
+            ),
+        });
     }
     let mut results = Vec::new();
     if matches!(args.protocol, Protocol::All | Protocol::OneClass) {
         let b = bar(pop.people.len() as u64, "one-class");
-        results.extend(
-            one_class(&pop, &mut |done, _| b.set_position(done as u64))
-                .map_err(|e| e.to_string())?,
-        );
+        results.extend(one_class(&pop, &mut |done, _| b.set_position(done as u64))?);
         b.finish_and_clear();
     }
     if matches!(args.protocol, Protocol::All | Protocol::Population) {
@@ -71,13 +70,10 @@ pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, String> 
             pipeline: args.common.pipeline(pop.factor)?,
         };
         let b = bar(cfg.pipeline.train.steps as u64, "fold 1");
-        results.extend(
-            population(&pop, &cfg, &mut |fold, s| {
-                b.set_prefix(format!("fold {}", fold + 1));
-                stage_bar(&b, s)
-            })
-            .map_err(|e| e.to_string())?,
-        );
+        results.extend(population(&pop, &cfg, &mut |fold, s| {
+            b.set_prefix(format!("fold {}", fold + 1));
+            stage_bar(&b, s)
+        })?);
         b.finish_and_clear();
     }
     let report = EvalReport {
@@ -92,7 +88,7 @@ pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, String> 
     match &args.json {
         Some(p) if p.as_os_str() == "-" => println!("{}", report.json()),
         Some(p) => {
-            std::fs::write(p, report.json()).map_err(|e| format!("{}: {e}", p.display()))?;
+            std::fs::write(p, report.json()).map_err(super::io_error(p))?;
             print!("{}", report.table());
         }
         None => print!("{}", report.table()),
@@ -100,7 +96,7 @@ pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, String> 
     if let Some(p) = &args.det {
         let refs: Vec<_> = report.results.iter().collect();
         let svg = det_svg(&report.dataset, &refs);
-        std::fs::write(p, svg).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, svg).map_err(super::io_error(p))?;
     }
     Ok(report)
 }

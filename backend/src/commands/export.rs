@@ -42,7 +42,7 @@ pub struct ExportedModel {
     /// [`EXPORT_FORMAT`].
     pub format_version: u32,
     /// The factor (`gait`, `keystroke-fixed`): templates of other factors are refused.
-    pub factor: tacit_models::Factor,
+    pub factor: tacit_models::FactorKind,
     /// Feature schema version of the input vectors.
     pub schema_version: u16,
     /// The version the factor service reports: first 16 hex digits of the artifact's
@@ -80,13 +80,16 @@ pub struct Layer {
 }
 
 /// Reads an artifact and writes its JSON export.
-pub fn export(args: ExportArgs) -> Result<(), String> {
-    let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let a =
-        ModelArtifact::from_bytes(&bytes).map_err(|e| format!("{}: {e}", args.model.display()))?;
+pub fn export(args: ExportArgs) -> Result<(), super::CommandError> {
+    use super::CommandError;
+    let bytes = std::fs::read(&args.model).map_err(super::io_error(&args.model))?;
+    let a = ModelArtifact::from_bytes(&bytes).map_err(|source| CommandError::Artifact {
+        path: args.model.clone(),
+        source,
+    })?;
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let meta = &a.meta;
-    let dense = a.dense_layers().map_err(|e| e.to_string())?;
+    let dense = a.dense_layers()?;
     let s = meta.shape;
     let expected = [
         (s.input, s.hidden),
@@ -98,9 +101,10 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
         .map(|l| (l.weight.first().map_or(0, Vec::len), l.weight.len()))
         .collect();
     if got != expected {
-        return Err(format!(
-            "the network's layers {got:?} do not match the declared shape {s:?}"
-        ));
+        return Err(CommandError::Shape {
+            got,
+            declared: format!("{s:?}"),
+        });
     }
     let n = dense.len();
     let layers = dense
@@ -126,8 +130,8 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
         },
         calibration: meta.calibration,
     };
-    let json = serde_json::to_vec(&out).map_err(|e| format!("cannot encode the export: {e}"))?;
-    std::fs::write(&args.out, json).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let json = serde_json::to_vec(&out)?;
+    std::fs::write(&args.out, json).map_err(super::io_error(&args.out))?;
     println!(
         "exported {} model {} ({} → {} → {} → {}) to {}",
         meta.factor,

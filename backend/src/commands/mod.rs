@@ -17,6 +17,75 @@ use tacit_models::device::{DeviceChoice, select};
 use tacit_models::embedding::Loss;
 use tacit_models::pipeline::{PipelineConfig, Stage};
 
+/// Why an offline model command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data set's format cannot be told from its path or header.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The data set.
+        path: PathBuf,
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// Too little data to do what was asked.
+    #[error("{path}: {reason}")]
+    TooLittleData {
+        /// The data set.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// The model crate refused (reading data, training, evaluating, an artifact).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A model artifact does not decode.
+    #[error("{path}: {source}")]
+    Artifact {
+        /// The artifact file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: ModelError,
+    },
+    /// The artifact's network does not have the shape its header declares.
+    #[error("the network's layers {got:?} do not match the declared shape {declared}")]
+    Shape {
+        /// (inputs, outputs) per layer found.
+        got: Vec<(usize, usize)>,
+        /// The declared shape.
+        declared: String,
+    },
+    /// The export could not be encoded.
+    #[error("cannot encode the export: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CommandError + '_ {
+    move |source| CommandError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Metric-learning losses (`--loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossChoice {
+    /// Proxy-anchor style loss against learned class proxies.
+    Proxy,
+    /// Triplet loss with mined triplets.
+    Triplet,
+}
+
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DataFormat {
@@ -48,24 +117,23 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Metric-learning loss: proxy or triplet.
-    #[arg(long, default_value = "proxy")]
-    pub loss: String,
+    #[arg(long, value_enum, default_value = "proxy")]
+    pub loss: LossChoice,
     /// Backend: auto, cpu or cuda (falls back to the CPU when CUDA does not work).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
 
 impl ModelArgs {
-    fn pipeline(&self, factor: tacit_models::Factor) -> Result<PipelineConfig, String> {
+    fn pipeline(&self, factor: tacit_models::FactorKind) -> Result<PipelineConfig, CommandError> {
         let mut cfg = PipelineConfig::for_factor(factor);
         cfg.train.steps = self.steps;
         cfg.train.seed = self.seed;
-        cfg.train.loss = match self.loss.as_str() {
-            "proxy" => Loss::Proxy,
-            "triplet" => Loss::Triplet,
-            other => return Err(format!("--loss {other:?}: expected proxy or triplet")),
+        cfg.train.loss = match self.loss {
+            LossChoice::Proxy => Loss::Proxy,
+            LossChoice::Triplet => Loss::Triplet,
         };
-        let choice: DeviceChoice = self.device.parse().map_err(|e: ModelError| e.to_string())?;
+        let choice: DeviceChoice = self.device.parse()?;
         cfg.compute = select(choice);
         Ok(cfg)
     }
@@ -82,15 +150,18 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     b
 }
 
-fn detect(path: &Path) -> Result<DataFormat, String> {
+fn detect(path: &Path) -> Result<DataFormat, CommandError> {
     if path.is_dir() {
         return if path.join("manifest.csv").is_file() {
             Ok(DataFormat::Gait)
         } else {
-            Err(format!("{}: a folder without manifest.csv", path.display()))
+            Err(CommandError::Format {
+                path: path.to_path_buf(),
+                reason: "a folder without manifest.csv",
+            })
         };
     }
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read(path).map_err(io_error(path))?;
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first).to_ascii_lowercase();
     if first.starts_with("subject,sessionindex") {
@@ -101,15 +172,15 @@ fn detect(path: &Path) -> Result<DataFormat, String> {
     {
         Ok(DataFormat::Keys)
     } else {
-        Err(format!(
-            "{}: cannot tell the format from the header; pass --format",
-            path.display()
-        ))
+        Err(CommandError::Format {
+            path: path.to_path_buf(),
+            reason: "cannot tell the format from the header; pass --format",
+        })
     }
 }
 
 /// Reads a data set with a progress bar for the slow (gait) path.
-pub fn load(path: &Path, format: DataFormat) -> Result<Population, String> {
+pub fn load(path: &Path, format: DataFormat) -> Result<Population, CommandError> {
     let format = match format {
         DataFormat::Auto => detect(path)?,
         f => f,
@@ -126,13 +197,15 @@ pub fn load(path: &Path, format: DataFormat) -> Result<Population, String> {
             b.finish_and_clear();
             r
         }
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     for s in &pop.skipped {
         tracing::warn!("skipped {s}");
     }
     if pop.people.is_empty() {
-        return Err(format!("{}: no usable vectors", path.display()));
+        return Err(CommandError::TooLittleData {
+            path: path.to_path_buf(),
+            reason: "no usable vectors".into(),
+        });
     }
     Ok(pop)
 }

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use super::{ModelArgs, bar, load, stage_bar};
+use super::{CommandError, ModelArgs, bar, load, stage_bar};
 use tacit_models::pipeline::build_model;
 
 /// `tacit-backend train`.
@@ -15,16 +15,15 @@ pub struct TrainArgs {
 }
 
 /// Trains a factor model on every person of a data set and writes the artifact.
-pub fn train(args: TrainArgs) -> Result<(), String> {
+pub fn train(args: TrainArgs) -> Result<(), CommandError> {
     let pop = load(&args.common.data, args.common.format)?;
     let cfg = args.common.pipeline(pop.factor)?;
     let people: Vec<usize> = (0..pop.people.len()).collect();
     let b = bar(cfg.train.steps as u64, "training");
     let started = std::time::Instant::now();
-    let (_, artifact) =
-        build_model(&pop, &people, &cfg, &mut |s| stage_bar(&b, &s)).map_err(|e| e.to_string())?;
+    let (_, artifact) = build_model(&pop, &people, &cfg, &mut |s| stage_bar(&b, &s))?;
     b.finish_and_clear();
-    artifact.save(&args.out).map_err(|e| e.to_string())?;
+    artifact.save(&args.out)?;
     let t = &artifact.meta.training;
     println!(
         "trained {} model on {} people ({} vectors, {} held out for calibration) in {:.1} s on {}: loss {:.3} -> {:.3}",

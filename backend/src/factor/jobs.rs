@@ -120,7 +120,7 @@ impl JobStore {
     }
 
     /// Records the end of a job.
-    pub fn finish(&self, id: &str, outcome: Result<Value, String>) -> std::io::Result<()> {
+    pub fn finish(&self, id: &str, outcome: Result<Value, super::JobError>) -> std::io::Result<()> {
         let Some(mut rec) = self.get(id) else {
             return Ok(()); // expired or deleted meanwhile
         };
@@ -132,7 +132,7 @@ impl JobStore {
             }
             Err(e) => {
                 rec.status = JobStatus::Failed;
-                rec.error = Some(e);
+                rec.error = Some(e.to_string());
             }
         }
         self.write(&rec)

@@ -7,10 +7,12 @@
 //! store when a new version appears there (requests in flight keep the version they
 //! started with: they hold their own reference to it).
 
+mod error;
 mod jobs;
 mod oip;
 mod routes;
 
+pub use error::{JobError, ModelLoadError};
 pub use jobs::{JobRecord, JobStatus, JobStore};
 pub use routes::factor_router;
 
@@ -19,18 +21,18 @@ use std::time::Duration;
 
 use tacit_models::embedding::ModelArtifact;
 use tacit_models::template::{EnrolConfig, FactorModel, Score, Template};
-use tacit_models::{Factor, ModelError};
+use tacit_models::{FactorKind, ModelError};
 
 use crate::settings::Settings;
 use crate::store::FeatureObjects;
 
-/// Parses a factor name (`gait`, `keystroke-fixed`).
-pub fn parse_factor(name: &str) -> Option<Factor> {
-    match name {
-        "gait" => Some(Factor::Gait),
-        "keystroke-fixed" | "keystroke" => Some(Factor::KeystrokeFixed),
-        _ => None,
-    }
+/// The factors with a built-in model (a factor service of this binary can serve them).
+pub const BUILT_IN: [FactorKind; 2] = [FactorKind::Gait, FactorKind::KeystrokeFixed];
+
+/// The built-in factor of a name (any spelling [`FactorKind`] reads), `None` for other
+/// names and for factors without a built-in model.
+pub fn built_in(name: &str) -> Option<FactorKind> {
+    name.parse().ok().filter(|f| BUILT_IN.contains(f))
 }
 
 /// A loaded model version.
@@ -103,7 +105,7 @@ impl TemplateCache {
 #[derive(Debug)]
 pub struct FactorService {
     /// The factor served.
-    pub factor: Factor,
+    pub factor: FactorKind,
     objects: FeatureObjects,
     model_key: String,
     model_file: Option<std::path::PathBuf>,
@@ -122,7 +124,7 @@ impl FactorService {
     /// Opens the job store (reporting interrupted jobs as failed), loads the model if the
     /// object store has one, and starts watching it for new versions.
     pub async fn start(
-        factor: Factor,
+        factor: FactorKind,
         objects: FeatureObjects,
         settings: &Settings,
     ) -> std::io::Result<Arc<Self>> {
@@ -192,23 +194,24 @@ impl FactorService {
     /// Loads the artifact when the object store holds a version other than the one in
     /// use. Returns whether a new version was swapped in. A broken artifact is logged
     /// and the old model stays in service.
-    pub async fn reload(&self) -> Result<bool, String> {
+    pub async fn reload(&self) -> Result<bool, ModelLoadError> {
         let identity = match &self.model_file {
             Some(file) => {
-                let meta =
-                    std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?;
+                let meta = std::fs::metadata(file).map_err(|source| ModelLoadError::File {
+                    path: file.clone(),
+                    source,
+                })?;
                 format!("{:?}/{}", meta.modified().ok(), meta.len())
             }
             None => {
                 use object_store::ObjectStoreExt;
-                let path =
-                    object_store::path::Path::parse(&self.model_key).map_err(|e| e.to_string())?;
-                let meta = self
-                    .objects
-                    .object_store()
-                    .head(&path)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let path = object_store::path::Path::parse(&self.model_key).map_err(|source| {
+                    ModelLoadError::Key {
+                        key: self.model_key.clone(),
+                        source,
+                    }
+                })?;
+                let meta = self.objects.object_store().head(&path).await?;
                 format!("{:?}/{}/{}", meta.e_tag, meta.last_modified, meta.size)
             }
         };
@@ -229,29 +232,26 @@ impl FactorService {
         let bytes = match &self.model_file {
             Some(file) => tokio::fs::read(file)
                 .await
-                .map_err(|e| format!("{}: {e}", file.display()))?,
-            None => self
-                .objects
-                .read_raw(&self.model_key)
-                .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|source| ModelLoadError::File {
+                    path: file.clone(),
+                    source,
+                })?,
+            None => self.objects.read_raw(&self.model_key).await?,
         };
         let factor = self.factor;
         let seen = identity.clone();
-        let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, String> {
+        let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, ModelError> {
             let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-            let a = ModelArtifact::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            let a = ModelArtifact::from_bytes(&bytes)?;
             let m = &a.meta;
-            a.check_for(factor, m.schema_version, m.shape.input)
-                .map_err(|e| e.to_string())?;
+            a.check_for(factor, m.schema_version, m.shape.input)?;
             Ok(LoadedModel {
-                model: FactorModel::from_artifact(&a).map_err(|e| e.to_string())?,
+                model: FactorModel::from_artifact(&a)?,
                 version: hex::encode(&digest.as_ref()[..8]),
                 identity,
             })
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         match loaded {
             Ok(m) => {
                 tracing::info!(factor = %self.factor, version = %m.version, "model loaded");
@@ -267,7 +267,7 @@ impl FactorService {
                     .refused
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(seen);
-                Err(e)
+                Err(e.into())
             }
         }
     }

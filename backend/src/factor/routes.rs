@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::oip::{self, InferRequest, InferResponse};
-use super::{FactorService, LoadedModel};
+use super::{FactorService, JobError, LoadedModel};
 use tacit_models::template::Template;
 
 /// Requests of at most this many rows are computed on the async worker.
@@ -192,7 +192,7 @@ async fn read_vectors(
     svc: &FactorService,
     files: &[String],
     m: &LoadedModel,
-) -> Result<Vec<Vec<f32>>, String> {
+) -> Result<Vec<Vec<f32>>, JobError> {
     let meta = m.model.meta();
     let mut rows = Vec::new();
     for key in files {
@@ -200,15 +200,21 @@ async fn read_vectors(
             .objects()
             .read(key)
             .await
-            .map_err(|e| format!("{key}: {e}"))?;
+            .map_err(|source| JobError::Read {
+                key: key.clone(),
+                source,
+            })?;
         let payload =
-            tacit_shared::payload::Payload::decode(&bytes).map_err(|e| format!("{key}: {e}"))?;
+            tacit_shared::payload::Payload::decode(&bytes).map_err(|source| JobError::Decode {
+                key: key.clone(),
+                source,
+            })?;
         rows.extend(
             payload
                 .records
                 .into_iter()
                 .filter(|r| {
-                    r.factor == meta.factor.kind()
+                    r.factor == meta.factor
                         && r.schema_version == meta.schema_version
                         && r.values.len() == m.dim()
                 })
@@ -273,7 +279,7 @@ async fn start_job(ctx: Ctx, body: Body, kind: &'static str) -> Response {
                 let m2 = m.clone();
                 tokio::task::spawn_blocking(move || compute(&m2, rows, template.as_ref()))
                     .await
-                    .unwrap_or_else(|e| Err(format!("job task: {e}")))
+                    .unwrap_or_else(|e| Err(JobError::Task(e)))
             }
         };
         if let Err(e) = svc.jobs.finish(&id, outcome) {
@@ -288,19 +294,19 @@ fn compute(
     m: &LoadedModel,
     rows: Vec<Vec<f32>>,
     template: Option<&Template>,
-) -> Result<Value, String> {
+) -> Result<Value, JobError> {
     match template {
         None => {
-            let t = m.enrol(&rows).map_err(|e| e.to_string())?;
+            let t = m.enrol(&rows)?;
             Ok(
                 json!({ "template": t, "samples": rows.len(), "fallback": t.is_fallback(), "model_version": m.version }),
             )
         }
         Some(t) => {
             if rows.is_empty() {
-                return Err("no vectors of this factor in the files".into());
+                return Err(JobError::NoVectors);
             }
-            let s = m.score(t, &rows).map_err(|e| e.to_string())?;
+            let s = m.score(t, &rows)?;
             let llr: Vec<f64> = s.iter().map(|s| s.llr).collect();
             let mean = llr.iter().sum::<f64>() / llr.len() as f64;
             Ok(
@@ -357,7 +363,7 @@ async fn output(State(ctx): State<Ctx>, body: Body) -> Response {
     let r = tokio::task::spawn_blocking(move || compute(&m, rows, template.as_ref())).await;
     match r {
         Ok(Ok(v)) => axum::Json(json!({ "output": v })).into_response(),
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("task: {e}")),
     }
 }

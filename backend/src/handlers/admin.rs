@@ -103,24 +103,6 @@ pub fn valid_user_id(id: &str) -> Result<(), ApiError> {
     })
 }
 
-/// Maps storage errors to HTTP.
-pub fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-        StoreError::AlreadyExists(what) => ApiError::new(
-            StatusCode::CONFLICT,
-            "already_exists",
-            format!("{what} already exists"),
-        ),
-        StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
-        e @ StoreError::Unavailable { .. } => {
-            tracing::warn!(error = %crate::error::Chain(&e), "storage unavailable");
-            ApiError::unavailable("storage temporarily unavailable")
-        }
-        other => ApiError::internal(crate::error::Chain(&other)),
-    }
-}
-
 /// Hash under which an enrolment token is stored and looked up.
 pub fn token_hash(token: &str) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, token.as_bytes());
@@ -143,10 +125,7 @@ pub async fn create_user(
     authorize(&st, &headers)?;
     let Json(req) = body.map_err(json_error)?;
     valid_user_id(&req.user_id)?;
-    st.store
-        .create_user(&req.user_id)
-        .await
-        .map_err(store_error)?;
+    st.store.create_user(&req.user_id).await?;
     tracing::info!(user = %req.user_id, "user created");
     Ok((
         StatusCode::CREATED,
@@ -168,7 +147,7 @@ pub async fn create_enrolment_token(
 ) -> Result<(StatusCode, Json<EnrolmentTokenResponse>), ApiError> {
     authorize(&st, &headers)?;
     valid_user_id(&id)?;
-    if !st.store.user_exists(&id).await.map_err(store_error)? {
+    if !st.store.user_exists(&id).await? {
         return Err(ApiError::not_found(format!("no user {id}")));
     }
     let mut raw = [0u8; 32];
@@ -183,8 +162,7 @@ pub async fn create_enrolment_token(
     let expires_at_ms = now_ms() + st.settings.enrolment_token_ttl_s * 1000;
     st.store
         .create_enrolment_token(&id, token_hash(&token), expires_at_ms)
-        .await
-        .map_err(store_error)?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrolmentTokenResponse {
@@ -207,10 +185,10 @@ pub async fn delete_user(
 ) -> Result<Json<DeletionResponse>, ApiError> {
     authorize(&st, &headers)?;
     valid_user_id(&id)?;
-    if !st.store.user_exists(&id).await.map_err(store_error)? {
+    if !st.store.user_exists(&id).await? {
         return Err(ApiError::not_found(format!("no user {id}")));
     }
-    let r = st.store.delete_user(&id).await.map_err(store_error)?;
+    let r = st.store.delete_user(&id).await?;
     tracing::info!(user = %id, devices = r.devices, envelopes = r.envelopes, objects = r.objects, "user deleted");
     Ok(Json(DeletionResponse {
         user_id: id,
@@ -240,12 +218,7 @@ pub async fn revoke_device(
         .ok_or_else(|| {
             ApiError::bad_request("invalid_device_id", "device id: expected 32 hex digits")
         })?;
-    if !st
-        .store
-        .revoke_device(device_id)
-        .await
-        .map_err(store_error)?
-    {
+    if !st.store.revoke_device(device_id).await? {
         return Err(ApiError::not_found("no such device".to_string()));
     }
     tracing::info!(device = %id, "device revoked");

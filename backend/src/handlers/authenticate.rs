@@ -16,7 +16,6 @@ use tacit_shared::api::{
 };
 use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
 
-use super::admin::store_error;
 use super::json_error;
 use super::uploads::{SEQUENCE_REUSED, ingest};
 use crate::error::ApiError;
@@ -71,8 +70,7 @@ pub async fn authenticate(
     let device = st
         .store
         .get_device(device_id)
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| unauthorized("unknown_device", "unknown device"))?;
     if device.revoked {
         return Err(ApiError::new(
@@ -105,8 +103,7 @@ pub async fn authenticate(
     if !st
         .store
         .advance_auth_clock(device_id, req.request_ms)
-        .await
-        .map_err(store_error)?
+        .await?
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -145,8 +142,7 @@ pub async fn authenticate(
         now,
         (!req.envelopes.is_empty()).then_some(fresh.as_slice()),
     )
-    .await
-    .map_err(store_error)?;
+    .await?;
     answer.envelopes = envelope_results;
     let decision = match answer.decision {
         tacit_shared::api::AuthDecision::Accept => "accept",

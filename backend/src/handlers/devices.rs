@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use tacit_shared::api::{RegisterDeviceRequest, RegisterDeviceResponse};
 
-use super::admin::{store_error, token_hash};
+use super::admin::token_hash;
 use super::json_error;
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
@@ -39,8 +39,7 @@ pub async fn register_device(
     let user_id = st
         .store
         .consume_enrolment_token(token_hash(&req.enrolment_token), now_ms())
-        .await
-        .map_err(store_error)?
+        .await?
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -64,8 +63,7 @@ pub async fn register_device(
             if st
                 .store
                 .get_device(device_id.0)
-                .await
-                .map_err(store_error)?
+                .await?
                 .is_some_and(|d| d.user_id == user_id && d.public_key == key.as_bytes()) =>
         {
             tracing::info!(device = %device_id, user = %user_id, "device registered again (retry)");
@@ -77,7 +75,7 @@ pub async fn register_device(
                 }),
             ));
         }
-        Err(e) => return Err(store_error(e)),
+        Err(e) => return Err(e.into()),
     }
     st.metrics.inc("tacit_devices_registered_total", "", 1);
     tracing::info!(device = %device_id, user = %user_id, "device registered");

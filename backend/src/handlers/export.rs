@@ -13,7 +13,7 @@ use tacit_shared::api::{algorithm_name, b64_encode};
 use tacit_shared::identity::SignatureAlgorithm;
 use tacit_shared::payload::Payload;
 
-use super::admin::{authorize, store_error, valid_user_id};
+use super::admin::{authorize, valid_user_id};
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 
@@ -62,7 +62,7 @@ pub struct ExportBatch {
 /// One feature record, as the phone computed it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportRecord {
-    /// `gait`, `keystroke_fixed` or `keystroke_free`.
+    /// `gait`, `keystroke-fixed` or `keystroke-free`.
     pub factor: String,
     /// Feature schema version.
     pub schema_version: u16,
@@ -102,14 +102,13 @@ pub async fn export_user(
 ) -> Result<Json<ExportResponse>, ApiError> {
     authorize(&st, &headers)?;
     valid_user_id(&id)?;
-    if !st.store.user_exists(&id).await.map_err(store_error)? {
+    if !st.store.user_exists(&id).await? {
         return Err(ApiError::not_found(format!("no user {id}")));
     }
     let devices = st
         .store
         .user_devices(&id)
-        .await
-        .map_err(store_error)?
+        .await?
         .into_iter()
         .map(|d| ExportDevice {
             device_id: hex::encode(d.device_id),
@@ -121,11 +120,7 @@ pub async fn export_user(
             revoked: d.revoked,
         })
         .collect();
-    let objects = st
-        .store
-        .list_feature_objects(&id)
-        .await
-        .map_err(store_error)?;
+    let objects = st.store.list_feature_objects(&id).await?;
     if objects.len() > MAX_EXPORT_OBJECTS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -138,7 +133,7 @@ pub async fn export_user(
     }
     let mut features = Vec::with_capacity(objects.len());
     for key in objects {
-        let bytes = st.store.objects().read(&key).await.map_err(store_error)?;
+        let bytes = st.store.objects().read(&key).await?;
         let payload = Payload::decode(&bytes)
             .map_err(|e| ApiError::internal(format!("stored batch {key} does not decode: {e}")))?;
         features.push(ExportBatch {
@@ -160,8 +155,7 @@ pub async fn export_user(
     let templates = st
         .store
         .templates(&id)
-        .await
-        .map_err(store_error)?
+        .await?
         .into_iter()
         .map(|t| ExportTemplate {
             factor: t.factor,

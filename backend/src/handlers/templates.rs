@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::admin::{authorize, store_error, valid_user_id};
+use super::admin::{authorize, valid_user_id};
 use crate::error::ApiError;
 use crate::scoring::{EnrolOutcome, enrol_user};
 use crate::state::AppState;
@@ -96,7 +96,7 @@ pub async fn enrol(
             "this gateway has no factors configured (serve --role all, or TACIT_FACTOR_URLS)",
         ));
     }
-    if !st.store.user_exists(&id).await.map_err(store_error)? {
+    if !st.store.user_exists(&id).await? {
         return Err(ApiError::not_found(format!("no user {id}")));
     }
     let factors = enrol_user(
@@ -106,8 +106,7 @@ pub async fn enrol(
         &id,
         req.factors.as_deref(),
     )
-    .await
-    .map_err(store_error)?;
+    .await?;
     for f in &factors {
         tracing::info!(user = %id, factor = %f.factor, status = ?f.status, samples = f.samples, "enrolment");
     }
@@ -129,11 +128,7 @@ pub async fn unlock(
 ) -> Result<Json<UnlockResponse>, ApiError> {
     authorize(&st, &headers)?;
     valid_user_id(&id)?;
-    let n = st
-        .store
-        .count_reject(&id, RejectCount::Reset)
-        .await
-        .map_err(store_error)?;
+    let n = st.store.count_reject(&id, RejectCount::Reset).await?;
     tracing::info!(user = %id, "reject lock cleared");
     Ok(Json(UnlockResponse {
         user_id: id,

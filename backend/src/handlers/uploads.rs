@@ -22,7 +22,6 @@ use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
 use tacit_shared::payload::Payload;
 use tacit_shared::replay::{self, ReplayVerdict};
 
-use super::admin::store_error;
 use super::json_error;
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
@@ -47,10 +46,7 @@ pub(crate) const SEQUENCE_REUSED: &str = "sequence_reused";
 /// clone is caught by whichever of the two uploads second; the signature check before
 /// this point means nobody without the key can trigger it.
 async fn revoke_cloned(st: &AppState, device_id: [u8; 16]) -> Result<(), ApiError> {
-    st.store
-        .revoke_device(device_id)
-        .await
-        .map_err(store_error)?;
+    st.store.revoke_device(device_id).await?;
     st.metrics.inc("tacit_devices_cloned_total", "", 1);
     tracing::warn!(device = %hex(&device_id), "sequence number reused by a validly signed envelope: device key on two phones, device revoked");
     Ok(())
@@ -126,7 +122,7 @@ pub(crate) async fn ingest(
         let id = env.header.device_id.0;
         *per_device.entry(id).or_default() += 1.0;
         if let std::collections::hash_map::Entry::Vacant(v) = devices.entry(id) {
-            v.insert(st.store.get_device(id).await.map_err(store_error)?);
+            v.insert(st.store.get_device(id).await?);
         }
     }
     let now = Instant::now();
@@ -208,11 +204,7 @@ pub(crate) async fn ingest(
             results[i] = Some(rejected(i, Some(h.envelope_id), "device_revoked"));
             continue;
         }
-        let seen = st
-            .store
-            .seen(h.device_id.0, h.sequence)
-            .await
-            .map_err(store_error)?;
+        let seen = st.store.seen(h.device_id.0, h.sequence).await?;
         let verdict = replay::check(
             &st.replay,
             now_ms,
@@ -232,12 +224,7 @@ pub(crate) async fn ingest(
                     received_at_ms: now_ms,
                     records: opened.payload.records.len() as u32,
                 };
-                match st
-                    .store
-                    .store_envelope(meta, features)
-                    .await
-                    .map_err(store_error)?
-                {
+                match st.store.store_envelope(meta, features).await? {
                     StoreOutcome::Stored => Ok(EnvelopeStatus::Stored),
                     StoreOutcome::Duplicate => Ok(EnvelopeStatus::Duplicate),
                     StoreOutcome::SequenceReused => Err(SEQUENCE_REUSED),

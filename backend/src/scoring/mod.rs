@@ -54,43 +54,51 @@ pub struct Factors {
     list: Vec<ConfiguredFactor>,
 }
 
-/// Parses a record kind name (`gait`, `keystroke_fixed`, `keystroke_free`).
-pub fn parse_records(name: &str) -> Option<FactorKind> {
-    [
-        FactorKind::Gait,
-        FactorKind::KeystrokeFixed,
-        FactorKind::KeystrokeFree,
-    ]
-    .into_iter()
-    .find(|k| k.name() == name)
+/// Why the configured factors cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FactorConfigError {
+    /// A remote factor whose name is no factor kind, without `records`.
+    #[error("factor {0}: not a built-in factor, say which records it scores (name:records=url)")]
+    RecordsUnknown(String),
+    /// A weight outside 0..=1.
+    #[error("factor {name}: weight {weight} outside 0..=1")]
+    Weight {
+        /// The factor.
+        name: String,
+        /// Its weight.
+        weight: f64,
+    },
+    /// Two factors of one name.
+    #[error("factor {0} configured twice")]
+    Duplicate(String),
+    /// The HTTP client of a remote factor could not be built (TLS roots, ...).
+    #[error("factor {name}: HTTP client: {source}")]
+    HttpClient {
+        /// The factor.
+        name: String,
+        /// Cause.
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl Factors {
     /// The remote factors of the settings.
-    pub fn remote(s: &AuthSettings) -> Result<Factors, String> {
+    pub fn remote(s: &AuthSettings) -> Result<Factors, FactorConfigError> {
         let mut f = Factors::default();
         for r in &s.factors {
-            let records = match &r.records {
-                Some(name) => parse_records(name).ok_or_else(|| {
-                    format!(
-                        "factor {}: records {name:?} (expected gait, keystroke_fixed or keystroke_free)",
-                        r.name
-                    )
-                })?,
-                None => crate::factor::parse_factor(&r.name)
-                    .map(|f| f.kind())
-                    .ok_or_else(|| {
-                        format!(
-                            "factor {}: not a built-in factor, say which records it scores (name:records=url)",
-                            r.name
-                        )
-                    })?,
+            let records = match r.records {
+                Some(kind) => kind,
+                None => r
+                    .name
+                    .parse::<FactorKind>()
+                    .map_err(|_| FactorConfigError::RecordsUnknown(r.name.clone()))?,
             };
             if !(0.0..=1.0).contains(&r.weight) {
-                return Err(format!(
-                    "factor {}: weight {} outside 0..=1",
-                    r.name, r.weight
-                ));
+                return Err(FactorConfigError::Weight {
+                    name: r.name.clone(),
+                    weight: r.weight,
+                });
             }
             f.push(ConfiguredFactor {
                 name: r.name.clone(),
@@ -103,9 +111,9 @@ impl Factors {
     }
 
     /// Adds a factor; names are unique.
-    pub fn push(&mut self, f: ConfiguredFactor) -> Result<(), String> {
+    pub fn push(&mut self, f: ConfiguredFactor) -> Result<(), FactorConfigError> {
         if self.get(&f.name).is_some() {
-            return Err(format!("factor {} configured twice", f.name));
+            return Err(FactorConfigError::Duplicate(f.name));
         }
         self.list.push(f);
         Ok(())
@@ -132,12 +140,12 @@ mod tests {
     use super::*;
     use crate::settings::parse_factor_urls;
 
-    fn remote(urls: &str) -> Result<Factors, String> {
+    fn remote(urls: &str) -> anyhow::Result<Factors> {
         let s = AuthSettings {
             factors: parse_factor_urls(urls)?,
             ..AuthSettings::default()
         };
-        Factors::remote(&s)
+        Ok(Factors::remote(&s)?)
     }
 
     #[test]
@@ -156,13 +164,16 @@ mod tests {
     #[test]
     fn bad_remote_factor_lists_are_refused_with_the_reason() {
         for (urls, needle) in [
-            ("py:keystrokes=http://p:9000", "records \"keystrokes\""),
+            (
+                "py:keystrokes=http://p:9000",
+                "unknown factor \"keystrokes\"",
+            ),
             ("py=http://p:9000", "not a built-in factor"),
             ("gait=http://a,gait=http://b", "configured twice"),
             ("gait=ftp://a", "expected name[:records]=http(s)://"),
             ("gait", "expected name[:records]=url"),
         ] {
-            let e = remote(urls).expect_err(urls);
+            let e = remote(urls).expect_err(urls).to_string();
             assert!(e.contains(needle), "{urls}: {e}");
         }
         let mut s = AuthSettings {
@@ -170,7 +181,7 @@ mod tests {
             ..AuthSettings::default()
         };
         s.factors[0].weight = 1.5;
-        let e = Factors::remote(&s).expect_err("weight");
+        let e = Factors::remote(&s).expect_err("weight").to_string();
         assert!(e.contains("weight 1.5 outside 0..=1"), "{e}");
     }
 }

@@ -29,13 +29,20 @@ pub struct RemoteFactor {
 
 impl RemoteFactor {
     /// A client of the factor `name` (its OIP model name) at `base_url`.
-    pub fn new(name: &str, base_url: &str, s: &AuthSettings) -> Result<Self, String> {
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        s: &AuthSettings,
+    ) -> Result<Self, super::FactorConfigError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(s.timeout_ms.max(1)))
             .connect_timeout(Duration::from_millis(s.timeout_ms.clamp(1, 1_000)))
             .pool_max_idle_per_host(64)
             .build()
-            .map_err(|e| format!("factor {name}: HTTP client: {e}"))?;
+            .map_err(|source| super::FactorConfigError::HttpClient {
+                name: name.to_string(),
+                source,
+            })?;
         Ok(RemoteFactor {
             name: name.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),

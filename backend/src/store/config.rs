@@ -101,8 +101,8 @@ pub fn redact_url(url: &str) -> String {
 ///   relative path, so the same spelling works for both.
 ///
 /// The error names the value and what was expected.
-pub fn local_path(value: &str) -> Result<PathBuf, String> {
-    let expected = || format!("{value:?}: expected a path or a file:// URL");
+pub fn local_path(value: &str) -> Result<PathBuf, NotALocalPath> {
+    let expected = || NotALocalPath(value.to_owned());
     let Some(rest) = value.strip_prefix("file:") else {
         // `s3://…`, `http://…`: another scheme is not a local path.
         if value.is_empty() || value.contains("://") {
@@ -127,6 +127,11 @@ pub fn local_path(value: &str) -> Result<PathBuf, String> {
     }
     Ok(path)
 }
+
+/// A value that is neither a path nor a `file:` URL ([`local_path`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected a path or a file:// URL")]
+pub struct NotALocalPath(pub String);
 
 /// Where the feature objects live.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,7 +44,7 @@ use async_trait::async_trait;
 
 #[cfg(test)]
 pub(crate) use config::DatabaseKind;
-pub use config::{ObjectsConfig, S3Config, StoreConfig, local_path, redact_url};
+pub use config::{NotALocalPath, ObjectsConfig, S3Config, StoreConfig, local_path, redact_url};
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
     DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN, RejectCount,

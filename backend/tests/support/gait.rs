@@ -33,7 +33,7 @@ pub fn gait_population() -> tacit_models::data::Population {
         })
         .collect();
     Population {
-        factor: tacit_models::Factor::Gait,
+        factor: tacit_models::FactorKind::Gait,
         schema_version: 1,
         dim: GAIT_DIM,
         people,
@@ -45,7 +45,7 @@ pub fn gait_population() -> tacit_models::data::Population {
 /// A small gait model artifact trained on the first `people` of `pop`.
 pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64) -> Vec<u8> {
     use tacit_models::pipeline::{PipelineConfig, build_model};
-    let mut cfg = PipelineConfig::for_factor(tacit_models::Factor::Gait);
+    let mut cfg = PipelineConfig::for_factor(tacit_models::FactorKind::Gait);
     cfg.train = tacit_models::embedding::TrainConfig {
         steps: 80,
         batch: 64,

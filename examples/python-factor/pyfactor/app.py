@@ -376,7 +376,7 @@ def check_files(body):
 
 def load_vectors(model, root, keys, at_rest=None):
     """The model's vectors in the given feature files: the records of factor
-    keystroke_fixed with the model's dimension (other factors' records are skipped)."""
+    keystroke-fixed with the model's dimension (other factors' records are skipped)."""
     root = os.path.realpath(root)
     if at_rest is not None:
         try:
@@ -419,7 +419,7 @@ def load_vectors(model, root, keys, at_rest=None):
             raise JobError(f"more than {MAX_JOB_VECTORS} vectors")
     if not rows:
         raise JobError(
-            f"no keystroke_fixed records of dimension {model.dim} in {len(keys)} files "
+            f"no keystroke-fixed records of dimension {model.dim} in {len(keys)} files "
             f"({other} records of other factors, {wrong_dim} of another dimension)"
         )
     return np.asarray(rows, dtype=np.float32)

@@ -1,7 +1,7 @@
 """Feature records as they travel and as the gateway stores them (`features/...` objects).
 
-A Python implementation of the payload of `shared/PROTOCOL.md` ("Payload (the HPKE
-plaintext)") with the schemas of `shared/src/schema.rs`, written from the spec and
+A Python implementation of the payload of `shared/protocol/PROTOCOL.md` ("Payload (the HPKE
+plaintext)") with the schemas of `shared/protocol/src/schema.rs`, written from the spec and
 checked against a payload encoded by the Rust crate (tests/data/rust-sim-payload.bin).
 All integers are big-endian; values are IEEE-754 binary32.
 
@@ -27,12 +27,12 @@ RECORD_OVERHEAD = 1 + 2 + 8 + 4 + 16 + 2
 GAIT = 1
 KEYSTROKE_FIXED = 2
 KEYSTROKE_FREE = 3
-FACTOR_NAMES = {GAIT: "gait", KEYSTROKE_FIXED: "keystroke_fixed", KEYSTROKE_FREE: "keystroke_free"}
+FACTOR_NAMES = {GAIT: "gait", KEYSTROKE_FIXED: "keystroke-fixed", KEYSTROKE_FREE: "keystroke-free"}
 
 KEYSTROKE_FIXED_MIN_KEYS = 2
 KEYSTROKE_FIXED_MAX_KEYS = 128
 
-# Fixed layouts (name, min, max), copied from shared/src/schema.rs; a unit test compares
+# Fixed layouts (name, min, max), copied from shared/protocol/src/schema.rs; a unit test compares
 # them with the Rust source when the repository is there.
 GAIT_V1 = (
     ("cadence_hz", 0.0, 5.0),
@@ -162,9 +162,9 @@ def validate(factor, version, values, has_context):
     """Validates one record's values (and context id use) against its schema."""
     if factor == KEYSTROKE_FIXED and version == 1:
         if fixed_text_keys(len(values)) is None:
-            raise SchemaError(f"keystroke_fixed v1: {len(values)} values, expected 3n-2 for 2..=128 keys")
+            raise SchemaError(f"keystroke-fixed v1: {len(values)} values, expected 3n-2 for 2..=128 keys")
         if not has_context:
-            raise SchemaError("keystroke_fixed records need a context id")
+            raise SchemaError("keystroke-fixed records need a context id")
         _check_values(values, lambda i: FIXED_TEXT_RANGES[i % 3])
         return
     layout = _LAYOUTS.get((factor, version))

@@ -11,7 +11,7 @@ It opens the envelope as PROTOCOL.md describes: header (bytes 0..64) = AAD, `enc
 64..96, ciphertext length at 96, then HPKE base mode (RFC 9180) DHKEM(X25519,
 HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305 or AES-128-GCM with info
 "tacit/envelope/v1". The HPKE code is checked against the RFC 9180 test vectors that
-the Rust crate uses (shared/tests/data/rfc9180-base-x25519-sha256.json) first.
+the Rust crate uses (shared/protocol/tests/data/rfc9180-base-x25519-sha256.json) first.
 """
 
 import glob
@@ -95,7 +95,7 @@ def main():
     sim_dir, out_path = sys.argv[1], sys.argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.abspath(os.path.join(here, "..", "..", ".."))
-    self_check(os.path.join(repo, "shared", "tests", "data", "rfc9180-base-x25519-sha256.json"))
+    self_check(os.path.join(repo, "shared", "protocol", "tests", "data", "rfc9180-base-x25519-sha256.json"))
     (secret_path,) = glob.glob(os.path.join(sim_dir, "hpke-*.secret"))
     with open(secret_path, "rb") as f:
         sk = f.read()

@@ -391,7 +391,7 @@ def limits_and_routes(tmp):
         for key, want in (
             ("link.bin", "outside the object store"),
             ("garbage.bin", "invalid payload"),
-            ("gait-only.bin", "no keystroke_fixed records"),
+            ("gait-only.bin", "no keystroke-fixed records"),
             ("huge.bin", "larger than"),
         ):
             st, b = post(s.url + "/train", {"files": [key]})

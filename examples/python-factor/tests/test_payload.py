@@ -172,12 +172,12 @@ class Strictness(unittest.TestCase):
 
 
 class SchemaTables(unittest.TestCase):
-    """The Python copies of the fixed layouts equal shared/src/schema.rs."""
+    """The Python copies of the fixed layouts equal shared/protocol/src/schema.rs."""
 
     def test_tables_match_the_rust_source(self):
-        path = os.path.join(REPO, "shared", "src", "schema.rs")
+        path = os.path.join(REPO, "shared", "protocol", "src", "schema.rs")
         if not os.path.exists(path):
-            self.skipTest("shared/src/schema.rs not found (example copied out of the repo)")
+            self.skipTest("shared/protocol/src/schema.rs not found (example copied out of the repo)")
         with open(path) as f:
             src = f.read()
         for name, table in (("GAIT_V1", p.GAIT_V1), ("KEYSTROKE_FREE_V1", p.KEYSTROKE_FREE_V1)):

@@ -5,9 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tacit_mobile_core::dsp::{KeyClass, KeyEvent, MotionSample};
-use tacit_mobile_core::factors::gait::{GaitConfig, GaitExtractor};
-use tacit_mobile_core::factors::keystroke::{FreeTextExtractor, fixed_text_timings};
+use tacit_features::dsp::{KeyClass, KeyEvent, MotionSample};
+use tacit_features::factors::gait::{GaitConfig, GaitExtractor};
+use tacit_features::factors::keystroke::{FreeTextExtractor, fixed_text_timings};
 
 const CLASSES: [KeyClass; 7] = [
     KeyClass::Letter,

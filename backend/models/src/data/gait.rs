@@ -1,10 +1,10 @@
 use std::path::Path;
 
-use tacit_mobile_core::datasets::{read_gait_manifest, read_gait_session};
-use tacit_mobile_core::factors::gait::{GAIT_DIM, GaitConfig, extract_gait};
+use crate::datasets::{read_gait_manifest, read_gait_session};
+use tacit_features::factors::gait::{GAIT_DIM, GaitConfig, extract_gait};
 
 use super::{Population, group_people};
-use crate::{Factor, ModelError};
+use crate::{FactorKind, ModelError};
 
 /// Reads a gait folder (`manifest.csv` + `sessions/*.csv` with `t_ms,x,y,z`): every
 /// session goes through the phone's gait pipeline; its walking windows become vectors.
@@ -44,7 +44,7 @@ pub fn read_gait_folder(
         progress(i + 1, sessions.len());
     }
     Ok(Population {
-        factor: Factor::Gait,
+        factor: FactorKind::Gait,
         schema_version: 1,
         dim: GAIT_DIM,
         people: group_people(rows),

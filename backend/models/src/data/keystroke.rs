@@ -1,11 +1,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tacit_mobile_core::dsp::{KeyClass, KeyEvent};
-use tacit_mobile_core::factors::keystroke::fixed_text_timings;
+use tacit_features::dsp::{KeyClass, KeyEvent};
+use tacit_features::factors::keystroke::fixed_text_timings;
 
 use super::{Population, group_people};
-use crate::{Factor, ModelError};
+use crate::{FactorKind, ModelError};
 
 /// Fixed-text keystroke schema version (`tacit_shared::schema`).
 const FIXED_SCHEMA: u16 = 1;
@@ -13,8 +13,8 @@ const FIXED_SCHEMA: u16 = 1;
 /// Reads the CMU benchmark CSV: each row's timings are turned back into key events and
 /// through the phone's fixed-text feature code (31 timings per entry).
 pub fn read_cmu(path: &Path) -> Result<Population, ModelError> {
-    let rows = tacit_mobile_core::datasets::read_cmu(path)?;
-    let keys = tacit_mobile_core::datasets::CMU_KEY_CLASSES.len();
+    let rows = crate::datasets::read_cmu(path)?;
+    let keys = crate::datasets::CMU_KEY_CLASSES.len();
     let mut out = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         let v = fixed_text_timings(&r.to_key_events(1_000_000_000), keys)
@@ -38,7 +38,7 @@ fn fixed_text_population(
     source: String,
 ) -> Population {
     Population {
-        factor: Factor::KeystrokeFixed,
+        factor: FactorKind::KeystrokeFixed,
         schema_version: FIXED_SCHEMA,
         dim: 3 * keys - 2,
         people: group_people(rows),

@@ -7,7 +7,7 @@ mod keystroke;
 pub use gait::read_gait_folder;
 pub use keystroke::{key_class, read_cmu, read_key_csv};
 
-use crate::Factor;
+use crate::FactorKind;
 
 /// One feature vector with the recording session it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +55,7 @@ impl Person {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Population {
     /// The factor.
-    pub factor: Factor,
+    pub factor: FactorKind,
     /// Feature schema version of the vectors.
     pub schema_version: u16,
     /// Vector dimension.

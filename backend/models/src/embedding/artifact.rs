@@ -14,7 +14,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use super::net::{DenseLayer, EmbeddingNet, NetShape};
 use super::train::{TrainConfig, TrainStats};
 use crate::transform::FeatureTransform;
-use crate::{Factor, ModelError};
+use crate::{FactorKind, ModelError};
 
 /// The artifact format this build writes and reads.
 pub const ARTIFACT_FORMAT: u32 = 1;
@@ -56,7 +56,7 @@ pub struct TrainingMeta {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelMeta {
     /// The factor.
-    pub factor: Factor,
+    pub factor: FactorKind,
     /// Feature schema version of the input vectors.
     pub schema_version: u16,
     /// Network shape.
@@ -181,7 +181,7 @@ impl ModelArtifact {
     /// features: a clear error instead of nonsense scores.
     pub fn check_for(
         &self,
-        factor: Factor,
+        factor: FactorKind,
         schema_version: u16,
         dim: usize,
     ) -> Result<(), ModelError> {

@@ -14,7 +14,7 @@ use super::report::MethodResult;
 use crate::data::{Person, Population, Sample};
 use crate::detectors::{Centre, Detector, MahalanobisNn, ScaledManhattan};
 use crate::pipeline::{PipelineConfig, Stage, build_model, compression_for};
-use crate::{Factor, ModelError, SplitMix64};
+use crate::{FactorKind, ModelError, SplitMix64};
 
 /// Settings of the population protocol.
 #[derive(Debug, Clone)]
@@ -146,10 +146,11 @@ pub fn one_class(
     ])
 }
 
-fn level_name(f: Factor) -> &'static str {
+fn level_name(f: FactorKind) -> &'static str {
     match f {
-        Factor::KeystrokeFixed => "entry",
-        Factor::Gait => "window",
+        FactorKind::KeystrokeFixed => "entry",
+        FactorKind::Gait => "window",
+        FactorKind::KeystrokeFree => "block",
     }
 }
 
@@ -192,7 +193,7 @@ pub fn population(
     }
     let assignment = folds(pop.people.len(), cfg.folds, cfg.seed);
     let run = cfg.max_folds.unwrap_or(cfg.folds).min(cfg.folds);
-    let gait = pop.factor == Factor::Gait;
+    let gait = pop.factor == FactorKind::Gait;
     let mut fused = Scores::default();
     let mut fused5 = Scores::default();
     let mut fused_session = Scores::default();

@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{rotation, walker};
-use tacit_mobile_core::factors::gait::{GaitConfig, GaitExtractor};
+use tacit_features::factors::gait::{GaitConfig, GaitExtractor};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dsp::{KeyClass, KeyEvent, MotionSample};
+use tacit_features::dsp::{KeyClass, KeyEvent, MotionSample};
 
 /// Errors of the data set readers.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ fn format_err(path: &Path, line: usize, reason: impl Into<String>) -> DatasetErr
 pub fn data_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("TACIT_DATA_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
     };
     dir.is_dir().then_some(dir)
 }

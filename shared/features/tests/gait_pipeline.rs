@@ -4,8 +4,8 @@
 mod common;
 
 use common::{rotation, still, walker};
-use tacit_mobile_core::dsp::{DspError, MotionSample};
-use tacit_mobile_core::factors::gait::{GaitConfig, GaitExtractor, GaitWindow, extract_gait};
+use tacit_features::dsp::{DspError, MotionSample};
+use tacit_features::factors::gait::{GaitConfig, GaitExtractor, GaitWindow, extract_gait};
 use tacit_shared::schema::GAIT_V1;
 
 #[test]

@@ -3,7 +3,7 @@
 //! implementation in `tests/reference/gait_reference.py`, all in one run. Prints a
 //! Markdown table for BENCHMARKS.md.
 //!
-//! `cargo bench -p tacit-mobile-core --bench dsp_vs_numpy` (Python from `$TACIT_PYTHON`
+//! `cargo bench -p tacit-features --bench dsp_vs_numpy` (Python from `$TACIT_PYTHON`
 //! or `python3`; needs numpy and scipy).
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::Instant;
 
-use tacit_mobile_core::factors::gait::{GaitConfig, GaitExtractor};
+use tacit_features::factors::gait::{GaitConfig, GaitExtractor};
 
 fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> (f64, f64) {
     let mut best = f64::INFINITY;

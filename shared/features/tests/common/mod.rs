@@ -2,7 +2,7 @@
 //! timestamp jitter, and a phone lying still.
 #![allow(dead_code, missing_docs)]
 
-use tacit_mobile_core::dsp::MotionSample;
+use tacit_features::dsp::MotionSample;
 
 /// Small deterministic PRNG (xorshift), so tests need no extra crates.
 pub struct Rng(pub u64);

@@ -26,6 +26,13 @@ pub enum FactorKind {
 }
 
 impl FactorKind {
+    /// Every factor, in wire-tag order.
+    pub const ALL: [FactorKind; 3] = [
+        FactorKind::Gait,
+        FactorKind::KeystrokeFixed,
+        FactorKind::KeystrokeFree,
+    ];
+
     /// Parses a wire tag.
     pub fn from_tag(tag: u8) -> Option<Self> {
         match tag {
@@ -36,13 +43,64 @@ impl FactorKind {
         }
     }
 
-    /// Stable lower-case name (used in URLs and configuration).
+    /// The factor's one name: in URLs, settings, metrics, model paths, JSON and logs
+    /// (`gait`, `keystroke-fixed`, `keystroke-free`). Lower case and `-` only, so it is
+    /// also a valid DNS label (Kubernetes object names, hosts).
     pub fn name(self) -> &'static str {
         match self {
             FactorKind::Gait => "gait",
-            FactorKind::KeystrokeFixed => "keystroke_fixed",
-            FactorKind::KeystrokeFree => "keystroke_free",
+            FactorKind::KeystrokeFixed => "keystroke-fixed",
+            FactorKind::KeystrokeFree => "keystroke-free",
         }
+    }
+
+    /// Spellings written by earlier versions, still read wherever names were persisted
+    /// (settings files, model artifact headers, exports): `keystroke_fixed`,
+    /// `keystroke_free` (the protocol's old names) and `keystroke` (the old short name of
+    /// the fixed-phrase factor). Never written.
+    fn from_old_name(name: &str) -> Option<Self> {
+        match name {
+            "keystroke_fixed" | "keystroke" => Some(FactorKind::KeystrokeFixed),
+            "keystroke_free" => Some(FactorKind::KeystrokeFree),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FactorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a factor's (see [`FactorKind::name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown factor {0:?} (expected gait, keystroke-fixed or keystroke-free)")]
+pub struct UnknownFactor(pub String);
+
+impl std::str::FromStr for FactorKind {
+    type Err = UnknownFactor;
+
+    /// The canonical name, or one of the old spellings (see [`FactorKind::name`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FactorKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .or_else(|| FactorKind::from_old_name(s))
+            .ok_or_else(|| UnknownFactor(s.to_string()))
+    }
+}
+
+impl serde::Serialize for FactorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FactorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,4 +1,6 @@
-//! Cross-check against numpy/scipy: `reference/gait_reference.py` implements the same
+//! Cross-check of the feature code (`tacit-features`) against numpy/scipy, on synthetic
+//! walks and on the public gait sessions (which is why it lives with the evaluation
+//! readers): `shared/features/tests/reference/gait_reference.py` implements the same
 //! pipeline with numpy/scipy primitives; every window's features must agree within
 //! 1e-9 (relative, absolute below 1), and FFT magnitudes within 1e-9.
 //!
@@ -6,6 +8,7 @@
 //! scipy and sets it); without it the test tries `python3`, and skips with a message
 //! if numpy/scipy are missing — except under CI, where that is a failure.
 
+#[path = "../../../shared/features/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
@@ -13,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{rotation, walker};
-use tacit_mobile_core::datasets::{data_dir, read_gait_manifest, read_gait_session};
-use tacit_mobile_core::dsp::MotionSample;
-use tacit_mobile_core::dsp::spectrum::SpectrumWorkspace;
-use tacit_mobile_core::factors::gait::{GaitConfig, extract_gait};
+use tacit_features::dsp::MotionSample;
+use tacit_features::dsp::spectrum::SpectrumWorkspace;
+use tacit_features::factors::gait::{GaitConfig, extract_gait};
+use tacit_models::datasets::{data_dir, read_gait_manifest, read_gait_session};
 use tacit_shared::schema::GAIT_V1;
 
 fn python() -> Option<String> {
@@ -37,7 +40,8 @@ fn python() -> Option<String> {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gait_reference.py")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/features/tests/reference/gait_reference.py")
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -1,8 +1,8 @@
 //! Keystroke features: fixed-text timing vectors and their errors, free-text
 //! statistics, streaming = batch, and the privacy of phrase identifiers.
 
-use tacit_mobile_core::dsp::{DspError, KeyClass, KeyEvent};
-use tacit_mobile_core::factors::keystroke::{
+use tacit_features::dsp::{DspError, KeyClass, KeyEvent};
+use tacit_features::factors::keystroke::{
     FreeTextExtractor, fixed_text_record, fixed_text_timings, free_text_features, phrase_id,
 };
 use tacit_shared::schema::KEYSTROKE_FREE_V1;

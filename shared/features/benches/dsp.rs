@@ -4,9 +4,9 @@
 mod support;
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
-use tacit_mobile_core::dsp::{KeyClass, KeyEvent};
-use tacit_mobile_core::factors::gait::{GaitConfig, GaitExtractor};
-use tacit_mobile_core::factors::keystroke::free_text_features;
+use tacit_features::dsp::{KeyClass, KeyEvent};
+use tacit_features::factors::gait::{GaitConfig, GaitExtractor};
+use tacit_features::factors::keystroke::free_text_features;
 
 fn bench(c: &mut Criterion) {
     let samples = support::hour_of_walking();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
-use tacit_mobile_core::dsp::MotionSample;
+use tacit_features::dsp::MotionSample;
 
 /// One hour at 100 Hz with 20% timestamp jitter, accelerometer and gyroscope.
 pub fn hour_of_walking() -> Vec<MotionSample> {

@@ -1,9 +1,9 @@
 //! The pipelines on real people: the Hoang walking sessions and the CMU keystroke
 //! benchmark from `../shared/data` (skipped with a message when absent).
 
-use tacit_mobile_core::datasets::{self, data_dir};
-use tacit_mobile_core::factors::gait::{GaitConfig, extract_gait};
-use tacit_mobile_core::factors::keystroke::fixed_text_timings;
+use tacit_features::factors::gait::{GaitConfig, extract_gait};
+use tacit_features::factors::keystroke::fixed_text_timings;
+use tacit_models::datasets::{self, data_dir};
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]

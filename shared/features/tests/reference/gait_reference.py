@@ -9,7 +9,7 @@ Used two ways:
 IN.bin for `features`/`bench`: little-endian records of (int64 t_ns, 6 x float64:
 accel xyz, gyro xyz). For `fft`: float64 values. Written by the Rust tests/benches.
 
-The implementation follows the definitions in mobile-core/src/factors/gait.rs but is
+The implementation follows the definitions in shared/features/src/factors/gait.rs but is
 written with numpy/scipy primitives (np.interp, scipy.signal.butter/lfilter,
 np.fft.rfft, np.correlate, scipy.stats.skew/kurtosis, np.percentile), so agreement
 checks the Rust arithmetic against an outside reference.
