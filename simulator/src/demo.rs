@@ -74,21 +74,20 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> Result<(), String> {
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let rng = SystemRandom::new();
-    let backend = RecipientKeyPair::generate(&rng).map_err(|e| e.to_string())?;
+    let backend = RecipientKeyPair::generate(&rng)?;
     println!(
         "backend HPKE key  id {}  public {}",
         backend.key_id(),
         hex(backend.public_key().as_bytes())
     );
-    let (device, _pkcs8) = Ed25519Signer::generate(&rng).map_err(|e| e.to_string())?;
+    let (device, _pkcs8) = Ed25519Signer::generate(&rng)?;
     let device_key = device.public_key();
     println!("device key        Ed25519  id {}", device_key.device_id());
 
     let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
+        .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
     let suite = if args.aes {
         Suite::X25519Sha256Aes128Gcm
@@ -101,8 +100,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         sequence: 1,
         created_at_ms: now_ms,
     };
-    let (header, bytes) = Envelope::seal(params, &payload, backend.public_key(), &device, &rng)
-        .map_err(|e| e.to_string())?;
+    let (header, bytes) = Envelope::seal(params, &payload, backend.public_key(), &device, &rng)?;
     println!(
         "sealed envelope   {} bytes ({} payload bytes, {:?})  envelope id {}",
         bytes.len(),
@@ -114,9 +112,11 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     let opened = Envelope::open(&bytes, &device_key, |id| {
         (*id == backend.key_id()).then_some(&backend)
     })
-    .map_err(|e| format!("opening the demo envelope failed: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("opening the demo envelope failed: {e}"))?;
     if opened.payload != payload {
-        return Err("opened payload differs from the sealed one".into());
+        return Err(anyhow::anyhow!(
+            "opened payload differs from the sealed one"
+        ));
     }
     for r in &opened.payload.records {
         println!(
@@ -131,21 +131,21 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     let mid = tampered.len() / 2;
     tampered[mid] ^= 1;
     match Envelope::open(&tampered, &device_key, |_| Some(&backend)) {
-        Ok(_) => return Err("a tampered envelope was accepted".into()),
+        Ok(_) => return Err(anyhow::anyhow!("a tampered envelope was accepted")),
         Err(e) => println!("tampered copy     rejected: {} ({})", e, e.code()),
     }
 
     if let Some(dir) = args.out {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         let id = backend.key_id().to_hex();
         let sk = dir.join(format!("hpke-{id}.secret"));
         write_private(&sk, &backend.secret_bytes()[..])
-            .map_err(|e| format!("{}: {e}", sk.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", sk.display()))?;
         let pk = dir.join(format!("hpke-{id}.pub"));
         std::fs::write(&pk, backend.public_key().as_bytes())
-            .map_err(|e| format!("{}: {e}", pk.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", pk.display()))?;
         let env = dir.join("demo-envelope.bin");
-        std::fs::write(&env, &bytes).map_err(|e| format!("{}: {e}", env.display()))?;
+        std::fs::write(&env, &bytes).map_err(|e| anyhow::anyhow!("{}: {e}", env.display()))?;
         println!(
             "wrote             {}, {}, {}",
             sk.display(),

@@ -88,7 +88,7 @@ struct WorldArgs {
     backend_key: Option<String>,
 }
 
-fn simulate(a: WorldArgs) -> Result<(), String> {
+fn simulate(a: WorldArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let cfg = WorldConfig {
         people: a.people,
@@ -123,10 +123,9 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
     };
     cfg.check()?;
     let bar = indicatif::ProgressBar::new(1);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:<48} {bar:30} {pos}/{len} [{elapsed}]")
-            .map_err(|e| e.to_string())?,
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{msg:<48} {bar:30} {pos}/{len} [{elapsed}]",
+    )?);
     // Without a terminal (a log file, CI) the bar is hidden: print a line per stage
     // and per tenth of it instead, with the time since the start.
     let started = std::time::Instant::now();
@@ -152,34 +151,34 @@ fn simulate(a: WorldArgs) -> Result<(), String> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let report = match rt.block_on(run(&cfg, &progress)) {
         Ok(r) => r,
         Err(e) => {
             // Exit before the runtime is dropped: phones still running on blocking
             // threads would otherwise panic on its shutdown, burying the error.
             bar.finish_and_clear();
-            eprintln!("tacit-sim: {e}");
+            eprintln!("tacit-sim: {e:#}");
             std::process::exit(1);
         }
     };
     bar.finish_and_clear();
     println!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report)?;
     let path = a.dir.join("report.json");
-    std::fs::write(&path, &json).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, &json).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(p) = &a.json {
-        std::fs::write(p, &json).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, &json).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     }
     let html = a.dir.join("report.html");
-    std::fs::write(&html, report.html()).map_err(|e| format!("{}: {e}", html.display()))?;
+    std::fs::write(&html, report.html()).map_err(|e| anyhow::anyhow!("{}: {e}", html.display()))?;
     println!("report: {} (and report.json)", html.display());
     let e = &report.envelopes;
     if e.lost > 0 || e.duplicated > 0 {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} envelopes lost, {} duplicated",
-            e.lost, e.duplicated
+            e.lost,
+            e.duplicated
         ));
     }
     Ok(())
@@ -194,7 +193,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tacit-sim: {e}");
+            eprintln!("tacit-sim: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -171,7 +171,7 @@ mod tests {
             ("py=http://p:9000", "not a built-in factor"),
             ("gait=http://a,gait=http://b", "configured twice"),
             ("gait=ftp://a", "expected name[:records]=http(s)://"),
-            ("gait", "expected name[:records]=url"),
+            ("gait", "expected name[:records]=http(s)://"),
         ] {
             let e = remote(urls).expect_err(urls).to_string();
             assert!(e.contains(needle), "{urls}: {e}");

@@ -32,24 +32,18 @@ fn now_ms() -> u64 {
 
 /// The victim's envelope captured in transit: the oldest one waiting in its outbox
 /// (read through a second handle on the outbox, as a network tap would see it).
-pub fn capture(victim: &SimPhone) -> Result<Option<Vec<u8>>, String> {
-    let outbox = Outbox::open(&victim.dir, OutboxConfig::default()).map_err(|e| e.to_string())?;
-    Ok(outbox
-        .peek_oldest(1)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .next()
-        .map(|e| e.bytes))
+pub fn capture(victim: &SimPhone) -> anyhow::Result<Option<Vec<u8>>> {
+    let outbox = Outbox::open(&victim.dir, OutboxConfig::default())?;
+    Ok(outbox.peek_oldest(1)?.into_iter().next().map(|e| e.bytes))
 }
 
-async fn upload_one(http: &reqwest::Client, url: &str, bytes: &[u8]) -> Result<String, String> {
+async fn upload_one(http: &reqwest::Client, url: &str, bytes: &[u8]) -> anyhow::Result<String> {
     let r = http
         .post(format!("{url}/v1/uploads"))
         .json(&json!({ "envelopes": [b64_encode(bytes)] }))
         .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        .await?;
+    let v: serde_json::Value = r.json().await?;
     Ok(v["results"][0]["status"]
         .as_str()
         .unwrap_or("?")
@@ -66,7 +60,7 @@ pub async fn replay_envelope(
     http: &reqwest::Client,
     url: &str,
     captured: &[u8],
-) -> Result<Attempt, String> {
+) -> anyhow::Result<Attempt> {
     let answer = upload_one(http, url, captured).await?;
     Ok(Attempt {
         success: answer.starts_with("stored"),
@@ -80,7 +74,7 @@ pub async fn tamper_envelope(
     http: &reqwest::Client,
     url: &str,
     captured: &[u8],
-) -> Result<Attempt, String> {
+) -> anyhow::Result<Attempt> {
     let mut answers = Vec::new();
     let mut success = false;
     for at in [captured.len() / 8, captured.len() / 2, captured.len() - 1] {
@@ -98,14 +92,12 @@ pub async fn tamper_envelope(
 
 /// A new authentication request signed with the victim's device key (as a thief of
 /// the key would sign it), carrying `envelopes`.
-fn signed_request(victim: &SimPhone, envelopes: &[Vec<u8>]) -> Result<serde_json::Value, String> {
-    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE)).map_err(|e| e.to_string())?;
-    let signer = Ed25519Signer::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
+fn signed_request(victim: &SimPhone, envelopes: &[Vec<u8>]) -> anyhow::Result<serde_json::Value> {
+    let pkcs8 = std::fs::read(victim.dir.join(KEY_FILE))?;
+    let signer = Ed25519Signer::from_pkcs8(&pkcs8)?;
     let device = signer.public_key().device_id();
     let request_ms = now_ms(); // later than anything the phone sent
-    let sig = signer
-        .sign(&authenticate_message(&device.0, request_ms, envelopes))
-        .map_err(|e| e.to_string())?;
+    let sig = signer.sign(&authenticate_message(&device.0, request_ms, envelopes))?;
     let envelopes: Vec<String> = envelopes.iter().map(|e| b64_encode(e)).collect();
     Ok(
         json!({ "device_id": device.to_hex(), "request_ms": request_ms,
@@ -119,7 +111,7 @@ pub async fn replay_request(
     http: &reqwest::Client,
     url: &str,
     victim: &SimPhone,
-) -> Result<Attempt, String> {
+) -> anyhow::Result<Attempt> {
     let body = signed_request(victim, &[])?;
     let mut statuses = Vec::new();
     for _ in 0..2 {
@@ -127,8 +119,7 @@ pub async fn replay_request(
             .post(format!("{url}/v1/authenticate"))
             .json(&body)
             .send()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         statuses.push(r.status().as_u16());
     }
     Ok(Attempt {
@@ -146,14 +137,13 @@ pub async fn stolen_key_replay(
     url: &str,
     victim: &SimPhone,
     captured: &[u8],
-) -> Result<Attempt, String> {
+) -> anyhow::Result<Attempt> {
     let body = signed_request(victim, &[captured.to_vec()])?;
     let r = http
         .post(format!("{url}/v1/authenticate"))
         .json(&body)
         .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let status = r.status().as_u16();
     let v: serde_json::Value = r.json().await.unwrap_or_default();
     Ok(Attempt {
@@ -164,17 +154,16 @@ pub async fn stolen_key_replay(
 
 /// The victim's phone is cloned: its data directory (device key, registration, outbox)
 /// copied to another phone, marked as part of the attack with its victim.
-pub fn clone_phone(victim: &mut SimPhone) -> Result<SimPhone, String> {
+pub fn clone_phone(victim: &mut SimPhone) -> anyhow::Result<SimPhone> {
     let clone_dir = victim.dir.with_extension("stolen");
     let _ = std::fs::remove_dir_all(&clone_dir);
-    std::fs::create_dir_all(&clone_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&clone_dir)?;
     // Closed, so that the copy is a consistent state of its files.
     victim.close();
-    for entry in std::fs::read_dir(&victim.dir).map_err(|e| e.to_string())? {
-        let entry = entry.map_err(|e| e.to_string())?;
-        if entry.file_type().map_err(|e| e.to_string())?.is_file() {
-            std::fs::copy(entry.path(), clone_dir.join(entry.file_name()))
-                .map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&victim.dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), clone_dir.join(entry.file_name()))?;
         }
     }
     let mut cfg = victim.config().clone();
@@ -185,7 +174,7 @@ pub fn clone_phone(victim: &mut SimPhone) -> Result<SimPhone, String> {
         cfg,
         victim.index as u64 ^ 0x5713,
     )?;
-    let s = phone.client()?.status().map_err(|e| e.to_string())?;
+    let s = phone.client()?.status()?;
     phone.clock_ns = victim.clock_ns;
     phone.counters_base = [s.acknowledged_total, s.rejected_total, s.evicted_total];
     phone.in_attack = true;
@@ -199,7 +188,7 @@ pub async fn use_clone(
     clone: &mut SimPhone,
     attacker: &Person,
     session: u32,
-) -> Result<Attempt, String> {
+) -> anyhow::Result<Attempt> {
     clone.activity(attacker, session, 60.0, 5)?;
     Ok(match clone.try_authenticate().await? {
         Ok(r) => Attempt {
@@ -208,7 +197,7 @@ pub async fn use_clone(
         },
         Err(refused) => Attempt {
             success: false,
-            answer: refused,
+            answer: refused.to_string(),
         },
     })
 }

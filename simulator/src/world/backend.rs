@@ -102,23 +102,22 @@ pub async fn install_models(
     training_people: usize,
     steps: usize,
     seed: u64,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let people = TRAINING_OFFSET..TRAINING_OFFSET + training_people;
     let (g, k) = (world.clone(), world.clone());
     let (gp, kp) = (people.clone(), people);
-    let models = tokio::task::spawn_blocking(move || -> Result<_, String> {
+    let models = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let gait = train_model(&gait_population(&g, gp, 3, 90.0), steps, seed)
-            .map_err(|e| format!("gait model: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("gait model: {e}"))?;
         let keys = train_model(&keystroke_population(&k, kp, 60, CMU_KEYS), steps, seed)
-            .map_err(|e| format!("keystroke model: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("keystroke model: {e}"))?;
         Ok((gait, keys))
     })
-    .await
-    .map_err(|e| e.to_string())??;
+    .await??;
     let models_dir = dir.join("objects").join("models");
-    std::fs::create_dir_all(&models_dir).map_err(|e| e.to_string())?;
-    std::fs::write(models_dir.join("gait.tcm"), models.0).map_err(|e| e.to_string())?;
-    std::fs::write(models_dir.join("keystroke-fixed.tcm"), models.1).map_err(|e| e.to_string())
+    std::fs::create_dir_all(&models_dir)?;
+    std::fs::write(models_dir.join("gait.tcm"), models.0)?;
+    std::fs::write(models_dir.join("keystroke-fixed.tcm"), models.1).map_err(anyhow::Error::from)
 }
 
 /// Settings of a local backend under `dir`: simulated phones upload far faster than
@@ -140,12 +139,11 @@ fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
 }
 
 /// Writes the at-rest key of a local backend's settings unless it exists.
-fn ensure_at_rest_key(settings: &Settings) -> Result<(), String> {
+fn ensure_at_rest_key(settings: &Settings) -> anyhow::Result<()> {
     match &settings.at_rest.key_file {
         Some(k) if !k.exists() => {
-            std::fs::create_dir_all(k.parent().unwrap_or(Path::new(".")))
-                .map_err(|e| e.to_string())?;
-            tacit_backend::store::at_rest::AtRestKeys::generate(k).map_err(|e| e.to_string())
+            std::fs::create_dir_all(k.parent().unwrap_or(Path::new(".")))?;
+            tacit_backend::store::at_rest::AtRestKeys::generate(k).map_err(anyhow::Error::from)
         }
         _ => Ok(()),
     }
@@ -173,11 +171,10 @@ impl SimBackend {
         training_people: usize,
         steps: usize,
         seed: u64,
-    ) -> Result<SimBackend, String> {
+    ) -> anyhow::Result<SimBackend> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         if let BackendKind::Remote {
             url,
             admin_token,
@@ -186,7 +183,11 @@ impl SimBackend {
         {
             let bytes = tacit_shared::api::b64_decode(public_key)
                 .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-                .ok_or("backend public key: expected 32 bytes in base64 (keygen's public_key=)")?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "backend public key: expected 32 bytes in base64 (keygen's public_key=)"
+                    )
+                })?;
             let url = url.trim_end_matches('/').to_string();
             let backend = SimBackend {
                 url,
@@ -209,12 +210,11 @@ impl SimBackend {
                 // A free port, released for the child (which binds it again after
                 // every kill: the listening socket reuses the address).
                 let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map_err(|e| e.to_string())?
+                    .and_then(|l| l.local_addr())?
                     .port();
                 let settings = local_settings(dir, format!("127.0.0.1:{port}"), &admin_token);
                 ensure_at_rest_key(&settings)?;
-                let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                let pair = KeyRing::generate(&settings.keys_dir())?;
                 let config = dir.join("backend.toml");
                 let toml = format!(
                     "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nadmin_token = {:?}\n\n\
@@ -225,7 +225,7 @@ impl SimBackend {
                     admin_token,
                     dir.join("at-rest.key").display().to_string()
                 );
-                std::fs::write(&config, toml).map_err(|e| e.to_string())?;
+                std::fs::write(&config, toml)?;
                 let mut backend = SimBackend {
                     url: format!("http://127.0.0.1:{port}"),
                     runner: Runner::Remote { stored_at_start: 0 },
@@ -239,7 +239,7 @@ impl SimBackend {
                 // Opened after the child has migrated the database.
                 let store = server::open_store(&settings)
                     .await
-                    .map_err(|e| format!("storage: {}", Chain(&e)))?;
+                    .map_err(|e| anyhow::anyhow!("storage: {}", Chain(&e)))?;
                 backend.runner = Runner::Process {
                     bin: bin.clone(),
                     config,
@@ -253,18 +253,18 @@ impl SimBackend {
             _ => {
                 let settings = local_settings(dir, "127.0.0.1:0".into(), &admin_token);
                 ensure_at_rest_key(&settings)?;
-                let pair = KeyRing::generate(&settings.keys_dir()).map_err(|e| e.to_string())?;
-                let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                let pair = KeyRing::generate(&settings.keys_dir())?;
+                let keys = KeyRing::load(&settings.keys_dir())?;
                 let store = server::open_store(&settings)
                     .await
-                    .map_err(|e| format!("storage: {}", Chain(&e)))?;
+                    .map_err(|e| anyhow::anyhow!("storage: {}", Chain(&e)))?;
                 let factors = server::embedded_factors(&settings, store.objects())
                     .await
-                    .map_err(|e| format!("factors: {}", Chain(&e)))?;
+                    .map_err(|e| anyhow::anyhow!("factors: {}", Chain(&e)))?;
                 let mut settings = settings;
                 let server = server::spawn_with_factors(settings.clone(), keys, store, factors)
                     .await
-                    .map_err(|e| format!("gateway: {}", Chain(&e)))?;
+                    .map_err(|e| anyhow::anyhow!("gateway: {}", Chain(&e)))?;
                 settings.listen = server.addr.to_string();
                 Ok(SimBackend {
                     url: server.url(),
@@ -290,13 +290,13 @@ impl SimBackend {
         bin: &Path,
         config: &Path,
         log: &Path,
-    ) -> Result<tokio::process::Child, String> {
+    ) -> anyhow::Result<tokio::process::Child> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?;
+        let err = out.try_clone()?;
         let mut child = tokio::process::Command::new(bin)
             .arg("--config")
             .arg(config)
@@ -307,11 +307,11 @@ impl SimBackend {
             .stderr(err)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", bin.display()))?;
         let t0 = Instant::now();
         while t0.elapsed() < READY_TIMEOUT {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
+                return Err(anyhow::anyhow!(
                     "backend process exited ({status}) before it was ready; see {}",
                     log.display()
                 ));
@@ -329,25 +329,23 @@ impl SimBackend {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = child.kill().await;
-        Err(format!(
+        Err(anyhow::anyhow!(
             "backend process not ready within {READY_TIMEOUT:?}; see {}",
             log.display()
         ))
     }
 
-    async fn scrape_stored(&self) -> Result<u64, String> {
+    async fn scrape_stored(&self) -> anyhow::Result<u64> {
         let r = self
             .http
             .get(format!("{}/metrics", self.url))
             .send()
             .await
-            .map_err(|e| format!("{}/metrics: {e}", self.url))?;
+            .map_err(|e| anyhow::anyhow!("{}/metrics: {e}", self.url))?;
         if !r.status().is_success() {
-            return Err(format!("{}/metrics: HTTP {}", self.url, r.status()));
+            return Err(anyhow::anyhow!("{}/metrics: HTTP {}", self.url, r.status()));
         }
-        Ok(stored_in_metrics(
-            &r.text().await.map_err(|e| e.to_string())?,
-        ))
+        Ok(stored_in_metrics(&r.text().await?))
     }
 
     /// Base URL.
@@ -388,7 +386,7 @@ impl SimBackend {
     /// Envelopes stored for these users: rows in the database where this process can
     /// read it; for a remote backend, what its `/metrics` counted since the start
     /// (exact only if nothing else uploads to it and it was not restarted).
-    pub async fn stored_by(&self, users: &[String]) -> Result<u64, String> {
+    pub async fn stored_by(&self, users: &[String]) -> anyhow::Result<u64> {
         let store: &dyn Store = match &self.runner {
             Runner::InProcess { state, .. } => state.store.as_ref(),
             Runner::Process { store, .. } => store.as_ref(),
@@ -399,7 +397,7 @@ impl SimBackend {
             .buffer_unordered(8);
         let mut n = 0;
         while let Some(c) = counting.next().await {
-            n += c.map_err(|e| e.to_string())?;
+            n += c?;
         }
         Ok(n)
     }
@@ -428,7 +426,7 @@ impl SimBackend {
     /// the same storage and factors, as a deployment does. A child process is killed
     /// with `SIGKILL` instead (what a crash or the OOM killer does) and started again.
     /// A remote backend is left alone.
-    pub async fn restart(&self) -> Result<(), String> {
+    pub async fn restart(&self) -> anyhow::Result<()> {
         match &self.runner {
             Runner::InProcess {
                 server,
@@ -440,9 +438,9 @@ impl SimBackend {
                 if let Some(old) = slot.take() {
                     let stored = old.state.metrics.get("tacit_envelopes_total", STORED);
                     let factors = (*old.state.factors).clone();
-                    old.shutdown().await.map_err(|e| e.to_string())?;
+                    old.shutdown().await?;
                     stored_before.fetch_add(stored, Ordering::Relaxed);
-                    let keys = KeyRing::load(&settings.keys_dir()).map_err(|e| e.to_string())?;
+                    let keys = KeyRing::load(&settings.keys_dir())?;
                     let new = server::spawn_with_factors(
                         (**settings).clone(),
                         keys,
@@ -450,7 +448,7 @@ impl SimBackend {
                         factors,
                     )
                     .await
-                    .map_err(|e| format!("restart: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("restart: {e}"))?;
                     *slot = Some(new);
                     self.restarts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -467,7 +465,9 @@ impl SimBackend {
                 if let Some(mut old) = slot.take() {
                     stored_before
                         .fetch_add(self.scrape_stored().await.unwrap_or(0), Ordering::Relaxed);
-                    old.kill().await.map_err(|e| format!("kill -9: {e}"))?;
+                    old.kill()
+                        .await
+                        .map_err(|e| anyhow::anyhow!("kill -9: {e}"))?;
                     *slot = Some(self.spawn_process(bin, config, log).await?);
                     self.restarts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -478,11 +478,11 @@ impl SimBackend {
     }
 
     /// Stops the server (gracefully; a child process by `SIGTERM`).
-    pub async fn stop(&self) -> Result<(), String> {
+    pub async fn stop(&self) -> anyhow::Result<()> {
         match &self.runner {
             Runner::InProcess { server, .. } => {
                 if let Some(s) = server.lock().await.take() {
-                    s.shutdown().await.map_err(|e| e.to_string())?;
+                    s.shutdown().await?;
                 }
             }
             Runner::Process { child, .. } => {
@@ -503,11 +503,15 @@ impl SimBackend {
                     }
                     match tokio::time::timeout(Duration::from_secs(30), c.wait()).await {
                         Ok(Ok(s)) if s.success() => {}
-                        Ok(Ok(s)) => return Err(format!("backend process stopped with {s}")),
-                        Ok(Err(e)) => return Err(e.to_string()),
+                        Ok(Ok(s)) => {
+                            return Err(anyhow::anyhow!("backend process stopped with {s}"));
+                        }
+                        Ok(Err(e)) => return Err(e.into()),
                         Err(_) => {
                             let _ = c.kill().await;
-                            return Err("backend process ignored SIGTERM for 30 s".into());
+                            return Err(anyhow::anyhow!(
+                                "backend process ignored SIGTERM for 30 s"
+                            ));
                         }
                     }
                 }

@@ -87,12 +87,14 @@ impl Default for WorldConfig {
 
 impl WorldConfig {
     /// Checks the numbers (clear errors instead of a run that means nothing).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> anyhow::Result<()> {
         if self.people < 2 {
-            return Err("people: at least 2 (impostors are other people)".into());
+            return Err(anyhow::anyhow!(
+                "people: at least 2 (impostors are other people)"
+            ));
         }
         if self.training_people < 4 {
-            return Err("training people: at least 4".into());
+            return Err(anyhow::anyhow!("training people: at least 4"));
         }
         for (name, p) in [
             ("impostor rate", self.impostor_rate),
@@ -100,7 +102,7 @@ impl WorldConfig {
             ("mimic strength", self.mimic_strength),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("{name}: {p} outside 0..=1"));
+                return Err(anyhow::anyhow!("{name}: {p} outside 0..=1"));
             }
         }
         self.faults.check()?;
@@ -111,25 +113,31 @@ impl WorldConfig {
         } = &self.backend
         {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("backend URL {url:?}: expected http(s)://..."));
+                return Err(anyhow::anyhow!(
+                    "backend URL {url:?}: expected http(s)://..."
+                ));
             }
             if admin_token.is_empty() {
-                return Err(
+                return Err(anyhow::anyhow!(
                     "a remote backend needs its admin token (--admin-token or TACIT_ADMIN_TOKEN)"
-                        .into(),
-                );
+                ));
             }
             if public_key.is_empty() {
-                return Err("a remote backend needs its HPKE public key (--backend-key)".into());
+                return Err(anyhow::anyhow!(
+                    "a remote backend needs its HPKE public key (--backend-key)"
+                ));
             }
         }
         if let BackendKind::Process(bin) = &self.backend
             && !bin.is_file()
         {
-            return Err(format!("backend binary {}: not a file", bin.display()));
+            return Err(anyhow::anyhow!(
+                "backend binary {}: not a file",
+                bin.display()
+            ));
         }
         if self.parallel == 0 {
-            return Err("parallel: at least 1".into());
+            return Err(anyhow::anyhow!("parallel: at least 1"));
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ impl Faults {
     }
 
     /// Checks the rates.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> anyhow::Result<()> {
         let p = [
             self.drop_request,
             self.drop_response,
@@ -69,7 +69,9 @@ impl Faults {
             self.garbage,
         ];
         if p.iter().any(|p| !(0.0..=1.0).contains(p)) || p.iter().sum::<f64>() > 1.0 {
-            return Err("fault rates must be in 0..=1 and add up to at most 1".into());
+            return Err(anyhow::anyhow!(
+                "fault rates must be in 0..=1 and add up to at most 1"
+            ));
         }
         Ok(())
     }
@@ -121,7 +123,7 @@ async fn forward(
     path: &str,
     headers: &axum::http::HeaderMap,
     body: &Bytes,
-) -> Result<(StatusCode, Option<HeaderValue>, Bytes), String> {
+) -> anyhow::Result<(StatusCode, Option<HeaderValue>, Bytes)> {
     let mut req = r
         .http
         .request(method.clone(), format!("{}{path}", r.upstream))
@@ -131,10 +133,10 @@ async fn forward(
             req = req.header(name, v.clone());
         }
     }
-    let resp = req.send().await.map_err(|e| e.to_string())?;
+    let resp = req.send().await?;
     let status = resp.status();
     let ct = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    let bytes = resp.bytes().await?;
     Ok((status, ct, bytes))
 }
 
@@ -202,7 +204,7 @@ async fn relay(State(r): State<Arc<Relay>>, req: Request) -> Response {
 
 impl FaultyNetwork {
     /// Starts a relay on a loopback port in front of `upstream`.
-    pub async fn start(upstream: &str, faults: Faults, seed: u64) -> Result<Self, String> {
+    pub async fn start(upstream: &str, faults: Faults, seed: u64) -> anyhow::Result<Self> {
         faults.check()?;
         let relay = Arc::new(Relay {
             upstream: upstream.trim_end_matches('/').to_string(),
@@ -210,16 +212,13 @@ impl FaultyNetwork {
             rng: std::sync::Mutex::new(SplitMix64::new(seed)),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
-                .build()
-                .map_err(|e| e.to_string())?,
+                .build()?,
             counters: Counters::default(),
         });
         let app = axum::Router::new()
             .fallback(relay_handler)
             .with_state(relay.clone());
-        let serving = Serving::start("127.0.0.1:0", app, Default::default())
-            .await
-            .map_err(|e| e.to_string())?;
+        let serving = Serving::start("127.0.0.1:0", app, Default::default()).await?;
         Ok(FaultyNetwork { relay, serving })
     }
 

@@ -63,7 +63,7 @@ pub(super) async fn admin(
     token: &str,
     path: &str,
     body: Option<Value>,
-) -> Result<Value, String> {
+) -> anyhow::Result<Value> {
     let started = std::time::Instant::now();
     loop {
         let mut req = http.post(format!("{url}{path}")).bearer_auth(token);
@@ -75,7 +75,7 @@ pub(super) async fn admin(
                 let status = r.status();
                 let v: Value = r.json().await.unwrap_or(Value::Null);
                 if !status.is_success() {
-                    return Err(format!("{path}: HTTP {status}: {v}"));
+                    return Err(anyhow::anyhow!("{path}: HTTP {status}: {v}"));
                 }
                 return Ok(v);
             }
@@ -83,7 +83,9 @@ pub(super) async fn admin(
             Err(e) => e.to_string(),
         };
         if started.elapsed() > ADMIN_RETRY_FOR {
-            return Err(format!("{path}: {last} (retried for {ADMIN_RETRY_FOR:?})"));
+            return Err(anyhow::anyhow!(
+                "{path}: {last} (retried for {ADMIN_RETRY_FOR:?})"
+            ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -91,8 +93,8 @@ pub(super) async fn admin(
 
 impl SimPhone {
     /// A phone over an existing data directory (a cloned phone), opened.
-    pub fn open(index: usize, user_id: &str, cfg: ClientConfig, seed: u64) -> Result<Self, String> {
-        let client = Client::new(cfg.clone(), None).map_err(|e| e.to_string())?;
+    pub fn open(index: usize, user_id: &str, cfg: ClientConfig, seed: u64) -> anyhow::Result<Self> {
+        let client = Client::new(cfg.clone(), None)?;
         Ok(SimPhone {
             index,
             user_id: user_id.to_string(),
@@ -108,13 +110,13 @@ impl SimPhone {
     }
 
     /// The phone's core, opened from its data directory if it was closed.
-    pub fn client(&mut self) -> Result<&Client, String> {
+    pub fn client(&mut self) -> anyhow::Result<&Client> {
         if self.client.is_none() {
-            self.client = Some(Client::new(self.cfg.clone(), None).map_err(|e| e.to_string())?);
+            self.client = Some(Client::new(self.cfg.clone(), None)?);
         }
         self.client
             .as_ref()
-            .ok_or_else(|| "client vanished".to_string())
+            .ok_or_else(|| anyhow::anyhow!("client vanished"))
     }
 
     /// Closes the core (the app goes to the background and is killed): a world of many
@@ -125,11 +127,11 @@ impl SimPhone {
 
     /// The outbox's counters, read from its data directory without opening the whole
     /// core (cheaper, for the accounting at the end of a run); the phone is closed.
-    pub fn outbox_stats(&mut self) -> Result<tacit_mobile_core::queue::OutboxStats, String> {
+    pub fn outbox_stats(&mut self) -> anyhow::Result<tacit_mobile_core::queue::OutboxStats> {
         self.close();
         tacit_mobile_core::queue::Outbox::open(&self.cfg.data_dir, self.cfg.outbox)
             .and_then(|o| o.stats())
-            .map_err(|e| format!("{}: outbox: {e}", self.user_id))
+            .map_err(|e| anyhow::anyhow!("{}: outbox: {e}", self.user_id))
     }
 
     /// The configuration the phone's core uses.
@@ -149,7 +151,7 @@ impl SimPhone {
         dir: &Path,
         index: usize,
         seed: u64,
-    ) -> Result<SimPhone, String> {
+    ) -> anyhow::Result<SimPhone> {
         let user_id = format!("sim-{index}");
         admin(
             http,
@@ -174,13 +176,12 @@ impl SimPhone {
             &key.key_id().to_hex(),
             &dir.to_string_lossy(),
             &user_id,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         // Days pass in seconds here: back off in milliseconds, not seconds.
         cfg.upload.base_backoff = std::time::Duration::from_millis(10);
         cfg.upload.max_backoff = std::time::Duration::from_millis(200);
         cfg.upload.request_timeout = std::time::Duration::from_secs(20);
-        let client = Client::new(cfg.clone(), None).map_err(|e| e.to_string())?;
+        let client = Client::new(cfg.clone(), None)?;
         // Registration goes through the network too. A lost answer may hide a
         // registration that worked: the retry (with a new token, the old one is used
         // up) is then answered as a success by the server, which knows this key.
@@ -189,7 +190,7 @@ impl SimPhone {
         while let Err(e) = client.register_device(&token).await {
             tries += 1;
             if tries > 8 {
-                return Err(format!("{user_id}: {e}"));
+                return Err(anyhow::anyhow!("{user_id}: {e}"));
             }
             token = admin(
                 http,
@@ -226,24 +227,22 @@ impl SimPhone {
         session: u32,
         seconds: f64,
         entries: u32,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let span = seconds as i64 + 6 * i64::from(entries) + 5;
         let t0 = (now_ns() - span * SEC).max(self.clock_ns + 5 * SEC);
         self.clock_ns = t0 + span * SEC;
         let walk = person.walk(seconds, t0, session, &mut self.rng);
         let client = self.client()?;
         for chunk in walk.chunks(512) {
-            client.record_motion(chunk).map_err(|e| e.to_string())?;
+            client.record_motion(chunk)?;
         }
         let mut typing = person.typing_session(session);
         let t1 = t0 + (seconds as i64 + 2) * SEC;
         for i in 0..i64::from(entries) {
             let events = typing.entry(CMU_KEYS, t1 + i * 6 * SEC, &mut self.rng);
-            self.client()?
-                .record_phrase_entry(CMU_PHRASE, &events)
-                .map_err(|e| e.to_string())?;
+            self.client()?.record_phrase_entry(CMU_PHRASE, &events)?;
         }
-        let sealed = self.client()?.seal().map_err(|e| e.to_string())?;
+        let sealed = self.client()?.seal()?;
         self.sealed += u64::from(sealed.envelopes);
         Ok(())
     }
@@ -253,14 +252,14 @@ impl SimPhone {
     /// the answer and the latency of the request that got it, in ms.
     pub async fn authenticate(
         &mut self,
-    ) -> Result<(tacit_shared::api::AuthenticateResponse, f64), String> {
+    ) -> anyhow::Result<(tacit_shared::api::AuthenticateResponse, f64)> {
         let mut tries = 0;
         loop {
             let t = std::time::Instant::now();
             match self.client()?.authenticate(true).await {
                 Ok(a) => return Ok((a, t.elapsed().as_secs_f64() * 1000.0)),
                 Err(_) if tries < 10 => tries += 1,
-                Err(e) => return Err(format!("{}: {e}", self.user_id)),
+                Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.user_id)),
             }
         }
     }
@@ -269,7 +268,9 @@ impl SimPhone {
     /// backend refuses the phone itself (4xx: a revoked device), which no retry mends.
     pub async fn try_authenticate(
         &mut self,
-    ) -> Result<Result<tacit_shared::api::AuthenticateResponse, String>, String> {
+    ) -> anyhow::Result<
+        Result<tacit_shared::api::AuthenticateResponse, tacit_mobile_core::client::ClientError>,
+    > {
         let mut tries = 0;
         loop {
             match self.client()?.authenticate(true).await {
@@ -279,29 +280,25 @@ impl SimPhone {
                         status: 400..=499, ..
                     },
                 ) => {
-                    return Ok(Err(e.to_string()));
+                    return Ok(Err(e));
                 }
                 Err(_) if tries < 10 => tries += 1,
-                Err(e) => return Err(format!("{}: {e}", self.user_id)),
+                Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.user_id)),
             }
         }
     }
 
     /// Uploads until the outbox is empty (bounded number of drains).
-    pub async fn upload(&mut self) -> Result<u64, String> {
+    pub async fn upload(&mut self) -> anyhow::Result<u64> {
         let mut stored = 0;
         for _ in 0..20 {
-            let up = self
-                .client()?
-                .upload_pending()
-                .await
-                .map_err(|e| e.to_string())?;
+            let up = self.client()?.upload_pending().await?;
             stored += up.report.stored;
             if up.remaining == 0 {
                 return Ok(stored);
             }
         }
-        Err(format!("{}: outbox does not drain", self.user_id))
+        Err(anyhow::anyhow!("{}: outbox does not drain", self.user_id))
     }
 }
 
@@ -311,7 +308,7 @@ pub async fn enrol_templates(
     url: &str,
     admin_token: &str,
     user_id: &str,
-) -> Result<Vec<(String, String)>, String> {
+) -> anyhow::Result<Vec<(String, String)>> {
     let v = admin(
         http,
         url,

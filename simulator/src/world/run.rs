@@ -35,7 +35,7 @@ struct Outcome {
 }
 
 /// Runs a world and reports what it measured.
-pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, String> {
+pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Report> {
     cfg.check()?;
     let started = Instant::now();
     super::workdir::prepare(&cfg.dir)?;
@@ -112,7 +112,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
             .map(|mut phone| {
                 let owner = world.person(phone.index as u64);
                 let h = handle.clone();
-                tokio::task::spawn_blocking(move || -> Result<SimPhone, String> {
+                tokio::task::spawn_blocking(move || -> anyhow::Result<SimPhone> {
                     phone.activity(&owner, 0, 150.0, 30)?;
                     h.block_on(phone.upload())?;
                     phone.close();
@@ -121,7 +121,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
             })
             .buffer_unordered(cfg.parallel);
         while let Some(p) = days.next().await {
-            out.push(p.map_err(|e| e.to_string())??);
+            out.push(p??);
             done += 1;
             progress("day 0: enrolment data", done, total);
         }
@@ -165,7 +165,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
             .buffer_unordered(cfg.parallel);
         let mut done = 0;
         while let Some(r) = running.next().await {
-            let (phone, o) = r.map_err(|e| e.to_string())??;
+            let (phone, o) = r??;
             outcomes.extend(o);
             out.push(phone);
             done += 1;
@@ -258,7 +258,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
     let users: Vec<String> = phones.iter().map(|p| p.user_id.clone()).collect();
     let mut accounting = futures::stream::iter(phones.into_iter().chain(clones))
         .map(|mut p| {
-            tokio::task::spawn_blocking(move || -> Result<_, String> {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let s = p.outbox_stats()?;
                 Ok((p, s))
             })
@@ -266,7 +266,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> Result<Report, St
         .buffer_unordered(cfg.parallel);
     let mut done = 0;
     while let Some(r) = accounting.next().await {
-        let (p, s) = r.map_err(|e| e.to_string())??;
+        let (p, s) = r??;
         let [a, r, e] = p.counters_base;
         env.created += p.sealed;
         env.acknowledged += s.acknowledged_total - a;
@@ -322,11 +322,11 @@ fn live_day(
     http: &reqwest::Client,
     url: &str,
     token: &str,
-) -> Result<(SimPhone, Vec<Outcome>), String> {
+) -> anyhow::Result<(SimPhone, Vec<Outcome>)> {
     let owner = world.person(phone.index as u64);
     let mut outcomes = Vec::new();
     let mut attempt =
-        |phone: &mut SimPhone, holder: Holder, person: &crate::Person| -> Result<(), String> {
+        |phone: &mut SimPhone, holder: Holder, person: &crate::Person| -> anyhow::Result<()> {
             phone.activity(person, day, 60.0, 5)?;
             let (answer, latency_ms) = h.block_on(phone.authenticate())?;
             if holder == Holder::Owner && answer.decision != AuthDecision::Accept {

@@ -13,22 +13,23 @@ It holds private keys (the backend's HPKE and at-rest keys, the phones' device k
 /// Makes `dir` ready for a run: creates it if missing, uses it if empty, empties it if
 /// it carries the simulator's marker, and refuses anything else (an existing non-empty
 /// folder without the marker, or a file) with a message saying why and what to do.
-pub fn prepare(dir: &Path) -> Result<(), String> {
+pub fn prepare(dir: &Path) -> anyhow::Result<()> {
     let shown = dir.display();
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("--dir {shown}: {e}")),
+        Err(e) => return Err(anyhow::anyhow!("--dir {shown}: {e}")),
         Ok(meta) if !meta.is_dir() => {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "--dir {shown}: exists and is not a folder; choose another --dir"
             ));
         }
         Ok(_) => {
-            let mut entries = std::fs::read_dir(dir).map_err(|e| format!("--dir {shown}: {e}"))?;
+            let mut entries =
+                std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?;
             let empty = entries.next().is_none();
             if !empty {
                 if !dir.join(MARKER).is_file() {
-                    return Err(format!(
+                    return Err(anyhow::anyhow!(
                         "--dir {shown}: the folder exists, is not empty and was not made by \
                          tacit-sim (no {MARKER} in it); refusing to empty it. Choose another \
                          --dir, or remove the folder yourself"
@@ -36,15 +37,19 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
                 }
                 // The contents, not the folder: it may be a mount point, or have
                 // permissions of its own.
-                for entry in std::fs::read_dir(dir).map_err(|e| format!("--dir {shown}: {e}"))? {
-                    let path = entry.map_err(|e| format!("--dir {shown}: {e}"))?.path();
+                for entry in
+                    std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?
+                {
+                    let path = entry
+                        .map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?
+                        .path();
                     let removed = if path.is_dir() && !path.is_symlink() {
                         std::fs::remove_dir_all(&path)
                     } else {
                         std::fs::remove_file(&path)
                     };
                     removed.map_err(|e| {
-                        format!(
+                        anyhow::anyhow!(
                             "--dir {shown}: emptying the previous run: {}: {e}",
                             path.display()
                         )
@@ -53,9 +58,9 @@ pub fn prepare(dir: &Path) -> Result<(), String> {
             }
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("--dir {shown}: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?;
     std::fs::write(dir.join(MARKER), MARKER_TEXT)
-        .map_err(|e| format!("--dir {shown}: writing {MARKER}: {e}"))
+        .map_err(|e| anyhow::anyhow!("--dir {shown}: writing {MARKER}: {e}"))
 }
 
 #[cfg(test)]
@@ -92,8 +97,8 @@ mod tests {
         std::fs::create_dir_all(&home).unwrap();
         std::fs::write(home.join("thesis.tex"), "years of work").unwrap();
         let err = prepare(&home).unwrap_err();
-        assert!(err.contains("not made by tacit-sim"), "{err}");
-        assert!(err.contains(MARKER), "{err}");
+        assert!(err.to_string().contains("not made by tacit-sim"), "{err}");
+        assert!(err.to_string().contains(MARKER), "{err}");
         assert_eq!(
             std::fs::read_to_string(home.join("thesis.tex")).unwrap(),
             "years of work"
@@ -101,7 +106,12 @@ mod tests {
         assert!(!home.join(MARKER).exists());
         // A file: refused.
         let file = home.join("thesis.tex");
-        assert!(prepare(&file).unwrap_err().contains("not a folder"));
+        assert!(
+            prepare(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("not a folder")
+        );
         std::fs::remove_dir_all(&home).unwrap();
     }
 }
