@@ -14,12 +14,11 @@ use axum::http::StatusCode;
 use tacit_shared::api::{
     AuthenticateRequest, AuthenticateResponse, MAX_AUTH_ENVELOPES, authenticate_message, b64_decode,
 };
-use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
 
-use super::json_error;
-use super::uploads::{SEQUENCE_REUSED, ingest};
+use super::uploads::ingest;
+use super::{DeviceRefusal, active_device, json_error};
 use crate::error::ApiError;
-use crate::scoring::assess;
+use crate::scoring::{Evidence, assess, windows_of};
 use crate::state::{AppState, now_ms};
 
 fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -67,21 +66,11 @@ pub async fn authenticate(
         .collect::<Option<_>>()
         .ok_or_else(|| ApiError::bad_request("bad_base64", "an envelope is not valid base64"))?;
 
-    let device = st
-        .store
-        .get_device(device_id)
-        .await?
-        .ok_or_else(|| unauthorized("unknown_device", "unknown device"))?;
-    if device.revoked {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "device_revoked",
-            "device revoked",
-        ));
-    }
-    let key = SignatureAlgorithm::from_tag(device.algorithm)
-        .and_then(|a| DevicePublicKey::new(a, &device.public_key).ok())
-        .ok_or_else(|| ApiError::internal("stored device key does not parse"))?;
+    let row = st.store.get_device(device_id).await?;
+    let (device, key) = active_device(row.as_ref()).map_err(|r| match r {
+        DeviceRefusal::Unknown => unauthorized(r.code(), "unknown device"),
+        DeviceRefusal::Revoked => ApiError::new(StatusCode::FORBIDDEN, r.code(), "device revoked"),
+    })?;
     key.verify(
         &authenticate_message(&device_id, req.request_ms, &envelopes),
         &signature,
@@ -112,35 +101,35 @@ pub async fn authenticate(
         ));
     }
 
-    let envelope_results = if req.envelopes.is_empty() {
-        Vec::new()
+    // Attached envelopes are ingested like an upload (stored: they are the replay
+    // memory and the user's data), and their payloads, opened in memory, are what gets
+    // judged.
+    let (evidence, envelope_results) = if req.envelopes.is_empty() {
+        (Evidence::Stored, Vec::new())
     } else {
-        ingest(&st, &req.envelopes, Some(device_id)).await?
+        let ingested = ingest(&st, &req.envelopes, Some(device_id)).await?;
+        // A reused sequence number revoked the device (its key is on two phones).
+        if ingested.cloned {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "device_cloned",
+                "this device's key is in use on another phone: the device was revoked; register again",
+            ));
+        }
+        let windows = ingested
+            .accepted
+            .into_iter()
+            .flat_map(|a| windows_of(a.payload, a.envelope_id, a.received_at_ms))
+            .collect();
+        (Evidence::Attached(windows), ingested.results)
     };
-    // A reused sequence number revoked the device (its key is on two phones).
-    if envelope_results
-        .iter()
-        .any(|r| r.reason.as_deref() == Some(SEQUENCE_REUSED))
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "device_cloned",
-            "this device's key is in use on another phone: the device was revoked; register again",
-        ));
-    }
-    // Attached evidence that was stored (now or before) is what gets judged.
-    let fresh: Vec<String> = envelope_results
-        .iter()
-        .filter(|r| r.status != tacit_shared::api::EnvelopeStatus::Rejected)
-        .filter_map(|r| r.envelope_id.clone())
-        .collect();
     let mut answer = assess(
         st.store.as_ref(),
         &st.factors,
         &st.settings.auth,
         &device.user_id,
         now,
-        (!req.envelopes.is_empty()).then_some(fresh.as_slice()),
+        evidence,
     )
     .await?;
     answer.envelopes = envelope_results;

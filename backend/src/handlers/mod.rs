@@ -10,12 +10,55 @@ pub mod keys;
 pub mod templates;
 pub mod uploads;
 
+use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
+
+use crate::store::DeviceRow;
+
 use axum::extract::rejection::JsonRejection;
 
 use crate::error::ApiError;
 
 /// Maps axum's JSON rejections (syntax, wrong shape, wrong content type, too large) to
 /// 4xx JSON errors.
+/// Why a device may not upload or authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRefusal {
+    /// No such device (or one whose stored key no longer parses, which only outside
+    /// tampering with the database can cause).
+    Unknown,
+    /// The device was revoked (by an admin, or as a cloned phone).
+    Revoked,
+}
+
+impl DeviceRefusal {
+    /// The stable code of the refusal, in answers and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            DeviceRefusal::Unknown => "unknown_device",
+            DeviceRefusal::Revoked => "device_revoked",
+        }
+    }
+}
+
+/// The one check of a device before anything it signed is believed: known, not
+/// revoked, and its stored key usable for verifying.
+pub fn active_device(
+    row: Option<&DeviceRow>,
+) -> Result<(&DeviceRow, DevicePublicKey), DeviceRefusal> {
+    let device = row.ok_or(DeviceRefusal::Unknown)?;
+    if device.revoked {
+        return Err(DeviceRefusal::Revoked);
+    }
+    let key = SignatureAlgorithm::from_tag(device.algorithm)
+        .and_then(|a| DevicePublicKey::new(a, &device.public_key).ok())
+        .ok_or_else(|| {
+            tracing::error!(device = %tacit_shared::api::hex(&device.device_id), "stored device key does not parse");
+            DeviceRefusal::Unknown
+        })?;
+    Ok((device, key))
+}
+
+/// Maps a storage JSON rejection to the answer.
 pub fn json_error(e: JsonRejection) -> ApiError {
     use axum::http::StatusCode;
     let status = e.status();

@@ -18,11 +18,10 @@ use tacit_shared::api::{
     hex,
 };
 use tacit_shared::envelope::{Envelope, EnvelopeError};
-use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
 use tacit_shared::payload::Payload;
 use tacit_shared::replay::{self, ReplayVerdict};
 
-use super::json_error;
+use super::{active_device, json_error};
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 use crate::store::{DeviceRow, EnvelopeMeta, StoreOutcome};
@@ -38,7 +37,30 @@ fn rejected(index: usize, id: Option<[u8; 16]>, reason: &str) -> EnvelopeResult 
 
 /// The rejection reason of a validly signed envelope whose sequence number belongs to
 /// another stored envelope of its device.
-pub(crate) const SEQUENCE_REUSED: &str = "sequence_reused";
+const SEQUENCE_REUSED: &str = "sequence_reused";
+
+/// An accepted envelope's payload as the request opened it: evidence that needs no
+/// read-back from the store.
+pub(crate) struct Accepted {
+    /// The envelope's id.
+    pub envelope_id: [u8; 16],
+    /// Its payload.
+    pub payload: Payload,
+    /// When the gateway first stored it: now, or, for an envelope sent again, when the
+    /// earlier request stored it.
+    pub received_at_ms: u64,
+}
+
+/// What ingesting a batch did.
+pub(crate) struct Ingested {
+    /// One result per envelope, in request order (the answer's `results`).
+    pub results: Vec<EnvelopeResult>,
+    /// The envelopes stored now or before, opened.
+    pub accepted: Vec<Accepted>,
+    /// A validly signed envelope reused a sequence number: its device's key is on two
+    /// phones, and the device was revoked.
+    pub cloned: bool,
+}
 
 /// A validly signed envelope reusing a sequence number means two holders of one device
 /// key (a cloned phone, or a phone restored from a backup of its key): the device is
@@ -80,21 +102,23 @@ pub async fn upload(
             ),
         ));
     }
-    let results = ingest(&st, &req.envelopes, None).await?;
+    let ingested = ingest(&st, &req.envelopes, None).await?;
     st.metrics
         .observe_ms(started.elapsed().as_secs_f64() * 1000.0);
-    Ok(Json(UploadResponse { results }))
+    Ok(Json(UploadResponse {
+        results: ingested.results,
+    }))
 }
 
 /// Verifies, opens, checks and durably stores envelopes (base64), one result per
-/// envelope in order; with `only_device`, envelopes of other devices are rejected
-/// (`wrong_device`). Errors only for what fails the whole batch: the device rate limit
-/// (429) and infrastructure (503).
+/// envelope in order, and keeps the opened payloads of the accepted ones; with
+/// `only_device`, envelopes of other devices are rejected (`wrong_device`). Errors only
+/// for what fails the whole batch: the device rate limit (429) and infrastructure (503).
 pub(crate) async fn ingest(
     st: &AppState,
     envelopes: &[String],
     only_device: Option<[u8; 16]>,
-) -> Result<Vec<EnvelopeResult>, ApiError> {
+) -> Result<Ingested, ApiError> {
     let n = envelopes.len();
     let mut results: Vec<Option<EnvelopeResult>> = vec![None; n];
 
@@ -156,18 +180,11 @@ pub(crate) async fn ingest(
                         EnvelopeError::UnknownKeyId(env.header.key_id).code(),
                     ));
                 };
-                let Some(Some(device)) = devices.get(&env.header.device_id.0) else {
-                    return Err(rejected(i, Some(id), "unknown_device"));
-                };
-                if device.revoked {
-                    return Err(rejected(i, Some(id), "device_revoked"));
-                }
-                let alg = SignatureAlgorithm::from_tag(device.algorithm);
-                let Some(device_key) =
-                    alg.and_then(|a| DevicePublicKey::new(a, &device.public_key).ok())
-                else {
-                    return Err(rejected(i, Some(id), "unknown_device"));
-                };
+                let row = devices
+                    .get(&env.header.device_id.0)
+                    .and_then(Option::as_ref);
+                let (device, device_key) =
+                    active_device(row).map_err(|r| rejected(i, Some(id), r.code()))?;
                 env.verify(&device_key)
                     .map_err(|e| rejected(i, Some(id), e.code()))?;
                 let payload = env
@@ -188,6 +205,7 @@ pub(crate) async fn ingest(
     // Replay rules and durable storage, in request order.
     let now_ms = now_ms();
     let mut cloned: Vec<[u8; 16]> = Vec::new();
+    let mut accepted = Vec::new();
     for item in checked {
         let opened = match item {
             Ok(o) => o,
@@ -210,8 +228,11 @@ pub(crate) async fn ingest(
             now_ms,
             h.created_at_ms,
             &h.envelope_id,
-            seen.as_ref(),
+            seen.as_ref().map(|s| &s.envelope_id),
         );
+        // When the envelope was first stored: now, or by the earlier request (a
+        // duplicate whose row another request wrote just now counts as now).
+        let stored_at = seen.map_or(now_ms, |s| s.received_at_ms);
         let outcome = match verdict {
             ReplayVerdict::Fresh => {
                 let features = opened.payload.encode().map_err(ApiError::internal)?;
@@ -225,18 +246,18 @@ pub(crate) async fn ingest(
                     records: opened.payload.records.len() as u32,
                 };
                 match st.store.store_envelope(meta, features).await? {
-                    StoreOutcome::Stored => Ok(EnvelopeStatus::Stored),
-                    StoreOutcome::Duplicate => Ok(EnvelopeStatus::Duplicate),
+                    StoreOutcome::Stored => Ok((EnvelopeStatus::Stored, now_ms)),
+                    StoreOutcome::Duplicate => Ok((EnvelopeStatus::Duplicate, now_ms)),
                     StoreOutcome::SequenceReused => Err(SEQUENCE_REUSED),
                 }
             }
-            ReplayVerdict::Duplicate => Ok(EnvelopeStatus::Duplicate),
+            ReplayVerdict::Duplicate => Ok((EnvelopeStatus::Duplicate, stored_at)),
             ReplayVerdict::SequenceReused => Err(SEQUENCE_REUSED),
             ReplayVerdict::Expired => Err("expired"),
             ReplayVerdict::FromTheFuture => Err("from_the_future"),
         };
         results[i] = Some(match outcome {
-            Ok(status) => {
+            Ok((status, received_at_ms)) => {
                 if status == EnvelopeStatus::Stored {
                     st.metrics.inc(
                         "tacit_feature_records_total",
@@ -244,6 +265,11 @@ pub(crate) async fn ingest(
                         opened.payload.records.len() as u64,
                     );
                 }
+                accepted.push(Accepted {
+                    envelope_id: h.envelope_id,
+                    payload: opened.payload,
+                    received_at_ms,
+                });
                 EnvelopeResult {
                     index: i,
                     envelope_id: Some(id_hex),
@@ -277,5 +303,9 @@ pub(crate) async fn ingest(
         };
         st.metrics.inc("tacit_envelopes_total", &label, 1);
     }
-    Ok(results)
+    Ok(Ingested {
+        results,
+        accepted,
+        cloned: !cloned.is_empty(),
+    })
 }

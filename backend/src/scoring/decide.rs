@@ -90,20 +90,26 @@ async fn assess_one(
     }
 }
 
+/// What an authentication judges.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evidence {
+    /// The windows of the envelopes attached to the request, as the request opened
+    /// them (no read-back): the request says "judge the behaviour of just now", and
+    /// earlier windows (someone else's, if the phone changed hands) do not dilute it.
+    Attached(Vec<Window>),
+    /// No envelope attached: the user's newest stored windows.
+    Stored,
+}
+
 /// Scores, fuses and decides for a user; updates the consecutive-reject count.
-/// With `fresh` (ids, hex, of envelopes attached to the request and stored), only their
-/// windows are evidence (of those stored before this request, only the ones stored
-/// within `fresh_retry_s`): the request says "judge the behaviour of just now", and
-/// earlier windows (someone else's, if the phone changed hands) do not dilute it.
-/// Otherwise the newest stored windows are. `envelopes` of the answer is left empty for
-/// the caller.
+/// `envelopes` of the answer is left empty for the caller.
 pub async fn assess(
     store: &dyn Store,
     factors: &Factors,
     settings: &AuthSettings,
     user_id: &str,
     now_ms: u64,
-    fresh: Option<&[String]>,
+    evidence: Evidence,
 ) -> Result<AuthenticateResponse, StoreError> {
     let policy = &settings.fusion;
     let mut templates = std::collections::HashMap::new();
@@ -117,28 +123,28 @@ pub async fn assess(
             }
         }
     }
-    let mut windows = if templates.is_empty() {
-        Vec::new()
-    } else {
-        let max_age_ms = (policy.max_age_s.max(0.0) * 1000.0) as u64;
-        read_windows(
-            store,
-            user_id,
-            now_ms.saturating_sub(max_age_ms),
-            settings.lookback_envelopes,
-        )
-        .await?
+    let windows = match evidence {
+        _ if templates.is_empty() => Vec::new(),
+        Evidence::Attached(mut windows) => {
+            // An attached envelope stored by an earlier request is a client's retry
+            // after a lost answer only if it arrived moments ago; later it is a replay
+            // (someone with the device key re-sending the owner's captured behaviour)
+            // and proves nothing about who holds the phone now.
+            let retry_ms = settings.fresh_retry_s.saturating_mul(1000);
+            windows.retain(|w| w.received_at_ms.saturating_add(retry_ms) >= now_ms);
+            windows
+        }
+        Evidence::Stored => {
+            let max_age_ms = (policy.max_age_s.max(0.0) * 1000.0) as u64;
+            read_windows(
+                store,
+                user_id,
+                now_ms.saturating_sub(max_age_ms),
+                settings.lookback_envelopes,
+            )
+            .await?
+        }
     };
-    if let Some(ids) = fresh {
-        // An attached envelope stored by an earlier request is a client's retry after a
-        // lost answer only if it arrived moments ago; later it is a replay (someone
-        // with the device key re-sending the owner's captured behaviour) and proves
-        // nothing about who holds the phone now.
-        let retry_ms = settings.fresh_retry_s.saturating_mul(1000);
-        windows.retain(|w| {
-            ids.contains(&w.envelope_id) && w.received_at_ms.saturating_add(retry_ms) >= now_ms
-        });
-    }
     let runs = factors.iter().map(|f| {
         let t = templates.remove(&f.name);
         assess_one(f, t, &windows, settings, now_ms)

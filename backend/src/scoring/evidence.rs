@@ -1,4 +1,5 @@
-//! A user's feature windows, read back from the stored envelopes.
+//! A user's feature windows: from the payloads opened in the request itself, or read
+//! back from the stored envelopes when the request attaches none.
 
 use std::collections::HashMap;
 
@@ -66,22 +67,31 @@ pub async fn read_windows(
             tracing::warn!(object = %e.object_key, "stored feature object does not decode; skipped");
             continue;
         };
-        let envelope_id = hex::encode(e.envelope_id);
-        windows.extend(payload.records.into_iter().map(|r| Window {
-            envelope_id: envelope_id.clone(),
-            received_at_ms: e.received_at_ms,
-            kind: r.factor,
-            group: GroupKey {
-                schema_version: r.schema_version,
-                context: r.context.map(hex::encode),
-                dim: r.values.len(),
-            },
-            start_ms: r.window_start_ms,
-            end_ms: r.window_start_ms.saturating_add(u64::from(r.window_ms)),
-            values: r.values,
-        }));
+        windows.extend(windows_of(payload, e.envelope_id, e.received_at_ms));
     }
     Ok(windows)
+}
+
+/// The windows of one opened payload, stored at `received_at_ms`.
+pub fn windows_of(
+    payload: Payload,
+    envelope_id: [u8; 16],
+    received_at_ms: u64,
+) -> impl Iterator<Item = Window> {
+    let envelope_id = hex::encode(envelope_id);
+    payload.records.into_iter().map(move |r| Window {
+        envelope_id: envelope_id.clone(),
+        received_at_ms,
+        kind: r.factor,
+        group: GroupKey {
+            schema_version: r.schema_version,
+            context: r.context.map(hex::encode),
+            dim: r.values.len(),
+        },
+        start_ms: r.window_start_ms,
+        end_ms: r.window_start_ms.saturating_add(u64::from(r.window_ms)),
+        values: r.values,
+    })
 }
 
 /// The group with the most windows of `kind` (ties: the one with the newest window).

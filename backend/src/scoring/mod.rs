@@ -26,9 +26,9 @@ use tacit_shared::payload::FactorKind;
 
 pub use breaker::Breaker;
 pub use client::{Enrolled, FactorClient, FactorError, Scored};
-pub use decide::{Assessment, assess};
+pub use decide::{Assessment, Evidence, assess};
 pub use enrol::{EnrolOutcome, EnrolStatus, enrol_user};
-pub use evidence::{GroupKey, Window, read_windows};
+pub use evidence::{GroupKey, Window, read_windows, windows_of};
 pub use local::LocalFactor;
 pub use remote::RemoteFactor;
 pub use stored::{STORED_TEMPLATE_FORMAT, StoredTemplate};

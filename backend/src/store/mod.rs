@@ -48,7 +48,7 @@ pub use config::{NotALocalPath, ObjectsConfig, S3Config, StoreConfig, local_path
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
     DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN, RejectCount,
-    StoreOutcome, TemplateRow, validate_user_id,
+    SeenEnvelope, StoreOutcome, TemplateRow, validate_user_id,
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;
@@ -112,8 +112,9 @@ pub trait Store: Send + Sync + 'static {
         features: Vec<u8>,
     ) -> StoreResult<StoreOutcome>;
 
-    /// The envelope id stored for `(device_id, sequence)`, for `replay::check`.
-    async fn seen(&self, device_id: [u8; 16], sequence: u64) -> StoreResult<Option<[u8; 16]>>;
+    /// The envelope stored for `(device_id, sequence)` (for `replay::check`), with when
+    /// it was stored.
+    async fn seen(&self, device_id: [u8; 16], sequence: u64) -> StoreResult<Option<SeenEnvelope>>;
 
     /// How many envelopes are stored for a user.
     async fn count_envelopes(&self, user_id: &str) -> StoreResult<u64>;

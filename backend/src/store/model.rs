@@ -87,6 +87,15 @@ pub struct TemplateRow {
     pub updated_at_ms: u64,
 }
 
+/// The envelope stored under a device's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenEnvelope {
+    /// Its id.
+    pub envelope_id: [u8; 16],
+    /// When the gateway stored it (server clock, Unix ms).
+    pub received_at_ms: u64,
+}
+
 /// A stored envelope, as the evidence of an authentication finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvelopeRef {

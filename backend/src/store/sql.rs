@@ -42,6 +42,8 @@ pub(crate) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
      ON CONFLICT (device_id, sequence) DO NOTHING";
 pub(crate) const SEEN: &str =
     "SELECT envelope_id FROM envelopes WHERE device_id = $1 AND sequence = $2";
+pub(crate) const SEEN_AT: &str =
+    "SELECT envelope_id, received_at_ms FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const COUNT_ENVELOPES: &str = "SELECT COUNT(*) FROM envelopes WHERE user_id = $1";
 
 /// Child rows before the user row, so that the foreign keys hold at every statement.
@@ -477,8 +479,8 @@ macro_rules! impl_sql_store {
                 &self,
                 device_id: [u8; 16],
                 sequence: u64,
-            ) -> $crate::store::StoreResult<Option<[u8; 16]>> {
-                let id: Option<Vec<u8>> = sqlx::query_scalar($crate::store::sql::SEEN)
+            ) -> $crate::store::StoreResult<Option<$crate::store::SeenEnvelope>> {
+                let row: Option<(Vec<u8>, i64)> = sqlx::query_as($crate::store::sql::SEEN_AT)
                     .bind(&device_id[..])
                     .bind($crate::store::model::sequence_to_db(sequence))
                     .fetch_optional(&self.pool)
@@ -486,8 +488,16 @@ macro_rules! impl_sql_store {
                     .map_err(|e| {
                         $crate::store::error::from_sqlx("looking up envelope", e, $transient)
                     })?;
-                id.map(|id| $crate::store::model::id16_from_db(&id, "envelope id"))
-                    .transpose()
+                row.map(|(id, received)| {
+                    Ok($crate::store::SeenEnvelope {
+                        envelope_id: $crate::store::model::id16_from_db(&id, "envelope id")?,
+                        received_at_ms: $crate::store::model::ms_from_db(
+                            received,
+                            "envelope receipt time",
+                        )?,
+                    })
+                })
+                .transpose()
             }
 
             async fn count_envelopes(&self, user_id: &str) -> $crate::store::StoreResult<u64> {

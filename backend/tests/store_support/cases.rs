@@ -213,8 +213,22 @@ pub async fn envelopes(fx: &Fixture) {
         .await
         .unwrap();
     assert_eq!(stored, StoreOutcome::Stored);
-    assert_eq!(s.seen(d.device_id, 1).await.unwrap(), Some([0xa1; 16]));
-    assert_eq!(s.seen(d.device_id, 2).await.unwrap(), None);
+    assert_eq!(
+        s.seen(d.device_id, 1).await.unwrap().map(|s| s.envelope_id),
+        Some([0xa1; 16])
+    );
+    assert_eq!(
+        s.seen(d.device_id, 2).await.unwrap().map(|s| s.envelope_id),
+        None
+    );
+    // The receipt time comes back: an authentication judges a re-sent envelope by it.
+    assert_eq!(
+        s.seen(d.device_id, 1)
+            .await
+            .unwrap()
+            .map(|s| s.received_at_ms),
+        Some(first.received_at_ms)
+    );
     assert_eq!(
         s.objects().read(&key(&first)).await.unwrap(),
         features(1, [0xa1; 16])
@@ -234,7 +248,10 @@ pub async fn envelopes(fx: &Fixture) {
         .await
         .unwrap();
     assert_eq!(reused, StoreOutcome::SequenceReused);
-    assert_eq!(s.seen(d.device_id, 1).await.unwrap(), Some([0xa1; 16]));
+    assert_eq!(
+        s.seen(d.device_id, 1).await.unwrap().map(|s| s.envelope_id),
+        Some([0xa1; 16])
+    );
     assert_eq!(s.list_feature_objects("u1").await.unwrap(), [key(&first)]);
 
     // The whole u64 range of sequence numbers.
@@ -244,7 +261,10 @@ pub async fn envelopes(fx: &Fixture) {
         StoreOutcome::Stored
     );
     assert_eq!(
-        s.seen(d.device_id, u64::MAX).await.unwrap(),
+        s.seen(d.device_id, u64::MAX)
+            .await
+            .unwrap()
+            .map(|s| s.envelope_id),
         Some([0xa2; 16])
     );
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
@@ -321,7 +341,10 @@ pub async fn envelopes_concurrent(fx: &Fixture) {
         .find(|(_, o)| *o == StoreOutcome::Stored)
         .map(|(id, _)| *id)
         .unwrap();
-    assert_eq!(s.seen(d.device_id, 6).await.unwrap(), Some(winner));
+    assert_eq!(
+        s.seen(d.device_id, 6).await.unwrap().map(|s| s.envelope_id),
+        Some(winner)
+    );
 
     let expected = [meta(&d, 5, [0x55; 16]), meta(&d, 6, winner)].map(|m| key(&m));
     assert_eq!(s.list_feature_objects("u1").await.unwrap(), expected);
@@ -675,8 +698,14 @@ pub async fn retention(fx: &Fixture) {
         [key(&metas[3]), key(&metas[4])]
     );
     assert_eq!(fx.all_objects().await, [key(&metas[3]), key(&metas[4])]);
-    assert_eq!(s.seen(d.device_id, 1).await.unwrap(), None);
-    assert_eq!(s.seen(d.device_id, 5).await.unwrap(), Some([4; 16]));
+    assert_eq!(
+        s.seen(d.device_id, 1).await.unwrap().map(|s| s.envelope_id),
+        None
+    );
+    assert_eq!(
+        s.seen(d.device_id, 5).await.unwrap().map(|s| s.envelope_id),
+        Some([4; 16])
+    );
     // A sweep with the library's batching empties everything before a later cut.
     assert_eq!(
         tacit_backend::retention::sweep(s.as_ref(), NOW)
