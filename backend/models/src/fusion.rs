@@ -63,23 +63,14 @@ impl Default for FusionPolicy {
     }
 }
 
-/// The answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// The evidence says "same person" at the target false-accept rate.
-    Accept,
-    /// Not enough evidence either way: ask for an explicit check.
-    StepUp,
-    /// The evidence says "someone else".
-    Reject,
-}
+/// The answer: the protocol's decision type, the same from the fusion to the phone.
+pub use tacit_shared::api::AuthDecision;
 
 /// A fused result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fused {
     /// The decision.
-    pub decision: Decision,
+    pub decision: AuthDecision,
     /// Total weighted LLR.
     pub llr: f64,
     /// Probability of "same person" at even prior odds, `1 / (1 + e^-llr)`.
@@ -123,19 +114,19 @@ impl FusionPolicy {
         let confidence = 1.0 / (1.0 + (-total).exp());
         let (decision, reason) = if consecutive_rejects >= self.max_consecutive_rejects {
             (
-                Decision::Reject,
+                AuthDecision::Reject,
                 format!(
                     "{consecutive_rejects} consecutive rejects: locked until a step-up succeeds"
                 ),
             )
         } else if used == 0 {
             (
-                Decision::StepUp,
+                AuthDecision::StepUp,
                 "no fresh evidence from any factor".to_string(),
             )
         } else if total >= self.accept_llr() {
             (
-                Decision::Accept,
+                AuthDecision::Accept,
                 format!(
                     "LLR {total:.2} ≥ {:.2} from {used} factor(s)",
                     self.accept_llr()
@@ -143,12 +134,12 @@ impl FusionPolicy {
             )
         } else if total <= self.reject_llr {
             (
-                Decision::Reject,
+                AuthDecision::Reject,
                 format!("LLR {total:.2} ≤ {:.2}", self.reject_llr),
             )
         } else {
             (
-                Decision::StepUp,
+                AuthDecision::StepUp,
                 format!("LLR {total:.2} between the thresholds"),
             )
         };
@@ -184,12 +175,12 @@ mod tests {
             &[ev("gait", 1.5, 10, 0.0), ev("keystroke-fixed", 0.5, 1, 0.0)],
             0,
         );
-        assert_eq!(a.decision, Decision::Accept); // 1.5·4 + 0.5 = 6.5 ≥ 4.6
+        assert_eq!(a.decision, AuthDecision::Accept); // 1.5·4 + 0.5 = 6.5 ≥ 4.6
         assert!((a.llr - 6.5).abs() < 1e-12 && a.confidence > 0.99);
         let r = p.fuse(&[ev("gait", -2.0, 10, 0.0)], 0);
-        assert_eq!(r.decision, Decision::Reject);
+        assert_eq!(r.decision, AuthDecision::Reject);
         let s = p.fuse(&[ev("gait", 0.5, 2, 0.0)], 0);
-        assert_eq!(s.decision, Decision::StepUp);
+        assert_eq!(s.decision, AuthDecision::StepUp);
         // A factor that is down or stale: fewer factors, not a failure.
         let d = p.fuse(
             &[
@@ -198,16 +189,16 @@ mod tests {
             ],
             0,
         );
-        assert_eq!(d.decision, Decision::Accept);
+        assert_eq!(d.decision, AuthDecision::Accept);
         assert_eq!(d.weights[1].1, 0.0);
         let none = p.fuse(&[ev("gait", 3.0, 10, 7200.0)], 0);
-        assert_eq!(none.decision, Decision::StepUp);
+        assert_eq!(none.decision, AuthDecision::StepUp);
         // Half-life: 600 s old evidence counts half.
         let h = p.fuse(&[ev("gait", 2.0, 4, 600.0)], 0);
         assert!((h.llr - 4.0).abs() < 1e-9);
         assert_eq!(
             p.fuse(&[ev("gait", 3.0, 10, 0.0)], 5).decision,
-            Decision::Reject
+            AuthDecision::Reject
         );
         // A half-weight factor counts half; weights above 1 are capped.
         let mut half = ev("py", 2.0, 4, 0.0);

@@ -133,11 +133,7 @@ pub async fn authenticate(
     )
     .await?;
     answer.envelopes = envelope_results;
-    let decision = match answer.decision {
-        tacit_shared::api::AuthDecision::Accept => "accept",
-        tacit_shared::api::AuthDecision::StepUp => "step_up",
-        tacit_shared::api::AuthDecision::Reject => "reject",
-    };
+    let decision = answer.decision.name();
     st.metrics.inc(
         "tacit_authentications_total",
         &format!("decision=\"{decision}\",degraded=\"{}\"", answer.degraded),

@@ -1,7 +1,7 @@
 //! Authentication: score the user's recent windows with every enrolled factor, fuse the
 //! calibrated evidence, decide, and keep the consecutive-reject count.
 
-use tacit_models::fusion::{Decision, FactorEvidence};
+use tacit_models::fusion::FactorEvidence;
 use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorResult, FactorStatus};
 
 use super::evidence::{newest, read_windows};
@@ -163,11 +163,7 @@ pub async fn assess(
     let degraded = results
         .iter()
         .any(|r| matches!(r.status, FactorStatus::Unavailable));
-    let decision = match fused.decision {
-        Decision::Accept => AuthDecision::Accept,
-        Decision::StepUp => AuthDecision::StepUp,
-        Decision::Reject => AuthDecision::Reject,
-    };
+    let decision = fused.decision;
     let consecutive_rejects = match decision {
         // No write when there is nothing to reset: most answers are accepts.
         AuthDecision::Accept if rejects_before == 0 => 0,

@@ -181,6 +181,18 @@ pub enum AuthDecision {
     Reject,
 }
 
+impl AuthDecision {
+    /// The decision's name, as in JSON (`accept`, `step_up`, `reject`): metrics labels
+    /// and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthDecision::Accept => "accept",
+            AuthDecision::StepUp => "step_up",
+            AuthDecision::Reject => "reject",
+        }
+    }
+}
+
 /// What happened to one factor in an authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

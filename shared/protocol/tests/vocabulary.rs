@@ -1,4 +1,5 @@
-//! The factor vocabulary: one spelling written everywhere, the old spellings still read.
+//! The vocabulary: factor names (one spelling written everywhere, the old spellings still
+//! read) and decision names (one type from the fusion to the phone).
 
 use tacit_shared::payload::{FactorKind, UnknownFactor};
 
@@ -62,4 +63,19 @@ fn unknown_names_are_refused_with_the_expected_ones() {
         serde_json::from_str::<FactorKind>("2").is_err(),
         "tags are not names"
     );
+}
+
+#[test]
+fn decision_names_are_their_json() {
+    use tacit_shared::api::AuthDecision;
+    for d in [
+        AuthDecision::Accept,
+        AuthDecision::StepUp,
+        AuthDecision::Reject,
+    ] {
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            format!("\"{}\"", d.name())
+        );
+    }
 }
