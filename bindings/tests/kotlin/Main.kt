@@ -1,6 +1,6 @@
 // End-to-end test of the Kotlin (JVM, JNA) bindings against the real gateway (tacit-backend).
 // Run by bindings/run-tests.sh (environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
-// TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR). Progress goes to
+// TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR, TACIT_TEST_ADMIN_TOKEN). Progress goes to
 // stderr; stdout gets exactly one line, "N passed, N failed". Same scenario as Python.
 package tacit.bindings.test
 
@@ -45,6 +45,16 @@ fun env(name: String): String = System.getenv(name) ?: error("$name is not set")
 
 val metricLine = Regex("""^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$""")
 val metricLabel = Regex("""(\w+)="((?:[^"\\]|\\.)*)"""")
+
+/** `POST /v1/devices/{id}/revoke` with the gateway's admin token (an administrator's act). */
+fun revokeDevice(deviceId: String) {
+    val c = URI(env("TACIT_URL") + "/v1/devices/$deviceId/revoke").toURL().openConnection() as java.net.HttpURLConnection
+    c.requestMethod = "POST"
+    c.setRequestProperty("Authorization", "Bearer " + env("TACIT_TEST_ADMIN_TOKEN"))
+    val status = c.responseCode
+    c.disconnect()
+    check("device ${deviceId.take(8)}… revoked by the admin", status in 200..299, status)
+}
 
 /**
  * The gateway's counters from `GET /metrics` (Prometheus text format): stored, duplicates,
@@ -216,7 +226,7 @@ suspend fun scenario() {
     expectErrorAsync("upload before registration -> NotRegistered", TacitException.NotRegistered::class.java) { client.uploadPending() }
     expectErrorAsync("authenticate before registration -> NotRegistered", TacitException.NotRegistered::class.java) { client.authenticate(true) }
 
-    expectErrorAsync("bad token -> TacitException", TacitException::class.java) { client.registerDevice("no-such-token") }
+    expectErrorAsync("bad token -> InvalidEnrolmentToken", TacitException.InvalidEnrolmentToken::class.java) { client.registerDevice("no-such-token") }
     val info = client.registerDevice(env("TACIT_TOKEN"))
     check("registered", info.deviceId.length == 32 && info.userId == env("TACIT_USER"), info)
     st = client.status()
@@ -299,6 +309,11 @@ suspend fun scenario() {
     check("foreign key store was asked to sign", store.signed >= fsealed.envelopes.toInt(), "${store.signed} signatures")
     stats = serverStats()
     check("server counted both devices", stats["devices"] == 2L && stats["rejected"] == 0L, stats)
+
+    // An administrator revokes the foreign device: the app sees DeviceRevoked (register
+    // again), a case of its own, not a server message to parse.
+    revokeDevice(finfo.deviceId)
+    expectErrorAsync("revoked device -> DeviceRevoked", TacitException.DeviceRevoked::class.java) { foreign.authenticate(false) }
 
     try {
         TacitClient(config("$data/broken"), BrokenKeyStore())

@@ -63,6 +63,16 @@ METRIC_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
 METRIC_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
+def revoke_device(device_id):
+    """POST /v1/devices/{id}/revoke with the gateway's admin token (what an
+    administrator does for a lost phone)."""
+    req = urllib.request.Request(
+        f"{os.environ['TACIT_URL']}/v1/devices/{device_id}/revoke", method="POST",
+        headers={"Authorization": "Bearer " + os.environ["TACIT_TEST_ADMIN_TOKEN"]})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        check(f"device {device_id[:8]}… revoked by the admin", 200 <= r.status < 300, str(r.status))
+
+
 def server_stats():
     """The gateway's counters from GET /metrics (Prometheus text format): stored,
     duplicates, rejected (all reasons), records (feature records in stored envelopes)
@@ -253,7 +263,8 @@ async def scenario():
     await expect_error_async("authenticate before registration -> NotRegistered",
                              client.authenticate(True), t.TacitError.NotRegistered)
 
-    await expect_error_async("bad token -> TacitError", client.register_device("no-such-token"), t.TacitError)
+    await expect_error_async("bad token -> InvalidEnrolmentToken", client.register_device("no-such-token"),
+                             t.TacitError.InvalidEnrolmentToken)
     info = await client.register_device(os.environ["TACIT_TOKEN"])
     check("registered", len(info.device_id) == 32 and info.user_id == os.environ["TACIT_USER"], str(info))
     st = client.status()
@@ -325,6 +336,12 @@ async def scenario():
     check("foreign key store was asked to sign", store.signed >= fsealed.envelopes, f"{store.signed} signatures")
     stats = server_stats()
     check("server counted both devices", stats["devices"] == 2 and stats["rejected"] == 0, str(stats))
+
+    # An administrator revokes the foreign device: the app sees DeviceRevoked (register
+    # again), a case of its own, not a server message to parse.
+    revoke_device(finfo.device_id)
+    await expect_error_async("revoked device -> DeviceRevoked", foreign.authenticate(False),
+                             t.TacitError.DeviceRevoked)
 
     err = expect_error("unavailable key store -> KeyStore error",
                        lambda: t.TacitClient(config(os.path.join(data, "broken")), BrokenKeyStore()),

@@ -1,7 +1,7 @@
 // End-to-end test of the Swift bindings against the real gateway, tacit-backend (Linux, built in the
 // trixie chroot by bindings/run-tests.sh; compiled into the same module as the generated
 // tacit.swift). Environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
-// TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR. Progress goes to
+// TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR, TACIT_TEST_ADMIN_TOKEN. Progress goes to
 // stderr; stdout gets exactly one line, "N passed, N failed". Same scenario as Python,
 // except the positive foreign-signer case: Linux Swift has no Ed25519/P-256 library
 // here (CryptoKit is Apple-only, swift-crypto cannot be fetched), so only a failing
@@ -73,6 +73,19 @@ func metricLabels(_ text: Substring) -> [String: String] {
         rest = i < rest.endIndex ? rest[rest.index(after: i)...] : ""
     }
     return labels
+}
+
+/// `POST /v1/devices/{id}/revoke` with the gateway's admin token (an administrator's
+/// act); the HTTP status, 0 if the request failed.
+func revokeDevice(_ deviceId: String) async -> Int {
+    var req = URLRequest(url: URL(string: env("TACIT_URL") + "/v1/devices/\(deviceId)/revoke")!)
+    req.httpMethod = "POST"
+    req.setValue("Bearer " + env("TACIT_TEST_ADMIN_TOKEN"), forHTTPHeaderField: "Authorization")
+    return await withCheckedContinuation { cont in
+        URLSession.shared.dataTask(with: req) { _, resp, _ in
+            cont.resume(returning: (resp as? HTTPURLResponse)?.statusCode ?? 0)
+        }.resume()
+    }
 }
 
 /// The gateway's counters from `GET /metrics` (Prometheus text format): stored,
@@ -228,7 +241,7 @@ func scenario() async throws {
         _ = try await client.authenticate(includeFresh: true)
     }
 
-    await expectErrorAsync("bad token -> TacitError", { $0 is TacitError }) {
+    await expectErrorAsync("bad token -> InvalidEnrolmentToken", { if case TacitError.InvalidEnrolmentToken = $0 { return true }; return false }) {
         try await client.registerDevice(enrolmentToken: "no-such-token")
     }
     let info = try await client.registerDevice(enrolmentToken: env("TACIT_TOKEN"))
@@ -294,6 +307,14 @@ func scenario() async throws {
     }
     stats = await serverStats()
     check("server counted one device, no rejections", stats["devices"] == 1 && stats["rejected"] == 0, stats)
+
+    // An administrator revokes the device: the app sees DeviceRevoked (register again),
+    // a case of its own, not a server message to parse.
+    let status = await revokeDevice(info.deviceId)
+    check("device revoked by the admin", (200..<300).contains(status), status)
+    await expectErrorAsync("revoked device -> DeviceRevoked", { if case TacitError.DeviceRevoked = $0 { return true }; return false }) {
+        try await client.authenticate(includeFresh: false)
+    }
 
     check("logger received records", logger.count > 0, "\(logger.count) records")
 }

@@ -24,7 +24,11 @@ use crate::upload::UploadPolicy;
 pub use logging::{LogLevel, Logger, set_logger};
 pub use types::*;
 
-/// Errors returned to apps.
+/// Errors returned to apps, one case per thing the app should do about it: fix the
+/// configuration or input, retry later (`Network`, `RateLimited`), fix the clock
+/// (`StaleRequest`), get a new enrolment token (`InvalidEnrolmentToken`), register
+/// the device again (`DeviceRevoked`, `DeviceCloned`, `UnknownDevice`), or report
+/// (`Server`, `Internal`).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum TacitError {
     /// The configuration is unusable (bad key, key id mismatch, bad URL, ...).
@@ -51,9 +55,59 @@ pub enum TacitError {
         /// Details.
         message: String,
     },
-    /// The backend answered with an error.
+    /// The enrolment token is unknown, already used or expired: ask the backend for a
+    /// new one.
+    #[error("enrolment token refused: {message}")]
+    InvalidEnrolmentToken {
+        /// Details.
+        message: String,
+    },
+    /// The backend revoked this device (an administrator did): it can neither upload
+    /// nor authenticate until it is registered again with a new enrolment token.
+    #[error("device revoked: {message}")]
+    DeviceRevoked {
+        /// Details.
+        message: String,
+    },
+    /// The device's key is in use on another phone (a clone, or a restored backup of
+    /// the key): the backend revoked the device. Register again, and tell the user.
+    #[error("device cloned: {message}")]
+    DeviceCloned {
+        /// Details.
+        message: String,
+    },
+    /// The backend does not know this device (deleted with its user): register again.
+    #[error("unknown device: {message}")]
+    UnknownDevice {
+        /// Details.
+        message: String,
+    },
+    /// The request's time is too far from the backend's clock: the phone's clock is
+    /// wrong. Retry once the clock is right.
+    #[error("stale request: {message}")]
+    StaleRequest {
+        /// Details.
+        message: String,
+    },
+    /// Too many requests from this device: retry later.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        /// Details.
+        message: String,
+    },
+    /// The backend's key list was refused (not signed by the pinned root, older than
+    /// the one held, malformed): the keys held stay in use. Report it.
+    #[error("key list refused: {message}")]
+    KeyListRefused {
+        /// Details.
+        message: String,
+    },
+    /// The backend refused the request for another reason, or its answer is unusable.
     #[error("server: {message}")]
     Server {
+        /// The backend's stable error code (`ErrorBody.code`), empty when the answer had
+        /// none (a malformed answer).
+        code: String,
         /// Details.
         message: String,
     },
@@ -87,9 +141,20 @@ impl From<ClientError> for TacitError {
             }
             ClientError::Storage(_) | ClientError::Queue(_) => TacitError::Storage { message },
             ClientError::Network(_) => TacitError::Network { message },
-            ClientError::Server(_) | ClientError::Refused { .. } | ClientError::KeyList(_) => {
-                TacitError::Server { message }
-            }
+            ClientError::Server(_) => TacitError::Server {
+                code: String::new(),
+                message,
+            },
+            ClientError::Refused { status, code, .. } => match (status, code.as_str()) {
+                (_, "invalid_token") => TacitError::InvalidEnrolmentToken { message },
+                (_, "device_revoked") => TacitError::DeviceRevoked { message },
+                (_, "device_cloned") => TacitError::DeviceCloned { message },
+                (_, "unknown_device") => TacitError::UnknownDevice { message },
+                (_, "stale_request") => TacitError::StaleRequest { message },
+                (429, _) | (_, "rate_limited") => TacitError::RateLimited { message },
+                _ => TacitError::Server { code, message },
+            },
+            ClientError::KeyList(_) => TacitError::KeyListRefused { message },
             ClientError::NotRegistered => TacitError::NotRegistered { message },
             ClientError::KeyStore(_) => TacitError::KeyStore { message },
             ClientError::Seal(_) => TacitError::Internal { message },
@@ -319,5 +384,64 @@ pub fn default_upload_settings() -> UploadSettings {
         wifi_only: false,
         max_attempts: p.max_attempts,
         request_timeout_ms: p.request_timeout.as_millis() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, code: &str) -> TacitError {
+        ClientError::Refused {
+            what: "authentication",
+            status,
+            code: code.into(),
+            message: "m".into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn server_refusals_become_the_case_the_app_acts_on() {
+        assert!(matches!(
+            refused(403, "invalid_token"),
+            TacitError::InvalidEnrolmentToken { .. }
+        ));
+        assert!(matches!(
+            refused(403, "device_revoked"),
+            TacitError::DeviceRevoked { .. }
+        ));
+        assert!(matches!(
+            refused(403, "device_cloned"),
+            TacitError::DeviceCloned { .. }
+        ));
+        assert!(matches!(
+            refused(401, "unknown_device"),
+            TacitError::UnknownDevice { .. }
+        ));
+        assert!(matches!(
+            refused(401, "stale_request"),
+            TacitError::StaleRequest { .. }
+        ));
+        assert!(matches!(
+            refused(429, "rate_limited"),
+            TacitError::RateLimited { .. }
+        ));
+        assert!(matches!(refused(429, ""), TacitError::RateLimited { .. }));
+        match refused(409, "replayed_request") {
+            TacitError::Server { code, message } => {
+                assert_eq!(code, "replayed_request");
+                assert!(message.contains("HTTP 409"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            TacitError::from(ClientError::Server("bad json".into())),
+            TacitError::Server { code, .. } if code.is_empty()
+        ));
+        assert!(matches!(
+            TacitError::from(ClientError::Network("down".into())),
+            TacitError::Network { .. }
+        ));
     }
 }
