@@ -3,7 +3,8 @@
 //! The server side of Tacit:
 //!
 //! * the axum gateway — [`router`], [`handlers`], [`server`] (graceful shutdown),
-//!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`],
+//!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`]
+//!   and [`observe`] (request ids, spans, access log, request metrics),
 //!   [`ratelimit`], [`serve`] (the listener: TLS, header deadline, connection bound);
 //!   the `serve`, `keygen` and `migrate` commands;
 //! * [`store`] — the storage layer: users, enrolment tokens, devices, replay memory,
@@ -22,6 +23,7 @@ pub mod factor;
 pub mod handlers;
 pub mod keys;
 pub mod metrics;
+pub mod observe;
 pub mod ratelimit;
 pub mod retention;
 pub mod router;

@@ -50,7 +50,7 @@ pub async fn sweep_now(st: &AppState) -> StoreResult<u64> {
     };
     let n = sweep(st.store.as_ref(), cut).await?;
     if n > 0 {
-        st.metrics.inc("tacit_retention_expired_total", "", n);
+        st.metrics.count("tacit_retention_expired_total", &[], n);
         tracing::info!(expired = n, "retention: old feature batches deleted");
     }
     Ok(n)

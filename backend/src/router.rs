@@ -62,7 +62,8 @@ async fn not_found() -> ApiError {
 /// The gateway's router.
 pub fn router(state: AppState) -> Router {
     let limits = state.settings.limits.clone();
-    Router::new()
+    let metrics = state.metrics.clone();
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -86,6 +87,6 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(limits.request_timeout_ms),
-        ))
-        .with_state(state)
+        ));
+    crate::observe::observed(routes, metrics).with_state(state)
 }

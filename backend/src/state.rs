@@ -41,14 +41,15 @@ impl AppState {
             settings.limits.envelopes_per_second_per_device,
             settings.limits.burst_per_device,
         );
+        let metrics = Arc::new(Metrics::new());
         AppState {
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             store,
-            metrics: Arc::new(Metrics::default()),
+            factors: Arc::new(factors.metered(&metrics)),
+            metrics,
             limiter: Arc::new(limiter),
             replay,
-            factors: Arc::new(factors),
         }
     }
 }

@@ -271,6 +271,21 @@ async fn factor_service_over_http() {
         );
         assert_eq!(get(&http, format!("{base}/status")).await.0, 400);
 
+        // The factor service's own /metrics: its routes by template, with a request id
+        // sent back on every answer.
+        let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().contains_key("x-request-id"));
+        let text = r.text().await.unwrap();
+        for series in [
+            "tacit_http_requests_total{route=\"/v2/models/:name/infer\",method=\"POST\",status=\"200\"}",
+            "tacit_http_requests_total{route=\"/train\",method=\"POST\",status=\"202\"}",
+            "tacit_http_request_duration_seconds_bucket{route=\"/v2/models/:name/infer\"",
+            "# HELP tacit_http_requests_total",
+        ] {
+            assert!(text.contains(series), "{series} not in:\n{text}");
+        }
+
         // Hot reload under load: no request fails while the new version swaps in.
         let load = {
             let (http, infer, body) = (http.clone(), infer.clone(), score(8));

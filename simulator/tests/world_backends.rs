@@ -101,7 +101,7 @@ async fn a_remote_backend_by_url_loses_nothing() {
     let cfg = world(
         "world-remote",
         BackendKind::Remote {
-            url,
+            url: url.clone(),
             admin_token: token.into(),
             public_key: key,
         },
@@ -109,6 +109,8 @@ async fn a_remote_backend_by_url_loses_nothing() {
     let r = run(&cfg, &|_, _, _| {}).await.expect("run");
     nothing_lost(&r);
     assert_eq!(r.restarts, 0, "a remote backend is never restarted");
+    // The gateway's /metrics after a whole world, judged by a Prometheus parser.
+    support::every_route_has_samples(&url, token).await;
     server.kill();
     let _ = std::fs::remove_dir_all(&cfg.dir);
     let _ = std::fs::remove_dir_all(&dir);

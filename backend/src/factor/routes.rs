@@ -34,9 +34,12 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": msg.into() }))).into_response()
 }
 
-/// The routes of a factor service.
+/// The routes of a factor service, with its own `/metrics` (request metrics of every
+/// route, process metrics) and the request ids, spans and access log of the gateway.
 pub fn factor_router(svc: Arc<FactorService>, max_body: usize) -> Router {
-    Router::new()
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let shown = metrics.clone();
+    let routes = Router::new()
         .route("/v2", get(server_meta))
         .route("/v2/health/live", get(|| async { StatusCode::OK }))
         .route("/v2/health/ready", get(ready))
@@ -47,9 +50,21 @@ pub fn factor_router(svc: Arc<FactorService>, max_body: usize) -> Router {
         .route("/input", post(input))
         .route("/output", post(output))
         .route("/status", get(status))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    shown.render(),
+                )
+            }),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(Ctx { svc, max_body })
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    crate::observe::observed(routes, metrics).with_state(Ctx { svc, max_body })
 }
 
 async fn body_json<T: serde::de::DeserializeOwned>(ctx: &Ctx, body: Body) -> Result<T, Response> {

@@ -134,9 +134,12 @@ pub async fn authenticate(
     .await?;
     answer.envelopes = envelope_results;
     let decision = answer.decision.name();
-    st.metrics.inc(
+    st.metrics.count(
         "tacit_authentications_total",
-        &format!("decision=\"{decision}\",degraded=\"{}\"", answer.degraded),
+        &[
+            ("decision", decision.to_owned()),
+            ("degraded", answer.degraded.to_string()),
+        ],
         1,
     );
     tracing::info!(user = %device.user_id, decision, degraded = answer.degraded, "authentication");

@@ -77,7 +77,7 @@ pub async fn register_device(
         }
         Err(e) => return Err(e.into()),
     }
-    st.metrics.inc("tacit_devices_registered_total", "", 1);
+    st.metrics.count("tacit_devices_registered_total", &[], 1);
     tracing::info!(device = %device_id, user = %user_id, "device registered");
     Ok((
         StatusCode::CREATED,

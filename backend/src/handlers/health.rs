@@ -34,6 +34,12 @@ pub async fn readyz(State(st): State<AppState>) -> Result<&'static str, ApiError
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "metrics", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    st.metrics.with(|| {
+        for f in st.factors.iter() {
+            let open = if f.client.breaker_open() { 1.0 } else { 0.0 };
+            metrics::gauge!("tacit_factor_breaker_open", "factor" => f.name.clone()).set(open);
+        }
+    });
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

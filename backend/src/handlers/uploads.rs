@@ -69,7 +69,7 @@ pub(crate) struct Ingested {
 /// this point means nobody without the key can trigger it.
 async fn revoke_cloned(st: &AppState, device_id: [u8; 16]) -> Result<(), ApiError> {
     st.store.revoke_device(device_id).await?;
-    st.metrics.inc("tacit_devices_cloned_total", "", 1);
+    st.metrics.count("tacit_devices_cloned_total", &[], 1);
     tracing::warn!(device = %hex(&device_id), "sequence number reused by a validly signed envelope: device key on two phones, device revoked");
     Ok(())
 }
@@ -91,7 +91,6 @@ pub async fn upload(
     State(st): State<AppState>,
     body: Result<Json<UploadRequest>, JsonRejection>,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    let started = Instant::now();
     let Json(req) = body.map_err(json_error)?;
     if req.envelopes.is_empty() || req.envelopes.len() > MAX_UPLOAD_BATCH {
         return Err(ApiError::bad_request(
@@ -103,8 +102,6 @@ pub async fn upload(
         ));
     }
     let ingested = ingest(&st, &req.envelopes, None).await?;
-    st.metrics
-        .observe_ms(started.elapsed().as_secs_f64() * 1000.0);
     Ok(Json(UploadResponse {
         results: ingested.results,
     }))
@@ -155,7 +152,7 @@ pub(crate) async fn ingest(
             continue; // unknown devices are rejected per envelope below
         }
         if let Err(wait) = st.limiter.take(*id, *count, now) {
-            st.metrics.inc("tacit_rate_limited_total", "", 1);
+            st.metrics.count("tacit_rate_limited_total", &[], 1);
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -259,9 +256,9 @@ pub(crate) async fn ingest(
         results[i] = Some(match outcome {
             Ok((status, received_at_ms)) => {
                 if status == EnvelopeStatus::Stored {
-                    st.metrics.inc(
+                    st.metrics.count(
                         "tacit_feature_records_total",
-                        "",
+                        &[],
                         opened.payload.records.len() as u64,
                     );
                 }
@@ -293,15 +290,15 @@ pub(crate) async fn ingest(
         .map(|(i, r)| r.unwrap_or_else(|| rejected(i, None, "internal")))
         .collect();
     for r in &results {
-        let label = match r.status {
-            EnvelopeStatus::Stored => "status=\"stored\"".to_string(),
-            EnvelopeStatus::Duplicate => "status=\"duplicate\"".to_string(),
-            EnvelopeStatus::Rejected => format!(
-                "status=\"rejected\",reason=\"{}\"",
-                r.reason.as_deref().unwrap_or("")
-            ),
+        let labels = match r.status {
+            EnvelopeStatus::Stored => vec![("status", "stored".to_owned())],
+            EnvelopeStatus::Duplicate => vec![("status", "duplicate".to_owned())],
+            EnvelopeStatus::Rejected => vec![
+                ("status", "rejected".to_owned()),
+                ("reason", r.reason.clone().unwrap_or_default()),
+            ],
         };
-        st.metrics.inc("tacit_envelopes_total", &label, 1);
+        st.metrics.count("tacit_envelopes_total", &labels, 1);
     }
     Ok(Ingested {
         results,

@@ -48,4 +48,10 @@ pub trait FactorClient: Send + Sync + std::fmt::Debug {
 
     /// Where it runs, for logs and health (`in-process`, a URL).
     fn location(&self) -> String;
+
+    /// Whether its circuit breaker refuses calls now (`tacit_factor_breaker_open`);
+    /// clients without a breaker never do.
+    fn breaker_open(&self) -> bool {
+        false
+    }
 }

@@ -17,6 +17,7 @@ mod decide;
 mod enrol;
 mod evidence;
 mod local;
+mod metered;
 mod remote;
 mod stored;
 
@@ -30,6 +31,7 @@ pub use decide::{Assessment, Evidence, assess};
 pub use enrol::{EnrolOutcome, EnrolStatus, enrol_user};
 pub use evidence::{GroupKey, Window, read_windows, windows_of};
 pub use local::LocalFactor;
+pub use metered::Metered;
 pub use remote::RemoteFactor;
 pub use stored::{STORED_TEMPLATE_FORMAT, StoredTemplate};
 
@@ -117,6 +119,20 @@ impl Factors {
         }
         self.list.push(f);
         Ok(())
+    }
+
+    /// The same factors, every call counted and timed in `metrics`.
+    pub fn metered(self, metrics: &std::sync::Arc<crate::metrics::Metrics>) -> Factors {
+        Factors {
+            list: self
+                .list
+                .into_iter()
+                .map(|f| ConfiguredFactor {
+                    client: Arc::new(Metered::new(f.client, f.name.clone(), metrics.clone())),
+                    ..f
+                })
+                .collect(),
+        }
     }
 
     /// A factor by name.

@@ -209,4 +209,8 @@ impl FactorClient for RemoteFactor {
     fn location(&self) -> String {
         self.base_url.clone()
     }
+
+    fn breaker_open(&self) -> bool {
+        self.breaker.is_open(Instant::now())
+    }
 }

@@ -369,7 +369,7 @@ impl SimBackend {
                     .and_then(|s| s.as_ref().map(|s| s.state.clone()))
                     .unwrap_or_else(|| state.clone())
                     .metrics
-                    .get("tacit_envelopes_total", STORED);
+                    .counter_value("tacit_envelopes_total", &[("status", "stored")]);
                 stored_before.load(Ordering::Relaxed) + now
             }
             Runner::Process { stored_before, .. } => {
@@ -436,7 +436,10 @@ impl SimBackend {
             } => {
                 let mut slot = server.lock().await;
                 if let Some(old) = slot.take() {
-                    let stored = old.state.metrics.get("tacit_envelopes_total", STORED);
+                    let stored = old
+                        .state
+                        .metrics
+                        .counter_value("tacit_envelopes_total", &[("status", "stored")]);
                     let factors = (*old.state.factors).clone();
                     old.shutdown().await?;
                     stored_before.fetch_add(stored, Ordering::Relaxed);

@@ -143,3 +143,123 @@ pub fn attacks_failed_nothing_lost(r: &tacit_simulator::world::Report) {
     // The clones that were caught had their envelopes refused.
     assert!(e.rejected_in_attacks > 0, "{e:?}");
 }
+
+/// `/metrics` of a server, parsed by a Prometheus text-format parser.
+pub async fn scrape(http: &reqwest::Client, url: &str) -> prometheus_parse::Scrape {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text")
+}
+
+/// The routes with a `tacit_http_requests_total` sample, with the summed count.
+pub fn requests_by_route(s: &prometheus_parse::Scrape) -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    for sample in s
+        .samples
+        .iter()
+        .filter(|x| x.metric == "tacit_http_requests_total")
+    {
+        let n = match sample.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        };
+        *by.entry(sample.labels.get("route").unwrap_or("").to_owned())
+            .or_insert(0.0) += n;
+    }
+    by
+}
+
+/// After a world ran against the gateway at `url`: the world's own traffic shows in
+/// the request metrics by route template; then every other route is called once, and
+/// every route of the router (the OpenAPI document's paths, and `/openapi.json`) must
+/// have samples. Every metric family has a `# HELP`.
+pub async fn every_route_has_samples(url: &str, admin_token: &str) {
+    let http = reqwest::Client::new();
+    let after_world = requests_by_route(&scrape(&http, url).await);
+    for route in [
+        "/v1/devices",
+        "/v1/uploads",
+        "/v1/authenticate",
+        "/v1/users/:id/templates",
+        "/v1/users/:id/enrolment-tokens",
+    ] {
+        assert!(
+            after_world.get(route).is_some_and(|n| *n > 0.0),
+            "the world's {route} requests are not in /metrics: {after_world:?}"
+        );
+    }
+    assert!(
+        !after_world
+            .keys()
+            .any(|r| r.contains("user-") || r.contains("sim")),
+        "a route label holds an id: {after_world:?}"
+    );
+    // The routes a world does not call, once each (any answer counts).
+    let probe = "metrics-probe";
+    let auth = |r: reqwest::RequestBuilder| r.bearer_auth(admin_token);
+    let calls = [
+        http.get(format!("{url}/healthz")),
+        http.get(format!("{url}/openapi.json")),
+        http.get(format!("{url}/v1/keys")),
+        auth(http.post(format!("{url}/v1/users"))).json(&serde_json::json!({ "user_id": probe })),
+        auth(http.post(format!("{url}/v1/users/{probe}/enrolment-tokens"))),
+        auth(http.get(format!("{url}/v1/users/{probe}/export"))),
+        auth(http.post(format!("{url}/v1/users/{probe}/unlock"))),
+        auth(http.post(format!("{url}/v1/devices/{}/revoke", "0".repeat(32)))),
+        auth(http.delete(format!("{url}/v1/users/{probe}"))),
+        http.get(format!("{url}/no/such/route")),
+    ];
+    for c in calls {
+        c.send().await.expect("probe request");
+    }
+    let s = scrape(&http, url).await;
+    let routes = requests_by_route(&s);
+    let doc = tacit_backend::router::openapi();
+    let mut expected: Vec<String> = doc
+        .paths
+        .paths
+        .keys()
+        .map(|p| tacit_backend::metrics::route_label(p))
+        .collect();
+    expected.push("/openapi.json".into());
+    for route in &expected {
+        assert!(
+            routes.get(route).is_some_and(|n| *n > 0.0),
+            "no samples for {route}: {routes:?}"
+        );
+    }
+    assert!(routes.contains_key("unmatched"), "{routes:?}");
+    // Latency and in-flight series exist for the routes; every family is described.
+    for family in [
+        "tacit_http_request_duration_seconds",
+        "tacit_http_requests_in_flight",
+        "tacit_envelopes_total",
+        "tacit_authentications_total",
+        "tacit_factor_calls_total",
+        "tacit_factor_call_duration_seconds",
+        "tacit_factor_breaker_open",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(
+            s.samples.iter().any(|x| x.metric.starts_with(family)),
+            "no {family} samples"
+        );
+    }
+    for name in s.samples.iter().map(|x| x.metric.as_str()) {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(name);
+        assert!(
+            s.docs.contains_key(family) || s.docs.contains_key(name),
+            "{name} has no # HELP"
+        );
+    }
+}
