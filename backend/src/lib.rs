@@ -33,5 +33,6 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 
 pub use tacit_shared as protocol;

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use tacit_backend::keys::KeyRing;
 use tacit_backend::server;
 use tacit_backend::settings::Settings;
-use tracing_subscriber::EnvFilter;
 
 /// Tacit backend: the gateway (device enrolment, encrypted ingest, authentication), the
 /// factor services, and the commands that train and evaluate the factor models.
@@ -135,18 +134,6 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("TACIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("TACIT_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => {
@@ -213,10 +200,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    init_logging();
-    match run(Cli::parse()).await {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logging first, outside the runtime (the OTLP exporter's HTTP client is blocking);
+    // it needs the trace endpoint of the settings, which `run` loads again and reports
+    // errors of.
+    let settings = Settings::load(cli.config.as_deref()).ok();
+    let otlp = settings
+        .as_ref()
+        .and_then(|s| s.telemetry.otlp_endpoint.clone());
+    let service = match &cli.command {
+        Command::Serve { role } => format!("tacit-{role}").replace(':', "-"),
+        _ => "tacit-backend".to_owned(),
+    };
+    let telemetry = match tacit_backend::telemetry::init(otlp.as_deref(), &service) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tacit-backend: {}", tacit_backend::error::Chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    // Flushes the spans still buffered, after the runtime is gone.
+    drop(telemetry);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The whole cause chain: "storage unavailable" alone hides whether the

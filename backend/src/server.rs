@@ -265,6 +265,17 @@ pub enum Role {
     Factor(tacit_models::FactorKind),
 }
 
+impl std::fmt::Display for Role {
+    /// As `--role` spells it: `gateway`, `all`, `factor:NAME`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Gateway => f.write_str("gateway"),
+            Role::All => f.write_str("all"),
+            Role::Factor(k) => write!(f, "factor:{k}"),
+        }
+    }
+}
+
 impl std::str::FromStr for Role {
     type Err = String;
 

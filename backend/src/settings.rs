@@ -52,6 +52,18 @@ pub struct Settings {
     pub at_rest: AtRestSettings,
     /// How long feature batches are kept.
     pub retention: RetentionSettings,
+    /// Trace export.
+    pub telemetry: TelemetrySettings,
+}
+
+/// Trace export (logs always go to stderr).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP receiver
+    /// (`http://otel-collector:4318`); the request spans go to `URL/v1/traces`
+    /// (`TACIT_OTLP_ENDPOINT`). Unset: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Encryption of templates and features at rest (`store::at_rest`), on by default. The
@@ -441,6 +453,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             at_rest: AtRestSettings::default(),
             retention: RetentionSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -552,6 +565,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("at_rest.old_key_files", "TACIT_AT_REST_OLD_KEY_FILES"),
     ("retention.feature_days", "TACIT_RETENTION_DAYS"),
     ("retention.sweep_interval_s", "TACIT_RETENTION_SWEEP_S"),
+    ("telemetry.otlp_endpoint", "TACIT_OTLP_ENDPOINT"),
 ];
 
 /// The standard AWS variables, read for the S3 credentials when the `TACIT_S3_*` ones
@@ -766,6 +780,14 @@ impl Settings {
                         .into(),
                 ));
             }
+        }
+        if let Some(url) = &self.telemetry.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                format!("{url:?}: expected http(s)://HOST:PORT (OTLP/HTTP)"),
+            ));
         }
         if let Some(url) = &self.factor.model_url
             && let Err(e) = crate::store::local_path(url)

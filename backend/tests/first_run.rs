@@ -408,3 +408,118 @@ async fn postgres_over_tls() {
         .expect_err("missing CA file");
     assert!(err.to_string().contains("nope.pem"), "{err}");
 }
+
+/// With `TACIT_OTLP_ENDPOINT`, the request spans reach an OTLP/HTTP receiver (decoded
+/// with the protocol's own protobuf types) carrying the request id the caller sent,
+/// which also comes back on the answer and in the access log; a graceful stop flushes
+/// what is buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_spans_are_exported_over_otlp() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    use std::sync::{Arc, Mutex};
+
+    /// A received span: its name and string attributes.
+    type Span = (String, Vec<(String, String)>);
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let got = spans.clone();
+    let receiver = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let got = got.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                for span in req
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                {
+                    let attrs = span
+                        .attributes
+                        .iter()
+                        .map(|kv| {
+                            let v = kv.value.as_ref().and_then(|v| v.value.as_ref());
+                            let text = match v {
+                                Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => s.clone(),
+                                other => format!("{other:?}"),
+                            };
+                            (kv.key.clone(), text)
+                        })
+                        .collect();
+                    got.lock().unwrap().push((span.name.clone(), attrs));
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run({
+            let mut c = backend(dir.path());
+            c.arg("keygen");
+            c
+        })
+        .status
+        .success()
+    );
+    let port = common::free_port();
+    let mut c = backend(dir.path());
+    c.arg("serve")
+        .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TACIT_OTLP_ENDPOINT", &otlp)
+        .env("TACIT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Killed(c.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    ready(&format!("{base}/readyz"), &mut child.0).await;
+    let r = reqwest::Client::new()
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", "probe-7f3a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "probe-7f3a");
+    // A graceful stop (SIGTERM) flushes the batch of spans.
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Waited for off the runtime: the receiver must keep answering meanwhile.
+    let stderr = child.0.stderr.take();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        if let Some(mut stderr) = stderr {
+            std::io::Read::read_to_end(&mut stderr, &mut out).unwrap();
+        }
+        out
+    })
+    .await
+    .unwrap();
+    let _ = child.0.wait();
+    let log = String::from_utf8_lossy(&out);
+    assert!(!log.contains("flushing traces"), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("probe-7f3a")
+            && l.contains("answered")
+            && l.contains("status=200")),
+        "no access-log line for the request:\n{log}"
+    );
+    let spans = spans.lock().unwrap().clone();
+    assert!(
+        spans.iter().any(|(name, attrs)| name == "request"
+            && attrs.contains(&("request_id".into(), "probe-7f3a".into()))
+            && attrs.contains(&("route".into(), "/healthz".into()))),
+        "no request span with the id: {spans:?}"
+    );
+}
