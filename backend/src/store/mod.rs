@@ -52,6 +52,7 @@ pub use model::{
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;
+pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 
 /// The backend's persistent state. Every method is safe to call concurrently; results

@@ -7,11 +7,11 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgSslMode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection};
 
 use super::error::{StoreError, StoreResult, from_sqlx};
 use super::objects::FeatureObjects;
-use super::sql::impl_sql_store;
+use super::sql::{Dialect, SqlStore};
 
 /// Connections per gateway process. Each upload holds one for two short statements.
 const MAX_CONNECTIONS: u32 = 16;
@@ -20,13 +20,9 @@ const MAX_CONNECTIONS: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`Store`](super::Store) on PostgreSQL plus [`FeatureObjects`].
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-    objects: FeatureObjects,
-}
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
-impl PostgresStore {
+impl SqlStore<sqlx::Postgres> {
     /// Connects (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=…]`), with
     /// `synchronous_commit=on` for every connection. Does not
     /// migrate: call [`Store::migrate`](super::Store::migrate), or use
@@ -116,12 +112,17 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| from_sqlx(&context, e, is_transient))?;
-        Ok(PostgresStore { pool, objects })
+        Ok(SqlStore { pool, objects })
+    }
+}
+
+impl Dialect for sqlx::Postgres {
+    fn transient(code: &str) -> bool {
+        is_transient(code)
     }
 
-    /// The connection pool, for diagnostics and tests.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
+        r.rows_affected()
     }
 
     /// The schema, from `backend/migrations/postgres/`, embedded in the binary.
@@ -149,8 +150,6 @@ impl PostgresStore {
 fn is_transient(code: &str) -> bool {
     matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58"))
 }
-
-impl_sql_store!(PostgresStore, is_transient);
 
 #[cfg(test)]
 mod tests {

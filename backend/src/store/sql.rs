@@ -3,9 +3,10 @@
 //!
 //! The queries stay in the common subset: `$N` placeholders (sqlx's SQLite driver
 //! accepts them), `ON CONFLICT … DO NOTHING`, `DELETE … RETURNING`, 64-bit integers,
-//! byte strings. The implementation is a macro because sqlx's generic executor bounds
-//! would have to be repeated on every function; the macro body is ordinary code,
-//! instantiated once per concrete pool type in `sqlite.rs` and `postgres.rs`.
+//! byte strings. The implementation is written once, generic over the database
+//! ([`SqlStore<DB>`] for any [`Dialect`]); sqlx's executor and codec bounds are stated
+//! once per impl block. `sqlite.rs` and `postgres.rs` hold only what differs: how to
+//! connect, the migrations, and which error codes are temporary.
 //!
 //! [`Store`]: super::Store
 
@@ -172,552 +173,571 @@ pub(crate) fn from_migrate(err: MigrateError, transient_code: fn(&str) -> bool) 
     }
 }
 
-/// Implements [`Store`](super::Store) for a struct with fields `pool: sqlx::Pool<_>`
-/// and `objects: FeatureObjects` and an inherent `fn migrator() -> Migrator`.
-/// `$transient` says which database error codes of that dialect are temporary.
-macro_rules! impl_sql_store {
-    ($store:ty, $transient:path) => {
-        impl $store {
-            /// Applies the store's at-rest marker ([`FeatureObjects::apply_at_rest_marker`]);
-            /// the first time encryption is on, samples the newest templates and feature
-            /// objects for unencrypted ones and writes the marker.
-            ///
-            /// [`FeatureObjects::apply_at_rest_marker`]: $crate::store::FeatureObjects::apply_at_rest_marker
-            pub(crate) async fn note_at_rest(&self) -> $crate::store::StoreResult<()> {
-                use $crate::store::{StoreError, sql};
-                // Without encryption there is nothing to decide (`server::open_store`
-                // refuses a marked store then; a migration needs no key).
-                if self.objects.at_rest().is_none() || self.objects.apply_at_rest_marker().await? {
-                    return Ok(());
-                }
-                let transient = $transient;
-                let templates: Vec<(Vec<u8>,)> = sqlx::query_as(sql::SAMPLE_TEMPLATE_BLOBS)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("sampling templates", e, transient)
-                    })?;
-                let objects: Vec<(String,)> = sqlx::query_as(sql::SAMPLE_OBJECT_KEYS)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("sampling feature objects", e, transient)
-                    })?;
-                let encrypted = $crate::store::at_rest::is_encrypted;
-                let mut before = templates.iter().any(|(b,)| !encrypted(b));
-                for (key,) in &objects {
-                    if before {
-                        break;
-                    }
-                    match self.objects.read_raw(key).await {
-                        Ok(b) => before = !encrypted(&b),
-                        Err(StoreError::NotFound(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                self.objects.write_at_rest_marker(before).await
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            async fn migrate(&self) -> $crate::store::StoreResult<()> {
-                Self::migrator()
-                    .run(&self.pool)
-                    .await
-                    .map_err(|e| $crate::store::sql::from_migrate(e, $transient))
-            }
-
-            async fn create_user(&self, user_id: &str) -> $crate::store::StoreResult<()> {
-                use $crate::store::{StoreError, sql};
-                $crate::store::validate_user_id(user_id)?;
-                let result = sqlx::query(sql::INSERT_USER)
-                    .bind(user_id)
-                    .bind($crate::store::model::ms_to_db(sql::now_ms()))
-                    .execute(&self.pool)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if sql::is_unique_violation(&e) => {
-                        Err(StoreError::AlreadyExists("user"))
-                    }
-                    Err(e) => Err($crate::store::error::from_sqlx(
-                        "creating user",
-                        e,
-                        $transient,
-                    )),
-                }
-            }
-
-            async fn user_exists(&self, user_id: &str) -> $crate::store::StoreResult<bool> {
-                let n: i64 = sqlx::query_scalar($crate::store::sql::USER_EXISTS)
-                    .bind(user_id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("looking up user", e, $transient)
-                    })?;
-                Ok(n > 0)
-            }
-
-            async fn delete_user(
-                &self,
-                user_id: &str,
-            ) -> $crate::store::StoreResult<$crate::store::DeletionReport> {
-                use $crate::store::{DeletionReport, StoreError, sql};
-                $crate::store::validate_user_id(user_id)?;
-                let db = |e| $crate::store::error::from_sqlx("deleting user", e, $transient);
-                let mut tx = self.pool.begin().await.map_err(db)?;
-                let mut delete = async |query: &'static str| -> Result<u64, sqlx::Error> {
-                    Ok(sqlx::query(query)
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected())
-                };
-                let envelopes = delete(sql::DELETE_USER_ENVELOPES).await.map_err(db)?;
-                let tokens = delete(sql::DELETE_USER_TOKENS).await.map_err(db)?;
-                let templates = delete(sql::DELETE_USER_TEMPLATES).await.map_err(db)?;
-                let devices = delete(sql::DELETE_USER_DEVICES).await.map_err(db)?;
-                let users = delete(sql::DELETE_USER).await.map_err(db)?;
-                tx.commit().await.map_err(db)?;
-                // Objects after the commit: from here on no upload for this user can
-                // insert a row, and one that wrote its object already is caught by
-                // this listing or removes its object itself (foreign key failure).
-                let objects = self.objects.delete_user(user_id).await?;
-                if users == 0 && objects == 0 {
-                    return Err(StoreError::NotFound("user"));
-                }
-                Ok(DeletionReport {
-                    devices,
-                    envelopes,
-                    objects,
-                    tokens,
-                    templates,
-                })
-            }
-
-            async fn create_enrolment_token(
-                &self,
-                user_id: &str,
-                token_hash: [u8; 32],
-                expires_at_ms: u64,
-            ) -> $crate::store::StoreResult<()> {
-                use $crate::store::{StoreError, sql};
-                let result = sqlx::query(sql::INSERT_TOKEN)
-                    .bind(&token_hash[..])
-                    .bind(user_id)
-                    .bind($crate::store::model::ms_to_db(expires_at_ms))
-                    .execute(&self.pool)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if sql::is_foreign_key_violation(&e) => {
-                        Err(StoreError::NotFound("user"))
-                    }
-                    Err(e) if sql::is_unique_violation(&e) => {
-                        Err(StoreError::AlreadyExists("enrolment token"))
-                    }
-                    Err(e) => Err($crate::store::error::from_sqlx(
-                        "creating enrolment token",
-                        e,
-                        $transient,
-                    )),
-                }
-            }
-
-            async fn consume_enrolment_token(
-                &self,
-                token_hash: [u8; 32],
-                now_ms: u64,
-            ) -> $crate::store::StoreResult<Option<String>> {
-                let row: Option<(String, i64)> = sqlx::query_as($crate::store::sql::CONSUME_TOKEN)
-                    .bind(&token_hash[..])
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("consuming enrolment token", e, $transient)
-                    })?;
-                Ok(row.and_then(|(user_id, expires_at_ms)| {
-                    (now_ms < u64::try_from(expires_at_ms).unwrap_or(0)).then_some(user_id)
-                }))
-            }
-
-            async fn register_device(
-                &self,
-                device: $crate::store::DeviceRow,
-            ) -> $crate::store::StoreResult<()> {
-                use $crate::store::{StoreError, sql};
-                let result = sqlx::query(sql::INSERT_DEVICE)
-                    .bind(&device.device_id[..])
-                    .bind(&device.user_id)
-                    .bind(i64::from(device.algorithm))
-                    .bind(&device.public_key)
-                    .bind($crate::store::model::ms_to_db(device.created_at_ms))
-                    .bind(device.revoked)
-                    .execute(&self.pool)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if sql::is_unique_violation(&e) => {
-                        Err(StoreError::AlreadyExists("device"))
-                    }
-                    Err(e) if sql::is_foreign_key_violation(&e) => {
-                        Err(StoreError::NotFound("user"))
-                    }
-                    Err(e) => Err($crate::store::error::from_sqlx(
-                        "registering device",
-                        e,
-                        $transient,
-                    )),
-                }
-            }
-
-            async fn get_device(
-                &self,
-                device_id: [u8; 16],
-            ) -> $crate::store::StoreResult<Option<$crate::store::DeviceRow>> {
-                let row: Option<$crate::store::sql::DeviceDbRow> =
-                    sqlx::query_as($crate::store::sql::GET_DEVICE)
-                        .bind(&device_id[..])
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(|e| {
-                            $crate::store::error::from_sqlx("looking up device", e, $transient)
-                        })?;
-                row.map($crate::store::sql::device_from_db).transpose()
-            }
-
-            async fn user_devices(
-                &self,
-                user_id: &str,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::DeviceRow>> {
-                let rows: Vec<$crate::store::sql::DeviceDbRow> =
-                    sqlx::query_as($crate::store::sql::USER_DEVICES)
-                        .bind(user_id)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| {
-                            $crate::store::error::from_sqlx("listing devices", e, $transient)
-                        })?;
-                rows.into_iter()
-                    .map($crate::store::sql::device_from_db)
-                    .collect()
-            }
-
-            async fn store_envelope(
-                &self,
-                meta: $crate::store::EnvelopeMeta,
-                features: Vec<u8>,
-            ) -> $crate::store::StoreResult<$crate::store::StoreOutcome> {
-                use $crate::store::model::{ms_to_db, sequence_to_db};
-                use $crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
-                let db = |e| $crate::store::error::from_sqlx("storing envelope", e, $transient);
-                let key = FeatureObjects::feature_key(
-                    &meta.user_id,
-                    &meta.device_id,
-                    meta.sequence,
-                    &meta.envelope_id,
-                )?;
-                // Object first: once the row exists, its features must exist too.
-                self.objects.put_durable(&key, features).await?;
-                for _ in 0..sql::ENVELOPE_ATTEMPTS {
-                    let inserted = sqlx::query(sql::INSERT_ENVELOPE)
-                        .bind(&meta.device_id[..])
-                        .bind(sequence_to_db(meta.sequence))
-                        .bind(&meta.envelope_id[..])
-                        .bind(&meta.user_id)
-                        .bind(ms_to_db(meta.created_at_ms))
-                        .bind(ms_to_db(meta.received_at_ms))
-                        .bind(i64::from(meta.records))
-                        .bind(&key)
-                        .execute(&self.pool)
-                        .await;
-                    match inserted {
-                        // One statement is its own transaction: committed (and, with
-                        // synchronous=FULL / synchronous_commit=on, durable) here.
-                        Ok(r) if r.rows_affected() == 1 => return Ok(StoreOutcome::Stored),
-                        Ok(_) => {}
-                        Err(e) if sql::is_foreign_key_violation(&e) => {
-                            // Nothing references the object: no row of this device
-                            // can exist without the device.
-                            self.objects.delete(&key).await?;
-                            return Err(StoreError::NotFound("device"));
-                        }
-                        // The row may or may not have been committed (a lost reply);
-                        // the object stays, the client's retry sorts it out.
-                        Err(e) => return Err(db(e)),
-                    }
-                    let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
-                        .bind(&meta.device_id[..])
-                        .bind(sequence_to_db(meta.sequence))
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?;
-                    match stored {
-                        Some(id) if id == meta.envelope_id => {
-                            // Same key as the stored envelope: the write above
-                            // rewrote identical bytes, nothing to undo.
-                            return Ok(StoreOutcome::Duplicate);
-                        }
-                        Some(_) => {
-                            // The key holds our envelope id, the row another one: the
-                            // object just written is referenced by nothing.
-                            self.objects.delete(&key).await?;
-                            return Ok(StoreOutcome::SequenceReused);
-                        }
-                        None => {} // deleted in between; insert again
-                    }
-                }
-                Err(StoreError::Unavailable {
-                    context: "storing envelope".to_owned(),
-                    source: "the conflicting row kept vanishing".into(),
-                })
-            }
-
-            async fn seen(
-                &self,
-                device_id: [u8; 16],
-                sequence: u64,
-            ) -> $crate::store::StoreResult<Option<$crate::store::SeenEnvelope>> {
-                let row: Option<(Vec<u8>, i64)> = sqlx::query_as($crate::store::sql::SEEN_AT)
-                    .bind(&device_id[..])
-                    .bind($crate::store::model::sequence_to_db(sequence))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("looking up envelope", e, $transient)
-                    })?;
-                row.map(|(id, received)| {
-                    Ok($crate::store::SeenEnvelope {
-                        envelope_id: $crate::store::model::id16_from_db(&id, "envelope id")?,
-                        received_at_ms: $crate::store::model::ms_from_db(
-                            received,
-                            "envelope receipt time",
-                        )?,
-                    })
-                })
-                .transpose()
-            }
-
-            async fn count_envelopes(&self, user_id: &str) -> $crate::store::StoreResult<u64> {
-                let n: i64 = sqlx::query_scalar($crate::store::sql::COUNT_ENVELOPES)
-                    .bind(user_id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("counting envelopes", e, $transient)
-                    })?;
-                $crate::store::model::count_from_db(n)
-            }
-
-            async fn list_feature_objects(
-                &self,
-                user_id: &str,
-            ) -> $crate::store::StoreResult<Vec<String>> {
-                self.objects.list_user(user_id).await
-            }
-
-            async fn put_template(
-                &self,
-                row: $crate::store::TemplateRow,
-            ) -> $crate::store::StoreResult<()> {
-                use $crate::store::{StoreError, sql};
-                let blob = match self.objects.at_rest() {
-                    Some(k) => k.seal(
-                        &sql::template_context(&row.user_id, &row.factor, row.format),
-                        &row.blob,
-                    )?,
-                    None => row.blob,
-                };
-                let result = sqlx::query(sql::PUT_TEMPLATE)
-                    .bind(&row.user_id)
-                    .bind(&row.factor)
-                    .bind(i64::from(row.format))
-                    .bind(&blob)
-                    .bind($crate::store::model::ms_to_db(row.updated_at_ms))
-                    .execute(&self.pool)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if sql::is_foreign_key_violation(&e) => {
-                        Err(StoreError::NotFound("user"))
-                    }
-                    Err(e) => Err($crate::store::error::from_sqlx(
-                        "storing template",
-                        e,
-                        $transient,
-                    )),
-                }
-            }
-
-            async fn templates(
-                &self,
-                user_id: &str,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::TemplateRow>> {
-                use $crate::store::{StoreError, TemplateRow};
-                let rows: Vec<(String, i64, Vec<u8>, i64)> =
-                    sqlx::query_as($crate::store::sql::GET_TEMPLATES)
-                        .bind(user_id)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| {
-                            $crate::store::error::from_sqlx("reading templates", e, $transient)
-                        })?;
-                rows.into_iter()
-                    .map(|(factor, format, blob, at)| {
-                        let format = u32::try_from(format).map_err(|_| {
-                            StoreError::corrupt(format!("template format {format}"))
-                        })?;
-                        let blob = match self.objects.at_rest() {
-                            Some(k) => k.open(
-                                &$crate::store::sql::template_context(user_id, &factor, format),
-                                &blob,
-                            )?,
-                            None => blob,
-                        };
-                        Ok(TemplateRow {
-                            user_id: user_id.to_owned(),
-                            factor,
-                            format,
-                            blob,
-                            updated_at_ms: $crate::store::model::ms_from_db(at, "template time")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn recent_envelopes(
-                &self,
-                user_id: &str,
-                since_ms: u64,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::EnvelopeRef>> {
-                use $crate::store::model::{id16_from_db, ms_from_db, ms_to_db};
-                let rows: Vec<(Vec<u8>, String, i64, i64)> =
-                    sqlx::query_as($crate::store::sql::RECENT_ENVELOPES)
-                        .bind(user_id)
-                        .bind(ms_to_db(since_ms))
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| {
-                            $crate::store::error::from_sqlx("listing envelopes", e, $transient)
-                        })?;
-                rows.into_iter()
-                    .map(|(id, object_key, at, received)| {
-                        Ok($crate::store::EnvelopeRef {
-                            envelope_id: id16_from_db(&id, "envelope id")?,
-                            object_key,
-                            created_at_ms: ms_from_db(at, "envelope time")?,
-                            received_at_ms: ms_from_db(received, "envelope receipt time")?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn advance_auth_clock(
-                &self,
-                device_id: [u8; 16],
-                request_ms: u64,
-            ) -> $crate::store::StoreResult<bool> {
-                let r = sqlx::query($crate::store::sql::ADVANCE_AUTH_CLOCK)
-                    .bind(&device_id[..])
-                    .bind($crate::store::model::ms_to_db(request_ms))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("recording request time", e, $transient)
-                    })?;
-                Ok(r.rows_affected() == 1)
-            }
-
-            async fn expire_envelopes(
-                &self,
-                created_before_ms: u64,
-                limit: u32,
-            ) -> $crate::store::StoreResult<u64> {
-                use $crate::store::{error::from_sqlx, model::ms_to_db, sql};
-                let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(sql::EXPIRED_ENVELOPES)
-                    .bind(ms_to_db(created_before_ms))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| from_sqlx("listing expired envelopes", e, $transient))?;
-                let mut n = 0;
-                for (device_id, sequence, key) in rows {
-                    // Object first: a crash in between leaves a row whose object is gone,
-                    // which the next sweep finishes; never an object nobody indexes.
-                    self.objects.delete(&key).await?;
-                    sqlx::query(sql::DELETE_ENVELOPE)
-                        .bind(&device_id)
-                        .bind(sequence)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(|e| from_sqlx("deleting an expired envelope", e, $transient))?;
-                    n += 1;
-                }
-                Ok(n)
-            }
-
-            async fn revoke_device(&self, device_id: [u8; 16]) -> $crate::store::StoreResult<bool> {
-                let r = sqlx::query($crate::store::sql::REVOKE_DEVICE)
-                    .bind(&device_id[..])
-                    .bind(true)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("revoking a device", e, $transient)
-                    })?;
-                Ok(r.rows_affected() > 0)
-            }
-
-            async fn consecutive_rejects(&self, user_id: &str) -> $crate::store::StoreResult<u32> {
-                let n: Option<i64> = sqlx::query_scalar($crate::store::sql::GET_REJECTS)
-                    .bind(user_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("reading reject count", e, $transient)
-                    })?;
-                $crate::store::sql::reject_count(n)
-            }
-
-            async fn count_reject(
-                &self,
-                user_id: &str,
-                change: $crate::store::RejectCount,
-            ) -> $crate::store::StoreResult<u32> {
-                use $crate::store::{RejectCount, sql};
-                let query = match change {
-                    RejectCount::Increment => sql::INCREMENT_REJECTS,
-                    RejectCount::Reset => sql::RESET_REJECTS,
-                };
-                let n: Option<i64> = sqlx::query_scalar(query)
-                    .bind(user_id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("counting rejects", e, $transient)
-                    })?;
-                $crate::store::sql::reject_count(n)
-            }
-
-            fn objects(&self) -> &$crate::store::FeatureObjects {
-                &self.objects
-            }
-
-            async fn health(&self) -> $crate::store::StoreResult<()> {
-                sqlx::query($crate::store::sql::PING)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| {
-                        $crate::store::error::from_sqlx("database health check", e, $transient)
-                    })?;
-                self.objects.health().await
-            }
-        }
-    };
+/// A database the store runs on — SQLite or PostgreSQL: sqlx's type for it, which of
+/// its error codes are temporary, and its embedded schema. Every query of the store is
+/// written once, in [`SqlStore`], over this trait; the statements are portable
+/// (`$1`-style parameters work on both).
+pub trait Dialect: sqlx::Database {
+    /// Whether a database error code means "try again later".
+    fn transient(code: &str) -> bool;
+    /// The schema migrations, embedded in the binary.
+    fn migrator() -> sqlx::migrate::Migrator;
+    /// Rows a statement changed.
+    fn rows_affected(r: &Self::QueryResult) -> u64;
 }
 
-pub(crate) use impl_sql_store;
+/// A [`Store`](super::Store) on a SQL database plus [`FeatureObjects`](super::FeatureObjects):
+/// [`SqliteStore`](super::SqliteStore) and [`PostgresStore`](super::PostgresStore).
+#[derive(Debug, Clone)]
+pub struct SqlStore<DB: sqlx::Database> {
+    pub(crate) pool: sqlx::Pool<DB>,
+    pub(crate) objects: super::FeatureObjects,
+}
+
+impl<DB: sqlx::Database> SqlStore<DB> {
+    /// The connection pool, for diagnostics and tests.
+    pub fn pool(&self) -> &sqlx::Pool<DB> {
+        &self.pool
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: sqlx::migrate::Migrate,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB>,
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB>,
+    for<'q> bool: sqlx::Encode<'q, DB>,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> bool: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    /// Applies the store's at-rest marker ([`FeatureObjects::apply_at_rest_marker`]);
+    /// the first time encryption is on, samples the newest templates and feature
+    /// objects for unencrypted ones and writes the marker.
+    ///
+    /// [`FeatureObjects::apply_at_rest_marker`]: crate::store::FeatureObjects::apply_at_rest_marker
+    pub(crate) async fn note_at_rest(&self) -> crate::store::StoreResult<()> {
+        use crate::store::{StoreError, sql};
+        // Without encryption there is nothing to decide (`server::open_store`
+        // refuses a marked store then; a migration needs no key).
+        if self.objects.at_rest().is_none() || self.objects.apply_at_rest_marker().await? {
+            return Ok(());
+        }
+        let transient = DB::transient;
+        let templates: Vec<(Vec<u8>,)> = sqlx::query_as(sql::SAMPLE_TEMPLATE_BLOBS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("sampling templates", e, transient))?;
+        let objects: Vec<(String,)> = sqlx::query_as(sql::SAMPLE_OBJECT_KEYS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("sampling feature objects", e, transient)
+            })?;
+        let encrypted = crate::store::at_rest::is_encrypted;
+        let mut before = templates.iter().any(|(b,)| !encrypted(b));
+        for (key,) in &objects {
+            if before {
+                break;
+            }
+            match self.objects.read_raw(key).await {
+                Ok(b) => before = !encrypted(&b),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.objects.write_at_rest_marker(before).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB> crate::store::Store for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: sqlx::migrate::Migrate,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB>,
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB>,
+    for<'q> bool: sqlx::Encode<'q, DB>,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> bool: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    async fn migrate(&self) -> crate::store::StoreResult<()> {
+        DB::migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| crate::store::sql::from_migrate(e, DB::transient))
+    }
+
+    async fn create_user(&self, user_id: &str) -> crate::store::StoreResult<()> {
+        use crate::store::{StoreError, sql};
+        crate::store::validate_user_id(user_id)?;
+        let result = sqlx::query(sql::INSERT_USER)
+            .bind(user_id)
+            .bind(crate::store::model::ms_to_db(sql::now_ms()))
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if sql::is_unique_violation(&e) => Err(StoreError::AlreadyExists("user")),
+            Err(e) => Err(crate::store::error::from_sqlx(
+                "creating user",
+                e,
+                DB::transient,
+            )),
+        }
+    }
+
+    async fn user_exists(&self, user_id: &str) -> crate::store::StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(crate::store::sql::USER_EXISTS)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("looking up user", e, DB::transient))?;
+        Ok(n > 0)
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: &str,
+    ) -> crate::store::StoreResult<crate::store::DeletionReport> {
+        use crate::store::{DeletionReport, StoreError, sql};
+        crate::store::validate_user_id(user_id)?;
+        let db = |e| crate::store::error::from_sqlx("deleting user", e, DB::transient);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut delete = async |query: &'static str| -> Result<u64, sqlx::Error> {
+            sqlx::query(query)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map(|r| DB::rows_affected(&r))
+        };
+        let envelopes = delete(sql::DELETE_USER_ENVELOPES).await.map_err(db)?;
+        let tokens = delete(sql::DELETE_USER_TOKENS).await.map_err(db)?;
+        let templates = delete(sql::DELETE_USER_TEMPLATES).await.map_err(db)?;
+        let devices = delete(sql::DELETE_USER_DEVICES).await.map_err(db)?;
+        let users = delete(sql::DELETE_USER).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        // Objects after the commit: from here on no upload for this user can
+        // insert a row, and one that wrote its object already is caught by
+        // this listing or removes its object itself (foreign key failure).
+        let objects = self.objects.delete_user(user_id).await?;
+        if users == 0 && objects == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        Ok(DeletionReport {
+            devices,
+            envelopes,
+            objects,
+            tokens,
+            templates,
+        })
+    }
+
+    async fn create_enrolment_token(
+        &self,
+        user_id: &str,
+        token_hash: [u8; 32],
+        expires_at_ms: u64,
+    ) -> crate::store::StoreResult<()> {
+        use crate::store::{StoreError, sql};
+        let result = sqlx::query(sql::INSERT_TOKEN)
+            .bind(&token_hash[..])
+            .bind(user_id)
+            .bind(crate::store::model::ms_to_db(expires_at_ms))
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if sql::is_foreign_key_violation(&e) => Err(StoreError::NotFound("user")),
+            Err(e) if sql::is_unique_violation(&e) => {
+                Err(StoreError::AlreadyExists("enrolment token"))
+            }
+            Err(e) => Err(crate::store::error::from_sqlx(
+                "creating enrolment token",
+                e,
+                DB::transient,
+            )),
+        }
+    }
+
+    async fn consume_enrolment_token(
+        &self,
+        token_hash: [u8; 32],
+        now_ms: u64,
+    ) -> crate::store::StoreResult<Option<String>> {
+        let row: Option<(String, i64)> = sqlx::query_as(crate::store::sql::CONSUME_TOKEN)
+            .bind(&token_hash[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("consuming enrolment token", e, DB::transient)
+            })?;
+        Ok(row.and_then(|(user_id, expires_at_ms)| {
+            (now_ms < u64::try_from(expires_at_ms).unwrap_or(0)).then_some(user_id)
+        }))
+    }
+
+    async fn register_device(
+        &self,
+        device: crate::store::DeviceRow,
+    ) -> crate::store::StoreResult<()> {
+        use crate::store::{StoreError, sql};
+        let result = sqlx::query(sql::INSERT_DEVICE)
+            .bind(&device.device_id[..])
+            .bind(&device.user_id)
+            .bind(i64::from(device.algorithm))
+            .bind(&device.public_key)
+            .bind(crate::store::model::ms_to_db(device.created_at_ms))
+            .bind(device.revoked)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if sql::is_unique_violation(&e) => Err(StoreError::AlreadyExists("device")),
+            Err(e) if sql::is_foreign_key_violation(&e) => Err(StoreError::NotFound("user")),
+            Err(e) => Err(crate::store::error::from_sqlx(
+                "registering device",
+                e,
+                DB::transient,
+            )),
+        }
+    }
+
+    async fn get_device(
+        &self,
+        device_id: [u8; 16],
+    ) -> crate::store::StoreResult<Option<crate::store::DeviceRow>> {
+        let row: Option<crate::store::sql::DeviceDbRow> =
+            sqlx::query_as(crate::store::sql::GET_DEVICE)
+                .bind(&device_id[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| {
+                    crate::store::error::from_sqlx("looking up device", e, DB::transient)
+                })?;
+        row.map(crate::store::sql::device_from_db).transpose()
+    }
+
+    async fn user_devices(
+        &self,
+        user_id: &str,
+    ) -> crate::store::StoreResult<Vec<crate::store::DeviceRow>> {
+        let rows: Vec<crate::store::sql::DeviceDbRow> =
+            sqlx::query_as(crate::store::sql::USER_DEVICES)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| crate::store::error::from_sqlx("listing devices", e, DB::transient))?;
+        rows.into_iter()
+            .map(crate::store::sql::device_from_db)
+            .collect()
+    }
+
+    async fn store_envelope(
+        &self,
+        meta: crate::store::EnvelopeMeta,
+        features: Vec<u8>,
+    ) -> crate::store::StoreResult<crate::store::StoreOutcome> {
+        use crate::store::model::{ms_to_db, sequence_to_db};
+        use crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
+        let db = |e| crate::store::error::from_sqlx("storing envelope", e, DB::transient);
+        let key = FeatureObjects::feature_key(
+            &meta.user_id,
+            &meta.device_id,
+            meta.sequence,
+            &meta.envelope_id,
+        )?;
+        // Object first: once the row exists, its features must exist too.
+        self.objects.put_durable(&key, features).await?;
+        for _ in 0..sql::ENVELOPE_ATTEMPTS {
+            let inserted = sqlx::query(sql::INSERT_ENVELOPE)
+                .bind(&meta.device_id[..])
+                .bind(sequence_to_db(meta.sequence))
+                .bind(&meta.envelope_id[..])
+                .bind(&meta.user_id)
+                .bind(ms_to_db(meta.created_at_ms))
+                .bind(ms_to_db(meta.received_at_ms))
+                .bind(i64::from(meta.records))
+                .bind(&key)
+                .execute(&self.pool)
+                .await;
+            match inserted {
+                // One statement is its own transaction: committed (and, with
+                // synchronous=FULL / synchronous_commit=on, durable) here.
+                Ok(r) if DB::rows_affected(&r) == 1 => return Ok(StoreOutcome::Stored),
+                Ok(_) => {}
+                Err(e) if sql::is_foreign_key_violation(&e) => {
+                    // Nothing references the object: no row of this device
+                    // can exist without the device.
+                    self.objects.delete(&key).await?;
+                    return Err(StoreError::NotFound("device"));
+                }
+                // The row may or may not have been committed (a lost reply);
+                // the object stays, the client's retry sorts it out.
+                Err(e) => return Err(db(e)),
+            }
+            let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
+                .bind(&meta.device_id[..])
+                .bind(sequence_to_db(meta.sequence))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+            match stored {
+                Some(id) if id == meta.envelope_id => {
+                    // Same key as the stored envelope: the write above
+                    // rewrote identical bytes, nothing to undo.
+                    return Ok(StoreOutcome::Duplicate);
+                }
+                Some(_) => {
+                    // The key holds our envelope id, the row another one: the
+                    // object just written is referenced by nothing.
+                    self.objects.delete(&key).await?;
+                    return Ok(StoreOutcome::SequenceReused);
+                }
+                None => {} // deleted in between; insert again
+            }
+        }
+        Err(StoreError::Unavailable {
+            context: "storing envelope".to_owned(),
+            source: "the conflicting row kept vanishing".into(),
+        })
+    }
+
+    async fn seen(
+        &self,
+        device_id: [u8; 16],
+        sequence: u64,
+    ) -> crate::store::StoreResult<Option<crate::store::SeenEnvelope>> {
+        let row: Option<(Vec<u8>, i64)> = sqlx::query_as(crate::store::sql::SEEN_AT)
+            .bind(&device_id[..])
+            .bind(crate::store::model::sequence_to_db(sequence))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("looking up envelope", e, DB::transient))?;
+        row.map(|(id, received)| {
+            Ok(crate::store::SeenEnvelope {
+                envelope_id: crate::store::model::id16_from_db(&id, "envelope id")?,
+                received_at_ms: crate::store::model::ms_from_db(received, "envelope receipt time")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn count_envelopes(&self, user_id: &str) -> crate::store::StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(crate::store::sql::COUNT_ENVELOPES)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("counting envelopes", e, DB::transient))?;
+        crate::store::model::count_from_db(n)
+    }
+
+    async fn list_feature_objects(&self, user_id: &str) -> crate::store::StoreResult<Vec<String>> {
+        self.objects.list_user(user_id).await
+    }
+
+    async fn put_template(&self, row: crate::store::TemplateRow) -> crate::store::StoreResult<()> {
+        use crate::store::{StoreError, sql};
+        let blob = match self.objects.at_rest() {
+            Some(k) => k.seal(
+                &sql::template_context(&row.user_id, &row.factor, row.format),
+                &row.blob,
+            )?,
+            None => row.blob,
+        };
+        let result = sqlx::query(sql::PUT_TEMPLATE)
+            .bind(&row.user_id)
+            .bind(&row.factor)
+            .bind(i64::from(row.format))
+            .bind(&blob)
+            .bind(crate::store::model::ms_to_db(row.updated_at_ms))
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if sql::is_foreign_key_violation(&e) => Err(StoreError::NotFound("user")),
+            Err(e) => Err(crate::store::error::from_sqlx(
+                "storing template",
+                e,
+                DB::transient,
+            )),
+        }
+    }
+
+    async fn templates(
+        &self,
+        user_id: &str,
+    ) -> crate::store::StoreResult<Vec<crate::store::TemplateRow>> {
+        use crate::store::{StoreError, TemplateRow};
+        let rows: Vec<(String, i64, Vec<u8>, i64)> =
+            sqlx::query_as(crate::store::sql::GET_TEMPLATES)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| {
+                    crate::store::error::from_sqlx("reading templates", e, DB::transient)
+                })?;
+        rows.into_iter()
+            .map(|(factor, format, blob, at)| {
+                let format = u32::try_from(format)
+                    .map_err(|_| StoreError::corrupt(format!("template format {format}")))?;
+                let blob = match self.objects.at_rest() {
+                    Some(k) => k.open(
+                        &crate::store::sql::template_context(user_id, &factor, format),
+                        &blob,
+                    )?,
+                    None => blob,
+                };
+                Ok(TemplateRow {
+                    user_id: user_id.to_owned(),
+                    factor,
+                    format,
+                    blob,
+                    updated_at_ms: crate::store::model::ms_from_db(at, "template time")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_envelopes(
+        &self,
+        user_id: &str,
+        since_ms: u64,
+        limit: u32,
+    ) -> crate::store::StoreResult<Vec<crate::store::EnvelopeRef>> {
+        use crate::store::model::{id16_from_db, ms_from_db, ms_to_db};
+        let rows: Vec<(Vec<u8>, String, i64, i64)> =
+            sqlx::query_as(crate::store::sql::RECENT_ENVELOPES)
+                .bind(user_id)
+                .bind(ms_to_db(since_ms))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| {
+                    crate::store::error::from_sqlx("listing envelopes", e, DB::transient)
+                })?;
+        rows.into_iter()
+            .map(|(id, object_key, at, received)| {
+                Ok(crate::store::EnvelopeRef {
+                    envelope_id: id16_from_db(&id, "envelope id")?,
+                    object_key,
+                    created_at_ms: ms_from_db(at, "envelope time")?,
+                    received_at_ms: ms_from_db(received, "envelope receipt time")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn advance_auth_clock(
+        &self,
+        device_id: [u8; 16],
+        request_ms: u64,
+    ) -> crate::store::StoreResult<bool> {
+        let r = sqlx::query(crate::store::sql::ADVANCE_AUTH_CLOCK)
+            .bind(&device_id[..])
+            .bind(crate::store::model::ms_to_db(request_ms))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("recording request time", e, DB::transient)
+            })?;
+        Ok(DB::rows_affected(&r) == 1)
+    }
+
+    async fn expire_envelopes(
+        &self,
+        created_before_ms: u64,
+        limit: u32,
+    ) -> crate::store::StoreResult<u64> {
+        use crate::store::{error::from_sqlx, model::ms_to_db, sql};
+        let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(sql::EXPIRED_ENVELOPES)
+            .bind(ms_to_db(created_before_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| from_sqlx("listing expired envelopes", e, DB::transient))?;
+        let mut n = 0;
+        for (device_id, sequence, key) in rows {
+            // Object first: a crash in between leaves a row whose object is gone,
+            // which the next sweep finishes; never an object nobody indexes.
+            self.objects.delete(&key).await?;
+            sqlx::query(sql::DELETE_ENVELOPE)
+                .bind(&device_id)
+                .bind(sequence)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| from_sqlx("deleting an expired envelope", e, DB::transient))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn revoke_device(&self, device_id: [u8; 16]) -> crate::store::StoreResult<bool> {
+        let r = sqlx::query(crate::store::sql::REVOKE_DEVICE)
+            .bind(&device_id[..])
+            .bind(true)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("revoking a device", e, DB::transient))?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn consecutive_rejects(&self, user_id: &str) -> crate::store::StoreResult<u32> {
+        let n: Option<i64> = sqlx::query_scalar(crate::store::sql::GET_REJECTS)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("reading reject count", e, DB::transient)
+            })?;
+        crate::store::sql::reject_count(n)
+    }
+
+    async fn count_reject(
+        &self,
+        user_id: &str,
+        change: crate::store::RejectCount,
+    ) -> crate::store::StoreResult<u32> {
+        use crate::store::{RejectCount, sql};
+        let query = match change {
+            RejectCount::Increment => sql::INCREMENT_REJECTS,
+            RejectCount::Reset => sql::RESET_REJECTS,
+        };
+        let n: Option<i64> = sqlx::query_scalar(query)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("counting rejects", e, DB::transient))?;
+        crate::store::sql::reject_count(n)
+    }
+
+    fn objects(&self) -> &crate::store::FeatureObjects {
+        &self.objects
+    }
+
+    async fn health(&self) -> crate::store::StoreResult<()> {
+        sqlx::query(crate::store::sql::PING)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("database health check", e, DB::transient)
+            })?;
+        self.objects.health().await
+    }
+}

@@ -3,13 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::error::{StoreResult, from_sqlx};
 use super::objects::FeatureObjects;
-use super::sql::impl_sql_store;
+use super::sql::{Dialect, SqlStore};
 
 /// Connections in the pool. SQLite runs one writer at a time anyway; more connections
 /// only let readers proceed while a write commits.
@@ -19,13 +18,9 @@ const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`Store`](super::Store) on one SQLite file plus [`FeatureObjects`].
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    objects: FeatureObjects,
-}
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
-impl SqliteStore {
+impl SqlStore<sqlx::Sqlite> {
     /// Opens (creating if missing) the database file. Does not migrate: call
     /// [`Store::migrate`](super::Store::migrate), or use
     /// [`StoreConfig::open`](super::StoreConfig::open) which does both.
@@ -52,12 +47,17 @@ impl SqliteStore {
                     is_transient,
                 )
             })?;
-        Ok(SqliteStore { pool, objects })
+        Ok(SqlStore { pool, objects })
+    }
+}
+
+impl Dialect for sqlx::Sqlite {
+    fn transient(code: &str) -> bool {
+        is_transient(code)
     }
 
-    /// The connection pool, for diagnostics and tests.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        r.rows_affected()
     }
 
     /// The schema, from `backend/migrations/sqlite/`, embedded in the binary.
@@ -83,8 +83,6 @@ fn is_transient(code: &str) -> bool {
     code.parse::<i32>()
         .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 10 | 13 | 14))
 }
-
-impl_sql_store!(SqliteStore, is_transient);
 
 #[cfg(test)]
 mod tests {
