@@ -196,7 +196,13 @@ pub async fn track_requests(
     next: Next,
 ) -> Response {
     let route = matched.map_or_else(|| "unmatched".to_owned(), |p| route_label(p.as_str()));
-    let method = req.method().as_str().to_owned();
+    // Known methods only: HTTP allows any token as a method, and every new label value
+    // is a new series kept for the life of the process.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let started = Instant::now();
     let in_flight = InFlight::start(metrics.clone(), route.clone());
     let response = next.run(req).await;

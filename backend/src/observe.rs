@@ -20,6 +20,29 @@ use crate::metrics::{Metrics, track_requests};
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Longest request id taken from a caller.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Drops a caller's `x-request-id` that is not 1..=64 characters of `[A-Za-z0-9._-]`,
+/// so that a new one is made: the id goes into every log line and span, and a long or
+/// odd one could flood the logs or fake fields in them.
+async fn sanitize_request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ok = req.headers().get(REQUEST_ID).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    });
+    if !ok {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
 /// `router` with request ids, spans, the access log and request metrics.
 pub fn observed<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
@@ -57,4 +80,5 @@ pub fn observed<S: Clone + Send + Sync + 'static>(
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(sanitize_request_id))
 }

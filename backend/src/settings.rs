@@ -29,7 +29,7 @@ pub struct Settings {
     pub keys_dir: Option<PathBuf>,
     /// Bearer token for the admin endpoints (`TACIT_ADMIN_TOKEN`). Without it the
     /// admin endpoints answer 403. Never shown (`Debug` and `config` print `[REDACTED]`).
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "redacted", deserialize_with = "secret")]
     pub admin_token: Option<SecretString>,
     /// S3 connection (used when `objects_url` is `s3://`).
     pub s3: S3Settings,
@@ -152,6 +152,27 @@ impl From<&str> for DatabaseUrl {
 impl Serialize for DatabaseUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::store::redact_url(&self.0))
+    }
+}
+
+/// A secret: a string, or a number written without quotes (`admin_token = 12345678`),
+/// read as its text. Any other type is refused without quoting the value.
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+    }
+    match Option::<Form>::deserialize(d) {
+        Ok(None) => Ok(None),
+        Ok(Some(Form::Text(s))) => Ok(Some(s.into())),
+        Ok(Some(Form::Unsigned(n))) => Ok(Some(n.to_string().into())),
+        Ok(Some(Form::Signed(n))) => Ok(Some(n.to_string().into())),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a string (the value is not shown: it is a secret)",
+        )),
     }
 }
 
@@ -384,7 +405,7 @@ pub struct S3Settings {
     /// Access key id (`TACIT_S3_ACCESS_KEY_ID`, else `AWS_ACCESS_KEY_ID`).
     pub access_key_id: Option<String>,
     /// Secret (`TACIT_S3_SECRET_ACCESS_KEY`, else `AWS_SECRET_ACCESS_KEY`). Never shown.
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "redacted", deserialize_with = "secret")]
     pub secret_access_key: Option<SecretString>,
     /// Allow plain HTTP (local test servers only) (`TACIT_S3_ALLOW_HTTP`).
     pub allow_http: bool,
@@ -757,6 +778,67 @@ impl Settings {
                 "auth.fusion.target_far",
                 format!("{far}: expected a rate in (0, 0.5)"),
             ));
+        }
+        // Floats: finite and in their range (a NaN rate or an infinite half-life would
+        // quietly turn a protection off).
+        let fusion = &self.auth.fusion;
+        for (key, v, ok, expected) in [
+            (
+                "limits.envelopes_per_second_per_device",
+                self.limits.envelopes_per_second_per_device,
+                self.limits.envelopes_per_second_per_device > 0.0,
+                "a rate above 0",
+            ),
+            (
+                "limits.burst_per_device",
+                self.limits.burst_per_device,
+                self.limits.burst_per_device >= 1.0,
+                "at least 1",
+            ),
+            (
+                "auth.fusion.half_life_s",
+                fusion.half_life_s,
+                fusion.half_life_s > 0.0,
+                "seconds above 0",
+            ),
+            (
+                "auth.fusion.max_age_s",
+                fusion.max_age_s,
+                fusion.max_age_s > 0.0,
+                "seconds above 0",
+            ),
+            (
+                "auth.fusion.reject_llr",
+                fusion.reject_llr,
+                fusion.reject_llr < fusion.accept_llr(),
+                "below the accept threshold ln(1/target_far)",
+            ),
+        ] {
+            if !(v.is_finite() && ok) {
+                return Err(invalid(key, format!("{v}: expected {expected}")));
+            }
+        }
+        // Durations multiplied into milliseconds: bounded so that no product overflows.
+        const DAY_S: u64 = 24 * 3600;
+        for (key, v, max) in [
+            ("max_envelope_age_days", self.max_envelope_age_days, 3650),
+            ("max_future_skew_s", self.max_future_skew_s, DAY_S),
+            (
+                "enrolment_token_ttl_s",
+                self.enrolment_token_ttl_s,
+                365 * DAY_S,
+            ),
+            (
+                "auth.max_request_skew_s",
+                self.auth.max_request_skew_s,
+                DAY_S,
+            ),
+            ("auth.fresh_retry_s", self.auth.fresh_retry_s, DAY_S),
+            ("retention.feature_days", self.retention.feature_days, 36500),
+        ] {
+            if v > max {
+                return Err(invalid(key, format!("{v}: at most {max}")));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for f in &self.auth.factors {
@@ -1153,6 +1235,66 @@ mod tests {
             // The environment's errors name the variable.
             assert!(by_env.contains(var), "{var}={value}: {by_env}");
         }
+        // Floats must be finite and in range, durations bounded.
+        for (toml, var, value, want) in [
+            (
+                "[limits]\nenvelopes_per_second_per_device = nan\n",
+                "TACIT_RATE_PER_DEVICE",
+                "nan",
+                "expected a rate above 0",
+            ),
+            (
+                "[limits]\nburst_per_device = inf\n",
+                "TACIT_BURST_PER_DEVICE",
+                "inf",
+                "expected at least 1",
+            ),
+            (
+                "[auth.fusion]\nreject_llr = nan\n",
+                "TACIT_REJECT_LLR",
+                "NaN",
+                "below the accept threshold",
+            ),
+            (
+                "[auth.fusion]\nhalf_life_s = inf\n",
+                "TACIT_EVIDENCE_HALF_LIFE_S",
+                "inf",
+                "seconds above 0",
+            ),
+            (
+                "max_envelope_age_days = 99999999999999\n",
+                "TACIT_MAX_ENVELOPE_AGE_DAYS",
+                "99999999999999",
+                "at most 3650",
+            ),
+        ] {
+            std::fs::write(&f, toml).unwrap();
+            let by_file = Settings::load_with_env(Some(&f), &no_env)
+                .expect_err(toml)
+                .to_string();
+            let by_env = Settings::load_with_env(None, &env(&[(var, value)]))
+                .expect_err(var)
+                .to_string();
+            assert!(by_file.contains(want), "{toml}: {by_file}");
+            assert!(
+                by_env.contains(want) && by_env.contains(var),
+                "{var}={value}: {by_env}"
+            );
+        }
+        // A secret written as a bare number is read as its text; a wrong type is refused
+        // without showing the value.
+        std::fs::write(&f, "admin_token = 12345678\n").unwrap();
+        let s = Settings::load_with_env(Some(&f), &no_env).unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            s.admin_token.as_ref().map(|t| t.expose_secret()),
+            Some("12345678")
+        );
+        std::fs::write(&f, "admin_token = [\"hunter-in-a-list\"]\n").unwrap();
+        let err = Settings::load_with_env(Some(&f), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter"), "{err}");
         // Tables of factors are checked like the compact form.
         std::fs::write(
             &f,

@@ -70,6 +70,7 @@ pub async fn authenticate(
     let (device, key) = active_device(row.as_ref()).map_err(|r| match r {
         DeviceRefusal::Unknown => unauthorized(r.code(), "unknown device"),
         DeviceRefusal::Revoked => ApiError::new(StatusCode::FORBIDDEN, r.code(), "device revoked"),
+        DeviceRefusal::BrokenStoredKey => ApiError::internal("stored device key does not parse"),
     })?;
     key.verify(
         &authenticate_message(&device_id, req.request_ms, &envelopes),
@@ -116,9 +117,13 @@ pub async fn authenticate(
                 "this device's key is in use on another phone: the device was revoked; register again",
             ));
         }
+        // As for stored evidence: envelopes created longer than the fusion's maximum age
+        // ago are not judged (a phone attaches its oldest waiting envelopes first).
+        let max_age_ms = (st.settings.auth.fusion.max_age_s.max(0.0) * 1000.0) as u64;
         let windows = ingested
             .accepted
             .into_iter()
+            .filter(|a| a.created_at_ms >= now.saturating_sub(max_age_ms))
             .flat_map(|a| windows_of(a.payload, a.envelope_id, a.received_at_ms))
             .collect();
         (Evidence::Attached(windows), ingested.results)

@@ -18,16 +18,17 @@ use axum::extract::rejection::JsonRejection;
 
 use crate::error::ApiError;
 
-/// Maps axum's JSON rejections (syntax, wrong shape, wrong content type, too large) to
-/// 4xx JSON errors.
 /// Why a device may not upload or authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRefusal {
-    /// No such device (or one whose stored key no longer parses, which only outside
-    /// tampering with the database can cause).
+    /// No such device.
     Unknown,
     /// The device was revoked (by an admin, or as a cloned phone).
     Revoked,
+    /// The stored key of the device does not parse: the server's fault (only a broken
+    /// migration or outside tampering with the database causes it), answered as an
+    /// internal error so that phones retry rather than register anew or drop data.
+    BrokenStoredKey,
 }
 
 impl DeviceRefusal {
@@ -36,6 +37,7 @@ impl DeviceRefusal {
         match self {
             DeviceRefusal::Unknown => "unknown_device",
             DeviceRefusal::Revoked => "device_revoked",
+            DeviceRefusal::BrokenStoredKey => "internal",
         }
     }
 }
@@ -53,12 +55,13 @@ pub fn active_device(
         .and_then(|a| DevicePublicKey::new(a, &device.public_key).ok())
         .ok_or_else(|| {
             tracing::error!(device = %tacit_shared::api::hex(&device.device_id), "stored device key does not parse");
-            DeviceRefusal::Unknown
+            DeviceRefusal::BrokenStoredKey
         })?;
     Ok((device, key))
 }
 
-/// Maps a storage JSON rejection to the answer.
+/// Maps axum's JSON rejections (syntax, wrong shape, wrong content type, too large) to
+/// 4xx JSON errors.
 pub fn json_error(e: JsonRejection) -> ApiError {
     use axum::http::StatusCode;
     let status = e.status();

@@ -21,7 +21,7 @@ use tacit_shared::envelope::{Envelope, EnvelopeError};
 use tacit_shared::payload::Payload;
 use tacit_shared::replay::{self, ReplayVerdict};
 
-use super::{active_device, json_error};
+use super::{DeviceRefusal, active_device, json_error};
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 use crate::store::{DeviceRow, EnvelopeMeta, StoreOutcome};
@@ -49,6 +49,8 @@ pub(crate) struct Accepted {
     /// When the gateway first stored it: now, or, for an envelope sent again, when the
     /// earlier request stored it.
     pub received_at_ms: u64,
+    /// When the phone created it (device clock, Unix ms).
+    pub created_at_ms: u64,
 }
 
 /// What ingesting a batch did.
@@ -80,6 +82,21 @@ struct Opened {
     envelope: Envelope,
     payload: Payload,
     user_id: String,
+}
+
+/// The payload stored under `object_key`; `None` (with a warning) when it is gone
+/// (expired or deleted meanwhile) or does not decode. Storage failures fail the request.
+async fn stored_payload(st: &AppState, object_key: &str) -> Result<Option<Payload>, ApiError> {
+    let bytes = match st.store.objects().read(object_key).await {
+        Ok(b) => b,
+        Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Payload::decode(&bytes)
+        .inspect_err(|_| {
+            tracing::warn!(object = %object_key, "stored feature object does not decode; not judged")
+        })
+        .ok())
 }
 
 /// Accepts a batch of envelopes.
@@ -198,6 +215,15 @@ pub(crate) async fn ingest(
     })
     .await
     .map_err(ApiError::internal)?;
+    // A device whose stored key does not parse is the server's fault: the whole batch
+    // fails (503/500 are retried) rather than the phone's envelopes being rejected and
+    // dropped.
+    if checked.iter().any(|r| {
+        r.as_ref()
+            .is_err_and(|e| e.reason.as_deref() == Some(DeviceRefusal::BrokenStoredKey.code()))
+    }) {
+        return Err(ApiError::internal("a stored device key does not parse"));
+    }
 
     // Replay rules and durable storage, in request order.
     let now_ms = now_ms();
@@ -229,10 +255,16 @@ pub(crate) async fn ingest(
         );
         // When the envelope was first stored: now, or by the earlier request (a
         // duplicate whose row another request wrote just now counts as now).
-        let stored_at = seen.map_or(now_ms, |s| s.received_at_ms);
+        let stored_at = seen.as_ref().map_or(now_ms, |s| s.received_at_ms);
+        // What gets judged is what was stored: for an envelope sent again, the stored
+        // payload, not this copy (the same header with other contents must not count).
+        let mut payload = Some(opened.payload);
         let outcome = match verdict {
             ReplayVerdict::Fresh => {
-                let features = opened.payload.encode().map_err(ApiError::internal)?;
+                let Some(fresh) = payload.as_ref() else {
+                    return Err(ApiError::internal("payload taken twice"));
+                };
+                let features = fresh.encode().map_err(ApiError::internal)?;
                 let meta = EnvelopeMeta {
                     device_id: h.device_id.0,
                     user_id: opened.user_id.clone(),
@@ -240,7 +272,7 @@ pub(crate) async fn ingest(
                     envelope_id: h.envelope_id,
                     created_at_ms: h.created_at_ms,
                     received_at_ms: now_ms,
-                    records: opened.payload.records.len() as u32,
+                    records: fresh.records.len() as u32,
                 };
                 match st.store.store_envelope(meta, features).await? {
                     StoreOutcome::Stored => Ok((EnvelopeStatus::Stored, now_ms)),
@@ -248,25 +280,34 @@ pub(crate) async fn ingest(
                     StoreOutcome::SequenceReused => Err(SEQUENCE_REUSED),
                 }
             }
-            ReplayVerdict::Duplicate => Ok((EnvelopeStatus::Duplicate, stored_at)),
+            ReplayVerdict::Duplicate => {
+                payload = match &seen {
+                    Some(s) => stored_payload(st, &s.object_key).await?,
+                    None => None,
+                };
+                Ok((EnvelopeStatus::Duplicate, stored_at))
+            }
             ReplayVerdict::SequenceReused => Err(SEQUENCE_REUSED),
             ReplayVerdict::Expired => Err("expired"),
             ReplayVerdict::FromTheFuture => Err("from_the_future"),
         };
         results[i] = Some(match outcome {
             Ok((status, received_at_ms)) => {
-                if status == EnvelopeStatus::Stored {
-                    st.metrics.count(
-                        "tacit_feature_records_total",
-                        &[],
-                        opened.payload.records.len() as u64,
-                    );
+                if let Some(payload) = payload {
+                    if status == EnvelopeStatus::Stored {
+                        st.metrics.count(
+                            "tacit_feature_records_total",
+                            &[],
+                            payload.records.len() as u64,
+                        );
+                    }
+                    accepted.push(Accepted {
+                        envelope_id: h.envelope_id,
+                        payload,
+                        received_at_ms,
+                        created_at_ms: h.created_at_ms,
+                    });
                 }
-                accepted.push(Accepted {
-                    envelope_id: h.envelope_id,
-                    payload: opened.payload,
-                    received_at_ms,
-                });
                 EnvelopeResult {
                     index: i,
                     envelope_id: Some(id_hex),

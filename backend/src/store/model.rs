@@ -88,12 +88,14 @@ pub struct TemplateRow {
 }
 
 /// The envelope stored under a device's sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenEnvelope {
     /// Its id.
     pub envelope_id: [u8; 16],
     /// When the gateway stored it (server clock, Unix ms).
     pub received_at_ms: u64,
+    /// Key of its feature object (what was stored, to judge a re-sent copy by).
+    pub object_key: String,
 }
 
 /// A stored envelope, as the evidence of an authentication finds it.

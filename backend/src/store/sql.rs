@@ -43,8 +43,7 @@ pub(crate) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
      ON CONFLICT (device_id, sequence) DO NOTHING";
 pub(crate) const SEEN: &str =
     "SELECT envelope_id FROM envelopes WHERE device_id = $1 AND sequence = $2";
-pub(crate) const SEEN_AT: &str =
-    "SELECT envelope_id, received_at_ms FROM envelopes WHERE device_id = $1 AND sequence = $2";
+pub(crate) const SEEN_AT: &str = "SELECT envelope_id, received_at_ms, object_key FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const COUNT_ENVELOPES: &str = "SELECT COUNT(*) FROM envelopes WHERE user_id = $1";
 
 /// Child rows before the user row, so that the foreign keys hold at every statement.
@@ -524,14 +523,15 @@ where
         device_id: [u8; 16],
         sequence: u64,
     ) -> crate::store::StoreResult<Option<crate::store::SeenEnvelope>> {
-        let row: Option<(Vec<u8>, i64)> = sqlx::query_as(crate::store::sql::SEEN_AT)
+        let row: Option<(Vec<u8>, i64, String)> = sqlx::query_as(crate::store::sql::SEEN_AT)
             .bind(&device_id[..])
             .bind(crate::store::model::sequence_to_db(sequence))
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| crate::store::error::from_sqlx("looking up envelope", e, DB::transient))?;
-        row.map(|(id, received)| {
+        row.map(|(id, received, object_key)| {
             Ok(crate::store::SeenEnvelope {
+                object_key,
                 envelope_id: crate::store::model::id16_from_db(&id, "envelope id")?,
                 received_at_ms: crate::store::model::ms_from_db(received, "envelope receipt time")?,
             })

@@ -49,7 +49,8 @@ pub enum TacitError {
         /// Details.
         message: String,
     },
-    /// The backend could not be reached.
+    /// The backend could not be reached or cannot answer now (5xx, timeout): retry
+    /// later.
     #[error("network: {message}")]
     Network {
         /// Details.
@@ -82,8 +83,8 @@ pub enum TacitError {
         /// Details.
         message: String,
     },
-    /// The request's time is too far from the backend's clock: the phone's clock is
-    /// wrong. Retry once the clock is right.
+    /// The request's time is too far from the backend's clock, or not later than the
+    /// device's previous request: the phone's clock is wrong. Retry once it is right.
     #[error("stale request: {message}")]
     StaleRequest {
         /// Details.
@@ -150,8 +151,13 @@ impl From<ClientError> for TacitError {
                 (_, "device_revoked") => TacitError::DeviceRevoked { message },
                 (_, "device_cloned") => TacitError::DeviceCloned { message },
                 (_, "unknown_device") => TacitError::UnknownDevice { message },
-                (_, "stale_request") => TacitError::StaleRequest { message },
+                // The request's time is not later than the device's previous one: the
+                // phone's clock went back.
+                (_, "stale_request" | "replayed_request") => TacitError::StaleRequest { message },
                 (429, _) | (_, "rate_limited") => TacitError::RateLimited { message },
+                // The backend cannot answer now (overloaded, a dependency down, a
+                // timeout): like a network failure, retried later.
+                (500.., _) | (408, _) | (_, "unavailable") => TacitError::Network { message },
                 _ => TacitError::Server { code, message },
             },
             ClientError::KeyList(_) => TacitError::KeyListRefused { message },
@@ -428,10 +434,26 @@ mod tests {
             TacitError::RateLimited { .. }
         ));
         assert!(matches!(refused(429, ""), TacitError::RateLimited { .. }));
-        match refused(409, "replayed_request") {
+        assert!(matches!(
+            refused(409, "replayed_request"),
+            TacitError::StaleRequest { .. }
+        ));
+        assert!(matches!(
+            refused(503, "unavailable"),
+            TacitError::Network { .. }
+        ));
+        assert!(matches!(
+            refused(500, "internal"),
+            TacitError::Network { .. }
+        ));
+        assert!(matches!(
+            refused(408, "request_timeout"),
+            TacitError::Network { .. }
+        ));
+        match refused(400, "invalid_signature") {
             TacitError::Server { code, message } => {
-                assert_eq!(code, "replayed_request");
-                assert!(message.contains("HTTP 409"), "{message}");
+                assert_eq!(code, "invalid_signature");
+                assert!(message.contains("HTTP 400"), "{message}");
             }
             other => panic!("{other:?}"),
         }
