@@ -28,11 +28,14 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 cd shared/fuzz
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build -O "${target_dir[@]}"
-for fuzz_target in $(cargo fuzz list); do
+# The fuzz crate sits beside the pure crates in shared/, not under a crate of its own:
+# name its folder (cargo-fuzz would otherwise look for ../fuzz of the nearest manifest).
+fuzz_dir=(--fuzz-dir .)
+cargo fuzz build "${fuzz_dir[@]}" -O "${target_dir[@]}"
+for fuzz_target in $(cargo fuzz list "${fuzz_dir[@]}"); do
   mkdir -p "$scratch/$fuzz_target" "corpus/$fuzz_target"
   log="$scratch/$fuzz_target.log"
-  if ! cargo fuzz run -O "${target_dir[@]}" "$fuzz_target" "$scratch/$fuzz_target" "corpus/$fuzz_target" \
+  if ! cargo fuzz run "${fuzz_dir[@]}" -O "${target_dir[@]}" "$fuzz_target" "$scratch/$fuzz_target" "corpus/$fuzz_target" \
       -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "[fuzz] $fuzz_target: CRASH (input under shared/fuzz/artifacts/$fuzz_target/)" >&2
