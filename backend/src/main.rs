@@ -134,7 +134,12 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs a command; `settings` is what `main` loaded (the model commands need none, so a
+/// bad settings file fails only the commands that use it).
+async fn run(
+    cli: Cli,
+    settings: Result<Settings, tacit_backend::settings::SettingsError>,
+) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::train(args))
@@ -155,7 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let settings = Settings::load(cli.config.as_deref()).context("settings")?;
+    let settings = settings.context("settings")?;
     match cli.command {
         Command::Serve { role } => server::serve_role(settings, role).await.context("serve"),
         Command::Keygen => {
@@ -202,12 +207,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logging first, outside the runtime (the OTLP exporter's HTTP client is blocking);
-    // it needs the trace endpoint of the settings, which `run` loads again and reports
-    // errors of.
-    let settings = Settings::load(cli.config.as_deref()).ok();
+    // Settings, then logging, outside the runtime (the OTLP exporter's HTTP client is
+    // blocking); `run` reports a settings error for the commands that need settings.
+    let settings = Settings::load(cli.config.as_deref());
     let otlp = settings
         .as_ref()
+        .ok()
         .and_then(|s| s.telemetry.otlp_endpoint.clone());
     let service = match &cli.command {
         Command::Serve { role } => format!("tacit-{role}").replace(':', "-"),
@@ -224,7 +229,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .context("starting the async runtime")
-        .and_then(|rt| rt.block_on(run(cli)));
+        .and_then(|rt| rt.block_on(run(cli, settings)));
     // Flushes the spans still buffered, after the runtime is gone.
     drop(telemetry);
     match result {

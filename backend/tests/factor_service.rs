@@ -271,6 +271,36 @@ async fn factor_service_over_http() {
         );
         assert_eq!(get(&http, format!("{base}/status")).await.0, 400);
 
+        // Bad input around every request: a caller's request id that is too long or has
+        // other characters is replaced (it would go into every log line), and a made-up
+        // HTTP method is labelled `other` (each label value is a series kept forever).
+        for bad in [
+            "x".repeat(65),
+            "id with spaces".to_owned(),
+            "a=b".to_owned(),
+        ] {
+            let r = http
+                .get(format!("{base}/v2"))
+                .header("x-request-id", &bad)
+                .send()
+                .await
+                .unwrap();
+            let echoed = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert!(echoed != bad && echoed.len() <= 64, "{bad:?} -> {echoed:?}");
+        }
+        let r = http
+            .get(format!("{base}/v2"))
+            .header("x-request-id", "ok-id_1.2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-request-id"], "ok-id_1.2");
+        let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+        http.request(brew, format!("{base}/v2"))
+            .send()
+            .await
+            .unwrap();
+
         // The factor service's own /metrics: its routes by template, with a request id
         // sent back on every answer.
         let r = http.get(format!("{base}/metrics")).send().await.unwrap();
@@ -282,9 +312,11 @@ async fn factor_service_over_http() {
             "tacit_http_requests_total{route=\"/train\",method=\"POST\",status=\"202\"}",
             "tacit_http_request_duration_seconds_bucket{route=\"/v2/models/:name/infer\"",
             "# HELP tacit_http_requests_total",
+            "tacit_http_requests_total{route=\"/v2\",method=\"other\"",
         ] {
             assert!(text.contains(series), "{series} not in:\n{text}");
         }
+        assert!(!text.contains("BREW"), "{text}");
 
         // Hot reload under load: no request fails while the new version swaps in.
         let load = {

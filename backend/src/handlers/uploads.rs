@@ -125,9 +125,11 @@ pub async fn upload(
 }
 
 /// Verifies, opens, checks and durably stores envelopes (base64), one result per
-/// envelope in order, and keeps the opened payloads of the accepted ones; with
-/// `only_device`, envelopes of other devices are rejected (`wrong_device`). Errors only
-/// for what fails the whole batch: the device rate limit (429) and infrastructure (503).
+/// envelope in order. With `only_device` (an authentication by that device), envelopes of
+/// other devices are rejected (`wrong_device`) and the accepted payloads are kept as the
+/// evidence (`Ingested::accepted`; for uploads it stays empty, and a re-sent envelope's
+/// stored copy is not read). Errors only for what fails the whole batch: the device rate
+/// limit (429) and infrastructure (503).
 pub(crate) async fn ingest(
     st: &AppState,
     envelopes: &[String],
@@ -282,8 +284,8 @@ pub(crate) async fn ingest(
             }
             ReplayVerdict::Duplicate => {
                 payload = match &seen {
-                    Some(s) => stored_payload(st, &s.object_key).await?,
-                    None => None,
+                    Some(s) if only_device.is_some() => stored_payload(st, &s.object_key).await?,
+                    _ => None,
                 };
                 Ok((EnvelopeStatus::Duplicate, stored_at))
             }
@@ -301,12 +303,14 @@ pub(crate) async fn ingest(
                             payload.records.len() as u64,
                         );
                     }
-                    accepted.push(Accepted {
-                        envelope_id: h.envelope_id,
-                        payload,
-                        received_at_ms,
-                        created_at_ms: h.created_at_ms,
-                    });
+                    if only_device.is_some() {
+                        accepted.push(Accepted {
+                            envelope_id: h.envelope_id,
+                            payload,
+                            received_at_ms,
+                            created_at_ms: h.created_at_ms,
+                        });
+                    }
                 }
                 EnvelopeResult {
                     index: i,
