@@ -574,7 +574,6 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("auth.fresh_retry_s", "TACIT_FRESH_RETRY_S"),
     ("auth.fusion.target_far", "TACIT_TARGET_FAR"),
     ("auth.fusion.reject_llr", "TACIT_REJECT_LLR"),
-    ("auth.fusion.max_windows", "TACIT_FUSION_MAX_WINDOWS"),
     ("auth.fusion.half_life_s", "TACIT_EVIDENCE_HALF_LIFE_S"),
     ("auth.fusion.max_age_s", "TACIT_MAX_EVIDENCE_AGE_S"),
     (
@@ -810,8 +809,8 @@ impl Settings {
             (
                 "auth.fusion.reject_llr",
                 fusion.reject_llr,
-                fusion.reject_llr < fusion.accept_llr(),
-                "below the accept threshold ln(1/target_far)",
+                fusion.reject_llr < 0.0,
+                "below 0 (a reject needs evidence against the user)",
             ),
         ] {
             if !(v.is_finite() && ok) {
@@ -1239,7 +1238,7 @@ mod tests {
                 "[auth.fusion]\nreject_llr = nan\n",
                 "TACIT_REJECT_LLR",
                 "NaN",
-                "below the accept threshold",
+                "below 0",
             ),
             (
                 "[auth.fusion]\nhalf_life_s = inf\n",

@@ -8,7 +8,8 @@ calibration); the scoring is a re-implementation of backend/models/src/template.
     e   = l2normalize(L3(relu(L2(relu(L1(z))))))         float32 (torch)
     r   = z ‖ e
     raw = (-Σ|z - c|/s - m_d) / sd_d  [+ ((w·r + b) - m_c) / sd_c  with a contrast part]
-    llr = a·raw + b'    (calibration.full, or .fallback for a template without contrast)
+    llr = a·raw + b'    (calibration.full when the template's samples >= full_samples,
+                         else .fallback)
 
 Settings (environment): PEER_MODEL (the exported JSON, required), PEER_TORCH_THREADS
 (intra-op threads per process, default 1: one uvicorn worker per core).
@@ -64,8 +65,8 @@ class Model:
     def __init__(self, path: str):
         with open(path, encoding="utf-8") as f:
             m = json.load(f)
-        if m.get("format") != "tacit-model-json" or m.get("format_version") != 1:
-            raise ValueError(f"{path}: not a tacit-model-json v1 export")
+        if m.get("format") != "tacit-model-json" or m.get("format_version") != 2:
+            raise ValueError(f"{path}: not a tacit-model-json v2 export")
         self.factor: str = m["factor"]
         self.version: str = m["model_version"]
         self.dim: int = m["shape"]["input"]
@@ -77,7 +78,9 @@ class Model:
         self.mean = np.asarray(t["mean"], dtype=np.float64)
         self.scale = np.asarray(t["scale"], dtype=np.float64)
         self.net = EmbeddingNet(m["network"]["layers"]).eval()
-        self.calibration = {k: tuple(v) for k, v in m["calibration"].items()}
+        c = m["calibration"]
+        self.calibration = {k: tuple(c[k]) for k in ("full", "fallback")}
+        self.full_samples = int(c["full_samples"])
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float64)
@@ -103,6 +106,7 @@ class Model:
                 "scale": np.asarray(det["scale"], dtype=np.float64),
                 "norm": (float(t["detector_norm"]["mean"]), float(t["detector_norm"]["sd"])),
                 "contrast": None,
+                "samples": int(t["samples"]),
             }
             if t.get("contrast") is not None:
                 lr, norm = t["contrast"]
@@ -127,13 +131,11 @@ class Model:
         e = self.embed(z)
         m, sd = t["norm"]
         raw = (-(np.abs(z - t["centre"]) / t["scale"]).sum(axis=1) - m) / sd
-        if t["contrast"] is None:
-            a, b = self.calibration["fallback"]
-        else:
+        if t["contrast"] is not None:
             w, bias, (cm, csd) = t["contrast"]
             r = np.concatenate([z, e], axis=1)
             raw = raw + ((r @ w + bias) - cm) / csd
-            a, b = self.calibration["full"]
+        a, b = self.calibration["full" if t["samples"] >= self.full_samples else "fallback"]
         return raw, a * raw + b
 
 

@@ -59,5 +59,33 @@ async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
     // The JSON report carries the same numbers.
     let v: serde_json::Value = serde_json::to_value(&r).expect("json");
     assert_eq!(v["envelopes"]["lost"], 0);
+    // The operating points, under the keys scripts check (EVALUATION.md).
+    for key in ["operating_points", "mimic_operating_points"] {
+        let points = v[key].as_array().expect(key);
+        let targets: Vec<f64> = points
+            .iter()
+            .filter_map(|p| p["target_far"].as_f64())
+            .collect();
+        assert_eq!(targets, vec![0.001, 0.01, 0.05], "{key}");
+        for p in points {
+            for field in [
+                "far",
+                "frr",
+                "far_interval",
+                "genuine_attempts",
+                "impostor_attempts",
+                "calibration_floor",
+                "status",
+            ] {
+                assert!(!p[field].is_null(), "{key}.{field}: {p}");
+            }
+        }
+    }
+    // The decision's own rule: at the configured target (0.01) the operating point's
+    // acceptances are the decision's (the reject lock aside, which never applies here
+    // to a genuine user: the app's step-up clears it).
+    let at = &r.operating_points[1];
+    assert_eq!(at.genuine_attempts as u64, r.genuine[0]);
+    assert!((1.0 - at.frr - genuine_accept).abs() < 1e-9, "{at:?}");
     let _ = std::fs::remove_dir_all(&cfg.dir);
 }

@@ -1,22 +1,32 @@
 //! Fusion of per-factor evidence into one decision (`accept | step_up | reject`).
 //!
-//! Every factor reports a calibrated log-likelihood ratio (LLR) per window. Windows of
-//! one walk or one typing session are not independent, so a factor's evidence is its
-//! mean window LLR times `min(windows, max_windows)`; it is then discounted by age
-//! (half-life) and dropped beyond `max_age_s`. Factors add (they are independent
-//! measurements of different behaviours). With calibrated LLRs, an impostor reaches a
-//! total LLR `t` with probability at most `e^-t`, so the accept threshold for a target
-//! false-accept rate `far` is `ln(1/far)` — conservative and needing no further data.
+//! Every factor reports one calibrated log-likelihood ratio (LLR) for the attempt: its
+//! newest windows judged together, by a calibration fitted on whole attempts of that
+//! many windows ([`crate::calibration`]), so the windows of one walk are not counted as
+//! independent evidence. The LLR is discounted by age (half-life) and dropped beyond
+//! `max_age_s`; the factors' LLRs add (they measure different behaviours).
+//!
+//! The decision is taken on the **estimated false-accept rate** at the observed total:
+//! the share of impostor attempts that reach it, from the factors' impostor histograms
+//! (for several factors, the tail of the convolution of their weighted histograms:
+//! factors are independent for a zero-effort impostor). `accept` when that rate is at
+//! most `target_far`. A rate below what the calibration data support (the product of the
+//! factors' floors, [`crate::calibration::LlrHistogram::floor`]) is never claimed: the
+//! estimate is raised to that floor, so a target below it cannot be met and the answer
+//! says so. A factor without a histogram (a foreign-runtime factor) makes the estimate
+//! the bound `e^-llr` that a calibrated LLR promises.
 
 use serde::{Deserialize, Serialize};
 
-/// What one factor says about the current user.
+use crate::calibration::{LLR_STEP, LlrHistogram};
+
+/// What one factor says about the current attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FactorEvidence {
     /// Factor name.
     pub factor: String,
-    /// Mean calibrated LLR over the windows scored (natural log).
-    pub mean_llr: f64,
+    /// Calibrated LLR of the attempt (natural log).
+    pub llr: f64,
     /// Windows scored.
     pub windows: usize,
     /// Age of the newest window, in seconds.
@@ -25,6 +35,10 @@ pub struct FactorEvidence {
     /// same behaviour and are not independent).
     #[serde(default = "one")]
     pub weight: f64,
+    /// The factor's LLRs over impostor attempts of this length (`None`: the factor
+    /// gives none).
+    #[serde(default)]
+    pub impostor: Option<LlrHistogram>,
 }
 
 fn one() -> f64 {
@@ -35,12 +49,10 @@ fn one() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FusionPolicy {
-    /// Target false-accept rate of `accept` (sets the accept threshold `ln(1/far)`).
+    /// Target false-accept rate of `accept` (zero-effort impostors).
     pub target_far: f64,
     /// `reject` when the total LLR is at or below this.
     pub reject_llr: f64,
-    /// At most this many windows count per factor.
-    pub max_windows: usize,
     /// Evidence loses half its weight every this many seconds.
     pub half_life_s: f64,
     /// Evidence older than this is ignored.
@@ -55,7 +67,6 @@ impl Default for FusionPolicy {
         FusionPolicy {
             target_far: 0.01,
             reject_llr: -4.6,
-            max_windows: 4,
             half_life_s: 600.0,
             max_age_s: 3600.0,
             max_consecutive_rejects: 5,
@@ -73,7 +84,13 @@ pub struct Fused {
     pub decision: AuthDecision,
     /// Total weighted LLR.
     pub llr: f64,
-    /// Probability of "same person" at even prior odds, `1 / (1 + e^-llr)`.
+    /// Estimated false-accept rate at this total: the share of impostor attempts that
+    /// reach it (1 with no evidence), never below `far_floor`.
+    pub estimated_far: f64,
+    /// The smallest rate the calibration data support for these factors (0: no claim
+    /// from data; the estimate is the LLR bound).
+    pub far_floor: f64,
+    /// `1 − estimated_far`.
     pub confidence: f64,
     /// Weight given to each factor's evidence: configured weight × freshness (0 =
     /// ignored as too old or empty).
@@ -82,17 +99,83 @@ pub struct Fused {
     pub reason: String,
 }
 
-impl FusionPolicy {
-    /// The LLR threshold of `accept`.
-    pub fn accept_llr(&self) -> f64 {
-        (1.0 / self.target_far.clamp(1e-9, 0.5)).ln()
+/// A probability distribution on the grid `k·LLR_STEP`.
+struct Grid {
+    first: i64,
+    p: Vec<f64>,
+}
+
+impl Grid {
+    /// The histogram of `w·X` for `X` with histogram `h`.
+    fn scaled(h: &LlrHistogram, w: f64) -> Grid {
+        let n = h.attempts().max(1) as f64;
+        let at = |i: usize| ((h.first as i64 + i as i64) as f64 * w).round() as i64;
+        let first = at(0);
+        let last = at(h.counts.len().saturating_sub(1));
+        let mut p = vec![0.0; (last - first + 1).max(1) as usize];
+        for (i, &c) in h.counts.iter().enumerate() {
+            p[(at(i) - first) as usize] += c as f64 / n;
+        }
+        Grid { first, p }
     }
 
+    fn convolve(&self, o: &Grid) -> Grid {
+        let mut p = vec![0.0; self.p.len() + o.p.len() - 1];
+        for (i, a) in self.p.iter().enumerate().filter(|(_, a)| **a > 0.0) {
+            for (j, b) in o.p.iter().enumerate() {
+                p[i + j] += a * b;
+            }
+        }
+        Grid {
+            first: self.first + o.first,
+            p,
+        }
+    }
+
+    fn tail(&self, t: f64) -> f64 {
+        self.p
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (self.first + *i as i64) as f64 * LLR_STEP >= t - 1e-9)
+            .map(|(_, p)| p)
+            .sum::<f64>()
+            .clamp(0.0, 1.0)
+    }
+}
+
+/// `(estimated FAR, floor)` of a total LLR `total` from the used factors' evidence and
+/// weights.
+fn estimate_far(used: &[(&FactorEvidence, f64)], total: f64) -> (f64, f64) {
+    if used.is_empty() {
+        return (1.0, 0.0);
+    }
+    let hists: Option<Vec<(&LlrHistogram, f64)>> = used
+        .iter()
+        .map(|(e, w)| {
+            e.impostor
+                .as_ref()
+                .filter(|h| h.check().is_ok())
+                .map(|h| (h, *w))
+        })
+        .collect();
+    let Some(hists) = hists else {
+        return ((-total).exp().clamp(0.0, 1.0), 0.0);
+    };
+    let floor: f64 = hists.iter().map(|(h, _)| h.floor()).product();
+    let mut grids = hists.iter().map(|(h, w)| Grid::scaled(h, *w));
+    let Some(first) = grids.next() else {
+        return (1.0, 0.0);
+    };
+    let sum = grids.fold(first, |acc, g| acc.convolve(&g));
+    (sum.tail(total).max(floor), floor)
+}
+
+impl FusionPolicy {
     /// Fuses the evidence; `consecutive_rejects` is the caller's count so far.
     pub fn fuse(&self, evidence: &[FactorEvidence], consecutive_rejects: u32) -> Fused {
         let mut total = 0.0;
         let mut weights = Vec::with_capacity(evidence.len());
-        let mut used = 0;
+        let mut used = Vec::new();
         for e in evidence {
             let fresh = e.age_s.is_finite() && e.age_s >= 0.0 && e.age_s <= self.max_age_s;
             let weight = if e.weight.is_finite() {
@@ -100,18 +183,19 @@ impl FusionPolicy {
             } else {
                 0.0
             };
-            let w = if fresh && e.windows > 0 && e.mean_llr.is_finite() {
+            let w = if fresh && e.windows > 0 && e.llr.is_finite() {
                 weight * 0.5f64.powf(e.age_s / self.half_life_s.max(1e-9))
             } else {
                 0.0
             };
             if w > 0.0 {
-                used += 1;
-                total += w * e.mean_llr * e.windows.min(self.max_windows.max(1)) as f64;
+                total += w * e.llr;
+                used.push((e, w));
             }
             weights.push((e.factor.clone(), w));
         }
-        let confidence = 1.0 / (1.0 + (-total).exp());
+        let (estimated_far, far_floor) = estimate_far(&used, total);
+        let n = used.len();
         let (decision, reason) = if consecutive_rejects >= self.max_consecutive_rejects {
             (
                 AuthDecision::Reject,
@@ -119,17 +203,17 @@ impl FusionPolicy {
                     "{consecutive_rejects} consecutive rejects: locked until a step-up succeeds"
                 ),
             )
-        } else if used == 0 {
+        } else if n == 0 {
             (
                 AuthDecision::StepUp,
                 "no fresh evidence from any factor".to_string(),
             )
-        } else if total >= self.accept_llr() {
+        } else if estimated_far <= self.target_far {
             (
                 AuthDecision::Accept,
                 format!(
-                    "LLR {total:.2} ≥ {:.2} from {used} factor(s)",
-                    self.accept_llr()
+                    "LLR {total:.2} from {n} factor(s): estimated FAR {estimated_far:.2e} ≤ {:.2e}",
+                    self.target_far
                 ),
             )
         } else if total <= self.reject_llr {
@@ -137,16 +221,30 @@ impl FusionPolicy {
                 AuthDecision::Reject,
                 format!("LLR {total:.2} ≤ {:.2}", self.reject_llr),
             )
+        } else if far_floor > self.target_far {
+            (
+                AuthDecision::StepUp,
+                format!(
+                    "LLR {total:.2} from {n} factor(s): the calibration supports rates down to \
+                     {far_floor:.2e}, not the target {:.2e}",
+                    self.target_far
+                ),
+            )
         } else {
             (
                 AuthDecision::StepUp,
-                format!("LLR {total:.2} between the thresholds"),
+                format!(
+                    "LLR {total:.2} from {n} factor(s): estimated FAR {estimated_far:.2e} > {:.2e}",
+                    self.target_far
+                ),
             )
         };
         Fused {
             decision,
             llr: total,
-            confidence,
+            estimated_far,
+            far_floor,
+            confidence: 1.0 - estimated_far,
             weights,
             reason,
         }
@@ -156,55 +254,151 @@ impl FusionPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SplitMix64;
 
     fn ev(f: &str, llr: f64, n: usize, age: f64) -> FactorEvidence {
         FactorEvidence {
             factor: f.into(),
-            mean_llr: llr,
+            llr,
             windows: n,
             age_s: age,
             weight: 1.0,
+            impostor: None,
         }
     }
 
+    fn normal(rng: &mut SplitMix64) -> f64 {
+        rng.normal()
+    }
+
     #[test]
-    fn decisions_follow_the_evidence() {
+    fn without_histograms_the_llr_bound_decides() {
         let p = FusionPolicy::default();
-        assert!((p.accept_llr() - 100f64.ln()).abs() < 1e-12);
         let a = p.fuse(
-            &[ev("gait", 1.5, 10, 0.0), ev("keystroke-fixed", 0.5, 1, 0.0)],
+            &[ev("gait", 3.0, 10, 0.0), ev("keystroke-fixed", 2.0, 1, 0.0)],
             0,
         );
-        assert_eq!(a.decision, AuthDecision::Accept); // 1.5·4 + 0.5 = 6.5 ≥ 4.6
-        assert!((a.llr - 6.5).abs() < 1e-12 && a.confidence > 0.99);
-        let r = p.fuse(&[ev("gait", -2.0, 10, 0.0)], 0);
-        assert_eq!(r.decision, AuthDecision::Reject);
-        let s = p.fuse(&[ev("gait", 0.5, 2, 0.0)], 0);
-        assert_eq!(s.decision, AuthDecision::StepUp);
+        assert_eq!(a.decision, AuthDecision::Accept); // e^-5 ≤ 0.01
+        assert!((a.llr - 5.0).abs() < 1e-12);
+        assert!((a.estimated_far - (-5f64).exp()).abs() < 1e-12);
+        assert!((a.confidence - (1.0 - a.estimated_far)).abs() < 1e-12);
+        assert_eq!(
+            p.fuse(&[ev("gait", -5.0, 10, 0.0)], 0).decision,
+            AuthDecision::Reject
+        );
+        assert_eq!(
+            p.fuse(&[ev("gait", 2.0, 2, 0.0)], 0).decision,
+            AuthDecision::StepUp
+        );
         // A factor that is down or stale: fewer factors, not a failure.
         let d = p.fuse(
             &[
-                ev("gait", 1.5, 10, 0.0),
+                ev("gait", 5.0, 10, 0.0),
                 ev("keystroke-fixed", f64::NAN, 0, 0.0),
             ],
             0,
         );
         assert_eq!(d.decision, AuthDecision::Accept);
         assert_eq!(d.weights[1].1, 0.0);
-        let none = p.fuse(&[ev("gait", 3.0, 10, 7200.0)], 0);
-        assert_eq!(none.decision, AuthDecision::StepUp);
-        // Half-life: 600 s old evidence counts half.
-        let h = p.fuse(&[ev("gait", 2.0, 4, 600.0)], 0);
-        assert!((h.llr - 4.0).abs() < 1e-9);
+        let none = p.fuse(&[ev("gait", 9.0, 10, 7200.0)], 0);
         assert_eq!(
-            p.fuse(&[ev("gait", 3.0, 10, 0.0)], 5).decision,
+            (none.decision, none.estimated_far),
+            (AuthDecision::StepUp, 1.0)
+        );
+        // Half-life: 600 s old evidence counts half.
+        assert!((p.fuse(&[ev("gait", 8.0, 4, 600.0)], 0).llr - 4.0).abs() < 1e-9);
+        assert_eq!(
+            p.fuse(&[ev("gait", 9.0, 10, 0.0)], 5).decision,
             AuthDecision::Reject
         );
         // A half-weight factor counts half; weights above 1 are capped.
-        let mut half = ev("py", 2.0, 4, 0.0);
+        let mut half = ev("py", 8.0, 4, 0.0);
         half.weight = 0.5;
         assert!((p.fuse(&[half.clone()], 0).llr - 4.0).abs() < 1e-9);
         half.weight = 3.0;
         assert!((p.fuse(&[half], 0).llr - 8.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn histograms_give_the_empirical_rate_of_one_and_of_two_factors() {
+        let mut rng = SplitMix64::new(7);
+        let a: Vec<f64> = (0..20_000).map(|_| normal(&mut rng) * 2.0 - 4.0).collect();
+        let b: Vec<f64> = (0..20_000).map(|_| normal(&mut rng) * 1.5 - 3.0).collect();
+        let (ha, hb) = (
+            LlrHistogram::of(&a).expect("values"),
+            LlrHistogram::of(&b).expect("values"),
+        );
+        let with = |f: &str, llr: f64, h: &LlrHistogram| FactorEvidence {
+            impostor: Some(h.clone()),
+            ..ev(f, llr, 4, 0.0)
+        };
+        let p = FusionPolicy::default();
+        // One factor: the tail share of its impostors.
+        let t = 0.5;
+        let one = p.fuse(&[with("a", t, &ha)], 0);
+        let want = a.iter().filter(|&&x| x >= t).count() as f64 / a.len() as f64;
+        assert!(
+            (one.estimated_far - want).abs() < 0.003,
+            "{} vs {want}",
+            one.estimated_far
+        );
+        // Two independent factors: the tail of the sum (a Monte Carlo of pairs as judge).
+        let total = 1.0;
+        let two = p.fuse(&[with("a", 0.4, &ha), with("b", 0.6, &hb)], 0);
+        let mc = a
+            .iter()
+            .zip(b.iter().rev())
+            .filter(|(x, y)| *x + *y >= total)
+            .count() as f64
+            / a.len() as f64;
+        assert!((two.llr - total).abs() < 1e-12);
+        assert!(
+            (two.estimated_far - mc).abs() < 0.3 * mc + 0.001,
+            "{} vs {mc}",
+            two.estimated_far
+        );
+        assert_eq!(
+            two.decision,
+            if two.estimated_far <= 0.01 {
+                AuthDecision::Accept
+            } else {
+                AuthDecision::StepUp
+            }
+        );
+        assert!((two.far_floor - ha.floor() * hb.floor()).abs() < 1e-15);
+        // Weighting a factor by ½ halves its impostor LLRs too.
+        let mut half = with("a", 2.0, &ha);
+        half.weight = 0.5;
+        let h = p.fuse(&[half], 0);
+        let want = a.iter().filter(|&&x| 0.5 * x >= 1.0).count() as f64 / a.len() as f64;
+        assert!(
+            (h.estimated_far - want).abs() < 0.003,
+            "{} vs {want}",
+            h.estimated_far
+        );
+    }
+
+    #[test]
+    fn a_rate_below_the_data_is_never_claimed() {
+        // 200 impostor attempts support rates down to 10/200 = 0.05.
+        let few: Vec<f64> = (0..200).map(|i| -10.0 + i as f64 * 0.01).collect();
+        let h = LlrHistogram::of(&few).expect("values");
+        let e = FactorEvidence {
+            impostor: Some(h),
+            ..ev("gait", 50.0, 4, 0.0)
+        };
+        let strict = FusionPolicy {
+            target_far: 0.01,
+            ..FusionPolicy::default()
+        };
+        let f = strict.fuse(std::slice::from_ref(&e), 0);
+        assert_eq!(f.decision, AuthDecision::StepUp);
+        assert!((f.estimated_far - 0.05).abs() < 1e-12 && (f.far_floor - 0.05).abs() < 1e-12);
+        assert!(f.reason.contains("supports"), "{}", f.reason);
+        let loose = FusionPolicy {
+            target_far: 0.05,
+            ..FusionPolicy::default()
+        };
+        assert_eq!(loose.fuse(&[e], 0).decision, AuthDecision::Accept);
     }
 }

@@ -5,6 +5,9 @@
 //! * [`embedding`] — the population embedding network per factor (burn), its training
 //!   loop (proxy or triplet metric learning), and the versioned model artifact;
 //! * [`device`] — CPU (NdArray) or CUDA backend selection with a runtime probe;
+//! * [`calibration`] — score maps and impostor-score histograms fitted on whole
+//!   authentication attempts of held-out people (what makes a configured false-accept
+//!   rate a property, not a label);
 //! * [`template`] — enrolment (a user's template) and scoring, calibrated to
 //!   log-likelihood ratios so that the gateway can fuse factors;
 //! * [`fusion`] — per-factor evidence (calibrated LLRs, their age) fused into
@@ -24,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod calibration;
 pub mod data;
 pub mod datasets;
 pub mod detectors;

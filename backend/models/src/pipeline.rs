@@ -1,6 +1,10 @@
 //! From a population to a ready model: fit the transform, train the embedding network,
 //! keep a background cohort, and calibrate scores on people the network never saw.
 
+use crate::calibration::{
+    AttemptCalibration, KindCalibration, LlrHistogram, MAX_ATTEMPT_WINDOWS, attempt_means,
+    split_sessions,
+};
 use crate::data::Population;
 use crate::device::{Compute, CpuTrainBackend, to_cpu};
 use crate::embedding::{
@@ -8,7 +12,7 @@ use crate::embedding::{
     TrainingMeta, train,
 };
 use crate::logistic::Logistic;
-use crate::template::{EnrolConfig, FactorModel};
+use crate::template::{EnrolConfig, FactorModel, Template};
 use crate::transform::{Compression, FeatureTransform};
 use crate::{FactorKind, ModelError, SplitMix64};
 
@@ -19,8 +23,10 @@ pub struct PipelineConfig {
     pub train: TrainConfig,
     /// Enrolment rules (used for calibration and evaluation).
     pub enrol: EnrolConfig,
-    /// Share of the training people held out of network training to fit the
-    /// calibration (at least 2 people when there are 6 or more).
+    /// Share of the training people held out of network training and of the background
+    /// cohort to fit the calibration (at least 2 people when there are 6 or more). The
+    /// tail a calibration supports grows with the square of its people (impostor
+    /// attempts are pairs of them), so it is a large share.
     pub calibration_fraction: f64,
     /// Largest background cohort kept in the artifact.
     pub max_background: usize,
@@ -34,7 +40,7 @@ impl PipelineConfig {
         PipelineConfig {
             train: TrainConfig::default(),
             enrol: EnrolConfig::for_factor(factor),
-            calibration_fraction: 0.2,
+            calibration_fraction: 0.4,
             max_background: 4000,
             compute: Compute::Cpu,
         }
@@ -137,10 +143,12 @@ pub fn build_model(
     };
     let net = to_cpu(net, shape)?;
 
-    // Background: a fixed stride through every training person's vectors.
-    let total: usize = people.iter().map(|p| transformed[p].len()).sum();
+    // Background: a fixed stride through the network's training people only. The
+    // calibration people stay out of it (and so out of every template's contrast
+    // negatives and normalisation cohort), as users do.
+    let total: usize = net_people.iter().map(|p| transformed[p].len()).sum();
     let stride = total.div_ceil(cfg.max_background.max(2)).max(1);
-    let tagged: Vec<(usize, Vec<f32>)> = people
+    let tagged: Vec<(usize, Vec<f32>)> = net_people
         .iter()
         .flat_map(|&p| transformed[&p].iter().map(move |z| (p, z)))
         .step_by(stride)
@@ -151,10 +159,7 @@ pub fn build_model(
         schema_version: pop.schema_version,
         shape,
         transform,
-        calibration: Calibration {
-            full: [1.0, 0.0],
-            fallback: [1.0, 0.0],
-        },
+        calibration: Calibration::default(),
         background: tagged.iter().map(|t| t.1.clone()).collect(),
         training: TrainingMeta {
             config: cfg.train.clone(),
@@ -172,64 +177,172 @@ pub fn build_model(
 
     if cal_people.len() >= 2 {
         progress(Stage::Calibrating);
-        let tags: Vec<usize> = tagged.iter().map(|t| t.0).collect();
-        let full = calibrate(&model, pop, cal_people, &tags, cfg.enrol)?;
-        let mut fb_cfg = cfg.enrol;
-        fb_cfg.full_samples = usize::MAX;
-        let fallback = calibrate(&model, pop, cal_people, &tags, fb_cfg)?;
-        model.set_calibration(Calibration { full, fallback });
+        let c = calibrate(&model, pop, cal_people, cfg.enrol)?;
+        model.set_calibration(c);
     }
     let mut artifact = artifact;
-    artifact.meta.calibration = model.meta().calibration;
+    artifact.meta.calibration = model.meta().calibration.clone();
     Ok((model, artifact))
 }
 
-/// Fits `llr = a·raw + b` on calibration people: each enrols on their first half
-/// (against a background without their own vectors); genuine = their second half,
-/// impostors = the other calibration people's second halves. Balanced class weights
-/// make the fitted log-odds a likelihood ratio.
+/// The scores of each calibration person's template on every calibration person's
+/// test sessions: `scores[i][j]` = sessions of person `j` scored against template `i`
+/// (`None`: person `i` has too little data for this enrolment size).
+type ScoreGrid = Vec<Option<Vec<Vec<Vec<f64>>>>>;
+
+/// Enrols every calibration person on `enrol` vectors (`contrast`: full templates, else
+/// detector only) and scores everyone's later sessions with `score`.
+fn score_grid(
+    model: &FactorModel,
+    reps: &[Vec<Vec<f64>>],
+    groups: &[Vec<u32>],
+    enrol: usize,
+    cfg: EnrolConfig,
+    score: &dyn Fn(&Template, &[f64]) -> f64,
+) -> Result<ScoreGrid, ModelError> {
+    let splits: Vec<(Vec<usize>, Vec<Vec<usize>>)> = groups
+        .iter()
+        .map(|g| {
+            let idx: Vec<(usize, u32)> = g.iter().copied().enumerate().collect();
+            let (e, t) = split_sessions(&idx, |x| x.1, enrol);
+            (
+                e.iter().map(|x| x.0).collect(),
+                t.iter().map(|s| s.iter().map(|x| x.0).collect()).collect(),
+            )
+        })
+        .collect();
+    let mut grid = Vec::with_capacity(reps.len());
+    for (i, (e, _)) in splits.iter().enumerate() {
+        if e.len() < enrol {
+            grid.push(None);
+            continue;
+        }
+        let rows: Vec<Vec<f64>> = e.iter().map(|&k| reps[i][k].clone()).collect();
+        let t = match model.enrol_represented(&rows, model.background(), &cfg) {
+            Ok(t) => t,
+            Err(ModelError::NotEnoughData { .. }) => {
+                grid.push(None);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let per_person = splits
+            .iter()
+            .enumerate()
+            .map(|(j, (_, tests))| {
+                tests
+                    .iter()
+                    .map(|s| s.iter().map(|&k| score(&t, &reps[j][k])).collect())
+                    .collect()
+            })
+            .collect();
+        grid.push(Some(per_person));
+    }
+    Ok(grid)
+}
+
+/// Genuine and impostor attempt means of `n` windows from a score grid.
+fn attempts_of(grid: &ScoreGrid, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for (i, row) in grid.iter().enumerate() {
+        let Some(row) = row else { continue };
+        for (j, sessions) in row.iter().enumerate() {
+            let out = if i == j { &mut genuine } else { &mut impostor };
+            for s in sessions {
+                out.extend(attempt_means(s, n));
+            }
+        }
+    }
+    (genuine, impostor)
+}
+
+/// Fits the attempt calibrations of one template kind, `n = 1..=MAX_ATTEMPT_WINDOWS`,
+/// stopping at the first length with no genuine or impostor attempt.
+fn fit_kind(grid: &ScoreGrid) -> Result<KindCalibration, ModelError> {
+    let mut attempts = Vec::new();
+    for n in 1..=MAX_ATTEMPT_WINDOWS {
+        let (g, i) = attempts_of(grid, n);
+        if g.len() < 2 || i.len() < 2 {
+            break;
+        }
+        let gr: Vec<[f64; 1]> = g.iter().map(|&x| [x]).collect();
+        let ir: Vec<[f64; 1]> = i.iter().map(|&x| [x]).collect();
+        let gs: Vec<&[f64]> = gr.iter().map(|r| r.as_slice()).collect();
+        let is: Vec<&[f64]> = ir.iter().map(|r| r.as_slice()).collect();
+        // Balanced class weights make the fitted log-odds a likelihood ratio.
+        let lr = Logistic::fit(&gs, &is, 100.0)?;
+        let map = [lr.w[0], lr.b];
+        let llrs: Vec<f64> = i.iter().map(|&x| map[0] * x + map[1]).collect();
+        let Some(impostor) = LlrHistogram::of(&llrs) else {
+            break;
+        };
+        attempts.push(AttemptCalibration {
+            windows: n,
+            map,
+            genuine: g.len(),
+            impostor,
+        });
+    }
+    Ok(KindCalibration { attempts })
+}
+
+fn pooled_eer(grid: &ScoreGrid) -> Option<f64> {
+    let (g, i) = attempts_of(grid, 1);
+    crate::eval::metrics::error_rates(&g, &i).map(|r| r.eer)
+}
+
+/// Calibrates on the calibration people, who enrol as users do and are judged on whole
+/// attempts of their later sessions (see [`crate::calibration`]): full templates on
+/// `full_samples` vectors, fallback templates on the middle of the fallback range.
+/// Whether the contrast part is used at all is decided here, on the same people: full
+/// templates keep it only if they separate people at least as well as the detector alone.
 fn calibrate(
     model: &FactorModel,
     pop: &Population,
     cal_people: &[usize],
-    tags: &[usize],
     enrol: EnrolConfig,
-) -> Result<[f64; 2], ModelError> {
-    let mut tests = Vec::new();
-    let mut enrols = Vec::new();
+) -> Result<Calibration, ModelError> {
+    let mut reps = Vec::with_capacity(cal_people.len());
+    let mut groups = Vec::with_capacity(cal_people.len());
     for &p in cal_people {
-        let (a, b) = pop.people[p].halves();
-        enrols.push(model.represent(&crate::data::Person::vectors(&a))?);
-        tests.push(model.represent(&crate::data::Person::vectors(&b))?);
+        let samples = &pop.people[p].samples;
+        reps.push(model.represent(&samples.iter().map(|s| s.vector.clone()).collect::<Vec<_>>())?);
+        groups.push(samples.iter().map(|s| s.group).collect::<Vec<u32>>());
     }
-    let (mut genuine, mut imp) = (Vec::new(), Vec::new());
-    for (i, &p) in cal_people.iter().enumerate() {
-        let bg: Vec<Vec<f64>> = model
-            .background()
-            .iter()
-            .zip(tags)
-            .filter(|(_, t)| **t != p)
-            .map(|(r, _)| r.clone())
-            .collect();
-        let t = match model.enrol_represented(&enrols[i], &bg, &enrol) {
-            Ok(t) => t,
-            Err(ModelError::NotEnoughData { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        for (j, rows) in tests.iter().enumerate() {
-            let s = rows.iter().map(|r| vec![model.raw_score(&t, r)]);
-            if i == j {
-                genuine.extend(s)
-            } else {
-                imp.extend(s)
-            }
-        }
-    }
-    if genuine.is_empty() || imp.is_empty() {
-        return Ok([1.0, 0.0]);
-    }
-    let g: Vec<&[f64]> = genuine.iter().map(Vec::as_slice).collect();
-    let i: Vec<&[f64]> = imp.iter().map(Vec::as_slice).collect();
-    let lr = Logistic::fit(&g, &i, 100.0)?;
-    Ok([lr.w[0], lr.b])
+    let raw = |t: &Template, r: &[f64]| model.raw_score(t, r);
+    let full_n = enrol.full_samples.max(enrol.min_samples).max(2);
+    let detector_cfg = EnrolConfig {
+        full_samples: usize::MAX,
+        ..enrol
+    };
+    let with_contrast = score_grid(model, &reps, &groups, full_n, enrol, &raw)?;
+    let detector_only = score_grid(model, &reps, &groups, full_n, detector_cfg, &raw)?;
+    let checked_eer = [pooled_eer(&with_contrast), pooled_eer(&detector_only)];
+    // Equal or better (too little data to tell keeps the contrast part).
+    let contrast_helps = match checked_eer {
+        [Some(with), Some(without)] => with <= without,
+        _ => true,
+    };
+    let full = fit_kind(if contrast_helps {
+        &with_contrast
+    } else {
+        &detector_only
+    })?;
+    let fallback_n = (enrol.min_samples.max(2) + full_n) / 2;
+    let fallback = fit_kind(&score_grid(
+        model,
+        &reps,
+        &groups,
+        fallback_n,
+        detector_cfg,
+        &raw,
+    )?)?;
+    Ok(Calibration {
+        full,
+        fallback,
+        full_samples: enrol.full_samples,
+        people: cal_people.len(),
+        contrast_helps,
+        checked_eer,
+    })
 }

@@ -9,8 +9,11 @@
 //!   people, so both are on a common scale (cohort z-normalisation) and can be added.
 //!
 //! The fused raw score is then mapped to a log-likelihood ratio by the model's
-//! calibration. Fewer than `min_samples` enrolment vectors is "not enrolled yet";
-//! fewer than `full_samples` gives a fallback template (detector only).
+//! calibration ([`crate::calibration`]): per window, and for a whole attempt (the mean
+//! raw score of its windows, mapped by the calibration of attempts of that length).
+//! Fewer than `min_samples` enrolment vectors is "not enrolled yet"; fewer than
+//! `full_samples` gives a fallback template (detector only), and so does any enrolment
+//! when the calibration found that the contrast part does not help.
 //! A template holds statistics and weights only, never an enrolment vector.
 
 use burn::prelude::*;
@@ -108,6 +111,19 @@ pub struct Score {
     pub raw: f64,
     /// Log-likelihood ratio genuine vs impostor (natural log).
     pub llr: f64,
+}
+
+/// One factor's verdict on a whole authentication attempt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttemptScore {
+    /// Calibrated log-likelihood ratio of the attempt (natural log).
+    pub llr: f64,
+    /// Windows scored.
+    pub windows: usize,
+    /// Attempt length whose calibration was used (0: uncalibrated).
+    pub calibrated_windows: usize,
+    /// The LLRs of impostor attempts of that length on the calibration people.
+    pub impostor: Option<crate::calibration::LlrHistogram>,
 }
 
 /// A model ready to enrol and score: the artifact's network on the CPU backend plus the
@@ -235,7 +251,9 @@ impl FactorModel {
         let cohort: Vec<&Vec<f64>> = background.iter().step_by(stride).collect();
         let det_scores: Vec<f64> = cohort.iter().map(|b| detector.score(&b[..dim])).collect();
         let detector_norm = Norm::of(&det_scores);
-        let contrast = if r.len() >= cfg.full_samples {
+        // The calibration says whether the contrast part helps at all: a template is
+        // never worse than its own detector on the calibration people.
+        let contrast = if r.len() >= cfg.full_samples && self.meta.calibration.contrast_helps {
             let bstride = background.len().div_ceil(cfg.max_background.max(1)).max(1);
             let neg: Vec<&[f64]> = background
                 .iter()
@@ -267,17 +285,40 @@ impl FactorModel {
         }
     }
 
-    /// Calibrates a raw score for a template.
+    /// Calibrates the raw score of one window for a template (the one-window
+    /// calibration of the template's kind).
     pub fn calibrate(&self, t: &Template, raw: f64) -> Score {
-        let [a, b] = if t.is_fallback() {
-            self.meta.calibration.fallback
-        } else {
-            self.meta.calibration.full
-        };
+        let [a, b] = self.meta.calibration.kind(t.samples).window_map();
         Score {
             raw,
             llr: a * raw + b,
         }
+    }
+
+    /// The attempt made of the windows whose per-window scores are `scores`: its mean
+    /// raw score mapped by the calibration of attempts of that many windows, with the
+    /// histogram of impostor attempts of that length (`None` when the model is
+    /// uncalibrated: the mean per-window LLR then stands, and no rate is claimed).
+    pub fn attempt(&self, t: &Template, scores: &[Score]) -> Option<AttemptScore> {
+        if scores.is_empty() {
+            return None;
+        }
+        let n = scores.len();
+        let mean_raw = scores.iter().map(|s| s.raw).sum::<f64>() / n as f64;
+        Some(match self.meta.calibration.kind(t.samples).for_windows(n) {
+            Some(c) => AttemptScore {
+                llr: c.map[0] * mean_raw + c.map[1],
+                windows: n,
+                calibrated_windows: c.windows,
+                impostor: Some(c.impostor.clone()),
+            },
+            None => AttemptScore {
+                llr: scores.iter().map(|s| s.llr).sum::<f64>() / n as f64,
+                windows: n,
+                calibrated_windows: 0,
+                impostor: None,
+            },
+        })
     }
 
     /// Scores raw feature vectors against a template.

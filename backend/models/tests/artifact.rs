@@ -75,7 +75,7 @@ fn artifact_round_trip_is_exact_and_training_is_reproducible() {
         .represent(&[pop.people[11].samples[0].vector.clone()])
         .unwrap();
     assert!(probe == probe2, "same seed, same embeddings");
-    assert_eq!(artifact.meta.training.calibration_people, 2);
+    assert_eq!(artifact.meta.training.calibration_people, 4);
     assert!(artifact.meta.training.stats.final_loss < artifact.meta.training.stats.first_loss);
 
     let dir = tempfile::tempdir().unwrap();
@@ -101,7 +101,7 @@ fn artifact_round_trip_is_exact_and_training_is_reproducible() {
     // An unseen person (10) enrols; their own later vectors outscore person 11's.
     let enrol = Person::vectors(&pop.people[10].samples.iter().take(20).collect::<Vec<_>>());
     let t = model.enrol(&enrol, &quick().enrol).unwrap();
-    assert!(!t.is_fallback());
+    assert_eq!(t.is_fallback(), !artifact.meta.calibration.contrast_helps);
     let own = Person::vectors(&pop.people[10].samples.iter().skip(20).collect::<Vec<_>>());
     let other = Person::vectors(&pop.people[11].samples.iter().collect::<Vec<_>>());
     let a = model.score(&t, &own).unwrap();
@@ -135,7 +135,10 @@ fn enrolment_rules_and_bad_input() {
         Err(ModelError::NotEnoughData { have: 5, need: 6 })
     ));
     assert!(model.enrol(&v[..8], &cfg).unwrap().is_fallback());
-    assert!(!model.enrol(&v[..16], &cfg).unwrap().is_fallback());
+    assert_eq!(
+        model.enrol(&v[..16], &cfg).unwrap().is_fallback(),
+        !artifact.meta.calibration.contrast_helps
+    );
     let t = model.enrol(&v[..16], &cfg).unwrap();
     assert!(matches!(
         model.score(&t, &[vec![0.0; 5]]),
@@ -194,4 +197,48 @@ fn triplet_loss_trains_too() {
     let (_, a) = build_model(&pop, &people, &cfg, &mut |_| {}).unwrap();
     assert!(a.meta.training.stats.final_loss.is_finite());
     assert!(build_model(&pop, &people[..2], &cfg, &mut |_| {}).is_err());
+}
+
+#[test]
+fn calibration_is_fitted_on_held_out_people_and_whole_attempts() {
+    let pop = synthetic(30, 40, 10, 5);
+    let people: Vec<usize> = (0..30).collect();
+    let (model, artifact) = build_model(&pop, &people, &quick(), &mut |_| {}).unwrap();
+    let c = &artifact.meta.calibration;
+    // 40% of 30 people calibrate; the other 18 train the network and are the whole
+    // background cohort (40 vectors each, below the cohort's bound): no calibration
+    // person is a contrast negative or in the normalisation cohort.
+    assert_eq!(
+        (c.people, artifact.meta.training.calibration_people),
+        (12, 12)
+    );
+    assert_eq!(artifact.meta.background.len(), 18 * 40);
+    assert_eq!(c.full_samples, 16);
+    // Sessions of 10 vectors: full templates enrol on sessions 1–2 and are judged on
+    // attempts of 1..=10 windows of sessions 3–4; impostor attempts are ordered pairs
+    // of calibration people.
+    assert_eq!(c.full.attempts.len(), 10);
+    for (i, a) in c.full.attempts.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(a.windows, n);
+        assert_eq!(a.genuine, 12 * 2 * (10 / n));
+        assert_eq!(a.impostor.attempts(), (12 * 11 * 2 * (10 / n)) as u64);
+    }
+    assert!(!c.fallback.attempts.is_empty());
+    assert!(c.checked_eer.iter().all(Option::is_some));
+    // An attempt is scored with the calibration of its length and carries its histogram.
+    let own = Person::vectors(&pop.people[0].samples.iter().collect::<Vec<_>>());
+    let t = model.enrol(&own[..16], &quick().enrol).unwrap();
+    let s = model.score(&t, &own[20..24]).unwrap();
+    let a = model.attempt(&t, &s).unwrap();
+    assert_eq!((a.windows, a.calibrated_windows), (4, 4));
+    assert_eq!(a.impostor.as_ref(), Some(&c.full.attempts[3].impostor));
+    let long = model.score(&t, &own[16..40]).unwrap();
+    assert_eq!(model.attempt(&t, &long).unwrap().calibrated_windows, 10);
+
+    // An artifact of the per-window format is refused with what to do.
+    let mut old = artifact.to_bytes().unwrap();
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let e = ModelArtifact::from_bytes(&old).unwrap_err().to_string();
+    assert!(e.contains("retrain"), "{e}");
 }

@@ -12,12 +12,13 @@
 //!    `none`), and finally `e / max(‖e‖₂, 1e-12)` (`output: l2-normalize`);
 //! 3. with a template (docs/factor-api.md): `r = z ‖ e`, `raw = (−Σ|zᵢ − cᵢ|/sᵢ − m_d)/sd_d`
 //!    (+ `((w·r + b) − m_c)/sd_c` when it has a contrast part), and `llr = a·raw + b'`
-//!    with `calibration.full` or, for a template without contrast, `calibration.fallback`.
+//!    with `calibration.full` for a template enrolled on at least
+//!    `calibration.full_samples` vectors (its `samples`), else `calibration.fallback`.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tacit_models::embedding::{Calibration, DenseLayer, ModelArtifact, NetShape};
+use tacit_models::embedding::{DenseLayer, ModelArtifact, NetShape};
 use tacit_models::transform::FeatureTransform;
 
 /// `tacit-backend model-export`.
@@ -32,7 +33,7 @@ pub struct ExportArgs {
 }
 
 /// Version of the JSON layout below.
-pub const EXPORT_FORMAT: u32 = 1;
+pub const EXPORT_FORMAT: u32 = 2;
 
 /// The exported model.
 #[derive(Debug, Serialize)]
@@ -54,8 +55,21 @@ pub struct ExportedModel {
     pub transform: FeatureTransform,
     /// The embedding network.
     pub network: Network,
-    /// Raw score to log-likelihood ratio.
-    pub calibration: Calibration,
+    /// Raw score of one window to log-likelihood ratio.
+    pub calibration: WindowCalibration,
+}
+
+/// The one-window score maps (whole attempts, impostor histograms and the fusion stay
+/// in Tacit).
+#[derive(Debug, Serialize)]
+pub struct WindowCalibration {
+    /// `(a, b)` of `llr = a·raw + b` for templates enrolled on at least `full_samples`
+    /// vectors.
+    pub full: [f64; 2],
+    /// `(a, b)` for templates enrolled on fewer.
+    pub fallback: [f64; 2],
+    /// The enrolment size (a template's `samples`) from which `full` applies.
+    pub full_samples: usize,
 }
 
 /// The embedding MLP.
@@ -128,7 +142,11 @@ pub fn export(args: ExportArgs) -> Result<(), super::CommandError> {
             output: "l2-normalize",
             dtype: "float32",
         },
-        calibration: meta.calibration,
+        calibration: WindowCalibration {
+            full: meta.calibration.full.window_map(),
+            fallback: meta.calibration.fallback.window_map(),
+            full_samples: meta.calibration.full_samples,
+        },
     };
     let json = serde_json::to_vec(&out)?;
     std::fs::write(&args.out, json).map_err(super::io_error(&args.out))?;

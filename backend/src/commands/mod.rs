@@ -122,6 +122,11 @@ pub struct ModelArgs {
     /// Backend: auto, cpu or cuda (falls back to the CPU when CUDA does not work).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Share of the training people kept out of the network and the background cohort
+    /// to calibrate whole attempts on (0.1..=0.8). More calibration people support
+    /// smaller false-accept rates; fewer train a stronger network.
+    #[arg(long, default_value_t = 0.4)]
+    pub calibration_fraction: f64,
 }
 
 impl ModelArgs {
@@ -129,6 +134,13 @@ impl ModelArgs {
         let mut cfg = PipelineConfig::for_factor(factor);
         cfg.train.steps = self.steps;
         cfg.train.seed = self.seed;
+        if !(0.1..=0.8).contains(&self.calibration_fraction) {
+            return Err(CommandError::Model(ModelError::Config(format!(
+                "--calibration-fraction {}: expected 0.1..=0.8",
+                self.calibration_fraction
+            ))));
+        }
+        cfg.calibration_fraction = self.calibration_fraction;
         cfg.train.loss = match self.loss {
             LossChoice::Proxy => Loss::Proxy,
             LossChoice::Triplet => Loss::Triplet,

@@ -317,7 +317,7 @@ pub fn parse(
         return bad("missing input `features`");
     };
     let allowed: &[&str] = if template.is_some() {
-        &["llr", "raw"]
+        &["llr", "raw", "attempt_llr", "impostor_llr"]
     } else {
         &["embedding"]
     };
@@ -357,17 +357,45 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
             let scores = m
                 .score(t, &p.rows)
                 .map_err(|e| BadRequest(e.to_string(), false))?;
+            let attempt = m.model.attempt(t, &scores);
             for name in &p.outputs {
-                let data = scores
-                    .iter()
-                    .map(|s| if name == "llr" { s.llr } else { s.raw } as f32)
-                    .collect();
-                out.push(OutputTensor {
-                    name: name.clone(),
-                    shape: vec![n],
-                    datatype: "FP32",
-                    data,
-                });
+                match name.as_str() {
+                    "llr" | "raw" => out.push(OutputTensor {
+                        name: name.clone(),
+                        shape: vec![n],
+                        datatype: "FP32",
+                        data: scores
+                            .iter()
+                            .map(|s| if name == "llr" { s.llr } else { s.raw } as f32)
+                            .collect(),
+                    }),
+                    "attempt_llr" => {
+                        if let Some(a) = &attempt {
+                            out.push(OutputTensor {
+                                name: name.clone(),
+                                shape: vec![1],
+                                datatype: "FP32",
+                                data: vec![a.llr as f32],
+                            })
+                        }
+                    }
+                    // `(bin centre, count)` rows of the impostor histogram of attempts of
+                    // this length: both exact in FP32 (multiples of ¼, counts < 2²⁴).
+                    _ => {
+                        if let Some(h) = attempt.as_ref().and_then(|a| a.impostor.as_ref()) {
+                            let pairs = h.pairs();
+                            out.push(OutputTensor {
+                                name: name.clone(),
+                                shape: vec![pairs.len(), 2],
+                                datatype: "FP32",
+                                data: pairs
+                                    .iter()
+                                    .flat_map(|&(c, k)| [c as f32, k as f32])
+                                    .collect(),
+                            })
+                        }
+                    }
+                }
             }
         }
         None => {

@@ -143,6 +143,8 @@ async fn model_meta(State(ctx): State<Ctx>, Path(name): Path<String>) -> Respons
         "outputs": [
             {"name": "llr", "datatype": "FP32", "shape": [-1]},
             {"name": "raw", "datatype": "FP32", "shape": [-1]},
+            {"name": "attempt_llr", "datatype": "FP32", "shape": [1]},
+            {"name": "impostor_llr", "datatype": "FP32", "shape": [-1, 2]},
             {"name": "embedding", "datatype": "FP32", "shape": [-1, m.embedding_dim()]}
         ],
         "parameters": {
@@ -324,8 +326,9 @@ fn compute(
             let s = m.score(t, &rows)?;
             let llr: Vec<f64> = s.iter().map(|s| s.llr).collect();
             let mean = llr.iter().sum::<f64>() / llr.len() as f64;
+            let attempt = m.model.attempt(t, &s);
             Ok(
-                json!({ "scores": llr, "mean_llr": mean, "samples": rows.len(), "model_version": m.version }),
+                json!({ "scores": llr, "mean_llr": mean, "attempt": attempt, "samples": rows.len(), "model_version": m.version }),
             )
         }
     }

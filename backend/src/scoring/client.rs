@@ -17,8 +17,11 @@ pub struct Enrolled {
 /// Scores of windows against a template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
-    /// Calibrated log-likelihood ratio per window (natural log).
+    /// Calibrated one-window log-likelihood ratio per window (natural log).
     pub llr: Vec<f64>,
+    /// The windows judged together as one attempt, when the factor calibrates attempts
+    /// (a factor that does not: the mean window LLR stands for the attempt).
+    pub attempt: Option<tacit_models::template::AttemptScore>,
     /// Model version that scored.
     pub model_version: Option<String>,
 }

@@ -24,6 +24,7 @@ fn result(f: &ConfiguredFactor, status: FactorStatus, detail: Option<String>) ->
         factor: f.name.clone(),
         status,
         mean_llr: None,
+        llr: None,
         windows: 0,
         age_s: None,
         weight: 0.0,
@@ -61,21 +62,29 @@ async fn assess_one(
     match f.client.score(&t.template, rows).await {
         Ok(s) => {
             let mean = s.llr.iter().sum::<f64>() / n as f64;
+            // The attempt's own calibration when the factor gives one; else the mean
+            // window LLR stands for the attempt (and the fusion claims only its bound).
+            let (llr, impostor) = match s.attempt {
+                Some(a) => (a.llr, a.impostor),
+                None => (mean, None),
+            };
             // Device clock against server clock: a phone ahead of the server counts
             // as fresh, not as negative age.
             let age_s = now_ms.saturating_sub(newest_end) as f64 / 1000.0;
             let evidence = FactorEvidence {
                 factor: f.name.clone(),
-                mean_llr: mean,
+                llr,
                 windows: n,
                 age_s,
                 weight: f.weight,
+                impostor,
             };
             Assessment {
                 result: FactorResult {
                     factor: f.name.clone(),
                     status: FactorStatus::Scored,
                     mean_llr: Some(mean),
+                    llr: Some(llr),
                     windows: n as u32,
                     age_s: Some(age_s),
                     weight: 0.0, // set from the fusion's weights
@@ -179,6 +188,8 @@ pub async fn assess(
     Ok(AuthenticateResponse {
         decision,
         confidence: fused.confidence,
+        estimated_far: fused.estimated_far,
+        far_floor: fused.far_floor,
         llr: fused.llr,
         reason,
         degraded,

@@ -63,12 +63,17 @@ impl FactorClient for LocalFactor {
             ));
         }
         let version = m.version.clone();
-        let scores = tokio::task::spawn_blocking(move || m.score(&t, &rows))
-            .await
-            .map_err(|e| FactorError::Unavailable(format!("scoring task: {e}")))?
-            .map_err(refused)?;
+        let (scores, attempt) = tokio::task::spawn_blocking(move || {
+            let s = m.score(&t, &rows)?;
+            let a = m.model.attempt(&t, &s);
+            Ok::<_, ModelError>((s, a))
+        })
+        .await
+        .map_err(|e| FactorError::Unavailable(format!("scoring task: {e}")))?
+        .map_err(refused)?;
         Ok(Scored {
             llr: scores.iter().map(|s| s.llr).collect(),
+            attempt,
             model_version: Some(version),
         })
     }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tacit_models::calibration::{LlrHistogram, MAX_BINS};
+use tacit_models::template::AttemptScore;
 
 use super::breaker::Breaker;
 use super::client::{Enrolled, FactorClient, FactorError, Scored};
@@ -174,31 +176,67 @@ impl FactorClient for RemoteFactor {
             "inputs": [
                 {"name": "features", "shape": [n, dim], "datatype": "FP32", "data": flat},
                 {"name": "template", "shape": [1], "datatype": "BYTES", "data": [template]}
-            ],
-            "outputs": [{"name": "llr"}]
+            ]
+            // No `outputs`: every output that applies. A factor that calibrates whole
+            // attempts adds `attempt_llr` and `impostor_llr`; one that does not (a
+            // foreign-runtime factor) answers `llr` alone and its mean stands for the attempt.
         });
         let v = self
             .post(&format!("/v2/models/{}/infer", self.name), &body)
             .await?;
-        let llr: Vec<f64> = v
-            .get("outputs")
-            .and_then(Value::as_array)
-            .and_then(|o| {
-                o.iter()
-                    .find(|t| t.get("name").and_then(Value::as_str) == Some("llr"))
-            })
-            .and_then(|t| t.get("data"))
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("no llr output"))?
-            .iter()
-            .map(|x| x.as_f64().filter(|x| x.is_finite()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| malformed("llr is not a list of finite numbers"))?;
+        let output = |name: &str| -> Option<Result<Vec<f64>, FactorError>> {
+            let data = v
+                .get("outputs")
+                .and_then(Value::as_array)?
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
+                .get("data");
+            Some(
+                data.and_then(Value::as_array)
+                    .and_then(|d| {
+                        d.iter()
+                            .map(|x| x.as_f64().filter(|x| x.is_finite()))
+                            .collect::<Option<Vec<f64>>>()
+                    })
+                    .ok_or_else(|| malformed(&format!("{name} is not a list of finite numbers"))),
+            )
+        };
+        let llr = output("llr").ok_or_else(|| malformed("no llr output"))??;
         if llr.len() != n {
             return Err(malformed("llr has the wrong length"));
         }
+        let attempt = match (output("attempt_llr"), output("impostor_llr")) {
+            (None, _) => None,
+            (Some(a), h) => {
+                let [llr] = a?[..] else {
+                    return Err(malformed("attempt_llr is not one number"));
+                };
+                let impostor = match h {
+                    None => None,
+                    Some(h) => {
+                        let h = h?;
+                        if h.len() % 2 != 0 || h.len() > 2 * MAX_BINS {
+                            return Err(malformed("impostor_llr is not rows of 2"));
+                        }
+                        let pairs: Vec<(f64, f64)> =
+                            h.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                        Some(
+                            LlrHistogram::from_pairs(&pairs)
+                                .map_err(|e| malformed(&e.to_string()))?,
+                        )
+                    }
+                };
+                Some(AttemptScore {
+                    llr,
+                    windows: n,
+                    calibrated_windows: 0,
+                    impostor,
+                })
+            }
+        };
         Ok(Scored {
             llr,
+            attempt,
             model_version: v
                 .get("model_version")
                 .and_then(Value::as_str)

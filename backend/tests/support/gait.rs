@@ -8,9 +8,14 @@ pub const GAIT_DIM: usize = 50;
 /// 10 synthetic people × 60 gait vectors (4 sessions of 15), each around a personal
 /// centre and inside the schema's ranges so that the records encode.
 pub fn gait_population() -> tacit_models::data::Population {
+    gait_population_of(10)
+}
+
+/// `n` synthetic people like those of [`gait_population`] (its first 10 are the same).
+pub fn gait_population_of(n: usize) -> tacit_models::data::Population {
     use tacit_models::data::{Person, Population, Sample};
     let mut rng = tacit_models::SplitMix64::new(11);
-    let people = (0..10)
+    let people = (0..n)
         .map(|p| {
             let centre: Vec<f64> = (0..GAIT_DIM).map(|_| rng.normal()).collect();
             Person {
@@ -44,6 +49,29 @@ pub fn gait_population() -> tacit_models::data::Population {
 
 /// A small gait model artifact trained on the first `people` of `pop`.
 pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64) -> Vec<u8> {
+    let people: Vec<usize> = (0..people).collect();
+    train_small(pop, &people, seed, None)
+}
+
+/// A gait model trained and calibrated on people `10..` of `pop` (at least 40 people:
+/// enough calibration people to support a 5% false-accept rate), so that people
+/// `0..10` are users it never saw. For tests of decisions.
+pub fn calibrated_gait_model(pop: &tacit_models::data::Population, seed: u64) -> Vec<u8> {
+    assert!(
+        pop.people.len() >= 40,
+        "a calibrated model needs 30 training people"
+    );
+    let people: Vec<usize> = (10..pop.people.len()).collect();
+    train_small(pop, &people, seed, Some(0.5))
+}
+
+/// The small, quick pipeline of the factor tests on `people`.
+fn train_small(
+    pop: &tacit_models::data::Population,
+    people: &[usize],
+    seed: u64,
+    calibration_fraction: Option<f64>,
+) -> Vec<u8> {
     use tacit_models::pipeline::{PipelineConfig, build_model};
     let mut cfg = PipelineConfig::for_factor(tacit_models::FactorKind::Gait);
     cfg.train = tacit_models::embedding::TrainConfig {
@@ -54,8 +82,10 @@ pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64
         seed,
         ..tacit_models::embedding::TrainConfig::default()
     };
-    let people: Vec<usize> = (0..people).collect();
-    let (_, a) = build_model(pop, &people, &cfg, &mut |_| {}).expect("train");
+    if let Some(f) = calibration_fraction {
+        cfg.calibration_fraction = f;
+    }
+    let (_, a) = build_model(pop, people, &cfg, &mut |_| {}).expect("train");
     a.to_bytes().expect("encode")
 }
 
@@ -63,8 +93,9 @@ pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64
 /// PyTorch peer equivalence test. Templates: for each of the first `people` people, a
 /// full one (from their first 40 vectors) and, every other person, a fallback one (from
 /// their first 16). Each body scores `rows` vectors against one template, the vectors
-/// taken in turn from the whole population (genuine and impostor alike); `count` bodies
-/// in all, cycling through the templates.
+/// taken in turn from the whole population (genuine and impostor alike) and asks for the
+/// per-window outputs `llr` and `raw`; `count` bodies in all, cycling through the
+/// templates.
 pub fn infer_bodies(
     model: &tacit_models::template::FactorModel,
     pop: &tacit_models::data::Population,
@@ -107,7 +138,10 @@ pub fn infer_bodies(
                 "inputs": [
                     {"name": "features", "datatype": "FP32", "shape": [rows, pop.dim], "data": data},
                     {"name": "template", "datatype": "BYTES", "shape": [1], "data": [templates[i % templates.len()]]}
-                ]
+                ],
+                // The per-window outputs the PyTorch peer serves too (the attempt
+                // calibration stays in Tacit).
+                "outputs": [{"name": "llr"}, {"name": "raw"}]
             })
             .to_string()
         })

@@ -218,9 +218,14 @@ pub struct FactorResult {
     pub factor: String,
     /// Outcome.
     pub status: FactorStatus,
-    /// Mean calibrated log-likelihood ratio of the windows scored (natural log).
+    /// Mean one-window log-likelihood ratio of the windows scored (natural log; for
+    /// inspection: the decision uses `llr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_llr: Option<f64>,
+    /// Calibrated log-likelihood ratio of the attempt, all its windows judged together
+    /// (what the fusion adds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llr: Option<f64>,
     /// Windows scored.
     pub windows: u32,
     /// Age of the newest window scored, seconds.
@@ -242,8 +247,18 @@ pub struct FactorResult {
 pub struct AuthenticateResponse {
     /// The decision.
     pub decision: AuthDecision,
-    /// Probability of "same person" at even prior odds, from the fused LLR.
+    /// `1 − estimated_far`.
     pub confidence: f64,
+    /// Estimated false-accept rate at this attempt's score: the share of zero-effort
+    /// impostor attempts on the calibration people that score at least as high (never
+    /// below `far_floor`). `accept` means it is at most the configured target.
+    #[serde(default = "one")]
+    pub estimated_far: f64,
+    /// The smallest false-accept rate the calibration data support for the factors that
+    /// answered (0 when a factor gives no calibration data and `estimated_far` is the
+    /// bound `e^-llr`).
+    #[serde(default)]
+    pub far_floor: f64,
     /// The fused log-likelihood ratio.
     pub llr: f64,
     /// The decision in words.
@@ -257,6 +272,10 @@ pub struct AuthenticateResponse {
     /// Results of the attached envelopes, in request order.
     #[serde(default)]
     pub envelopes: Vec<EnvelopeResult>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Every error answer: a human-readable message and a stable code.

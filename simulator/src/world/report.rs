@@ -2,7 +2,7 @@
 //! success rates, envelope accounting, throughput, latency and resources.
 
 use serde::Serialize;
-use tacit_models::eval::metrics::error_rates;
+use tacit_models::eval::metrics::{OperatingPoint, error_rates, operating_table};
 
 /// Error rates of one score (a factor's mean LLR, or the fused LLR).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,6 +104,13 @@ pub struct Report {
     pub impostor: [u64; 4],
     /// Mimicry attempts / accepted / stepped up / rejected.
     pub mimic: [u64; 4],
+    /// Realised rates of the fused decision at the target false-accept rates
+    /// `TARGET_FARS` (0.001, 0.01, 0.05), genuine against zero-effort impostors: an
+    /// attempt counts as accepted at a target when its estimated FAR is at most it (the
+    /// decision's rule; the reject lock aside).
+    pub operating_points: Vec<OperatingPoint>,
+    /// The same with mimics as the impostors.
+    pub mimic_operating_points: Vec<OperatingPoint>,
     /// Rates per factor and fused, genuine against zero-effort impostors.
     pub rates: Vec<FactorRates>,
     /// The same against mimics (`impostor` counts mimicry attempts).
@@ -176,6 +183,9 @@ impl Report {
                 )
             }
         );
+        s += "\noperating points (fused, pooled over people; accepted when the estimated FAR <= target)\n";
+        s += &operating_table("zero-effort", &self.operating_points, true);
+        s += &operating_table("mimicry", &self.mimic_operating_points, false);
         for (title, rates) in [
             ("EER (zero-effort)   genuine  impostor  EER", &self.rates),
             (
@@ -293,6 +303,7 @@ fn det_plot(scores: &[(String, Vec<f64>, Vec<f64>)]) -> String {
                 pooled_eer: eer.map_or(f64::NAN, |e| e.eer),
                 per_person_eer: Vec::new(),
                 det: det_points(g, i),
+                operating_points: Vec::new(),
             }
         })
         .collect();

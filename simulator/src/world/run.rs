@@ -14,6 +14,7 @@ use super::report::{Envelopes, FactorRates, Report, quantile, resources};
 use super::{AttackStats, WorldConfig};
 use crate::rng::Draw;
 use crate::{PopulationModel, SplitMix64};
+use tacit_models::eval::metrics::{Judged, operating_points};
 
 /// Progress callback: `(stage, done, total)`.
 pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
@@ -374,6 +375,7 @@ fn summarise(
     let mut fused: [Vec<f64>; 3] = Default::default();
     let mut per_factor: BTreeMap<String, [Vec<f64>; 3]> = BTreeMap::new();
     let mut latency = Vec::with_capacity(outcomes.len());
+    let mut judged: [Vec<Judged>; 3] = Default::default();
     for o in &outcomes {
         latency.push(o.latency_ms);
         let k = match o.holder {
@@ -388,8 +390,9 @@ fn summarise(
             AuthDecision::Reject => 3,
         }] += 1;
         fused[k].push(o.answer.llr);
+        judged[k].push((o.answer.estimated_far, o.answer.far_floor));
         for f in &o.answer.factors {
-            if let (FactorStatus::Scored, Some(l)) = (f.status, f.mean_llr) {
+            if let (FactorStatus::Scored, Some(l)) = (f.status, f.llr) {
                 per_factor.entry(f.factor.clone()).or_default()[k].push(l);
             }
         }
@@ -417,6 +420,8 @@ fn summarise(
         genuine: counts[0],
         impostor: counts[1],
         mimic: counts[2],
+        operating_points: operating_points(&judged[0], &judged[1]),
+        mimic_operating_points: operating_points(&judged[0], &judged[2]),
         rates,
         mimic_rates,
         attacks,

@@ -16,20 +16,13 @@ use super::train::{TrainConfig, TrainStats};
 use crate::transform::FeatureTransform;
 use crate::{FactorKind, ModelError};
 
-/// The artifact format this build writes and reads.
-pub const ARTIFACT_FORMAT: u32 = 1;
+/// The artifact format this build writes and reads (2: calibration on whole attempts).
+pub const ARTIFACT_FORMAT: u32 = 2;
 const MAGIC: &[u8; 8] = b"TACITMDL";
 /// Artifacts are small (≈ 100 kB weights + the cohort); anything larger is refused.
 const MAX_ARTIFACT_BYTES: usize = 256 << 20;
 
-/// Maps a raw fused score to a log-likelihood ratio: `llr = a·raw + b`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Calibration {
-    /// `(a, b)` for templates with the full model (enough enrolment data).
-    pub full: [f64; 2],
-    /// `(a, b)` for fallback templates (classic detector only).
-    pub fallback: [f64; 2],
-}
+pub use crate::calibration::Calibration;
 
 /// How the model was trained (kept in the artifact for audits and reproduction).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,6 +131,13 @@ impl ModelArtifact {
         let u32_at =
             |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let format = u32_at(8);
+        if format == 1 {
+            return bad(
+                "artifact format 1 has a per-window calibration that overstates its false-accept rate; \
+                 retrain the model with this version (`tacit-backend train`)"
+                    .into(),
+            );
+        }
         if format != ARTIFACT_FORMAT {
             return bad(format!(
                 "artifact format {format}; this build reads format {ARTIFACT_FORMAT}"

@@ -118,3 +118,166 @@ mod tests {
         assert_eq!((m, sd), (2.0, 1.0));
     }
 }
+
+/// The operating points every accuracy report shows: target false-accept rates.
+pub const TARGET_FARS: [f64; 3] = [0.001, 0.01, 0.05];
+
+/// What a report can say about an operating point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointStatus {
+    /// The realised rate is within 0.5×–1.5× of the target.
+    Within,
+    /// Measured, and outside 0.5×–1.5× of the target.
+    Outside,
+    /// Most attempts' calibration supports no rate this small (their floor is above the
+    /// target): the decision cannot accept at it, and claims nothing.
+    CalibrationCannotSupport,
+    /// Fewer than 10/target impostor attempts: this run cannot measure the rate.
+    TooFewAttempts,
+}
+
+/// Realised rates at one target false-accept rate, pooled over people (one threshold
+/// for everyone): an attempt is accepted when its estimated false-accept rate is at
+/// most the target, exactly as the decision does.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OperatingPoint {
+    /// The configured target.
+    pub target_far: f64,
+    /// Genuine attempts.
+    pub genuine_attempts: usize,
+    /// Impostor attempts.
+    pub impostor_attempts: usize,
+    /// Impostor attempts accepted / impostor attempts.
+    pub far: f64,
+    /// 95% Wilson interval of `far`.
+    pub far_interval: [f64; 2],
+    /// Genuine attempts not accepted / genuine attempts.
+    pub frr: f64,
+    /// Median over the impostor attempts of the smallest rate their calibration supports.
+    pub calibration_floor: f64,
+    /// What the numbers allow one to say.
+    pub status: PointStatus,
+}
+
+/// One attempt as the decision saw it: `(estimated FAR, calibration floor)`.
+pub type Judged = (f64, f64);
+
+fn wilson(k: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (z, n, p) = (1.96f64, n as f64, k as f64 / n as f64);
+    let d = 1.0 + z * z / n;
+    let c = (p + z * z / (2.0 * n)) / d;
+    let h = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / d;
+    [(c - h).max(0.0), (c + h).min(1.0)]
+}
+
+/// The operating points [`TARGET_FARS`] of genuine and impostor attempts.
+pub fn operating_points(genuine: &[Judged], impostor: &[Judged]) -> Vec<OperatingPoint> {
+    let mut floors: Vec<f64> = impostor.iter().map(|j| j.1).collect();
+    floors.sort_by(f64::total_cmp);
+    let floor = floors.get(floors.len() / 2).copied().unwrap_or(f64::NAN);
+    TARGET_FARS
+        .iter()
+        .map(|&t| {
+            let acc = |v: &[Judged]| v.iter().filter(|j| j.0 <= t).count();
+            let (ga, ia) = (acc(genuine), acc(impostor));
+            let share = |k: usize, n: usize| {
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    k as f64 / n as f64
+                }
+            };
+            let far = share(ia, impostor.len());
+            let status = if floor > t {
+                PointStatus::CalibrationCannotSupport
+            } else if (impostor.len() as f64) * t < 10.0 {
+                PointStatus::TooFewAttempts
+            } else if far >= 0.5 * t && far <= 1.5 * t {
+                PointStatus::Within
+            } else {
+                PointStatus::Outside
+            };
+            OperatingPoint {
+                target_far: t,
+                genuine_attempts: genuine.len(),
+                impostor_attempts: impostor.len(),
+                far,
+                far_interval: wilson(ia, impostor.len()),
+                frr: 1.0 - share(ga, genuine.len()),
+                calibration_floor: floor,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// Operating points as table rows: `target  FAR [interval]  FRR  attempts  status`
+/// (`judged`: whether the target applies to these impostors and the status is shown;
+/// a mimic is not a zero-effort impostor, and the target says nothing about mimics).
+pub fn operating_table(label: &str, points: &[OperatingPoint], judged: bool) -> String {
+    let mut s = String::new();
+    for p in points {
+        s.push_str(&format!(
+            "{label:<22} {:>6}  FAR {:.4} [{:.4}, {:.4}]  FRR {:.4}  genuine {:>6}  impostor {:>7}  {}\n",
+            p.target_far,
+            p.far,
+            p.far_interval[0],
+            p.far_interval[1],
+            p.frr,
+            p.genuine_attempts,
+            p.impostor_attempts,
+            if !judged {
+                String::new()
+            } else {
+                match p.status {
+                PointStatus::Within => "within 0.5-1.5x target".to_string(),
+                PointStatus::Outside => "OUTSIDE 0.5-1.5x target".to_string(),
+                PointStatus::CalibrationCannotSupport => format!(
+                    "calibration supports rates down to {:.1e} only",
+                    p.calibration_floor
+                ),
+                PointStatus::TooFewAttempts => {
+                    "too few impostor attempts to measure".to_string()
+                }
+            }
+            }
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod operating_tests {
+    use super::*;
+
+    #[test]
+    fn points_follow_the_decision_rule() {
+        // 2000 impostors, 20 of which (1%) estimated at 0.005, the rest at 0.5.
+        let imp: Vec<Judged> = (0..2000)
+            .map(|i| (if i < 20 { 0.005 } else { 0.5 }, 1e-4))
+            .collect();
+        let genuine: Vec<Judged> = (0..100)
+            .map(|i| (if i < 97 { 1e-4 } else { 0.2 }, 1e-4))
+            .collect();
+        let p = operating_points(&genuine, &imp);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1].target_far, 0.01);
+        assert!((p[1].far - 0.01).abs() < 1e-12 && (p[1].frr - 0.03).abs() < 1e-12);
+        assert_eq!(p[1].status, PointStatus::Within);
+        assert!(p[1].far_interval[0] < 0.01 && p[1].far_interval[1] > 0.01);
+        // 0.001: nothing at or below it → FAR 0, measurable (2000·0.001 = 2 < 10: no).
+        assert_eq!(p[0].status, PointStatus::TooFewAttempts);
+        // 0.05: 1% realised → outside 0.5–1.5×.
+        assert_eq!(p[2].status, PointStatus::Outside);
+        let high_floor: Vec<Judged> = imp.iter().map(|j| (j.0, 0.02)).collect();
+        assert_eq!(
+            operating_points(&genuine, &high_floor)[1].status,
+            PointStatus::CalibrationCannotSupport
+        );
+        assert!(operating_table("fused", &p, true).contains("within"));
+    }
+}

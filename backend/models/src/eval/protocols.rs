@@ -8,11 +8,18 @@
 //!   and is tested on their second half; impostors come only from the held-out fold
 //!   (their second halves; for keystroke also, as in the one-class protocol, their
 //!   first 5 vectors). Gait is also scored per session (mean of window scores).
+//!   The **decision** row judges whole attempts as the gateway does: held-out people
+//!   enrol like users, their later sessions are cut into attempts
+//!   ([`attempt_windows`]), and each attempt is accepted at a target false-accept rate
+//!   when the fusion's estimated FAR is at most the target; its `operating_points`
+//!   are the realised rates at 0.001, 0.01 and 0.05, pooled over people.
 
-use super::metrics::{error_rates, mean_sd};
+use super::metrics::{Judged, error_rates, mean_sd, operating_points};
 use super::report::MethodResult;
+use crate::calibration::split_sessions;
 use crate::data::{Person, Population, Sample};
 use crate::detectors::{Centre, Detector, MahalanobisNn, ScaledManhattan};
+use crate::fusion::{FactorEvidence, FusionPolicy};
 use crate::pipeline::{PipelineConfig, Stage, build_model, compression_for};
 use crate::{FactorKind, ModelError, SplitMix64};
 
@@ -68,6 +75,7 @@ impl Scores {
             pooled_eer: error_rates(&pooled_g, &pooled_i).map_or(f64::NAN, |r| r.eer),
             per_person_eer: eer,
             det: super::report::thin_det(&pooled_g, &pooled_i),
+            operating_points: Vec::new(),
         }
     }
 }
@@ -201,6 +209,9 @@ pub fn population(
     let mut embedding_only = Scores::default();
     let mut classic = Scores::default();
     let mut classic_session = Scores::default();
+    let attempt_n = attempt_windows(pop.factor);
+    let mut decided = Scores::default();
+    let mut judged: [Vec<Judged>; 2] = Default::default();
     for (f, test_people) in assignment.iter().take(run).enumerate() {
         if test_people.len() < 2 {
             return Err(ModelError::Data(format!(
@@ -211,6 +222,15 @@ pub fn population(
             .filter(|p| !test_people.contains(p))
             .collect();
         let (model, _) = build_model(pop, &train_people, &cfg.pipeline, &mut |s| progress(f, &s))?;
+        decide_attempts(
+            &model,
+            pop,
+            test_people,
+            &cfg.pipeline.enrol,
+            attempt_n,
+            &mut decided,
+            &mut judged,
+        )?;
         let halves: Vec<(Vec<&Sample>, Vec<&Sample>)> = test_people
             .iter()
             .map(|&p| pop.people[p].halves())
@@ -317,6 +337,14 @@ pub fn population(
             "first 5 of the other held-out people",
         ));
     }
+    let mut decision = decided.result(
+        &proto,
+        "tacit: decision (attempt calibration)",
+        &format!("attempt of {attempt_n}"),
+        "later sessions of the other held-out people",
+    );
+    decision.operating_points = operating_points(&judged[0], &judged[1]);
+    out.push(decision);
     out.push(detector_only.result(&proto, "component: robust scaled Manhattan", level, second));
     out.push(embedding_only.result(
         &proto,
@@ -339,6 +367,82 @@ pub fn population(
         ));
     }
     Ok(out)
+}
+
+/// Windows (entries) per authentication attempt in the evaluation: about what a phone
+/// sends in one authentication (a minute of walking gives ~20 gait windows, of which
+/// the gateway scores the newest 16; a login types the phrase a handful of times).
+pub fn attempt_windows(factor: FactorKind) -> usize {
+    match factor {
+        FactorKind::Gait => 16,
+        FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => 5,
+    }
+}
+
+/// The decision as deployed, on held-out people: each enrols like a user (the first
+/// `full_samples` vectors of their earliest sessions, [`split_sessions`]); every later
+/// session of every held-out person is cut into attempts of up to `n` windows, scored,
+/// calibrated as one attempt and judged by the fusion's own rule (its estimated FAR).
+/// Genuine = a person's own attempts; impostor = everyone else's.
+fn decide_attempts(
+    model: &crate::template::FactorModel,
+    pop: &Population,
+    people: &[usize],
+    enrol: &crate::template::EnrolConfig,
+    n: usize,
+    scores: &mut Scores,
+    judged: &mut [Vec<Judged>; 2],
+) -> Result<(), ModelError> {
+    let mut templates = Vec::new();
+    let mut tests = Vec::new();
+    for &p in people {
+        let (e, sessions) = split_sessions(&pop.people[p].samples, |s| s.group, enrol.full_samples);
+        let t = if e.len() >= enrol.min_samples {
+            Some(model.enrol(&vectors(&e), enrol)?)
+        } else {
+            None
+        };
+        templates.push(t);
+        let reps: Vec<Vec<Vec<f64>>> = sessions
+            .iter()
+            .map(|s| model.represent(&vectors(s)))
+            .collect::<Result<_, _>>()?;
+        tests.push(reps);
+    }
+    let policy = FusionPolicy::default();
+    for (i, t) in templates.iter().enumerate() {
+        let Some(t) = t else { continue };
+        let (mut g, mut imp) = (Vec::new(), Vec::new());
+        for (j, sessions) in tests.iter().enumerate() {
+            for session in sessions {
+                for chunk in session.chunks(n.max(1)) {
+                    let s: Vec<crate::template::Score> = chunk
+                        .iter()
+                        .map(|r| model.calibrate(t, model.raw_score(t, r)))
+                        .collect();
+                    let Some(a) = model.attempt(t, &s) else {
+                        continue;
+                    };
+                    let fused = policy.fuse(
+                        &[FactorEvidence {
+                            factor: pop.factor.name().into(),
+                            llr: a.llr,
+                            windows: a.windows,
+                            age_s: 0.0,
+                            weight: 1.0,
+                            impostor: a.impostor,
+                        }],
+                        0,
+                    );
+                    let k = usize::from(i != j);
+                    judged[k].push((fused.estimated_far, fused.far_floor));
+                    if i == j { &mut g } else { &mut imp }.push(a.llr);
+                }
+            }
+        }
+        scores.push(g, imp);
+    }
+    Ok(())
 }
 
 fn centroid(rows: &[Vec<f64>], skip: usize) -> Vec<f64> {

@@ -31,6 +31,10 @@ pub struct MethodResult {
     pub per_person_eer: Vec<f64>,
     /// Pooled DET curve `(far, frr)`, thinned.
     pub det: Vec<(f64, f64)>,
+    /// Realised false-accept and false-reject rates of the decision at the target rates
+    /// 0.001, 0.01 and 0.05, pooled over the held-out people (empty for rows that are
+    /// not the decision).
+    pub operating_points: Vec<super::metrics::OperatingPoint>,
 }
 
 /// A whole evaluation.
@@ -104,6 +108,22 @@ impl EvalReport {
                 r.pooled_eer,
                 r.impostors
             );
+        }
+        for r in self
+            .results
+            .iter()
+            .filter(|r| !r.operating_points.is_empty())
+        {
+            let _ = writeln!(
+                s,
+                "\noperating points: {} ({}), {}; pooled over held-out people, one threshold for all",
+                r.method, r.level, r.impostors
+            );
+            s.push_str(&super::metrics::operating_table(
+                "target FAR",
+                &r.operating_points,
+                true,
+            ));
         }
         s
     }
@@ -275,6 +295,7 @@ mod tests {
             pooled_eer: 0.1,
             per_person_eer: vec![0.1],
             det: thin_det(&[1.0, 2.0, 3.0], &[0.0, 1.5]),
+            operating_points: Vec::new(),
         };
         let svg = det_svg("t", &[&r]);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
