@@ -102,7 +102,7 @@ pub enum Evidence {
 }
 
 /// Scores, fuses and decides for a user; updates the consecutive-reject count.
-/// `envelopes` of the answer is left empty for the caller.
+/// `envelopes` and `verdict` of the answer are left empty for the caller.
 pub async fn assess(
     store: &dyn Store,
     factors: &Factors,
@@ -185,5 +185,6 @@ pub async fn assess(
         consecutive_rejects,
         factors: results,
         envelopes: Vec::new(),
+        verdict: String::new(), // signed by the handler
     })
 }
