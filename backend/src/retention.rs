@@ -46,7 +46,8 @@ pub async fn sweep_decisions(st: &AppState) -> StoreResult<u64> {
     let cut = crate::state::now_ms().saturating_sub(days.saturating_mul(86_400_000));
     let n = st.store.expire_decisions(cut).await?;
     if n > 0 {
-        st.metrics.count("tacit_retention_decisions_expired_total", &[], n);
+        st.metrics
+            .count("tacit_retention_decisions_expired_total", &[], n);
         tracing::info!(expired = n, "retention: old decisions deleted");
     }
     Ok(n)

@@ -895,7 +895,12 @@ impl Settings {
         let v = &self.verdict;
         for (key, value, lo, hi) in [
             ("verdict.ttl_s", v.ttl_s, 1, MAX_VERDICT_TTL_S),
-            ("verdict.decisions_kept", u64::from(v.decisions_kept), 1, 10_000),
+            (
+                "verdict.decisions_kept",
+                u64::from(v.decisions_kept),
+                1,
+                10_000,
+            ),
             ("verdict.decision_days", v.decision_days, 1, 3650),
         ] {
             if !(lo..=hi).contains(&value) {
@@ -908,7 +913,10 @@ impl Settings {
         if !claim_ok(&v.issuer) {
             return Err(invalid(
                 "verdict.issuer",
-                format!("{:?}: expected 1-256 printable ASCII characters, no spaces", v.issuer),
+                format!(
+                    "{:?}: expected 1-256 printable ASCII characters, no spaces",
+                    v.issuer
+                ),
             ));
         }
         if let Some(aud) = &v.audience

@@ -108,7 +108,10 @@ async fn jwks(http: &reqwest::Client, url: &str) -> String {
         .unwrap();
     assert_eq!(r.status(), 200);
     let cache = r.headers()["cache-control"].to_str().unwrap().to_owned();
-    assert!(cache.contains("public") && cache.contains("max-age="), "{cache}");
+    assert!(
+        cache.contains("public") && cache.contains("max-age="),
+        "{cache}"
+    );
     r.text().await.unwrap()
 }
 
@@ -347,7 +350,11 @@ async fn verdicts(backing: &Backing) {
             }),
         )
         .await;
-        assert_eq!((status, &body["code"]), (400, &json!("invalid_nonce")), "{bad}");
+        assert_eq!(
+            (status, &body["code"]),
+            (400, &json!("invalid_nonce")),
+            "{bad}"
+        );
     }
 
     // Python with PyJWT: the same cases against this live gateway's JWKS.
@@ -372,7 +379,10 @@ async fn verdicts(backing: &Backing) {
                 r = r.bearer_auth(t);
             }
             let r = r.send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
     let (status, body) = read(Some(RP_TOKEN), "").await;
@@ -399,10 +409,17 @@ async fn verdicts(backing: &Backing) {
         (Some(RP_TOKEN), "?other=1", 400, "invalid_query"),
     ] {
         let (status, body) = read(auth, query).await;
-        assert_eq!((status, body["code"].as_str()), (want, Some(code)), "{query}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (want, Some(code)),
+            "{query}"
+        );
     }
     let r = http
-        .get(format!("{url}/v1/users/nobody-{}/decisions", common::rand_suffix()))
+        .get(format!(
+            "{url}/v1/users/nobody-{}/decisions",
+            common::rand_suffix()
+        ))
         .bearer_auth(RP_TOKEN)
         .send()
         .await
@@ -445,7 +462,9 @@ async fn verdicts(backing: &Backing) {
     assert_eq!(header.typ.as_deref(), Some(VERDICT_TYPE));
     rotated.verify(&r.verdict, &expect(N3), now_s()).unwrap();
     // A token of the first key, issued before the rotation, within its life.
-    rotated.verify(&other.verdict, &expect(N2), now_s()).unwrap();
+    rotated
+        .verify(&other.verdict, &expect(N2), now_s())
+        .unwrap();
 
     let r = http
         .delete(format!("{url}/v1/users/{user}"))

@@ -140,9 +140,9 @@ fn authorize_relying_party(st: &AppState, headers: &HeaderMap) -> Result<(), Api
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     // Both compared, whichever matches: the time does not tell which one was tried.
-    let matches = tokens
-        .iter()
-        .fold(false, |ok, t| constant_time_eq(given.as_bytes(), t.as_bytes()) | ok);
+    let matches = tokens.iter().fold(false, |ok, t| {
+        constant_time_eq(given.as_bytes(), t.as_bytes()) | ok
+    });
     if !matches {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -188,7 +188,9 @@ pub async fn decisions(
 }
 
 /// Stored decisions as the API shows them.
-pub(crate) fn records(rows: Vec<crate::store::DecisionRow>) -> Result<Vec<DecisionRecord>, ApiError> {
+pub(crate) fn records(
+    rows: Vec<crate::store::DecisionRow>,
+) -> Result<Vec<DecisionRecord>, ApiError> {
     rows.into_iter()
         .map(|d| {
             let decision = match d.decision.as_str() {

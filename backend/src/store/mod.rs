@@ -47,8 +47,8 @@ pub(crate) use config::DatabaseKind;
 pub use config::{NotALocalPath, ObjectsConfig, S3Config, StoreConfig, local_path, redact_url};
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
-    DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN, RejectCount,
-    SeenEnvelope, StoreOutcome, TemplateRow, validate_user_id,
+    DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN,
+    RejectCount, SeenEnvelope, StoreOutcome, TemplateRow, validate_user_id,
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;

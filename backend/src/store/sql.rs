@@ -796,7 +796,9 @@ where
             .await;
         match inserted {
             Ok(_) => {}
-            Err(e) if sql::is_foreign_key_violation(&e) => return Err(StoreError::NotFound("user")),
+            Err(e) if sql::is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound("user"));
+            }
             Err(e) if sql::is_unique_violation(&e) => {
                 return Err(StoreError::AlreadyExists("decision"));
             }

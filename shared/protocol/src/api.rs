@@ -136,9 +136,9 @@ pub const MAX_NONCE_LEN: usize = 128;
 /// base64url, hex and UUIDs fit; nothing that needs escaping in JSON, logs or URLs.
 pub fn valid_nonce(nonce: &str) -> bool {
     (MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len())
-        && nonce
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-'))
+        && nonce.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')
+        })
 }
 
 /// The bytes a device signs for `POST /v1/authenticate`: a fixed context string, the
@@ -212,7 +212,11 @@ pub struct AuthenticateRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 16, max_length = 128, pattern = "^[A-Za-z0-9._~+/=-]{16,128}$")
+        schema(
+            min_length = 16,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._~+/=-]{16,128}$"
+        )
     )]
     pub nonce: Option<String>,
 }
@@ -453,10 +457,9 @@ mod tests {
             authenticate_message_with_nonce(&id, 5, &env, Some("0123456789abcdeF"))
         );
         // A request without a nonce parses as before, and a nonce is not sent when absent.
-        let r: AuthenticateRequest = serde_json::from_str(
-            r#"{"device_id":"00","request_ms":1,"signature":"AA=="}"#,
-        )
-        .unwrap();
+        let r: AuthenticateRequest =
+            serde_json::from_str(r#"{"device_id":"00","request_ms":1,"signature":"AA=="}"#)
+                .unwrap();
         assert_eq!(r.nonce, None);
         assert!(!serde_json::to_string(&r).unwrap().contains("nonce"));
     }

@@ -186,7 +186,12 @@ impl Verifier {
 
     /// Checks a verdict (see the crate documentation for the steps) at `now` (Unix
     /// seconds) and, when it is believed, remembers its `jti` until it expires.
-    pub fn verify(&self, token: &str, expected: &Expected<'_>, now: u64) -> Result<Verdict, Refusal> {
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: &Expected<'_>,
+        now: u64,
+    ) -> Result<Verdict, Refusal> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| Refusal::Malformed(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {

@@ -71,8 +71,8 @@ fn main() -> ExitCode {
         nonce: &nonce,
         user: user.as_deref(),
     };
-    let verified = Verifier::from_jwks(&document)
-        .and_then(|v| v.verify(&token, &expected, now_s()));
+    let verified =
+        Verifier::from_jwks(&document).and_then(|v| v.verify(&token, &expected, now_s()));
     match verified {
         Ok(verdict) => match serde_json::to_string(&verdict) {
             Ok(json) => {
