@@ -309,7 +309,7 @@ mod tests {
         assert!(VerdictKeys::load(&d).unwrap().is_empty());
         let (keys, made) = VerdictKeys::load_or_create(&d, 1_000).unwrap();
         let first = made.unwrap();
-        assert_eq!(keys.kids(), [first.clone()]);
+        assert_eq!(keys.kids(), std::slice::from_ref(&first));
         // Loading again makes nothing.
         let (_, made) = VerdictKeys::load_or_create(&d, 1_000).unwrap();
         assert_eq!(made, None);

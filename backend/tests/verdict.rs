@@ -124,7 +124,7 @@ fn b64url(bytes: &[u8]) -> String {
 
 fn unb64url(s: &str) -> Vec<u8> {
     let mut t = s.replace('-', "+").replace('_', "/");
-    while t.len() % 4 != 0 {
+    while !t.len().is_multiple_of(4) {
         t.push('=');
     }
     tacit_shared::api::b64_decode(&t).unwrap()

@@ -51,9 +51,9 @@ fn decision(user_id: &str, n: u8, at_ms: u64) -> DecisionRow {
         decision: "step_up".into(),
         confidence: 0.25,
         llr: -1.5,
-        degraded: n % 2 == 0,
+        degraded: n.is_multiple_of(2),
         factors: vec!["gait".into(), "py-keystroke".into()],
-        nonce: (n % 2 == 1).then(|| format!("nonce-{n}-0123456789")),
+        nonce: (!n.is_multiple_of(2)).then(|| format!("nonce-{n}-0123456789")),
         token: format!("header.claims-{n}.signature"),
     }
 }
