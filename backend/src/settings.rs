@@ -1413,6 +1413,7 @@ mod tests {
                 ("TACIT_ADMIN_TOKEN", "admin-hunter1"),
                 ("TACIT_DATABASE_URL", "postgres://tacit:pg-hunter2@db/tacit"),
                 ("AWS_SECRET_ACCESS_KEY", "s3-hunter3"),
+                ("TACIT_RELYING_PARTY_TOKEN", "rp-hunter4"),
             ]),
         )
         .unwrap();
