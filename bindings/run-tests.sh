@@ -217,7 +217,7 @@ run_swift() {
   fi
   mkdir -p "$dir"
   cp "$gen/swift/"* "$dir/"
-  cp bindings/tests/swift/*.swift "$dir/"
+  cp bindings/tests/swift/*.swift bindings/tests/swift/CSodium.modulemap "$dir/"
   # The uniffi namespace names the files: NS.swift, NSFFI.h, NSFFI.modulemap.
   modulemap="$(cd "$dir" && ls -- *FFI.modulemap)"
   module="${modulemap%FFI.modulemap}"
@@ -225,7 +225,7 @@ run_swift() {
   # Inside the chroot DIR is /work; the module map must be named by absolute path.
   bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work \
     swiftc -module-name "$module" -Xcc "-fmodule-map-file=/work/$modulemap" \
-    -L /work -ltacit_mobile_core -o /work/tacit_test "/work/$module.swift" /work/main.swift 1>&2 ||
+    -Xcc "-fmodule-map-file=/work/CSodium.modulemap" -L /work -ltacit_mobile_core -o /work/tacit_test "/work/$module.swift" /work/main.swift 1>&2 ||
     return 1
   bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work /work/tacit_test
 }

@@ -133,7 +133,10 @@ secret="$(find "$tmp/data/keys" -name 'hpke-*.secret' | head -n1)"
 at_rest="$tmp/data/keys/at-rest.key"
 [ "$(stat -c '%u %a' "$at_rest" 2>/dev/null)" = "10001 600" ] ||
   die "keygen wrote no at-rest key with owner 10001 and mode 600 (encryption at rest is on by default)"
-log "keygen: key $key_id and the at-rest key"
+verdict="$(find "$tmp/data/keys" -name 'verdict-*.key' | head -n1)"
+[ -n "$verdict" ] || die "keygen wrote no verdict-*.key (the verdict signing key) under data/keys"
+[ "$(stat -c '%u %a' "$verdict")" = "10001 600" ] || die "verdict key owner/mode: $(stat -c '%u %a' "$verdict")"
+log "keygen: key $key_id, the at-rest key and the verdict signing key"
 
 # ---- the Kubernetes key path: Secret volume -> init container -> /keys ----
 # A Secret volume holds root-owned, group-readable symlinks into a ..data directory,
@@ -143,14 +146,15 @@ init_cmd="$(sed -n 's/^ *- \(install -m 0600 .*\)$/\1/p' deploy/k8s/base/gateway
 [ -n "$init_cmd" ] || die "no key-copy command found in deploy/k8s/base/gateway.yaml"
 ts="..$(date +%Y_%m_%d_%H_%M_%S).0"
 mkdir -p "$tmp/secret/$ts" "$tmp/keys"
-cp "$secret" "$tmp/secret/$ts/"
+cp "$secret" "$verdict" "$tmp/secret/$ts/"
 # A published key list comes along (its content is the gateway's business, not the copy's).
 echo '{"list":"","signature":""}' >"$tmp/secret/$ts/keylist.json"
 ln -s "$ts" "$tmp/secret/..data"
 ln -s "..data/$(basename "$secret")" "$tmp/secret/$(basename "$secret")"
+ln -s "..data/$(basename "$verdict")" "$tmp/secret/$(basename "$verdict")"
 ln -s "..data/keylist.json" "$tmp/secret/keylist.json"
 chown -R 0:10001 "$tmp/secret"
-chmod 0440 "$tmp/secret/$ts/$(basename "$secret")"
+chmod 0440 "$tmp/secret/$ts/$(basename "$secret")" "$tmp/secret/$ts/$(basename "$verdict")"
 # The at-rest key's own Secret, laid out the same way.
 mkdir -p "$tmp/at-rest-secret/$ts"
 cp "$at_rest" "$tmp/at-rest-secret/$ts/at-rest.key"
@@ -163,13 +167,13 @@ podman run --rm "${sec[@]}" --network none --group-add 10001 --entrypoint /bin/s
   -v "$tmp/secret:/run/secrets/tacit-hpke:ro" -v "$tmp/at-rest-secret:/run/secrets/tacit-at-rest:ro" \
   -v "$tmp/keys:/keys" "$IMAGE" -c "$init_cmd" ||
   die "the gateway's key-copy init command failed: $init_cmd"
-for copied in "$(basename "$secret")" at-rest.key; do
+for copied in "$(basename "$secret")" "$(basename "$verdict")" at-rest.key; do
   [ "$(stat -c '%u %a' "$tmp/keys/$copied")" = "10001 600" ] ||
     die "init command left $(stat -c '%u %a' "$tmp/keys/$copied") on $copied (want 10001 600)"
 done
 cmp -s "$tmp/secret/$ts/keylist.json" "$tmp/keys/keylist.json" ||
   die "init command did not copy keylist.json"
-log "key-copy init command (Secret volume layouts -> /keys, mode 0600; key list and at-rest key along) ok"
+log "key-copy init command (Secret volume layouts -> /keys, mode 0600; key list, verdict and at-rest keys along) ok"
 
 # ---- serve, published on loopback ----
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }

@@ -3,7 +3,8 @@
 //! The server side of Tacit:
 //!
 //! * the axum gateway — [`router`], [`handlers`], [`server`] (graceful shutdown),
-//!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`metrics`]
+//!   [`settings`] (TOML + `TACIT_*`), [`keys`] (the HPKE key ring), [`verdict`] (the
+//!   signed verdict of an authentication and its keys), [`metrics`]
 //!   and [`observe`] (request ids, spans, access log, request metrics),
 //!   [`ratelimit`], [`serve`] (the listener: TLS, header deadline, connection bound);
 //!   the `serve`, `keygen` and `migrate` commands;
@@ -34,5 +35,6 @@ pub mod settings;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod verdict;
 
 pub use tacit_shared as protocol;

@@ -31,8 +31,9 @@ enum Command {
         #[arg(long, default_value = "all")]
         role: tacit_backend::server::Role,
     },
-    /// Generate a new HPKE key pair in the key directory (several may be live), and the
-    /// at-rest key (`KEYS_DIR/at-rest.key`) if encryption at rest has none yet.
+    /// Generate a new HPKE key pair in the key directory (several may be live), the
+    /// at-rest key (`KEYS_DIR/at-rest.key`) if encryption at rest has none yet, and a
+    /// verdict signing key (`KEYS_DIR/verdict-<kid>.key`) if there is none yet.
     Keygen,
     /// Key rotation: the offline root key and the signed key list phones learn keys from.
     #[command(subcommand)]
@@ -76,6 +77,15 @@ enum KeysCommand {
         /// Days a key without successor stays valid.
         #[arg(long, default_value_t = 400)]
         lifetime_days: u64,
+    },
+    /// Add a verdict signing key to the key directory (mode 0600): published in the
+    /// JWKS as soon as the gateways restart, it signs from its start on. Delete the old
+    /// key once its last token expired (the new key's start + `verdict.ttl_s`).
+    VerdictKeygen {
+        /// Hours until the new key signs: longer than relying parties cache the JWKS
+        /// (the gateway says 5 minutes), plus the time to restart every gateway.
+        #[arg(long, default_value_t = 1)]
+        activate_in_hours: u64,
     },
     /// Generate a key for encrypting templates and features at rest (64 hex characters,
     /// mode 0600); point `TACIT_AT_REST_KEY_FILE` (`at_rest.key_file`) at it.
@@ -123,6 +133,23 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
             println!(
                 "file={}",
                 dir.join(tacit_backend::keys::KEY_LIST_FILE).display()
+            );
+        }
+        KeysCommand::VerdictKeygen { activate_in_hours } => {
+            let now_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("the system clock is before 1970")?
+                .as_secs();
+            let dir = settings.keys_dir();
+            let kid = tacit_backend::verdict::VerdictKeys::generate(
+                &dir,
+                now_s.saturating_add(activate_in_hours.saturating_mul(3600)),
+            )
+            .with_context(|| format!("writing a verdict signing key into {}", dir.display()))?;
+            println!("verdict_kid={kid}");
+            println!(
+                "file={}",
+                tacit_backend::verdict::key_path(&dir, &kid).display()
             );
         }
         KeysCommand::AtRestKeygen { out } => {
@@ -187,6 +214,16 @@ async fn run(
                     );
                 }
                 println!("at_rest_key={}", file.display());
+            }
+            // The key that signs verdicts: one is enough (`keys verdict-keygen` rotates).
+            let now_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("the system clock is before 1970")?
+                .as_secs();
+            let (keys, _) = tacit_backend::verdict::VerdictKeys::load_or_create(&dir, now_s)
+                .with_context(|| format!("verdict signing keys in {}", dir.display()))?;
+            for kid in keys.kids() {
+                println!("verdict_kid={kid}");
             }
             Ok(())
         }

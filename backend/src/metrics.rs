@@ -75,6 +75,11 @@ fn describe() {
         "Feature batches deleted by the retention sweep"
     );
     describe_counter!(
+        "tacit_retention_decisions_expired_total",
+        Unit::Count,
+        "Recorded decisions deleted by the retention sweep"
+    );
+    describe_counter!(
         "tacit_factor_calls_total",
         Unit::Count,
         "Calls to factors, by factor, operation (enrol, score) and outcome (ok, unavailable, refused)"

@@ -1,5 +1,6 @@
-//! Data retention: feature batches older than `retention.feature_days` are deleted by
-//! a sweep that runs at start and then every `retention.sweep_interval_s`.
+//! Data retention: feature batches older than `retention.feature_days`, and recorded
+//! decisions older than `verdict.decision_days`, are deleted by a sweep that runs at
+//! start and then every `retention.sweep_interval_s`.
 //!
 //! The envelope rows are the replay memory as well as the index of the objects, so the
 //! cut is never later than the acceptance window's start (`ReplayPolicy::prune_before`):
@@ -39,7 +40,21 @@ pub async fn sweep(store: &dyn Store, cutoff_ms: u64) -> StoreResult<u64> {
     }
 }
 
-/// One sweep with the gateway's settings and clock; logs and counts what it did.
+/// Deletes the decisions older than `verdict.decision_days`; returns how many went.
+pub async fn sweep_decisions(st: &AppState) -> StoreResult<u64> {
+    let days = st.settings.verdict.decision_days;
+    let cut = crate::state::now_ms().saturating_sub(days.saturating_mul(86_400_000));
+    let n = st.store.expire_decisions(cut).await?;
+    if n > 0 {
+        st.metrics
+            .count("tacit_retention_decisions_expired_total", &[], n);
+        tracing::info!(expired = n, "retention: old decisions deleted");
+    }
+    Ok(n)
+}
+
+/// One sweep of the feature batches with the gateway's settings and clock; logs and
+/// counts what it did.
 pub async fn sweep_now(st: &AppState) -> StoreResult<u64> {
     let Some(cut) = cutoff_ms(
         st.settings.retention.feature_days,
@@ -56,13 +71,11 @@ pub async fn sweep_now(st: &AppState) -> StoreResult<u64> {
     Ok(n)
 }
 
-/// Runs [`sweep_now`] at start and every `retention.sweep_interval_s` until the task is
-/// aborted. A failed sweep (store down) is logged and retried at the next tick.
+/// Runs [`sweep_now`] and [`sweep_decisions`] at start and every
+/// `retention.sweep_interval_s` until the task is aborted. A failed sweep (store down)
+/// is logged and retried at the next tick.
 pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if st.settings.retention.feature_days == 0 {
-            return;
-        }
         let every = Duration::from_secs(st.settings.retention.sweep_interval_s.max(1));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -70,6 +83,9 @@ pub fn spawn(st: AppState) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             if let Err(e) = sweep_now(&st).await {
                 tracing::warn!(error = %crate::error::Chain(&e), "retention sweep failed; retrying at the next tick");
+            }
+            if let Err(e) = sweep_decisions(&st).await {
+                tracing::warn!(error = %crate::error::Chain(&e), "retention sweep of decisions failed; retrying at the next tick");
             }
         }
     })

@@ -12,7 +12,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
 use crate::error::ApiError;
-use crate::handlers::{admin, authenticate, devices, export, health, keys, templates, uploads};
+use crate::handlers::{
+    admin, authenticate, devices, export, health, keys, templates, uploads, verdict,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -33,6 +35,8 @@ use crate::state::AppState;
         authenticate::authenticate,
         templates::enrol,
         templates::unlock,
+        verdict::jwks,
+        verdict::decisions,
     ),
     modifiers(&AdminSecurity)
 )]
@@ -45,6 +49,10 @@ impl utoipa::Modify for AdminSecurity {
         let components = doc.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "relying_party",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
@@ -71,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users", post(admin::create_user))
         .route("/v1/users/{id}", delete(admin::delete_user))
         .route("/v1/users/{id}/export", get(export::export_user))
+        .route("/v1/users/{id}/decisions", get(verdict::decisions))
+        .route("/.well-known/jwks.json", get(verdict::jwks))
         .route(
             "/v1/users/{id}/enrolment-tokens",
             post(admin::create_enrolment_token),

@@ -209,7 +209,36 @@ pub async fn spawn(
     spawn_with_factors(settings, keys, store, factors).await
 }
 
+/// The verdict signing keys of the keys directory; on a first start, when there is
+/// none, one is made there (mode 0600) and announced in the log. Gateways that share a
+/// keys directory (or a Secret with the key in it) sign with the same keys; a
+/// read-only directory without a key is an error that says how to make one.
+pub fn verdict_keys(settings: &Settings) -> Result<crate::verdict::VerdictKeys, ServeError> {
+    let dir = settings.keys_dir();
+    let now_s = crate::state::now_ms() / 1000;
+    match crate::verdict::VerdictKeys::load_or_create(&dir, now_s) {
+        Ok((keys, made)) => {
+            if let Some(kid) = made {
+                tracing::warn!(
+                    file = %crate::verdict::key_path(&dir, &kid).display(),
+                    "no verdict signing key: created one (several gateways must share it: \
+                     run `tacit-backend keygen` once and give every gateway the keys directory)"
+                );
+            }
+            Ok(keys)
+        }
+        Err(crate::keys::KeyError::Io { path, source }) => Err(ServeError::Config(format!(
+            "verdict signing keys in {}: {}: {source} (run `tacit-backend keygen` or \
+             `tacit-backend keys verdict-keygen` where the keys directory is writable)",
+            dir.display(),
+            path.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// [`spawn`] with the given factors (e.g. in-process ones from [`embedded_factors`]).
+/// The verdict signing keys come from the keys directory ([`verdict_keys`]).
 pub async fn spawn_with_factors(
     settings: Settings,
     keys: KeyRing,
@@ -217,7 +246,8 @@ pub async fn spawn_with_factors(
     factors: Factors,
 ) -> Result<RunningServer, ServeError> {
     let listen = settings.listen.clone();
-    let state = AppState::new(settings, keys, store, factors);
+    let verdicts = verdict_keys(&settings)?;
+    let state = AppState::new(settings, keys, store, factors).with_verdict_keys(verdicts);
     let opts = ServeOptions::from_settings(&state.settings)
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let serving = Serving::start(&listen, router(state.clone()), opts).await?;

@@ -54,6 +54,51 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// Trace export.
     pub telemetry: TelemetrySettings,
+    /// The signed verdict of an authentication and the relying party's read of
+    /// decisions.
+    pub verdict: VerdictSettings,
+}
+
+/// Longest verdict lifetime allowed, in seconds: a verdict answers one request.
+pub const MAX_VERDICT_TTL_S: u64 = 600;
+
+/// The signed verdict (`crate::verdict`) and the decisions kept for the relying party
+/// (`GET /v1/users/{id}/decisions`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerdictSettings {
+    /// The verdict's `iss` claim (`TACIT_VERDICT_ISSUER`): relying parties check it.
+    pub issuer: String,
+    /// The verdict's `aud` claim, when set (`TACIT_VERDICT_AUDIENCE`): the relying
+    /// party's own name, for deployments where one gateway serves several.
+    pub audience: Option<String>,
+    /// Lifetime of a verdict in seconds, 1..=600 (`TACIT_VERDICT_TTL_S`): long enough to
+    /// travel from the phone to the relying party, short enough that a stolen token
+    /// is soon worthless. Also how long a retired signing key must stay published.
+    pub ttl_s: u64,
+    /// Bearer token of the relying party's server for `GET /v1/users/{id}/decisions`
+    /// (`TACIT_RELYING_PARTY_TOKEN`); the admin token works too. Never shown.
+    #[serde(serialize_with = "redacted", deserialize_with = "secret")]
+    pub relying_party_token: Option<SecretString>,
+    /// Newest decisions kept per user, 1..=10000 (`TACIT_DECISIONS_KEPT`); older ones
+    /// are deleted as new ones are recorded.
+    pub decisions_kept: u32,
+    /// Days a decision is kept at most, 1..=3650 (`TACIT_DECISION_RETENTION_DAYS`); the
+    /// retention sweep deletes older ones.
+    pub decision_days: u64,
+}
+
+impl Default for VerdictSettings {
+    fn default() -> Self {
+        VerdictSettings {
+            issuer: "tacit".into(),
+            audience: None,
+            ttl_s: 120,
+            relying_party_token: None,
+            decisions_kept: 100,
+            decision_days: 30,
+        }
+    }
 }
 
 /// Trace export (logs always go to stderr).
@@ -475,6 +520,7 @@ impl Default for Settings {
             at_rest: AtRestSettings::default(),
             retention: RetentionSettings::default(),
             telemetry: TelemetrySettings::default(),
+            verdict: VerdictSettings::default(),
         }
     }
 }
@@ -586,6 +632,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("retention.feature_days", "TACIT_RETENTION_DAYS"),
     ("retention.sweep_interval_s", "TACIT_RETENTION_SWEEP_S"),
     ("telemetry.otlp_endpoint", "TACIT_OTLP_ENDPOINT"),
+    ("verdict.issuer", "TACIT_VERDICT_ISSUER"),
+    ("verdict.audience", "TACIT_VERDICT_AUDIENCE"),
+    ("verdict.ttl_s", "TACIT_VERDICT_TTL_S"),
+    ("verdict.relying_party_token", "TACIT_RELYING_PARTY_TOKEN"),
+    ("verdict.decisions_kept", "TACIT_DECISIONS_KEPT"),
+    ("verdict.decision_days", "TACIT_DECISION_RETENTION_DAYS"),
 ];
 
 /// The standard AWS variables, read for the S3 credentials when the `TACIT_S3_*` ones
@@ -838,6 +890,41 @@ impl Settings {
             if v > max {
                 return Err(invalid(key, format!("{v}: at most {max}")));
             }
+        }
+        let v = &self.verdict;
+        for (key, value, lo, hi) in [
+            ("verdict.ttl_s", v.ttl_s, 1, MAX_VERDICT_TTL_S),
+            (
+                "verdict.decisions_kept",
+                u64::from(v.decisions_kept),
+                1,
+                10_000,
+            ),
+            ("verdict.decision_days", v.decision_days, 1, 3650),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(invalid(key, format!("{value}: expected {lo}..={hi}")));
+            }
+        }
+        // Claims a relying party compares as they are: printable ASCII, no spaces.
+        let claim_ok =
+            |c: &str| (1..=256).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic());
+        if !claim_ok(&v.issuer) {
+            return Err(invalid(
+                "verdict.issuer",
+                format!(
+                    "{:?}: expected 1-256 printable ASCII characters, no spaces",
+                    v.issuer
+                ),
+            ));
+        }
+        if let Some(aud) = &v.audience
+            && !claim_ok(aud)
+        {
+            return Err(invalid(
+                "verdict.audience",
+                format!("{aud:?}: expected 1-256 printable ASCII characters, no spaces"),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for f in &self.auth.factors {
@@ -1116,6 +1203,7 @@ mod tests {
         assert!(!shown.contains("example-password"), "{shown}");
         assert!(!shown.contains("example-admin-token"), "{shown}");
         assert!(!shown.contains("example-secret"), "{shown}");
+        assert!(!shown.contains("example-rp-token"), "{shown}");
         assert!(shown.contains("[REDACTED]"));
         assert!(
             from_env
@@ -1252,6 +1340,30 @@ mod tests {
                 "99999999999999",
                 "at most 3650",
             ),
+            (
+                "[verdict]\nttl_s = 3600\n",
+                "TACIT_VERDICT_TTL_S",
+                "3600",
+                "expected 1..=600",
+            ),
+            (
+                "[verdict]\nttl_s = 0\n",
+                "TACIT_VERDICT_TTL_S",
+                "0",
+                "expected 1..=600",
+            ),
+            (
+                "[verdict]\ndecisions_kept = 0\n",
+                "TACIT_DECISIONS_KEPT",
+                "0",
+                "expected 1..=10000",
+            ),
+            (
+                "[verdict]\nissuer = \"a b\"\n",
+                "TACIT_VERDICT_ISSUER",
+                "a b",
+                "printable ASCII",
+            ),
         ] {
             std::fs::write(&f, toml).unwrap();
             let by_file = Settings::load_with_env(Some(&f), &no_env)
@@ -1300,6 +1412,7 @@ mod tests {
                 ("TACIT_ADMIN_TOKEN", "admin-hunter1"),
                 ("TACIT_DATABASE_URL", "postgres://tacit:pg-hunter2@db/tacit"),
                 ("AWS_SECRET_ACCESS_KEY", "s3-hunter3"),
+                ("TACIT_RELYING_PARTY_TOKEN", "rp-hunter4"),
             ]),
         )
         .unwrap();

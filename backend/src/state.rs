@@ -10,6 +10,7 @@ use crate::ratelimit::RateLimiter;
 use crate::scoring::Factors;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::verdict::VerdictKeys;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -28,10 +29,14 @@ pub struct AppState {
     pub replay: ReplayPolicy,
     /// The factors authentication uses.
     pub factors: Arc<Factors>,
+    /// The keys that sign verdicts (and the JWKS that publishes them).
+    pub verdict_keys: Arc<VerdictKeys>,
 }
 
 impl AppState {
-    /// Builds the state from its parts.
+    /// Builds the state from its parts, without verdict keys (authentications are then
+    /// refused with a 500 until [`AppState::with_verdict_keys`] gives some; the servers
+    /// of [`crate::server`] load them from the keys directory).
     pub fn new(settings: Settings, keys: KeyRing, store: Arc<dyn Store>, factors: Factors) -> Self {
         let replay = ReplayPolicy {
             max_age_ms: settings.max_envelope_age_days * 24 * 3600 * 1000,
@@ -50,7 +55,14 @@ impl AppState {
             metrics,
             limiter: Arc::new(limiter),
             replay,
+            verdict_keys: Arc::new(VerdictKeys::default()),
         }
+    }
+
+    /// The state with these verdict signing keys.
+    pub fn with_verdict_keys(mut self, keys: VerdictKeys) -> Self {
+        self.verdict_keys = Arc::new(keys);
+        self
     }
 }
 

@@ -71,6 +71,22 @@ async fn serve_from_an_empty_folder_with_the_defaults() {
         stdout.contains("at_rest_key=./tacit-data/keys/at-rest.key"),
         "{stdout}"
     );
+    // The verdict signing key: one, private, named by the kid keygen prints.
+    let kid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("verdict_kid="))
+        .unwrap_or_else(|| panic!("no verdict_kid= in {stdout}"));
+    let verdict_key = dir
+        .path()
+        .join(format!("tacit-data/keys/verdict-{kid}.key"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&verdict_key)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", verdict_key.display());
+    }
     let port = common::free_port();
     let mut c = backend(dir.path());
     c.arg("serve")

@@ -49,4 +49,5 @@ suite!(
     at_rest,
     at_rest_upgrade,
     retention,
+    decisions,
 );

@@ -13,6 +13,10 @@ PACKAGES=(
   scipy
   # the OIP v2 client of the factor conformance test (scripts/factor_conformance.py)
   'tritonclient[http]==2.73.0'
+  # the relying party's verifier of signed verdicts (examples/relying-party/verify.py,
+  # the Python binding test): PyJWT with cryptography for Ed25519 (cryptography itself
+  # is pinned by the Python factor's requirements below)
+  'PyJWT[crypto]==2.15.1'
 )
 # The Python factor example's own pins (examples/python-factor/run-tests.sh runs it here).
 while IFS= read -r req || [ -n "$req" ]; do

@@ -24,7 +24,9 @@ set -euo pipefail
 
 SUITE=trixie
 # Packages installed in the chroot (apt's recommends included: swiftc needs them to link).
-CHROOT_PACKAGES=(swiftlang)
+# libsodium-dev: Ed25519 for the Swift binding test's check of a signed verdict (Linux
+# Swift has no CryptoKit).
+CHROOT_PACKAGES=(swiftlang libsodium-dev)
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -54,6 +54,8 @@ pub struct DeletionResponse {
     pub objects: u64,
     /// Enrolment tokens removed.
     pub tokens: u64,
+    /// Recorded decisions removed.
+    pub decisions: u64,
 }
 
 /// A revoked device.
@@ -196,6 +198,7 @@ pub async fn delete_user(
         envelopes: r.envelopes,
         objects: r.objects,
         tokens: r.tokens,
+        decisions: r.decisions,
     }))
 }
 

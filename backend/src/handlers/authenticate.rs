@@ -5,14 +5,18 @@
 //! → request time later than the device's previous one (no replay, on any replica) →
 //! attached envelopes ingested like an upload (a reused sequence number revokes the
 //! device: 403 `device_cloned`) → evidence (the attached envelopes' windows
-//! when there are any, else the newest stored ones), fusion, decision.
+//! when there are any, else the newest stored ones), fusion, decision → the signed
+//! verdict (`crate::verdict`: a JWS binding user, device, decision, scores, factors,
+//! the relying party's nonce and a short expiry) → the decision recorded for the
+//! relying party's read (`GET /v1/users/{id}/decisions`).
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use tacit_shared::api::{
-    AuthenticateRequest, AuthenticateResponse, MAX_AUTH_ENVELOPES, authenticate_message, b64_decode,
+    AuthenticateRequest, AuthenticateResponse, MAX_AUTH_ENVELOPES, MAX_NONCE_LEN, MIN_NONCE_LEN,
+    authenticate_message_with_nonce, b64_decode, valid_nonce,
 };
 
 use super::uploads::ingest;
@@ -20,6 +24,8 @@ use super::{DeviceRefusal, active_device, json_error};
 use crate::error::ApiError;
 use crate::scoring::{Evidence, assess, windows_of};
 use crate::state::{AppState, now_ms};
+use crate::store::DecisionRow;
+use crate::verdict::{VerdictClaims, new_jti};
 
 fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
@@ -42,6 +48,16 @@ pub async fn authenticate(
             format!(
                 "at most {MAX_AUTH_ENVELOPES} envelopes per request, got {}",
                 req.envelopes.len()
+            ),
+        ));
+    }
+    if let Some(n) = &req.nonce
+        && !valid_nonce(n)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_nonce",
+            format!(
+                "nonce must be {MIN_NONCE_LEN}-{MAX_NONCE_LEN} characters of [A-Za-z0-9._~+/=-]"
             ),
         ));
     }
@@ -73,7 +89,12 @@ pub async fn authenticate(
         DeviceRefusal::BrokenStoredKey => ApiError::internal("stored device key does not parse"),
     })?;
     key.verify(
-        &authenticate_message(&device_id, req.request_ms, &envelopes),
+        &authenticate_message_with_nonce(
+            &device_id,
+            req.request_ms,
+            &envelopes,
+            req.nonce.as_deref(),
+        ),
         &signature,
     )
     .map_err(|_| unauthorized("bad_signature", "signature does not verify"))?;
@@ -139,6 +160,50 @@ pub async fn authenticate(
     .await?;
     answer.envelopes = envelope_results;
     let decision = answer.decision.name();
+    // The verdict for the relying party, and the decision kept for its read.
+    let claims = VerdictClaims {
+        iss: st.settings.verdict.issuer.clone(),
+        sub: device.user_id.clone(),
+        aud: st.settings.verdict.audience.clone(),
+        device: hex::encode(device_id),
+        decision: decision.to_owned(),
+        confidence: finite(answer.confidence),
+        llr: finite(answer.llr),
+        degraded: answer.degraded,
+        factors: answer
+            .factors
+            .iter()
+            .filter(|f| f.weight > 0.0)
+            .map(|f| f.factor.clone())
+            .collect(),
+        nonce: req.nonce.clone(),
+        iat: now / 1000,
+        exp: now / 1000 + st.settings.verdict.ttl_s,
+        jti: new_jti().map_err(|e| ApiError::internal(e.to_string()))?,
+    };
+    answer.verdict = st
+        .verdict_keys
+        .sign(&claims)
+        .ok_or_else(|| ApiError::internal("no verdict signing key"))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    st.store
+        .record_decision(
+            DecisionRow {
+                token_id: claims.jti,
+                user_id: device.user_id.clone(),
+                device_id,
+                decided_at_ms: now,
+                decision: claims.decision,
+                confidence: claims.confidence,
+                llr: claims.llr,
+                degraded: claims.degraded,
+                factors: claims.factors,
+                nonce: claims.nonce,
+                token: answer.verdict.clone(),
+            },
+            st.settings.verdict.decisions_kept,
+        )
+        .await?;
     st.metrics.count(
         "tacit_authentications_total",
         &[
@@ -149,4 +214,14 @@ pub async fn authenticate(
     );
     tracing::info!(user = %device.user_id, decision, degraded = answer.degraded, "authentication");
     Ok(Json(answer))
+}
+
+/// A number a JSON claim and a database column can hold: non-finite values (which the
+/// fusion does not produce) become the nearest finite one, NaN becomes 0.
+fn finite(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(f64::MIN, f64::MAX)
+    }
 }

@@ -1,7 +1,7 @@
 //! `GET /v1/users/{id}/export`: everything the backend holds about one person, for the
 //! person's right of access and portability (GDPR articles 15 and 20): the devices
 //! registered for them, every feature record they uploaded (decoded from the stored
-//! objects) and their templates. Administrator only; deletion is `DELETE /v1/users/{id}`.
+//! objects), their templates and the authentication decisions kept about them. Administrator only; deletion is `DELETE /v1/users/{id}`.
 //! Bounded: a user with more than [`MAX_EXPORT_OBJECTS`] stored batches gets a clear
 //! 413 rather than an answer that would not fit in memory.
 
@@ -33,6 +33,8 @@ pub struct ExportResponse {
     pub features: Vec<ExportBatch>,
     /// Templates, one per factor.
     pub templates: Vec<ExportTemplate>,
+    /// Recorded authentication decisions, newest first (those still kept).
+    pub decisions: Vec<super::verdict::DecisionRecord>,
 }
 
 /// A registered device.
@@ -164,12 +166,18 @@ pub async fn export_user(
             template: b64_encode(&t.blob),
         })
         .collect();
+    let decisions = super::verdict::records(
+        st.store
+            .decisions(&id, st.settings.verdict.decisions_kept)
+            .await?,
+    )?;
     let answer = ExportResponse {
         user_id: id,
         exported_at_ms: now_ms(),
         devices,
         features,
         templates,
+        decisions,
     };
     tracing::info!(user = %answer.user_id, devices = answer.devices.len(), batches = answer.features.len(), templates = answer.templates.len(), "user data exported");
     Ok(Json(answer))

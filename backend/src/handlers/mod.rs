@@ -9,6 +9,7 @@ pub mod health;
 pub mod keys;
 pub mod templates;
 pub mod uploads;
+pub mod verdict;
 
 use tacit_shared::identity::{DevicePublicKey, SignatureAlgorithm};
 

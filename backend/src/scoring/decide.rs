@@ -111,7 +111,7 @@ pub enum Evidence {
 }
 
 /// Scores, fuses and decides for a user; updates the consecutive-reject count.
-/// `envelopes` of the answer is left empty for the caller.
+/// `envelopes` and `verdict` of the answer are left empty for the caller.
 pub async fn assess(
     store: &dyn Store,
     factors: &Factors,
@@ -196,5 +196,6 @@ pub async fn assess(
         consecutive_rejects,
         factors: results,
         envelopes: Vec::new(),
+        verdict: String::new(), // signed by the handler
     })
 }

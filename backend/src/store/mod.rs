@@ -47,8 +47,8 @@ pub(crate) use config::DatabaseKind;
 pub use config::{NotALocalPath, ObjectsConfig, S3Config, StoreConfig, local_path, redact_url};
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
-    DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN, RejectCount,
-    SeenEnvelope, StoreOutcome, TemplateRow, validate_user_id,
+    DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN,
+    RejectCount, SeenEnvelope, StoreOutcome, TemplateRow, validate_user_id,
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;
@@ -162,6 +162,17 @@ pub trait Store: Send + Sync + 'static {
     /// Changes a user's consecutive-reject count and returns the new value.
     /// [`StoreError::NotFound`] if the user does not exist.
     async fn count_reject(&self, user_id: &str, change: RejectCount) -> StoreResult<u32>;
+
+    /// Records a decision and deletes the user's older ones beyond the newest `keep`,
+    /// in one transaction. [`StoreError::NotFound`] if the user does not exist.
+    async fn record_decision(&self, row: DecisionRow, keep: u32) -> StoreResult<()>;
+
+    /// A user's newest decisions, newest first, at most `limit`.
+    async fn decisions(&self, user_id: &str, limit: u32) -> StoreResult<Vec<DecisionRow>>;
+
+    /// Deletes every decision made before `before_ms` (server clock, Unix ms); returns
+    /// how many went.
+    async fn expire_decisions(&self, before_ms: u64) -> StoreResult<u64>;
 
     /// The object store, for readers of the features.
     fn objects(&self) -> &FeatureObjects;

@@ -69,6 +69,36 @@ pub struct DeletionReport {
     pub tokens: u64,
     /// Model template rows.
     pub templates: u64,
+    /// Recorded decisions.
+    pub decisions: u64,
+}
+
+/// A decision of `POST /v1/authenticate` as recorded for the relying party: what was
+/// decided and the signed verdict; no biometric data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    /// The verdict's `jti`.
+    pub token_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The device that asked.
+    pub device_id: [u8; 16],
+    /// When (server clock, Unix ms).
+    pub decided_at_ms: u64,
+    /// `accept`, `step_up` or `reject`.
+    pub decision: String,
+    /// The answer's confidence.
+    pub confidence: f64,
+    /// The fused log-likelihood ratio.
+    pub llr: f64,
+    /// Whether a factor holding a template could not answer.
+    pub degraded: bool,
+    /// The factors whose evidence counted.
+    pub factors: Vec<String>,
+    /// The relying party's nonce, if the request carried one.
+    pub nonce: Option<String>,
+    /// The signed verdict.
+    pub token: String,
 }
 
 /// A user's template for one factor (opaque to the store: the factor service's

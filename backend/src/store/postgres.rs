@@ -140,6 +140,11 @@ impl Dialect for sqlx::Postgres {
                 "authenticate",
                 include_str!("../../migrations/postgres/0002_authenticate.sql"),
             ),
+            (
+                3,
+                "decisions",
+                include_str!("../../migrations/postgres/0003_decisions.sql"),
+            ),
         ])
     }
 }

@@ -52,6 +52,7 @@ pub(crate) const COUNT_ENVELOPES: &str = "SELECT COUNT(*) FROM envelopes WHERE u
 pub(crate) const DELETE_USER_ENVELOPES: &str = "DELETE FROM envelopes WHERE user_id = $1";
 pub(crate) const DELETE_USER_TOKENS: &str = "DELETE FROM enrolment_tokens WHERE user_id = $1";
 pub(crate) const DELETE_USER_TEMPLATES: &str = "DELETE FROM templates WHERE user_id = $1";
+pub(crate) const DELETE_USER_DECISIONS: &str = "DELETE FROM decisions WHERE user_id = $1";
 pub(crate) const DELETE_USER_DEVICES: &str = "DELETE FROM devices WHERE user_id = $1";
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE user_id = $1";
 
@@ -85,6 +86,53 @@ pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects
      consecutive_rejects + 1 WHERE user_id = $1 RETURNING consecutive_rejects";
 pub(crate) const RESET_REJECTS: &str =
     "UPDATE users SET consecutive_rejects = 0 WHERE user_id = $1 RETURNING consecutive_rejects";
+
+pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions \
+     (token_id, user_id, device_id, decided_at_ms, decision, confidence, llr, degraded, factors, nonce, token) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// Keeps the user's newest `$2` decisions (ties broken by token id, so the cut is exact).
+pub(crate) const PRUNE_DECISIONS: &str = "DELETE FROM decisions WHERE user_id = $1 AND token_id NOT IN \
+     (SELECT token_id FROM decisions WHERE user_id = $1 ORDER BY decided_at_ms DESC, token_id DESC LIMIT $2)";
+pub(crate) const USER_DECISIONS: &str = "SELECT token_id, device_id, decided_at_ms, decision, confidence, llr, \
+     degraded, factors, nonce, token FROM decisions WHERE user_id = $1 \
+     ORDER BY decided_at_ms DESC, token_id DESC LIMIT $2";
+pub(crate) const EXPIRE_DECISIONS: &str = "DELETE FROM decisions WHERE decided_at_ms < $1";
+
+/// A `decisions` row as USER_DECISIONS selects it.
+pub(crate) type DecisionDbRow = (
+    String,
+    Vec<u8>,
+    i64,
+    String,
+    f64,
+    f64,
+    bool,
+    String,
+    String,
+    String,
+);
+
+/// A decision from its database row.
+pub(crate) fn decision_from_db(
+    user_id: &str,
+    (token_id, device_id, at, decision, confidence, llr, degraded, factors, nonce, token): DecisionDbRow,
+) -> super::StoreResult<super::DecisionRow> {
+    use super::model::{id16_from_db, ms_from_db};
+    Ok(super::DecisionRow {
+        token_id,
+        user_id: user_id.to_owned(),
+        device_id: id16_from_db(&device_id, "device id")?,
+        decided_at_ms: ms_from_db(at, "decision time")?,
+        decision,
+        confidence,
+        llr,
+        degraded,
+        factors: serde_json::from_str(&factors)
+            .map_err(|_| StoreError::corrupt("decision factors are not a JSON list"))?,
+        nonce: (!nonce.is_empty()).then_some(nonce),
+        token,
+    })
+}
 
 pub(crate) const PING: &str = "SELECT 1";
 
@@ -261,6 +309,8 @@ where
     for<'q> Vec<u8>: sqlx::Encode<'q, DB>,
     for<'q> i64: sqlx::Encode<'q, DB>,
     for<'q> bool: sqlx::Encode<'q, DB>,
+    for<'q> f64: sqlx::Encode<'q, DB>,
+    for<'r> f64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     for<'r> bool: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
@@ -320,6 +370,7 @@ where
         let envelopes = delete(sql::DELETE_USER_ENVELOPES).await.map_err(db)?;
         let tokens = delete(sql::DELETE_USER_TOKENS).await.map_err(db)?;
         let templates = delete(sql::DELETE_USER_TEMPLATES).await.map_err(db)?;
+        let decisions = delete(sql::DELETE_USER_DECISIONS).await.map_err(db)?;
         let devices = delete(sql::DELETE_USER_DEVICES).await.map_err(db)?;
         let users = delete(sql::DELETE_USER).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
@@ -336,6 +387,7 @@ where
             objects,
             tokens,
             templates,
+            decisions,
         })
     }
 
@@ -716,6 +768,79 @@ where
             .await
             .map_err(|e| crate::store::error::from_sqlx("counting rejects", e, DB::transient))?;
         crate::store::sql::reject_count(n)
+    }
+
+    async fn record_decision(
+        &self,
+        row: crate::store::DecisionRow,
+        keep: u32,
+    ) -> crate::store::StoreResult<()> {
+        use crate::store::{StoreError, model::ms_to_db, sql};
+        let db = |e| crate::store::error::from_sqlx("recording a decision", e, DB::transient);
+        let factors = serde_json::to_string(&row.factors)
+            .map_err(|e| StoreError::internal("recording a decision", e))?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(sql::INSERT_DECISION)
+            .bind(&row.token_id)
+            .bind(&row.user_id)
+            .bind(&row.device_id[..])
+            .bind(ms_to_db(row.decided_at_ms))
+            .bind(&row.decision)
+            .bind(row.confidence)
+            .bind(row.llr)
+            .bind(row.degraded)
+            .bind(&factors)
+            .bind(row.nonce.as_deref().unwrap_or(""))
+            .bind(&row.token)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if sql::is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound("user"));
+            }
+            Err(e) if sql::is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists("decision"));
+            }
+            Err(e) => return Err(db(e)),
+        }
+        sqlx::query(sql::PRUNE_DECISIONS)
+            .bind(&row.user_id)
+            .bind(i64::from(keep))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn decisions(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> crate::store::StoreResult<Vec<crate::store::DecisionRow>> {
+        let rows: Vec<crate::store::sql::DecisionDbRow> =
+            sqlx::query_as(crate::store::sql::USER_DECISIONS)
+                .bind(user_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| {
+                    crate::store::error::from_sqlx("reading decisions", e, DB::transient)
+                })?;
+        rows.into_iter()
+            .map(|r| crate::store::sql::decision_from_db(user_id, r))
+            .collect()
+    }
+
+    async fn expire_decisions(&self, before_ms: u64) -> crate::store::StoreResult<u64> {
+        let r = sqlx::query(crate::store::sql::EXPIRE_DECISIONS)
+            .bind(crate::store::model::ms_to_db(before_ms))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("deleting old decisions", e, DB::transient)
+            })?;
+        Ok(DB::rows_affected(&r))
     }
 
     fn objects(&self) -> &crate::store::FeatureObjects {

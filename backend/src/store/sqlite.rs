@@ -73,6 +73,11 @@ impl Dialect for sqlx::Sqlite {
                 "authenticate",
                 include_str!("../../migrations/sqlite/0002_authenticate.sql"),
             ),
+            (
+                3,
+                "decisions",
+                include_str!("../../migrations/sqlite/0003_decisions.sql"),
+            ),
         ])
     }
 }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tacit_backend::store::{
-    DeletionReport, DeviceRow, EnvelopeMeta, FeatureObjects, Store, StoreError, StoreOutcome,
+    DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, FeatureObjects, Store, StoreError,
+    StoreOutcome,
 };
 
 use super::Fixture;
@@ -41,6 +42,22 @@ fn features(sequence: u64, envelope_id: [u8; 16]) -> Vec<u8> {
     bytes
 }
 
+fn decision(user_id: &str, n: u8, at_ms: u64) -> DecisionRow {
+    DecisionRow {
+        token_id: format!("{user_id}-{at_ms}-{n}"),
+        user_id: user_id.to_owned(),
+        device_id: [n; 16],
+        decided_at_ms: at_ms,
+        decision: "step_up".into(),
+        confidence: 0.25,
+        llr: -1.5,
+        degraded: n.is_multiple_of(2),
+        factors: vec!["gait".into(), "py-keystroke".into()],
+        nonce: (!n.is_multiple_of(2)).then(|| format!("nonce-{n}-0123456789")),
+        token: format!("header.claims-{n}.signature"),
+    }
+}
+
 fn key(m: &EnvelopeMeta) -> String {
     FeatureObjects::feature_key(&m.user_id, &m.device_id, m.sequence, &m.envelope_id).unwrap()
 }
@@ -52,6 +69,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     assert_eq!(
         tables,
         [
+            "decisions",
             "devices",
             "enrolment_tokens",
             "envelopes",
@@ -64,7 +82,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     fx.store.migrate().await.unwrap();
     let reopened = fx.config.open().await.unwrap();
     assert!(reopened.user_exists("u1").await.unwrap());
-    assert_eq!(fx.migrations_applied().await, 2);
+    assert_eq!(fx.migrations_applied().await, 3);
     assert_eq!(fx.tables().await, tables);
     fx.assert_durable_commits().await;
 }
@@ -375,6 +393,7 @@ pub async fn delete_user(fx: &Fixture) {
             );
         }
         fx.insert_template(user, "gait").await;
+        s.record_decision(decision(user, n, NOW), 10).await.unwrap();
     }
 
     let tables = fx.tables().await;
@@ -399,6 +418,7 @@ pub async fn delete_user(fx: &Fixture) {
             objects: 3,
             tokens: 1,
             templates: 1,
+            decisions: 1,
         }
     );
 
@@ -715,4 +735,40 @@ pub async fn retention(fx: &Fixture) {
     );
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 0);
     assert!(fx.all_objects().await.is_empty());
+}
+
+/// Recorded decisions: read back newest first and exactly as written, at most `keep`
+/// per user (the oldest go), expired by time, refused for an unknown user.
+pub async fn decisions(fx: &Fixture) {
+    let s = &fx.store;
+    for user in ["d1", "d2"] {
+        s.create_user(user).await.unwrap();
+    }
+    assert!(s.decisions("d1", 10).await.unwrap().is_empty());
+    for i in 0..5u8 {
+        s.record_decision(decision("d1", i, NOW + u64::from(i) * 1000), 3)
+            .await
+            .unwrap();
+    }
+    s.record_decision(decision("d2", 9, NOW), 3).await.unwrap();
+    let got = s.decisions("d1", 10).await.unwrap();
+    let want: Vec<DecisionRow> = (2..5u8)
+        .rev()
+        .map(|i| decision("d1", i, NOW + u64::from(i) * 1000))
+        .collect();
+    assert_eq!(got, want, "the newest 3, newest first");
+    assert_eq!(s.decisions("d1", 1).await.unwrap(), want[..1]);
+    // The same token id twice is a conflict, never a second row.
+    assert!(matches!(
+        s.record_decision(decision("d1", 4, NOW + 4000), 3).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.record_decision(decision("nobody", 1, NOW), 3).await,
+        Err(StoreError::NotFound("user"))
+    ));
+    // By age: everything before the cut, of every user.
+    assert_eq!(s.expire_decisions(NOW + 3500).await.unwrap(), 3);
+    assert_eq!(s.decisions("d1", 10).await.unwrap(), want[..1]);
+    assert!(s.decisions("d2", 10).await.unwrap().is_empty());
 }

@@ -7,10 +7,15 @@ package tacit.bindings.test
 import java.io.File
 import java.math.BigInteger
 import java.net.URI
+import java.security.KeyFactory
 import java.security.KeyPairGenerator
+import java.security.SecureRandom
 import java.security.Signature
 import java.security.interfaces.ECPublicKey
 import java.security.spec.ECGenParameterSpec
+import java.security.spec.EdECPoint
+import java.security.spec.EdECPublicKeySpec
+import java.security.spec.NamedParameterSpec
 import java.util.Base64
 import kotlin.math.PI
 import kotlin.math.cos
@@ -21,6 +26,56 @@ import uniffi.tacit.*
 
 var passed = 0
 var failed = 0
+
+/** A string member of a flat JSON object (the verdict's header, claims and JWKS keys). */
+fun jsonString(json: String, name: String): String? =
+    Regex("\"${Regex.escape(name)}\"\\s*:\\s*\"([^\"]*)\"").find(json)?.groupValues?.get(1)
+
+/** An integer member of a flat JSON object. */
+fun jsonLong(json: String, name: String): Long? =
+    Regex("\"${Regex.escape(name)}\"\\s*:\\s*(-?[0-9]+)").find(json)?.groupValues?.get(1)?.toLong()
+
+/**
+ * Verifies a verdict as the app's own server would, with the JDK alone: the header says
+ * EdDSA and the verdict type, its kid is a key of the gateway's JWKS, the Ed25519
+ * signature verifies (java.security "Ed25519", the JWK's x as an EdECPoint), the issuer
+ * is the gateway's, the token has not expired and carries our nonce. Returns the claims
+ * JSON; throws SecurityException otherwise.
+ */
+fun verifyVerdict(token: String, nonce: String): String {
+    val parts = token.split('.')
+    if (parts.size != 3) throw SecurityException("not a compact JWS")
+    val dec = Base64.getUrlDecoder()
+    val header = String(dec.decode(parts[0]), Charsets.UTF_8)
+    if (jsonString(header, "alg") != "EdDSA" || jsonString(header, "typ") != "tacit-verdict+jwt") {
+        throw SecurityException("not a verdict: $header")
+    }
+    val kid = jsonString(header, "kid") ?: throw SecurityException("no kid")
+    val jwks = URI(env("TACIT_URL") + "/.well-known/jwks.json").toURL().readText()
+    val jwk = Regex("\\{[^{}]*\\}").findAll(jwks).map { it.value }.firstOrNull { jsonString(it, "kid") == kid }
+        ?: throw SecurityException("unknown kid $kid")
+    if (jsonString(jwk, "kty") != "OKP" || jsonString(jwk, "crv") != "Ed25519") throw SecurityException("not Ed25519: $jwk")
+    // RFC 8032 encoding: y little-endian, the top bit of the last byte is x's parity.
+    val x = dec.decode(jsonString(jwk, "x"))
+    if (x.size != 32) throw SecurityException("key of ${x.size} bytes")
+    val xOdd = (x[31].toInt() and 0x80) != 0
+    val le = x.copyOf().also { it[31] = (it[31].toInt() and 0x7f).toByte() }
+    val y = BigInteger(1, le.reversedArray())
+    val key = KeyFactory.getInstance("Ed25519")
+        .generatePublic(EdECPublicKeySpec(NamedParameterSpec.ED25519, EdECPoint(xOdd, y)))
+    val ok = Signature.getInstance("Ed25519").run {
+        initVerify(key)
+        update("${parts[0]}.${parts[1]}".toByteArray(Charsets.US_ASCII))
+        verify(dec.decode(parts[2]))
+    }
+    if (!ok) throw SecurityException("bad signature")
+    val claims = String(dec.decode(parts[1]), Charsets.UTF_8)
+    if (jsonString(claims, "iss") != "tacit") throw SecurityException("wrong issuer")
+    val exp = jsonLong(claims, "exp") ?: throw SecurityException("no exp")
+    if (exp < System.currentTimeMillis() / 1000 - 5) throw SecurityException("expired")
+    if (jsonString(claims, "nonce") != nonce) throw SecurityException("wrong nonce")
+    return claims
+}
 
 fun check(name: String, cond: Boolean, detail: Any? = "") {
     if (cond) {
@@ -278,7 +333,9 @@ suspend fun scenario() {
     // so the honest answer is step_up with every factor "no template"; the fresh phrase
     // entry travels with the request and leaves the outbox.
     client.recordPhraseEntry(PHRASE, typing(PHRASE, nowNs() - 20 * SEC))
-    val auth = client.authenticate(true)
+    // The app's own server issued this nonce; the verdict comes back signed with it.
+    val nonce = Base64.getUrlEncoder().withoutPadding().encodeToString(ByteArray(18).also { SecureRandom().nextBytes(it) })
+    val auth = client.authenticate(true, nonce)
     check(
         "authenticate answers step_up before enrolment",
         auth.decision == AuthDecision.STEP_UP && !auth.degraded && auth.consecutiveRejects == 0u &&
@@ -291,6 +348,33 @@ suspend fun scenario() {
         auth.envelopesAccepted == 1u && auth.envelopesRejected == 0u && client.status().outboxEnvelopes == 0UL,
         auth,
     )
+    try {
+        val claims = verifyVerdict(auth.verdict, nonce)
+        check(
+            "verdict verifies with the JDK's Ed25519 (JWKS, issuer, expiry, nonce)",
+            jsonString(claims, "sub") == env("TACIT_USER") && jsonString(claims, "device") == info.deviceId &&
+                jsonString(claims, "decision") == "step_up" &&
+                jsonLong(claims, "exp")!! - jsonLong(claims, "iat")!! == 120L,
+            claims,
+        )
+    } catch (e: SecurityException) {
+        check("verdict verifies with the JDK's Ed25519 (JWKS, issuer, expiry, nonce)", false, e.message)
+    }
+    val (head, body, sig) = auth.verdict.split('.')
+    val claimsJson = String(Base64.getUrlDecoder().decode(body), Charsets.UTF_8)
+    val forged = Base64.getUrlEncoder().withoutPadding()
+        .encodeToString(claimsJson.replace("\"step_up\"", "\"accept\"").toByteArray(Charsets.UTF_8))
+    check(
+        "a verdict altered to accept does not verify",
+        runCatching { verifyVerdict("$head.$forged.$sig", nonce) }.exceptionOrNull()?.message == "bad signature",
+    )
+    check(
+        "the verdict is bound to its nonce",
+        runCatching { verifyVerdict(auth.verdict, "another-nonce-0123456789") }.exceptionOrNull()?.message == "wrong nonce",
+    )
+    expectErrorAsync("malformed nonce -> InvalidInput", TacitException.InvalidInput::class.java) {
+        client.authenticate(false, "too short")
+    }
     val againAuth = client.authenticate(false)
     check(
         "a second request right after is accepted (increasing request times)",

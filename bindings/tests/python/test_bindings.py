@@ -8,6 +8,7 @@ TACIT_DATA_DIR. Progress goes to stderr; stdout gets exactly one line,
 
 import asyncio
 import base64
+import json
 import math
 import os
 import re
@@ -17,6 +18,7 @@ import traceback
 import urllib.request
 
 import ed25519_ref
+import jwt
 import tacit as t
 
 PASSED = 0
@@ -71,6 +73,31 @@ def revoke_device(device_id):
         headers={"Authorization": "Bearer " + os.environ["TACIT_TEST_ADMIN_TOKEN"]})
     with urllib.request.urlopen(req, timeout=10) as r:
         check(f"device {device_id[:8]}… revoked by the admin", 200 <= r.status < 300, str(r.status))
+
+
+def verify_verdict(token, nonce):
+    """Verifies a verdict as the app's own server would: PyJWT, the gateway's JWKS,
+    EdDSA only, its issuer, expiry and the nonce. Returns the claims."""
+    header = jwt.get_unverified_header(token)
+    if header.get("typ") != "tacit-verdict+jwt" or header.get("alg") != "EdDSA":
+        raise jwt.InvalidTokenError(f"not a verdict: {header}")
+    jwks = jwt.PyJWKClient(os.environ["TACIT_URL"] + "/.well-known/jwks.json")
+    key = jwks.get_signing_key(header["kid"])
+    claims = jwt.decode(token, key.key, algorithms=["EdDSA"], issuer="tacit",
+                        options={"require": ["exp", "iat", "iss", "sub", "jti"]})
+    if claims.get("nonce") != nonce:
+        raise jwt.InvalidTokenError(f"nonce {claims.get('nonce')!r}, expected {nonce!r}")
+    return claims
+
+
+def json_unb64(part):
+    """The JSON of one base64url part of a compact JWS."""
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def json_b64(value):
+    """One base64url part of a compact JWS for the JSON `value`."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
 
 def server_stats():
@@ -312,7 +339,9 @@ async def scenario():
     # so the honest answer is step_up with every factor "no template"; the fresh
     # phrase entry travels with the request and leaves the outbox.
     client.record_phrase_entry(PHRASE, typing(PHRASE, time.time_ns() - 20 * SEC))
-    auth = await client.authenticate(True)
+    # The app's own server issued this nonce; the verdict comes back signed with it.
+    nonce = base64.urlsafe_b64encode(os.urandom(18)).decode()
+    auth = await client.authenticate(True, nonce)
     check("authenticate answers step_up before enrolment",
           auth.decision == t.AuthDecision.STEP_UP and not auth.degraded and auth.consecutive_rejects == 0
           and {f.factor for f in auth.factors} == {"gait", "keystroke-fixed"}
@@ -321,9 +350,33 @@ async def scenario():
     check("fresh envelope travels with the request",
           auth.envelopes_accepted == 1 and auth.envelopes_rejected == 0 and client.status().outbox_envelopes == 0,
           str(auth))
+    try:
+        claims = verify_verdict(auth.verdict, nonce)
+        check("verdict verifies with PyJWT (JWKS, EdDSA, issuer, expiry, nonce)",
+              claims["sub"] == os.environ["TACIT_USER"] and claims["device"] == info.device_id
+              and claims["decision"] == "step_up" and claims["exp"] - claims["iat"] == 120
+              and claims["factors"] == [], str(claims))
+    except jwt.InvalidTokenError as e:
+        check("verdict verifies with PyJWT (JWKS, EdDSA, issuer, expiry, nonce)", False, repr(e))
+    head, body, sig = auth.verdict.split(".")
+    forged = json_b64(dict(json_unb64(body), decision="accept"))
+    try:
+        verify_verdict(f"{head}.{forged}.{sig}", nonce)
+        check("a verdict altered to accept does not verify", False, "verified")
+    except jwt.InvalidSignatureError:
+        check("a verdict altered to accept does not verify", True)
+    try:
+        verify_verdict(auth.verdict, "another-nonce-0123456789")
+        check("the verdict is bound to its nonce", False, "verified")
+    except jwt.InvalidTokenError:
+        check("the verdict is bound to its nonce", True)
     again_auth = await client.authenticate(False)
     check("a second request right after is accepted (increasing request times)",
           again_auth.decision == t.AuthDecision.STEP_UP and again_auth.envelopes_accepted == 0, str(again_auth))
+    check("without a nonce the verdict carries none",
+          "nonce" not in jwt.decode(again_auth.verdict, options={"verify_signature": False}), again_auth.verdict)
+    await expect_error_async("malformed nonce -> InvalidInput", client.authenticate(False, "too short"),
+                             t.TacitError.InvalidInput)
 
     # Foreign key store: signs in Python; the server verifies every envelope with it.
     store = Ed25519KeyStore(bytes(range(32)))

@@ -3,9 +3,10 @@
 // tacit.swift). Environment: TACIT_URL, TACIT_PUBLIC_KEY, TACIT_KEY_ID,
 // TACIT_USER, TACIT_TOKEN, TACIT_TOKEN2, TACIT_DATA_DIR, TACIT_TEST_ADMIN_TOKEN. Progress goes to
 // stderr; stdout gets exactly one line, "N passed, N failed". Same scenario as Python,
-// except the positive foreign-signer case: Linux Swift has no Ed25519/P-256 library
-// here (CryptoKit is Apple-only, swift-crypto cannot be fetched), so only a failing
-// foreign key store is exercised.
+// except the positive foreign-signer case: Linux Swift has no Ed25519/P-256 library of
+// its own (CryptoKit is Apple-only, swift-crypto cannot be fetched), so only a failing
+// foreign key store is exercised. The signed verdict is verified with libsodium, a C
+// library from Debian (libsodium-dev in the chroot), imported through CSodium.modulemap.
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -13,6 +14,7 @@ import FoundationNetworking
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSodium
 
 var passed = 0
 var failed = 0
@@ -86,6 +88,57 @@ func revokeDevice(_ deviceId: String) async -> Int {
             cont.resume(returning: (resp as? HTTPURLResponse)?.statusCode ?? 0)
         }.resume()
     }
+}
+
+/// Base64url without padding (a part of a compact JWS) to bytes.
+func b64url(_ s: String) -> Data? {
+    var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+    while t.count % 4 != 0 { t += "=" }
+    return Data(base64Encoded: t)
+}
+
+func fetch(_ url: String) async -> Data? {
+    await withCheckedContinuation { cont in
+        URLSession.shared.dataTask(with: URL(string: url)!) { data, _, _ in cont.resume(returning: data) }.resume()
+    }
+}
+
+/// Why a verdict is not believed.
+enum VerdictRefusal: Error, Equatable {
+    case malformed(String), unknownKey, badSignature, wrongIssuer, expired, wrongNonce
+}
+
+/// Verifies a verdict as the app's own server would: the header says EdDSA and the
+/// verdict type, its kid is a key of the gateway's JWKS (fetched with URLSession), the
+/// Ed25519 signature verifies (libsodium's crypto_sign_verify_detached: Linux Swift has
+/// no CryptoKit), the issuer is the gateway's, the token has not expired and carries our
+/// nonce. Returns the claims.
+func verifyVerdict(_ token: String, nonce: String) async throws -> [String: Any] {
+    let parts = token.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    guard parts.count == 3, let h = b64url(parts[0]), let c = b64url(parts[1]), let sig = b64url(parts[2]),
+          let header = try? JSONSerialization.jsonObject(with: h) as? [String: Any],
+          let claims = try? JSONSerialization.jsonObject(with: c) as? [String: Any]
+    else { throw VerdictRefusal.malformed("not a compact JWS") }
+    guard header["alg"] as? String == "EdDSA", header["typ"] as? String == "tacit-verdict+jwt",
+          let kid = header["kid"] as? String
+    else { throw VerdictRefusal.malformed("not a verdict header") }
+    guard let data = await fetch(env("TACIT_URL") + "/.well-known/jwks.json"),
+          let jwks = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let keys = jwks["keys"] as? [[String: Any]],
+          let jwk = keys.first(where: { $0["kid"] as? String == kid })
+    else { throw VerdictRefusal.unknownKey }
+    guard jwk["kty"] as? String == "OKP", jwk["crv"] as? String == "Ed25519",
+          let x = (jwk["x"] as? String).flatMap(b64url), x.count == 32, sig.count == 64
+    else { throw VerdictRefusal.malformed("not an Ed25519 key or signature") }
+    guard sodium_init() >= 0 else { throw VerdictRefusal.malformed("libsodium did not start") }
+    let message = Array((parts[0] + "." + parts[1]).utf8)
+    guard crypto_sign_verify_detached([UInt8](sig), message, UInt64(message.count), [UInt8](x)) == 0
+    else { throw VerdictRefusal.badSignature }
+    guard claims["iss"] as? String == "tacit" else { throw VerdictRefusal.wrongIssuer }
+    guard let exp = (claims["exp"] as? NSNumber)?.int64Value, exp >= Int64(Date().timeIntervalSince1970) - 5
+    else { throw VerdictRefusal.expired }
+    guard claims["nonce"] as? String == nonce else { throw VerdictRefusal.wrongNonce }
+    return claims
 }
 
 /// The gateway's counters from `GET /metrics` (Prometheus text format): stored,
@@ -286,7 +339,9 @@ func scenario() async throws {
     // so the honest answer is step_up with every factor "no template"; the fresh phrase
     // entry travels with the request and leaves the outbox.
     _ = try client.recordPhraseEntry(phrase: phraseText, events: typing(phraseText, startNs: nowNs() - 20 * sec))
-    let auth = try await client.authenticate(includeFresh: true)
+    // The app's own server issued this nonce; the verdict comes back signed with it.
+    let nonce = (0..<24).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! }.map(String.init).joined()
+    let auth = try await client.authenticate(includeFresh: true, nonce: nonce)
     check("authenticate answers step_up before enrolment",
           auth.decision == .stepUp && !auth.degraded && auth.consecutiveRejects == 0
               && Set(auth.factors.map { $0.factor }) == Set(["gait", "keystroke-fixed"])
@@ -294,6 +349,37 @@ func scenario() async throws {
     let afterAuth = try client.status()
     check("fresh envelope travels with the request",
           auth.envelopesAccepted == 1 && auth.envelopesRejected == 0 && afterAuth.outboxEnvelopes == 0, auth)
+    do {
+        let claims = try await verifyVerdict(auth.verdict, nonce: nonce)
+        let iat = (claims["iat"] as? NSNumber)?.int64Value ?? 0
+        let exp = (claims["exp"] as? NSNumber)?.int64Value ?? 0
+        check("verdict verifies with libsodium's Ed25519 (JWKS, issuer, expiry, nonce)",
+              claims["sub"] as? String == env("TACIT_USER") && claims["device"] as? String == info.deviceId
+                  && claims["decision"] as? String == "step_up" && exp - iat == 120, claims)
+    } catch {
+        check("verdict verifies with libsodium's Ed25519 (JWKS, issuer, expiry, nonce)", false, error)
+    }
+    let parts = auth.verdict.split(separator: ".").map(String.init)
+    let forgedClaims = String(decoding: b64url(parts[1]) ?? Data(), as: UTF8.self)
+        .replacingOccurrences(of: "\"step_up\"", with: "\"accept\"")
+    let forged = Data(forgedClaims.utf8).base64EncodedString()
+        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        .replacingOccurrences(of: "=", with: "")
+    do {
+        _ = try await verifyVerdict(parts[0] + "." + forged + "." + parts[2], nonce: nonce)
+        check("a verdict altered to accept does not verify", false, "verified")
+    } catch {
+        check("a verdict altered to accept does not verify", error as? VerdictRefusal == .badSignature, error)
+    }
+    do {
+        _ = try await verifyVerdict(auth.verdict, nonce: "another-nonce-0123456789")
+        check("the verdict is bound to its nonce", false, "verified")
+    } catch {
+        check("the verdict is bound to its nonce", error as? VerdictRefusal == .wrongNonce, error)
+    }
+    await expectErrorAsync("malformed nonce -> InvalidInput", { if case TacitError.InvalidInput = $0 { return true }; return false }) {
+        try await client.authenticate(includeFresh: false, nonce: "too short")
+    }
     let againAuth = try await client.authenticate(includeFresh: false)
     check("a second request right after is accepted (increasing request times)",
           againAuth.decision == .stepUp && againAuth.envelopesAccepted == 0, againAuth)

@@ -2,7 +2,8 @@
 //! optionally carrying the freshest sealed envelopes so the answer uses them.
 
 use tacit_shared::api::{
-    AuthenticateRequest, AuthenticateResponse, EnvelopeStatus, authenticate_message, b64_encode,
+    AuthenticateRequest, AuthenticateResponse, EnvelopeStatus, authenticate_message_with_nonce,
+    b64_encode,
 };
 use tacit_shared::identity::DeviceSigner;
 
@@ -14,8 +15,10 @@ use crate::queue::{Outbox, QueuedEnvelope};
 /// Largest answer read (a few factors and at most 16 envelope results).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
-/// Sends one signed authentication request with `envelopes` attached, then settles
-/// those envelopes in the outbox by the server's per-envelope results.
+/// Sends one signed authentication request with `envelopes` attached (and the relying
+/// party's `nonce`, signed with the rest), then settles those envelopes in the outbox by
+/// the server's per-envelope results.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn authenticate(
     http: &reqwest::Client,
     cfg: &ClientConfig,
@@ -24,18 +27,25 @@ pub(super) async fn authenticate(
     outbox: &Outbox,
     request_ms: u64,
     envelopes: Vec<QueuedEnvelope>,
+    nonce: Option<&str>,
 ) -> Result<AuthenticateResponse, ClientError> {
     let key = signer.public_key();
     let device_id = key.device_id();
     let bytes: Vec<Vec<u8>> = envelopes.iter().map(|e| e.bytes.clone()).collect();
     let signature = signer
-        .sign(&authenticate_message(&device_id.0, request_ms, &bytes))
+        .sign(&authenticate_message_with_nonce(
+            &device_id.0,
+            request_ms,
+            &bytes,
+            nonce,
+        ))
         .map_err(|e| ClientError::KeyStore(e.to_string()))?;
     let body = AuthenticateRequest {
         device_id: device_id.to_hex(),
         request_ms,
         envelopes: bytes.iter().map(|b| b64_encode(b)).collect(),
         signature: b64_encode(&signature),
+        nonce: nonce.map(str::to_owned),
     };
     let json = serde_json::to_vec(&body).map_err(|e| ClientError::Config(e.to_string()))?;
     let resp = http
@@ -49,6 +59,11 @@ pub(super) async fn authenticate(
     let answer = read_answer(resp, MAX_ANSWER_BYTES, "authentication").await?;
     let r: AuthenticateResponse = serde_json::from_slice(&answer)
         .map_err(|e| ClientError::Server(format!("bad authentication answer: {e}")))?;
+    if r.verdict.is_empty() {
+        return Err(ClientError::Server(
+            "authentication answer carries no verdict".into(),
+        ));
+    }
     if r.envelopes.len() != envelopes.len() {
         return Err(ClientError::Server(format!(
             "authentication answer has {} envelope results for {} envelopes",

@@ -566,6 +566,29 @@ impl Client {
         &self,
         include_fresh: bool,
     ) -> Result<AuthenticateResponse, ClientError> {
+        self.authenticate_with_nonce(include_fresh, None).await
+    }
+
+    /// [`Client::authenticate`] carrying a nonce that the app's own server (the relying
+    /// party) issued: the answer's `verdict`, a token signed by the backend, then binds
+    /// the decision to that nonce, and the app passes the token to its server, which
+    /// verifies it (signature with the backend's JWKS, issuer, expiry, nonce). The
+    /// nonce is 16..=128 characters of `[A-Za-z0-9._~+/=-]`
+    /// (`tacit_shared::api::valid_nonce`) and is signed with the request.
+    pub async fn authenticate_with_nonce(
+        &self,
+        include_fresh: bool,
+        nonce: Option<&str>,
+    ) -> Result<AuthenticateResponse, ClientError> {
+        if let Some(n) = nonce
+            && !tacit_shared::api::valid_nonce(n)
+        {
+            return Err(ClientError::InvalidInput(format!(
+                "nonce must be {}-{} characters of [A-Za-z0-9._~+/=-]",
+                tacit_shared::api::MIN_NONCE_LEN,
+                tacit_shared::api::MAX_NONCE_LEN
+            )));
+        }
         self.require_registration()?;
         let envelopes = if include_fresh {
             self.seal()?;
@@ -592,6 +615,7 @@ impl Client {
                 &self.outbox,
                 request_ms,
                 envelopes.clone(),
+                nonce,
             )
             .await
             {

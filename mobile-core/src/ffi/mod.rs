@@ -354,8 +354,24 @@ impl TacitClient {
     /// With `include_fresh`, pending feature records are sealed and the waiting
     /// envelopes travel with the request (the server stores them like an upload), so
     /// the answer uses the newest behaviour. Needs a registered device and the network.
-    pub async fn authenticate(&self, include_fresh: bool) -> Result<AuthResult, TacitError> {
-        Ok(self.inner.authenticate(include_fresh).await?.into())
+    ///
+    /// `nonce`: a one-time value your own server issued for this check (16..=128
+    /// characters of `[A-Za-z0-9._~+/=-]`; else `InvalidInput`). The answer's
+    /// `verdict` is a token signed by the backend that binds the decision to it: send
+    /// the token to your server, which verifies it with the backend's public keys
+    /// (`/.well-known/jwks.json`) and checks the nonce — so a modified app cannot claim
+    /// an `accept`. Optional (default none): the verdict then carries no nonce.
+    #[uniffi::method(default(nonce = None))]
+    pub async fn authenticate(
+        &self,
+        include_fresh: bool,
+        nonce: Option<String>,
+    ) -> Result<AuthResult, TacitError> {
+        Ok(self
+            .inner
+            .authenticate_with_nonce(include_fresh, nonce.as_deref())
+            .await?
+            .into())
     }
 
     /// Fetches the backend's root-signed key list now and keeps it when it verifies

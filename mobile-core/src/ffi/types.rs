@@ -364,6 +364,12 @@ pub struct AuthResult {
     pub envelopes_accepted: u32,
     /// Attached envelopes the server refused for good.
     pub envelopes_rejected: u32,
+    /// The decision signed by the backend for your own server (the relying party): a
+    /// compact JWS (EdDSA) with the user (`sub`), device, decision, confidence, LLR,
+    /// factors used, your nonce, issue time and a short expiry (`exp`). Pass it on as
+    /// it is; your server verifies it with the backend's JWKS
+    /// (`/.well-known/jwks.json`). Trust it there, never in the app.
+    pub verdict: String,
 }
 
 impl From<tacit_shared::api::AuthenticateResponse> for AuthResult {
@@ -406,6 +412,7 @@ impl From<tacit_shared::api::AuthenticateResponse> for AuthResult {
                 .collect(),
             envelopes_accepted: r.envelopes.len() as u32 - rejected,
             envelopes_rejected: rejected,
+            verdict: r.verdict,
         }
     }
 }

@@ -126,22 +126,60 @@ pub const MAX_AUTH_ENVELOPES: usize = 16;
 /// Domain separation of the authentication request signature.
 const AUTH_CONTEXT: &[u8] = b"tacit-authenticate-v1\0";
 
+/// Shortest nonce a relying party may have the device carry (characters).
+pub const MIN_NONCE_LEN: usize = 16;
+/// Longest nonce (characters).
+pub const MAX_NONCE_LEN: usize = 128;
+
+/// Whether `nonce` is one the gateway accepts in [`AuthenticateRequest::nonce`]:
+/// [`MIN_NONCE_LEN`]..=[`MAX_NONCE_LEN`] characters of `[A-Za-z0-9._~+/=-]` — base64,
+/// base64url, hex and UUIDs fit; nothing that needs escaping in JSON, logs or URLs.
+pub fn valid_nonce(nonce: &str) -> bool {
+    (MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len())
+        && nonce.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'-')
+        })
+}
+
 /// The bytes a device signs for `POST /v1/authenticate`: a fixed context string, the
 /// device id, the request time (device clock, Unix ms, big-endian) and the SHA-256 of
 /// each attached envelope, so that the signature covers exactly what the request
-/// carries and a captured request cannot be altered.
+/// carries and a captured request cannot be altered. The same as
+/// [`authenticate_message_with_nonce`] without a nonce.
 pub fn authenticate_message(
     device_id: &[u8; 16],
     request_ms: u64,
     envelopes: &[Vec<u8>],
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + 26 + 32 * envelopes.len());
+    authenticate_message_with_nonce(device_id, request_ms, envelopes, None)
+}
+
+/// [`authenticate_message`], and, when the request carries a relying party's nonce,
+/// its length (big-endian `u16`) and bytes after the envelope hashes. Without a nonce
+/// the bytes are exactly those of [`authenticate_message`] (clients that send none sign
+/// what they always signed); with one, the message is longer than any message without
+/// (the envelope count fixes where the hashes end), so neither can pass for the other,
+/// and a nonce cannot be added to, changed in or removed from a signed request.
+pub fn authenticate_message_with_nonce(
+    device_id: &[u8; 16],
+    request_ms: u64,
+    envelopes: &[Vec<u8>],
+    nonce: Option<&str>,
+) -> Vec<u8> {
+    let extra = nonce.map_or(0, |n| 2 + n.len());
+    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + 26 + 32 * envelopes.len() + extra);
     m.extend_from_slice(AUTH_CONTEXT);
     m.extend_from_slice(device_id);
     m.extend_from_slice(&request_ms.to_be_bytes());
     m.extend_from_slice(&(envelopes.len() as u16).to_be_bytes());
     for e in envelopes {
         m.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, e).as_ref());
+    }
+    if let Some(n) = nonce {
+        // Callers validate the nonce first (at most MAX_NONCE_LEN bytes); a longer one
+        // is cut at u16::MAX in the length only, and then never verifies.
+        m.extend_from_slice(&(u16::try_from(n.len()).unwrap_or(u16::MAX)).to_be_bytes());
+        m.extend_from_slice(n.as_bytes());
     }
     m
 }
@@ -163,9 +201,24 @@ pub struct AuthenticateRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub envelopes: Vec<String>,
-    /// Signature (base64) over [`authenticate_message`].
+    /// Signature (base64) over [`authenticate_message_with_nonce`] (with this
+    /// request's nonce, if any).
     #[cfg_attr(feature = "openapi", schema(min_length = 4, max_length = 172))]
     pub signature: String,
+    /// A nonce from the relying party (the app's own server), echoed in the signed
+    /// verdict of the answer so that the relying party knows the verdict answers its
+    /// own challenge: [`MIN_NONCE_LEN`]..=[`MAX_NONCE_LEN`] characters of
+    /// `[A-Za-z0-9._~+/=-]` ([`valid_nonce`]), covered by the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 16,
+            max_length = 128,
+            pattern = "^[A-Za-z0-9._~+/=-]{16,128}$"
+        )
+    )]
+    pub nonce: Option<String>,
 }
 
 /// The decision of an authentication.
@@ -272,6 +325,13 @@ pub struct AuthenticateResponse {
     /// Results of the attached envelopes, in request order.
     #[serde(default)]
     pub envelopes: Vec<EnvelopeResult>,
+    /// The decision as a signed token for the relying party (the app's own server): a
+    /// compact JWS (`alg` EdDSA, `typ` `tacit-verdict+jwt`) whose claims bind the user
+    /// (`sub`), device, decision, confidence, LLR, the factors used, the request's
+    /// nonce, issue time and a short expiry; verifiable with the gateway's JWKS
+    /// (`GET /.well-known/jwks.json`). The app passes it on as it is.
+    #[serde(default)]
+    pub verdict: String,
 }
 
 fn one() -> f64 {
@@ -378,6 +438,49 @@ mod tests {
         }
         let all: Vec<u8> = (0..=255).collect();
         assert_eq!(b64_decode(&b64_encode(&all)).unwrap(), all);
+    }
+
+    #[test]
+    fn nonces_are_bounded_and_signed() {
+        for ok in [
+            "0123456789abcdef",
+            "2f1c9a0e-8d4b-4c55-9a31-7b0c2d6e9f10",
+            "q5bI-Zk_0aT~x.Yy+/w=",
+            &"n".repeat(MAX_NONCE_LEN),
+        ] {
+            assert!(valid_nonce(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "short",
+            &"n".repeat(MAX_NONCE_LEN + 1),
+            "0123456789abcdef ",
+            "0123456789abcdef\"",
+            "0123456789abcdé",
+        ] {
+            assert!(!valid_nonce(bad), "{bad:?}");
+        }
+        let id = [7u8; 16];
+        let env = vec![vec![1u8, 2, 3]];
+        // Without a nonce: the bytes every earlier client signs.
+        assert_eq!(
+            authenticate_message(&id, 5, &env),
+            authenticate_message_with_nonce(&id, 5, &env, None)
+        );
+        let plain = authenticate_message(&id, 5, &env);
+        let with = authenticate_message_with_nonce(&id, 5, &env, Some("0123456789abcdef"));
+        assert_eq!(&with[..plain.len()], &plain[..]);
+        assert_eq!(&with[plain.len()..plain.len() + 2], &[0, 16]);
+        assert_ne!(
+            with,
+            authenticate_message_with_nonce(&id, 5, &env, Some("0123456789abcdeF"))
+        );
+        // A request without a nonce parses as before, and a nonce is not sent when absent.
+        let r: AuthenticateRequest =
+            serde_json::from_str(r#"{"device_id":"00","request_ms":1,"signature":"AA=="}"#)
+                .unwrap();
+        assert_eq!(r.nonce, None);
+        assert!(!serde_json::to_string(&r).unwrap().contains("nonce"));
     }
 
     #[test]
