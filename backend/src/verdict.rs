@@ -48,8 +48,12 @@ pub struct VerdictClaims {
     pub device: String,
     /// `accept`, `step_up` or `reject`.
     pub decision: String,
-    /// The answer's `confidence`.
+    /// The answer's `confidence` (`1 − estimated_far`).
     pub confidence: f64,
+    /// The answer's estimated false-accept rate at this attempt's score: the share of
+    /// zero-effort impostor attempts on held-out calibration people that score as high
+    /// (an `accept` means it is at most the gateway's target).
+    pub estimated_far: f64,
     /// The answer's fused log-likelihood ratio.
     pub llr: f64,
     /// Whether a factor holding a template could not answer.
@@ -278,6 +282,7 @@ mod tests {
             device: "00".repeat(16),
             decision: "accept".into(),
             confidence: 0.99,
+            estimated_far: 0.01,
             llr: 6.2,
             degraded: false,
             factors: vec!["gait".into()],

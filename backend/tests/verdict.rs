@@ -231,6 +231,7 @@ async fn verdicts(backing: &Backing) {
     assert_eq!(v.exp - v.iat, s.verdict.ttl_s);
     assert!(v.factors.is_empty(), "no factor counted: {v:?}");
     assert_eq!((v.confidence, v.llr), (r.confidence, r.llr));
+    assert_eq!(v.estimated_far, Some(r.estimated_far));
     assert_eq!(v.jti.len(), 32);
     let valid = r.verdict.clone();
 

@@ -168,6 +168,7 @@ pub async fn authenticate(
         device: hex::encode(device_id),
         decision: decision.to_owned(),
         confidence: finite(answer.confidence),
+        estimated_far: finite(answer.estimated_far),
         llr: finite(answer.llr),
         degraded: answer.degraded,
         factors: answer

@@ -339,6 +339,7 @@ suspend fun scenario() {
     check(
         "authenticate answers step_up before enrolment",
         auth.decision == AuthDecision.STEP_UP && !auth.degraded && auth.consecutiveRejects == 0u &&
+            auth.estimatedFar == 1.0 && auth.confidence == 0.0 && auth.farFloor == 0.0 &&
             auth.factors.map { it.factor }.toSet() == setOf("gait", "keystroke-fixed") &&
             auth.factors.all { it.state == FactorState.NO_TEMPLATE && it.meanLlr == null },
         auth,

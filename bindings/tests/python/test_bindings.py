@@ -344,6 +344,8 @@ async def scenario():
     auth = await client.authenticate(True, nonce)
     check("authenticate answers step_up before enrolment",
           auth.decision == t.AuthDecision.STEP_UP and not auth.degraded and auth.consecutive_rejects == 0
+          # No evidence claims nothing: estimated FAR 1, confidence 0.
+          and auth.estimated_far == 1.0 and auth.confidence == 0.0 and auth.far_floor == 0.0
           and {f.factor for f in auth.factors} == {"gait", "keystroke-fixed"}
           and all(f.state == t.FactorState.NO_TEMPLATE and f.mean_llr is None for f in auth.factors),
           str(auth))

@@ -344,6 +344,7 @@ func scenario() async throws {
     let auth = try await client.authenticate(includeFresh: true, nonce: nonce)
     check("authenticate answers step_up before enrolment",
           auth.decision == .stepUp && !auth.degraded && auth.consecutiveRejects == 0
+              && auth.estimatedFar == 1.0 && auth.confidence == 0.0 && auth.farFloor == 0.0
               && Set(auth.factors.map { $0.factor }) == Set(["gait", "keystroke-fixed"])
               && auth.factors.allSatisfy { $0.state == .noTemplate && $0.meanLlr == nil }, auth)
     let afterAuth = try client.status()

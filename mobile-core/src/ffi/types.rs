@@ -348,8 +348,15 @@ pub struct FactorScore {
 pub struct AuthResult {
     /// The decision.
     pub decision: AuthDecision,
-    /// Probability of "same person" (at even prior odds), 0..=1.
+    /// `1 − estimated_far`, 0..=1.
     pub confidence: f64,
+    /// The estimated false-accept rate at this attempt's score: the share of impostor
+    /// attempts on the backend's held-out calibration people that score as high.
+    /// `accept` means it is at most the backend's configured target.
+    pub estimated_far: f64,
+    /// The smallest false-accept rate the backend's calibration data support for the
+    /// factors that answered (0 when a factor gave no calibration data).
+    pub far_floor: f64,
     /// The fused log-likelihood ratio behind it.
     pub llr: f64,
     /// The decision in words (no biometric content).
@@ -387,6 +394,8 @@ impl From<tacit_shared::api::AuthenticateResponse> for AuthResult {
                 api::AuthDecision::Reject => AuthDecision::Reject,
             },
             confidence: r.confidence,
+            estimated_far: r.estimated_far,
+            far_floor: r.far_floor,
             llr: r.llr,
             reason: r.reason,
             degraded: r.degraded,

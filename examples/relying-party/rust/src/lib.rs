@@ -44,8 +44,12 @@ pub struct Verdict {
     pub device: String,
     /// `accept`, `step_up` or `reject`.
     pub decision: String,
-    /// The gateway's confidence in the decision.
+    /// The gateway's confidence in the decision (`1 − estimated_far`).
     pub confidence: f64,
+    /// The estimated false-accept rate at the attempt's score (absent from tokens of
+    /// gateways before the attempt calibration).
+    #[serde(default)]
+    pub estimated_far: Option<f64>,
     /// The fused log-likelihood ratio.
     pub llr: f64,
     /// Whether a factor could not answer.
