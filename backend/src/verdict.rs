@@ -58,6 +58,13 @@ pub struct VerdictClaims {
     pub llr: f64,
     /// Whether a factor holding a template could not answer.
     pub degraded: bool,
+    /// What was judged: `attached` (the behaviour sent with this request) or `stored`
+    /// (the user's newest stored windows, up to the fusion's maximum age: weaker
+    /// evidence that the person holding the phone now is the user).
+    pub evidence: String,
+    /// Seconds since the newest window that counted (absent when none counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_age_s: Option<u64>,
     /// The factors whose evidence counted (weight above 0), by name.
     pub factors: Vec<String>,
     /// The relying party's nonce that the device's request carried (absent when it
@@ -285,6 +292,8 @@ mod tests {
             estimated_far: 0.01,
             llr: 6.2,
             degraded: false,
+            evidence: "attached".into(),
+            evidence_age_s: Some(3),
             factors: vec!["gait".into()],
             nonce: Some("0123456789abcdef".into()),
             iat,

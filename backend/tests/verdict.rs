@@ -203,11 +203,12 @@ async fn verdicts(backing: &Backing) {
         )
     );
     let rp = Verifier::from_jwks(&document).unwrap();
+    let user_ref: &str = &user;
     let expect = |nonce: &'static str| Expected {
         issuer: ISSUER,
         audience: None,
         nonce,
-        user: None,
+        user: user_ref,
     };
 
     // Valid: the nonce travels in the signed request and comes back in the verdict.
@@ -218,7 +219,7 @@ async fn verdicts(backing: &Backing) {
         .verify(
             &r.verdict,
             &Expected {
-                user: Some(&user),
+                user: &user,
                 ..expect(N1)
             },
             now_s(),
@@ -233,7 +234,23 @@ async fn verdicts(backing: &Backing) {
     assert_eq!((v.confidence, v.llr), (r.confidence, r.llr));
     assert_eq!(v.estimated_far, Some(r.estimated_far));
     assert_eq!(v.jti.len(), 32);
+    assert_eq!(v.evidence, "stored", "no envelope attached");
     let valid = r.verdict.clone();
+    // One nonce, one verdict: a second authentication with it is refused, so nobody can
+    // retry a relying party's nonce until an accept.
+    let again = http
+        .post(format!("{url}/v1/authenticate"))
+        .json(&phone.request(Some(N1)))
+        .send()
+        .await
+        .unwrap();
+    let status = again.status().as_u16();
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(
+        (status, &body["code"]),
+        (409, &json!("nonce_used")),
+        "{body}"
+    );
 
     // Replayed: the same token a second time.
     assert_eq!(
@@ -271,7 +288,7 @@ async fn verdicts(backing: &Backing) {
         fresh.verify(
             &valid,
             &Expected {
-                user: Some("mallory"),
+                user: "mallory",
                 ..expect(N1)
             },
             now_s()
@@ -359,14 +376,18 @@ async fn verdicts(backing: &Backing) {
     }
 
     // Python with PyJWT: the same cases against this live gateway's JWKS.
+    let u = user.as_str();
     let python_cases = [
-        (valid.as_str(), N1, "ok"),
-        (valid.as_str(), N1, "replayed"),
-        (forged.as_str(), N1, "bad_signature"),
-        (other.verdict.as_str(), N1, "wrong_nonce"),
-        (expired.as_str(), N1, "expired"),
-        (wrong_key.as_str(), N1, "bad_signature"),
-        (unknown_kid.as_str(), N1, "unknown_key"),
+        // Another account's verdict with a leaked nonce: refused on `sub`.
+        (valid.as_str(), N1, "mallory", "wrong_user"),
+        (valid.as_str(), N1, "", "wrong_user"),
+        (valid.as_str(), N1, u, "ok"),
+        (valid.as_str(), N1, u, "replayed"),
+        (forged.as_str(), N1, u, "bad_signature"),
+        (other.verdict.as_str(), N1, u, "wrong_nonce"),
+        (expired.as_str(), N1, u, "expired"),
+        (wrong_key.as_str(), N1, u, "bad_signature"),
+        (unknown_kid.as_str(), N1, u, "unknown_key"),
     ];
     verify_py(&url, &python_cases).await;
 
@@ -480,8 +501,8 @@ async fn verdicts(backing: &Backing) {
 }
 
 /// Runs `examples/relying-party/verify.py --batch` against the gateway at `url` with
-/// `(token, nonce, expected outcome)` cases in order (one replay cache for all).
-async fn verify_py(url: &str, cases: &[(&str, &str, &str)]) {
+/// `(token, nonce, user, expected outcome)` cases in order (one replay cache for all).
+async fn verify_py(url: &str, cases: &[(&str, &str, &str, &str)]) {
     let Some(python) = std::env::var_os("TACIT_PYTHON") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -496,7 +517,9 @@ async fn verify_py(url: &str, cases: &[(&str, &str, &str)]) {
     );
     let input: String = cases
         .iter()
-        .map(|(token, nonce, _)| json!({ "token": token, "nonce": nonce }).to_string() + "\n")
+        .map(|(token, nonce, user, _)| {
+            json!({ "token": token, "nonce": nonce, "user": user }).to_string() + "\n"
+        })
         .collect();
     let jwks_url = format!("{url}/.well-known/jwks.json");
     let out = tokio::task::spawn_blocking(move || {
@@ -530,7 +553,7 @@ async fn verify_py(url: &str, cases: &[(&str, &str, &str)]) {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(answers.len(), cases.len(), "{stdout}");
-    for ((_, _, want), got) in cases.iter().zip(&answers) {
+    for ((_, _, _, want), got) in cases.iter().zip(&answers) {
         let outcome = if got["ok"] == json!(true) {
             "ok"
         } else {
@@ -538,5 +561,10 @@ async fn verify_py(url: &str, cases: &[(&str, &str, &str)]) {
         };
         assert_eq!(outcome, *want, "{got}");
     }
-    assert_eq!(answers[0]["claims"]["nonce"], json!(cases[0].1));
+    let (i, _) = cases
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.3 == "ok")
+        .expect("an ok case");
+    assert_eq!(answers[i]["claims"]["nonce"], json!(cases[i].1));
 }

@@ -22,7 +22,7 @@ answer's ``verdict`` back; your server believes the decision only if ``verify`` 
 Command line (the token as an argument or on standard input)::
 
     verify.py --jwks-url http://127.0.0.1:8080/.well-known/jwks.json --issuer tacit \\
-        --nonce NONCE [--audience AUD] [--user USER] [TOKEN]
+        --nonce NONCE [--audience AUD] --user USER [TOKEN]
 
 prints the claims as JSON and exits 0, or prints ``refused: REASON`` and exits 1.
 ``--batch`` reads JSON lines ``{"token": ..., "nonce": ..., "user": ...}`` from standard
@@ -81,7 +81,11 @@ class VerdictVerifier:
         self.leeway = leeway
         self.replays = ReplayCache()
 
-    def verify(self, token, nonce, user=None, now=None):
+    def verify(self, token, nonce, user, now=None):
+        # The user is required: a nonce does not say whose session it is, and a token
+        # for another account carrying a leaked nonce must not pass.
+        if not isinstance(user, str) or not user:
+            raise Refused("wrong_user", "no expected user given")
         now = time.time() if now is None else now
         try:
             header = jwt.get_unverified_header(token)
@@ -123,7 +127,7 @@ class VerdictVerifier:
         got = claims.get("nonce")
         if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
             raise Refused("wrong_nonce")
-        if user is not None and claims["sub"] != user:
+        if claims["sub"] != user:
             raise Refused("wrong_user")
         if not self.replays.first_time(claims["jti"], claims["exp"], now, self.leeway):
             raise Refused("replayed")
@@ -136,7 +140,7 @@ def main(argv=None):
     p.add_argument("--issuer", required=True)
     p.add_argument("--audience")
     p.add_argument("--nonce")
-    p.add_argument("--user")
+    p.add_argument("--user", help="the user this session is about (required without --batch)")
     p.add_argument("--leeway", type=int, default=5)
     p.add_argument("--batch", action="store_true")
     p.add_argument("token", nargs="?")
@@ -148,13 +152,13 @@ def main(argv=None):
                 continue
             case = json.loads(line)
             try:
-                claims = v.verify(case["token"], case["nonce"], case.get("user"))
+                claims = v.verify(case["token"], case["nonce"], case.get("user", ""))
                 print(json.dumps({"ok": True, "claims": claims}), flush=True)
             except Refused as e:
                 print(json.dumps({"ok": False, "reason": e.reason}), flush=True)
         return 0
-    if a.nonce is None:
-        p.error("--nonce is required (without --batch)")
+    if a.nonce is None or a.user is None:
+        p.error("--nonce and --user are required (without --batch)")
     token = a.token if a.token is not None else sys.stdin.read().strip()
     try:
         claims = v.verify(token, a.nonce, a.user)

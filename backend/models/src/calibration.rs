@@ -77,11 +77,13 @@ impl LlrHistogram {
             .collect();
         let lo = *bins.iter().min()?;
         let hi = *bins.iter().max()?;
-        // Keep the range bounded: a wild outlier is folded into the outermost bin.
-        let hi = hi.min(lo + MAX_BINS as i64 - 1);
+        // Keep the range bounded from the top: the high tail is what the decision reads,
+        // so a wild low outlier is folded into the lowest bin (never the other way round,
+        // which would move every high value down and empty the tail).
+        let lo = lo.max(hi - MAX_BINS as i64 + 1);
         let mut counts = vec![0u32; (hi - lo + 1) as usize];
         for b in bins {
-            let i = (b.min(hi) - lo) as usize;
+            let i = (b.max(lo) - lo) as usize;
             counts[i] = counts[i].saturating_add(1);
         }
         Some(LlrHistogram {
@@ -349,9 +351,12 @@ mod tests {
             LlrHistogram::from_pairs(&[(0.0, -1.0)]),
             Err(HistogramError::Malformed)
         );
-        // An outlier folds into the last bin instead of a huge vector.
-        let wide = LlrHistogram::of(&[0.0, 9000.0]).expect("values");
+        // A low outlier folds into the lowest bin and leaves the high tail intact.
+        let wide = LlrHistogram::of(&[-9000.0, 0.0, 1.0, 2.0]).expect("values");
         assert!(wide.counts.len() <= MAX_BINS);
+        assert_eq!(wide.attempts(), 4);
+        assert!((wide.tail(1.0) - 0.5).abs() < 1e-12, "{}", wide.tail(1.0));
+        assert!((wide.tail(2.0) - 0.25).abs() < 1e-12);
     }
 
     #[test]

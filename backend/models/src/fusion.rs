@@ -132,6 +132,31 @@ impl Grid {
         }
     }
 
+    /// `P(A + B ≥ t)` for `A` = self and `B` = `o` without building their convolution:
+    /// `Σᵢ pA[i] · P(B ≥ t − aᵢ)` from `B`'s suffix sums, linear in the two lengths.
+    fn tail_of_sum(&self, o: &Grid, t: f64) -> f64 {
+        let mut suffix = vec![0.0; o.p.len() + 1];
+        for k in (0..o.p.len()).rev() {
+            suffix[k] = suffix[k + 1] + o.p[k];
+        }
+        // Smallest grid index whose centre is at least `t` (the `tail` rule).
+        let need = ((t - 1e-9) / LLR_STEP).ceil();
+        if !need.is_finite() {
+            return if need < 0.0 { 1.0 } else { 0.0 };
+        }
+        let need = need.clamp(-1e12, 1e12) as i64;
+        self.p
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a > 0.0)
+            .map(|(i, a)| {
+                let k = (need - self.first - i as i64 - o.first).clamp(0, o.p.len() as i64);
+                a * suffix[k as usize]
+            })
+            .sum::<f64>()
+            .clamp(0.0, 1.0)
+    }
+
     fn tail(&self, t: f64) -> f64 {
         self.p
             .iter()
@@ -143,31 +168,51 @@ impl Grid {
     }
 }
 
+/// Most factors whose histograms are convolved; beyond, the estimate is the LLR bound
+/// (the cost of a convolution grows with the product of the grids' lengths).
+pub const MAX_CONVOLVED: usize = 4;
+
+/// Largest LLR one factor may contribute, either sign: an LLR beyond it says nothing
+/// more, and unbounded values from a remote factor would make the sum infinite or NaN.
+pub const MAX_FACTOR_LLR: f64 = 100.0;
+
 /// `(estimated FAR, floor)` of a total LLR `total` from the used factors' evidence and
 /// weights.
+///
+/// With every factor's histogram: the tail of the convolution of the weighted
+/// histograms, never below the product of their floors. With some factor lacking one
+/// (a foreign-runtime factor): the bound `e^-total` that calibrated LLRs promise, never
+/// below the product of the floors that are known.
 fn estimate_far(used: &[(&FactorEvidence, f64)], total: f64) -> (f64, f64) {
     if used.is_empty() {
         return (1.0, 0.0);
     }
-    let hists: Option<Vec<(&LlrHistogram, f64)>> = used
+    let hists: Vec<(&LlrHistogram, f64)> = used
         .iter()
-        .map(|(e, w)| {
+        .filter_map(|(e, w)| {
             e.impostor
                 .as_ref()
                 .filter(|h| h.check().is_ok())
                 .map(|h| (h, *w))
         })
         .collect();
-    let Some(hists) = hists else {
-        return ((-total).exp().clamp(0.0, 1.0), 0.0);
+    let floor: f64 = if hists.is_empty() {
+        0.0
+    } else {
+        hists.iter().map(|(h, _)| h.floor()).product()
     };
-    let floor: f64 = hists.iter().map(|(h, _)| h.floor()).product();
-    let mut grids = hists.iter().map(|(h, w)| Grid::scaled(h, *w));
-    let Some(first) = grids.next() else {
+    if hists.len() < used.len() || hists.len() > MAX_CONVOLVED {
+        return ((-total).exp().clamp(0.0, 1.0).max(floor), floor);
+    }
+    let mut grids: Vec<Grid> = hists.iter().map(|(h, w)| Grid::scaled(h, *w)).collect();
+    let Some(last) = grids.pop() else {
         return (1.0, 0.0);
     };
-    let sum = grids.fold(first, |acc, g| acc.convolve(&g));
-    (sum.tail(total).max(floor), floor)
+    let tail = match grids.into_iter().reduce(|acc, g| acc.convolve(&g)) {
+        None => last.tail(total),
+        Some(rest) => rest.tail_of_sum(&last, total),
+    };
+    (tail.max(floor), floor)
 }
 
 impl FusionPolicy {
@@ -189,7 +234,7 @@ impl FusionPolicy {
                 0.0
             };
             if w > 0.0 {
-                total += w * e.llr;
+                total += w * e.llr.clamp(-MAX_FACTOR_LLR, MAX_FACTOR_LLR);
                 used.push((e, w));
             }
             weights.push((e.factor.clone(), w));
@@ -376,6 +421,51 @@ mod tests {
             "{} vs {want}",
             h.estimated_far
         );
+    }
+
+    #[test]
+    fn three_factors_and_a_foreign_one() {
+        let mut rng = SplitMix64::new(9);
+        let draws = |rng: &mut SplitMix64, m: f64| -> Vec<f64> {
+            (0..5_000).map(|_| normal(rng) + m).collect()
+        };
+        let (a, b, c) = (
+            draws(&mut rng, -3.0),
+            draws(&mut rng, -2.0),
+            draws(&mut rng, -4.0),
+        );
+        let h = |v: &[f64]| LlrHistogram::of(v).expect("values");
+        let with = |f: &str, llr: f64, v: &[f64]| FactorEvidence {
+            impostor: Some(h(v)),
+            ..ev(f, llr, 4, 0.0)
+        };
+        let p = FusionPolicy::default();
+        let three = p.fuse(
+            &[
+                with("a", -2.0, &a),
+                with("b", -2.15, &b),
+                with("c", -2.0, &c),
+            ],
+            0,
+        );
+        // The sum is N(-9, 3): about 5% of it lies at or above -6.15.
+        let mc = (0..5_000)
+            .filter(|&i| a[i] + b[(i * 7) % 5_000] + c[(i * 13) % 5_000] >= -6.15)
+            .count() as f64
+            / 5_000.0;
+        assert!(
+            mc > 0.03 && (three.estimated_far - mc).abs() < 0.3 * mc,
+            "{} vs {mc}",
+            three.estimated_far
+        );
+        // A factor without a histogram: the LLR bound, never below the known floors.
+        let mixed = p.fuse(&[with("a", 3.0, &a), ev("py", 3.0, 4, 0.0)], 0);
+        assert!((mixed.estimated_far - (-6f64).exp().max(h(&a).floor())).abs() < 1e-15);
+        assert!((mixed.far_floor - h(&a).floor()).abs() < 1e-15);
+        // An absurd LLR from a remote factor is bounded: no infinity, no NaN.
+        let wild = p.fuse(&[ev("x", f64::MAX, 1, 0.0), ev("y", f64::MAX, 1, 0.0)], 0);
+        assert!(wild.llr.is_finite() && wild.estimated_far.is_finite());
+        assert!((wild.llr - 2.0 * MAX_FACTOR_LLR).abs() < 1e-9);
     }
 
     #[test]

@@ -122,6 +122,24 @@ pub async fn authenticate(
             "request time not later than this device's previous request",
         ));
     }
+    // A relying party's nonce answers one authentication: otherwise someone holding the
+    // phone could retry one nonce until an accept and the relying party would never see
+    // the refusals. (Recorded decisions are the memory; a nonce lives for a session.)
+    if let Some(nonce) = req.nonce.as_deref()
+        && st
+            .store
+            .decisions(&device.user_id, st.settings.verdict.decisions_kept)
+            .await?
+            .iter()
+            .any(|d| d.nonce.as_deref() == Some(nonce))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "nonce_used",
+            "this nonce already has a verdict: ask the relying party for a new one",
+        ));
+    }
+    let attached = !req.envelopes.is_empty();
 
     // Attached envelopes are ingested like an upload (stored: they are the replay
     // memory and the user's data), and their payloads, opened in memory, are what gets
@@ -171,6 +189,15 @@ pub async fn authenticate(
         estimated_far: finite(answer.estimated_far),
         llr: finite(answer.llr),
         degraded: answer.degraded,
+        evidence: if attached { "attached" } else { "stored" }.to_owned(),
+        evidence_age_s: answer
+            .factors
+            .iter()
+            .filter(|f| f.weight > 0.0)
+            .filter_map(|f| f.age_s)
+            .filter(|a| a.is_finite())
+            .reduce(f64::min)
+            .map(|a| a.round().max(0.0) as u64),
         factors: answer
             .factors
             .iter()

@@ -15,9 +15,10 @@ use super::constant_time_eq;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// How long relying parties may cache the JWKS, in seconds. A new key is published at
-/// least this long before it signs (`keys verdict-keygen --activate-in-hours`, at
-/// least 1 hour by default), so a cached set always holds the key in use.
+/// How long relying parties may cache the JWKS, in seconds. Publish a new key at least
+/// this long before it signs (`keys verdict-keygen --activate-in-hours`, 1 hour by
+/// default; 0 makes it sign at once, for a first key or a compromised one), so that a
+/// cached set holds the key in use.
 pub const JWKS_MAX_AGE_S: u64 = 300;
 
 /// Most decisions one read returns.

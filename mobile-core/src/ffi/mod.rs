@@ -85,6 +85,8 @@ pub enum TacitError {
     },
     /// The request's time is too far from the backend's clock, or not later than the
     /// device's previous request: the phone's clock is wrong. Retry once it is right.
+    /// Also: the relying party's nonce already has a verdict (each nonce answers one
+    /// authentication): ask your server for a new nonce.
     #[error("stale request: {message}")]
     StaleRequest {
         /// Details.
@@ -151,9 +153,11 @@ impl From<ClientError> for TacitError {
                 (_, "device_revoked") => TacitError::DeviceRevoked { message },
                 (_, "device_cloned") => TacitError::DeviceCloned { message },
                 (_, "unknown_device") => TacitError::UnknownDevice { message },
-                // The request's time is not later than the device's previous one: the
-                // phone's clock went back.
-                (_, "stale_request" | "replayed_request") => TacitError::StaleRequest { message },
+                // The request's time is not later than the device's previous one (the
+                // phone's clock went back), or the nonce was used: a fresh request.
+                (_, "stale_request" | "replayed_request" | "nonce_used") => {
+                    TacitError::StaleRequest { message }
+                }
                 (429, _) | (_, "rate_limited") => TacitError::RateLimited { message },
                 // The backend cannot answer now (overloaded, a dependency down, a
                 // timeout): like a network failure, retried later.
@@ -452,6 +456,10 @@ mod tests {
         assert!(matches!(refused(429, ""), TacitError::RateLimited { .. }));
         assert!(matches!(
             refused(409, "replayed_request"),
+            TacitError::StaleRequest { .. }
+        ));
+        assert!(matches!(
+            refused(409, "nonce_used"),
             TacitError::StaleRequest { .. }
         ));
         assert!(matches!(

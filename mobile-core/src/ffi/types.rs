@@ -331,8 +331,11 @@ pub struct FactorScore {
     pub factor: String,
     /// What happened.
     pub state: FactorState,
-    /// Mean calibrated log-likelihood ratio of the windows scored.
+    /// Mean one-window log-likelihood ratio of the windows scored (for inspection).
     pub mean_llr: Option<f64>,
+    /// Calibrated log-likelihood ratio of the windows judged together as one attempt:
+    /// what the decision used.
+    pub llr: Option<f64>,
     /// Windows scored.
     pub windows: u32,
     /// Age of the newest window scored, in seconds.
@@ -413,6 +416,7 @@ impl From<tacit_shared::api::AuthenticateResponse> for AuthResult {
                         api::FactorStatus::Refused => FactorState::Refused,
                     },
                     mean_llr: f.mean_llr,
+                    llr: f.llr,
                     windows: f.windows,
                     age_s: f.age_s,
                     weight: f.weight,

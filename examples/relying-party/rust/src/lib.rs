@@ -50,6 +50,14 @@ pub struct Verdict {
     /// gateways before the attempt calibration).
     #[serde(default)]
     pub estimated_far: Option<f64>,
+    /// What the gateway judged: `attached` (behaviour sent with this request) or
+    /// `stored` (the user's newest stored windows: weaker evidence of who holds the
+    /// phone now; a relying party may demand `attached` for sensitive actions).
+    #[serde(default)]
+    pub evidence: String,
+    /// Seconds since the newest window that counted.
+    #[serde(default)]
+    pub evidence_age_s: Option<u64>,
     /// The fused log-likelihood ratio.
     pub llr: f64,
     /// Whether a factor could not answer.
@@ -130,8 +138,9 @@ pub struct Expected<'a> {
     pub audience: Option<&'a str>,
     /// The nonce this session issued.
     pub nonce: &'a str,
-    /// The user this session is about, if known.
-    pub user: Option<&'a str>,
+    /// The user this session is about (required: a nonce does not say whose session it
+    /// is, so a token for another account carrying a leaked nonce must not pass).
+    pub user: &'a str,
 }
 
 /// A verifier: the gateway's keys and the ids of tokens already accepted.
@@ -239,9 +248,7 @@ impl Verifier {
         if claims.nonce.as_deref() != Some(expected.nonce) {
             return Err(Refusal::WrongNonce);
         }
-        if let Some(user) = expected.user
-            && claims.sub != user
-        {
+        if claims.sub != expected.user {
             return Err(Refusal::WrongUser);
         }
         let mut seen = self

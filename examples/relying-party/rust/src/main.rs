@@ -3,7 +3,7 @@
 //! ```text
 //! curl -s http://127.0.0.1:8080/.well-known/jwks.json > jwks.json
 //! tacit-verify-verdict --jwks jwks.json --issuer tacit --nonce NONCE [--audience AUD] \
-//!     [--user USER] TOKEN        # or the token on standard input
+//!     --user USER TOKEN          # or the token on standard input
 //! ```
 //!
 //! Prints the verdict's claims as JSON and exits 0 when it is believed; prints
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use tacit_relying_party::{Expected, Verifier, now_s};
 
 const USAGE: &str = "usage: tacit-verify-verdict --jwks FILE --issuer ISS --nonce NONCE \
-                     [--audience AUD] [--user USER] [TOKEN]";
+                     [--audience AUD] --user USER [TOKEN]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -43,7 +43,9 @@ fn main() -> ExitCode {
         };
         *slot = args.next();
     }
-    let (Some(jwks), Some(issuer), Some(nonce)) = (jwks, issuer, nonce) else {
+    // The user is required: a nonce does not say whose session it is, and a token for
+    // another account with a leaked nonce must not pass.
+    let (Some(jwks), Some(issuer), Some(nonce), Some(user)) = (jwks, issuer, nonce, user) else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
@@ -69,7 +71,7 @@ fn main() -> ExitCode {
         issuer: &issuer,
         audience: audience.as_deref(),
         nonce: &nonce,
-        user: user.as_deref(),
+        user: &user,
     };
     let verified =
         Verifier::from_jwks(&document).and_then(|v| v.verify(&token, &expected, now_s()));
