@@ -14,8 +14,8 @@ use tacit_backend::keys::KeyRing;
 use tacit_backend::server;
 use tacit_backend::settings::RemoteFactorSettings;
 use tacit_shared::api::{
-    AuthDecision, AuthenticateResponse, EnvelopeStatus, FactorStatus, PublicKeyJson,
-    authenticate_message, b64_encode,
+    AuthDecision, AuthenticateResponse, EnvelopeStatus, FactorStatus, authenticate_message,
+    b64_encode,
 };
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{RecipientPublicKey, Suite};
@@ -53,15 +53,8 @@ impl Phone {
         user: &str,
         backend: RecipientPublicKey,
     ) -> Phone {
-        let token = common::admin_user(http, url, user).await;
         let (signer, pkcs8) = Ed25519Signer::generate(&SystemRandom::new()).unwrap();
-        let r = http
-            .post(format!("{url}/v1/devices"))
-            .json(&json!({ "enrolment_token": token, "public_key": PublicKeyJson::from_key(&signer.public_key()) }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        common::register_device(http, url, user, &signer).await;
         let id = signer.public_key().device_id().0;
         Phone {
             signer,

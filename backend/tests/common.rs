@@ -177,6 +177,26 @@ pub async fn admin_user(http: &reqwest::Client, url: &str, user: &str) -> String
     v["token"].as_str().expect("token").to_string()
 }
 
+/// Creates `user` with the admin token and registers `signer`'s key as their device
+/// (`POST /v1/devices`, must answer 201).
+pub async fn register_device(
+    http: &reqwest::Client,
+    url: &str,
+    user: &str,
+    signer: &tacit_shared::identity::Ed25519Signer,
+) {
+    use tacit_shared::identity::DeviceSigner;
+    let token = admin_user(http, url, user).await;
+    let key = tacit_shared::api::PublicKeyJson::from_key(&signer.public_key());
+    let r = http
+        .post(format!("{url}/v1/devices"))
+        .json(&serde_json::json!({ "enrolment_token": token, "public_key": key }))
+        .send()
+        .await
+        .expect("register device");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+}
+
 /// `GET /v1/users/{user}/export` with the admin token: must answer 200; the JSON.
 pub async fn export(http: &reqwest::Client, url: &str, user: &str) -> serde_json::Value {
     let r = http

@@ -5,14 +5,14 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Backing, admin_user};
+use common::{Backing, register_device as register};
 use ring::rand::SystemRandom;
 use tacit_backend::keys::KeyRing;
 use tacit_backend::server;
-use tacit_shared::api::{PublicKeyJson, UploadResponse, b64_encode};
+use tacit_shared::api::{UploadResponse, b64_encode};
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{RecipientPublicKey, Suite};
-use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
+use tacit_shared::identity::Ed25519Signer;
 use tacit_shared::payload::{FactorKind, FeatureRecord, Payload};
 use tacit_shared::schema::GAIT_V1;
 
@@ -55,17 +55,6 @@ fn sealed(
             )
         })
         .collect()
-}
-
-async fn register(http: &reqwest::Client, url: &str, user: &str, signer: &Ed25519Signer) {
-    let token = admin_user(http, url, user).await;
-    let r = http
-        .post(format!("{url}/v1/devices"))
-        .json(&serde_json::json!({"enrolment_token": token, "public_key": PublicKeyJson::from_key(&signer.public_key())}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,8 +17,8 @@ use tacit_backend::server;
 use tacit_backend::verdict::{VERDICT_TYPE, VerdictClaims, VerdictKeys};
 use tacit_relying_party::{Expected, Refusal, Verifier, now_s};
 use tacit_shared::api::{
-    AuthDecision, AuthenticateResponse, PublicKeyJson, authenticate_message,
-    authenticate_message_with_nonce, b64_encode,
+    AuthDecision, AuthenticateResponse, authenticate_message, authenticate_message_with_nonce,
+    b64_encode,
 };
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 
@@ -43,15 +43,8 @@ struct Phone {
 
 impl Phone {
     async fn register(http: &reqwest::Client, url: &str, user: &str) -> Phone {
-        let token = common::admin_user(http, url, user).await;
         let (signer, _) = Ed25519Signer::generate(&SystemRandom::new()).unwrap();
-        let r = http
-            .post(format!("{url}/v1/devices"))
-            .json(&json!({ "enrolment_token": token, "public_key": PublicKeyJson::from_key(&signer.public_key()) }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        common::register_device(http, url, user, &signer).await;
         let id = signer.public_key().device_id().0;
         Phone {
             signer,
