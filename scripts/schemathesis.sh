@@ -21,18 +21,10 @@ st="$TACIT_TOOLS_DIR/schemathesis-venv/bin/schemathesis"
 bin="${TACIT_BACKEND_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend}"
 [ -x "$bin" ] || die "no backend binary at $bin (cargo build -p tacit-backend)"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-TACIT_DATA_DIR="$work/data" "$bin" keygen >/dev/null
-TACIT_DATA_DIR="$work/data" TACIT_LISTEN="127.0.0.1:$port" TACIT_ADMIN_TOKEN=schemathesis \
-  TACIT_LOG=warn "$bin" serve >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+trap 'kill "${gateway_pid:-}" 2>/dev/null || true; wait "${gateway_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+start_embedded_gateway "$bin" "$work" schemathesis
 cd "$work"
-"$st" run "http://127.0.0.1:$port/openapi.json" \
+"$st" run "$gateway_url/openapi.json" \
   -H "Authorization: Bearer schemathesis" \
   --checks all --exclude-checks positive_data_acceptance \
   --max-examples 25 --seed 20261126 --workers 1 --max-time "$max_time" \

@@ -77,6 +77,10 @@ step "schemathesis: the gateway against its OpenAPI document (bounded, fixed see
 TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
   bash scripts/schemathesis.sh "${TACIT_SCHEMATHESIS_SECONDS:-120}"
 
+step "bad inputs: hostile requests against the gateway (no 5xx, no hang, every error JSON)"
+TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
+  bash scripts/bad-inputs.sh
+
 step "python factor (examples/python-factor): unit tests, OIP v2 conformance with tritonclient, job store restarts"
 bash examples/python-factor/run-tests.sh
 

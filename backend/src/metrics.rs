@@ -65,6 +65,16 @@ fn describe() {
         "Requests refused by the per-device rate limit"
     );
     describe_counter!(
+        "tacit_auth_refused_total",
+        Unit::Count,
+        "Privileged requests (admin, relying party) refused for a missing or wrong token"
+    );
+    describe_counter!(
+        "tacit_unauthenticated_limited_total",
+        Unit::Count,
+        "Requests refused because their address spent its budget of work that failed verification"
+    );
+    describe_counter!(
         "tacit_authentications_total",
         Unit::Count,
         "Authentications answered, by decision and whether a factor could not answer"

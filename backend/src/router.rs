@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(limits.request_timeout_ms),
-        ));
+        ))
+        .layer(axum::middleware::map_response(crate::error::json_errors));
     crate::observe::observed(routes, metrics).with_state(state)
 }

@@ -134,7 +134,12 @@ pub(crate) async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let watcher = graceful.watcher();
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address travels with each request (per-address limits of work that
+        // does not authenticate).
+        let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
+            app.clone(),
+            crate::ratelimit::PeerAddr(peer),
+        ));
         let acceptor = acceptor.clone();
         let head_timeout = opts.header_read_timeout;
         tokio::spawn(async move {

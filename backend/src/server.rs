@@ -118,8 +118,13 @@ async fn open_store_with(
     at_rest: Option<Arc<store::at_rest::AtRestKeys>>,
 ) -> Result<Arc<dyn Store>, ServeError> {
     if settings.database_url.is_none() || settings.objects_url.is_none() {
-        // The embedded defaults live under the data directory.
-        std::fs::create_dir_all(&settings.data_dir)?;
+        // The embedded defaults live under the data directory: created for the
+        // service's user only (an existing directory keeps the mode it was given).
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(&settings.data_dir)?;
     }
     let cfg = store::StoreConfig {
         database_url: settings.database_url().expose().to_owned(),

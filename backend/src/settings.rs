@@ -404,6 +404,35 @@ fn path_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::
     })
 }
 
+/// A list of networks: a TOML array, or one comma-separated string (the environment's
+/// form); each an address or a CIDR network.
+fn network_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Compact(String),
+        List(Vec<String>),
+    }
+    let items = match Form::deserialize(d)? {
+        Form::Compact(s) => s.split(',').map(str::to_owned).collect(),
+        Form::List(l) => l,
+    };
+    items
+        .iter()
+        .map(|i| i.trim())
+        .filter(|i| !i.is_empty())
+        .map(|i| {
+            i.parse::<ipnet::IpNet>()
+                .or_else(|_| i.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{i:?}: expected an address or a CIDR network"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Settings of a factor service.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -484,6 +513,18 @@ pub struct Limits {
     pub envelopes_per_second_per_device: f64,
     /// Burst size per device, in envelopes.
     pub burst_per_device: f64,
+    /// Sustained rate, per client address, of work that does not authenticate:
+    /// envelopes and authentication requests that fail verification (unknown device,
+    /// bad signature, malformed). Past it the address is answered `429` before any
+    /// verification (`TACIT_UNAUTHENTICATED_RATE`). Never charged to a device.
+    pub unauthenticated_per_second_per_address: f64,
+    /// Burst of such work per client address (`TACIT_UNAUTHENTICATED_BURST`).
+    pub unauthenticated_burst_per_address: f64,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is believed when
+    /// telling client addresses apart, e.g. the ingress's pod network
+    /// (`TACIT_TRUSTED_PROXIES`, `["10.0.0.0/8"]`). Empty: the TCP peer is the client.
+    #[serde(deserialize_with = "network_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
@@ -495,6 +536,9 @@ impl Default for Limits {
             max_connections: 10_000,
             envelopes_per_second_per_device: 20.0,
             burst_per_device: 600.0,
+            unauthenticated_per_second_per_address: 10.0,
+            unauthenticated_burst_per_address: 600.0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -600,6 +644,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "TACIT_RATE_PER_DEVICE",
     ),
     ("limits.burst_per_device", "TACIT_BURST_PER_DEVICE"),
+    (
+        "limits.unauthenticated_per_second_per_address",
+        "TACIT_UNAUTHENTICATED_RATE",
+    ),
+    (
+        "limits.unauthenticated_burst_per_address",
+        "TACIT_UNAUTHENTICATED_BURST",
+    ),
+    ("limits.trusted_proxies", "TACIT_TRUSTED_PROXIES"),
     ("tls.cert_file", "TACIT_TLS_CERT_FILE"),
     ("tls.key_file", "TACIT_TLS_KEY_FILE"),
     ("factor.models_prefix", "TACIT_MODELS_PREFIX"),
@@ -844,6 +897,18 @@ impl Settings {
                 "limits.burst_per_device",
                 self.limits.burst_per_device,
                 self.limits.burst_per_device >= 1.0,
+                "at least 1",
+            ),
+            (
+                "limits.unauthenticated_per_second_per_address",
+                self.limits.unauthenticated_per_second_per_address,
+                self.limits.unauthenticated_per_second_per_address > 0.0,
+                "a rate above 0",
+            ),
+            (
+                "limits.unauthenticated_burst_per_address",
+                self.limits.unauthenticated_burst_per_address,
+                self.limits.unauthenticated_burst_per_address >= 1.0,
                 "at least 1",
             ),
             (

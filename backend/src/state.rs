@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-device ingest limiter.
     pub limiter: Arc<RateLimiter>,
+    /// Per-client-address buckets of work that did not authenticate.
+    pub unauthenticated: Arc<RateLimiter>,
     /// Replay acceptance window.
     pub replay: ReplayPolicy,
     /// The factors authentication uses.
@@ -46,6 +48,10 @@ impl AppState {
             settings.limits.envelopes_per_second_per_device,
             settings.limits.burst_per_device,
         );
+        let unauthenticated = RateLimiter::new(
+            settings.limits.unauthenticated_per_second_per_address,
+            settings.limits.unauthenticated_burst_per_address,
+        );
         let metrics = Arc::new(Metrics::new());
         AppState {
             settings: Arc::new(settings),
@@ -54,6 +60,7 @@ impl AppState {
             factors: Arc::new(factors.metered(&metrics)),
             metrics,
             limiter: Arc::new(limiter),
+            unauthenticated: Arc::new(unauthenticated),
             replay,
             verdict_keys: Arc::new(VerdictKeys::default()),
         }

@@ -27,7 +27,7 @@ fn record() -> Payload {
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,
-            window_start_ms: 1,
+            window_start_ms: now_ns() as u64 / 1_000_000 - 1_000,
             window_ms: 500,
             context: Some([3; 16]),
             values: vec![0.1, 0.2, 0.1, 0.09],

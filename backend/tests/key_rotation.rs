@@ -69,12 +69,22 @@ fn phone(
 
 /// Records a few seconds of walking and seals it; returns the envelopes sealed.
 fn capture(client: &Client, t0_s: i64) -> u32 {
+    // Windows of the last few minutes (a window must lie within its envelope's
+    // acceptance window): `t0_s` seconds after a start 10 minutes ago.
+    let start_ns = (now_unix_s() - 600 + t0_s) * 1_000_000_000;
     client
-        .record_motion(&common::walking(12.0, t0_s * 1_000_000_000))
+        .record_motion(&common::walking(12.0, start_ns))
         .expect("record");
     let sealed = client.seal().expect("seal");
     assert!(sealed.envelopes > 0);
     sealed.envelopes
+}
+
+fn now_unix_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

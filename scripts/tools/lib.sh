@@ -161,3 +161,21 @@ remove_tree() {
   umount_below "$1"
   rm -rf --one-file-system "$1"
 }
+
+# Starts `BIN serve` on embedded storage under WORK with admin token TOKEN on a free
+# loopback port (keys made first, log in WORK/server.log) and waits until it is ready.
+# Sets `gateway_url` and `gateway_pid`; the caller stops it.
+start_embedded_gateway() {
+  local bin="$1" work="$2" token="$3" port
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  TACIT_DATA_DIR="$work/data" "$bin" keygen >/dev/null
+  TACIT_DATA_DIR="$work/data" TACIT_LISTEN="127.0.0.1:$port" TACIT_ADMIN_TOKEN="$token" \
+    TACIT_LOG=warn "$bin" serve >"$work/server.log" 2>&1 &
+  gateway_pid=$!
+  gateway_url="http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    curl -fsS "$gateway_url/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "the gateway did not become ready (log: $work/server.log)"
+}

@@ -87,6 +87,7 @@ pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        audit_refusal(st, "admin", headers);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -94,6 +95,32 @@ pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
         ));
     }
     Ok(())
+}
+
+/// The audit trail of a refused privileged request (`tacit::audit`, warn): which role
+/// was tried, whether a token was presented at all, the client as the request names it
+/// (`X-Forwarded-For`) and the request id — never the token itself.
+pub(crate) fn audit_refusal(st: &AppState, role: &'static str, headers: &HeaderMap) {
+    st.metrics
+        .count("tacit_auth_refused_total", &[("role", role.to_string())], 1);
+    let presented = headers.contains_key(header::AUTHORIZATION);
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(128).collect::<String>())
+        .unwrap_or_default();
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::warn!(
+        target: "tacit::audit",
+        role,
+        presented,
+        forwarded_for = %forwarded,
+        request_id,
+        "privileged request refused: missing or wrong bearer token"
+    );
 }
 
 /// Validates a user id from the network: the store's rule

@@ -10,18 +10,20 @@
 //! the relying party's nonce and a short expiry) → the decision recorded for the
 //! relying party's read (`GET /v1/users/{id}/decisions`).
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tacit_shared::api::{
     AuthenticateRequest, AuthenticateResponse, MAX_AUTH_ENVELOPES, MAX_NONCE_LEN, MIN_NONCE_LEN,
     authenticate_message_with_nonce, b64_decode, valid_nonce,
 };
 
-use super::uploads::ingest;
+use super::uploads::{client_key, ingest, unauthenticated_limited};
 use super::{DeviceRefusal, active_device, json_error};
 use crate::error::ApiError;
+use crate::ratelimit::PeerAddr;
 use crate::scoring::{Evidence, assess, windows_of};
 use crate::state::{AppState, now_ms};
 use crate::store::DecisionRow;
@@ -39,6 +41,25 @@ fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
         (status = 429, body = tacit_shared::api::ErrorBody), (status = 503, body = tacit_shared::api::ErrorBody)))]
 pub async fn authenticate(
     State(st): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Result<Json<AuthenticateRequest>, JsonRejection>,
+) -> Result<Json<AuthenticateResponse>, ApiError> {
+    // The user (and with them the device) deleted while the request ran: the store
+    // says "not found" somewhere on the way; to the phone that is an unknown device.
+    judge(st, peer, headers, body).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            unauthorized(DeviceRefusal::Unknown.code(), "unknown device")
+        } else {
+            e
+        }
+    })
+}
+
+async fn judge(
+    st: AppState,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
     body: Result<Json<AuthenticateRequest>, JsonRejection>,
 ) -> Result<Json<AuthenticateResponse>, ApiError> {
     let Json(req) = body.map_err(json_error)?;
@@ -82,12 +103,33 @@ pub async fn authenticate(
         .collect::<Option<_>>()
         .ok_or_else(|| ApiError::bad_request("bad_base64", "an envelope is not valid base64"))?;
 
+    // Requests that fail verification are charged to the client's address, never to
+    // the device named in them (anyone can name it).
+    let client = client_key(&st, peer, &headers);
+    let started = std::time::Instant::now();
+    if let Some(addr) = client
+        && let Err(wait) = st.unauthenticated.check(addr, started)
+    {
+        return Err(unauthenticated_limited(&st, wait));
+    }
+    let charge = |e: ApiError| {
+        if let Some(addr) = client {
+            st.unauthenticated.charge(addr, 1.0, started);
+        }
+        e
+    };
     let row = st.store.get_device(device_id).await?;
-    let (device, key) = active_device(row.as_ref()).map_err(|r| match r {
-        DeviceRefusal::Unknown => unauthorized(r.code(), "unknown device"),
-        DeviceRefusal::Revoked => ApiError::new(StatusCode::FORBIDDEN, r.code(), "device revoked"),
-        DeviceRefusal::BrokenStoredKey => ApiError::internal("stored device key does not parse"),
-    })?;
+    let (device, key) = active_device(row.as_ref())
+        .map_err(|r| match r {
+            DeviceRefusal::Unknown => unauthorized(r.code(), "unknown device"),
+            DeviceRefusal::Revoked => {
+                ApiError::new(StatusCode::FORBIDDEN, r.code(), "device revoked")
+            }
+            DeviceRefusal::BrokenStoredKey => {
+                ApiError::internal("stored device key does not parse")
+            }
+        })
+        .map_err(charge)?;
     key.verify(
         &authenticate_message_with_nonce(
             &device_id,
@@ -97,7 +139,7 @@ pub async fn authenticate(
         ),
         &signature,
     )
-    .map_err(|_| unauthorized("bad_signature", "signature does not verify"))?;
+    .map_err(|_| charge(unauthorized("bad_signature", "signature does not verify")))?;
 
     let now = now_ms();
     let window_ms = st.settings.auth.max_request_skew_s.saturating_mul(1000);
@@ -147,7 +189,7 @@ pub async fn authenticate(
     let (evidence, envelope_results) = if req.envelopes.is_empty() {
         (Evidence::Stored, Vec::new())
     } else {
-        let ingested = ingest(&st, &req.envelopes, Some(device_id)).await?;
+        let ingested = ingest(&st, &req.envelopes, Some(device_id), client).await?;
         // A reused sequence number revoked the device (its key is on two phones).
         if ingested.cloned {
             return Err(ApiError::new(

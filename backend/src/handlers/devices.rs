@@ -57,6 +57,21 @@ pub async fn register_device(
     };
     match st.store.register_device(row).await {
         Ok(()) => {}
+        // A revoked key stays revoked: registering it again (with a new token) must not
+        // look like success to a phone whose every upload will then be refused.
+        Err(crate::store::StoreError::AlreadyExists(_))
+            if st
+                .store
+                .get_device(device_id.0)
+                .await?
+                .is_some_and(|d| d.revoked) =>
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "device_revoked",
+                "this device key was revoked: generate a new key and register that",
+            ));
+        }
         // The same key registered for the same user before (a retry whose first answer
         // was lost): success again, so that the phone can finish its registration.
         Err(crate::store::StoreError::AlreadyExists(_))

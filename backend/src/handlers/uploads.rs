@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use tacit_shared::api::{
     EnvelopeResult, EnvelopeStatus, MAX_UPLOAD_BATCH, UploadRequest, UploadResponse, b64_decode,
     hex,
@@ -23,6 +24,7 @@ use tacit_shared::replay::{self, ReplayVerdict};
 
 use super::{DeviceRefusal, active_device, json_error};
 use crate::error::ApiError;
+use crate::ratelimit::{PeerAddr, address_key, client_ip};
 use crate::state::{AppState, now_ms};
 use crate::store::{DeviceRow, EnvelopeMeta, StoreOutcome};
 
@@ -84,6 +86,35 @@ struct Opened {
     user_id: String,
 }
 
+/// The bucket key of the client's address (behind trusted proxies, the forwarded one);
+/// `None` when the request did not come through the listener.
+pub(crate) fn client_key(
+    st: &AppState,
+    peer: Option<Extension<PeerAddr>>,
+    headers: &HeaderMap,
+) -> Option<[u8; 16]> {
+    let Extension(PeerAddr(peer)) = peer?;
+    Some(address_key(client_ip(
+        peer.ip(),
+        headers,
+        &st.settings.limits.trusted_proxies,
+    )))
+}
+
+/// `429 unauthenticated_rate_limited`: the client's address spent its budget of work
+/// that does not authenticate.
+pub(crate) fn unauthenticated_limited(st: &AppState, wait_s: u64) -> ApiError {
+    st.metrics
+        .count("tacit_unauthenticated_limited_total", &[], 1);
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "unauthenticated_rate_limited",
+        "too many requests from this address failed verification",
+    );
+    e.retry_after_s = Some(wait_s);
+    e
+}
+
 /// The payload stored under `object_key`; `None` (with a warning) when it is gone
 /// (expired or deleted meanwhile) or does not decode. Storage failures fail the request.
 async fn stored_payload(st: &AppState, object_key: &str) -> Result<Option<Payload>, ApiError> {
@@ -106,6 +137,8 @@ async fn stored_payload(st: &AppState, object_key: &str) -> Result<Option<Payloa
         (status = 503, body = tacit_shared::api::ErrorBody)))]
 pub async fn upload(
     State(st): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
     body: Result<Json<UploadRequest>, JsonRejection>,
 ) -> Result<Json<UploadResponse>, ApiError> {
     let Json(req) = body.map_err(json_error)?;
@@ -118,7 +151,7 @@ pub async fn upload(
             ),
         ));
     }
-    let ingested = ingest(&st, &req.envelopes, None).await?;
+    let ingested = ingest(&st, &req.envelopes, None, client_key(&st, peer, &headers)).await?;
     Ok(Json(UploadResponse {
         results: ingested.results,
     }))
@@ -128,12 +161,15 @@ pub async fn upload(
 /// envelope in order. With `only_device` (an authentication by that device), envelopes of
 /// other devices are rejected (`wrong_device`) and the accepted payloads are kept as the
 /// evidence (`Ingested::accepted`; for uploads it stays empty, and a re-sent envelope's
-/// stored copy is not read). Errors only for what fails the whole batch: the device rate
-/// limit (429) and infrastructure (503).
+/// stored copy is not read). `client` is the bucket key of the client's address
+/// ([`crate::ratelimit::address_key`]), `None` when unknown. Errors only for what fails
+/// the whole batch: the device's or the address's rate limit (429) and infrastructure
+/// (503).
 pub(crate) async fn ingest(
     st: &AppState,
     envelopes: &[String],
     only_device: Option<[u8; 16]>,
+    client: Option<[u8; 16]>,
 ) -> Result<Ingested, ApiError> {
     let n = envelopes.len();
     let mut results: Vec<Option<EnvelopeResult>> = vec![None; n];
@@ -154,23 +190,71 @@ pub(crate) async fn ingest(
         }
     }
 
-    // Devices of this batch, then the per-device rate limit (whole request: the client
-    // retries the batch after Retry-After).
+    // Work that does not authenticate is bounded per client address: an address that
+    // spent its budget on envelopes that failed verification is refused before any
+    // device lookup or signature check.
+    let started = Instant::now();
+    if let Some(addr) = client
+        && let Err(wait) = st.unauthenticated.check(addr, started)
+    {
+        return Err(unauthenticated_limited(st, wait));
+    }
+    let mut unverified = results.iter().filter(|r| r.is_some()).count();
+
+    // Devices of this batch.
     let mut devices: HashMap<[u8; 16], Option<DeviceRow>> = HashMap::new();
-    let mut per_device: HashMap<[u8; 16], f64> = HashMap::new();
     for (_, env) in &decoded {
-        let id = env.header.device_id.0;
-        *per_device.entry(id).or_default() += 1.0;
-        if let std::collections::hash_map::Entry::Vacant(v) = devices.entry(id) {
-            v.insert(st.store.get_device(id).await?);
+        if let std::collections::hash_map::Entry::Vacant(v) = devices.entry(env.header.device_id.0)
+        {
+            v.insert(st.store.get_device(env.header.device_id.0).await?);
         }
     }
-    let now = Instant::now();
+
+    // Signatures (CPU work, off the async threads). Only what verifies is charged to a
+    // device's bucket: the device id travels in clear, so charging before the signature
+    // would let anyone spend a device's budget and silence it.
+    let verified = tokio::task::spawn_blocking(move || {
+        decoded
+            .into_iter()
+            .map(|(i, env)| {
+                let id = env.header.envelope_id;
+                let row = devices
+                    .get(&env.header.device_id.0)
+                    .and_then(Option::as_ref);
+                let (device, device_key) =
+                    active_device(row).map_err(|r| rejected(i, Some(id), r.code()))?;
+                env.verify(&device_key)
+                    .map_err(|e| rejected(i, Some(id), e.code()))?;
+                Ok((i, env, device.user_id.clone()))
+            })
+            .collect::<Vec<Result<_, EnvelopeResult>>>()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    // A device whose stored key does not parse is the server's fault: the whole batch
+    // fails (503/500 are retried) rather than the phone's envelopes being rejected and
+    // dropped.
+    if verified.iter().any(|r| {
+        r.as_ref()
+            .is_err_and(|e| e.reason.as_deref() == Some(DeviceRefusal::BrokenStoredKey.code()))
+    }) {
+        return Err(ApiError::internal("a stored device key does not parse"));
+    }
+    unverified += verified.iter().filter(|r| r.is_err()).count();
+    if let Some(addr) = client
+        && unverified > 0
+    {
+        st.unauthenticated.charge(addr, unverified as f64, started);
+    }
+
+    // The per-device rate limit, on verified envelopes only (whole request: the client
+    // retries the batch after Retry-After).
+    let mut per_device: HashMap<[u8; 16], f64> = HashMap::new();
+    for (_, env, _) in verified.iter().flatten() {
+        *per_device.entry(env.header.device_id.0).or_default() += 1.0;
+    }
     for (id, count) in &per_device {
-        if !devices.get(id).is_some_and(|d| d.is_some()) {
-            continue; // unknown devices are rejected per envelope below
-        }
-        if let Err(wait) = st.limiter.take(*id, *count, now) {
+        if let Err(wait) = st.limiter.take(*id, *count, started) {
             st.metrics.count("tacit_rate_limited_total", &[], 1);
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -182,12 +266,13 @@ pub(crate) async fn ingest(
         }
     }
 
-    // Signatures, decryption and schema validation: CPU work, off the async threads.
+    // Decryption and schema validation.
     let keys = st.keys.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        decoded
+        verified
             .into_iter()
-            .map(|(i, env)| {
+            .map(|v| {
+                let (i, env, user_id) = v?;
                 let id = env.header.envelope_id;
                 let Some(key) = keys.get(&env.header.key_id) else {
                     return Err(rejected(
@@ -196,13 +281,6 @@ pub(crate) async fn ingest(
                         EnvelopeError::UnknownKeyId(env.header.key_id).code(),
                     ));
                 };
-                let row = devices
-                    .get(&env.header.device_id.0)
-                    .and_then(Option::as_ref);
-                let (device, device_key) =
-                    active_device(row).map_err(|r| rejected(i, Some(id), r.code()))?;
-                env.verify(&device_key)
-                    .map_err(|e| rejected(i, Some(id), e.code()))?;
                 let payload = env
                     .decrypt(key)
                     .map_err(|e| rejected(i, Some(id), e.code()))?;
@@ -210,22 +288,13 @@ pub(crate) async fn ingest(
                     index: i,
                     envelope: env,
                     payload,
-                    user_id: device.user_id.clone(),
+                    user_id,
                 })
             })
             .collect::<Vec<_>>()
     })
     .await
     .map_err(ApiError::internal)?;
-    // A device whose stored key does not parse is the server's fault: the whole batch
-    // fails (503/500 are retried) rather than the phone's envelopes being rejected and
-    // dropped.
-    if checked.iter().any(|r| {
-        r.as_ref()
-            .is_err_and(|e| e.reason.as_deref() == Some(DeviceRefusal::BrokenStoredKey.code()))
-    }) {
-        return Err(ApiError::internal("a stored device key does not parse"));
-    }
 
     // Replay rules and durable storage, in request order.
     let now_ms = now_ms();
@@ -262,10 +331,15 @@ pub(crate) async fn ingest(
         // payload, not this copy (the same header with other contents must not count).
         let mut payload = Some(opened.payload);
         let outcome = match verdict {
-            ReplayVerdict::Fresh => {
+            ReplayVerdict::Fresh => 'fresh: {
                 let Some(fresh) = payload.as_ref() else {
                     return Err(ApiError::internal("payload taken twice"));
                 };
+                // Every time in the payload is bounded by the envelope's, which the
+                // replay check just bounded by the server clock.
+                if let Err(e) = replay::check_windows(&st.replay, h.created_at_ms, fresh) {
+                    break 'fresh Err(e.code());
+                }
                 let features = fresh.encode().map_err(ApiError::internal)?;
                 let meta = EnvelopeMeta {
                     device_id: h.device_id.0,
@@ -276,10 +350,16 @@ pub(crate) async fn ingest(
                     received_at_ms: now_ms,
                     records: fresh.records.len() as u32,
                 };
-                match st.store.store_envelope(meta, features).await? {
-                    StoreOutcome::Stored => Ok((EnvelopeStatus::Stored, now_ms)),
-                    StoreOutcome::Duplicate => Ok((EnvelopeStatus::Duplicate, now_ms)),
-                    StoreOutcome::SequenceReused => Err(SEQUENCE_REUSED),
+                match st.store.store_envelope(meta, features).await {
+                    Ok(StoreOutcome::Stored) => Ok((EnvelopeStatus::Stored, now_ms)),
+                    Ok(StoreOutcome::Duplicate) => Ok((EnvelopeStatus::Duplicate, now_ms)),
+                    Ok(StoreOutcome::SequenceReused) => Err(SEQUENCE_REUSED),
+                    // The user (and with them the device) was deleted while this request
+                    // ran: the envelope is refused like any of an unknown device.
+                    Err(crate::store::StoreError::NotFound(_)) => {
+                        Err(DeviceRefusal::Unknown.code())
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             ReplayVerdict::Duplicate => {

@@ -145,6 +145,7 @@ fn authorize_relying_party(st: &AppState, headers: &HeaderMap) -> Result<(), Api
         constant_time_eq(given.as_bytes(), t.as_bytes()) | ok
     });
     if !matches {
+        super::admin::audit_refusal(st, "relying_party", headers);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

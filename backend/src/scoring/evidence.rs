@@ -88,8 +88,15 @@ pub fn windows_of(
             context: r.context.map(hex::encode),
             dim: r.values.len(),
         },
-        start_ms: r.window_start_ms,
-        end_ms: r.window_start_ms.saturating_add(u64::from(r.window_ms)),
+        // A window cannot end after the gateway received it: times are clamped to the
+        // arrival, so that a stored window with a poisoned time (from before times were
+        // checked at ingest) can neither stay "fresh" for ever nor push a template's
+        // "built until" mark past every later window.
+        start_ms: r.window_start_ms.min(received_at_ms),
+        end_ms: r
+            .window_start_ms
+            .saturating_add(u64::from(r.window_ms))
+            .min(received_at_ms),
         values: r.values,
     })
 }
@@ -125,4 +132,44 @@ pub fn newest<'a>(
     v.dedup_by(|a, b| a.start_ms == b.start_ms && a.values == b.values);
     v.truncate(max);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tacit_shared::payload::FeatureRecord;
+
+    /// A stored window whose time is far in the future (accepted before times were
+    /// checked) is judged as ending when it arrived: it is neither fresh for ever nor
+    /// newer than the windows that come after it.
+    #[test]
+    fn window_times_are_clamped_to_their_arrival() {
+        let record = |start: u64| FeatureRecord {
+            factor: FactorKind::Gait,
+            schema_version: 1,
+            window_start_ms: start,
+            window_ms: 5_000,
+            context: None,
+            values: vec![0.0],
+        };
+        let received = 1_000_000;
+        let poisoned = Payload {
+            records: vec![record(u64::MAX - 10)],
+        };
+        let w: Vec<Window> = windows_of(poisoned, [1; 16], received).collect();
+        assert_eq!((w[0].start_ms, w[0].end_ms), (received, received));
+        let later = Payload {
+            records: vec![record(received + 60_000)],
+        };
+        let l: Vec<Window> = windows_of(later, [2; 16], received + 70_000).collect();
+        assert!(l[0].start_ms > w[0].start_ms, "a later window stays newer");
+        let honest = Payload {
+            records: vec![record(received - 10_000)],
+        };
+        let h: Vec<Window> = windows_of(honest, [3; 16], received).collect();
+        assert_eq!(
+            (h[0].start_ms, h[0].end_ms),
+            (received - 10_000, received - 5_000)
+        );
+    }
 }

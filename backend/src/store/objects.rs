@@ -45,6 +45,15 @@ impl FeatureObjects {
         std::fs::create_dir_all(root).map_err(|e| {
             StoreError::internal(format!("creating object directory {}", root.display()), e)
         })?;
+        // Feature objects are biometric data: only the service's user may list or read
+        // them (the files below are 0600 too, but the directories LocalFileSystem
+        // creates follow the umask).
+        owner_only(root, 0o700).map_err(|e| {
+            StoreError::internal(
+                format!("restricting object directory {}", root.display()),
+                e,
+            )
+        })?;
         // Canonical, because LocalFileSystem maps keys below the canonical path and the
         // fsync walk compares against it.
         let root = std::fs::canonicalize(root).map_err(|e| {
@@ -334,7 +343,23 @@ fn use_at_rest_marker(keys: &AtRestKeys, marker: &super::at_rest::Marker) {
 
 /// fsyncs a file and every directory from its parent up to `root`, so that both the
 /// content and the (possibly new) directory entries survive a crash.
+/// Sets `path`'s mode (Unix; elsewhere nothing to do).
+pub(crate) fn owner_only(path: &FsPath, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
 fn sync_file_and_parents(file: &FsPath, root: &FsPath) -> std::io::Result<()> {
+    // Readable by the service's user only (LocalFileSystem creates files by the umask).
+    owner_only(file, 0o600)?;
     std::fs::File::open(file)?.sync_all()?;
     let mut dir = file.parent();
     while let Some(d) = dir {

@@ -506,7 +506,14 @@ where
             &meta.envelope_id,
         )?;
         // Object first: once the row exists, its features must exist too.
-        self.objects.put_durable(&key, features).await?;
+        if let Err(e) = self.objects.put_durable(&key, features).await {
+            // Deleting the user removes their objects, possibly under this write: then
+            // the device is gone, which is not a storage failure.
+            if matches!(self.get_device(meta.device_id).await, Ok(None)) {
+                return Err(StoreError::NotFound("device"));
+            }
+            return Err(e);
+        }
         for _ in 0..sql::ENVELOPE_ATTEMPTS {
             let inserted = sqlx::query(sql::INSERT_ENVELOPE)
                 .bind(&meta.device_id[..])

@@ -25,6 +25,21 @@ impl SqlStore<sqlx::Sqlite> {
     /// [`Store::migrate`](super::Store::migrate), or use
     /// [`StoreConfig::open`](super::StoreConfig::open) which does both.
     pub async fn open(path: &Path, objects: FeatureObjects) -> StoreResult<Self> {
+        // The database holds device keys, templates and decisions: the service's user
+        // only. SQLite gives its -wal and -shm files the database file's mode.
+        let restrict = || -> std::io::Result<()> {
+            if !path.exists() {
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                o.open(path)?;
+            }
+            super::objects::owner_only(path, 0o600)
+        };
+        restrict().map_err(|e| {
+            super::StoreError::internal(format!("creating SQLite database {}", path.display()), e)
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -495,11 +495,23 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"index":0,"status":"rejected","reason":"bad_signature"}"#
         );
+        let real = crate::identity::Ed25519Signer::generate(&ring::rand::SystemRandom::new())
+            .unwrap()
+            .0;
         let k = PublicKeyJson {
             algorithm: "ed25519".into(),
-            key: b64_encode(&[7; 32]),
+            key: b64_encode(crate::identity::DeviceSigner::public_key(&real).as_bytes()),
         };
         assert!(k.to_key().is_ok());
+        assert!(
+            PublicKeyJson {
+                key: b64_encode(&[7; 32]),
+                ..k.clone()
+            }
+            .to_key()
+            .is_err(),
+            "not a point of large order"
+        );
         assert!(
             PublicKeyJson {
                 algorithm: "rsa".into(),

@@ -86,39 +86,28 @@ pub struct DevicePublicKey {
 }
 
 impl DevicePublicKey {
-    /// Validates and wraps a public key. For P-256 the key must be an uncompressed SEC1
-    /// point on the curve.
+    /// Validates and wraps a public key.
+    ///
+    /// Ed25519: the canonical encoding of a curve point that is not of small order (a
+    /// small-order key, such as the identity `01 00…00`, lets one signature verify for
+    /// every message). P-256: an uncompressed SEC1 point on the curve, not the identity.
     pub fn new(algorithm: SignatureAlgorithm, bytes: &[u8]) -> Result<Self, IdentityError> {
         if bytes.len() != algorithm.public_key_len() {
             return Err(IdentityError::MalformedPublicKey(algorithm));
         }
-        if algorithm == SignatureAlgorithm::EcdsaP256Sha256 && bytes[0] != 0x04 {
+        let valid = match algorithm {
+            SignatureAlgorithm::Ed25519 => ed25519_key(bytes).is_some(),
+            SignatureAlgorithm::EcdsaP256Sha256 => {
+                bytes[0] == 0x04 && p256::PublicKey::from_sec1_bytes(bytes).is_ok()
+            }
+        };
+        if !valid {
             return Err(IdentityError::MalformedPublicKey(algorithm));
         }
-        let key = DevicePublicKey {
+        Ok(DevicePublicKey {
             algorithm,
             bytes: bytes.to_vec(),
-        };
-        // ring validates the point (on the curve, not the identity) when verifying; a
-        // probe verification rejects bad points at registration time instead of later.
-        if algorithm == SignatureAlgorithm::EcdsaP256Sha256 && !key.point_is_valid() {
-            return Err(IdentityError::MalformedPublicKey(algorithm));
-        }
-        Ok(key)
-    }
-
-    fn point_is_valid(&self) -> bool {
-        // ring exposes no direct point check; `EcdsaKeyPair` is for private keys. The
-        // uncompressed point's coordinates must be < p: ring's verification would reject
-        // otherwise, which we cannot observe without a signature, so we check the
-        // coordinate range here and leave the on-curve check to verification.
-        const P: [u8; 32] = [
-            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-            0xff, 0xff, 0xff, 0xff,
-        ];
-        let (x, y) = (&self.bytes[1..33], &self.bytes[33..65]);
-        x < &P[..] && y < &P[..]
+        })
     }
 
     /// The algorithm.
@@ -132,17 +121,29 @@ impl DevicePublicKey {
     }
 
     /// Verifies `signature` over `message`.
+    ///
+    /// Ed25519 is verified strictly (ed25519-dalek's `verify_strict`: cofactorless
+    /// equation, canonical `S`, and neither the key nor `R` of small order); ECDSA P-256
+    /// by ring (DER signature, `r` and `s` in range, the point on the curve).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), IdentityError> {
-        if signature.len() > self.algorithm.max_signature_len() {
-            return Err(IdentityError::BadSignature);
+        match self.algorithm {
+            SignatureAlgorithm::Ed25519 => {
+                let key = ed25519_key(&self.bytes).ok_or(IdentityError::BadSignature)?;
+                let sig = <[u8; 64]>::try_from(signature)
+                    .map(|b| ed25519_dalek::Signature::from_bytes(&b))
+                    .map_err(|_| IdentityError::BadSignature)?;
+                key.verify_strict(message, &sig)
+                    .map_err(|_| IdentityError::BadSignature)
+            }
+            SignatureAlgorithm::EcdsaP256Sha256 => {
+                if signature.len() > self.algorithm.max_signature_len() {
+                    return Err(IdentityError::BadSignature);
+                }
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &self.bytes)
+                    .verify(message, signature)
+                    .map_err(|_| IdentityError::BadSignature)
+            }
         }
-        let alg: &dyn signature::VerificationAlgorithm = match self.algorithm {
-            SignatureAlgorithm::Ed25519 => &signature::ED25519,
-            SignatureAlgorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
-        };
-        signature::UnparsedPublicKey::new(alg, &self.bytes)
-            .verify(message, signature)
-            .map_err(|_| IdentityError::BadSignature)
     }
 
     /// The device id bound to this key: the first 16 bytes of
@@ -157,6 +158,16 @@ impl DevicePublicKey {
         id.copy_from_slice(&d.as_ref()[..16]);
         DeviceId(id)
     }
+}
+
+/// An Ed25519 public key that is a canonically encoded point of large order, `None`
+/// otherwise. Decompression alone accepts a `y` coordinate at or above the field prime
+/// (two encodings of one point) and the eight small-order points.
+fn ed25519_key(bytes: &[u8]) -> Option<ed25519_dalek::VerifyingKey> {
+    let bytes = <&[u8; 32]>::try_from(bytes).ok()?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(bytes).ok()?;
+    let canonical = key.to_edwards().compress().to_bytes() == *bytes;
+    (canonical && !key.is_weak()).then_some(key)
 }
 
 /// A device identifier (16 bytes), derived from the device's public key.
@@ -318,6 +329,80 @@ mod tests {
         assert!(DevicePublicKey::new(EcdsaP256Sha256, &[0; 65]).is_err());
         assert!(DevicePublicKey::new(EcdsaP256Sha256, &[0xff; 65]).is_err());
         assert_eq!(SignatureAlgorithm::from_tag(9), None);
+    }
+
+    /// The identity point as a key, with the signature (R = identity, S = 0) that would
+    /// verify for any message under a cofactored or unchecked verifier.
+    #[test]
+    fn small_order_and_non_canonical_ed25519_keys_are_rejected() {
+        use SignatureAlgorithm::Ed25519;
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            DevicePublicKey::new(Ed25519, &identity),
+            Err(IdentityError::MalformedPublicKey(Ed25519))
+        );
+        // Every small-order point (the 8-torsion subgroup) in its canonical encoding.
+        let small_order: [&str; 7] = [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ];
+        for k in small_order {
+            let k = hex::decode(k).unwrap();
+            assert!(DevicePublicKey::new(Ed25519, &k).is_err(), "{k:02x?}");
+        }
+        // y = p + k encodes the point with y = k a second time (p = 2^255 - 19, so
+        // k < 19): refused for every large-order point among them.
+        let mut large_order = 0;
+        for k in 0u8..19 {
+            let mut canonical = [0u8; 32];
+            canonical[0] = k;
+            if DevicePublicKey::new(Ed25519, &canonical).is_err() {
+                continue;
+            }
+            large_order += 1;
+            let mut non_canonical = [0xffu8; 32];
+            non_canonical[0] = 0xed + k;
+            non_canonical[31] = 0x7f;
+            assert!(
+                DevicePublicKey::new(Ed25519, &non_canonical).is_err(),
+                "y = p + {k}"
+            );
+        }
+        assert!(large_order > 0, "no valid point with a small y to test");
+        // Verification refuses such a key even if one was stored before this check.
+        let forged = DevicePublicKey {
+            algorithm: Ed25519,
+            bytes: identity.to_vec(),
+        };
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        assert_eq!(
+            forged.verify(b"any message", &sig),
+            Err(IdentityError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn p256_points_off_the_curve_are_rejected() {
+        use SignatureAlgorithm::EcdsaP256Sha256;
+        let mut zero = [0u8; 65];
+        zero[0] = 4;
+        assert!(DevicePublicKey::new(EcdsaP256Sha256, &zero).is_err());
+        // A real key with one bit of y flipped: coordinates in range, not on the curve.
+        let real = P256Signer::generate(&SystemRandom::new())
+            .unwrap()
+            .0
+            .public_key();
+        let mut off = real.as_bytes().to_vec();
+        off[64] ^= 1;
+        assert!(DevicePublicKey::new(EcdsaP256Sha256, &off).is_err());
+        assert!(DevicePublicKey::new(EcdsaP256Sha256, real.as_bytes()).is_ok());
     }
 
     #[test]

@@ -94,6 +94,53 @@ pub fn check(
     ReplayVerdict::Fresh
 }
 
+/// Where a feature record's window lies relative to its envelope, when it may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WindowTimeError {
+    /// The window ends after the envelope was sealed (beyond the allowed skew): a
+    /// window is observed before it is sealed, on the same device clock.
+    #[error("record {index}: window ends after its envelope was created")]
+    AfterEnvelope {
+        /// The record's index in the payload.
+        index: usize,
+    },
+    /// The window starts more than the acceptance window before its envelope.
+    #[error("record {index}: window starts before the acceptance window")]
+    BeforeWindow {
+        /// The record's index in the payload.
+        index: usize,
+    },
+}
+
+impl WindowTimeError {
+    /// The stable rejection code: `window_out_of_range`.
+    pub fn code(&self) -> &'static str {
+        "window_out_of_range"
+    }
+}
+
+/// Checks that every record's window lies within `[created_at − max_age, created_at +
+/// max_future_skew]` of its envelope (whose `created_at` [`check`] bounds against the
+/// server clock, so every time in an accepted payload is bounded by the server clock).
+/// A window far in the future would otherwise count as fresh evidence for ever.
+pub fn check_windows(
+    policy: &ReplayPolicy,
+    created_at_ms: u64,
+    payload: &crate::payload::Payload,
+) -> Result<(), WindowTimeError> {
+    let earliest = created_at_ms.saturating_sub(policy.max_age_ms);
+    let latest = created_at_ms.saturating_add(policy.max_future_skew_ms);
+    for (index, r) in payload.records.iter().enumerate() {
+        if r.window_start_ms < earliest {
+            return Err(WindowTimeError::BeforeWindow { index });
+        }
+        if r.window_start_ms.saturating_add(u64::from(r.window_ms)) > latest {
+            return Err(WindowTimeError::AfterEnvelope { index });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +179,47 @@ mod tests {
         );
         assert!(ReplayVerdict::Duplicate.is_acknowledged());
         assert!(!ReplayVerdict::SequenceReused.is_acknowledged());
+    }
+
+    #[test]
+    fn record_windows_are_bounded_by_their_envelope() {
+        use crate::payload::{FactorKind, FeatureRecord, Payload};
+        let p = ReplayPolicy::default();
+        let created = 100 * DAY;
+        let payload = |start: u64, len: u32| Payload {
+            records: vec![FeatureRecord {
+                factor: FactorKind::Gait,
+                schema_version: 1,
+                window_start_ms: start,
+                window_ms: len,
+                context: None,
+                values: vec![],
+            }],
+        };
+        assert_eq!(
+            check_windows(&p, created, &payload(created - 5_000, 5_000)),
+            Ok(())
+        );
+        assert_eq!(
+            check_windows(&p, created, &payload(created - 13 * DAY, 1)),
+            Ok(())
+        );
+        assert_eq!(
+            check_windows(&p, created, &payload(u64::MAX - 10, 5_000)),
+            Err(WindowTimeError::AfterEnvelope { index: 0 })
+        );
+        assert_eq!(
+            check_windows(&p, created, &payload(created, u32::MAX)),
+            Err(WindowTimeError::AfterEnvelope { index: 0 })
+        );
+        assert_eq!(
+            check_windows(&p, created, &payload(created - 15 * DAY, 1)),
+            Err(WindowTimeError::BeforeWindow { index: 0 })
+        );
+        assert_eq!(
+            check_windows(&p, created, &payload(0, 1)).map_err(|e| e.code()),
+            Err("window_out_of_range")
+        );
     }
 
     #[test]

@@ -133,6 +133,10 @@ fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
     settings.limits.burst_per_device = 1e6;
     // Days pass in seconds: a re-sent envelope is a client's retry for 1 s, not 2 min.
     settings.auth.fresh_retry_s = FRESH_RETRY_S;
+    // A phone's activities are laid end to end on its sensor clock, which runs ahead of
+    // the wall clock that seals its envelopes (days in seconds): its windows end up to
+    // hours after their envelope's creation, which a real phone's never do.
+    settings.max_future_skew_s = MAX_FUTURE_SKEW_S;
     // The production shape: features and templates encrypted at rest.
     settings.at_rest.key_file = Some(dir.join("at-rest.key"));
     settings
@@ -151,6 +155,10 @@ fn ensure_at_rest_key(settings: &Settings) -> anyhow::Result<()> {
 
 /// The gateway's retry window of a local backend ([`local_settings`]).
 const FRESH_RETRY_S: u64 = 1;
+
+/// How far a local backend lets windows (and envelopes) run ahead of the clock
+/// ([`local_settings`]): a day, the most the settings allow.
+const MAX_FUTURE_SKEW_S: u64 = 24 * 3600;
 
 /// The value of `tacit_envelopes_total{status="stored"}` in a `/metrics` text.
 fn stored_in_metrics(text: &str) -> u64 {
@@ -217,7 +225,8 @@ impl SimBackend {
                 let pair = KeyRing::generate(&settings.keys_dir())?;
                 let config = dir.join("backend.toml");
                 let toml = format!(
-                    "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nadmin_token = {:?}\n\n\
+                    "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nadmin_token = {:?}\n\
+                     max_future_skew_s = {MAX_FUTURE_SKEW_S}\n\n\
                      [limits]\nenvelopes_per_second_per_device = 1e6\nburst_per_device = 1e6\n\n\
                      [auth]\nfresh_retry_s = {FRESH_RETRY_S}\n\n\
                      [at_rest]\nkey_file = {:?}\n",
