@@ -134,7 +134,12 @@ pub(crate) async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let watcher = graceful.watcher();
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address for handlers that bound work per caller (axum's
+        // `ConnectInfo`, as `axum::serve` would set it).
+        let service = TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let acceptor = acceptor.clone();
         let head_timeout = opts.header_read_timeout;
         tokio::spawn(async move {
