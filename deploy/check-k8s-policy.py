@@ -1,6 +1,7 @@
 """Checks what schema validation cannot see in rendered Kubernetes manifests: the
 project's own rules (probes on the right endpoints, the restricted security context,
-GPU scheduling, references between objects). Used by deploy/validate-k8s.sh.
+GPU scheduling, references between objects, and where factors are their own
+Deployments a NetworkPolicy that lets only the gateway's pods reach them). Used by deploy/validate-k8s.sh.
 
 Usage: python check-k8s-policy.py NAME=FILE... [--secrets FILE]
   NAME is the kustomization (base, overlays/cluster, ...); FILE its rendered YAML.
@@ -31,6 +32,54 @@ def pod_spec(obj):
 
 def matches(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def selects(selector, labels):
+    """Whether a label selector (matchLabels and matchExpressions) selects `labels`."""
+    if not matches(selector.get("matchLabels", {}), labels):
+        return False
+    for e in selector.get("matchExpressions", []):
+        have, values = labels.get(e["key"]), e.get("values", [])
+        op = e["operator"]
+        if (op == "In" and have not in values) or (op == "NotIn" and have in values):
+            return False
+        if (op == "Exists" and have is None) or (op == "DoesNotExist" and have is not None):
+            return False
+    return True
+
+
+def check_factor_isolation(deployments, policies, bad_build):
+    """Every factor Deployment's pods are selected by an Ingress NetworkPolicy, and every
+    policy that selects them lets in only pods that are the gateway's (a podSelector
+    in the same namespace; no namespaceSelector, ipBlock or empty rule)."""
+    pods = {n: pod_spec(d)[1] for n, d in deployments.items()}
+    gateways = [lab for lab in pods.values() if lab.get("app.kubernetes.io/component") == "gateway"]
+    for name, labels in pods.items():
+        if not labels.get("app.kubernetes.io/component", "").startswith("factor-"):
+            continue
+        covering = [
+            p
+            for p in policies.values()
+            if "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) and selects(p["spec"].get("podSelector", {}), labels)
+        ]
+        if not covering:
+            bad_build(f"Deployment/{name}: no NetworkPolicy limits who reaches this factor (only the gateway may)")
+        for p in covering:
+            where = f"NetworkPolicy/{p['metadata']['name']}"
+            rules = p["spec"].get("ingress", [])
+            for rule in rules:
+                peers = rule.get("from")
+                if not peers:
+                    bad_build(f"{where}: an ingress rule without `from` lets everyone in")
+                for peer in peers or []:
+                    if "namespaceSelector" in peer or "ipBlock" in peer or "podSelector" not in peer:
+                        bad_build(f"{where}: a peer other than the gateway's pods: {peer}")
+                        continue
+                    if not gateways or not all(selects(peer["podSelector"], g) for g in gateways):
+                        bad_build(f"{where}: its peer {peer['podSelector']} does not select the gateway's pods")
+                    others = [n for n, lab in pods.items() if selects(peer["podSelector"], lab) and lab not in gateways]
+                    if others:
+                        bad_build(f"{where}: its peer also selects {sorted(others)}")
 
 
 def check(name, docs, secrets, problems):
@@ -115,6 +164,11 @@ def check(name, docs, secrets, problems):
         for obj in by_kind.get(kind, {}).values():
             if obj["spec"]["scaleTargetRef"]["name"] not in deployments:
                 bad(obj, "scales a Deployment that is not in the build")
+    factors = [d for d in deployments.values() if pod_spec(d)[1].get("app.kubernetes.io/component", "").startswith("factor-")]
+    if factors:
+        check_factor_isolation(
+            deployments, by_kind.get("NetworkPolicy", {}), lambda msg: problems.append(f"{name}: {msg}")
+        )
     pod_labels = [pod_spec(d)[1] for d in deployments.values()]
     for obj in by_kind.get("PodDisruptionBudget", {}).values():
         if not any(matches(obj["spec"]["selector"]["matchLabels"], lab) for lab in pod_labels):

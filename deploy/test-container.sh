@@ -330,7 +330,13 @@ PY
   log "factor: $(grep '^trained' "$tmp/train.log")"
   start "$fctr" /v2/health/live serve --role factor:keystroke-fixed
   log "factor keystroke-fixed serving at $url ($ready_ms ms to /v2/health/live)"
+  # Every route but the probes needs the factor token keygen wrote (owned by the
+  # container's user: read through the user namespace when rootless).
   code="$(http_code "$url/v2")"
+  [ "$code" = 401 ] || die "factor: GET /v2 without the token -> $code (want 401)"
+  token="$(cat "$tmp/data/keys/factor.token" 2>/dev/null || podman unshare cat "$tmp/data/keys/factor.token")" ||
+    die "cannot read the factor token keygen wrote"
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $token" "$url/v2" || true)"
   [ "$code" = 200 ] || die "factor: GET /v2 -> $code"
   ready=""
   for _ in $(seq 50); do
@@ -341,7 +347,7 @@ PY
     sleep 0.2
   done
   if [ -n "$ready" ]; then
-    curl -s --max-time 5 "$url/v2/models/keystroke-fixed" >"$tmp/meta.json"
+    curl -s --max-time 5 -H "Authorization: Bearer $token" "$url/v2/models/keystroke-fixed" >"$tmp/meta.json"
     python3 - "$tmp/meta.json" >"$tmp/infer.json" <<'PY' || die "factor: unexpected model metadata: $(cat "$tmp/meta.json")"
 import json, sys
 meta = json.load(open(sys.argv[1]))
@@ -351,6 +357,7 @@ data = [0.05 * ((i % 7) + 1) for i in range(rows * dim)]
 print(json.dumps({"inputs": [{"name": "features", "shape": [rows, dim], "datatype": "FP32", "data": data}]}))
 PY
     code="$(curl -s -o "$tmp/infer.out" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+      -H "Authorization: Bearer $token" \
       --data-binary "@$tmp/infer.json" "$url/v2/models/keystroke-fixed/infer" || true)"
     if [ "$code" != 200 ] || ! grep -q '"outputs"' "$tmp/infer.out"; then
       die "factor: POST /v2/models/keystroke-fixed/infer -> $code $(head -c 300 "$tmp/infer.out")"

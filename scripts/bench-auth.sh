@@ -50,7 +50,7 @@ wait_url() {
 
 factor_port=$(free_port 18800)
 mkdir -p "$out/factor-data"
-TACIT_DATA_DIR="$out/factor-data" "$bin" keygen >/dev/null # the at-rest key a factor service needs
+TACIT_DATA_DIR="$out/factor-data" "$bin" keygen >/dev/null # the at-rest key and the token a factor service needs
 TACIT_MODEL_URL="file://$out/model.tcm" TACIT_LISTEN="127.0.0.1:$factor_port" \
   TACIT_DATA_DIR="$out/factor-data" TACIT_LOG=warn "$bin" serve --role factor:gait \
   >"$out/factor.log" 2>&1 &
@@ -72,7 +72,8 @@ gw_port=$(free_port $((peer_port + 1)))
 gw_pid=""
 start_gateway() { # ROLE [FACTOR_URLS]
   TACIT_DATA_DIR="$gw" TACIT_LISTEN="127.0.0.1:$gw_port" TACIT_ADMIN_TOKEN=$admin \
-    TACIT_FACTOR_URLS="${2:-}" TACIT_LOG=warn "$bin" serve --role "$1" >>"$out/gateway.log" 2>&1 &
+    TACIT_FACTOR_URLS="${2:-}" TACIT_FACTOR_TOKEN_FILE="$out/factor-data/keys/factor.token" \
+    TACIT_LOG=warn "$bin" serve --role "$1" >>"$out/gateway.log" 2>&1 &
   gw_pid=$!
   pids+=("$gw_pid")
   wait_url "http://127.0.0.1:$gw_port/readyz"

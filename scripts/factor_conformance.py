@@ -23,6 +23,11 @@ files are encrypted at rest as the gateway writes them (backend/src/store/at_res
 b"TAR1" | SHA-256(key)[:8] | nonce | AES-256-GCM with the object key as associated
 data); that needs the `cryptography` package.
 
+With --token-file FILE (the factor bearer token the gateway sends, docs/factor-api.md
+"Authentication") every call carries `Authorization: Bearer TOKEN`, and the test also
+checks that the factor refuses calls without it or with a wrong one (401 with
+`"code": "unauthorized"`) while its health probes answer without it.
+
 Progress goes to stderr; the last line on stdout is "N passed, M failed" (", K
 skipped" when some were skipped). Exit status 0 only when nothing failed.
 Needs: numpy, tritonclient[http].
@@ -77,15 +82,21 @@ class Results:
 
 
 class Http:
-    def __init__(self, base):
+    def __init__(self, base, token=None):
         self.base = base.rstrip("/")
+        self.token = token
 
-    def request(self, method, path, body=None, raw=None, timeout=60):
-        """(status, parsed JSON or None, raw bytes). body: JSON-encoded here; raw: bytes."""
+    def request(self, method, path, body=None, raw=None, timeout=60, token=True):
+        """(status, parsed JSON or None, raw bytes). body: JSON-encoded here; raw: bytes.
+        token: True sends the factor token (when one is set), False none, a string that
+        string instead."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        bearer = self.token if token is True else (token or None)
+        if bearer:
+            req.add_header("Authorization", f"Bearer {bearer}")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, content = r.status, r.read()
@@ -96,6 +107,32 @@ class Http:
         except ValueError:
             parsed = None
         return status, parsed, content
+
+
+class WithHeaders:
+    """A tritonclient client whose every call sends `headers` (the bearer token)."""
+
+    def __init__(self, client, headers):
+        self._client = client
+        self._headers = headers
+
+    def __getattr__(self, name):
+        f = getattr(self._client, name)
+        if not callable(f) or not self._headers:
+            return f
+
+        def call(*args, **kwargs):
+            kwargs.setdefault("headers", self._headers)
+            return f(*args, **kwargs)
+
+        return call
+
+
+def read_token(path):
+    if path is None:
+        return None
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
 
 
 def is_error_body(parsed):
@@ -148,9 +185,11 @@ class Conformance:
         u = urllib.parse.urlsplit(args.base_url)
         if u.scheme not in ("http", "https") or not u.netloc:
             raise SystemExit(f"BASE_URL must be http(s)://host:port[/prefix], got {args.base_url!r}")
-        self.http = Http(args.base_url)
-        self.client = httpclient.InferenceServerClient(
-            url=u.netloc + u.path.rstrip("/"), ssl=u.scheme == "https", network_timeout=120.0
+        self.token = read_token(args.token_file)
+        self.http = Http(args.base_url, self.token)
+        self.client = WithHeaders(
+            httpclient.InferenceServerClient(url=u.netloc + u.path.rstrip("/"), ssl=u.scheme == "https", network_timeout=120.0),
+            {"Authorization": f"Bearer {self.token}"} if self.token else None,
         )
         self.model = args.model
         self.rng = np.random.default_rng(args.seed)
@@ -540,7 +579,37 @@ class Conformance:
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
+    def authentication(self):
+        """Without the token, or with a wrong one, every call but the probes is 401."""
+        r = self.r
+        if self.token is None:
+            r.skip("authentication", "no --token-file")
+            return
+        wrong = self.token[:-1] + ("0" if self.token[-1] != "0" else "1")
+        for method, path, body in (
+            ("POST", f"/v2/models/{self.model}/infer", {"inputs": []}),
+            ("GET", f"/v2/models/{self.model}", None),
+            ("POST", "/train", {"files": ["features/x/y"]}),
+            ("POST", "/input", {"files": ["features/x/y"], "template": {}}),
+            ("POST", "/output", {"op": "enrol", "features": [[0.1]]}),
+            ("GET", "/status?taskID=" + secrets.token_hex(16), None),
+        ):
+            for name, token in (("no token", False), ("a wrong token", wrong)):
+                st, b, _ = self.http.request(method, path, body, token=token)
+                r.check(
+                    f"{method} {path.split('?')[0]} with {name} -> 401 unauthorized",
+                    st == 401 and is_error_body(b) and b.get("code") == "unauthorized",
+                    f"got {st} {str(b)[:160]}",
+                )
+        for path in ("/v2/health/live", "/v2/health/ready"):
+            st, b, _ = self.http.request("GET", path, token=False)
+            r.check(f"GET {path} without a token -> 200", st == 200, f"got {st} {str(b)[:160]}")
+
     def run(self):
+        try:
+            self.authentication()
+        except Exception:  # noqa: BLE001 - counted as a failure
+            self.r.crash("authentication")
         try:
             self.health_and_metadata()
         except Exception:  # noqa: BLE001 - counted as a failure
@@ -574,6 +643,7 @@ def main(argv=None):
     ap.add_argument("model")
     ap.add_argument("--objects-dir", help="root directory of the factor's local object store (job API checks)")
     ap.add_argument("--at-rest-key", help="encrypt the feature files written for the job API with this at-rest key file")
+    ap.add_argument("--token-file", help="the factor bearer token file: sent on every call, and refusals without it checked")
     ap.add_argument("--factor", choices=sorted(FACTOR_TAGS), default="keystroke-fixed", help="factor of the records written for the job API")
     ap.add_argument("--enrol-n", type=int, default=40, help="enrolment vectors (default 40)")
     ap.add_argument("--low", type=float, default=0.05, help="smallest feature value drawn (default 0.05)")

@@ -32,7 +32,8 @@ enum Command {
         role: tacit_backend::server::Role,
     },
     /// Generate a new HPKE key pair in the key directory (several may be live), the
-    /// at-rest key (`KEYS_DIR/at-rest.key`) if encryption at rest has none yet, and a
+    /// at-rest key (`KEYS_DIR/at-rest.key`) if encryption at rest has none yet, the
+    /// factor bearer token (`KEYS_DIR/factor.token`) if there is none yet, and a
     /// verdict signing key (`KEYS_DIR/verdict-<kid>.key`) if there is none yet.
     Keygen,
     /// Key rotation: the offline root key and the signed key list phones learn keys from.
@@ -214,6 +215,15 @@ async fn run(
                     );
                 }
                 println!("at_rest_key={}", file.display());
+            }
+            // The factor bearer token, on by default like encryption at rest: the
+            // gateway and factor services of one deployment share it.
+            if let Some(file) = settings.factor_token_file() {
+                if !file.exists() {
+                    tacit_backend::factor::auth::FactorToken::generate(&file)
+                        .with_context(|| format!("writing the factor token {}", file.display()))?;
+                }
+                println!("factor_token={}", file.display());
             }
             // The key that signs verdicts: one is enough (`keys verdict-keygen` rotates).
             let now_s = std::time::SystemTime::now()

@@ -13,8 +13,7 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 /// The TCP peer of a request, as the listener accepted it (a request extension).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+pub type PeerAddr = axum::extract::ConnectInfo<SocketAddr>;
 
 /// The bucket key of a client address: the IPv4 address, or the /64 prefix of an IPv6
 /// one (a single host usually holds a whole /64, so a per-address key would let it

@@ -134,11 +134,12 @@ pub(crate) async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let watcher = graceful.watcher();
-        // The peer address travels with each request (per-address limits of work that
-        // does not authenticate).
+        // The peer's address travels with each request, as axum's `ConnectInfo` (what
+        // `axum::serve` would set): per-address limits of work that does not
+        // authenticate, per-caller job quotas.
         let service = TowerToHyperService::new(tower_http::add_extension::AddExtension::new(
             app.clone(),
-            crate::ratelimit::PeerAddr(peer),
+            axum::extract::ConnectInfo(peer),
         ));
         let acceptor = acceptor.clone();
         let head_timeout = opts.header_read_timeout;

@@ -43,6 +43,9 @@ pub enum ServeError {
     /// The configured factors cannot be used.
     #[error("configuration: {0}")]
     Factors(#[from] crate::scoring::FactorConfigError),
+    /// The factor bearer token cannot be used.
+    #[error("configuration: {0}")]
+    FactorToken(#[from] crate::factor::auth::FactorTokenError),
 }
 
 /// The object store named by the settings.
@@ -210,7 +213,8 @@ pub async fn spawn(
     keys: KeyRing,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
-    let factors = Factors::remote(&settings.auth)?;
+    let token = crate::factor::auth::for_gateway(&settings)?;
+    let factors = Factors::remote(&settings.auth, token.as_ref())?;
     spawn_with_factors(settings, keys, store, factors).await
 }
 
@@ -273,7 +277,8 @@ pub async fn embedded_factors(
     settings: &Settings,
     objects: &store::FeatureObjects,
 ) -> Result<Factors, ServeError> {
-    let mut factors = Factors::remote(&settings.auth)?;
+    let token = crate::factor::auth::for_gateway(settings)?;
+    let mut factors = Factors::remote(&settings.auth, token.as_ref())?;
     for f in crate::factor::BUILT_IN {
         if factors.get(f.name()).is_some() {
             continue;
@@ -357,6 +362,8 @@ pub async fn spawn_factor(
     settings: Settings,
     factor: tacit_models::FactorKind,
 ) -> Result<RunningFactor, ServeError> {
+    // Secure by default: without a token (and no explicit opt-out) nothing starts.
+    let token = crate::factor::auth::for_factor_service(&settings)?;
     if settings.objects_url.is_none() {
         std::fs::create_dir_all(&settings.data_dir)?;
     }
@@ -367,7 +374,18 @@ pub async fn spawn_factor(
     // again while it serves (`FactorService`).
     objects.apply_at_rest_marker().await?;
     let service = crate::factor::FactorService::start(factor, objects, &settings).await?;
-    let app = crate::factor::factor_router(service.clone(), settings.limits.max_body_bytes);
+    // The gateway's limits: its body limit and request time limit here, its listener
+    // (head deadline, connection bound) below.
+    let app = crate::factor::factor_router(
+        service.clone(),
+        crate::factor::FactorRouterOptions {
+            max_body: settings.limits.max_body_bytes,
+            request_timeout: std::time::Duration::from_millis(
+                settings.limits.request_timeout_ms.max(1),
+            ),
+            token,
+        },
+    );
     let opts =
         ServeOptions::from_settings(&settings).map_err(|e| ServeError::Config(e.to_string()))?;
     let serving = Serving::start(&settings.listen, app, opts).await?;
@@ -405,7 +423,8 @@ pub async fn serve(settings: Settings, embedded: bool) -> Result<(), ServeError>
     let factors = if embedded {
         embedded_factors(&settings, store.objects()).await?
     } else {
-        Factors::remote(&settings.auth)?
+        let token = crate::factor::auth::for_gateway(&settings)?;
+        Factors::remote(&settings.auth, token.as_ref())?
     };
     for f in factors.iter() {
         tracing::info!(factor = %f.name, at = %f.client.location(), records = f.records.name(), "factor");

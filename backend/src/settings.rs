@@ -50,6 +50,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Encryption of templates and features at rest.
     pub at_rest: AtRestSettings,
+    /// The bearer token between the gateway and its factor services.
+    pub factor_auth: FactorAuthSettings,
     /// How long feature batches are kept.
     pub retention: RetentionSettings,
     /// Trace export.
@@ -146,6 +148,36 @@ impl Default for AtRestSettings {
 
 /// The name of the at-rest key in the key directory, when no file is configured.
 pub const DEFAULT_AT_REST_KEY: &str = "at-rest.key";
+
+/// The bearer token of gateway → factor calls (`crate::factor::auth`), on by default. It
+/// is a file of at least 32 characters, mode 0600: by default `KEYS_DIR/factor.token`,
+/// which `tacit-backend keygen` writes; in production a Secret mounted into the gateway
+/// and every factor service. A factor service (`serve --role factor:NAME`) and a gateway
+/// with remote factors refuse to start without it unless it is turned off explicitly.
+/// Factors that run in the gateway's process (`--role all`) need none.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FactorAuthSettings {
+    /// Whether factor calls carry and require the token (`TACIT_FACTOR_AUTH=on|off`);
+    /// `off` only where the network alone keeps everyone but the gateway away from the
+    /// factor services.
+    pub enabled: bool,
+    /// The token file (`TACIT_FACTOR_TOKEN_FILE`); default `KEYS_DIR/factor.token`. The
+    /// settings hold only its path: the token itself is never shown or logged.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for FactorAuthSettings {
+    fn default() -> Self {
+        FactorAuthSettings {
+            enabled: true,
+            token_file: None,
+        }
+    }
+}
+
+/// The name of the factor token in the key directory, when no file is configured.
+pub const DEFAULT_FACTOR_TOKEN: &str = "factor.token";
 
 /// How long feature batches are kept: a sweep deletes older ones (object and row).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -453,6 +485,15 @@ pub struct FactorSettings {
     pub job_ttl_s: u64,
     /// Most feature files one job may read.
     pub max_job_files: usize,
+    /// Most jobs running at once (`TACIT_MAX_RUNNING_JOBS`); past it `/train` and
+    /// `/input` answer 503 with `Retry-After`.
+    pub max_running_jobs: usize,
+    /// Most jobs one caller (source address) may have running at once
+    /// (`TACIT_MAX_JOBS_PER_CALLER`); past it the caller gets 429 with `Retry-After`.
+    pub max_jobs_per_caller: usize,
+    /// Most job records kept (`TACIT_MAX_JOB_RECORDS`): the oldest finished ones are
+    /// deleted to make room, so the job directory stays bounded whatever callers do.
+    pub max_job_records: usize,
 }
 
 impl Default for FactorSettings {
@@ -464,6 +505,9 @@ impl Default for FactorSettings {
             jobs_dir: None,
             job_ttl_s: 3_600,
             max_job_files: 10_000,
+            max_running_jobs: 16,
+            max_jobs_per_caller: 4,
+            max_job_records: 1_000,
         }
     }
 }
@@ -562,6 +606,7 @@ impl Default for Settings {
             factor: FactorSettings::default(),
             auth: AuthSettings::default(),
             at_rest: AtRestSettings::default(),
+            factor_auth: FactorAuthSettings::default(),
             retention: RetentionSettings::default(),
             telemetry: TelemetrySettings::default(),
             verdict: VerdictSettings::default(),
@@ -661,6 +706,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("factor.jobs_dir", "TACIT_JOBS_DIR"),
     ("factor.job_ttl_s", "TACIT_JOB_TTL_S"),
     ("factor.max_job_files", "TACIT_MAX_JOB_FILES"),
+    ("factor.max_running_jobs", "TACIT_MAX_RUNNING_JOBS"),
+    ("factor.max_jobs_per_caller", "TACIT_MAX_JOBS_PER_CALLER"),
+    ("factor.max_job_records", "TACIT_MAX_JOB_RECORDS"),
     ("auth.factors", "TACIT_FACTOR_URLS"),
     ("auth.timeout_ms", "TACIT_FACTOR_TIMEOUT_MS"),
     ("auth.retries", "TACIT_FACTOR_RETRIES"),
@@ -682,6 +730,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("at_rest.enabled", "TACIT_AT_REST"),
     ("at_rest.key_file", "TACIT_AT_REST_KEY_FILE"),
     ("at_rest.old_key_files", "TACIT_AT_REST_OLD_KEY_FILES"),
+    ("factor_auth.enabled", "TACIT_FACTOR_AUTH"),
+    ("factor_auth.token_file", "TACIT_FACTOR_TOKEN_FILE"),
     ("retention.feature_days", "TACIT_RETENTION_DAYS"),
     ("retention.sweep_interval_s", "TACIT_RETENTION_SWEEP_S"),
     ("telemetry.otlp_endpoint", "TACIT_OTLP_ENDPOINT"),
@@ -1060,15 +1110,26 @@ impl Settings {
 
     /// The at-rest key file in force (`None`: encryption at rest is off).
     pub fn at_rest_key_file(&self) -> Option<PathBuf> {
-        if !self.at_rest.enabled {
-            return None;
-        }
-        Some(
-            self.at_rest
-                .key_file
-                .clone()
-                .unwrap_or_else(|| self.keys_dir().join(DEFAULT_AT_REST_KEY)),
+        self.secret_file(
+            self.at_rest.enabled,
+            &self.at_rest.key_file,
+            DEFAULT_AT_REST_KEY,
         )
+    }
+
+    /// The factor token file in force (`None`: factor calls are not authenticated).
+    pub fn factor_token_file(&self) -> Option<PathBuf> {
+        self.secret_file(
+            self.factor_auth.enabled,
+            &self.factor_auth.token_file,
+            DEFAULT_FACTOR_TOKEN,
+        )
+    }
+
+    /// A secret file that is on by default: the configured one, else `name` in the key
+    /// directory; `None` when turned off.
+    fn secret_file(&self, enabled: bool, file: &Option<PathBuf>, name: &str) -> Option<PathBuf> {
+        enabled.then(|| file.clone().unwrap_or_else(|| self.keys_dir().join(name)))
     }
 
     /// The key ring directory in force.

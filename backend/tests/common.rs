@@ -92,7 +92,42 @@ pub fn settings(backing: &Backing, dir: &std::path::Path) -> Settings {
     // reads its features and templates through it. One key per test process: a test's
     // gateway and factor services share it.
     s.at_rest.key_file = Some(at_rest_key().clone());
+    // Factor calls are authenticated by default: a test's gateway and factor services
+    // share the process's token.
+    s.factor_auth.token_file = Some(factor_token().clone());
     s
+}
+
+/// The factor bearer token of the tests' gateways and factor services, one per test
+/// process (mode 0600, as the services require).
+pub fn factor_token() -> &'static PathBuf {
+    static TOKEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let p = temp_dir("factor-token").join("factor.token");
+        tacit_backend::factor::auth::FactorToken::generate(&p).expect("factor token file");
+        p
+    })
+}
+
+/// The text of the tests' factor token.
+pub fn factor_token_text() -> String {
+    std::fs::read_to_string(factor_token()).expect("factor token")
+}
+
+/// An HTTP client that sends the tests' factor token on every request, as the gateway
+/// does.
+pub fn factor_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", factor_token_text())
+            .parse()
+            .expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// The at-rest key of the tests: one fixed value for every test process, because the

@@ -55,6 +55,9 @@ async fn gait_factor_passes_the_oip_conformance_test() {
             // Written as the gateway writes them: encrypted at rest (the default).
             .arg("--at-rest-key")
             .arg(common::at_rest_key())
+            // The factor token, as the gateway sends it.
+            .arg("--token-file")
+            .arg(common::factor_token())
             .output()
             .unwrap()
     })

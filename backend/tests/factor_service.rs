@@ -39,6 +39,18 @@ async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Enrols `person` synchronously (`POST /output`): the template.
+async fn enrol(http: &reqwest::Client, base: &str, pop: &Population, person: usize) -> Value {
+    let (s, v) = post(
+        http,
+        format!("{base}/output"),
+        json!({"op": "enrol", "features": rows(pop, person, 0..30)}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["output"]["template"].clone()
+}
+
 async fn wait_job(http: &reqwest::Client, base: &str, id: &str) -> Value {
     for _ in 0..200 {
         let (s, v) = get(http, format!("{base}/status?taskID={id}")).await;
@@ -65,7 +77,7 @@ async fn factor_service_over_http() {
         let prefix = settings.factor.models_prefix.clone();
         let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
         let base = f.url();
-        let http = reqwest::Client::new();
+        let http = common::factor_client();
 
         // Live before any model; ready only once one is there.
         assert_eq!(get(&http, format!("{base}/v2/health/live")).await.0, 200);
@@ -107,14 +119,7 @@ async fn factor_service_over_http() {
         assert_eq!(v["outputs"][0]["shape"], json!([3, 16]));
 
         // Enrol person 8 (synchronously), then score them and person 9.
-        let (s, v) = post(
-            &http,
-            format!("{base}/output"),
-            json!({"op": "enrol", "features": rows(&pop, 8, 0..30)}),
-        )
-        .await;
-        assert_eq!(s, 200, "{v}");
-        let template = v["output"]["template"].clone();
+        let template = enrol(&http, &base, &pop, 8).await;
         let tjson = template.to_string();
         let score = |who: usize| {
             json!({"inputs": [features(&rows(&pop, who, 30..60)),
@@ -196,31 +201,9 @@ async fn factor_service_over_http() {
             .unwrap();
         assert_eq!(r.status(), 413);
 
-        // The job API over feature objects in the store.
-        let mut keys = Vec::new();
-        for (k, chunk) in pop.people[8].samples[..30].chunks(10).enumerate() {
-            let payload = Payload {
-                records: chunk
-                    .iter()
-                    .map(|s| FeatureRecord {
-                        factor: FactorKind::Gait,
-                        schema_version: 1,
-                        window_start_ms: 1_700_000_000_000 + k as u64,
-                        window_ms: 5120,
-                        context: None,
-                        values: s.vector.clone(),
-                    })
-                    .collect(),
-            };
-            let key = format!("features/u-{}/dev/{k:020}-x.bin", common::rand_suffix());
-            // As the gateway writes them (encrypted at rest on PostgreSQL + S3).
-            f.service
-                .objects()
-                .put_durable(&key, payload.encode().unwrap())
-                .await
-                .unwrap();
-            keys.push(key);
-        }
+        // The job API over feature objects in the store (as the gateway writes them:
+        // encrypted at rest).
+        let keys = feature_files(&f, &pop, 8).await;
         let (s, v) = post(&http, format!("{base}/train"), json!({"files": keys})).await;
         assert_eq!(s, 202, "{v}");
         let done = wait_job(&http, &base, v["jobId"].as_str().unwrap()).await;
@@ -372,4 +355,415 @@ async fn factor_service_over_http() {
     assert!(f.service.model().is_some(), "the file's model is loaded");
     f.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gait factor service serving `model` from a file, with `tune` applied to its
+/// settings; waits until the model is loaded.
+async fn factor_with_model(
+    dir: &std::path::Path,
+    model: &[u8],
+    tune: impl FnOnce(&mut tacit_backend::settings::Settings),
+) -> tacit_backend::server::RunningFactor {
+    let file = dir.join("gait.tcm");
+    std::fs::write(&file, model).unwrap();
+    let mut settings = common::settings(&common::Backing::Embedded, dir);
+    settings.factor.model_url = Some(format!("file://{}", file.display()));
+    tune(&mut settings);
+    let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
+    for _ in 0..100 {
+        if f.service.model().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(f.service.model().is_some(), "model loaded");
+    f
+}
+
+/// [`factor_with_model`] with the small gait model of the tests, in a new directory
+/// named after `name`.
+async fn gait_factor(
+    name: &str,
+    tune: impl FnOnce(&mut tacit_backend::settings::Settings),
+) -> (
+    Population,
+    std::path::PathBuf,
+    tacit_backend::server::RunningFactor,
+) {
+    let pop = gait_population();
+    let dir = common::temp_dir(name);
+    let f = factor_with_model(&dir, &gait_model(&pop, 8, 1), tune).await;
+    (pop, dir, f)
+}
+
+/// Stops the factor and deletes its directory.
+async fn stop(f: tacit_backend::server::RunningFactor, dir: &std::path::Path) {
+    f.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Feature objects of `person` as the gateway writes them (encrypted at rest), in
+/// chunks of 10 windows.
+async fn feature_files(
+    f: &tacit_backend::server::RunningFactor,
+    pop: &Population,
+    person: usize,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (k, chunk) in pop.people[person].samples[..30].chunks(10).enumerate() {
+        let payload = Payload {
+            records: chunk
+                .iter()
+                .map(|s| FeatureRecord {
+                    factor: FactorKind::Gait,
+                    schema_version: 1,
+                    window_start_ms: 1_700_000_000_000 + k as u64,
+                    window_ms: 5120,
+                    context: None,
+                    values: s.vector.clone(),
+                })
+                .collect(),
+        };
+        let key = format!("features/u-{}/dev/{k:020}-x.bin", common::rand_suffix());
+        f.service
+            .objects()
+            .put_durable(&key, payload.encode().unwrap())
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    keys
+}
+
+/// Every route but the probes needs the factor token: without it, or with a wrong one,
+/// 401 `unauthorized` before anything is read; with it, the routes work. A factor
+/// service without a token file does not start unless authentication is turned off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factor_routes_require_the_bearer_token() {
+    let (pop, dir, f) = gait_factor("factor-auth", |_| {}).await;
+    let base = f.url();
+    let keys = feature_files(&f, &pop, 8).await;
+    let template = enrol(&common::factor_client(), &base, &pop, 8)
+        .await
+        .to_string();
+    let infer_body = json!({"inputs": [features(&rows(&pop, 8, 30..33)),
+        {"name": "template", "datatype": "BYTES", "shape": [1], "data": [template.clone()]}]});
+    let calls: Vec<(reqwest::Method, String, Option<Value>)> = vec![
+        (
+            reqwest::Method::POST,
+            "/train".into(),
+            Some(json!({"files": keys})),
+        ),
+        (
+            reqwest::Method::POST,
+            "/input".into(),
+            Some(
+                json!({"files": keys, "template": serde_json::from_str::<Value>(&template).unwrap()}),
+            ),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v2/models/gait/infer".into(),
+            Some(infer_body.clone()),
+        ),
+        (
+            reqwest::Method::POST,
+            "/output".into(),
+            Some(json!({"op": "enrol", "features": rows(&pop, 8, 0..30)})),
+        ),
+        (
+            reqwest::Method::GET,
+            "/status?taskID=0123456789abcdef0123456789abcdef".into(),
+            None,
+        ),
+        (reqwest::Method::GET, "/v2/models/gait".into(), None),
+        (reqwest::Method::GET, "/v2/models/gait/ready".into(), None),
+        (reqwest::Method::GET, "/v2".into(), None),
+        (reqwest::Method::GET, "/metrics".into(), None),
+        (reqwest::Method::GET, "/no/such/route".into(), None),
+    ];
+    // A new connection per call: a refused call's body is never read, so the service
+    // closes the connection after the answer (a pooled one could be reused meanwhile).
+    let plain = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let token = common::factor_token_text();
+    let wrong = format!("{}0", token.trim());
+    for (method, path, body) in &calls {
+        for auth in [
+            None,
+            Some(format!("Bearer {wrong}")),
+            Some(format!("Bearer {}", &token.trim()[1..])),
+            Some(format!("Basic {}", token.trim())),
+            Some(token.trim().to_owned()),
+        ] {
+            let mut req = plain.request(method.clone(), format!("{base}{path}"));
+            if let Some(a) = &auth {
+                req = req.header("authorization", a);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, 401, "{method} {path} with {auth:?}: {v}");
+            assert_eq!(v["code"], "unauthorized", "{v}");
+            assert!(v["error"].is_string(), "{v}");
+            assert!(!v.to_string().contains(token.trim()), "{v}");
+        }
+    }
+    // The probes answer without the token.
+    assert_eq!(get(&plain, format!("{base}/v2/health/live")).await.0, 200);
+    assert_eq!(get(&plain, format!("{base}/v2/health/ready")).await.0, 200);
+    // Nothing was started by the refused calls.
+    assert_eq!(
+        std::fs::read_dir(dir.join("jobs/gait")).unwrap().count(),
+        0,
+        "refused calls left job records"
+    );
+    // With the token: every call works.
+    let http = common::factor_client();
+    let (s, v) = post(&http, format!("{base}/v2/models/gait/infer"), infer_body).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(&http, format!("{base}/train"), json!({"files": keys})).await;
+    assert_eq!(s, 202, "{v}");
+    let done = wait_job(&http, &base, v["jobId"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    f.shutdown().await.unwrap();
+
+    // Secure by default: no token file, no factor service; a token readable by others
+    // is refused like any key; turned off explicitly, it starts (and asks for nothing).
+    let mut s = common::settings(&common::Backing::Embedded, &dir.join("no-token"));
+    s.factor_auth.token_file = Some(dir.join("missing.token"));
+    let e = spawn_factor(s.clone(), FactorKind::Gait)
+        .await
+        .err()
+        .expect("refused without a token")
+        .to_string();
+    assert!(
+        e.contains("TACIT_FACTOR_AUTH=off") && e.contains("keygen"),
+        "{e}"
+    );
+    let open = dir.join("open.token");
+    std::fs::write(&open, "a".repeat(64)).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    s.factor_auth.token_file = Some(open);
+    let e = spawn_factor(s.clone(), FactorKind::Gait)
+        .await
+        .err()
+        .expect("refused with a public token")
+        .to_string();
+    assert!(e.contains("chmod 600"), "{e}");
+    s.factor_auth.enabled = false;
+    let f = spawn_factor(s, FactorKind::Gait).await.unwrap();
+    assert_eq!(get(&plain, format!("{}/v2", f.url())).await.0, 200);
+    stop(f, &dir).await;
+}
+
+/// A flood of jobs is bounded: per caller and in all (429 / 503 with `Retry-After` and
+/// a JSON error), and the records left on disk are at most the bound, mode 0600 in a
+/// 0700 directory, sealed at rest (no template in clear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_flood_is_bounded_and_records_are_sealed() {
+    const RECORDS: usize = 20;
+    let (pop, dir, f) = gait_factor("factor-flood", |s| {
+        s.factor.max_running_jobs = 4;
+        s.factor.max_jobs_per_caller = 3;
+        s.factor.max_job_records = RECORDS;
+    })
+    .await;
+    let base = f.url();
+    let keys = feature_files(&f, &pop, 8).await;
+    let http = common::factor_client();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..500 {
+        let (http, url, body) = (
+            http.clone(),
+            format!("{base}/train"),
+            json!({"files": keys}),
+        );
+        calls.spawn(async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").is_some();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, retry, v)
+        });
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    let mut ids = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        let (status, retry, v) = r.unwrap();
+        match status {
+            202 => {
+                accepted += 1;
+                ids.push(v["jobId"].as_str().unwrap().to_owned());
+            }
+            429 | 503 => {
+                refused += 1;
+                assert!(retry, "{status} without Retry-After: {v}");
+                assert!(
+                    ["too_many_jobs", "jobs_busy"].contains(&v["code"].as_str().unwrap_or("")),
+                    "{v}"
+                );
+                assert!(v["error"].is_string(), "{v}");
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert!(accepted >= 1 && refused >= 1, "{accepted} / {refused}");
+    // Every accepted job ends (its record then completed, or deleted to make room for
+    // newer ones); the newest one's result is readable.
+    for id in &ids {
+        for _ in 0..200 {
+            let (s, v) = get(&http, format!("{base}/status?taskID={id}")).await;
+            if s == 404 || v["status"] != "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let done = wait_job(&http, &base, ids.last().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let jobs = dir.join("jobs/gait");
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&jobs), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&jobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        files.len() <= RECORDS,
+        "{} job files, bound {RECORDS}",
+        files.len()
+    );
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        let bytes = std::fs::read(file).unwrap();
+        assert!(
+            bytes.starts_with(b"TAR1"),
+            "{} is not sealed",
+            file.display()
+        );
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("template") && !text.contains("jobId"),
+            "{text}"
+        );
+    }
+    stop(f, &dir).await;
+}
+
+/// Clients that trickle a body hold no connection past the request time limit (the
+/// gateway's: 408, JSON), so the probes are served while they go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_bodies_are_cut_and_the_probes_still_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CONNECTIONS: usize = 6;
+    let (_, dir, f) = gait_factor("factor-trickle", |s| {
+        s.limits.max_connections = CONNECTIONS;
+        s.limits.request_timeout_ms = 1_000;
+    })
+    .await;
+    let addr = f.addr;
+    let token = common::factor_token_text();
+    let started = std::time::Instant::now();
+    let mut trickles = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let token = token.trim().to_owned();
+        trickles.spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /v2/models/gait/infer HTTP/1.1\r\nhost: x\r\nauthorization: Bearer \
+                 {token}\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            // One byte every 200 ms for up to 8 s, or until the server hangs up.
+            for _ in 0..40 {
+                if s.write_all(b" ").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        });
+    }
+    // Past the time limit, the slots are free again: a probe is answered while the
+    // trickling clients still try.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut ok = false;
+    for _ in 0..10 {
+        if let Ok(r) = plain
+            .get(format!("{}/v2/health/live", f.url()))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ok && started.elapsed() < Duration::from_secs(5),
+        "no probe answered while bodies trickled ({:?})",
+        started.elapsed()
+    );
+    while let Some(answer) = trickles.join_next().await {
+        let answer = answer.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(
+            answer.contains("\"code\":\"request_timeout\""),
+            "{answer:?}"
+        );
+    }
+    stop(f, &dir).await;
+}
+
+/// A template that cannot give a finite score is refused (422 `degenerate_template`),
+/// never answered 200 with `null` scores; the model's metadata names its training data
+/// without the path it had on the training machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn degenerate_templates_are_refused_and_metadata_shows_no_path() {
+    let pop = gait_population();
+    let mut artifact =
+        tacit_models::embedding::ModelArtifact::from_bytes(&gait_model(&pop, 8, 1)).unwrap();
+    artifact.meta.training.dataset = "/home/alice/private/gait-sessions".into();
+    let dir = common::temp_dir("factor-degenerate");
+    let f = factor_with_model(&dir, &artifact.to_bytes().unwrap(), |_| {}).await;
+    let base = f.url();
+    let http = common::factor_client();
+    let (s, meta) = get(&http, format!("{base}/v2/models/gait")).await;
+    assert_eq!(s, 200, "{meta}");
+    assert!(!meta.to_string().contains("/home/alice"), "{meta}");
+    assert_eq!(meta["parameters"]["trained_on"], "gait-sessions", "{meta}");
+
+    let mut template = enrol(&http, &base, &pop, 8).await;
+    let dim = template["detector"]["scale"].as_array().unwrap().len();
+    template["detector"]["scale"] = json!(vec![0.0; dim]);
+    let infer = json!({"inputs": [features(&rows(&pop, 8, 30..33)),
+        {"name": "template", "datatype": "BYTES", "shape": [1], "data": [template.to_string()]}]});
+    let (s, v) = post(&http, format!("{base}/v2/models/gait/infer"), infer).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["code"], "degenerate_template", "{v}");
+    let (s, v) = post(
+        &http,
+        format!("{base}/output"),
+        json!({"op": "score", "features": rows(&pop, 8, 30..33), "template": template}),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["code"], "degenerate_template", "{v}");
+    stop(f, &dir).await;
 }

@@ -169,6 +169,10 @@ async fn pytorch_peer_scores_like_tacit() {
 
     let mut settings = common::settings(&common::Backing::Embedded, dir.path());
     settings.factor.model_url = Some(format!("file://{}", tcm.display()));
+    // The comparison is of scores, between two services that the equivalence script
+    // calls alike and without a token (the peer has none): authentication is tested in
+    // factor_service.rs.
+    settings.factor_auth.enabled = false;
     let ours = spawn_factor(settings, FactorKind::Gait).await.unwrap();
     let http = reqwest::Client::new();
     wait_ready(&http, &mut peer).await;

@@ -36,6 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The factor token every call of the tests carries (mode 0600, as the service requires).
+token_file="$tmp/factor.token"
+(umask 077 && "$py" -c 'import secrets; print(secrets.token_hex(32))' >"$token_file")
+
 free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # start_server: the factor on a free loopback port (retried if the port was taken
@@ -47,6 +51,7 @@ start_server() {
   for _ in 1 2 3 4 5; do
     port="$(free_port)"
     (cd "$here" && exec env FACTOR_OBJECTS_DIR="$tmp/objects" FACTOR_JOB_DIR="$tmp/jobs" \
+      TACIT_FACTOR_TOKEN_FILE="$token_file" \
       PYTHONDONTWRITEBYTECODE=1 "$py" -m pyfactor --port "$port" --log-level warning) \
       >>"$tmp/server.log" 2>&1 &
     server_pid=$!
@@ -96,7 +101,7 @@ run_part unit "$py" "$here/tests/run_unit.py"
 
 if start_server; then
   run_part conformance "$py" "$root/scripts/factor_conformance.py" "$url" py-keystroke \
-    --objects-dir "$tmp/objects" --factor keystroke-fixed --expect-separation
+    --objects-dir "$tmp/objects" --factor keystroke-fixed --expect-separation --token-file "$token_file"
 else
   echo "conformance: the factor did not start; counted as 1 failure"
   total_fail=$((total_fail + 1))

@@ -26,6 +26,8 @@ const ADMIN: &str = "e2e-admin";
 /// The at-rest key every process shares (encryption at rest is on by default), in the
 /// test's folder.
 const AT_REST_KEY: &str = "at-rest.key";
+/// The factor bearer token file the gateway and every factor service share.
+const FACTOR_TOKEN: &str = "factor.token";
 const SEC: i64 = 1_000_000_000;
 
 fn factor_service(bin: &Path, dir: &Path, factor: &str, model: &Path, port: u16) -> Proc {
@@ -36,6 +38,7 @@ fn factor_service(bin: &Path, dir: &Path, factor: &str, model: &Path, port: u16)
         .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))
         .env("TACIT_MODEL_URL", format!("file://{}", model.display()))
         .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
+        .env("TACIT_FACTOR_TOKEN_FILE", dir.join(FACTOR_TOKEN))
         .env("TACIT_LOG", "warn");
     spawn(
         if factor == "gait" {
@@ -148,6 +151,15 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
         .output()
         .expect("at-rest keygen");
     assert!(made.status.success(), "{made:?}");
+    // The factor token: what `keygen` writes, made here before any service starts.
+    let token = Command::new(&bin)
+        .arg("keygen")
+        .env("TACIT_DATA_DIR", dir.join("token-keygen"))
+        .env("TACIT_AT_REST", "off")
+        .env("TACIT_FACTOR_TOKEN_FILE", dir.join(FACTOR_TOKEN))
+        .output()
+        .expect("factor token");
+    assert!(token.status.success(), "{token:?}");
 
     // Models trained on people 0..20 of the synthetic population.
     let world = PopulationModel::default();
@@ -202,6 +214,7 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
         .current_dir(workspace_root().join("examples/python-factor"))
         .env("FACTOR_OBJECTS_DIR", gw_dir.join("objects"))
         .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
+        .env("TACIT_FACTOR_TOKEN_FILE", dir.join(FACTOR_TOKEN))
         .env("FACTOR_JOB_DIR", dir.join("py-jobs"))
         .env("PYTHONDONTWRITEBYTECODE", "1");
         let mut p = spawn("python-factor", cmd, &dir);
@@ -222,6 +235,7 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
         .arg("keygen")
         .env("TACIT_DATA_DIR", &gw_dir)
         .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
+        .env("TACIT_FACTOR_TOKEN_FILE", dir.join(FACTOR_TOKEN))
         .output()
         .expect("keygen");
     assert!(keygen.status.success());
@@ -243,6 +257,7 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
         .env("TACIT_LISTEN", format!("127.0.0.1:{pw}"))
         .env("TACIT_ADMIN_TOKEN", ADMIN)
         .env("TACIT_AT_REST_KEY_FILE", dir.join(AT_REST_KEY))
+        .env("TACIT_FACTOR_TOKEN_FILE", dir.join(FACTOR_TOKEN))
         .env("TACIT_LOG", "info");
     let mut gateway = spawn("gateway", cmd, &dir);
     let url = format!("http://127.0.0.1:{pw}");

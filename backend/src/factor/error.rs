@@ -67,6 +67,9 @@ pub enum JobError {
     /// Enrolment or scoring refused the vectors.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The template gives no finite score (zero spread, overflowing values).
+    #[error("template: degenerate (its scores are not finite numbers): enrol again")]
+    DegenerateTemplate,
     /// Scoring asked for, but the files hold no vectors of this factor.
     #[error("no vectors of this factor in the files")]
     NoVectors,

@@ -7,14 +7,15 @@
 //! store when a new version appears there (requests in flight keep the version they
 //! started with: they hold their own reference to it).
 
+pub mod auth;
 mod error;
 mod jobs;
 mod oip;
 mod routes;
 
 pub use error::{JobError, ModelLoadError};
-pub use jobs::{JobRecord, JobStatus, JobStore};
-pub use routes::factor_router;
+pub use jobs::{AdmitError, JobLimits, JobRecord, JobStatus, JobStore, JobTicket};
+pub use routes::{FactorRouterOptions, factor_router};
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -133,7 +134,13 @@ impl FactorService {
             .jobs_dir
             .clone()
             .unwrap_or_else(|| settings.data_dir.join("jobs").join(factor.name()));
-        let jobs = JobStore::open(jobs_dir, Duration::from_secs(f.job_ttl_s))?;
+        let limits = JobLimits {
+            ttl: Duration::from_secs(f.job_ttl_s),
+            max_running: f.max_running_jobs,
+            max_per_caller: f.max_jobs_per_caller,
+            max_records: f.max_job_records,
+        };
+        let jobs = JobStore::open(jobs_dir, limits, objects.at_rest_keys())?;
         let svc = Arc::new(FactorService {
             factor,
             objects,

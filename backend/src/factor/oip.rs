@@ -78,23 +78,53 @@ pub struct InferResponse {
     pub outputs: Vec<OutputTensor>,
 }
 
-/// A client error with its message: 400, or 413 when the request is too large.
+/// What is wrong with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadKind {
+    /// Malformed or not fitting the model: 400 `invalid_request`.
+    Invalid,
+    /// Too large: 413 `too_large`.
+    TooLarge,
+    /// The template gives no finite score (zero spread, overflowing values): 422
+    /// `degenerate_template`, never a 200 with `null` scores.
+    DegenerateTemplate,
+}
+
+/// A client error with its message.
 #[derive(Debug)]
-pub struct BadRequest(pub String, pub bool);
+pub struct BadRequest(pub String, pub BadKind);
 
 impl BadRequest {
     /// The HTTP status.
     pub fn status(&self) -> axum::http::StatusCode {
-        if self.1 {
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            axum::http::StatusCode::BAD_REQUEST
+        use axum::http::StatusCode;
+        match self.1 {
+            BadKind::Invalid => StatusCode::BAD_REQUEST,
+            BadKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BadKind::DegenerateTemplate => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self.1 {
+            BadKind::Invalid => "invalid_request",
+            BadKind::TooLarge => "too_large",
+            BadKind::DegenerateTemplate => "degenerate_template",
         }
     }
 }
 
 fn bad<T>(m: impl Into<String>) -> Result<T, BadRequest> {
-    Err(BadRequest(m.into(), false))
+    Err(BadRequest(m.into(), BadKind::Invalid))
+}
+
+/// The refusal of a template whose scores are not finite numbers.
+pub fn degenerate() -> BadRequest {
+    BadRequest(
+        "template: degenerate (its scores are not finite numbers): enrol again".into(),
+        BadKind::DegenerateTemplate,
+    )
 }
 
 fn binary_requested(p: &Option<Value>) -> bool {
@@ -242,7 +272,7 @@ pub fn parse(
                 if n > MAX_ROWS {
                     return Err(BadRequest(
                         format!("features: {n} rows, at most {MAX_ROWS} per request"),
-                        true,
+                        BadKind::TooLarge,
                     ));
                 }
                 let data = &input.data;
@@ -287,9 +317,9 @@ pub fn parse(
                 if s.len() > 1 << 20 {
                     return bad("template: larger than 1 MiB");
                 }
-                let t = templates
-                    .parse(s)
-                    .map_err(|e| BadRequest(format!("template: not a template ({e})"), false))?;
+                let t = templates.parse(s).map_err(|e| {
+                    BadRequest(format!("template: not a template ({e})"), BadKind::Invalid)
+                })?;
                 if t.factor != m.model.meta().factor {
                     return bad(format!(
                         "template: for factor {}, this is {}",
@@ -356,8 +386,22 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
         Some(t) => {
             let scores = m
                 .score(t, &p.rows)
-                .map_err(|e| BadRequest(e.to_string(), false))?;
+                .map_err(|e| BadRequest(e.to_string(), BadKind::Invalid))?;
+            // A template with zero spread or overflowing numbers parses and fits, and
+            // then scores NaN or infinity (in FP32), which JSON can only carry as `null`.
+            if scores
+                .iter()
+                .any(|s| !((s.llr as f32).is_finite() && (s.raw as f32).is_finite()))
+            {
+                return Err(degenerate());
+            }
             let attempt = m.model.attempt(t, &scores);
+            if attempt
+                .as_ref()
+                .is_some_and(|a| !(a.llr as f32).is_finite())
+            {
+                return Err(degenerate());
+            }
             for name in &p.outputs {
                 match name.as_str() {
                     "llr" | "raw" => out.push(OutputTensor {
@@ -402,7 +446,7 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
             let r = m
                 .model
                 .represent(&p.rows)
-                .map_err(|e| BadRequest(e.to_string(), false))?;
+                .map_err(|e| BadRequest(e.to_string(), BadKind::Invalid))?;
             let k = m.embedding_dim();
             let data = r
                 .iter()

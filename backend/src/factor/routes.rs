@@ -1,27 +1,39 @@
 //! The factor service's HTTP routes: OIP v2 and the job API. Every error is
-//! `{"error": "..."}` with a 4xx/5xx status.
+//! `{"error": "...", "code": "..."}` with a 4xx/5xx status. Every route but the
+//! liveness and readiness probes requires the factor bearer token ([`super::auth`]),
+//! and every request has the gateway's time limit (408 past it, body reading included,
+//! so a client that trickles its body cannot hold a connection).
 
 // Helpers return ready-made error responses for early returns; their size is irrelevant
 // next to an HTTP round trip.
 #![allow(clippy::result_large_err)]
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::FactorToken;
 use super::oip::{self, InferRequest, InferResponse};
-use super::{FactorService, JobError, LoadedModel};
+use super::{AdmitError, FactorService, JobError, LoadedModel};
+use crate::error::ApiError;
 use tacit_models::template::Template;
 
 /// Requests of at most this many rows are computed on the async worker.
 const INLINE_ROWS: usize = 16;
+
+/// Seconds a caller refused for too many jobs is told to wait.
+const JOB_RETRY_AFTER_S: u64 = 2;
 
 /// State of the routes.
 #[derive(Clone)]
@@ -30,19 +42,72 @@ struct Ctx {
     max_body: usize,
 }
 
+/// How a factor service's router treats requests.
+#[derive(Clone, Debug)]
+pub struct FactorRouterOptions {
+    /// Largest request body.
+    pub max_body: usize,
+    /// Time limit of a request, body reading included (answered 408).
+    pub request_timeout: Duration,
+    /// The bearer token every route but the probes requires (`None`: no token, when
+    /// factor authentication is turned off).
+    pub token: Option<Arc<FactorToken>>,
+}
+
+/// The stable code of a status, for the errors of this service that have no more
+/// specific one.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "internal",
+    }
+}
+
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": msg.into() }))).into_response()
+    ApiError::new(status, code_of(status), msg).into_response()
+}
+
+/// The caller's address, for the per-caller job quota (the listener records it on
+/// every connection; unspecified where none was recorded).
+struct Caller(IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+        ))
+    }
+}
+
+/// Answers 408 (JSON) when a request, body reading included, takes longer than the
+/// limit.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("request not completed within {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }
 
 /// The routes of a factor service, with its own `/metrics` (request metrics of every
 /// route, process metrics) and the request ids, spans and access log of the gateway.
-pub fn factor_router(svc: Arc<FactorService>, max_body: usize) -> Router {
+pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Router {
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let shown = metrics.clone();
-    let routes = Router::new()
+    let guarded = Router::new()
         .route("/v2", get(server_meta))
-        .route("/v2/health/live", get(|| async { StatusCode::OK }))
-        .route("/v2/health/ready", get(ready))
         .route("/v2/models/{name}", get(model_meta))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer))
@@ -63,8 +128,24 @@ pub fn factor_router(svc: Arc<FactorService>, max_body: usize) -> Router {
             }),
         )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::disable());
-    crate::observe::observed(routes, metrics).with_state(Ctx { svc, max_body })
+        .layer(axum::middleware::from_fn_with_state(
+            opts.token.clone(),
+            super::auth::require_token,
+        ));
+    // The probes stay open: the kubelet calls them without the token.
+    let routes = Router::new()
+        .route("/v2/health/live", get(|| async { StatusCode::OK }))
+        .route("/v2/health/ready", get(ready))
+        .merge(guarded)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            opts.request_timeout,
+            time_limit,
+        ));
+    crate::observe::observed(routes, metrics).with_state(Ctx {
+        svc,
+        max_body: opts.max_body,
+    })
 }
 
 async fn body_json<T: serde::de::DeserializeOwned>(ctx: &Ctx, body: Body) -> Result<T, Response> {
@@ -149,11 +230,21 @@ async fn model_meta(State(ctx): State<Ctx>, Path(name): Path<String>) -> Respons
         ],
         "parameters": {
             "schema_version": meta.schema_version,
-            "trained_on": meta.training.dataset,
+            // The data set's name, never where it lay on the training machine.
+            "trained_on": dataset_name(&meta.training.dataset),
             "training_people": meta.training.people
         }
     }))
     .into_response()
+}
+
+/// The last part of a data set's path or URL (what it is called, not where it was).
+fn dataset_name(dataset: &str) -> &str {
+    dataset
+        .trim_end_matches(['/', '\\'])
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
 }
 
 async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> Response {
@@ -170,7 +261,7 @@ async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> 
     };
     let parsed = match oip::parse(&req, &m, &ctx.svc.templates) {
         Ok(p) => p,
-        Err(e) => return error(e.status(), e.0),
+        Err(e) => return ApiError::new(e.status(), e.code(), e.0).into_response(),
     };
     // A few rows take tens of microseconds: less than handing them to the blocking pool
     // and back. Larger requests must not hold an async worker.
@@ -188,7 +279,7 @@ async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> 
             outputs,
         })
         .into_response(),
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.0),
+        Ok(Err(e)) => ApiError::new(e.status(), e.code(), e.0).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("inference task: {e}"),
@@ -267,7 +358,7 @@ fn check_files(ctx: &Ctx, files: &[String]) -> Result<(), Response> {
     Ok(())
 }
 
-async fn start_job(ctx: Ctx, body: Body, kind: &'static str) -> Response {
+async fn start_job(ctx: Ctx, caller: IpAddr, body: Body, kind: &'static str) -> Response {
     let job: JobBody = match body_json(&ctx, body).await {
         Ok(j) => j,
         Err(r) => return r,
@@ -283,9 +374,18 @@ async fn start_job(ctx: Ctx, body: Body, kind: &'static str) -> Response {
         ("input", None) => return error(StatusCode::BAD_REQUEST, "template: required to score"),
         (_, t) => t,
     };
-    let rec = match ctx.svc.jobs.create(kind) {
+    let (rec, ticket) = match ctx.svc.jobs.create(kind, caller) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("job store: {e}")),
+        Err(e) => {
+            let (status, code) = match e {
+                AdmitError::CallerQuota(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
+                AdmitError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "jobs_busy"),
+                AdmitError::Io(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            };
+            let mut err = ApiError::new(status, code, e.to_string());
+            err.retry_after_s = Some(JOB_RETRY_AFTER_S);
+            return err.into_response();
+        }
     };
     let id = rec.id.clone();
     let svc = ctx.svc.clone();
@@ -302,6 +402,8 @@ async fn start_job(ctx: Ctx, body: Body, kind: &'static str) -> Response {
         if let Err(e) = svc.jobs.finish(&id, outcome) {
             tracing::warn!("job {id}: cannot record the result: {e}");
         }
+        // Counted as running until its result is recorded.
+        drop(ticket);
     });
     (StatusCode::ACCEPTED, axum::Json(json!({ "jobId": rec.id }))).into_response()
 }
@@ -327,6 +429,15 @@ fn compute(
             let llr: Vec<f64> = s.iter().map(|s| s.llr).collect();
             let mean = llr.iter().sum::<f64>() / llr.len() as f64;
             let attempt = m.model.attempt(t, &s);
+            // As in `infer`: no `null` scores from a template that cannot score.
+            if !(mean as f32).is_finite()
+                || s.iter().any(|s| !(s.raw as f32).is_finite())
+                || attempt
+                    .as_ref()
+                    .is_some_and(|a| !(a.llr as f32).is_finite())
+            {
+                return Err(JobError::DegenerateTemplate);
+            }
             Ok(
                 json!({ "scores": llr, "mean_llr": mean, "attempt": attempt, "samples": rows.len(), "model_version": m.version }),
             )
@@ -334,12 +445,12 @@ fn compute(
     }
 }
 
-async fn train(State(ctx): State<Ctx>, body: Body) -> Response {
-    start_job(ctx, body, "train").await
+async fn train(State(ctx): State<Ctx>, Caller(caller): Caller, body: Body) -> Response {
+    start_job(ctx, caller, body, "train").await
 }
 
-async fn input(State(ctx): State<Ctx>, body: Body) -> Response {
-    start_job(ctx, body, "input").await
+async fn input(State(ctx): State<Ctx>, Caller(caller): Caller, body: Body) -> Response {
+    start_job(ctx, caller, body, "input").await
 }
 
 #[derive(Deserialize)]
@@ -381,6 +492,12 @@ async fn output(State(ctx): State<Ctx>, body: Body) -> Response {
     let r = tokio::task::spawn_blocking(move || compute(&m, rows, template.as_ref())).await;
     match r {
         Ok(Ok(v)) => axum::Json(json!({ "output": v })).into_response(),
+        Ok(Err(e @ JobError::DegenerateTemplate)) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "degenerate_template",
+            e.to_string(),
+        )
+        .into_response(),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("task: {e}")),
     }

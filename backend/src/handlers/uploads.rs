@@ -93,7 +93,7 @@ pub(crate) fn client_key(
     peer: Option<Extension<PeerAddr>>,
     headers: &HeaderMap,
 ) -> Option<[u8; 16]> {
-    let Extension(PeerAddr(peer)) = peer?;
+    let Extension(axum::extract::ConnectInfo(peer)) = peer?;
     Some(address_key(client_ip(
         peer.ip(),
         headers,

@@ -86,7 +86,10 @@ pub enum FactorConfigError {
 
 impl Factors {
     /// The remote factors of the settings.
-    pub fn remote(s: &AuthSettings) -> Result<Factors, FactorConfigError> {
+    pub fn remote(
+        s: &AuthSettings,
+        token: Option<&Arc<crate::factor::auth::FactorToken>>,
+    ) -> Result<Factors, FactorConfigError> {
         let mut f = Factors::default();
         for r in &s.factors {
             let records = match r.records {
@@ -106,7 +109,7 @@ impl Factors {
                 name: r.name.clone(),
                 records,
                 weight: r.weight,
-                client: Arc::new(RemoteFactor::new(&r.name, &r.url, s)?),
+                client: Arc::new(RemoteFactor::new(&r.name, &r.url, s, token.cloned())?),
             })?;
         }
         Ok(f)
@@ -161,7 +164,7 @@ mod tests {
             factors: parse_factor_urls(urls)?,
             ..AuthSettings::default()
         };
-        Ok(Factors::remote(&s)?)
+        Ok(Factors::remote(&s, None)?)
     }
 
     #[test]
@@ -197,7 +200,7 @@ mod tests {
             ..AuthSettings::default()
         };
         s.factors[0].weight = 1.5;
-        let e = Factors::remote(&s).expect_err("weight").to_string();
+        let e = Factors::remote(&s, None).expect_err("weight").to_string();
         assert!(e.contains("weight 1.5 outside 0..=1"), "{e}");
     }
 }

@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 use tacit_models::calibration::{LlrHistogram, MAX_BINS};
 use tacit_models::template::AttemptScore;
 
+use std::sync::Arc;
+
 use super::breaker::Breaker;
 use super::client::{Enrolled, FactorClient, FactorError, Scored};
+use crate::factor::auth::FactorToken;
 use crate::settings::AuthSettings;
 
 /// Largest answer read from a factor service.
@@ -27,14 +30,18 @@ pub struct RemoteFactor {
     http: reqwest::Client,
     retries: u32,
     breaker: Breaker,
+    /// The bearer token of every call (`None`: factor authentication is off).
+    token: Option<Arc<FactorToken>>,
 }
 
 impl RemoteFactor {
-    /// A client of the factor `name` (its OIP model name) at `base_url`.
+    /// A client of the factor `name` (its OIP model name) at `base_url`, sending
+    /// `token` as the bearer token of every call.
     pub fn new(
         name: &str,
         base_url: &str,
         s: &AuthSettings,
+        token: Option<Arc<FactorToken>>,
     ) -> Result<Self, super::FactorConfigError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(s.timeout_ms.max(1)))
@@ -50,6 +57,7 @@ impl RemoteFactor {
             base_url: base_url.trim_end_matches('/').to_string(),
             http,
             retries: s.retries,
+            token,
             breaker: Breaker::new(
                 s.breaker_failures,
                 Duration::from_millis(s.breaker_cooldown_ms),
@@ -91,7 +99,11 @@ impl RemoteFactor {
 
     async fn attempt(&self, url: &str, body: &Value) -> Result<Value, FactorError> {
         let unavailable = |m: String| FactorError::Unavailable(m);
-        let mut resp = self.http.post(url).json(body).send().await.map_err(|e| {
+        let mut req = self.http.post(url).json(body);
+        if let Some(v) = self.token.as_ref().and_then(|t| t.header_value()) {
+            req = req.header(reqwest::header::AUTHORIZATION, v);
+        }
+        let mut resp = req.send().await.map_err(|e| {
             unavailable(if e.is_timeout() {
                 "timed out".to_string()
             } else if e.is_connect() {

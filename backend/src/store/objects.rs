@@ -127,6 +127,11 @@ impl FeatureObjects {
         self.at_rest.as_deref()
     }
 
+    /// The at-rest keys, shared (a factor service seals its job records with them).
+    pub fn at_rest_keys(&self) -> Option<Arc<AtRestKeys>> {
+        self.at_rest.clone()
+    }
+
     /// The underlying object store, for readers of the features (training).
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store

@@ -1,14 +1,22 @@
 """The HTTP service: Open Inference Protocol v2 and the job API of docs/factor-api.md.
 
-Every answer that is not a success is `{"error": "..."}` with 400 (bad request), 404
-(unknown model, version, route or job), 405, 413 (body or batch too large) or 503
-(model not loaded, job queue full). Bodies are read and parsed here (not by FastAPI's
+Every answer that is not a success is `{"error": "...", "code": "..."}` with 400 (bad
+request), 401 (no or wrong factor token), 404 (unknown model, version, route or job),
+405, 413 (body or batch too large), 429 (this caller's jobs at their bound) or 503
+(model not loaded, job queue full).
+
+Every route but the health probes requires the factor bearer token of the gateway
+(`Authorization: Bearer TOKEN`, the file TACIT_FACTOR_TOKEN_FILE), compared in constant
+time; the service refuses to start without one unless TACIT_FACTOR_AUTH=off. Bodies are read and parsed here (not by FastAPI's
 validation, whose 422 answers are not the contract's), with a size limit, strict JSON
 (no NaN/Infinity literals) and explicit checks of every field.
 """
 
+import hashlib
+import hmac
 import json
 import logging
+import stat
 import math
 import os
 import re
@@ -41,12 +49,57 @@ MAX_TEMPLATE_BYTES = 1 << 20
 KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.@=-]+$")
 
 
+# The stable code of a status, for errors without a more specific one.
+CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    429: "too_many_jobs",
+    503: "unavailable",
+}
+
+# Routes open without the token: the probes (the kubelet has no token).
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
+MIN_TOKEN_LEN = 32
+
+
 class ApiError(Exception):
-    def __init__(self, status, message, headers=None):
+    def __init__(self, status, message, headers=None, code=None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+        self.code = code or CODES.get(status, "internal")
+
+
+def error_response(status, message, headers=None, code=None):
+    body = {"error": message, "code": code or CODES.get(status, "internal")}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def read_token(path):
+    """The factor token in `path`: a file of mode 0600 (like every key file) holding one
+    line of at least MIN_TOKEN_LEN printable characters. Its content is never shown."""
+    st = os.stat(path)
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"factor token {path}: readable by group or others (chmod 600)")
+    with open(path, "rb") as f:
+        raw = f.read(4096)
+    try:
+        token = raw.decode("ascii").rstrip()
+    except UnicodeDecodeError:
+        token = ""
+    if len(token) < MIN_TOKEN_LEN or not all(33 <= ord(c) < 127 for c in token):
+        raise ValueError(f"factor token {path}: expected one line of at least {MIN_TOKEN_LEN} printable characters")
+    return hashlib.sha256(token.encode()).digest()
+
+
+def token_matches(digest, header):
+    """Whether an Authorization header carries the token, in constant time."""
+    given = header[len("Bearer ") :] if header and header.startswith("Bearer ") else ""
+    return hmac.compare_digest(hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest(), digest)
 
 
 class JobError(Exception):
@@ -83,6 +136,25 @@ class Settings:
         self.reload_s = _env_number(env, "FACTOR_RELOAD_S", 2.0, 0.05, 3600.0)
         self.job_workers = _env_number(env, "FACTOR_JOB_WORKERS", 2, 1, 64, int)
         self.max_jobs = _env_number(env, "FACTOR_MAX_JOBS", 64, 1, 100000, int)
+        self.max_jobs_per_caller = _env_number(env, "TACIT_MAX_JOBS_PER_CALLER", 4, 1, 100000, int)
+        self.max_job_records = _env_number(env, "TACIT_MAX_JOB_RECORDS", 1000, 1, 10_000_000, int)
+        # The gateway's bearer token (the digest of it): on unless turned off explicitly.
+        auth = (env.get("TACIT_FACTOR_AUTH") or "on").strip().lower()
+        if auth not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+            raise SystemExit(f"TACIT_FACTOR_AUTH={auth!r}: expected on or off")
+        self.token_digest = None
+        if auth in ("on", "true", "yes", "1"):
+            path = env.get("TACIT_FACTOR_TOKEN_FILE")
+            if not path:
+                raise SystemExit(
+                    "factor calls are authenticated: set TACIT_FACTOR_TOKEN_FILE to the gateway's factor "
+                    "token (`tacit-backend keygen` writes KEYS_DIR/factor.token), or TACIT_FACTOR_AUTH=off "
+                    "where only the network keeps others away from this service"
+                )
+            try:
+                self.token_digest = read_token(path)
+            except (OSError, ValueError) as e:
+                raise SystemExit(f"TACIT_FACTOR_TOKEN_FILE: {e}") from None
         # Test hook: every job sleeps this long before it starts (restart tests).
         self.test_job_delay_s = _env_number(env, "FACTOR_TEST_JOB_DELAY_S", 0.0, 0.0, 3600.0)
         # Feature objects encrypted at rest by the gateway (TACIT_AT_REST_KEY_FILE).
@@ -432,12 +504,12 @@ def create_app(settings=None):
     settings = settings or Settings()
     holder = ModelHolder(settings)
     holder.poll()
-    store = JobStore(settings.job_dir, settings.job_ttl_s)
+    store = JobStore(settings.job_dir, settings.job_ttl_s, settings.at_rest, settings.max_job_records)
     if store.recovered:
         log.warning("%d jobs interrupted by a restart are now failed", store.recovered)
     executor = ThreadPoolExecutor(max_workers=settings.job_workers, thread_name_prefix="job")
     stop = threading.Event()
-    in_flight = {"n": 0}
+    in_flight = {"n": 0, "by_caller": {}}
     in_flight_mu = threading.Lock()
 
     def background():
@@ -465,23 +537,34 @@ def create_app(settings=None):
     app.state.store = store
     app.state.settings = settings
 
+    if settings.token_digest is None:
+        log.warning("factor authentication is off (TACIT_FACTOR_AUTH=off): anyone who reaches this service can call it")
+
+    @app.middleware("http")
+    async def _require_token(request, call_next):
+        # Before any handler or body read: a caller without the token costs nothing.
+        if settings.token_digest is not None and request.url.path not in OPEN_PATHS:
+            if not token_matches(settings.token_digest, request.headers.get("authorization")):
+                return error_response(401, "missing or wrong factor bearer token", {"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
     @app.exception_handler(ApiError)
     async def _api_error(request, exc):
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+        return error_response(exc.status, exc.message, exc.headers, exc.code)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):
         msg = exc.detail if isinstance(exc.detail, str) else "error"
-        return JSONResponse({"error": msg}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, msg, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request, exc):
-        return JSONResponse({"error": "bad request"}, status_code=400)
+        return error_response(400, "bad request")
 
     @app.exception_handler(Exception)
     async def _internal(request, exc):
         log.exception("internal error")
-        return JSONResponse({"error": "internal error"}, status_code=500)
+        return error_response(500, "internal error")
 
     def current_model(name, version=None):
         if name != NAME:
@@ -561,6 +644,9 @@ def create_app(settings=None):
 
     # -- job API ---------------------------------------------------------------------
 
+    def caller_of(request):
+        return request.client.host if request.client else ""
+
     def need_model():
         m = holder.model
         if m is None:
@@ -577,7 +663,16 @@ def create_app(settings=None):
         raw = await read_body(request, settings.max_body)
         return await run_in_threadpool(parse_object, raw)
 
-    def run_job(job_id, fn):
+    def release(caller):
+        with in_flight_mu:
+            in_flight["n"] -= 1
+            left = in_flight["by_caller"].get(caller, 1) - 1
+            if left > 0:
+                in_flight["by_caller"][caller] = left
+            else:
+                in_flight["by_caller"].pop(caller, None)
+
+    def run_job(job_id, fn, caller):
         try:
             if settings.test_job_delay_s:
                 time.sleep(settings.test_job_delay_s)
@@ -589,20 +684,21 @@ def create_app(settings=None):
             log.exception("job %s", job_id)
             store.finish(job_id, error=f"internal error: {type(e).__name__}")
         finally:
-            with in_flight_mu:
-                in_flight["n"] -= 1
+            release(caller)
 
-    def submit(kind, fn):
+    def submit(kind, fn, caller):
         with in_flight_mu:
             if in_flight["n"] >= settings.max_jobs:
-                raise ApiError(503, "too many jobs in flight, retry later", {"Retry-After": "5"})
+                raise ApiError(503, "too many jobs in flight, retry later", {"Retry-After": "5"}, "jobs_busy")
+            if in_flight["by_caller"].get(caller, 0) >= settings.max_jobs_per_caller:
+                raise ApiError(429, "too many jobs of this caller in flight, retry later", {"Retry-After": "2"})
             in_flight["n"] += 1
+            in_flight["by_caller"][caller] = in_flight["by_caller"].get(caller, 0) + 1
         try:
             job_id = store.create(kind)
-            executor.submit(run_job, job_id, fn)
+            executor.submit(run_job, job_id, fn, caller)
         except Exception:
-            with in_flight_mu:
-                in_flight["n"] -= 1
+            release(caller)
             raise
         return JSONResponse({"jobId": job_id}, status_code=202)
 
@@ -615,7 +711,7 @@ def create_app(settings=None):
         def job():
             return m.enrol_result(load_vectors(m, settings.objects_dir, files, settings.at_rest))
 
-        return await run_in_threadpool(submit, "train", job)
+        return await run_in_threadpool(submit, "train", job, caller_of(request))
 
     @app.post("/input")
     async def input_(request: Request):
@@ -629,7 +725,7 @@ def create_app(settings=None):
         def job():
             return m.score_result(template, load_vectors(m, settings.objects_dir, files, settings.at_rest))
 
-        return await run_in_threadpool(submit, "input", job)
+        return await run_in_threadpool(submit, "input", job, caller_of(request))
 
     def output_sync(m, body):
         op = body.get("op")

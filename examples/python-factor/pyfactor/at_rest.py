@@ -75,6 +75,15 @@ class AtRestKeys:
         marker = json.loads(self.open(MARKER_KEY, blob))
         self.plaintext_before = marker.get("plaintext_before") is True
 
+    def seal(self, context, plaintext):
+        """`plaintext` encrypted under the first (current) key for the place `context`
+        (the layout above; the service seals its job records this way)."""
+        import secrets
+
+        tag, aead = next(iter(self._keys.items()))
+        nonce = secrets.token_bytes(_NONCE)
+        return MAGIC + tag + nonce + aead.encrypt(nonce, plaintext, context.encode())
+
     def open(self, context, blob):
         if self.plaintext_before and blob[: len(MAGIC)] != MAGIC:
             return blob

@@ -8,6 +8,11 @@
   3600): /status then answers 404, and the file is deleted (on access and by a sweep).
 * One process per job directory: an exclusive lock on `DIR/.lock` (released by the
   kernel when the process dies, even by SIGKILL) keeps a second instance out.
+* A record holds a user's template or scores: files are mode 0600 in a directory of
+  mode 0700, and with an at-rest key (TACIT_AT_REST_KEY_FILE) sealed like the gateway's
+  blobs, with `jobs/ID` as associated data (a record copied under another id does not
+  open).
+* At most `max_records` records are kept: the oldest finished ones make room.
 """
 
 import fcntl
@@ -18,7 +23,14 @@ import threading
 import time
 import uuid
 
+from .at_rest import AtRestError
+
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _aad(job_id):
+    """The associated data of a sealed record: its id."""
+    return f"jobs/{job_id}"
 
 
 class JobDirLocked(RuntimeError):
@@ -26,11 +38,14 @@ class JobDirLocked(RuntimeError):
 
 
 class JobStore:
-    def __init__(self, directory, ttl_s):
+    def __init__(self, directory, ttl_s, at_rest=None, max_records=1000):
         self.dir = os.path.abspath(directory)
         self.ttl_s = float(ttl_s)
-        os.makedirs(self.dir, exist_ok=True)
-        self._lock_fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        self.at_rest = at_rest
+        self.max_records = max(1, int(max_records))
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        self._lock_fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -52,8 +67,16 @@ class JobStore:
     def _write(self, rec):
         path = self._path(rec["id"])
         tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(rec, f)
+        data = json.dumps(rec).encode()
+        if self.at_rest is not None:
+            data = self.at_rest.seal(_aad(rec["id"]), data)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -65,11 +88,14 @@ class JobStore:
 
     def _read(self, job_id):
         try:
-            with open(self._path(job_id)) as f:
-                rec = json.load(f)
+            with open(self._path(job_id), "rb") as f:
+                data = f.read()
+            if self.at_rest is not None:
+                data = self.at_rest.open(_aad(job_id), data)
+            rec = json.loads(data)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, AtRestError):
             return None  # unreadable: treated as unknown
         return rec if isinstance(rec, dict) and rec.get("id") == job_id else None
 
@@ -107,10 +133,28 @@ class JobStore:
 
     # -- API --------------------------------------------------------------------------
 
+    def _make_room(self):
+        """Deletes the oldest finished records until one more fits under the bound."""
+        names = [n for n in os.listdir(self.dir) if n.endswith(".json") and JOB_ID.match(n[:-5])]
+        if len(names) < self.max_records:
+            return
+        finished = []
+        for n in names:
+            rec = self._read(n[:-5])
+            if rec is None:
+                self._delete(n[:-5])
+            elif rec.get("status") != "running":
+                finished.append((rec.get("created_at", 0), n[:-5]))
+        finished.sort()
+        excess = len(names) - self.max_records + 1
+        for _, job_id in finished[:excess]:
+            self._delete(job_id)
+
     def create(self, kind):
         job_id = uuid.uuid4().hex
         rec = {"id": job_id, "kind": kind, "status": "running", "created_at": time.time()}
         with self._mu:
+            self._make_room()
             self._write(rec)
         return job_id
 

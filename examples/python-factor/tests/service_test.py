@@ -31,6 +31,10 @@ from pyfactor import payload  # noqa: E402
 
 PASSED = 0
 FAILED = 0
+# The factor token file every server of these tests requires, and its text (made in
+# main()); every request carries it unless told otherwise.
+TOKEN_FILE = None
+TOKEN = None
 
 
 def check(name, cond, detail=""):
@@ -65,6 +69,7 @@ class Server:
 
     def start(self, expect_ready=True):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTOR_", "TACIT_"))}
+        env["TACIT_FACTOR_TOKEN_FILE"] = TOKEN_FILE
         env.update(self.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         for _ in range(5):
@@ -106,9 +111,14 @@ class Server:
         return self.proc.returncode if self.proc else None
 
 
-def request(method, url, body=None, raw=None, headers=None, timeout=30):
+def request(method, url, body=None, raw=None, headers=None, timeout=30, token=True):
+    """token: True sends the tests' factor token, False none, a string that instead."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    headers = dict(headers or {})
+    bearer = TOKEN if token is True else token
+    if bearer:
+        headers.setdefault("Authorization", f"Bearer {bearer}")
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             st, content = r.status, r.read()
@@ -192,6 +202,7 @@ def restarts(tmp):
     second = Server(tmp, "restart-second", FACTOR_JOB_DIR=jobs, FACTOR_OBJECTS_DIR=objects)
     second.port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTOR_", "TACIT_"))}
+    env["TACIT_FACTOR_TOKEN_FILE"] = TOKEN_FILE
     env.update(second.env)
     r = subprocess.run(
         [sys.executable, "-m", "pyfactor", "--port", str(second.port)], cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=30
@@ -341,7 +352,13 @@ def limits_and_routes(tmp):
         check("a body over FACTOR_MAX_BODY_BYTES -> 413 {error}", is_error(st, b, 413), (st, b))
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         body = json.dumps(big).encode()
-        conn.request("POST", "/v2/models/py-keystroke/infer", body=iter([body[i : i + 1000] for i in range(0, len(body), 1000)]), encode_chunked=True)
+        conn.request(
+            "POST",
+            "/v2/models/py-keystroke/infer",
+            body=iter([body[i : i + 1000] for i in range(0, len(body), 1000)]),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            encode_chunked=True,
+        )
         resp = conn.getresponse()
         rb = resp.read()
         conn.close()
@@ -494,10 +511,110 @@ def fuzz(tmp):
         s.stop()
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="pyfactor-service-", dir="/var/tmp")
+def write_token(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    with open(path) as f:
+        return f.read()
+
+
+def authentication(tmp):
+    """Every route but the probes needs the token (401 {"error", "code": "unauthorized"}
+    without it or with a wrong one, before any work); no token file, no service unless
+    turned off; job records are 0600 in a 0700 directory, sealed at rest, bounded."""
+    objects = os.path.join(tmp, "a-objects")
+    jobs = os.path.join(tmp, "a-jobs")
+    key = os.path.join(tmp, "a-at-rest.key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    from pyfactor.at_rest import AtRestKeys
+
+    keys = AtRestKeys.from_env({"TACIT_AT_REST_KEY_FILE": key})
+    rows = vectors(20, centre=0.2)
+    fkey = write_feature_file(objects, "features/u-auth/d/1.bin", rows)
+    path = os.path.join(objects, *fkey.split("/"))
+    with open(path, "rb") as f:
+        plain = f.read()
+    with open(path, "wb") as f:
+        f.write(keys.seal(fkey, plain))
+    s = Server(
+        tmp, "auth", FACTOR_JOB_DIR=jobs, FACTOR_OBJECTS_DIR=objects, TACIT_AT_REST_KEY_FILE=key, TACIT_MAX_JOB_RECORDS=5
+    ).start()
     try:
-        for scenario in (restarts, expiry, hot_reload, not_ready, limits_and_routes, fuzz):
+        u = s.url
+        infer = {"inputs": [features_input(rows[:2])]}
+        calls = [
+            ("POST", "/train", {"files": [fkey]}),
+            ("POST", "/input", {"files": [fkey], "template": {}}),
+            ("POST", "/v2/models/py-keystroke/infer", infer),
+            ("POST", "/output", {"op": "enrol", "features": rows.astype(float).tolist()}),
+            ("GET", "/status?taskID=" + secrets.token_hex(16), None),
+            ("GET", "/v2/models/py-keystroke", None),
+            ("GET", "/v2", None),
+        ]
+        wrong = TOKEN[:-1] + ("0" if TOKEN[-1] != "0" else "1")
+        for method, route, body in calls:
+            for name, token in (("no token", False), ("a wrong token", wrong), ("a Basic header", False)):
+                headers = {"Authorization": f"Basic {TOKEN}"} if name == "a Basic header" else None
+                st, b = request(method, u + route, body, headers=headers, token=token)
+                check(
+                    f"{method} {route.split('?')[0]} with {name} -> 401 unauthorized",
+                    st == 401 and isinstance(b, dict) and b.get("code") == "unauthorized" and TOKEN not in json.dumps(b),
+                    f"got {st} {b}",
+                )
+        check("no job record from refused calls", [n for n in os.listdir(jobs) if n.endswith(".json")] == [])
+        for route in ("/v2/health/live", "/v2/health/ready"):
+            st, _ = request("GET", u + route, token=False)
+            check(f"GET {route} without a token -> 200", st == 200, f"got {st}")
+        st, b = post(u + "/v2/models/py-keystroke/infer", infer)
+        check("infer with the token -> 200", st == 200, f"got {st} {b}")
+        ids = []
+        for _ in range(12):
+            st, b = post(u + "/train", {"files": [fkey]})
+            if st == 202:
+                ids.append(b["jobId"])
+                wait_job(u, b["jobId"])
+        check("jobs with the token -> 202", len(ids) == 12, f"{len(ids)} accepted")
+        st, b = get(f"{u}/status?taskID={ids[-1]}")
+        check("the newest job completed with a template", st == 200 and "template" in (b.get("result") or {}), f"{st} {b}")
+        check("job directory mode 0700", os.stat(jobs).st_mode & 0o777 == 0o700, oct(os.stat(jobs).st_mode))
+        records = [os.path.join(jobs, n) for n in os.listdir(jobs) if n.endswith(".json")]
+        check("job records bounded (TACIT_MAX_JOB_RECORDS=5)", 1 <= len(records) <= 5, f"{len(records)} records")
+        for r in records:
+            with open(r, "rb") as f:
+                data = f.read()
+            check(
+                f"job record {os.path.basename(r)}: 0600, sealed, no template in clear",
+                os.stat(r).st_mode & 0o777 == 0o600 and data.startswith(b"TAR1") and b"template" not in data,
+            )
+    finally:
+        s.stop()
+    # Secure by default: without a token file it does not start; turned off, it does.
+    missing = Server(tmp, "auth-missing", FACTOR_JOB_DIR=os.path.join(tmp, "am-jobs"), TACIT_FACTOR_TOKEN_FILE="")
+    try:
+        missing.start()
+        check("no token file: refused to start", False)
+    except RuntimeError as e:
+        check("no token file: refused to start, saying how", "TACIT_FACTOR_AUTH=off" in str(e), str(e)[-300:])
+    finally:
+        missing.stop()
+    off = Server(tmp, "auth-off", FACTOR_JOB_DIR=os.path.join(tmp, "ao-jobs"), TACIT_FACTOR_AUTH="off").start()
+    try:
+        st, _ = request("GET", off.url + "/v2", token=False)
+        check("TACIT_FACTOR_AUTH=off: served without a token", st == 200, f"got {st}")
+    finally:
+        off.stop()
+
+
+def main():
+    global TOKEN_FILE, TOKEN
+    tmp = tempfile.mkdtemp(prefix="pyfactor-service-", dir="/var/tmp")
+    TOKEN_FILE = os.path.join(tmp, "factor.token")
+    TOKEN = write_token(TOKEN_FILE)
+    try:
+        for scenario in (authentication, restarts, expiry, hot_reload, not_ready, limits_and_routes, fuzz):
             try:
                 scenario(tmp)
             except Exception:  # noqa: BLE001 - counted
