@@ -16,8 +16,12 @@
 //!   the tail of the convolution of their histograms (see [`crate::fusion`]).
 //!
 //! A rate is only claimed where the data can support it: at least [`MIN_TAIL_ATTEMPTS`]
-//! impostor attempts above the threshold, so the smallest rate a histogram of `m`
-//! attempts supports ([`LlrHistogram::floor`]) is `MIN_TAIL_ATTEMPTS / m`.
+//! impostor attempts above the threshold, coming from at least [`MIN_TAIL_PAIRS`]
+//! distinct (impostor, enrolled person) pairs — the attempts of one pair are alike, so a
+//! tail made of one or two lucky pairs says little about the next impostor. The smallest
+//! rate a histogram supports ([`LlrHistogram::floor`]) is the larger of
+//! `MIN_TAIL_ATTEMPTS / m` and its share of attempts at the `MIN_TAIL_PAIRS`-th highest
+//! of the pairs' best attempts ([`LlrHistogram::min_far`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +32,10 @@ pub const LLR_STEP: f64 = 0.25;
 /// Impostor attempts that must lie above a threshold before its false-accept rate is
 /// claimed: the floor of a histogram of `m` attempts is `MIN_TAIL_ATTEMPTS / m`.
 pub const MIN_TAIL_ATTEMPTS: f64 = 10.0;
+
+/// Distinct (impostor, enrolled person) pairs that must reach a threshold before its
+/// false-accept rate is claimed ([`LlrHistogram::with_pair_floor`]).
+pub const MIN_TAIL_PAIRS: usize = 5;
 
 /// Largest number of windows per attempt that is calibrated; longer attempts use the
 /// calibration of this many (the gateway scores at most `auth.max_windows_scored`
@@ -46,6 +54,14 @@ pub struct LlrHistogram {
     pub first: i32,
     /// Attempts per bin, from `first` on.
     pub counts: Vec<u32>,
+    /// The smallest false-accept rate enough distinct impostor pairs support (0: not
+    /// known, only the attempt count bounds the claim).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_far: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Why a histogram received from elsewhere is unusable.
@@ -89,6 +105,7 @@ impl LlrHistogram {
         Some(LlrHistogram {
             first: lo as i32,
             counts,
+            min_far: 0.0,
         })
     }
 
@@ -131,6 +148,7 @@ impl LlrHistogram {
         let h = LlrHistogram {
             first: lo as i32,
             counts,
+            min_far: 0.0,
         };
         if h.attempts() == 0 {
             return Err(HistogramError::Empty);
@@ -148,10 +166,30 @@ impl LlrHistogram {
             .collect()
     }
 
+    /// Sets [`LlrHistogram::min_far`] from the highest attempt LLR of each impostor pair
+    /// (one entry per (impostor, enrolled person) pair): the share of attempts at or above
+    /// the [`MIN_TAIL_PAIRS`]-th highest, on the histogram's grid; 1 with fewer pairs.
+    pub fn with_pair_floor(mut self, pair_maxima: &[f64]) -> Self {
+        let mut m: Vec<f64> = pair_maxima
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        m.sort_by(|a, b| b.total_cmp(a));
+        self.min_far = match m.get(MIN_TAIL_PAIRS - 1) {
+            Some(&t) => self.tail(bin_of(t.clamp(-1e4, 1e4)) as f64 * LLR_STEP),
+            None => 1.0,
+        };
+        self
+    }
+
     /// Checks a histogram read from a file or the network.
     pub fn check(&self) -> Result<(), HistogramError> {
         if self.counts.len() > MAX_BINS || (self.first as i64).abs() > 1_000_000 {
             return Err(HistogramError::TooWide);
+        }
+        if !(0.0..=1.0).contains(&self.min_far) {
+            return Err(HistogramError::Malformed);
         }
         if self.attempts() == 0 {
             return Err(HistogramError::Empty);
@@ -182,9 +220,12 @@ impl LlrHistogram {
     }
 
     /// The smallest false-accept rate these attempts support:
-    /// `MIN_TAIL_ATTEMPTS / attempts`, at most 1.
+    /// `MIN_TAIL_ATTEMPTS / attempts` or [`LlrHistogram::min_far`], whichever is larger,
+    /// at most 1.
     pub fn floor(&self) -> f64 {
-        (MIN_TAIL_ATTEMPTS / self.attempts().max(1) as f64).min(1.0)
+        (MIN_TAIL_ATTEMPTS / self.attempts().max(1) as f64)
+            .max(self.min_far)
+            .min(1.0)
     }
 }
 
@@ -321,6 +362,40 @@ pub fn attempt_means(session: &[f64], n: usize) -> impl Iterator<Item = f64> + '
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_floor_needs_enough_distinct_pairs() {
+        // 100 attempts: 90 low, and a tail of 10 high ones from only 2 pairs.
+        let mut values = vec![-5.0; 90];
+        values.extend([4.0; 10]);
+        let h = LlrHistogram::of(&values).unwrap();
+        assert!((h.floor() - 0.1).abs() < 1e-12, "10 attempts of 100");
+        // Pair maxima: 2 pairs reach 4.0, the other pairs at most -5.0.
+        let mut maxima = vec![4.0, 4.0];
+        maxima.extend([-5.0; 8]);
+        let h = h.with_pair_floor(&maxima);
+        assert!(
+            (h.min_far - 1.0).abs() < 1e-12,
+            "the 5th pair is at -5: everything"
+        );
+        assert!((h.floor() - 1.0).abs() < 1e-12);
+        // Five pairs reach 4.0: the tail there is supported.
+        let h = h.with_pair_floor(&[4.0, 4.0, 4.0, 4.0, 4.0, -5.0]);
+        assert!((h.min_far - 0.1).abs() < 1e-12);
+        assert_eq!(h.check(), Ok(()));
+        let few = LlrHistogram::of(&values)
+            .unwrap()
+            .with_pair_floor(&[1.0, 2.0]);
+        assert_eq!(
+            few.min_far, 1.0,
+            "fewer pairs than required support nothing"
+        );
+        let bad = LlrHistogram {
+            min_far: 2.0,
+            ..few.clone()
+        };
+        assert_eq!(bad.check(), Err(HistogramError::Malformed));
+    }
 
     #[test]
     fn histogram_tails_and_floor() {

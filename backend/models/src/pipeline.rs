@@ -241,19 +241,29 @@ fn score_grid(
     Ok(grid)
 }
 
-/// Genuine and impostor attempt means of `n` windows from a score grid.
-fn attempts_of(grid: &ScoreGrid, n: usize) -> (Vec<f64>, Vec<f64>) {
+/// Genuine and impostor attempt means of `n` windows from a score grid, the impostor
+/// attempts by (impostor, enrolled person) pair.
+fn attempts_by_pair(grid: &ScoreGrid, n: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for (i, row) in grid.iter().enumerate() {
         let Some(row) = row else { continue };
         for (j, sessions) in row.iter().enumerate() {
-            let out = if i == j { &mut genuine } else { &mut impostor };
-            for s in sessions {
-                out.extend(attempt_means(s, n));
+            let means = sessions.iter().flat_map(|s| attempt_means(s, n));
+            if i == j {
+                genuine.extend(means);
+            } else {
+                impostor.push(means.collect::<Vec<f64>>());
             }
         }
     }
+    impostor.retain(|p| !p.is_empty());
     (genuine, impostor)
+}
+
+/// Genuine and impostor attempt means of `n` windows from a score grid.
+fn attempts_of(grid: &ScoreGrid, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let (genuine, pairs) = attempts_by_pair(grid, n);
+    (genuine, pairs.into_iter().flatten().collect())
 }
 
 /// Fits the attempt calibrations of one template kind, `n = 1..=MAX_ATTEMPT_WINDOWS`,
@@ -261,7 +271,8 @@ fn attempts_of(grid: &ScoreGrid, n: usize) -> (Vec<f64>, Vec<f64>) {
 fn fit_kind(grid: &ScoreGrid) -> Result<KindCalibration, ModelError> {
     let mut attempts = Vec::new();
     for n in 1..=MAX_ATTEMPT_WINDOWS {
-        let (g, i) = attempts_of(grid, n);
+        let (g, pairs) = attempts_by_pair(grid, n);
+        let i: Vec<f64> = pairs.iter().flatten().copied().collect();
         if g.len() < 2 || i.len() < 2 {
             break;
         }
@@ -272,10 +283,17 @@ fn fit_kind(grid: &ScoreGrid) -> Result<KindCalibration, ModelError> {
         // Balanced class weights make the fitted log-odds a likelihood ratio.
         let lr = Logistic::fit(&gs, &is, 100.0)?;
         let map = [lr.w[0], lr.b];
-        let llrs: Vec<f64> = i.iter().map(|&x| map[0] * x + map[1]).collect();
+        let llr = |x: f64| map[0] * x + map[1];
+        let llrs: Vec<f64> = i.iter().map(|&x| llr(x)).collect();
+        // Each pair's best attempt: a rate is claimed only where enough pairs reach it.
+        let pair_maxima: Vec<f64> = pairs
+            .iter()
+            .map(|p| p.iter().map(|&x| llr(x)).fold(f64::NEG_INFINITY, f64::max))
+            .collect();
         let Some(impostor) = LlrHistogram::of(&llrs) else {
             break;
         };
+        let impostor = impostor.with_pair_floor(&pair_maxima);
         attempts.push(AttemptCalibration {
             windows: n,
             map,

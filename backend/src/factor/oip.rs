@@ -347,7 +347,13 @@ pub fn parse(
         return bad("missing input `features`");
     };
     let allowed: &[&str] = if template.is_some() {
-        &["llr", "raw", "attempt_llr", "impostor_llr"]
+        &[
+            "llr",
+            "raw",
+            "attempt_llr",
+            "impostor_llr",
+            "impostor_floor",
+        ]
     } else {
         &["embedding"]
     };
@@ -420,6 +426,17 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
                                 shape: vec![1],
                                 datatype: "FP32",
                                 data: vec![a.llr as f32],
+                            })
+                        }
+                    }
+                    // The smallest rate enough distinct impostor pairs support.
+                    "impostor_floor" => {
+                        if let Some(h) = attempt.as_ref().and_then(|a| a.impostor.as_ref()) {
+                            out.push(OutputTensor {
+                                name: name.clone(),
+                                shape: vec![1],
+                                datatype: "FP32",
+                                data: vec![h.min_far as f32],
                             })
                         }
                     }

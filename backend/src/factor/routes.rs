@@ -226,6 +226,7 @@ async fn model_meta(State(ctx): State<Ctx>, Path(name): Path<String>) -> Respons
             {"name": "raw", "datatype": "FP32", "shape": [-1]},
             {"name": "attempt_llr", "datatype": "FP32", "shape": [1]},
             {"name": "impostor_llr", "datatype": "FP32", "shape": [-1, 2]},
+            {"name": "impostor_floor", "datatype": "FP32", "shape": [1]},
             {"name": "embedding", "datatype": "FP32", "shape": [-1, m.embedding_dim()]}
         ],
         "parameters": {

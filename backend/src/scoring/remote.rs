@@ -232,10 +232,20 @@ impl FactorClient for RemoteFactor {
                         }
                         let pairs: Vec<(f64, f64)> =
                             h.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-                        Some(
-                            LlrHistogram::from_pairs(&pairs)
-                                .map_err(|e| malformed(&e.to_string()))?,
-                        )
+                        let mut h = LlrHistogram::from_pairs(&pairs)
+                            .map_err(|e| malformed(&e.to_string()))?;
+                        // The pairs' floor, when the factor knows it (FP32: rounded up a
+                        // hair so that the claim never gets bolder on the way).
+                        if let Some(f) = output("impostor_floor") {
+                            let [f] = f?[..] else {
+                                return Err(malformed("impostor_floor is not one number"));
+                            };
+                            if !(0.0..=1.0).contains(&f) {
+                                return Err(malformed("impostor_floor is not a rate"));
+                            }
+                            h.min_far = (f * (1.0 + 1e-6)).min(1.0);
+                        }
+                        Some(h)
                     }
                 };
                 Some(AttemptScore {

@@ -408,6 +408,19 @@ def infer(model, req):
     results = {}
     if template is not None:
         llr, raw = model.score(template, x)
+        # A template with zero spread or overflowing numbers passes the checks and then
+        # scores NaN or infinity, which JSON can only carry as null: refuse it, as the
+        # Rust factor does.
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(np.asarray(llr, dtype=np.float32)).all() and np.isfinite(
+                np.asarray(raw, dtype=np.float32)
+            ).all()
+        if not finite:
+            raise ApiError(
+                422,
+                "the template scores are not finite numbers (a degenerate template): enrol again",
+                code="degenerate_template",
+            )
         results["llr"] = ([n], llr)
         results["raw"] = ([n], raw)
     else:

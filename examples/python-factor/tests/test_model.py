@@ -102,6 +102,29 @@ class Detector(unittest.TestCase):
             with self.subTest(name), self.assertRaises(TemplateError):
                 self.m.parse_template(bad)
 
+    def test_degenerate_template_is_refused_by_infer(self):
+        # A positive but vanishing sigma passes the template checks and then scores
+        # beyond FP32:
+        # the factor answers 422 degenerate_template, never null scores.
+        from pyfactor.app import ApiError, infer
+
+        x, _ = person(self.rng, n=8)
+        t = self.m.enrol(x)
+        x = x[:3]
+        bad = {**t, "sigma": 1e-300}
+        req = {
+            "inputs": [
+                {"name": "features", "datatype": "FP32", "shape": [3, 31],
+                 "data": x.reshape(-1).tolist()},
+                {"name": "template", "datatype": "BYTES", "shape": [1], "data": [json.dumps(bad)]},
+            ]
+        }
+        with self.assertRaises(ApiError) as cm:
+            infer(self.m, req)
+        self.assertEqual((cm.exception.status, cm.exception.code), (422, "degenerate_template"))
+        req["inputs"][1]["data"] = [json.dumps(t)]
+        self.assertEqual([o["name"] for o in infer(self.m, req)["outputs"]], ["llr", "raw"])
+
     def test_out_of_range_features(self):
         x = np.full((2, 31), 0.1, np.float32)
         self.m.check_features(x)
