@@ -552,14 +552,7 @@ async fn refused_admin_requests_are_counted() {
             .unwrap();
         assert_eq!(r.status(), 401);
     }
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&http, &url).await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("tacit_auth_refused_total{role=\"admin\"}"))

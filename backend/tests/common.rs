@@ -232,6 +232,17 @@ pub async fn register_device(
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
 }
 
+/// `GET /metrics` of a server: its text exposition.
+pub async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// `GET /v1/users/{user}/export` with the admin token: must answer 200; the JSON.
 pub async fn export(http: &reqwest::Client, url: &str, user: &str) -> serde_json::Value {
     let r = http

@@ -531,6 +531,25 @@ async fn factor_routes_require_the_bearer_token() {
     assert_eq!(s, 202, "{v}");
     let done = wait_job(&http, &base, v["jobId"].as_str().unwrap()).await;
     assert_eq!(done["status"], "completed", "{done}");
+    // The framework's own refusals are JSON errors too: a method the route lacks, a
+    // path parameter that does not decode.
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v2/models/gait/infer", 405),
+        (reqwest::Method::DELETE, "/train", 405),
+        (reqwest::Method::GET, "/v2/models/%ff", 400),
+    ] {
+        let r = http
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            v["error"].is_string() && v["code"].is_string(),
+            "{method} {path}: {v}"
+        );
+    }
     f.shutdown().await.unwrap();
 
     // Secure by default: no token file, no factor service; a token readable by others

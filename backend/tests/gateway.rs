@@ -494,14 +494,7 @@ async fn bad_input_gets_clear_4xx_json_errors() {
             .status(),
         200
     );
-    let m = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::metrics_text(&http, &url).await;
     assert!(
         m.contains("tacit_envelopes_total{status=\"rejected\",reason=\"bad_magic\"} 1"),
         "{m}"

@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -87,20 +86,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Answers 408 (JSON) when a request, body reading included, takes longer than the
-/// limit.
-async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!("request not completed within {} ms", limit.as_millis()),
-        )
-        .into_response(),
-    }
-}
-
 /// The routes of a factor service, with its own `/metrics` (request metrics of every
 /// route, process metrics) and the request ids, spans and access log of the gateway.
 pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Router {
@@ -138,10 +123,13 @@ pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Rout
         .route("/v2/health/ready", get(ready))
         .merge(guarded)
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(
+        // The gateway's layers: 408 past the time limit (body reading included), and the
+        // framework's own refusals (405, undecodable paths, 408) as JSON errors.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
             opts.request_timeout,
-            time_limit,
-        ));
+        ))
+        .layer(axum::middleware::map_response(crate::error::json_errors));
     crate::observe::observed(routes, metrics).with_state(Ctx {
         svc,
         max_body: opts.max_body,

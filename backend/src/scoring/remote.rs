@@ -157,6 +157,81 @@ fn malformed(what: &str) -> FactorError {
     FactorError::Unavailable(format!("malformed answer: {what}"))
 }
 
+/// The numbers of output `name` of an OIP answer: `None` when absent, an error when
+/// not a list of finite numbers.
+fn output_of(v: &Value, name: &str) -> Option<Result<Vec<f64>, FactorError>> {
+    let data = v
+        .get("outputs")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
+        .get("data");
+    Some(
+        data.and_then(Value::as_array)
+            .and_then(|d| {
+                d.iter()
+                    .map(|x| x.as_f64().filter(|x| x.is_finite()))
+                    .collect::<Option<Vec<f64>>>()
+            })
+            .ok_or_else(|| malformed(&format!("{name} is not a list of finite numbers"))),
+    )
+}
+
+/// The impostor histogram of an answer (`impostor_llr` rows of `(bin centre, count)`)
+/// with its pairs' floor (`impostor_floor`) when the factor sends one.
+fn histogram_of(v: &Value) -> Result<Option<LlrHistogram>, FactorError> {
+    let Some(h) = output_of(v, "impostor_llr") else {
+        return Ok(None);
+    };
+    let h = h?;
+    if h.len() % 2 != 0 || h.len() > 2 * MAX_BINS {
+        return Err(malformed("impostor_llr is not rows of 2"));
+    }
+    let pairs: Vec<(f64, f64)> = h.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let mut h = LlrHistogram::from_pairs(&pairs).map_err(|e| malformed(&e.to_string()))?;
+    if let Some(f) = output_of(v, "impostor_floor") {
+        let [f] = f?[..] else {
+            return Err(malformed("impostor_floor is not one number"));
+        };
+        if !(0.0..=1.0).contains(&f) {
+            return Err(malformed("impostor_floor is not a rate"));
+        }
+        // Sent as FP32: rounded up a hair so that the claim never gets bolder on the way.
+        h.min_far = (f * (1.0 + 1e-6)).min(1.0);
+    }
+    Ok(Some(h))
+}
+
+/// A scoring answer (OIP v2 response JSON) for `n` vectors, every bound checked.
+fn scored_from(v: &Value, n: usize) -> Result<Scored, FactorError> {
+    let llr = output_of(v, "llr").ok_or_else(|| malformed("no llr output"))??;
+    if llr.len() != n {
+        return Err(malformed("llr has the wrong length"));
+    }
+    let attempt = match output_of(v, "attempt_llr") {
+        None => None,
+        Some(a) => {
+            let [llr] = a?[..] else {
+                return Err(malformed("attempt_llr is not one number"));
+            };
+            Some(AttemptScore {
+                llr,
+                windows: n,
+                calibrated_windows: 0,
+                impostor: histogram_of(v)?,
+            })
+        }
+    };
+    Ok(Scored {
+        llr,
+        attempt,
+        model_version: v
+            .get("model_version")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
 #[async_trait]
 impl FactorClient for RemoteFactor {
     async fn enrol(&self, rows: Vec<Vec<f32>>) -> Result<Enrolled, FactorError> {
@@ -196,74 +271,7 @@ impl FactorClient for RemoteFactor {
         let v = self
             .post(&format!("/v2/models/{}/infer", self.name), &body)
             .await?;
-        let output = |name: &str| -> Option<Result<Vec<f64>, FactorError>> {
-            let data = v
-                .get("outputs")
-                .and_then(Value::as_array)?
-                .iter()
-                .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
-                .get("data");
-            Some(
-                data.and_then(Value::as_array)
-                    .and_then(|d| {
-                        d.iter()
-                            .map(|x| x.as_f64().filter(|x| x.is_finite()))
-                            .collect::<Option<Vec<f64>>>()
-                    })
-                    .ok_or_else(|| malformed(&format!("{name} is not a list of finite numbers"))),
-            )
-        };
-        let llr = output("llr").ok_or_else(|| malformed("no llr output"))??;
-        if llr.len() != n {
-            return Err(malformed("llr has the wrong length"));
-        }
-        let attempt = match (output("attempt_llr"), output("impostor_llr")) {
-            (None, _) => None,
-            (Some(a), h) => {
-                let [llr] = a?[..] else {
-                    return Err(malformed("attempt_llr is not one number"));
-                };
-                let impostor = match h {
-                    None => None,
-                    Some(h) => {
-                        let h = h?;
-                        if h.len() % 2 != 0 || h.len() > 2 * MAX_BINS {
-                            return Err(malformed("impostor_llr is not rows of 2"));
-                        }
-                        let pairs: Vec<(f64, f64)> =
-                            h.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-                        let mut h = LlrHistogram::from_pairs(&pairs)
-                            .map_err(|e| malformed(&e.to_string()))?;
-                        // The pairs' floor, when the factor knows it (FP32: rounded up a
-                        // hair so that the claim never gets bolder on the way).
-                        if let Some(f) = output("impostor_floor") {
-                            let [f] = f?[..] else {
-                                return Err(malformed("impostor_floor is not one number"));
-                            };
-                            if !(0.0..=1.0).contains(&f) {
-                                return Err(malformed("impostor_floor is not a rate"));
-                            }
-                            h.min_far = (f * (1.0 + 1e-6)).min(1.0);
-                        }
-                        Some(h)
-                    }
-                };
-                Some(AttemptScore {
-                    llr,
-                    windows: n,
-                    calibrated_windows: 0,
-                    impostor,
-                })
-            }
-        };
-        Ok(Scored {
-            llr,
-            attempt,
-            model_version: v
-                .get("model_version")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        })
+        scored_from(&v, n)
     }
 
     fn location(&self) -> String {
@@ -272,5 +280,116 @@ impl FactorClient for RemoteFactor {
 
     fn breaker_open(&self) -> bool {
         self.breaker.is_open(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(outputs: Value) -> Value {
+        json!({ "model_name": "gait", "model_version": "v1", "outputs": outputs })
+    }
+
+    fn out(name: &str, data: Value) -> Value {
+        json!({ "name": name, "datatype": "FP32", "shape": [1], "data": data })
+    }
+
+    #[test]
+    fn a_calibrated_answer_carries_its_histogram_and_floor() {
+        let v = answer(json!([
+            out("llr", json!([1.0, 2.0])),
+            out("attempt_llr", json!([1.5])),
+            out("impostor_llr", json!([-1.0, 90, 0.5, 10])),
+            out("impostor_floor", json!([0.2])),
+        ]));
+        let s = scored_from(&v, 2).unwrap();
+        let a = s.attempt.unwrap();
+        assert_eq!(a.llr, 1.5);
+        let h = a.impostor.unwrap();
+        assert_eq!(h.attempts(), 100);
+        assert!(h.min_far >= 0.2 && h.min_far < 0.2 + 1e-6);
+        assert!(h.floor() >= 0.2);
+        // Without the floor: only the attempt count bounds the claim.
+        let v = answer(json!([
+            out("llr", json!([1.0])),
+            out("attempt_llr", json!([1.5])),
+            out("impostor_llr", json!([0.5, 10])),
+        ]));
+        let h = scored_from(&v, 1)
+            .unwrap()
+            .attempt
+            .unwrap()
+            .impostor
+            .unwrap();
+        assert_eq!(h.min_far, 0.0);
+        // A foreign-runtime factor: per-vector LLRs only.
+        let v = answer(json!([out("llr", json!([1.0]))]));
+        assert!(scored_from(&v, 1).unwrap().attempt.is_none());
+    }
+
+    #[test]
+    fn malformed_answers_are_refused() {
+        let base = |extra: Vec<Value>| {
+            let mut o = vec![
+                out("llr", json!([1.0])),
+                out("attempt_llr", json!([1.5])),
+                out("impostor_llr", json!([0.5, 10])),
+            ];
+            o.extend(extra);
+            answer(Value::Array(o))
+        };
+        let cases = [
+            (
+                "floor above 1",
+                base(vec![out("impostor_floor", json!([1.5]))]),
+            ),
+            (
+                "negative floor",
+                base(vec![out("impostor_floor", json!([-0.1]))]),
+            ),
+            (
+                "two floors",
+                base(vec![out("impostor_floor", json!([0.1, 0.2]))]),
+            ),
+            (
+                "floor not a number",
+                base(vec![out("impostor_floor", json!(["x"]))]),
+            ),
+            ("no llr", answer(json!([]))),
+            (
+                "llr of another length",
+                answer(json!([out("llr", json!([1.0, 2.0]))])),
+            ),
+            (
+                "two attempt LLRs",
+                answer(json!([
+                    out("llr", json!([1.0])),
+                    out("attempt_llr", json!([1.0, 2.0]))
+                ])),
+            ),
+            (
+                "odd histogram",
+                answer(json!([
+                    out("llr", json!([1.0])),
+                    out("attempt_llr", json!([1.0])),
+                    out("impostor_llr", json!([0.5, 10, 1.0])),
+                ])),
+            ),
+            (
+                "histogram off the grid",
+                answer(json!([
+                    out("llr", json!([1.0])),
+                    out("attempt_llr", json!([1.0])),
+                    out("impostor_llr", json!([0.3, 10])),
+                ])),
+            ),
+        ];
+        for (what, v) in cases {
+            assert!(
+                matches!(scored_from(&v, 1), Err(FactorError::Unavailable(_))),
+                "{what}"
+            );
+        }
     }
 }
