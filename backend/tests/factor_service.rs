@@ -51,8 +51,10 @@ async fn enrol(http: &reqwest::Client, base: &str, pop: &Population, person: usi
     v["output"]["template"].clone()
 }
 
+/// Waits for a job to finish: a training job trains one network per calibration fold
+/// and the kept one, and CI runs several jobs at once on 2 cores, so allow two minutes.
 async fn wait_job(http: &reqwest::Client, base: &str, id: &str) -> Value {
-    for _ in 0..200 {
+    for _ in 0..2400 {
         let (s, v) = get(http, format!("{base}/status?taskID={id}")).await;
         assert_eq!(s, 200, "{v}");
         if v["status"] != "running" {

@@ -75,7 +75,7 @@ fn artifact_round_trip_is_exact_and_training_is_reproducible() {
         .represent(&[pop.people[11].samples[0].vector.clone()])
         .unwrap();
     assert!(probe == probe2, "same seed, same embeddings");
-    assert_eq!(artifact.meta.training.calibration_people, 4);
+    assert_eq!(artifact.meta.training.calibration_people, 10);
     assert!(artifact.meta.training.stats.final_loss < artifact.meta.training.stats.first_loss);
 
     let dir = tempfile::tempdir().unwrap();
@@ -205,24 +205,27 @@ fn calibration_is_fitted_on_held_out_people_and_whole_attempts() {
     let people: Vec<usize> = (0..30).collect();
     let (model, artifact) = build_model(&pop, &people, &quick(), &mut |_| {}).unwrap();
     let c = &artifact.meta.calibration;
-    // 40% of 30 people calibrate; the other 18 train the network and are the whole
-    // background cohort (40 vectors each, below the cohort's bound): no calibration
-    // person is a contrast negative or in the normalisation cohort.
+    // Three cross-fitting folds of 10: every training person calibrates once, scored by
+    // a network (and background cohort) trained on the other 20, so no one is a
+    // contrast negative or in the normalisation cohort of the network that judges them.
+    // The kept network learns from all 30, and its cohort holds all of them (40 vectors
+    // each, below the cohort's bound).
     assert_eq!(
         (c.people, artifact.meta.training.calibration_people),
-        (12, 12)
+        (30, 30)
     );
-    assert_eq!(artifact.meta.background.len(), 18 * 40);
+    assert_eq!(artifact.meta.training.people, 30);
+    assert_eq!(artifact.meta.background.len(), 30 * 40);
     assert_eq!(c.full_samples, 16);
     // Sessions of 10 vectors: full templates enrol on sessions 1–2 and are judged on
     // attempts of 1..=10 windows of sessions 3–4; impostor attempts are ordered pairs
-    // of calibration people.
+    // of people within one fold (both unseen by its network).
     assert_eq!(c.full.attempts.len(), 10);
     for (i, a) in c.full.attempts.iter().enumerate() {
         let n = i + 1;
         assert_eq!(a.windows, n);
-        assert_eq!(a.genuine, 12 * 2 * (10 / n));
-        assert_eq!(a.impostor.attempts(), (12 * 11 * 2 * (10 / n)) as u64);
+        assert_eq!(a.genuine, 30 * 2 * (10 / n));
+        assert_eq!(a.impostor.attempts(), (3 * 10 * 9 * 2 * (10 / n)) as u64);
     }
     assert!(!c.fallback.attempts.is_empty());
     assert!(c.checked_eer.iter().all(Option::is_some));

@@ -70,9 +70,10 @@ pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, CommandE
             pipeline: args.common.pipeline(pop.factor)?,
         };
         let b = bar(cfg.pipeline.train.steps as u64, "fold 1");
+        let mut phase = String::new();
         results.extend(population(&pop, &cfg, &mut |fold, s| {
             b.set_prefix(format!("fold {}", fold + 1));
-            stage_bar(&b, s)
+            stage_bar(&b, &mut phase, s)
         })?);
         b.finish_and_clear();
     }

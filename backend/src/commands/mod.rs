@@ -122,11 +122,11 @@ pub struct ModelArgs {
     /// Backend: auto, cpu or cuda (falls back to the CPU when CUDA does not work).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Share of the training people kept out of the network and the background cohort
-    /// to calibrate whole attempts on (0.1..=0.8). More calibration people support
-    /// smaller false-accept rates; fewer train a stronger network.
-    #[arg(long, default_value_t = 0.4)]
-    pub calibration_fraction: f64,
+    /// Cross-fitting folds of the calibration (2..=10): each fold's people are scored by
+    /// a network trained without them, so every training person calibrates once. More
+    /// folds train the calibration networks on more people, at one training run each.
+    #[arg(long, default_value_t = 3)]
+    pub calibration_folds: usize,
 }
 
 impl ModelArgs {
@@ -134,13 +134,13 @@ impl ModelArgs {
         let mut cfg = PipelineConfig::for_factor(factor);
         cfg.train.steps = self.steps;
         cfg.train.seed = self.seed;
-        if !(0.1..=0.8).contains(&self.calibration_fraction) {
+        if !(2..=10).contains(&self.calibration_folds) {
             return Err(CommandError::Model(ModelError::Config(format!(
-                "--calibration-fraction {}: expected 0.1..=0.8",
-                self.calibration_fraction
+                "--calibration-folds {}: expected 2..=10",
+                self.calibration_folds
             ))));
         }
-        cfg.calibration_fraction = self.calibration_fraction;
+        cfg.calibration_folds = self.calibration_folds;
         cfg.train.loss = match self.loss {
             LossChoice::Proxy => Loss::Proxy,
             LossChoice::Triplet => Loss::Triplet,
@@ -222,15 +222,19 @@ pub fn load(path: &Path, format: DataFormat) -> Result<Population, CommandError>
     Ok(pop)
 }
 
-fn stage_bar(b: &ProgressBar, s: &Stage) {
+/// Shows a pipeline stage on a progress bar. `phase` remembers which network is
+/// training (a calibration network or the kept one), shown before the loss.
+fn stage_bar(b: &ProgressBar, phase: &mut String, s: &Stage) {
     match *s {
         Stage::Train(step, steps, loss) => {
             b.set_length(steps as u64);
             b.set_position(step as u64);
             if step % 50 == 0 || step == steps {
-                b.set_message(format!("loss {loss:.3}"));
+                b.set_message(format!("{phase}loss {loss:.3}"));
             }
         }
-        Stage::Calibrating => b.set_message("calibrating"),
+        Stage::CalibrationFold(k, n) => *phase = format!("calibration network {k}/{n}, "),
+        Stage::FinalNetwork => *phase = "network, ".into(),
+        Stage::Calibrating => b.set_message(format!("{phase}calibrating")),
     }
 }

@@ -21,12 +21,13 @@ pub fn train(args: TrainArgs) -> Result<(), CommandError> {
     let people: Vec<usize> = (0..pop.people.len()).collect();
     let b = bar(cfg.train.steps as u64, "training");
     let started = std::time::Instant::now();
-    let (_, artifact) = build_model(&pop, &people, &cfg, &mut |s| stage_bar(&b, &s))?;
+    let mut phase = String::new();
+    let (_, artifact) = build_model(&pop, &people, &cfg, &mut |s| stage_bar(&b, &mut phase, &s))?;
     b.finish_and_clear();
     artifact.save(&args.out)?;
     let t = &artifact.meta.training;
     println!(
-        "trained {} model on {} people ({} vectors, {} held out for calibration) in {:.1} s on {}: loss {:.3} -> {:.3}",
+        "trained {} model on {} people ({} vectors, {} cross-fitted for calibration) in {:.1} s on {}: loss {:.3} -> {:.3}",
         artifact.meta.factor,
         t.people,
         t.samples,

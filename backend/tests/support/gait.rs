@@ -53,8 +53,8 @@ pub fn gait_model(pop: &tacit_models::data::Population, people: usize, seed: u64
     train_small(pop, &people, seed, None)
 }
 
-/// A gait model trained and calibrated on people `10..` of `pop` (at least 40 people:
-/// enough calibration people to support a 5% false-accept rate), so that people
+/// A gait model trained and calibrated on people `10..` of `pop` (at least 40 people,
+/// in two cross-fitting folds: enough impostor pairs to support a 5% false-accept rate), so that people
 /// `0..10` are users it never saw. For tests of decisions.
 pub fn calibrated_gait_model(pop: &tacit_models::data::Population, seed: u64) -> Vec<u8> {
     assert!(
@@ -62,7 +62,7 @@ pub fn calibrated_gait_model(pop: &tacit_models::data::Population, seed: u64) ->
         "a calibrated model needs 30 training people"
     );
     let people: Vec<usize> = (10..pop.people.len()).collect();
-    train_small(pop, &people, seed, Some(0.5))
+    train_small(pop, &people, seed, Some(2))
 }
 
 /// The small, quick pipeline of the factor tests on `people`.
@@ -70,7 +70,7 @@ fn train_small(
     pop: &tacit_models::data::Population,
     people: &[usize],
     seed: u64,
-    calibration_fraction: Option<f64>,
+    calibration_folds: Option<usize>,
 ) -> Vec<u8> {
     use tacit_models::pipeline::{PipelineConfig, build_model};
     let mut cfg = PipelineConfig::for_factor(tacit_models::FactorKind::Gait);
@@ -82,8 +82,8 @@ fn train_small(
         seed,
         ..tacit_models::embedding::TrainConfig::default()
     };
-    if let Some(f) = calibration_fraction {
-        cfg.calibration_fraction = f;
+    if let Some(f) = calibration_folds {
+        cfg.calibration_folds = f;
     }
     let (_, a) = build_model(pop, people, &cfg, &mut |_| {}).expect("train");
     a.to_bytes().expect("encode")
