@@ -364,12 +364,23 @@ async fn factor_with_model(
     model: &[u8],
     tune: impl FnOnce(&mut tacit_backend::settings::Settings),
 ) -> tacit_backend::server::RunningFactor {
-    let file = dir.join("gait.tcm");
+    factor_of_kind(dir, FactorKind::Gait, model, tune).await
+}
+
+/// A factor service of `kind` serving `model` from a file, with `tune` applied to its
+/// settings; waits until the model is loaded.
+async fn factor_of_kind(
+    dir: &std::path::Path,
+    kind: FactorKind,
+    model: &[u8],
+    tune: impl FnOnce(&mut tacit_backend::settings::Settings),
+) -> tacit_backend::server::RunningFactor {
+    let file = dir.join(format!("{}.tcm", kind.name()));
     std::fs::write(&file, model).unwrap();
     let mut settings = common::settings(&common::Backing::Embedded, dir);
     settings.factor.model_url = Some(format!("file://{}", file.display()));
     tune(&mut settings);
-    let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
+    let f = spawn_factor(settings, kind).await.unwrap();
     for _ in 0..100 {
         if f.service.model().is_some() {
             break;
@@ -836,19 +847,8 @@ async fn a_touch_model_refuses_timing_only_vectors() {
         tacit_models::pipeline::build_model(&pop, &(0..8).collect::<Vec<_>>(), &cfg, &mut |_| {})
             .expect("train");
     let dir = common::temp_dir("touch-model");
-    let file = dir.join("keystroke-fixed.tcm");
-    std::fs::write(&file, artifact.to_bytes().expect("encode")).unwrap();
-    let mut settings = common::settings(&common::Backing::Embedded, &dir);
-    settings.factor.model_url = Some(format!("file://{}", file.display()));
-    let f = spawn_factor(settings, FactorKind::KeystrokeFixed)
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        if f.service.model().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let model = artifact.to_bytes().expect("encode");
+    let f = factor_of_kind(&dir, FactorKind::KeystrokeFixed, &model, |_| {}).await;
     let local = LocalFactor::new(f.service.clone());
     assert_eq!(local.schema_version(), Some(2));
     let touch: Vec<Vec<f32>> = rows(&pop, 9, 0..40);

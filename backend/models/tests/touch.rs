@@ -22,17 +22,24 @@ fn load(csv: &str) -> Result<Population, ModelError> {
     read_key_csv(&path)
 }
 
-/// 10 keys: v1 = 28 timings; v2 = 28 timings + 10 pressures + 10 areas.
-#[test]
-fn the_loader_builds_v2_only_with_touch_on_every_row() {
+/// A small synthetic data set and the populations read from its file with the touch
+/// columns and without them.
+fn small(people: usize, entries_per_session: u32) -> (SyntheticTyping, Population, Population) {
     let data = SyntheticTyping {
-        people: 4,
+        people,
         sessions: 2,
-        entries_per_session: 5,
+        entries_per_session,
         ..SyntheticTyping::default()
     };
     let touch = load(&data.csv(Layout::Touch)).expect("touch csv");
     let plain = load(&data.csv(Layout::Timings)).expect("plain csv");
+    (data, touch, plain)
+}
+
+/// 10 keys: v1 = 28 timings; v2 = 28 timings + 10 pressures + 10 areas.
+#[test]
+fn the_loader_builds_v2_only_with_touch_on_every_row() {
+    let (data, touch, plain) = small(4, 5);
     assert_eq!((touch.schema_version, touch.dim), (2, 5 * KEYS - 2));
     assert_eq!((plain.schema_version, plain.dim), (1, 3 * KEYS - 2));
     assert!(touch.source.contains("schema v2"), "{}", touch.source);
@@ -71,12 +78,7 @@ fn the_loader_builds_v2_only_with_touch_on_every_row() {
 /// a tie between entry lengths do not panic; only a file with nothing usable fails.
 #[test]
 fn odd_entries_are_skipped_and_counted_not_fatal() {
-    let data = SyntheticTyping {
-        people: 3,
-        sessions: 2,
-        entries_per_session: 4,
-        ..SyntheticTyping::default()
-    };
+    let (data, ..) = small(3, 4);
     let mut csv = data.csv(Layout::Touch);
     // Two entries missing a key, one with an extra key, one with a key up before down.
     let header = "user,session,sample,key,down_ms,up_ms,pressure,area\n";
@@ -155,14 +157,7 @@ fn odd_entries_are_skipped_and_counted_not_fatal() {
 /// `check_for`, what a factor service runs on load, names both versions.
 #[test]
 fn a_model_refuses_vectors_of_the_other_layout() {
-    let data = SyntheticTyping {
-        people: 8,
-        sessions: 2,
-        entries_per_session: 15,
-        ..SyntheticTyping::default()
-    };
-    let v2 = load(&data.csv(Layout::Touch)).expect("touch csv");
-    let v1 = load(&data.csv(Layout::Timings)).expect("plain csv");
+    let (_, v2, v1) = small(8, 15);
     let cfg = fast_pipeline(40);
     let people: Vec<usize> = (0..6).collect();
     for (train, other) in [(&v2, &v1), (&v1, &v2)] {

@@ -119,8 +119,12 @@ class Strictness(unittest.TestCase):
         with self.assertRaisesRegex(p.PayloadError, "value count 1025"):
             p.decode(bytes(b))
         b = bytearray(good)
+        b[4:6] = struct.pack(">H", 3)
+        with self.assertRaisesRegex(p.PayloadError, "unknown schema version 3"):
+            p.decode(bytes(b))
+        # Version 2 exists (timings and touch, 5n-2 values): 31 values do not fit it.
         b[4:6] = struct.pack(">H", 2)
-        with self.assertRaisesRegex(p.PayloadError, "unknown schema version 2"):
+        with self.assertRaisesRegex(p.PayloadError, "keystroke-fixed v2: 31 values, expected 5n-2"):
             p.decode(bytes(b))
 
     def test_schema_errors(self):
