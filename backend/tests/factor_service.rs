@@ -366,12 +366,23 @@ async fn factor_with_model(
     model: &[u8],
     tune: impl FnOnce(&mut tacit_backend::settings::Settings),
 ) -> tacit_backend::server::RunningFactor {
-    let file = dir.join("gait.tcm");
+    factor_of_kind(dir, FactorKind::Gait, model, tune).await
+}
+
+/// A factor service of `kind` serving `model` from a file, with `tune` applied to its
+/// settings; waits until the model is loaded.
+async fn factor_of_kind(
+    dir: &std::path::Path,
+    kind: FactorKind,
+    model: &[u8],
+    tune: impl FnOnce(&mut tacit_backend::settings::Settings),
+) -> tacit_backend::server::RunningFactor {
+    let file = dir.join(format!("{}.tcm", kind.name()));
     std::fs::write(&file, model).unwrap();
     let mut settings = common::settings(&common::Backing::Embedded, dir);
     settings.factor.model_url = Some(format!("file://{}", file.display()));
     tune(&mut settings);
-    let f = spawn_factor(settings, FactorKind::Gait).await.unwrap();
+    let f = spawn_factor(settings, kind).await.unwrap();
     for _ in 0..100 {
         if f.service.model().is_some() {
             break;
@@ -786,5 +797,76 @@ async fn degenerate_templates_are_refused_and_metadata_shows_no_path() {
     .await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["code"], "degenerate_template", "{v}");
+    stop(f, &dir).await;
+}
+
+/// A keystroke factor whose model was trained on touch vectors (fixed-text schema v2)
+/// tells the gateway its version, and refuses the timing-only (v1) vectors of the same
+/// phrase at enrolment and at scoring: a refusal with the reason, never a score. (The
+/// gateway also keeps windows of another version away from it, `scoring::enrol` and
+/// `scoring::decide`.)
+#[tokio::test]
+async fn a_touch_model_refuses_timing_only_vectors() {
+    use tacit_backend::scoring::{FactorClient, FactorError, LocalFactor};
+    use tacit_models::data::{Person, Sample};
+    let keys = 6;
+    let (v1, v2) = (3 * keys - 2, 5 * keys - 2);
+    let mut rng = tacit_models::SplitMix64::new(5);
+    let people = (0..10)
+        .map(|p| {
+            let centre: Vec<f64> = (0..v2).map(|_| 0.3 + 0.1 * rng.normal().abs()).collect();
+            Person {
+                id: format!("p{p}"),
+                samples: (0..40)
+                    .map(|i| Sample {
+                        group: i / 10,
+                        vector: centre
+                            .iter()
+                            .map(|c| (c * (1.0 + 0.1 * rng.normal())) as f32)
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let pop = Population {
+        factor: FactorKind::KeystrokeFixed,
+        schema_version: 2,
+        dim: v2,
+        people,
+        source: "synthetic touch".into(),
+        skipped: vec![],
+    };
+    let mut cfg = tacit_models::pipeline::PipelineConfig::for_factor(FactorKind::KeystrokeFixed);
+    cfg.train = tacit_models::embedding::TrainConfig {
+        steps: 20,
+        batch: 64,
+        hidden: 16,
+        embedding: 8,
+        ..tacit_models::embedding::TrainConfig::default()
+    };
+    let (_, artifact) =
+        tacit_models::pipeline::build_model(&pop, &(0..8).collect::<Vec<_>>(), &cfg, &mut |_| {})
+            .expect("train");
+    let dir = common::temp_dir("touch-model");
+    let model = artifact.to_bytes().expect("encode");
+    let f = factor_of_kind(&dir, FactorKind::KeystrokeFixed, &model, |_| {}).await;
+    let local = LocalFactor::new(f.service.clone());
+    assert_eq!(local.schema_version(), Some(2));
+    let touch: Vec<Vec<f32>> = rows(&pop, 9, 0..40);
+    let timings: Vec<Vec<f32>> = touch.iter().map(|r| r[..v1].to_vec()).collect();
+    match local.enrol(timings.clone()).await {
+        Err(FactorError::Refused(m)) => assert!(m.contains(&format!("{v1}")), "{m}"),
+        other => panic!("v1 rows enrolled on a v2 model: {other:?}"),
+    }
+    let t = local.enrol(touch[..30].to_vec()).await.expect("v2 enrols");
+    match local.score(&t.template, timings[30..].to_vec()).await {
+        Err(FactorError::Refused(m)) => assert!(m.contains(&format!("{v1}")), "{m}"),
+        other => panic!("v1 rows scored on a v2 model: {other:?}"),
+    }
+    local
+        .score(&t.template, touch[30..].to_vec())
+        .await
+        .expect("v2 scores");
     stop(f, &dir).await;
 }

@@ -113,14 +113,19 @@ fn train_and_eval_from_the_command_line() {
     assert_eq!(a.meta.training.config.steps, 40);
 }
 
-/// A person with too few entries to enrol (a short session, typos) is skipped and
-/// listed with the reason; the others are evaluated.
+/// A person with too few entries to enrol (a short session, typos) and entries with
+/// a key missing are skipped and listed with the reason, in the table and the JSON;
+/// the others are evaluated.
 #[test]
 fn a_person_with_too_few_entries_is_skipped_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.csv");
     write_keys(&keys);
     let mut csv = std::fs::read_to_string(&keys).unwrap();
+    for (k, key) in ["h", "e", "l", "o", "Return"].iter().enumerate() {
+        let down = 9_000_000.0 + 150.0 * k as f64;
+        csv.push_str(&format!("u1,3,1,{key},{down:.1},{:.1}\n", down + 70.0));
+    }
     for sample in 1..=3 {
         let t = 1_000_000.0 * f64::from(sample);
         for (k, key) in ["h", "e", "l", "l", "o", "Return"].iter().enumerate() {
@@ -165,7 +170,19 @@ fn a_person_with_too_few_entries_is_skipped_not_fatal() {
             .any(|s| s.starts_with("person short: 3 usable entries")),
         "{skipped:?}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped: person short"));
+    let missing = "1 entries skipped for a key count other than the phrase's 6 (the most \
+                   common): user u1, session 3, sample 1 has 5";
+    assert!(skipped.contains(&missing), "{skipped:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("skipped: person short"), "{table}");
+    assert!(table.contains(&format!("skipped: {missing}")), "{table}");
+    assert!(
+        report["dataset"]
+            .as_str()
+            .is_some_and(|d| d.contains("6 keys, schema v1: timings only")),
+        "{}",
+        report["dataset"]
+    );
 }
 
 #[test]

@@ -140,7 +140,8 @@ impl Person {
     /// typing speed and rhythm by `strength`, the harder-to-copy body mechanics (gait
     /// harmonics, thigh swing) by `strength / 2`, the waveform's phases by
     /// `strength / 4`. Conscious imitation is less steady: the within-person noise
-    /// grows by up to 30%. Keeps this person's index, seed and pocket.
+    /// grows by up to 30%. Keeps this person's index, seed and pocket, and their touch
+    /// habit (how hard a key is pressed and how much skin touches it cannot be watched).
     pub fn mimic(&self, victim: &Person, strength: f64) -> Person {
         let s = if strength.is_nan() {
             0.0

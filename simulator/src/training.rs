@@ -2,19 +2,23 @@
 //! phone's own feature code (`tacit_features::factors`), exactly as
 //! `tacit_models::data` reads the real data sets: gait sessions go through
 //! [`extract_gait`] and keep their walking windows; phrase entries go through
-//! [`fixed_text_timings`]. Plus a small, fast model training and a verification
+//! [`fixed_text_vector`] (timings, and the touch of every key: schema version 2 when the
+//! population has touch habits). Plus a small, fast model training and a verification
 //! check (enrol on the first half of each person's sessions, score the second halves).
 
 use std::ops::Range;
 
 use tacit_features::factors::gait::{GAIT_DIM, GaitConfig, extract_gait};
-use tacit_features::factors::keystroke::fixed_text_timings;
+use tacit_features::factors::keystroke::fixed_text_vector;
 use tacit_models::data::{Person as DataPerson, Population, Sample};
 use tacit_models::embedding::{ModelArtifact, TrainConfig};
 use tacit_models::eval::metrics::error_rates;
 use tacit_models::pipeline::{PipelineConfig, build_model};
 use tacit_models::template::{EnrolConfig, FactorModel};
 use tacit_models::{FactorKind, ModelError};
+use tacit_shared::schema::{
+    KEYSTROKE_FIXED_TOUCH_V2, KEYSTROKE_FIXED_V1, fixed_text_dim, fixed_text_keys_in,
+};
 
 use crate::people::{Person, PopulationModel};
 use crate::rng::{SplitMix64, derive};
@@ -140,7 +144,7 @@ fn assemble(
 /// Fixed-phrase keystroke vectors of `people`: `entries_per_person` entries of a
 /// phrase of `keys` keys each, spread evenly over [`KEYSTROKE_SESSIONS`] sessions
 /// (fewer when there are fewer entries), through the phone's fixed-text feature code.
-/// 11 keys gives the CMU layout (31 values).
+/// 11 keys gives the CMU layout (31 timings; 53 values with touch).
 pub fn keystroke_population(
     model: &PopulationModel,
     people: Range<usize>,
@@ -166,6 +170,13 @@ pub fn keystroke_population_in_sessions(
     keys: usize,
 ) -> Population {
     let persons = people_of(model, people);
+    // Simulated keys carry touch exactly when the population has touch habits, so one
+    // layout holds for every entry (as on the phones).
+    let version = if model.typing.touch.is_some() {
+        KEYSTROKE_FIXED_TOUCH_V2
+    } else {
+        KEYSTROKE_FIXED_V1
+    };
     let rows = per_person(&persons, |p| {
         let mut samples = Vec::new();
         let mut skipped = Vec::new();
@@ -175,11 +186,16 @@ pub fn keystroke_population_in_sessions(
             let mut t = EPOCH_NS + s as i64 * DAY_NS;
             for e in 0..entries_per_session {
                 let events = typing.entry(keys, t, &mut rng);
-                match fixed_text_timings(&events, keys) {
-                    Ok(v) => samples.push(Sample {
+                match fixed_text_vector(&events, keys) {
+                    Ok(v) if v.schema_version == version => samples.push(Sample {
                         group: s,
-                        vector: v.iter().map(|&x| x as f32).collect(),
+                        vector: v.values.iter().map(|&x| x as f32).collect(),
                     }),
+                    Ok(v) => skipped.push(format!(
+                        "{} session {s} entry {e}: schema v{}, the population is v{version}",
+                        p.id(),
+                        v.schema_version
+                    )),
                     Err(err) => skipped.push(format!("{} session {s} entry {e}: {err}", p.id())),
                 }
                 t += 20_000_000_000;
@@ -193,16 +209,39 @@ pub fn keystroke_population_in_sessions(
             skipped,
         )
     });
-    assemble(
+    let mut pop = assemble(
         FactorKind::KeystrokeFixed,
-        (3 * keys).saturating_sub(2),
+        fixed_text_dim(version, keys).unwrap_or(0),
         rows,
         format!(
             "tacit-simulator typing (population seed {:#x}, {keys}-key phrase, \
              {sessions} sessions of {entries_per_session} entries)",
             model.seed
         ),
-    )
+    );
+    pop.schema_version = version;
+    pop
+}
+
+/// The timings-only (schema version 1) view of a fixed-text population: a version-2
+/// vector starts with the version-1 vector of the same entry, so this drops the touch
+/// values. For comparisons with timing-only data (the CMU benchmark).
+pub fn timings_only(mut pop: Population) -> Population {
+    if pop.factor != FactorKind::KeystrokeFixed || pop.schema_version != KEYSTROKE_FIXED_TOUCH_V2 {
+        return pop;
+    }
+    let Some(keys) = fixed_text_keys_in(KEYSTROKE_FIXED_TOUCH_V2, pop.dim) else {
+        return pop;
+    };
+    let dim = 3 * keys - 2;
+    for p in &mut pop.people {
+        for s in &mut p.samples {
+            s.vector.truncate(dim);
+        }
+    }
+    pop.schema_version = KEYSTROKE_FIXED_V1;
+    pop.dim = dim;
+    pop
 }
 
 /// The small, fast training configuration of [`train_model`]: the factor's default

@@ -26,6 +26,14 @@
 //! one-class scaled-Manhattan EER (CMU 0.096, simulated 0.126) against the file.
 //! Free-text timings reuse the same person parameters with class-level base times
 //! (not fitted to a free-text data set).
+//!
+//! Touch: every key event carries a pressure and a contact area (normalised as Android
+//! reports them), so the simulated phones write fixed-text schema version 2. Each person
+//! has a pressure habit (mean, per-key pattern, steadiness) and an area habit (mean,
+//! steadiness), drifting a little from day to day and entry to entry ([`TouchHabit`]).
+//! No public touch data set is at hand to fit them to: the ranges are plausible phone
+//! values, not measured ones. Touch draws come from their own seeded stream, so the
+//! timings are the same draws as without touch.
 
 use tacit_features::dsp::{KeyClass, KeyEvent};
 use tacit_shared::schema::{KEYSTROKE_FIXED_MAX_KEYS, KEYSTROKE_FIXED_MIN_KEYS};
@@ -50,6 +58,7 @@ pub const CMU_DD_MS: [f64; CMU_KEYS - 1] = [
 ];
 
 const TAG_SESSION: u64 = 0x7E55;
+const TAG_TOUCH: u64 = 0x70C4;
 
 /// Mean of the practice curve `exp(-s/3)` over the CMU benchmark's 8 sessions.
 const LEARN_MEAN: f64 = 0.4103;
@@ -98,6 +107,84 @@ pub struct TypingPopulation {
     pub hesitation_rate: f64,
     /// Typical share of free-text letters typed wrong and corrected.
     pub error_rate: f64,
+    /// How touch habits vary between people; `None`: key events carry no touch (the
+    /// phones then write fixed-text schema version 1).
+    pub touch: Option<TouchPopulation>,
+}
+
+/// Population-level touch parameters: pressure and contact area in the platform's
+/// normalised units (Android `getPressure`/`getSize`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TouchPopulation {
+    /// Mean of the people's typical pressure.
+    pub pressure_mean: f64,
+    /// Between-person sd of the typical pressure.
+    pub pressure_sd: f64,
+    /// Between-person sd of the per-key pressure pattern.
+    pub pressure_key_sd: f64,
+    /// Typical within-person sd of one key's pressure.
+    pub pressure_noise: f64,
+    /// Median of the people's typical contact area.
+    pub area_median: f64,
+    /// Between-person log-sd of the typical area.
+    pub area_log_sd: f64,
+    /// Typical within-person log-sd of one key's area.
+    pub area_noise: f64,
+    /// Day-to-day drift of pressure (absolute) and area (log).
+    pub session_sd: f64,
+}
+
+impl Default for TouchPopulation {
+    fn default() -> Self {
+        TouchPopulation {
+            pressure_mean: 0.45,
+            pressure_sd: 0.12,
+            pressure_key_sd: 0.04,
+            pressure_noise: 0.06,
+            area_median: 0.07,
+            area_log_sd: 0.35,
+            area_noise: 0.12,
+            session_sd: 0.03,
+        }
+    }
+}
+
+/// One person's touch habit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TouchHabit {
+    /// Typical pressure (0..1).
+    pub pressure: f64,
+    /// Personal pressure offset of key position `k` of a phrase (128 positions).
+    pub pressure_offsets: Vec<f64>,
+    /// Within-person sd of one key's pressure.
+    pub pressure_noise: f64,
+    /// Typical contact area (0.02..0.2).
+    pub area: f64,
+    /// Within-person log-sd of one key's area.
+    pub area_noise: f64,
+    /// Day-to-day drift (pressure absolute, area log).
+    pub session_sd: f64,
+}
+
+impl TouchHabit {
+    /// Draws a person's touch habit; people who press harder touch a little more skin.
+    pub fn draw(pop: &TouchPopulation, rng: &mut SplitMix64) -> TouchHabit {
+        let pressure = rng
+            .gauss(pop.pressure_mean, pop.pressure_sd)
+            .clamp(0.1, 0.9);
+        let firmness = (pressure - pop.pressure_mean) / pop.pressure_sd.max(1e-9);
+        TouchHabit {
+            pressure,
+            pressure_offsets: (0..KEYSTROKE_FIXED_MAX_KEYS)
+                .map(|_| rng.gauss(0.0, pop.pressure_key_sd))
+                .collect(),
+            pressure_noise: pop.pressure_noise * rng.gauss(0.0, 0.25).exp(),
+            area: (pop.area_median * (rng.gauss(0.0, pop.area_log_sd) + 0.1 * firmness).exp())
+                .clamp(0.02, 0.2),
+            area_noise: pop.area_noise * rng.gauss(0.0, 0.25).exp(),
+            session_sd: pop.session_sd,
+        }
+    }
 }
 
 impl Default for TypingPopulation {
@@ -115,6 +202,7 @@ impl Default for TypingPopulation {
             slow_entry_rate: 0.03,
             hesitation_rate: 0.025,
             error_rate: 0.03,
+            touch: Some(TouchPopulation::default()),
         }
     }
 }
@@ -155,6 +243,8 @@ pub struct TypingProfile {
     pub hesitation_rate: f64,
     /// Free text: probability of a wrong letter followed by Backspace.
     pub error_rate: f64,
+    /// Touch habit (`None`: the keys report no touch).
+    pub touch: Option<TouchHabit>,
 }
 
 impl TypingProfile {
@@ -180,6 +270,9 @@ impl TypingProfile {
             slow_entry_rate: (pop.slow_entry_rate * rng.gauss(0.0, 0.5).exp()).min(0.5),
             hesitation_rate: (pop.hesitation_rate * rng.gauss(0.0, 0.5).exp()).min(0.5),
             error_rate: (pop.error_rate * rng.gauss(0.0, 0.4).exp()).min(0.5),
+            // Drawn last, so the timing parameters are those of a population without
+            // touch.
+            touch: pop.touch.as_ref().map(|t| TouchHabit::draw(t, rng)),
         }
     }
 }
@@ -195,6 +288,10 @@ pub struct TypingSession {
     entries: u32,
     hold_shift: f64,
     dd_shift: f64,
+    /// Touch draws: a stream of their own, so the timing draws do not move.
+    touch_rng: SplitMix64,
+    pressure_shift: f64,
+    area_shift: f64,
 }
 
 impl TypingSession {
@@ -214,12 +311,17 @@ impl TypingSession {
         // entries and warm-up (≈ 0.02 net), so that 8 sessions of 50 entries reproduce the
         // CMU geometric means.
         let learn = (-(session as f64) / 3.0).exp() - LEARN_MEAN;
+        let mut touch_rng = SplitMix64::new(derive(person_seed, TAG_TOUCH, session as u64));
+        let touch_sd = profile.touch.as_ref().map_or(0.0, |t| t.session_sd);
         TypingSession {
             profile: profile.clone(),
             session,
             entries: 0,
             hold_shift: g.gauss(0.0, session_sd) - 0.07 * learn,
             dd_shift: g.gauss(0.0, session_sd) + profile.practice * learn - 0.02,
+            pressure_shift: touch_rng.gauss(0.0, touch_sd),
+            area_shift: touch_rng.gauss(0.0, touch_sd),
+            touch_rng,
         }
     }
 
@@ -283,7 +385,30 @@ impl TypingSession {
             }
         }
         self.entries += 1;
+        self.touch(&mut out, |k| k);
         out
+    }
+
+    /// Adds the person's touch to the keys of one entry (nothing without a touch
+    /// habit); `position` maps a key's index to its phrase position (per-key pattern).
+    fn touch(&mut self, keys: &mut [KeyEvent], position: impl Fn(usize) -> usize) {
+        let Some(t) = &self.profile.touch else {
+            return;
+        };
+        let g = &mut self.touch_rng;
+        let entry_pressure = g.gauss(0.0, 0.5 * t.pressure_noise);
+        let entry_area = g.gauss(0.0, 0.5 * t.area_noise);
+        for (i, k) in keys.iter_mut().enumerate() {
+            let offset = t.pressure_offsets[position(i) % t.pressure_offsets.len()];
+            let p = t.pressure
+                + offset
+                + self.pressure_shift
+                + entry_pressure
+                + g.gauss(0.0, t.pressure_noise);
+            let a = t.area * (self.area_shift + entry_area + g.gauss(0.0, t.area_noise)).exp();
+            k.pressure = Some(p.clamp(0.01, 1.0));
+            k.area = Some(a.clamp(0.01, 0.3));
+        }
     }
 
     /// `n_keys` key events of free text (words of letters, spaces, some punctuation
@@ -339,6 +464,8 @@ impl TypingSession {
             down += 1e6 * dd.max(5.0);
         }
         self.entries += 1;
+        // Free text has no fixed positions: the pattern of the first key stands for all.
+        self.touch(&mut out, |_| 0);
         out
     }
 }
@@ -412,5 +539,41 @@ mod tests {
         assert!(f.windows(2).all(|w| w[1].down_ns > w[0].down_ns));
         assert_eq!(s.entries(), 4);
         assert!(s.free(0, 0, &mut g).is_empty());
+    }
+
+    /// Touch comes on every key, in plausible ranges, from its own stream: the timings
+    /// are those of the same person without touch.
+    #[test]
+    fn touch_is_on_every_key_and_leaves_timings_alone() {
+        let with = TypingProfile::draw(&TypingPopulation::default(), &mut SplitMix64::new(3));
+        let without = TypingProfile::draw(
+            &TypingPopulation {
+                touch: None,
+                ..TypingPopulation::default()
+            },
+            &mut SplitMix64::new(3),
+        );
+        assert_eq!(
+            TypingProfile {
+                touch: None,
+                ..with.clone()
+            },
+            without
+        );
+        let (mut a, mut b) = (
+            TypingSession::new(&with, 3, 1, 0.06),
+            TypingSession::new(&without, 3, 1, 0.06),
+        );
+        let (mut ga, mut gb) = (SplitMix64::new(4), SplitMix64::new(4));
+        for _ in 0..20 {
+            let (ea, eb) = (a.entry(11, 0, &mut ga), b.entry(11, 0, &mut gb));
+            for (x, y) in ea.iter().zip(&eb) {
+                assert_eq!((x.down_ns, x.up_ns), (y.down_ns, y.up_ns));
+                assert!(x.pressure.is_some_and(|p| (0.01..=1.0).contains(&p)));
+                assert!(x.area.is_some_and(|a| (0.01..=0.3).contains(&a)));
+                assert_eq!((y.pressure, y.area), (None, None));
+            }
+        }
+        assert!(a.free(50, 0, &mut ga).iter().all(|k| k.pressure.is_some()));
     }
 }

@@ -162,7 +162,10 @@ async fn gateway_factor_services_and_python_factor_in_separate_processes() {
     assert!(token.status.success(), "{token:?}");
 
     // Models trained on people 0..20 of the synthetic population.
-    let world = PopulationModel::default();
+    // Typing without touch: the Python factor's model scores timing-only (schema v1)
+    // vectors, and a factor of another version would refuse these people's records.
+    let mut world = PopulationModel::default();
+    world.typing.touch = None;
     let gait_model = dir.join("gait.tcm");
     let ks_model = dir.join("keystroke-fixed.tcm");
     std::fs::write(

@@ -173,7 +173,7 @@ fn people_and_their_data_are_reproducible() {
 }
 
 #[test]
-fn phrase_entries_give_valid_31_value_records() {
+fn phrase_entries_give_valid_53_value_records() {
     let model = PopulationModel::default();
     let id = phrase_id(b"salt", CMU_PHRASE);
     for index in 0..10 {
@@ -187,9 +187,10 @@ fn phrase_entries_give_valid_31_value_records() {
                 session.entry(CMU_KEYS, 5_000_000_000 * e, &mut rng)
             };
             let rec = fixed_text_record(id, &events, CMU_KEYS, 0).expect("fixed-text record");
-            assert_eq!(rec.values.len(), 31);
+            // 31 timings, then 11 pressures and 11 areas: simulated keys carry touch.
+            assert_eq!((rec.schema_version, rec.values.len()), (2, 53));
             rec.validate().expect("fits the fixed-text schema");
-            let holds: Vec<f32> = rec.values.iter().step_by(3).copied().collect();
+            let holds: Vec<f32> = rec.values[..31].iter().step_by(3).copied().collect();
             assert!(
                 holds.iter().all(|&h| (0.005..=2.0).contains(&h)),
                 "{holds:?}"
@@ -202,7 +203,7 @@ fn phrase_entries_give_valid_31_value_records() {
     for keys in [2, 4, 20, 128] {
         let events = p.type_phrase(keys, 0, &mut rng);
         let rec = fixed_text_record(id, &events, keys, 0).expect("record");
-        assert_eq!(rec.values.len(), 3 * keys - 2);
+        assert_eq!(rec.values.len(), 5 * keys - 2);
         rec.validate().expect("valid");
     }
     assert!(p.type_phrase(1, 0, &mut rng).is_empty());

@@ -9,7 +9,7 @@ use tacit_models::data::{Population, read_gait_folder};
 use tacit_models::datasets::data_dir;
 use tacit_models::eval::one_class;
 use tacit_shared::schema::{GAIT_V1, index_of};
-use tacit_simulator::training::{gait_population, keystroke_population_in_sessions};
+use tacit_simulator::training::{gait_population, keystroke_population_in_sessions, timings_only};
 use tacit_simulator::{CMU_KEYS, PopulationModel};
 
 fn data(rel: &str) -> Option<PathBuf> {
@@ -52,7 +52,14 @@ fn typing_matches_the_cmu_benchmark() {
     };
     let real = tacit_models::data::read_cmu(&path).expect("CMU");
     // The benchmark's design: 51 people × 8 sessions × 50 entries.
-    let sim = keystroke_population_in_sessions(&PopulationModel::default(), 0..51, 8, 50, CMU_KEYS);
+    // Timings only: the benchmark has no touch.
+    let sim = timings_only(keystroke_population_in_sessions(
+        &PopulationModel::default(),
+        0..51,
+        8,
+        50,
+        CMU_KEYS,
+    ));
     let (mut hold_ratios, mut dd_ratios) = (Vec::new(), Vec::new());
     let (mut real_dd_sd, mut sim_dd_sd) = (Vec::new(), Vec::new());
     for j in 0..31 {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tacit_features::factors::keystroke::fixed_text_timings;
+use tacit_features::factors::keystroke::fixed_text_vector;
 use tacit_models::FactorKind;
 use tacit_models::data::{Person as DataPerson, Population};
 use tacit_models::embedding::ModelArtifact;
@@ -40,7 +40,8 @@ fn a_keystroke_model_separates_new_people() {
     let train = keystroke_population(&model, 0..20, 80, CMU_KEYS);
     let test = keystroke_population(&model, 20..30, 80, CMU_KEYS);
     let t_data = t.elapsed();
-    assert_eq!(train.dim, 31);
+    // 31 timings, 11 pressures, 11 areas: the simulated keys carry touch.
+    assert_eq!((train.schema_version, train.dim), (2, 53));
     assert!(train.skipped.is_empty());
     assert!(train.people.iter().all(|p| p.samples.len() == 80));
     separates("keystroke", &train, &test, t_data);
@@ -83,8 +84,8 @@ fn mimicry_raises_an_impostors_scores() {
         let rows: Vec<Vec<f32>> = (0..40)
             .map(|e| {
                 let ev = attacker.type_phrase(CMU_KEYS, e * 10_000_000_000, &mut rng);
-                let v = fixed_text_timings(&ev, CMU_KEYS).expect("timings");
-                v.iter().map(|&x| x as f32).collect()
+                let v = fixed_text_vector(&ev, CMU_KEYS).expect("features");
+                v.values.iter().map(|&x| x as f32).collect()
             })
             .collect();
         let s = fm.score(&template, &rows).expect("score");

@@ -52,6 +52,15 @@ pub trait FactorClient: Send + Sync + std::fmt::Debug {
     /// Where it runs, for logs and health (`in-process`, a URL).
     fn location(&self) -> String;
 
+    /// The feature schema version its model scores, when the client knows it (an
+    /// in-process factor does). The gateway then never sends it windows of another
+    /// version: two layouts can share a dimension (a 6-key phrase with touch and a
+    /// 10-key one without both have 28 values), so the factor's dimension check alone
+    /// cannot tell them apart. `None`: unknown, the factor checks dimensions only.
+    fn schema_version(&self) -> Option<u16> {
+        None
+    }
+
     /// Whether its circuit breaker refuses calls now (`tacit_factor_breaker_open`);
     /// clients without a breaker never do.
     fn breaker_open(&self) -> bool {

@@ -47,6 +47,19 @@ async fn assess_one(
     let Some(t) = stored else {
         return plain(FactorStatus::NoTemplate, None);
     };
+    // A template of another layout (the model was replaced by one of another schema
+    // version) is refused here, before any window of it reaches the model.
+    if let Some(want) = f.client.schema_version()
+        && want != t.group.schema_version
+    {
+        return plain(
+            FactorStatus::Refused,
+            Some(format!(
+                "the template is of feature schema v{}, the model scores v{want}: enrol again",
+                t.group.schema_version
+            )),
+        );
+    }
     let chosen = newest(
         windows,
         f.records,

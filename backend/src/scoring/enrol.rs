@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::evidence::{main_group, newest, read_windows};
+use super::evidence::{main_group, main_group_of, newest, read_windows};
 use super::stored::{STORED_TEMPLATE_FORMAT, StoredTemplate};
 use super::{ConfiguredFactor, FactorError, Factors};
 use crate::settings::AuthSettings;
@@ -54,7 +54,19 @@ async fn enrol_one(
         samples,
         detail,
     };
-    let Some(group) = main_group(windows, f.records) else {
+    let schema = f.client.schema_version();
+    let Some(group) = main_group_of(windows, f.records, schema) else {
+        // Windows of this factor in another layout only: say so rather than "no data".
+        if let (Some(want), Some(have)) = (schema, main_group(windows, f.records)) {
+            return Ok(outcome(
+                EnrolStatus::Refused,
+                0,
+                Some(format!(
+                    "the windows are feature schema v{}, the model scores v{want}",
+                    have.schema_version
+                )),
+            ));
+        }
         return Ok(outcome(EnrolStatus::NoData, 0, None));
     };
     let chosen = newest(windows, f.records, &group, 0, max_vectors);

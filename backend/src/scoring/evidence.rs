@@ -103,8 +103,20 @@ pub fn windows_of(
 
 /// The group with the most windows of `kind` (ties: the one with the newest window).
 pub fn main_group(windows: &[Window], kind: FactorKind) -> Option<GroupKey> {
+    main_group_of(windows, kind, None)
+}
+
+/// [`main_group`] among the groups of schema version `schema` (any when `None`).
+pub fn main_group_of(
+    windows: &[Window],
+    kind: FactorKind,
+    schema: Option<u16>,
+) -> Option<GroupKey> {
     let mut counts: HashMap<&GroupKey, (usize, u64)> = HashMap::new();
-    for w in windows.iter().filter(|w| w.kind == kind) {
+    for w in windows
+        .iter()
+        .filter(|w| w.kind == kind && schema.is_none_or(|v| w.group.schema_version == v))
+    {
         let c = counts.entry(&w.group).or_default();
         c.0 += 1;
         c.1 = c.1.max(w.start_ms);
@@ -138,6 +150,35 @@ pub fn newest<'a>(
 mod tests {
     use super::*;
     use tacit_shared::payload::FeatureRecord;
+
+    /// Enrolment picks the main group among the model's schema version: more version-1
+    /// windows do not outvote the version-2 windows a version-2 model can use.
+    #[test]
+    fn the_main_group_can_be_limited_to_a_schema_version() {
+        let window = |version: u16, dim: usize, start: u64| Window {
+            kind: FactorKind::KeystrokeFixed,
+            group: GroupKey {
+                schema_version: version,
+                context: Some("ab".into()),
+                dim,
+            },
+            start_ms: start,
+            end_ms: start + 1,
+            values: vec![0.1; dim],
+            envelope_id: "00".into(),
+            received_at_ms: start + 2,
+        };
+        let mut w: Vec<Window> = (0..5).map(|i| window(1, 28, i)).collect();
+        w.extend((0..3).map(|i| window(2, 48, 10 + i)));
+        let kind = FactorKind::KeystrokeFixed;
+        assert_eq!(main_group(&w, kind).map(|g| g.schema_version), Some(1));
+        assert_eq!(
+            main_group_of(&w, kind, Some(2)).map(|g| (g.schema_version, g.dim)),
+            Some((2, 48))
+        );
+        assert_eq!(main_group_of(&w, kind, Some(3)), None);
+        assert_eq!(main_group_of(&w, FactorKind::Gait, None), None);
+    }
 
     /// A stored window whose time is far in the future (accepted before times were
     /// checked) is judged as ending when it arrived: it is neither fresh for ever nor

@@ -81,4 +81,8 @@ impl FactorClient for LocalFactor {
     fn location(&self) -> String {
         "in-process".into()
     }
+
+    fn schema_version(&self) -> Option<u16> {
+        self.service.model().map(|m| m.model.meta().schema_version)
+    }
 }

@@ -67,4 +67,8 @@ impl FactorClient for Metered {
     fn breaker_open(&self) -> bool {
         self.inner.breaker_open()
     }
+
+    fn schema_version(&self) -> Option<u16> {
+        self.inner.schema_version()
+    }
 }

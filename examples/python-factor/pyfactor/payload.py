@@ -142,6 +142,17 @@ def fixed_text_keys(dimension):
     return n if KEYSTROKE_FIXED_MIN_KEYS <= n <= KEYSTROKE_FIXED_MAX_KEYS else None
 
 
+TOUCH_MAX = 10.0
+
+
+def fixed_text_touch_keys(dimension):
+    """Number of keys of a fixed-text v2 vector (timings, pressures, areas: 5n - 2), or None."""
+    if (dimension + 2) % 5 != 0:
+        return None
+    n = (dimension + 2) // 5
+    return n if KEYSTROKE_FIXED_MIN_KEYS <= n <= KEYSTROKE_FIXED_MAX_KEYS else None
+
+
 def fixed_text_bounds(dimension):
     """(min, max) per value of a fixed-text vector, as binary32 floats."""
     lo = [_f32(FIXED_TEXT_RANGES[i % 3][1]) for i in range(dimension)]
@@ -166,6 +177,21 @@ def validate(factor, version, values, has_context):
         if not has_context:
             raise SchemaError("keystroke-fixed records need a context id")
         _check_values(values, lambda i: FIXED_TEXT_RANGES[i % 3])
+        return
+    if factor == KEYSTROKE_FIXED and version == 2:
+        n = fixed_text_touch_keys(len(values))
+        if n is None:
+            raise SchemaError(f"keystroke-fixed v2: {len(values)} values, expected 5n-2 for 2..=128 keys")
+        if not has_context:
+            raise SchemaError("keystroke-fixed records need a context id")
+        timings = 3 * n - 2
+
+        def touch_def(i):
+            if i < timings:
+                return FIXED_TEXT_RANGES[i % 3]
+            return ("pressure" if i < timings + n else "area", 0.0, TOUCH_MAX)
+
+        _check_values(values, touch_def)
         return
     layout = _LAYOUTS.get((factor, version))
     if layout is None:

@@ -119,8 +119,12 @@ class Strictness(unittest.TestCase):
         with self.assertRaisesRegex(p.PayloadError, "value count 1025"):
             p.decode(bytes(b))
         b = bytearray(good)
+        b[4:6] = struct.pack(">H", 3)
+        with self.assertRaisesRegex(p.PayloadError, "unknown schema version 3"):
+            p.decode(bytes(b))
+        # Version 2 exists (timings and touch, 5n-2 values): 31 values do not fit it.
         b[4:6] = struct.pack(">H", 2)
-        with self.assertRaisesRegex(p.PayloadError, "unknown schema version 2"):
+        with self.assertRaisesRegex(p.PayloadError, "keystroke-fixed v2: 31 values, expected 5n-2"):
             p.decode(bytes(b))
 
     def test_schema_errors(self):
@@ -154,6 +158,21 @@ class Strictness(unittest.TestCase):
     def raw_record(tag, ctx, values):
         body = struct.pack(">BHQI", tag, 1, 0, 0) + ctx + struct.pack(f">H{len(values)}f", len(values), *values)
         return b"\x01\x00\x01" + body
+
+    def test_touch_records_decode_like_the_rust_crate(self):
+        # Fixed-text v2: 3n-2 timings, n pressures, n areas (n = 2 here).
+        def v2(values):
+            body = struct.pack(">BHQI", p.KEYSTROKE_FIXED, 2, 0, 0) + b"x" * 16
+            return b"\x01\x00\x01" + body + struct.pack(f">H{len(values)}f", len(values), *values)
+
+        (r,) = p.decode(v2([0.1, 0.2, 0.1, 0.1, 0.4, 0.5, 0.05, 0.06]))
+        self.assertEqual((r.schema_version, len(r.values)), (2, 8))
+        with self.assertRaisesRegex(p.PayloadError, "4 values, expected 5n-2"):
+            p.decode(v2([0.1] * 4))
+        with self.assertRaisesRegex(p.PayloadError, r"value 5 \(pressure\) = -0.5 outside"):
+            p.decode(v2([0.1, 0.2, 0.1, 0.1, 0.4, -0.5, 0.05, 0.06]))
+        with self.assertRaisesRegex(p.PayloadError, r"value 7 \(area\) = 20.0 outside"):
+            p.decode(v2([0.1, 0.2, 0.1, 0.1, 0.4, 0.5, 0.05, 20.0]))
 
     def test_encoder_refuses_what_the_decoder_would(self):
         with self.assertRaises(p.PayloadError):

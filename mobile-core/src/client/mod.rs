@@ -437,7 +437,10 @@ impl Client {
     }
 
     /// Records one entry of a fixed phrase (password/PIN). The phrase is hashed with the
-    /// user id as salt and forgotten; only its hash and the timings are kept.
+    /// user id as salt and forgotten; only its hash and the features are kept: the
+    /// timings, and the per-key touch pressure and area when every key reports both
+    /// (fixed-text schema version 2, [`fixed_text_record`]; touch on only some keys is
+    /// left out and the record is version 1).
     pub fn record_phrase_entry(
         &self,
         phrase: &str,
@@ -780,8 +783,34 @@ mod tests {
                 .feature_records,
             1
         );
+        // With touch on every key the record is version 2 (timings, pressures, areas);
+        // touch on some keys only is dropped (version 1).
+        let touched: Vec<KeyEvent> = key_events
+            .iter()
+            .enumerate()
+            .map(|(i, k)| KeyEvent {
+                pressure: Some(0.3 + 0.1 * i as f64),
+                area: Some(0.05),
+                ..*k
+            })
+            .collect();
+        client.record_phrase_entry("abcd", &touched).unwrap();
+        let mut partial = touched.clone();
+        partial[2].area = None;
+        client.record_phrase_entry("abcd", &partial).unwrap();
+        {
+            let c = client.capture().unwrap();
+            let shape: Vec<(u16, usize)> = c
+                .pending
+                .iter()
+                .map(|r| (r.schema_version, r.values.len()))
+                .collect();
+            assert_eq!(shape, [(1, 10), (2, 18), (1, 10)]);
+            assert_eq!(c.pending[1].values[..10], c.pending[0].values[..]);
+            assert_eq!(c.pending[1].values[10], 0.3);
+        }
         let sealed = client.seal().unwrap();
-        assert_eq!((sealed.envelopes, sealed.records), (1, 1));
+        assert_eq!((sealed.envelopes, sealed.records), (1, 3));
         assert_eq!(client.status().unwrap().outbox_envelopes, 1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

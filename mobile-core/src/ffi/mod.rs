@@ -333,7 +333,9 @@ impl TacitClient {
     }
 
     /// Records one typed entry of a fixed phrase (password, PIN). The phrase is only
-    /// hashed (salted with the user id) and then forgotten.
+    /// hashed (salted with the user id) and then forgotten. Pass each key's touch
+    /// pressure and area where the platform reports them: with both on every key the
+    /// record carries them (fixed-text schema version 2).
     pub fn record_phrase_entry(
         &self,
         phrase: String,

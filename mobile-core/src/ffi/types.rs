@@ -112,9 +112,13 @@ pub struct KeyPress {
     pub down_ns: i64,
     /// Key-up time, Unix-epoch ns.
     pub up_ns: i64,
-    /// Touch pressure, if the platform reports it.
+    /// Touch pressure, if the platform reports it, normalised (Android
+    /// `MotionEvent.getPressure()`; iOS `force / maximumPossibleForce`).
     pub pressure: Option<f64>,
-    /// Touch area, if the platform reports it.
+    /// Touch area, if the platform reports it, normalised (Android
+    /// `MotionEvent.getSize()`). A phrase entry whose every key has both a pressure and
+    /// an area is recorded with them (fixed-text schema version 2); otherwise its touch
+    /// is left out (version 1).
     pub area: Option<f64>,
 }
 

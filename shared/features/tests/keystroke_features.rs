@@ -3,7 +3,8 @@
 
 use tacit_features::dsp::{DspError, KeyClass, KeyEvent};
 use tacit_features::factors::keystroke::{
-    FreeTextExtractor, fixed_text_record, fixed_text_timings, free_text_features, phrase_id,
+    FreeTextExtractor, fixed_text_record, fixed_text_timings, fixed_text_touch, fixed_text_vector,
+    free_text_features, phrase_id,
 };
 use tacit_shared::schema::KEYSTROKE_FREE_V1;
 
@@ -37,6 +38,85 @@ fn fixed_text_timings_follow_cmu_order_and_allow_rollover() {
     let r = fixed_text_record(phrase_id(b"salt", "ab1"), &e, 3, 1_700_000_000_000).unwrap();
     r.validate().unwrap();
     assert_eq!(r.window_ms, 450);
+}
+
+fn touched(k: KeyEvent, pressure: f64, area: f64) -> KeyEvent {
+    KeyEvent {
+        pressure: Some(pressure),
+        area: Some(area),
+        ..k
+    }
+}
+
+/// With pressure and area on every key the record is version 2: the version-1 timings
+/// unchanged, then the pressures, then the areas, in key order.
+#[test]
+fn fixed_text_touch_extends_the_timings() {
+    use KeyClass::*;
+    let plain = [
+        key(Letter, 0, 100),
+        key(Letter, 250, 400),
+        key(Digit, 380, 450),
+    ];
+    let touch = [
+        touched(plain[0], 0.31, 0.05),
+        touched(plain[1], 0.42, 0.06),
+        touched(plain[2], 0.53, 0.07),
+    ];
+    let v = fixed_text_vector(&touch, 3).unwrap();
+    assert_eq!(v.schema_version, 2);
+    let t = fixed_text_timings(&plain, 3).unwrap();
+    assert_eq!(&v.values[..7], &t[..]);
+    assert_eq!(&v.values[7..], &[0.31, 0.42, 0.53, 0.05, 0.06, 0.07]);
+    let id = phrase_id(b"salt", "ab1");
+    let r = fixed_text_record(id, &touch, 3, 1_700_000_000_000).unwrap();
+    r.validate().unwrap();
+    assert_eq!((r.schema_version, r.values.len()), (2, 13));
+    // Without touch: version 1, the very record of before.
+    let r1 = fixed_text_record(id, &plain, 3, 1_700_000_000_000).unwrap();
+    assert_eq!((r1.schema_version, r1.values.len()), (1, 7));
+    assert_eq!(r1.values[..], r.values[..7]);
+}
+
+/// Touch on only some keys, a value the validation repairs away (NaN, negative) or an
+/// implausible one: the entry is version 1, never an error.
+#[test]
+fn partial_or_broken_touch_falls_back_to_timings() {
+    use KeyClass::*;
+    let a = key(Letter, 0, 100);
+    let b = key(Letter, 250, 400);
+    let cases = [
+        [touched(a, 0.3, 0.05), b],
+        [
+            touched(a, 0.3, 0.05),
+            KeyEvent {
+                pressure: Some(0.4),
+                ..b
+            },
+        ],
+        [touched(a, 0.3, 0.05), touched(b, f64::NAN, 0.05)],
+        [touched(a, 0.3, 0.05), touched(b, 0.4, -1.0)],
+        [touched(a, 0.3, 0.05), touched(b, 0.4, f64::INFINITY)],
+        [touched(a, 0.3, 0.05), touched(b, 1e6, 0.05)],
+    ];
+    for events in cases {
+        assert_eq!(fixed_text_touch(&events), None, "{events:?}");
+        let v = fixed_text_vector(&events, 2).unwrap();
+        assert_eq!((v.schema_version, v.values.len()), (1, 4), "{events:?}");
+        let r = fixed_text_record([1; 16], &events, 2, 0).unwrap();
+        r.validate().unwrap();
+    }
+    assert_eq!(fixed_text_touch(&[]), None);
+    // Zero is a value (a phone without a pressure sensor may report a constant).
+    assert!(fixed_text_touch(&[touched(a, 0.0, 0.0), touched(b, 0.0, 0.0)]).is_some());
+    // Timing errors stay errors with touch.
+    assert_eq!(
+        fixed_text_vector(&[touched(a, 0.3, 0.05)], 2),
+        Err(DspError::EntryLength {
+            got: 1,
+            expected: 2
+        })
+    );
 }
 
 #[test]

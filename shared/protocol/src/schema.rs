@@ -113,9 +113,27 @@ pub const KEYSTROKE_FREE_V1: &[FeatureDef] = &[
 /// Fixed-text keystroke schema version 1: for a phrase of `n` keys, the `3n - 2`
 /// timings in the CMU benchmark's column order: `H.k1, DD.k1.k2, UD.k1.k2, H.k2, ...,
 /// H.kn` (seconds). The record's context id is the salted hash of the phrase.
+///
+/// Fixed-text keystroke schema version 2 (touch screens): the same `3n - 2` timings,
+/// then the `n` touch pressures in key order (`P.k1 .. P.kn`), then the `n` touch areas
+/// in key order (`A.k1 .. A.kn`): `5n - 2` values. Pressure and area are what the
+/// platform reports, normalised (Android `MotionEvent.getPressure`/`getSize`, about
+/// 0..1; iOS `force / maximumPossibleForce`); plausible range 0..=[`TOUCH_MAX`]. A
+/// phone writes version 2 only when every key of the entry reports both values;
+/// otherwise version 1, so the first `3n - 2` values of a version-2 record are exactly
+/// the version-1 record of the same entry.
 pub const KEYSTROKE_FIXED_MIN_KEYS: usize = 2;
 /// Longest phrase accepted by the fixed-text schema.
 pub const KEYSTROKE_FIXED_MAX_KEYS: usize = 128;
+
+/// Fixed-text schema version of timings only (`3n - 2` values).
+pub const KEYSTROKE_FIXED_V1: u16 = 1;
+/// Fixed-text schema version of timings, per-key pressure and per-key area (`5n - 2`
+/// values).
+pub const KEYSTROKE_FIXED_TOUCH_V2: u16 = 2;
+/// Largest plausible touch pressure or area (normalised platform units; 0..1 on most
+/// phones, some report a little above 1).
+pub const TOUCH_MAX: f32 = 10.0;
 
 /// The role of value `i` in a fixed-text timing vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +164,59 @@ pub fn fixed_text_keys(dimension: usize) -> Option<usize> {
     (KEYSTROKE_FIXED_MIN_KEYS..=KEYSTROKE_FIXED_MAX_KEYS)
         .contains(&n)
         .then_some(n)
+}
+
+/// The role of a value in a fixed-text vector of any schema version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixedTextValue {
+    /// One of the `3n - 2` timings (both versions).
+    Timing(FixedTextTiming),
+    /// Touch pressure of key `k` (version 2).
+    Pressure(usize),
+    /// Touch area of key `k` (version 2).
+    Area(usize),
+}
+
+/// Number of values of a fixed-text record of `keys` keys in schema `version` (`None`
+/// for an unknown version or a key count outside 2..=128).
+pub fn fixed_text_dim(version: u16, keys: usize) -> Option<usize> {
+    if !(KEYSTROKE_FIXED_MIN_KEYS..=KEYSTROKE_FIXED_MAX_KEYS).contains(&keys) {
+        return None;
+    }
+    match version {
+        KEYSTROKE_FIXED_V1 => Some(3 * keys - 2),
+        KEYSTROKE_FIXED_TOUCH_V2 => Some(5 * keys - 2),
+        _ => None,
+    }
+}
+
+/// Number of keys of a fixed-text vector of `dimension` values in schema `version`,
+/// if that dimension is valid for it.
+pub fn fixed_text_keys_in(version: u16, dimension: usize) -> Option<usize> {
+    match version {
+        KEYSTROKE_FIXED_V1 => fixed_text_keys(dimension),
+        KEYSTROKE_FIXED_TOUCH_V2 => {
+            let n = (dimension + 2) / 5;
+            (fixed_text_dim(version, n) == Some(dimension)).then_some(n)
+        }
+        _ => None,
+    }
+}
+
+/// Maps index `i` of a fixed-text vector of `keys` keys in schema `version` to its
+/// role (`None` past the end or for an unknown version).
+pub fn fixed_text_value(version: u16, keys: usize, i: usize) -> Option<FixedTextValue> {
+    let dim = fixed_text_dim(version, keys)?;
+    let timings = 3 * keys - 2;
+    if i >= dim {
+        None
+    } else if i < timings {
+        Some(FixedTextValue::Timing(fixed_text_timing(i)))
+    } else if i < timings + keys {
+        Some(FixedTextValue::Pressure(i - timings))
+    } else {
+        Some(FixedTextValue::Area(i - timings - keys))
+    }
 }
 
 /// Why a record does not fit its schema.
@@ -198,7 +269,9 @@ pub enum SchemaError {
     Context(FactorKind, &'static str),
 }
 
-/// Current schema version of each factor.
+/// Current baseline schema version of each factor: the version a record without
+/// optional inputs has. Fixed-text keystrokes are written as
+/// [`KEYSTROKE_FIXED_TOUCH_V2`] instead when every key carries touch pressure and area.
 pub fn current_version(factor: FactorKind) -> u16 {
     match factor {
         FactorKind::Gait | FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => 1,
@@ -250,22 +323,33 @@ pub fn validate(
     has_context: bool,
 ) -> Result<(), SchemaError> {
     match (factor, version) {
-        (FactorKind::KeystrokeFixed, 1) => {
-            if fixed_text_keys(values.len()).is_none() {
+        (FactorKind::KeystrokeFixed, KEYSTROKE_FIXED_V1 | KEYSTROKE_FIXED_TOUCH_V2) => {
+            let Some(keys) = fixed_text_keys_in(version, values.len()) else {
                 return Err(SchemaError::Dimension {
                     factor,
                     version,
                     got: values.len(),
-                    expected: "3n-2 for 2..=128 keys".into(),
+                    expected: if version == KEYSTROKE_FIXED_V1 {
+                        "3n-2 for 2..=128 keys".into()
+                    } else {
+                        "5n-2 for 2..=128 keys".into()
+                    },
                 });
-            }
+            };
             if !has_context {
                 return Err(SchemaError::Context(factor, "need"));
             }
-            check_values(values, |i| match fixed_text_timing(i) {
-                FixedTextTiming::Hold(_) => f("hold", 0.0, 10.0),
-                FixedTextTiming::DownDown(_) => f("down_down", 0.0, 60.0),
-                FixedTextTiming::UpDown(_) => f("up_down", -10.0, 60.0),
+            check_values(values, |i| match fixed_text_value(version, keys, i) {
+                Some(FixedTextValue::Timing(FixedTextTiming::Hold(_))) => f("hold", 0.0, 10.0),
+                Some(FixedTextValue::Timing(FixedTextTiming::DownDown(_))) => {
+                    f("down_down", 0.0, 60.0)
+                }
+                Some(FixedTextValue::Timing(FixedTextTiming::UpDown(_))) => {
+                    f("up_down", -10.0, 60.0)
+                }
+                Some(FixedTextValue::Pressure(_)) => f("pressure", 0.0, TOUCH_MAX),
+                // Only `Area` is left: `keys` was derived from this very length.
+                Some(FixedTextValue::Area(_)) | None => f("area", 0.0, TOUCH_MAX),
             })
         }
         _ => {
@@ -315,6 +399,66 @@ mod tests {
         assert_eq!(fixed_text_timing(1), FixedTextTiming::DownDown(0));
         assert_eq!(fixed_text_timing(2), FixedTextTiming::UpDown(0));
         assert_eq!(fixed_text_timing(30), FixedTextTiming::Hold(10));
+    }
+
+    #[test]
+    fn touch_layout_follows_the_timings() {
+        assert_eq!(fixed_text_dim(1, 10), Some(28));
+        assert_eq!(fixed_text_dim(2, 10), Some(48));
+        assert_eq!(fixed_text_dim(3, 10), None);
+        assert_eq!(fixed_text_dim(2, 1), None);
+        assert_eq!(fixed_text_keys_in(2, 48), Some(10));
+        assert_eq!(fixed_text_keys_in(2, 8), Some(2));
+        assert_eq!(fixed_text_keys_in(2, 47), None);
+        assert_eq!(fixed_text_keys_in(2, 3), None);
+        assert_eq!(fixed_text_keys_in(2, 5 * 129 - 2), None);
+        assert_eq!(fixed_text_keys_in(1, 28), Some(10));
+        assert_eq!(fixed_text_keys_in(7, 28), None);
+        // 2 keys: H DD UD H | P P | A A
+        assert_eq!(
+            fixed_text_value(2, 2, 3),
+            Some(FixedTextValue::Timing(FixedTextTiming::Hold(1)))
+        );
+        assert_eq!(fixed_text_value(2, 2, 4), Some(FixedTextValue::Pressure(0)));
+        assert_eq!(fixed_text_value(2, 2, 5), Some(FixedTextValue::Pressure(1)));
+        assert_eq!(fixed_text_value(2, 2, 6), Some(FixedTextValue::Area(0)));
+        assert_eq!(fixed_text_value(2, 2, 7), Some(FixedTextValue::Area(1)));
+        assert_eq!(fixed_text_value(2, 2, 8), None);
+        assert_eq!(fixed_text_value(1, 2, 4), None);
+    }
+
+    #[test]
+    fn touch_records_are_validated() {
+        let mut v2 = vec![0.1f32; 8];
+        assert!(validate(FactorKind::KeystrokeFixed, 2, &v2, true).is_ok());
+        // A v1 length under v2 and the reverse are dimension errors.
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 2, &[0.1; 4], true),
+            Err(SchemaError::Dimension { version: 2, .. })
+        ));
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 1, &v2, true),
+            Err(SchemaError::Dimension { version: 1, .. })
+        ));
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 2, &v2, false),
+            Err(SchemaError::Context(..))
+        ));
+        v2[5] = -0.1;
+        match validate(FactorKind::KeystrokeFixed, 2, &v2, true) {
+            Err(SchemaError::OutOfRange { index: 5, name, .. }) => assert_eq!(name, "pressure"),
+            other => panic!("{other:?}"),
+        }
+        v2[5] = 0.5;
+        v2[7] = TOUCH_MAX * 2.0;
+        match validate(FactorKind::KeystrokeFixed, 2, &v2, true) {
+            Err(SchemaError::OutOfRange { index: 7, name, .. }) => assert_eq!(name, "area"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            validate(FactorKind::KeystrokeFixed, 3, &[0.1; 8], true),
+            Err(SchemaError::UnknownVersion { version: 3, .. })
+        ));
     }
 
     #[test]

@@ -2,13 +2,18 @@
 //! reach this module, and a fixed phrase is represented by a salted hash.
 //!
 //! * Fixed text (password, PIN): one record per entry, the `3n - 2` timings in CMU
-//!   order (`H`, `DD`, `UD` per key; layout in `tacit_shared::schema`).
+//!   order (`H`, `DD`, `UD` per key; schema version 1), followed by per-key touch
+//!   pressure and per-key touch area when every key reports both (schema version 2;
+//!   layouts in `tacit_shared::schema`).
 //! * Free text: digraph statistics over key classes per block of typing
 //!   (`KEYSTROKE_FREE_V1`), produced by the streaming [`FreeTextExtractor`].
 
 use ring::digest;
 use tacit_shared::payload::{FactorKind, FeatureRecord};
-use tacit_shared::schema::{KEYSTROKE_FIXED_MAX_KEYS, KEYSTROKE_FIXED_MIN_KEYS, KEYSTROKE_FREE_V1};
+use tacit_shared::schema::{
+    KEYSTROKE_FIXED_MAX_KEYS, KEYSTROKE_FIXED_MIN_KEYS, KEYSTROKE_FIXED_TOUCH_V2,
+    KEYSTROKE_FIXED_V1, KEYSTROKE_FREE_V1, TOUCH_MAX,
+};
 
 use crate::dsp::{DspError, KeyClass, KeyEvent};
 
@@ -66,25 +71,80 @@ pub fn fixed_text_timings(events: &[KeyEvent], expected_keys: usize) -> Result<V
     Ok(out)
 }
 
-/// The feature record of one fixed-text entry.
+/// The touch part of a fixed-text vector: the pressures of keys `0..n` in typing
+/// order, then their areas (`2n` values, the tail of schema version 2). `None` unless
+/// every key reports both a pressure and an area that survive [`KeyEvent::validated`]'s
+/// repair (finite, not negative) and are at most the schema's `TOUCH_MAX`: an entry
+/// where only some keys report touch carries no touch at all (its record is version 1),
+/// because a vector with holes has no fixed layout.
+pub fn fixed_text_touch(events: &[KeyEvent]) -> Option<Vec<f64>> {
+    if events.is_empty() {
+        return None;
+    }
+    let plausible = |v: Option<f64>| v.filter(|x| *x <= f64::from(TOUCH_MAX));
+    let mut pressure = Vec::with_capacity(events.len());
+    let mut area = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let e = e.validated(i).ok()?;
+        pressure.push(plausible(e.pressure)?);
+        area.push(plausible(e.area)?);
+    }
+    pressure.extend(area);
+    Some(pressure)
+}
+
+/// A fixed-text feature vector with the schema version of its layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedTextVector {
+    /// [`KEYSTROKE_FIXED_V1`] (timings) or [`KEYSTROKE_FIXED_TOUCH_V2`] (timings, then
+    /// per-key pressure, then per-key area).
+    pub schema_version: u16,
+    /// The values (seconds for timings; platform units for touch).
+    pub values: Vec<f64>,
+}
+
+/// The feature vector of one fixed-text entry: version 2 (timings ‖ pressures ‖ areas,
+/// `5n - 2` values) when [`fixed_text_touch`] finds touch on every key, else version 1
+/// (the `3n - 2` timings of [`fixed_text_timings`]; touch reported by only some keys is
+/// dropped, not an error).
+pub fn fixed_text_vector(
+    events: &[KeyEvent],
+    expected_keys: usize,
+) -> Result<FixedTextVector, DspError> {
+    let mut values = fixed_text_timings(events, expected_keys)?;
+    let schema_version = match fixed_text_touch(events) {
+        Some(touch) => {
+            values.extend(touch);
+            KEYSTROKE_FIXED_TOUCH_V2
+        }
+        None => KEYSTROKE_FIXED_V1,
+    };
+    Ok(FixedTextVector {
+        schema_version,
+        values,
+    })
+}
+
+/// The feature record of one fixed-text entry ([`fixed_text_vector`]: schema version 2
+/// with touch on every key, else version 1).
 pub fn fixed_text_record(
     phrase: [u8; 16],
     events: &[KeyEvent],
     expected_keys: usize,
     window_start_unix_ms: u64,
 ) -> Result<FeatureRecord, DspError> {
-    let t = fixed_text_timings(events, expected_keys)?;
+    let v = fixed_text_vector(events, expected_keys)?;
     let span_ns = events[events.len() - 1]
         .up_ns
         .max(events[events.len() - 1].down_ns)
         - events[0].down_ns;
     Ok(FeatureRecord {
         factor: FactorKind::KeystrokeFixed,
-        schema_version: 1,
+        schema_version: v.schema_version,
         window_start_ms: window_start_unix_ms,
         window_ms: (span_ns / 1_000_000).clamp(0, u32::MAX as i64) as u32,
         context: Some(phrase),
-        values: t.into_iter().map(|v| v as f32).collect(),
+        values: v.values.into_iter().map(|v| v as f32).collect(),
     })
 }
 
