@@ -60,6 +60,7 @@ async fn assess_one(
             )),
         );
     }
+    let windows = &*super::evidence::readable_by(windows, f.client.schema_version());
     let chosen = newest(
         windows,
         f.records,

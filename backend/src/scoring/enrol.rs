@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::evidence::{main_group, main_group_of, newest, read_windows};
+use super::evidence::{main_group, main_group_of, newest, read_windows, readable_by};
 use super::stored::{STORED_TEMPLATE_FORMAT, StoredTemplate};
 use super::{ConfiguredFactor, FactorError, Factors};
 use crate::settings::AuthSettings;
@@ -55,6 +55,7 @@ async fn enrol_one(
         detail,
     };
     let schema = f.client.schema_version();
+    let windows = &*readable_by(windows, schema);
     let Some(group) = main_group_of(windows, f.records, schema) else {
         // Windows of this factor in another layout only: say so rather than "no data".
         if let (Some(want), Some(have)) = (schema, main_group(windows, f.records)) {

@@ -101,6 +101,40 @@ pub fn windows_of(
     })
 }
 
+/// The windows as a model of schema version `want` can read them. A touch record of a
+/// fixed phrase (version 2) begins with the whole timing record (version 1) of the same
+/// entry, so for a timings-only model it is cut to that: phones that start reporting
+/// touch keep authenticating against the deployed timings model until it is retrained.
+/// Everything else is returned as it is (`want` unknown, other factors, other versions).
+pub fn readable_by(windows: &[Window], want: Option<u16>) -> std::borrow::Cow<'_, [Window]> {
+    use tacit_shared::schema::{
+        KEYSTROKE_FIXED_TOUCH_V2, KEYSTROKE_FIXED_V1, fixed_text_dim, fixed_text_keys_in,
+    };
+    let cut = |w: &Window| -> Option<Window> {
+        if w.kind != FactorKind::KeystrokeFixed
+            || w.group.schema_version != KEYSTROKE_FIXED_TOUCH_V2
+        {
+            return None;
+        }
+        let keys = fixed_text_keys_in(KEYSTROKE_FIXED_TOUCH_V2, w.group.dim)?;
+        let dim = fixed_text_dim(KEYSTROKE_FIXED_V1, keys)?;
+        let mut v = w.clone();
+        v.values.truncate(dim);
+        v.group.schema_version = KEYSTROKE_FIXED_V1;
+        v.group.dim = dim;
+        Some(v)
+    };
+    if want != Some(KEYSTROKE_FIXED_V1) || !windows.iter().any(|w| cut(w).is_some()) {
+        return std::borrow::Cow::Borrowed(windows);
+    }
+    std::borrow::Cow::Owned(
+        windows
+            .iter()
+            .map(|w| cut(w).unwrap_or_else(|| w.clone()))
+            .collect(),
+    )
+}
+
 /// The group with the most windows of `kind` (ties: the one with the newest window).
 pub fn main_group(windows: &[Window], kind: FactorKind) -> Option<GroupKey> {
     main_group_of(windows, kind, None)
@@ -178,6 +212,44 @@ mod tests {
         );
         assert_eq!(main_group_of(&w, kind, Some(3)), None);
         assert_eq!(main_group_of(&w, FactorKind::Gait, None), None);
+    }
+
+    /// A timings-only model reads a touch record as its timing part, nothing else changes.
+    #[test]
+    fn touch_windows_are_cut_to_their_timings_for_a_timings_model() {
+        let window = |kind, version: u16, dim: usize| Window {
+            kind,
+            group: GroupKey {
+                schema_version: version,
+                context: Some("ab".into()),
+                dim,
+            },
+            start_ms: 1,
+            end_ms: 2,
+            values: (0..dim).map(|i| i as f32).collect(),
+            envelope_id: "00".into(),
+            received_at_ms: 3,
+        };
+        let keys = FactorKind::KeystrokeFixed;
+        // 10 keys: 28 timings, then 10 pressures and 10 areas.
+        let w = vec![
+            window(keys, 2, 48),
+            window(keys, 1, 28),
+            window(FactorKind::Gait, 1, 48),
+        ];
+        let v1 = readable_by(&w, Some(1));
+        assert_eq!(v1[0].group, w[1].group);
+        assert_eq!(v1[0].values, w[1].values, "the timing part, in order");
+        assert_eq!(&v1[1..], &w[1..], "other windows untouched");
+        for want in [None, Some(2)] {
+            assert!(matches!(
+                readable_by(&w, want),
+                std::borrow::Cow::Borrowed(_)
+            ));
+        }
+        // A malformed width is left as it is (the model refuses it by dimension).
+        let odd = vec![window(keys, 2, 47)];
+        assert_eq!(readable_by(&odd, Some(1)).as_ref(), odd.as_slice());
     }
 
     /// A stored window whose time is far in the future (accepted before times were
