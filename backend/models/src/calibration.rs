@@ -2,9 +2,10 @@
 //!
 //! The decision judges an *attempt*: the newest `n` windows of one factor (one walk, one
 //! typing session), not independent windows. So the calibration is fitted on attempts
-//! too, on people who are disjoint from the network's training people and from the
-//! background cohort (the contrast regression's negatives and the normalisation cohort):
-//! each calibration person enrols as a user would, and their later sessions are cut into
+//! too, each calibration person scored by a network whose training people and
+//! background cohort (the contrast regression's negatives and the normalisation cohort)
+//! do not include them (cross-fitted: see [`crate::pipeline::build_model`]): each
+//! calibration person enrols as a user would, and their later sessions are cut into
 //! attempts of `n` consecutive windows, `n = 1..=MAX_ATTEMPT_WINDOWS`.
 //!
 //! For every `n` and template kind (full or fallback) the artifact keeps
