@@ -121,6 +121,7 @@ def send(res, base, method, path, body=None, headers=None, what=None):
 ROUTES = [
     "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/users", "/v1/users/alice",
     "/v1/users/alice/export", "/v1/users/alice/decisions", "/.well-known/jwks.json",
+    "/v1/users/alice/training-consent",
     "/v1/users/alice/enrolment-tokens", "/v1/keys", "/v1/devices",
     "/v1/devices/" + "ab" * 16 + "/revoke", "/v1/uploads", "/v1/authenticate",
     "/v1/users/alice/templates", "/v1/users/alice/unlock", "/no/such/route", "/",

@@ -44,11 +44,21 @@ enum Command {
     /// Print the settings in force (defaults, then `--config`, then `TACIT_*`) as TOML,
     /// secrets redacted; fails like `serve` would on a bad value.
     Config,
-    /// Train a factor model (embedding network, background, calibration) on a data set
-    /// and write the artifact.
+    /// Train a factor model (embedding network, background, calibration) on a data set,
+    /// or with `--from-store` on the uploads of users who consented to training, and
+    /// write the artifact.
     Train(tacit_backend::commands::TrainArgs),
     /// Measure error rates on a data set under the published protocols.
     Eval(tacit_backend::commands::EvalArgs),
+    /// Train a candidate on the uploads of users who consented to training, judge it
+    /// and the model in service on people held out from training (the gate), register
+    /// it as the next version and promote it when the gate passes. Factor services
+    /// load a promoted model at their next check; the gateway then rebuilds the
+    /// templates of the old one in the background.
+    Retrain(tacit_backend::commands::RetrainArgs),
+    /// The model registry: list versions, add an artifact, promote, roll back.
+    #[command(subcommand)]
+    Models(tacit_backend::commands::ModelsCommand),
     /// Write a model artifact as plain JSON (transform, network weights, calibration)
     /// for scoring in another runtime.
     ModelExport(tacit_backend::commands::ExportArgs),
@@ -162,6 +172,22 @@ fn keys_command(settings: &Settings, command: KeysCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The model registry of the settings: the object store's `factor.models_prefix`.
+fn registry_of(
+    settings: &Settings,
+    store: &dyn tacit_backend::store::Store,
+) -> tacit_backend::registry::Registry {
+    tacit_backend::registry::Registry::new(store.objects().clone(), &settings.factor.models_prefix)
+}
+
+/// Factor services that read a fixed file (`factor.model_url`) do not follow the
+/// registry's promotions.
+fn warn_model_url(settings: &Settings) {
+    if let Some(url) = &settings.factor.model_url {
+        tracing::warn!(model_url = %url, "factor.model_url is set: factor services with these settings serve that file, not the registry's promoted model");
+    }
+}
+
 /// Runs a command; `settings` is what `main` loaded (the model commands need none, so a
 /// bad settings file fails only the commands that use it).
 async fn run(
@@ -169,6 +195,16 @@ async fn run(
     settings: Result<Settings, tacit_backend::settings::SettingsError>,
 ) -> anyhow::Result<()> {
     match cli.command {
+        Command::Train(args) if args.from_store => {
+            let settings = settings.context("settings")?;
+            let store = server::open_store(&settings)
+                .await
+                .context("opening the store")?;
+            return tacit_backend::commands::train_from_store(&*store, args)
+                .await
+                .map(|_| ())
+                .context("train --from-store");
+        }
         Command::Train(args) => {
             return tokio::task::spawn_blocking(move || tacit_backend::commands::train(args))
                 .await?
@@ -190,6 +226,27 @@ async fn run(
     }
     let settings = settings.context("settings")?;
     match cli.command {
+        Command::Retrain(args) => {
+            warn_model_url(&settings);
+            let store = server::open_store(&settings)
+                .await
+                .context("opening the store")?;
+            let registry = registry_of(&settings, &*store);
+            tacit_backend::commands::retrain(&*store, &registry, args)
+                .await
+                .map(|_| ())
+                .context("retrain")
+        }
+        Command::Models(command) => {
+            warn_model_url(&settings);
+            let store = server::open_store(&settings)
+                .await
+                .context("opening the store")?;
+            let registry = registry_of(&settings, &*store);
+            tacit_backend::commands::models(&registry, command)
+                .await
+                .context("models")
+        }
         Command::Serve { role } => server::serve_role(settings, role).await.context("serve"),
         Command::Keygen => {
             let dir = settings.keys_dir();

@@ -27,6 +27,8 @@ use crate::state::AppState;
         admin::create_user,
         admin::create_enrolment_token,
         admin::delete_user,
+        admin::get_training_consent,
+        admin::put_training_consent,
         admin::revoke_device,
         export::export_user,
         keys::key_list,
@@ -78,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(health::openapi))
         .route("/v1/users", post(admin::create_user))
         .route("/v1/users/{id}", delete(admin::delete_user))
+        .route(
+            "/v1/users/{id}/training-consent",
+            get(admin::get_training_consent).put(admin::put_training_consent),
+        )
         .route("/v1/users/{id}/export", get(export::export_user))
         .route("/v1/users/{id}/decisions", get(verdict::decisions))
         .route("/.well-known/jwks.json", get(verdict::jwks))

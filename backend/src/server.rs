@@ -191,6 +191,7 @@ pub struct RunningServer {
     pub state: AppState,
     serving: Serving,
     retention: tokio::task::JoinHandle<()>,
+    rebuild: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -202,6 +203,7 @@ impl RunningServer {
     /// Graceful shutdown: stop accepting, finish in-flight requests.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.retention.abort();
+        self.rebuild.abort();
         self.serving.stop().await
     }
 }
@@ -261,11 +263,13 @@ pub async fn spawn_with_factors(
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let serving = Serving::start(&listen, router(state.clone()), opts).await?;
     let retention = crate::retention::spawn(state.clone());
+    let rebuild = crate::rebuild::spawn(state.clone());
     Ok(RunningServer {
         addr: serving.addr,
         state,
         serving,
         retention,
+        rebuild,
     })
 }
 

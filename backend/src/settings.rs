@@ -324,6 +324,10 @@ pub struct AuthSettings {
     /// client retrying after a lost answer); an older one is a replay of captured
     /// behaviour and is not judged.
     pub fresh_retry_s: u64,
+    /// Templates built by an older model rebuilt in the background per minute, after a
+    /// new model is promoted (`TACIT_TEMPLATE_REBUILDS_PER_MINUTE`; 0: only when the
+    /// user next authenticates). Each rebuild is one enrolment call to the factor.
+    pub template_rebuilds_per_minute: u32,
     /// Thresholds and evidence rules (`TACIT_TARGET_FAR` sets `target_far`).
     pub fusion: tacit_models::fusion::FusionPolicy,
 }
@@ -341,6 +345,7 @@ impl Default for AuthSettings {
             lookback_envelopes: 64,
             max_enrol_vectors: 300,
             fresh_retry_s: 120,
+            template_rebuilds_per_minute: 1_200,
             fusion: tacit_models::fusion::FusionPolicy::default(),
         }
     }
@@ -719,6 +724,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("auth.lookback_envelopes", "TACIT_LOOKBACK_ENVELOPES"),
     ("auth.max_enrol_vectors", "TACIT_MAX_ENROL_VECTORS"),
     ("auth.fresh_retry_s", "TACIT_FRESH_RETRY_S"),
+    (
+        "auth.template_rebuilds_per_minute",
+        "TACIT_TEMPLATE_REBUILDS_PER_MINUTE",
+    ),
     ("auth.fusion.target_far", "TACIT_TARGET_FAR"),
     ("auth.fusion.reject_llr", "TACIT_REJECT_LLR"),
     ("auth.fusion.half_life_s", "TACIT_EVIDENCE_HALF_LIFE_S"),
@@ -1000,6 +1009,11 @@ impl Settings {
                 DAY_S,
             ),
             ("auth.fresh_retry_s", self.auth.fresh_retry_s, DAY_S),
+            (
+                "auth.template_rebuilds_per_minute",
+                u64::from(self.auth.template_rebuilds_per_minute),
+                600_000,
+            ),
             ("retention.feature_days", self.retention.feature_days, 36500),
         ] {
             if v > max {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use common::{Backing, admin_user, backings, start, typing, walking};
 use ring::rand::SystemRandom;
+use serde_json::json;
 use tacit_mobile_core::client::{Client, ClientConfig};
 use tacit_mobile_core::queue::{Outbox, OutboxConfig};
 use tacit_shared::api::{UploadResponse, b64_encode};
@@ -141,6 +142,76 @@ async fn scenario(backing: Backing) {
     assert_eq!(export["devices"].as_array().unwrap().len(), 1);
     assert_eq!(export["devices"][0]["device_id"], reg.device_id.as_str());
     assert_eq!(export["devices"][0]["revoked"], false);
+    assert_eq!(
+        export["training_consent"], false,
+        "consent is off by default"
+    );
+
+    // Training consent through the admin API: recorded, read back, in the export;
+    // refused without the admin token, for unknown users and for a malformed body.
+    let consent_url = format!("{url}/v1/users/{user}/training-consent");
+    let put = |body: serde_json::Value, token: &'static str, u: String| {
+        http.put(u).bearer_auth(token).json(&body).send()
+    };
+    let r = put(
+        json!({"training_consent": true}),
+        common::ADMIN,
+        consent_url.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["training_consent"],
+        true
+    );
+    let r = http
+        .get(&consent_url)
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["training_consent"],
+        true
+    );
+    assert_eq!(
+        common::export(&http, &url, &user).await["training_consent"],
+        true
+    );
+    for (body, token, u, status) in [
+        (
+            json!({"training_consent": false}),
+            "wrong",
+            consent_url.clone(),
+            401,
+        ),
+        (
+            json!({"training_consent": "yes"}),
+            common::ADMIN,
+            consent_url.clone(),
+            400,
+        ),
+        (
+            json!({"consent": true}),
+            common::ADMIN,
+            consent_url.clone(),
+            400,
+        ),
+        (
+            json!({"training_consent": true}),
+            common::ADMIN,
+            format!("{url}/v1/users/nobody-here/training-consent"),
+            404,
+        ),
+    ] {
+        let r = put(body.clone(), token, u).await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
+    assert_eq!(
+        ts.server.state.store.training_users().await.unwrap(),
+        std::slice::from_ref(&user)
+    );
     let batches = export["features"].as_array().unwrap();
     assert_eq!(batches.len() as u64, stored_before);
     let records: usize = batches
@@ -519,6 +590,7 @@ async fn bad_input_gets_clear_4xx_json_errors() {
         "/v1/users",
         "/v1/users/{id}",
         "/v1/users/{id}/enrolment-tokens",
+        "/v1/users/{id}/training-consent",
         "/v1/devices/{id}/revoke",
         "/v1/authenticate",
         "/healthz",

@@ -38,6 +38,7 @@ macro_rules! suite {
 suite!(
     migrations_idempotent,
     users,
+    training_consent,
     token_single_use_concurrent,
     token_expiry,
     devices,

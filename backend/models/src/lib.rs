@@ -20,7 +20,9 @@
 //! * [`datasets`] — readers for the public research data sets (evaluation and tests
 //!   only, never shipped), producing the same event types the phone does;
 //! * [`eval`] — the evaluation protocols, error-rate metrics and reports (table, JSON,
-//!   DET curve SVG).
+//!   DET curve SVG);
+//! * [`gate`] — whether a candidate model may replace the one in service, judged on
+//!   people neither was trained on.
 //!
 //! Vectors are `f32` rows in the order of the factor's feature schema.
 
@@ -36,6 +38,7 @@ pub mod embedding;
 mod error;
 pub mod eval;
 pub mod fusion;
+pub mod gate;
 mod linalg;
 pub mod logistic;
 pub mod pipeline;

@@ -66,7 +66,7 @@ pub fn eval(args: EvalArgs, command_line: String) -> Result<EvalReport, CommandE
         let cfg = EvalConfig {
             folds: args.folds,
             max_folds: args.max_folds,
-            seed: args.common.seed,
+            seed: args.common.training.seed,
             pipeline: args.common.pipeline(pop.factor)?,
         };
         let b = bar(cfg.pipeline.train.steps as u64, "fold 1");

@@ -1,12 +1,15 @@
-//! Offline model commands of the binary: `train`, `eval` and `model-export`.
+//! Model commands of the binary: `train`, `eval`, `model-export` (offline), and
+//! `retrain` and `models` (over the store and the model registry).
 
 mod eval;
 mod export;
+mod retrain;
 mod train;
 
 pub use eval::{EvalArgs, eval};
 pub use export::{EXPORT_FORMAT, ExportArgs, ExportedModel, Layer, Network, export};
-pub use train::{TrainArgs, train};
+pub use retrain::{ModelsCommand, RetrainArgs, RetrainOutcome, models, retrain};
+pub use train::{FactorChoice, TrainArgs, train, train_from_store, train_population};
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,15 @@ pub enum CommandError {
         /// The declared shape.
         declared: String,
     },
+    /// The model registry failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The operation was refused; the message says why and what would allow it.
+    #[error("{0}")]
+    Refused(String),
+    /// The training set could not be read from the store.
+    #[error(transparent)]
+    TrainingSet(#[from] crate::training::TrainingSetError),
     /// The export could not be encoded.
     #[error("cannot encode the export: {0}")]
     Encode(#[from] serde_json::Error),
@@ -110,6 +122,14 @@ pub struct ModelArgs {
     /// Data format.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: DataFormat,
+    /// Training settings.
+    #[command(flatten)]
+    pub training: TrainingArgs,
+}
+
+/// How networks are trained and calibrated (`train`, `eval`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainingArgs {
     /// Training steps of the embedding network.
     #[arg(long, default_value_t = 2000)]
     pub steps: usize,
@@ -131,6 +151,16 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     fn pipeline(&self, factor: tacit_models::FactorKind) -> Result<PipelineConfig, CommandError> {
+        self.training.pipeline(factor)
+    }
+}
+
+impl TrainingArgs {
+    /// The pipeline settings for a factor.
+    pub fn pipeline(
+        &self,
+        factor: tacit_models::FactorKind,
+    ) -> Result<PipelineConfig, CommandError> {
         let mut cfg = PipelineConfig::for_factor(factor);
         cfg.train.steps = self.steps;
         cfg.train.seed = self.seed;

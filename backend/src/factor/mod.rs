@@ -243,7 +243,7 @@ impl FactorService {
                     path: file.clone(),
                     source,
                 })?,
-            None => self.objects.read_raw(&self.model_key).await?,
+            None => self.objects.read_maybe_sealed(&self.model_key).await?,
         };
         let factor = self.factor;
         let seen = identity.clone();

@@ -23,6 +23,10 @@ pub struct CreateUserRequest {
     /// starting with a letter or digit.
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")]
     pub user_id: String,
+    /// Whether the user's uploaded features may train population models (default
+    /// `false`; change it later with `PUT /v1/users/{id}/training-consent`).
+    #[serde(default)]
+    pub training_consent: bool,
 }
 
 /// A user.
@@ -30,6 +34,18 @@ pub struct CreateUserRequest {
 pub struct UserResponse {
     /// The user id.
     pub user_id: String,
+    /// Whether the user's uploaded features may train population models.
+    pub training_consent: bool,
+}
+
+/// `PUT /v1/users/{id}/training-consent` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConsentRequest {
+    /// Whether the user's uploaded features may train population models. Withdrawing
+    /// consent keeps the user out of every training set built afterwards; models
+    /// already trained are not retrained by it (SECURITY.md).
+    pub training_consent: bool,
 }
 
 /// A one-time enrolment token.
@@ -155,13 +171,70 @@ pub async fn create_user(
     let Json(req) = body.map_err(json_error)?;
     valid_user_id(&req.user_id)?;
     st.store.create_user(&req.user_id).await?;
-    tracing::info!(user = %req.user_id, "user created");
+    // A failure between the two writes leaves consent off, the safe side.
+    if req.training_consent {
+        st.store.set_training_consent(&req.user_id, true).await?;
+    }
+    tracing::info!(user = %req.user_id, training_consent = req.training_consent, "user created");
     Ok((
         StatusCode::CREATED,
         Json(UserResponse {
             user_id: req.user_id,
+            training_consent: req.training_consent,
         }),
     ))
+}
+
+/// Reads whether a user's uploaded features may train population models.
+#[utoipa::path(get, path = "/v1/users/{id}/training-consent", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
+    security(("admin" = [])),
+    responses((status = 200, body = UserResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 404, body = tacit_shared::api::ErrorBody)))]
+pub async fn get_training_consent(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<UserResponse>, ApiError> {
+    authorize(&st, &headers)?;
+    valid_user_id(&id)?;
+    let Some(training_consent) = st.store.training_consent(&id).await? else {
+        return Err(ApiError::not_found(format!("no user {id}")));
+    };
+    Ok(Json(UserResponse {
+        user_id: id,
+        training_consent,
+    }))
+}
+
+/// Records whether a user's uploaded features may train population models. Only
+/// training sets built afterwards follow it.
+#[utoipa::path(put, path = "/v1/users/{id}/training-consent", params(("id" = String, Path, description = "user id", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")),
+    request_body = TrainingConsentRequest,
+    security(("admin" = [])),
+    responses((status = 200, body = UserResponse), (status = 400, body = tacit_shared::api::ErrorBody),
+        (status = 401, body = tacit_shared::api::ErrorBody), (status = 404, body = tacit_shared::api::ErrorBody),
+        (status = 415, body = tacit_shared::api::ErrorBody)))]
+pub async fn put_training_consent(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<TrainingConsentRequest>, JsonRejection>,
+) -> Result<Json<UserResponse>, ApiError> {
+    authorize(&st, &headers)?;
+    valid_user_id(&id)?;
+    let Json(req) = body.map_err(json_error)?;
+    if !st
+        .store
+        .set_training_consent(&id, req.training_consent)
+        .await?
+    {
+        return Err(ApiError::not_found(format!("no user {id}")));
+    }
+    tracing::info!(target: "tacit::audit", user = %id, training_consent = req.training_consent, "training consent recorded");
+    Ok(Json(UserResponse {
+        user_id: id,
+        training_consent: req.training_consent,
+    }))
 }
 
 /// Creates a one-time enrolment token for a user.

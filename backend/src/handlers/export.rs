@@ -27,6 +27,8 @@ pub struct ExportResponse {
     pub user_id: String,
     /// When the export was made (server clock, Unix ms).
     pub exported_at_ms: u64,
+    /// Whether the user's uploaded features may train population models.
+    pub training_consent: bool,
     /// Registered devices, oldest first.
     pub devices: Vec<ExportDevice>,
     /// Stored feature batches (one per envelope), in storage order.
@@ -104,9 +106,9 @@ pub async fn export_user(
 ) -> Result<Json<ExportResponse>, ApiError> {
     authorize(&st, &headers)?;
     valid_user_id(&id)?;
-    if !st.store.user_exists(&id).await? {
+    let Some(training_consent) = st.store.training_consent(&id).await? else {
         return Err(ApiError::not_found(format!("no user {id}")));
-    }
+    };
     let devices = st
         .store
         .user_devices(&id)
@@ -174,6 +176,7 @@ pub async fn export_user(
     let answer = ExportResponse {
         user_id: id,
         exported_at_ms: now_ms(),
+        training_consent,
         devices,
         features,
         templates,

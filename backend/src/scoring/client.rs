@@ -61,6 +61,13 @@ pub trait FactorClient: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The version of the model it serves now, when the client knows it (an
+    /// in-process factor does; an HTTP factor reports the version of its last answer).
+    /// A template built by another version is never scored: it is rebuilt first.
+    fn model_version(&self) -> Option<String> {
+        None
+    }
+
     /// Whether its circuit breaker refuses calls now (`tacit_factor_breaker_open`);
     /// clients without a breaker never do.
     fn breaker_open(&self) -> bool {

@@ -60,6 +60,19 @@ async fn assess_one(
             )),
         );
     }
+    // A template of another model (one was promoted since, and rebuilding it failed)
+    // means nothing to the model in service: its scores would be noise.
+    if super::enrol::is_stale(f, &t) {
+        return plain(
+            FactorStatus::Refused,
+            Some(format!(
+                "the template was built by model {}, the factor serves {}: it is rebuilt \
+                 in the background, or enrol again",
+                t.model_version.as_deref().unwrap_or("(unknown)"),
+                f.client.model_version().unwrap_or_default()
+            )),
+        );
+    }
     let windows = &*super::evidence::readable_by(windows, f.client.schema_version());
     let chosen = newest(
         windows,
@@ -74,6 +87,23 @@ async fn assess_one(
     let rows: Vec<Vec<f32>> = chosen.iter().map(|w| w.values.clone()).collect();
     let n = rows.len();
     match f.client.score(&t.template, rows).await {
+        // The model changed between the check above and the call (a remote factor's
+        // version is known only from its answers): the score is not used.
+        Ok(s)
+            if s.model_version.is_some()
+                && t.model_version.is_some()
+                && s.model_version != t.model_version =>
+        {
+            plain(
+                FactorStatus::Refused,
+                Some(format!(
+                    "scored by model {}, the template was built by {}: it is rebuilt in \
+                     the background, or enrol again",
+                    s.model_version.unwrap_or_default(),
+                    t.model_version.as_deref().unwrap_or_default()
+                )),
+            )
+        }
         Ok(s) => {
             let mean = s.llr.iter().sum::<f64>() / n as f64;
             // The attempt's own calibration when the factor gives one; else the mean
@@ -168,6 +198,26 @@ pub async fn assess(
             .await?
         }
     };
+    // Templates built by a model that has since been replaced are rebuilt first, from
+    // the windows they were built from, so that a promotion does not interrupt anyone.
+    for f in factors.iter() {
+        let Some(old) = templates.get(&f.name) else {
+            continue;
+        };
+        if !super::enrol::is_stale(f, old) {
+            continue;
+        }
+        let old = old.clone();
+        match super::enrol::rebuild(store, f, settings, user_id, &old).await? {
+            (_, Some(new)) => {
+                tracing::info!(factor = %f.name, from = ?old.model_version, to = ?new.model_version, "template rebuilt for the model in service");
+                templates.insert(f.name.clone(), new);
+            }
+            (outcome, None) => {
+                tracing::info!(factor = %f.name, status = ?outcome.status, detail = ?outcome.detail, "template of a replaced model could not be rebuilt");
+            }
+        }
+    }
     let runs = factors.iter().map(|f| {
         let t = templates.remove(&f.name);
         assess_one(f, t, &windows, settings, now_ms)

@@ -48,6 +48,19 @@ async fn enrol_one(
     windows: &[super::Window],
     max_vectors: usize,
 ) -> Result<EnrolOutcome, StoreError> {
+    enrol_stored(store, user_id, f, windows, max_vectors)
+        .await
+        .map(|(o, _)| o)
+}
+
+/// [`enrol_one`], also returning the template it stored.
+async fn enrol_stored(
+    store: &dyn Store,
+    user_id: &str,
+    f: &ConfiguredFactor,
+    windows: &[super::Window],
+    max_vectors: usize,
+) -> Result<(EnrolOutcome, Option<StoredTemplate>), StoreError> {
     let outcome = |status, samples, detail: Option<String>| EnrolOutcome {
         factor: f.name.clone(),
         status,
@@ -59,16 +72,19 @@ async fn enrol_one(
     let Some(group) = main_group_of(windows, f.records, schema) else {
         // Windows of this factor in another layout only: say so rather than "no data".
         if let (Some(want), Some(have)) = (schema, main_group(windows, f.records)) {
-            return Ok(outcome(
-                EnrolStatus::Refused,
-                0,
-                Some(format!(
-                    "the windows are feature schema v{}, the model scores v{want}",
-                    have.schema_version
-                )),
+            return Ok((
+                outcome(
+                    EnrolStatus::Refused,
+                    0,
+                    Some(format!(
+                        "the windows are feature schema v{}, the model scores v{want}",
+                        have.schema_version
+                    )),
+                ),
+                None,
             ));
         }
-        return Ok(outcome(EnrolStatus::NoData, 0, None));
+        return Ok((outcome(EnrolStatus::NoData, 0, None), None));
     };
     let chosen = newest(windows, f.records, &group, 0, max_vectors);
     let until = chosen.first().map_or(0, |w| w.start_ms);
@@ -93,6 +109,7 @@ async fn enrol_one(
                     format: STORED_TEMPLATE_FORMAT,
                     blob,
                     updated_at_ms: crate::state::now_ms(),
+                    built_with: stored.model_version.clone().unwrap_or_default(),
                 })
                 .await?;
             let status = if stored.fallback {
@@ -100,10 +117,12 @@ async fn enrol_one(
             } else {
                 EnrolStatus::Enrolled
             };
-            Ok(outcome(status, samples, None))
+            Ok((outcome(status, samples, None), Some(stored)))
         }
-        Err(FactorError::Refused(m)) => Ok(outcome(EnrolStatus::Refused, samples, Some(m))),
-        Err(FactorError::Unavailable(m)) => Ok(outcome(EnrolStatus::Unavailable, samples, Some(m))),
+        Err(FactorError::Refused(m)) => Ok((outcome(EnrolStatus::Refused, samples, Some(m)), None)),
+        Err(FactorError::Unavailable(m)) => {
+            Ok((outcome(EnrolStatus::Unavailable, samples, Some(m)), None))
+        }
     }
 }
 
@@ -126,4 +145,83 @@ pub async fn enrol_user(
         .iter()
         .map(|f| enrol_one(store, user_id, f, &windows, settings.max_enrol_vectors));
     futures::future::join_all(runs).await.into_iter().collect()
+}
+
+/// Whether `t` was built by a model other than the one factor `f` serves now (as far
+/// as the client knows its model version).
+pub fn is_stale(f: &ConfiguredFactor, t: &StoredTemplate) -> bool {
+    f.client
+        .model_version()
+        .is_some_and(|current| t.model_version.as_deref() != Some(current.as_str()))
+}
+
+/// Rebuilds a template that another model built, with the factor's current model,
+/// from the windows the old one was built from (those up to its enrolment mark): the
+/// windows after the mark stay unseen, so scoring goes on where it was. Returns what
+/// happened and the new template, which is stored too.
+pub async fn rebuild(
+    store: &dyn Store,
+    f: &ConfiguredFactor,
+    settings: &AuthSettings,
+    user_id: &str,
+    old: &StoredTemplate,
+) -> Result<(EnrolOutcome, Option<StoredTemplate>), StoreError> {
+    let mut windows = read_windows(store, user_id, 0, ENROL_LOOKBACK_ENVELOPES).await?;
+    windows.retain(|w| w.start_ms <= old.enrolled_until_ms);
+    enrol_stored(store, user_id, f, &windows, settings.max_enrol_vectors).await
+}
+
+/// What one round of [`rebuild_stale`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Templates rebuilt with the current model.
+    pub rebuilt: u64,
+    /// Templates that could not be rebuilt (their windows are gone or the factor
+    /// refuses them) and were deleted: the user enrols again.
+    pub dropped: u64,
+    /// Rebuilds put off because the factor could not answer.
+    pub deferred: u64,
+}
+
+/// One round of background rebuilding: for every factor whose model version is known,
+/// up to `limit` templates built by another version (oldest first) are rebuilt. A
+/// template that cannot be rebuilt is deleted (it can never be scored again), one whose
+/// factor is down waits for the next round.
+pub async fn rebuild_stale(
+    store: &dyn Store,
+    factors: &Factors,
+    settings: &AuthSettings,
+    limit: u32,
+) -> Result<RebuildReport, StoreError> {
+    let mut report = RebuildReport::default();
+    for f in factors.iter() {
+        let Some(current) = f.client.model_version() else {
+            continue;
+        };
+        for user in store.stale_templates(&f.name, &current, limit).await? {
+            let old = store
+                .templates(&user)
+                .await?
+                .into_iter()
+                .find(|t| t.factor == f.name)
+                .and_then(|t| serde_json::from_slice::<StoredTemplate>(&t.blob).ok());
+            let outcome = match &old {
+                Some(old) => rebuild(store, f, settings, &user, old).await?.0.status,
+                None => EnrolStatus::NoData,
+            };
+            match outcome {
+                EnrolStatus::Enrolled | EnrolStatus::Fallback => report.rebuilt += 1,
+                EnrolStatus::Unavailable => {
+                    report.deferred += 1;
+                    // The factor is down: the rest of its templates wait too.
+                    break;
+                }
+                EnrolStatus::NoData | EnrolStatus::Refused => {
+                    store.delete_template(&user, &f.name).await?;
+                    report.dropped += 1;
+                }
+            }
+        }
+    }
+    Ok(report)
 }

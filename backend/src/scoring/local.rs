@@ -85,4 +85,8 @@ impl FactorClient for LocalFactor {
     fn schema_version(&self) -> Option<u16> {
         self.service.model().map(|m| m.model.meta().schema_version)
     }
+
+    fn model_version(&self) -> Option<String> {
+        self.service.model().map(|m| m.version.clone())
+    }
 }

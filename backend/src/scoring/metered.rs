@@ -71,4 +71,8 @@ impl FactorClient for Metered {
     fn schema_version(&self) -> Option<u16> {
         self.inner.schema_version()
     }
+
+    fn model_version(&self) -> Option<String> {
+        self.inner.model_version()
+    }
 }

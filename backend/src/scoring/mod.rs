@@ -28,7 +28,7 @@ use tacit_shared::payload::FactorKind;
 pub use breaker::Breaker;
 pub use client::{Enrolled, FactorClient, FactorError, Scored};
 pub use decide::{Assessment, Evidence, assess};
-pub use enrol::{EnrolOutcome, EnrolStatus, enrol_user};
+pub use enrol::{EnrolOutcome, EnrolStatus, RebuildReport, enrol_user, rebuild_stale};
 pub use evidence::{GroupKey, Window, read_windows, windows_of};
 pub use local::LocalFactor;
 pub use metered::Metered;

@@ -32,6 +32,20 @@ pub struct RemoteFactor {
     breaker: Breaker,
     /// The bearer token of every call (`None`: factor authentication is off).
     token: Option<Arc<FactorToken>>,
+    /// The model version of the newest answer that named one.
+    last_version: std::sync::Mutex<Option<String>>,
+}
+
+/// Longest model version taken from an answer (a hash or a tag; longer is refused).
+const MAX_VERSION_CHARS: usize = 128;
+
+/// A model version from an answer, if it has a usable one.
+fn version_of(v: &Value) -> Option<String> {
+    v.get("model_version")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_VERSION_CHARS)
+        .filter(|s| s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
 }
 
 impl RemoteFactor {
@@ -58,11 +72,21 @@ impl RemoteFactor {
             http,
             retries: s.retries,
             token,
+            last_version: std::sync::Mutex::new(None),
             breaker: Breaker::new(
                 s.breaker_failures,
                 Duration::from_millis(s.breaker_cooldown_ms),
             ),
         })
+    }
+
+    fn saw_version(&self, version: Option<&str>) {
+        if let Some(v) = version {
+            *self
+                .last_version
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v.to_string());
+        }
     }
 
     /// One POST with retries, backoff and the breaker. `Ok` carries a 2xx JSON body.
@@ -225,10 +249,7 @@ fn scored_from(v: &Value, n: usize) -> Result<Scored, FactorError> {
     Ok(Scored {
         llr,
         attempt,
-        model_version: v
-            .get("model_version")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        model_version: version_of(v),
     })
 }
 
@@ -248,11 +269,9 @@ impl FactorClient for RemoteFactor {
                 .get("fallback")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            model_version: out
-                .get("model_version")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            model_version: version_of(out),
         })
+        .inspect(|e| self.saw_version(e.model_version.as_deref()))
     }
 
     async fn score(&self, template: &str, rows: Vec<Vec<f32>>) -> Result<Scored, FactorError> {
@@ -271,11 +290,20 @@ impl FactorClient for RemoteFactor {
         let v = self
             .post(&format!("/v2/models/{}/infer", self.name), &body)
             .await?;
-        scored_from(&v, n)
+        let scored = scored_from(&v, n)?;
+        self.saw_version(scored.model_version.as_deref());
+        Ok(scored)
     }
 
     fn location(&self) -> String {
         self.base_url.clone()
+    }
+
+    fn model_version(&self) -> Option<String> {
+        self.last_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn breaker_open(&self) -> bool {

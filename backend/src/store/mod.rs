@@ -69,6 +69,31 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a user exists.
     async fn user_exists(&self, user_id: &str) -> StoreResult<bool>;
 
+    /// Records whether a user's uploaded features may train population models (off
+    /// when a user is created). `false` when there is no such user.
+    async fn set_training_consent(&self, user_id: &str, consent: bool) -> StoreResult<bool>;
+
+    /// A user's training consent; `None` when there is no such user.
+    async fn training_consent(&self, user_id: &str) -> StoreResult<Option<bool>>;
+
+    /// The users whose uploaded features may train population models, in id order.
+    /// A deleted user is gone from this list with everything else of theirs.
+    async fn training_users(&self) -> StoreResult<Vec<String>>;
+
+    /// Up to `limit` users whose template of `factor` (its configured name) was built
+    /// by a model version other than `current`, oldest template first: the templates
+    /// to rebuild after a new model is promoted.
+    async fn stale_templates(
+        &self,
+        factor: &str,
+        current: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<String>>;
+
+    /// Deletes a user's template of one factor (its configured name); `false` when
+    /// there was none.
+    async fn delete_template(&self, user_id: &str, factor: &str) -> StoreResult<bool>;
+
     /// Deletes a user with everything stored for it: devices, envelope rows, unused
     /// tokens, templates, and every feature object under its prefix (database first,
     /// so that an upload racing the deletion fails instead of leaving data behind).

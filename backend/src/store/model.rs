@@ -115,6 +115,8 @@ pub struct TemplateRow {
     pub blob: Vec<u8>,
     /// When it was written (server clock, Unix ms).
     pub updated_at_ms: u64,
+    /// The model version that built it (`""` when the factor did not say).
+    pub built_with: String,
 }
 
 /// The envelope stored under a device's sequence number.

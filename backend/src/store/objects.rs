@@ -188,7 +188,24 @@ impl FeatureObjects {
         }
     }
 
-    /// Reads an object as stored (model artifacts, which are not personal data).
+    /// Reads an object that is sealed when it was written with encryption at rest on
+    /// (model artifacts and their manifests, written by the registry), or plaintext
+    /// (an artifact an operator copied in by hand). A sealed object without a key is
+    /// an error, never returned as it is.
+    pub async fn read_maybe_sealed(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let bytes = self.read_raw(key).await?;
+        if !super::at_rest::is_encrypted(&bytes) {
+            return Ok(bytes);
+        }
+        match &self.at_rest {
+            Some(k) => k.open(key, &bytes),
+            None => Err(StoreError::Invalid(format!(
+                "{key} is encrypted at rest and no at-rest key is configured"
+            ))),
+        }
+    }
+
+    /// Reads an object as stored.
     pub async fn read_raw(&self, key: &str) -> StoreResult<Vec<u8>> {
         let location = parse_key(key)?;
         let got = self

@@ -145,6 +145,11 @@ impl Dialect for sqlx::Postgres {
                 "decisions",
                 include_str!("../../migrations/postgres/0003_decisions.sql"),
             ),
+            (
+                4,
+                "learning",
+                include_str!("../../migrations/postgres/0004_learning.sql"),
+            ),
         ])
     }
 }

@@ -58,11 +58,15 @@ pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE user_id = $1";
 
 /// One row per (user, factor): a new enrolment replaces the old template.
 pub(crate) const PUT_TEMPLATE: &str = "INSERT INTO templates \
-     (user_id, factor, model_version, blob, updated_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     (user_id, factor, model_version, blob, updated_at_ms, built_with) VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (user_id, factor) DO UPDATE SET model_version = excluded.model_version, \
-     blob = excluded.blob, updated_at_ms = excluded.updated_at_ms";
-pub(crate) const GET_TEMPLATES: &str = "SELECT factor, model_version, blob, updated_at_ms \
+     blob = excluded.blob, updated_at_ms = excluded.updated_at_ms, built_with = excluded.built_with";
+pub(crate) const GET_TEMPLATES: &str = "SELECT factor, model_version, blob, updated_at_ms, built_with \
      FROM templates WHERE user_id = $1 ORDER BY factor";
+/// Templates of a factor built by another model version, oldest first (the
+/// `templates_factor_built_with` index).
+pub(crate) const STALE_TEMPLATES: &str = "SELECT user_id FROM templates \
+     WHERE factor = $1 AND built_with <> $2 ORDER BY updated_at_ms, user_id LIMIT $3";
 pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, created_at_ms, received_at_ms FROM envelopes \
      WHERE user_id = $1 AND created_at_ms >= $2 ORDER BY created_at_ms DESC LIMIT $3";
 /// Compare-and-set in one statement: the row lock (PostgreSQL) or the single writer
@@ -81,6 +85,13 @@ pub(crate) const SAMPLE_TEMPLATE_BLOBS: &str =
     "SELECT blob FROM templates ORDER BY updated_at_ms DESC LIMIT 16";
 pub(crate) const SAMPLE_OBJECT_KEYS: &str =
     "SELECT object_key FROM envelopes ORDER BY received_at_ms DESC LIMIT 16";
+pub(crate) const SET_TRAINING_CONSENT: &str =
+    "UPDATE users SET training_consent = $2 WHERE user_id = $1";
+pub(crate) const GET_TRAINING_CONSENT: &str =
+    "SELECT training_consent FROM users WHERE user_id = $1";
+pub(crate) const TRAINING_USERS: &str =
+    "SELECT user_id FROM users WHERE training_consent ORDER BY user_id";
+pub(crate) const DELETE_TEMPLATE: &str = "DELETE FROM templates WHERE user_id = $1 AND factor = $2";
 pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
 pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
      consecutive_rejects + 1 WHERE user_id = $1 RETURNING consecutive_rejects";
@@ -617,6 +628,7 @@ where
             .bind(i64::from(row.format))
             .bind(&blob)
             .bind(crate::store::model::ms_to_db(row.updated_at_ms))
+            .bind(&row.built_with)
             .execute(&self.pool)
             .await;
         match result {
@@ -635,7 +647,7 @@ where
         user_id: &str,
     ) -> crate::store::StoreResult<Vec<crate::store::TemplateRow>> {
         use crate::store::{StoreError, TemplateRow};
-        let rows: Vec<(String, i64, Vec<u8>, i64)> =
+        let rows: Vec<(String, i64, Vec<u8>, i64, String)> =
             sqlx::query_as(crate::store::sql::GET_TEMPLATES)
                 .bind(user_id)
                 .fetch_all(&self.pool)
@@ -644,7 +656,7 @@ where
                     crate::store::error::from_sqlx("reading templates", e, DB::transient)
                 })?;
         rows.into_iter()
-            .map(|(factor, format, blob, at)| {
+            .map(|(factor, format, blob, at, built_with)| {
                 let format = u32::try_from(format)
                     .map_err(|_| StoreError::corrupt(format!("template format {format}")))?;
                 let blob = match self.objects.at_rest() {
@@ -660,6 +672,7 @@ where
                     format,
                     blob,
                     updated_at_ms: crate::store::model::ms_from_db(at, "template time")?,
+                    built_with,
                 })
             })
             .collect()
@@ -746,6 +759,71 @@ where
             .await
             .map_err(|e| crate::store::error::from_sqlx("revoking a device", e, DB::transient))?;
         Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn set_training_consent(
+        &self,
+        user_id: &str,
+        consent: bool,
+    ) -> crate::store::StoreResult<bool> {
+        crate::store::validate_user_id(user_id)?;
+        let r = sqlx::query(crate::store::sql::SET_TRAINING_CONSENT)
+            .bind(user_id)
+            .bind(consent)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("recording training consent", e, DB::transient)
+            })?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn training_consent(&self, user_id: &str) -> crate::store::StoreResult<Option<bool>> {
+        sqlx::query_scalar(crate::store::sql::GET_TRAINING_CONSENT)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("reading training consent", e, DB::transient)
+            })
+    }
+
+    async fn training_users(&self) -> crate::store::StoreResult<Vec<String>> {
+        sqlx::query_scalar(crate::store::sql::TRAINING_USERS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("listing training users", e, DB::transient))
+    }
+
+    async fn delete_template(
+        &self,
+        user_id: &str,
+        factor: &str,
+    ) -> crate::store::StoreResult<bool> {
+        let r = sqlx::query(crate::store::sql::DELETE_TEMPLATE)
+            .bind(user_id)
+            .bind(factor)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| crate::store::error::from_sqlx("deleting a template", e, DB::transient))?;
+        Ok(DB::rows_affected(&r) > 0)
+    }
+
+    async fn stale_templates(
+        &self,
+        factor: &str,
+        current: &str,
+        limit: u32,
+    ) -> crate::store::StoreResult<Vec<String>> {
+        sqlx::query_scalar(crate::store::sql::STALE_TEMPLATES)
+            .bind(factor)
+            .bind(current)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| {
+                crate::store::error::from_sqlx("listing stale templates", e, DB::transient)
+            })
     }
 
     async fn consecutive_rejects(&self, user_id: &str) -> crate::store::StoreResult<u32> {

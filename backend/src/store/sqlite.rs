@@ -93,6 +93,11 @@ impl Dialect for sqlx::Sqlite {
                 "decisions",
                 include_str!("../../migrations/sqlite/0003_decisions.sql"),
             ),
+            (
+                4,
+                "learning",
+                include_str!("../../migrations/sqlite/0004_learning.sql"),
+            ),
         ])
     }
 }

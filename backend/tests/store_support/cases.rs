@@ -82,7 +82,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     fx.store.migrate().await.unwrap();
     let reopened = fx.config.open().await.unwrap();
     assert!(reopened.user_exists("u1").await.unwrap());
-    assert_eq!(fx.migrations_applied().await, 3);
+    assert_eq!(fx.migrations_applied().await, 4);
     assert_eq!(fx.tables().await, tables);
     fx.assert_durable_commits().await;
 }
@@ -102,6 +102,31 @@ pub async fn users(fx: &Fixture) {
         Err(StoreError::Invalid(_))
     ));
     assert!(!s.user_exists("bob").await.unwrap());
+}
+
+/// Training consent: off for a new user, recorded and withdrawn, listed only while
+/// given, and gone with the user.
+pub async fn training_consent(fx: &Fixture) {
+    let s = &fx.store;
+    for u in ["carol", "alice", "bob"] {
+        s.create_user(u).await.unwrap();
+        assert_eq!(s.training_consent(u).await.unwrap(), Some(false));
+    }
+    assert!(s.training_users().await.unwrap().is_empty());
+    assert!(s.set_training_consent("carol", true).await.unwrap());
+    assert!(s.set_training_consent("alice", true).await.unwrap());
+    assert_eq!(s.training_users().await.unwrap(), ["alice", "carol"]);
+    assert!(s.set_training_consent("carol", false).await.unwrap());
+    assert_eq!(s.training_consent("carol").await.unwrap(), Some(false));
+    assert_eq!(s.training_users().await.unwrap(), ["alice"]);
+    s.delete_user("alice").await.unwrap();
+    assert!(s.training_users().await.unwrap().is_empty());
+    assert_eq!(s.training_consent("alice").await.unwrap(), None);
+    assert!(!s.set_training_consent("alice", true).await.unwrap());
+    assert!(matches!(
+        s.set_training_consent("../etc", true).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 /// Eight concurrent consumptions of one token: exactly one gets the user.
@@ -472,12 +497,52 @@ pub async fn authentication_state(fx: &Fixture) {
         format: 1,
         blob: blob.to_vec(),
         updated_at_ms: NOW,
+        built_with: "model-a".into(),
     };
     s.put_template(row("gait", b"one")).await.unwrap();
     s.put_template(row("gait", b"two")).await.unwrap();
     s.put_template(row("py-keystroke", b"three")).await.unwrap();
     let t = s.templates("u1").await.unwrap();
     assert_eq!(t, vec![row("gait", b"two"), row("py-keystroke", b"three")]);
+
+    // Templates of another model version, per factor, oldest first.
+    s.create_user("u2").await.unwrap();
+    s.put_template(TemplateRow {
+        user_id: "u2".into(),
+        updated_at_ms: NOW - HOUR,
+        built_with: "model-b".into(),
+        ..row("gait", b"four")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.stale_templates("gait", "model-c", 10).await.unwrap(),
+        ["u2", "u1"]
+    );
+    assert_eq!(
+        s.stale_templates("gait", "model-c", 1).await.unwrap(),
+        ["u2"]
+    );
+    assert_eq!(
+        s.stale_templates("gait", "model-a", 10).await.unwrap(),
+        ["u2"]
+    );
+    assert_eq!(
+        s.stale_templates("py-keystroke", "model-a", 10)
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        s.stale_templates("face", "model-a", 10).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(s.delete_template("u2", "gait").await.unwrap());
+    assert!(!s.delete_template("u2", "gait").await.unwrap());
+    assert_eq!(
+        s.stale_templates("gait", "model-c", 10).await.unwrap(),
+        ["u1"]
+    );
     assert!(matches!(
         s.put_template(TemplateRow {
             user_id: "nobody".into(),
@@ -594,6 +659,7 @@ pub async fn at_rest(fx: &Fixture) {
         format: 1,
         blob: b"the template of u1 ..........".to_vec(),
         updated_at_ms: NOW,
+        built_with: String::new(),
     };
     s.put_template(template.clone()).await.unwrap();
     let raw_t = fx.raw_template("u1", "gait").await;
@@ -670,6 +736,7 @@ pub async fn at_rest_upgrade(fx: &Fixture) {
         format: 1,
         blob: b"a template from before encryption".to_vec(),
         updated_at_ms: NOW,
+        built_with: "v1".into(),
     };
     plain.put_template(template.clone()).await.unwrap();
 

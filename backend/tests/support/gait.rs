@@ -65,6 +65,17 @@ pub fn calibrated_gait_model(pop: &tacit_models::data::Population, seed: u64) ->
     train_small(pop, &people, seed, Some(2))
 }
 
+/// A small gait model artifact trained (and cross-fitted in `folds`) on `people` of
+/// `pop`.
+pub fn gait_model_of(
+    pop: &tacit_models::data::Population,
+    people: &[usize],
+    seed: u64,
+    folds: usize,
+) -> Vec<u8> {
+    train_small(pop, people, seed, Some(folds))
+}
+
 /// The small, quick pipeline of the factor tests on `people`.
 fn train_small(
     pop: &tacit_models::data::Population,

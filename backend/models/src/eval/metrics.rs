@@ -123,7 +123,7 @@ mod tests {
 pub const TARGET_FARS: [f64; 3] = [0.001, 0.01, 0.05];
 
 /// What a report can say about an operating point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointStatus {
     /// The realised rate is within 0.5×–1.5× of the target.
@@ -140,7 +140,7 @@ pub enum PointStatus {
 /// Realised rates at one target false-accept rate, pooled over people (one threshold
 /// for everyone): an attempt is accepted when its estimated false-accept rate is at
 /// most the target, exactly as the decision does.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OperatingPoint {
     /// The configured target.
     pub target_far: f64,

@@ -4,5 +4,5 @@ pub mod metrics;
 mod protocols;
 mod report;
 
-pub use protocols::{EvalConfig, one_class, population};
+pub use protocols::{EvalConfig, Judgement, judge, one_class, population};
 pub use report::{EvalReport, MethodResult, det_svg};

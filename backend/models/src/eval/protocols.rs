@@ -379,6 +379,50 @@ pub fn attempt_windows(factor: FactorKind) -> usize {
     }
 }
 
+/// The decision's realised rates for a model on people it never saw.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Judgement {
+    /// Realised rates at [`super::metrics::TARGET_FARS`], pooled over the people.
+    pub operating_points: Vec<super::metrics::OperatingPoint>,
+    /// Pooled equal error rate of the attempt LLRs (`None`: no genuine or no impostor
+    /// attempt).
+    pub eer: Option<f64>,
+    /// People who could enrol.
+    pub people: usize,
+}
+
+/// Judges `model` on `people` of `pop` (held out from its training) exactly as the
+/// evaluation's decision row does: each enrols like a user, every later session is cut
+/// into attempts of [`attempt_windows`] windows, each accepted at a target when its
+/// estimated FAR is at most the target.
+pub fn judge(
+    model: &crate::template::FactorModel,
+    pop: &Population,
+    people: &[usize],
+    enrol: &crate::template::EnrolConfig,
+) -> Result<Judgement, ModelError> {
+    if people.iter().any(|&p| p >= pop.people.len()) {
+        return Err(ModelError::Data("person index out of range".into()));
+    }
+    let mut scores = Scores::default();
+    let mut judged: [Vec<Judged>; 2] = Default::default();
+    decide_attempts(
+        model,
+        pop,
+        people,
+        enrol,
+        attempt_windows(pop.factor),
+        &mut scores,
+        &mut judged,
+    )?;
+    let eer = error_rates(&scores.genuine.concat(), &scores.impostor.concat()).map(|r| r.eer);
+    Ok(Judgement {
+        operating_points: operating_points(&judged[0], &judged[1]),
+        eer,
+        people: scores.genuine.len(),
+    })
+}
+
 /// The decision as deployed, on held-out people: each enrols like a user (the first
 /// `full_samples` vectors of their earliest sessions, [`split_sessions`]); every later
 /// session of every held-out person is cut into attempts of up to `n` windows, scored,

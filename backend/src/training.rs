@@ -1,0 +1,246 @@
+//! Training sets from the store: the feature windows phones uploaded, of the users who
+//! consented to training (`training_consent`), as a [`Population`] the model pipeline
+//! trains on exactly as it trains on a research data set.
+//!
+//! Windows are read back through the store (decrypted at rest like any read) and never
+//! leave this process: the population lives in memory for one training run. A user
+//! deleted or withdrawn before the run is not in it; a model trained earlier keeps what
+//! it learnt (SECURITY.md).
+
+use std::collections::HashMap;
+
+use tacit_models::data::{Person, Population, Sample};
+
+use crate::scoring::{GroupKey, Window, read_windows};
+use crate::store::{Store, StoreError};
+use tacit_shared::payload::FactorKind;
+
+/// How a training set is read from the store.
+#[derive(Debug, Clone)]
+pub struct StoreTrainingOptions {
+    /// The factor whose windows are read.
+    pub factor: FactorKind,
+    /// Newest envelopes read per user: bounds the memory and time one user can take.
+    pub max_envelopes_per_user: u32,
+    /// Windows further apart than this start a new session (device clock). Sessions
+    /// matter to the pipeline: a person enrols on their first sessions and is judged
+    /// on the later ones, as a user is.
+    pub session_gap_ms: u64,
+    /// Only envelopes created at or after this time (device clock, Unix ms).
+    pub since_ms: u64,
+}
+
+impl StoreTrainingOptions {
+    /// Defaults for a factor: 5,000 envelopes per user, sessions split at 30 minutes.
+    pub fn for_factor(factor: FactorKind) -> Self {
+        StoreTrainingOptions {
+            factor,
+            max_envelopes_per_user: 5_000,
+            session_gap_ms: 30 * 60 * 1000,
+            since_ms: 0,
+        }
+    }
+}
+
+/// A training set read from the store, with what it is made of.
+#[derive(Debug, Clone)]
+pub struct StorePopulation {
+    /// The people, one per consenting user with windows of the chosen group.
+    pub population: Population,
+    /// The window group trained on: the schema version, context and width that most
+    /// consenting users have windows of (a model reads one of them).
+    pub group: GroupKey,
+    /// Users who had consented when the set was read.
+    pub consenting_users: usize,
+    /// Windows in the set.
+    pub windows: usize,
+    /// The oldest and newest window start in the set (device clock, Unix ms).
+    pub data_window_ms: Option<(u64, u64)>,
+}
+
+/// Why a training set could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainingSetError {
+    /// The store failed.
+    #[error("reading the training set: {0}")]
+    Store(#[from] StoreError),
+    /// No consenting user has windows of the factor.
+    #[error(
+        "no consenting user has {factor} windows ({consenting} consenting users): record \
+         consent with PUT /v1/users/{{id}}/training-consent"
+    )]
+    Empty {
+        /// The factor asked for.
+        factor: FactorKind,
+        /// Users who had consented.
+        consenting: usize,
+    },
+}
+
+/// Reads the training set of `opts.factor` from the store: every consenting user's
+/// windows of the most common group, split into sessions.
+pub async fn population_from_store(
+    store: &dyn Store,
+    opts: &StoreTrainingOptions,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<StorePopulation, TrainingSetError> {
+    let users = store.training_users().await?;
+    let mut per_user: Vec<(String, Vec<Window>)> = Vec::with_capacity(users.len());
+    for (i, user) in users.iter().enumerate() {
+        let windows: Vec<Window> =
+            read_windows(store, user, opts.since_ms, opts.max_envelopes_per_user)
+                .await?
+                .into_iter()
+                .filter(|w| w.kind == opts.factor)
+                .collect();
+        if !windows.is_empty() {
+            per_user.push((user.clone(), windows));
+        }
+        progress(i + 1, users.len());
+    }
+    let Some(group) = common_group(&per_user) else {
+        return Err(TrainingSetError::Empty {
+            factor: opts.factor,
+            consenting: users.len(),
+        });
+    };
+    let mut people = Vec::new();
+    let mut skipped = Vec::new();
+    let mut windows = 0;
+    let mut span: Option<(u64, u64)> = None;
+    for (user, mut ws) in per_user {
+        ws.retain(|w| w.group == group);
+        if ws.is_empty() {
+            skipped.push(format!("user {user}: no windows of the trained group"));
+            continue;
+        }
+        ws.sort_by_key(|w| (w.start_ms, w.envelope_id.clone()));
+        ws.dedup_by(|a, b| a.start_ms == b.start_ms && a.values == b.values);
+        windows += ws.len();
+        let (first, last) = (ws[0].start_ms, ws[ws.len() - 1].start_ms);
+        span = Some(span.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
+        people.push(Person {
+            id: user,
+            samples: sessions(ws, opts.session_gap_ms),
+        });
+    }
+    let population = Population {
+        factor: opts.factor,
+        schema_version: group.schema_version,
+        dim: group.dim,
+        source: format!(
+            "store: {} {} windows of {} consenting users",
+            windows,
+            opts.factor,
+            people.len()
+        ),
+        people,
+        skipped,
+    };
+    Ok(StorePopulation {
+        population,
+        group,
+        consenting_users: users.len(),
+        windows,
+        data_window_ms: span,
+    })
+}
+
+/// The group that most users have windows of (ties: more windows, then the smaller
+/// schema version, so that the choice does not depend on hash order).
+fn common_group(per_user: &[(String, Vec<Window>)]) -> Option<GroupKey> {
+    let mut counts: HashMap<&GroupKey, (usize, usize)> = HashMap::new();
+    for (_, ws) in per_user {
+        let mut seen: Vec<&GroupKey> = Vec::new();
+        for w in ws {
+            let c = counts.entry(&w.group).or_default();
+            c.1 += 1;
+            if !seen.contains(&&w.group) {
+                seen.push(&w.group);
+                c.0 += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|(ga, a), (gb, b)| {
+            a.cmp(b)
+                .then(gb.schema_version.cmp(&ga.schema_version))
+                .then(gb.context.cmp(&ga.context))
+        })
+        .map(|(g, _)| g.clone())
+}
+
+/// Windows (sorted by start) as samples, a new session wherever two windows are more
+/// than `gap_ms` apart.
+fn sessions(windows: Vec<Window>, gap_ms: u64) -> Vec<Sample> {
+    let mut session = 0u32;
+    let mut last_end: Option<u64> = None;
+    windows
+        .into_iter()
+        .map(|w| {
+            if last_end.is_some_and(|end| w.start_ms.saturating_sub(end) > gap_ms) {
+                session += 1;
+            }
+            last_end = Some(last_end.map_or(w.end_ms, |e| e.max(w.end_ms)));
+            Sample {
+                group: session,
+                vector: w.values,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(group: &GroupKey, start_ms: u64) -> Window {
+        Window {
+            kind: FactorKind::Gait,
+            group: group.clone(),
+            start_ms,
+            end_ms: start_ms + 1000,
+            values: vec![start_ms as f32; group.dim],
+            envelope_id: "00".into(),
+            received_at_ms: start_ms + 2000,
+        }
+    }
+
+    fn key(schema_version: u16, dim: usize) -> GroupKey {
+        GroupKey {
+            schema_version,
+            context: None,
+            dim,
+        }
+    }
+
+    #[test]
+    fn sessions_split_at_gaps() {
+        let g = key(1, 2);
+        let ws = vec![
+            window(&g, 0),
+            window(&g, 1_500),
+            window(&g, 1_000_000),
+            window(&g, 1_001_000),
+            window(&g, 9_000_000),
+        ];
+        let s = sessions(ws, 60_000);
+        let groups: Vec<u32> = s.iter().map(|s| s.group).collect();
+        assert_eq!(groups, [0, 0, 1, 1, 2]);
+    }
+
+    #[test]
+    fn the_group_most_users_have_wins() {
+        let (a, b) = (key(1, 4), key(2, 6));
+        let per_user = vec![
+            ("u1".to_string(), (0..50).map(|i| window(&b, i)).collect()),
+            ("u2".to_string(), vec![window(&a, 0), window(&b, 1)]),
+            ("u3".to_string(), vec![window(&a, 0)]),
+            ("u4".to_string(), vec![window(&a, 5)]),
+        ];
+        // b has more windows, a more users: a model of b would serve fewer people.
+        assert_eq!(common_group(&per_user), Some(a));
+        assert_eq!(common_group(&[]), None);
+    }
+}
