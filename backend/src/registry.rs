@@ -34,6 +34,9 @@ pub struct TrainingData {
     pub train_people: usize,
     /// People held out for the gate.
     pub gate_people: usize,
+    /// Whom the gate cohort was drawn from.
+    #[serde(default)]
+    pub gate_cohort: String,
     /// Windows of the training people.
     pub windows: usize,
     /// Oldest and newest window start in the set (device clock, Unix ms).
@@ -42,6 +45,23 @@ pub struct TrainingData {
     pub schema_version: u16,
     /// Values per window.
     pub dim: usize,
+}
+
+impl TrainingData {
+    /// What an artifact trained elsewhere (`train --data`) says of its training data.
+    pub fn of_artifact(meta: &tacit_models::embedding::ModelMeta) -> Self {
+        TrainingData {
+            source: meta.training.dataset.clone(),
+            consenting_users: 0,
+            train_people: meta.training.people,
+            gate_people: 0,
+            gate_cohort: String::new(),
+            windows: meta.training.samples,
+            data_window_ms: None,
+            schema_version: meta.schema_version,
+            dim: meta.shape.input,
+        }
+    }
 }
 
 /// A registered model version.

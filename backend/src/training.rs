@@ -47,8 +47,9 @@ impl StoreTrainingOptions {
 pub struct StorePopulation {
     /// The people, one per consenting user with windows of the chosen group.
     pub population: Population,
-    /// The window group trained on: the schema version, context and width that most
-    /// consenting users have windows of (a model reads one of them).
+    /// The window layout trained on: the schema version and width that most consenting
+    /// users have windows of (a model reads one layout; `context` is `None`: fixed-text
+    /// phrases are salted per device, and each person contributes their main phrase).
     pub group: GroupKey,
     /// Users who had consented when the set was read.
     pub consenting_users: usize,
@@ -56,6 +57,9 @@ pub struct StorePopulation {
     pub windows: usize,
     /// The oldest and newest window start in the set (device clock, Unix ms).
     pub data_window_ms: Option<(u64, u64)>,
+    /// When each consenting user's account was created (server clock, Unix ms), by
+    /// user id (a person's `id`).
+    pub account_created_ms: HashMap<String, u64>,
 }
 
 /// Why a training set could not be read.
@@ -86,7 +90,11 @@ pub async fn population_from_store(
 ) -> Result<StorePopulation, TrainingSetError> {
     let users = store.training_users().await?;
     let mut per_user: Vec<(String, Vec<Window>)> = Vec::with_capacity(users.len());
-    for (i, user) in users.iter().enumerate() {
+    let created: HashMap<String, u64> = users
+        .iter()
+        .map(|u| (u.user_id.clone(), u.created_at_ms))
+        .collect();
+    for (i, user) in users.iter().map(|u| &u.user_id).enumerate() {
         let windows: Vec<Window> =
             read_windows(store, user, opts.since_ms, opts.max_envelopes_per_user)
                 .await?
@@ -97,6 +105,9 @@ pub async fn population_from_store(
             per_user.push((user.clone(), windows));
         }
         progress(i + 1, users.len());
+    }
+    for (_, ws) in &mut per_user {
+        main_phrase_only(ws);
     }
     let Some(group) = common_group(&per_user) else {
         return Err(TrainingSetError::Empty {
@@ -143,7 +154,37 @@ pub async fn population_from_store(
         consenting_users: users.len(),
         windows,
         data_window_ms: span,
+        account_created_ms: created,
     })
+}
+
+/// Fixed-text contexts are salted per device: two users' phrases cannot be told apart,
+/// only their layout. A population model reads any phrase of its layout, so people are
+/// grouped by schema version and width: of each layout, a person keeps the windows of
+/// the phrase they typed most (two phrases of one person are not one behaviour), and
+/// the context is dropped.
+fn main_phrase_only(ws: &mut Vec<Window>) {
+    let mut by_context: HashMap<(u16, usize, Option<String>), usize> = HashMap::new();
+    for w in ws.iter() {
+        *by_context
+            .entry((w.group.schema_version, w.group.dim, w.group.context.clone()))
+            .or_default() += 1;
+    }
+    let main: HashMap<(u16, usize), Option<String>> = {
+        let mut best: HashMap<(u16, usize), (usize, Option<String>)> = HashMap::new();
+        for ((v, d, c), n) in by_context {
+            let e = best.entry((v, d)).or_insert((0, None));
+            // Most windows; ties to the smaller context, whatever the hash order.
+            if n > e.0 || (n == e.0 && c < e.1) {
+                *e = (n, c);
+            }
+        }
+        best.into_iter().map(|(k, (_, c))| (k, c)).collect()
+    };
+    ws.retain(|w| main.get(&(w.group.schema_version, w.group.dim)) == Some(&w.group.context));
+    for w in ws.iter_mut() {
+        w.group.context = None;
+    }
 }
 
 /// The group that most users have windows of (ties: more windows, then the smaller
@@ -228,6 +269,31 @@ mod tests {
         let s = sessions(ws, 60_000);
         let groups: Vec<u32> = s.iter().map(|s| s.group).collect();
         assert_eq!(groups, [0, 0, 1, 1, 2]);
+    }
+
+    #[test]
+    fn phrases_of_one_layout_are_one_group_and_each_person_keeps_their_main_one() {
+        let phrase = |c: &str| GroupKey {
+            schema_version: 1,
+            context: Some(c.into()),
+            dim: 31,
+        };
+        let mut ws: Vec<Window> = [("aa", 0), ("bb", 1), ("bb", 2), ("aa", 3), ("bb", 4)]
+            .iter()
+            .map(|(c, t)| Window {
+                kind: FactorKind::KeystrokeFixed,
+                ..window(&phrase(c), *t)
+            })
+            .collect();
+        ws.push(window(&key(1, 50), 9));
+        main_phrase_only(&mut ws);
+        let starts: Vec<u64> = ws.iter().map(|w| w.start_ms).collect();
+        assert_eq!(
+            starts,
+            [1, 2, 4, 9],
+            "phrase bb (3 entries) and the gait window"
+        );
+        assert!(ws.iter().all(|w| w.group.context.is_none()));
     }
 
     #[test]

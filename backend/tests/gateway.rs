@@ -209,8 +209,8 @@ async fn scenario(backing: Backing) {
         assert_eq!(r.status(), status, "{body}");
     }
     assert_eq!(
-        ts.server.state.store.training_users().await.unwrap(),
-        std::slice::from_ref(&user)
+        ts.server.state.store.training_users().await.unwrap()[0].user_id,
+        user
     );
     let batches = export["features"].as_array().unwrap();
     assert_eq!(batches.len() as u64, stored_before);

@@ -118,6 +118,7 @@ async fn retrain_gate_promote_rebuild_rollback_and_refuse_poison() {
                     consenting_users: 0,
                     train_people: RESEARCH.len(),
                     gate_people: 0,
+                    gate_cohort: String::new(),
                     windows: RESEARCH.len() * 60,
                     data_window_ms: None,
                     schema_version: 1,
@@ -249,7 +250,11 @@ async fn retrain_gate_promote_rebuild_rollback_and_refuse_poison() {
                         .iter()
                         .enumerate()
                         .map(|(j, d)| {
-                            let edge = if (i + j + k) % 2 == 0 { d.max } else { d.min };
+                            let edge = if (i + j + k).is_multiple_of(2) {
+                                d.max
+                            } else {
+                                d.min
+                            };
                             let jitter = 0.01 * (d.max - d.min) * rng.normal() as f32;
                             (edge + jitter).clamp(d.min, d.max)
                         })
@@ -267,6 +272,17 @@ async fn retrain_gate_promote_rebuild_rollback_and_refuse_poison() {
         gate.reasons
     );
     assert!(!gate.passed);
+    assert_eq!(
+        out.manifest.data.gate_cohort, "accounts older than the model in service",
+        "the crafted accounts are not among the people the candidate is judged on"
+    );
+    assert!(
+        gate.reasons
+            .iter()
+            .any(|r| r.contains("above 1.5× the target")),
+        "{:?}",
+        gate.reasons
+    );
     assert_eq!(out.manifest.version, 3);
     let served = registry.served(FactorKind::Gait).await.unwrap();
     assert_eq!(served.current(), Some(2), "v2 stays in service");

@@ -63,6 +63,19 @@ struct WorldArgs {
     /// Working directory (emptied first): backend data, phones, report.
     #[arg(long, default_value = "tacit-sim-world")]
     dir: PathBuf,
+    /// Sessions of activity on the enrolment day, an hour apart (default 1; 3 with
+    /// --learn): 1 is a walk of 150 s and 30 typed entries, more are each 90 s and 20.
+    #[arg(long)]
+    day0_sessions: Option<u32>,
+    /// Train the population models from the world's own day-0 uploads (everyone
+    /// consents), gate them against the research-trained ones and promote them; after
+    /// the last day retrain on uploads poisoned by --poison-accounts crafted accounts,
+    /// which the gate must refuse.
+    #[arg(long)]
+    learn: bool,
+    /// Consenting accounts with crafted uploads before the second retraining.
+    #[arg(long, default_value_t = 40)]
+    poison_accounts: usize,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -119,6 +132,9 @@ fn simulate(a: WorldArgs) -> anyhow::Result<()> {
             },
             (None, None) => BackendKind::InProcess,
         },
+        day0_sessions: a.day0_sessions.unwrap_or(if a.learn { 3 } else { 1 }),
+        learn: a.learn,
+        poison_accounts: a.poison_accounts,
         dir: a.dir.clone(),
     };
     cfg.check()?;

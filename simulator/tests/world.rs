@@ -89,3 +89,66 @@ async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
     assert!((1.0 - at.frr - genuine_accept).abs() < 1e-9, "{at:?}");
     let _ = std::fs::remove_dir_all(&cfg.dir);
 }
+
+/// A world that trains its models from its own day-0 uploads: both candidates pass the
+/// gate against the research-trained models and are promoted, the days run on them,
+/// and the retraining on uploads poisoned by crafted accounts is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_learns_from_its_uploads_and_refuses_a_poisoned_retraining() {
+    let cfg = WorldConfig {
+        people: 60,
+        days: 1,
+        seed: 3,
+        training_people: 30,
+        training_steps: 150,
+        impostor_rate: 1.0,
+        mimic_rate: 0.0,
+        parallel: 4,
+        day0_sessions: 3,
+        learn: true,
+        poison_accounts: 30,
+        faults: tacit_simulator::world::Faults::none(),
+        restarts: false,
+        dir: std::env::temp_dir().join(format!("tacit-learn-{}", std::process::id())),
+        ..WorldConfig::default()
+    };
+    let r = run(&cfg, &|_, _, _| {}).await.expect("run");
+    println!("{}", r.table());
+    support::attacks_failed_nothing_lost(&r);
+    let learned: Vec<(&str, &str, bool, bool)> = r
+        .learning
+        .iter()
+        .map(|l| (l.factor.as_str(), l.stage.as_str(), l.passed, l.promoted))
+        .collect();
+    assert_eq!(
+        learned,
+        [
+            ("gait", "day 0 uploads", true, true),
+            ("keystroke-fixed", "day 0 uploads", true, true),
+            (
+                "gait",
+                "after day 1, with 30 crafted accounts",
+                false,
+                false
+            ),
+        ],
+        "{:#?}",
+        r.learning
+    );
+    // The days ran on the promoted models.
+    let genuine_accept = r.genuine[1] as f64 / r.genuine[0] as f64;
+    assert!(
+        genuine_accept >= 0.8,
+        "genuine accept rate {genuine_accept}"
+    );
+    let impostor_accept = r.impostor[1] as f64 / r.impostor[0] as f64;
+    assert!(
+        impostor_accept <= 0.1,
+        "zero-effort accept rate {impostor_accept}"
+    );
+    let v: serde_json::Value = serde_json::to_value(&r).expect("json");
+    assert_eq!(
+        v["learning"][0]["candidate"].as_array().map(Vec::len),
+        Some(3)
+    );
+}

@@ -58,8 +58,16 @@ fn blocking_error(e: tokio::task::JoinError) -> CommandError {
     )))
 }
 
-/// People indices split into (train, gate), people-disjoint, by the seed.
-fn split(n: usize, gate_share: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), CommandError> {
+/// People indices split into (train, gate), people-disjoint, by the seed. The gate
+/// draws only on `eligible` people (accounts older than the model in service) when
+/// there are enough of them: accounts made to poison a training set then cannot also
+/// be the people it is judged on. Returns whether it could.
+fn split(
+    eligible: &[bool],
+    gate_share: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>, bool), CommandError> {
+    let n = eligible.len();
     let gate_n = ((n as f64 * gate_share).round() as usize).max(MIN_SIDE);
     if n < gate_n + MIN_SIDE {
         return Err(CommandError::TooLittleData {
@@ -72,11 +80,17 @@ fn split(n: usize, gate_share: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>
     }
     let mut order: Vec<usize> = (0..n).collect();
     SplitMix64::new(seed ^ 0x6a7e_c0de).shuffle(&mut order);
-    let (gate, train) = order.split_at(gate_n);
-    let (mut gate, mut train) = (gate.to_vec(), train.to_vec());
+    let established = eligible.iter().filter(|&&e| e).count() >= gate_n;
+    let mut gate: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&p| !established || eligible[p])
+        .take(gate_n)
+        .collect();
+    let mut train: Vec<usize> = (0..n).filter(|p| !gate.contains(p)).collect();
     gate.sort_unstable();
     train.sort_unstable();
-    Ok((train, gate))
+    Ok((train, gate, established))
 }
 
 /// The model in service, if it reads windows of this schema version and width.
@@ -129,16 +143,32 @@ pub async fn retrain(
     let cfg = args.training.pipeline(factor)?;
     set.population.retain_enrollable(cfg.enrol.min_samples);
     let pop = std::sync::Arc::new(set.population);
-    let (train, gate) = split(pop.people.len(), args.gate_share, cfg.train.seed)?;
+    let served = registry.served(factor).await.map_err(registry_error)?;
+    // Accounts older than the model in service (all of them when none is registered).
+    let since = served.history.last().map_or(u64::MAX, |p| p.at_ms);
+    let eligible: Vec<bool> = pop
+        .people
+        .iter()
+        .map(|p| {
+            set.account_created_ms
+                .get(&p.id)
+                .is_some_and(|&t| t < since)
+        })
+        .collect();
+    let (train, gate, established) = split(&eligible, args.gate_share, cfg.train.seed)?;
+    let gate_cohort = if established {
+        "accounts older than the model in service"
+    } else {
+        "all consenting accounts (too few are older than the model in service)"
+    };
     println!(
-        "retraining {factor}: {} consenting users, {} with enough windows: {} to train, {} for the gate",
+        "retraining {factor}: {} consenting users, {} with enough windows: {} to train, {} for the gate ({gate_cohort})",
         set.consenting_users,
         pop.people.len(),
         train.len(),
         gate.len()
     );
     let current = current_model(registry, factor, pop.schema_version, pop.dim).await?;
-    let served = registry.served(factor).await.map_err(registry_error)?;
 
     let (p, tr, g) = (pop.clone(), train.clone(), gate.clone());
     let (artifact, report) = tokio::task::spawn_blocking(move || {
@@ -166,6 +196,7 @@ pub async fn retrain(
             consenting_users: set.consenting_users,
             train_people: train.len(),
             gate_people: gate.len(),
+            gate_cohort: gate_cohort.to_string(),
             windows,
             data_window_ms: set.data_window_ms,
             schema_version: pop.schema_version,
@@ -335,16 +366,7 @@ pub async fn models(registry: &Registry, command: ModelsCommand) -> Result<(), C
             let manifest = Manifest::draft(
                 factor,
                 served.current(),
-                TrainingData {
-                    source: a.meta.training.dataset.clone(),
-                    consenting_users: 0,
-                    train_people: a.meta.training.people,
-                    gate_people: 0,
-                    windows: a.meta.training.samples,
-                    data_window_ms: None,
-                    schema_version: a.meta.schema_version,
-                    dim: a.meta.shape.input,
-                },
+                TrainingData::of_artifact(&a.meta),
                 None,
             );
             let m = registry
@@ -400,16 +422,34 @@ mod tests {
 
     #[test]
     fn the_split_is_people_disjoint_and_bounded() {
-        let (train, gate) = split(40, 0.3, 1).unwrap();
+        let all = |n: usize| vec![true; n];
+        let (train, gate, established) = split(&all(40), 0.3, 1).unwrap();
+        assert!(established);
         assert_eq!((train.len(), gate.len()), (28, 12));
         assert!(train.iter().all(|p| !gate.contains(p)));
         assert_eq!(
-            split(40, 0.3, 1).unwrap(),
-            (train, gate),
+            split(&all(40), 0.3, 1).unwrap(),
+            (train, gate, true),
             "same seed, same split"
         );
-        let (train, gate) = split(12, 0.1, 1).unwrap();
+        let (train, gate, _) = split(&all(12), 0.1, 1).unwrap();
         assert_eq!((train.len(), gate.len()), (6, 6));
-        assert!(split(11, 0.3, 1).is_err());
+        assert!(split(&all(11), 0.3, 1).is_err());
+    }
+
+    #[test]
+    fn the_gate_draws_on_established_accounts_when_there_are_enough() {
+        // People 0..20 are older than the model in service, 20..40 are new.
+        let eligible: Vec<bool> = (0..40).map(|p| p < 20).collect();
+        let (train, gate, established) = split(&eligible, 0.3, 7).unwrap();
+        assert!(established);
+        assert_eq!(gate.len(), 12);
+        assert!(gate.iter().all(|&p| p < 20), "{gate:?}");
+        assert_eq!(train.len(), 28);
+        // Too few established accounts: everyone may be in the gate, and it says so.
+        let eligible: Vec<bool> = (0..40).map(|p| p < 5).collect();
+        let (_, gate, established) = split(&eligible, 0.3, 7).unwrap();
+        assert!(!established);
+        assert_eq!(gate.len(), 12);
     }
 }

@@ -48,7 +48,7 @@ pub use config::{NotALocalPath, ObjectsConfig, S3Config, StoreConfig, local_path
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
     DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN,
-    RejectCount, SeenEnvelope, StoreOutcome, TemplateRow, validate_user_id,
+    RejectCount, SeenEnvelope, StoreOutcome, TemplateRow, TrainingUser, validate_user_id,
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;
@@ -76,9 +76,11 @@ pub trait Store: Send + Sync + 'static {
     /// A user's training consent; `None` when there is no such user.
     async fn training_consent(&self, user_id: &str) -> StoreResult<Option<bool>>;
 
-    /// The users whose uploaded features may train population models, in id order.
-    /// A deleted user is gone from this list with everything else of theirs.
-    async fn training_users(&self) -> StoreResult<Vec<String>>;
+    /// The users whose uploaded features may train population models, in id order,
+    /// with when each account was created (the gate draws only on accounts older than
+    /// the model in service). A deleted user is gone from this list with everything
+    /// else of theirs.
+    async fn training_users(&self) -> StoreResult<Vec<TrainingUser>>;
 
     /// Up to `limit` users whose template of `factor` (its configured name) was built
     /// by a model version other than `current`, oldest template first: the templates

@@ -247,3 +247,12 @@ mod tests {
         assert_eq!(id16_from_db(&[3; 16], "device id").ok(), Some([3; 16]));
     }
 }
+
+/// A user who consented to training (`Store::training_users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainingUser {
+    /// The user.
+    pub user_id: String,
+    /// When the account was created (server clock, Unix ms).
+    pub created_at_ms: u64,
+}

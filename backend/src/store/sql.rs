@@ -90,7 +90,7 @@ pub(crate) const SET_TRAINING_CONSENT: &str =
 pub(crate) const GET_TRAINING_CONSENT: &str =
     "SELECT training_consent FROM users WHERE user_id = $1";
 pub(crate) const TRAINING_USERS: &str =
-    "SELECT user_id FROM users WHERE training_consent ORDER BY user_id";
+    "SELECT user_id, created_at_ms FROM users WHERE training_consent ORDER BY user_id";
 pub(crate) const DELETE_TEMPLATE: &str = "DELETE FROM templates WHERE user_id = $1 AND factor = $2";
 pub(crate) const GET_REJECTS: &str = "SELECT consecutive_rejects FROM users WHERE user_id = $1";
 pub(crate) const INCREMENT_REJECTS: &str = "UPDATE users SET consecutive_rejects = \
@@ -788,11 +788,21 @@ where
             })
     }
 
-    async fn training_users(&self) -> crate::store::StoreResult<Vec<String>> {
-        sqlx::query_scalar(crate::store::sql::TRAINING_USERS)
+    async fn training_users(&self) -> crate::store::StoreResult<Vec<crate::store::TrainingUser>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(crate::store::sql::TRAINING_USERS)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| crate::store::error::from_sqlx("listing training users", e, DB::transient))
+            .map_err(|e| {
+                crate::store::error::from_sqlx("listing training users", e, DB::transient)
+            })?;
+        rows.into_iter()
+            .map(|(user_id, at)| {
+                Ok(crate::store::TrainingUser {
+                    user_id,
+                    created_at_ms: crate::store::model::ms_from_db(at, "account creation time")?,
+                })
+            })
+            .collect()
     }
 
     async fn delete_template(

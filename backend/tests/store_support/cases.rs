@@ -115,10 +115,18 @@ pub async fn training_consent(fx: &Fixture) {
     assert!(s.training_users().await.unwrap().is_empty());
     assert!(s.set_training_consent("carol", true).await.unwrap());
     assert!(s.set_training_consent("alice", true).await.unwrap());
-    assert_eq!(s.training_users().await.unwrap(), ["alice", "carol"]);
+    let ids = |v: Vec<tacit_backend::store::TrainingUser>| -> Vec<String> {
+        v.into_iter().map(|u| u.user_id).collect()
+    };
+    let listed = s.training_users().await.unwrap();
+    assert!(
+        listed.iter().all(|u| u.created_at_ms > 1_700_000_000_000),
+        "{listed:?}"
+    );
+    assert_eq!(ids(listed), ["alice", "carol"]);
     assert!(s.set_training_consent("carol", false).await.unwrap());
     assert_eq!(s.training_consent("carol").await.unwrap(), Some(false));
-    assert_eq!(s.training_users().await.unwrap(), ["alice"]);
+    assert_eq!(ids(s.training_users().await.unwrap()), ["alice"]);
     s.delete_user("alice").await.unwrap();
     assert!(s.training_users().await.unwrap().is_empty());
     assert_eq!(s.training_consent("alice").await.unwrap(), None);

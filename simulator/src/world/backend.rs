@@ -139,8 +139,13 @@ fn local_settings(dir: &Path, listen: String, admin_token: &str) -> Settings {
     settings.max_future_skew_s = MAX_FUTURE_SKEW_S;
     // The production shape: features and templates encrypted at rest.
     settings.at_rest.key_file = Some(dir.join("at-rest.key"));
+    // A promoted model is picked up within half a second (days pass in seconds).
+    settings.factor.model_poll_ms = MODEL_POLL_MS;
     settings
 }
+
+/// How often a local backend's factors check for a promoted model, ms.
+const MODEL_POLL_MS: u64 = 500;
 
 /// Writes the at-rest key of a local backend's settings unless it exists.
 fn ensure_at_rest_key(settings: &Settings) -> anyhow::Result<()> {
@@ -229,7 +234,8 @@ impl SimBackend {
                      max_future_skew_s = {MAX_FUTURE_SKEW_S}\n\n\
                      [limits]\nenvelopes_per_second_per_device = 1e6\nburst_per_device = 1e6\n\n\
                      [auth]\nfresh_retry_s = {FRESH_RETRY_S}\n\n\
-                     [at_rest]\nkey_file = {:?}\n",
+                     [at_rest]\nkey_file = {:?}\n\n\
+                     [factor]\nmodel_poll_ms = {MODEL_POLL_MS}\n",
                     dir.display().to_string(),
                     admin_token,
                     dir.join("at-rest.key").display().to_string()
@@ -289,6 +295,41 @@ impl SimBackend {
                     admin_token,
                 })
             }
+        }
+    }
+
+    /// The backend's storage, when this process can open it (not a remote backend):
+    /// for training from the world's uploads and for the accounting.
+    pub fn store(&self) -> Option<Arc<dyn Store>> {
+        match &self.runner {
+            Runner::InProcess { state, .. } => Some(state.store.clone()),
+            Runner::Process { store, .. } => Some(store.clone()),
+            Runner::Remote { .. } => None,
+        }
+    }
+
+    /// Waits until the backend's factors have loaded what the registry serves: the
+    /// in-process factors are asked; a backend process checks every
+    /// [`MODEL_POLL_MS`], so twice that is waited.
+    pub async fn models_loaded(&self, versions: &[(String, String)]) {
+        let Runner::InProcess { state, .. } = &self.runner else {
+            tokio::time::sleep(Duration::from_millis(3 * MODEL_POLL_MS)).await;
+            return;
+        };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            let loaded = versions.iter().all(|(factor, version)| {
+                state
+                    .factors
+                    .get(factor)
+                    .and_then(|f| f.client.model_version())
+                    .as_deref()
+                    == Some(version.as_str())
+            });
+            if loaded {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

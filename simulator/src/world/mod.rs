@@ -11,10 +11,13 @@
 //! * `phone.rs` — one person's phone and what they do with it in a day;
 //! * `attacks.rs` — replayed and tampered envelopes and requests, a stolen device key;
 //! * `report.rs` — what a run measured, as a table and JSON;
+//! * `learn.rs` — population models trained from the world's own uploads, the gate,
+//!   and a poisoned retraining the gate must refuse;
 //! * `run.rs` — the days.
 
 mod attacks;
 mod backend;
+mod learn;
 mod network;
 mod phone;
 mod report;
@@ -23,7 +26,7 @@ pub mod workdir;
 
 pub use backend::{BackendKind, SimBackend, install_models};
 pub use network::{FaultCounts, Faults, FaultyNetwork};
-pub use report::{AttackStats, Envelopes, FactorRates, Report};
+pub use report::{AttackStats, Envelopes, FactorRates, Report, RetrainRecord};
 pub use run::{Progress, run};
 
 use std::path::PathBuf;
@@ -58,6 +61,19 @@ pub struct WorldConfig {
     pub restarts: bool,
     /// Which backend the phones talk to.
     pub backend: BackendKind,
+    /// Sessions of activity on the enrolment day, an hour apart on the phone's clock:
+    /// 1 is a walk of 150 s and 30 typed entries; more are each a walk of 90 s and 20
+    /// entries (a model trained from the uploads needs people with several sessions:
+    /// they enrol on the first and are judged on the later ones).
+    pub day0_sessions: u32,
+    /// Train the population models from the world's own day-0 uploads (every person
+    /// consents), gate them against the research-trained models, promote them, and
+    /// after the last day retrain on uploads poisoned by `poison_accounts` crafted
+    /// accounts (that candidate must be refused). Needs the backend's storage (not a
+    /// remote backend) and `day0_sessions` of at least 3.
+    pub learn: bool,
+    /// Consenting accounts with crafted uploads added before the second retraining.
+    pub poison_accounts: usize,
     /// Working directory (backend data, phones' data). Emptied first only when the
     /// simulator made it (its marker file is there); any other non-empty folder is
     /// refused ([`workdir::prepare`]).
@@ -80,6 +96,9 @@ impl Default for WorldConfig {
             faults: Faults::bad(),
             restarts: true,
             backend: BackendKind::InProcess,
+            day0_sessions: 1,
+            learn: false,
+            poison_accounts: 40,
             dir: std::env::temp_dir().join("tacit-sim-world"),
         }
     }
@@ -135,6 +154,26 @@ impl WorldConfig {
                 "backend binary {}: not a file",
                 bin.display()
             ));
+        }
+        if !(1..=8).contains(&self.day0_sessions) {
+            return Err(anyhow::anyhow!(
+                "day-0 sessions: {} outside 1..=8",
+                self.day0_sessions
+            ));
+        }
+        if self.learn {
+            if matches!(self.backend, BackendKind::Remote { .. }) {
+                return Err(anyhow::anyhow!(
+                    "--learn trains from the backend's storage: not with a remote backend"
+                ));
+            }
+            if self.day0_sessions < 3 {
+                return Err(anyhow::anyhow!(
+                    "--learn needs at least 3 day-0 sessions (people enrol on the first \
+                     and are judged on the later ones), got {}",
+                    self.day0_sessions
+                ));
+            }
         }
         if self.parallel == 0 {
             return Err(anyhow::anyhow!("parallel: at least 1"));

@@ -158,7 +158,9 @@ impl SimPhone {
             url,
             admin_token,
             "/v1/users",
-            Some(json!({ "user_id": user_id })),
+            // Every simulated person consents to training: the world can then train
+            // its models from its own uploads (`--learn`).
+            Some(json!({ "user_id": user_id, "training_consent": true })),
         )
         .await?;
         let t = admin(
@@ -245,6 +247,11 @@ impl SimPhone {
         let sealed = self.client()?.seal()?;
         self.sealed += u64::from(sealed.envelopes);
         Ok(())
+    }
+
+    /// Time passes on the phone's clock without activity (sessions apart).
+    pub fn pause(&mut self, seconds: i64) {
+        self.clock_ns += seconds * SEC;
     }
 
     /// Authenticates with the fresh evidence, asking again (as an app would) when the

@@ -87,6 +87,35 @@ pub struct Envelopes {
     pub duplicated: u64,
 }
 
+/// One retraining of a population model from the world's own uploads (`--learn`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetrainRecord {
+    /// When and on what: `day 0 uploads`, or the poisoned retraining after the last day.
+    pub stage: String,
+    /// The factor.
+    pub factor: String,
+    /// The registered version (`vN`).
+    pub version: u32,
+    /// What factor services report for it.
+    pub model_version: String,
+    /// People trained (and cross-fitted) on.
+    pub train_people: usize,
+    /// People of the gate cohort.
+    pub gate_people: usize,
+    /// Windows of the training people.
+    pub windows: usize,
+    /// Whether the gate passed it.
+    pub passed: bool,
+    /// Whether it was put in service.
+    pub promoted: bool,
+    /// The gate's reasons (refusals, or what it compared).
+    pub reasons: Vec<String>,
+    /// The candidate's realised rates on the gate cohort.
+    pub candidate: Vec<OperatingPoint>,
+    /// The model in service on the same people (empty: none that reads these windows).
+    pub in_service: Vec<OperatingPoint>,
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -139,6 +168,10 @@ pub struct Report {
     pub scores: Vec<(String, Vec<f64>, Vec<f64>)>,
     /// Stages of the run: `(stage, seconds since the start, envelopes stored so far)`.
     pub timeline: Vec<(String, f64, u64)>,
+    /// Day-0 sessions per person.
+    pub day0_sessions: u32,
+    /// Retrainings from the world's own uploads (`--learn`; empty otherwise).
+    pub learning: Vec<RetrainRecord>,
 }
 
 fn rate(v: &[u64; 4], i: usize) -> String {
@@ -153,8 +186,8 @@ impl Report {
     /// The report as a text table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "world: {} people, {} days, seed {}; {} fully enrolled\n",
-            self.people, self.days, self.seed, self.enrolled_fully
+            "world: {} people, {} days ({} day-0 sessions), seed {}; {} fully enrolled\n",
+            self.people, self.days, self.day0_sessions, self.seed, self.enrolled_fully
         );
         s += "\nattempts          n     accept  step_up  reject\n";
         for (name, v) in [
@@ -202,6 +235,27 @@ impl Report {
                     r.impostor,
                     r.eer.map_or("-".into(), |e| format!("{e:.3}"))
                 );
+            }
+        }
+        if !self.learning.is_empty() {
+            s += "\nmodels trained from the world's uploads (gate: held-out users, candidate vs in service)\n";
+            for r in &self.learning {
+                s += &format!(
+                    "{:<16} {}: v{} ({} train / {} gate people, {} windows): {}{}\n",
+                    r.factor,
+                    r.stage,
+                    r.version,
+                    r.train_people,
+                    r.gate_people,
+                    r.windows,
+                    if r.passed {
+                        "gate passed"
+                    } else {
+                        "REFUSED by the gate"
+                    },
+                    if r.promoted { ", promoted" } else { "" }
+                );
+                s += &format!("                 {}\n", r.reasons.join("; "));
             }
         }
         s += "\nattacks that must fail                      attempts  successes\n";

@@ -52,6 +52,12 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         cfg.seed,
     )
     .await?;
+    if cfg.learn {
+        let store = backend
+            .store()
+            .ok_or_else(|| anyhow::anyhow!("--learn needs the backend's storage"))?;
+        super::learn::register_research(&*store).await?;
+    }
     let setup_s = started.elapsed().as_secs_f64();
     let mut timeline = vec![("setup".to_string(), setup_s, 0u64)];
     // A stage's end: its time since the start and the envelopes stored by then.
@@ -113,8 +119,20 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
             .map(|mut phone| {
                 let owner = world.person(phone.index as u64);
                 let h = handle.clone();
+                let sessions = cfg.day0_sessions.max(1);
+                // One long session, or several shorter ones an hour apart.
+                let (seconds, entries) = if sessions == 1 {
+                    (150.0, 30)
+                } else {
+                    (90.0, 20)
+                };
                 tokio::task::spawn_blocking(move || -> anyhow::Result<SimPhone> {
-                    phone.activity(&owner, 0, 150.0, 30)?;
+                    for s in 0..sessions {
+                        if s > 0 {
+                            phone.pause(3600);
+                        }
+                        phone.activity(&owner, 0, seconds, entries)?;
+                    }
                     h.block_on(phone.upload())?;
                     phone.close();
                     Ok(phone)
@@ -130,6 +148,26 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     };
     phones.sort_by_key(|p| p.index);
     mark!("day 0: enrolment data");
+    let mut learning = Vec::new();
+    if cfg.learn {
+        progress("day 0: models trained from the uploads", 0, 1);
+        let store = backend
+            .store()
+            .ok_or_else(|| anyhow::anyhow!("--learn needs the backend's storage"))?;
+        let (records, promoted) = super::learn::retrain_factors(
+            &*store,
+            "day 0 uploads",
+            cfg,
+            &[
+                tacit_backend::commands::FactorChoice::Gait,
+                tacit_backend::commands::FactorChoice::KeystrokeFixed,
+            ],
+        )
+        .await?;
+        learning.extend(records);
+        backend.models_loaded(&promoted).await;
+        mark!("day 0: models trained from the uploads");
+    }
     let mut enrolled_fully = 0;
     let mut enrolling = futures::stream::iter(&phones)
         .map(|p| enrol_templates(&http, &url, &token, &p.user_id))
@@ -181,6 +219,34 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         phones = out;
         phones.sort_by_key(|p| p.index);
         mark!(&format!("day {day}"));
+    }
+
+    if cfg.learn && cfg.poison_accounts > 0 {
+        progress("retraining on poisoned uploads", 0, 1);
+        let store = backend
+            .store()
+            .ok_or_else(|| anyhow::anyhow!("--learn needs the backend's storage"))?;
+        super::learn::poison(
+            &*store,
+            cfg.poison_accounts,
+            cfg.seed,
+            tacit_backend::state::now_ms(),
+        )
+        .await?;
+        let stage = format!(
+            "after day {}, with {} crafted accounts",
+            cfg.days, cfg.poison_accounts
+        );
+        let (records, promoted) = super::learn::retrain_factors(
+            &*store,
+            &stage,
+            cfg,
+            &[tacit_backend::commands::FactorChoice::Gait],
+        )
+        .await?;
+        learning.extend(records);
+        backend.models_loaded(&promoted).await;
+        mark!("retraining on poisoned uploads");
     }
 
     // Attacks on a sample of phones: traffic attacks first, cloned phones last (a
@@ -300,6 +366,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     mark!("attacks");
     report.network = network.counts();
     report.timeline = timeline;
+    report.learning = learning;
     network.stop().await;
     report.restarts = backend.restarts();
     backend.stop().await?;
@@ -444,5 +511,7 @@ fn summarise(
         timeline: Vec::new(),
         network: Default::default(),
         restarts: 0,
+        day0_sessions: cfg.day0_sessions,
+        learning: Vec::new(),
     }
 }
