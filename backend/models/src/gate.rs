@@ -101,6 +101,16 @@ pub fn compare(candidate: Judgement, current: Option<Judgement>) -> GateReport {
             ));
         }
         let Some(o) = old.filter(|_| old_supports) else {
+            notes.push(format!(
+                "{t}: FAR {:.4}, FRR {:.4} ({})",
+                c.far,
+                c.frr,
+                if current.is_some() {
+                    "the model in service cannot decide at this target"
+                } else {
+                    "no model in service to compare"
+                }
+            ));
             continue;
         };
         // A higher FAR is worse only where it breaks the promise: above the target
@@ -179,6 +189,19 @@ mod tests {
         ]);
         let same = compare(cur.clone(), Some(cur.clone()));
         assert!(same.passed, "{:?}", same.reasons);
+        // Every judged target is named in the reasons, also one the model in service
+        // cannot decide at.
+        let floor_cur = judgement(vec![
+            point(0.01, 0.0, 1.0, 4000, CalibrationCannotSupport),
+            point(0.05, 0.050, 0.03, 4000, Within),
+        ]);
+        let r = compare(cur.clone(), Some(floor_cur));
+        assert!(r.passed);
+        assert!(
+            r.reasons[0].starts_with("0.01: FAR 0.0100, FRR 0.1000 (the model in service cannot"),
+            "{:?}",
+            r.reasons
+        );
         // Within noise: 0.012 vs 0.010 on 4,000 attempts is z ≈ 0.9.
         let close = judgement(vec![
             point(0.01, 0.012, 0.11, 4000, Within),
