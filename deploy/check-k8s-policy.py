@@ -27,6 +27,9 @@ def load(path):
 def pod_spec(obj):
     if obj["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
         return obj["spec"]["template"]["spec"], obj["spec"]["template"]["metadata"].get("labels", {})
+    if obj["kind"] == "CronJob":
+        t = obj["spec"]["jobTemplate"]["spec"]["template"]
+        return t["spec"], t["metadata"].get("labels", {})
     return None, None
 
 
@@ -124,7 +127,9 @@ def check(name, docs, secrets, problems):
             if overlay and "/" not in c["image"].split(":")[0]:
                 bad(obj, f"container {c['name']}: image {c['image']!r} is not mapped to a registry (images: in the kustomization)")
             for ref in c.get("envFrom", []):
-                if "configMapRef" in ref and ref["configMapRef"]["name"] not in configmaps:
+                # The training Job is applied on its own, into the namespace the
+                # cluster overlay made: its ConfigMaps are that build's.
+                if "configMapRef" in ref and name != "training" and ref["configMapRef"]["name"] not in configmaps:
                     bad(obj, f"container {c['name']}: ConfigMap {ref['configMapRef']['name']} is not in the build")
                 if "secretRef" in ref and secrets is not None and ref["secretRef"]["name"] not in secrets:
                     bad(obj, f"container {c['name']}: Secret {ref['secretRef']['name']} is not in the secrets template")

@@ -433,10 +433,22 @@ pub async fn serve(settings: Settings, embedded: bool) -> Result<(), ServeError>
     for f in factors.iter() {
         tracing::info!(factor = %f.name, at = %f.client.location(), records = f.records.name(), "factor");
     }
+    let every_h = settings.learning.retrain_interval_h;
+    let retraining = (embedded && every_h > 0).then(|| {
+        tracing::info!(every_h, "retraining from the users' uploads on");
+        crate::commands::spawn_periodic(
+            store.clone(),
+            crate::registry::Registry::new(store.objects().clone(), &settings.factor.models_prefix),
+            std::time::Duration::from_secs(every_h * 3600),
+        )
+    });
     let server = spawn_with_factors(settings, keys, store, factors).await?;
     tracing::info!(addr = %server.addr, "listening");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
+    if let Some(r) = retraining {
+        r.abort();
+    }
     server.shutdown().await?;
     Ok(())
 }

@@ -54,6 +54,9 @@ pub struct Settings {
     pub factor_auth: FactorAuthSettings,
     /// How long feature batches are kept.
     pub retention: RetentionSettings,
+    /// Retraining the population models from the users' uploads in the embedded
+    /// default (`serve --role all`).
+    pub learning: LearningSettings,
     /// Trace export.
     pub telemetry: TelemetrySettings,
     /// The signed verdict of an authentication and the relying party's read of
@@ -178,6 +181,19 @@ impl Default for FactorAuthSettings {
 
 /// The name of the factor token in the key directory, when no file is configured.
 pub const DEFAULT_FACTOR_TOKEN: &str = "factor.token";
+
+/// Retraining in the embedded default: every `retrain_interval_h` hours each built-in
+/// factor is retrained from the uploads of the users who consented to training, judged
+/// by the gate and promoted when it passes (`tacit-backend retrain`, in-process). A
+/// cluster runs the CronJobs of `deploy/k8s/overlays/cluster/retrain.yaml` instead.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LearningSettings {
+    /// Hours between retrainings (`TACIT_RETRAIN_INTERVAL_H`); 0, the default: never.
+    /// Training takes the gateway's CPU for minutes (gait longer), so a deployment
+    /// turns it on knowingly.
+    pub retrain_interval_h: u64,
+}
 
 /// How long feature batches are kept: a sweep deletes older ones (object and row).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -613,6 +629,7 @@ impl Default for Settings {
             at_rest: AtRestSettings::default(),
             factor_auth: FactorAuthSettings::default(),
             retention: RetentionSettings::default(),
+            learning: LearningSettings::default(),
             telemetry: TelemetrySettings::default(),
             verdict: VerdictSettings::default(),
         }
@@ -743,6 +760,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("factor_auth.token_file", "TACIT_FACTOR_TOKEN_FILE"),
     ("retention.feature_days", "TACIT_RETENTION_DAYS"),
     ("retention.sweep_interval_s", "TACIT_RETENTION_SWEEP_S"),
+    ("learning.retrain_interval_h", "TACIT_RETRAIN_INTERVAL_H"),
     ("telemetry.otlp_endpoint", "TACIT_OTLP_ENDPOINT"),
     ("verdict.issuer", "TACIT_VERDICT_ISSUER"),
     ("verdict.audience", "TACIT_VERDICT_AUDIENCE"),
@@ -1015,6 +1033,11 @@ impl Settings {
                 600_000,
             ),
             ("retention.feature_days", self.retention.feature_days, 36500),
+            (
+                "learning.retrain_interval_h",
+                self.learning.retrain_interval_h,
+                24 * 366,
+            ),
         ] {
             if v > max {
                 return Err(invalid(key, format!("{v}: at most {max}")));

@@ -8,7 +8,7 @@ mod train;
 
 pub use eval::{EvalArgs, eval};
 pub use export::{EXPORT_FORMAT, ExportArgs, ExportedModel, Layer, Network, export};
-pub use retrain::{ModelsCommand, RetrainArgs, RetrainOutcome, models, retrain};
+pub use retrain::{ModelsCommand, RetrainArgs, RetrainOutcome, models, retrain, spawn_periodic};
 pub use train::{FactorChoice, TrainArgs, train, train_from_store, train_population};
 
 use std::path::{Path, PathBuf};
@@ -147,6 +147,19 @@ pub struct TrainingArgs {
     /// folds train the calibration networks on more people, at one training run each.
     #[arg(long, default_value_t = 3)]
     pub calibration_folds: usize,
+}
+
+impl Default for TrainingArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        TrainingArgs {
+            steps: 2000,
+            seed: 1,
+            loss: LossChoice::Proxy,
+            device: "cpu".into(),
+            calibration_folds: 3,
+        }
+    }
 }
 
 impl ModelArgs {

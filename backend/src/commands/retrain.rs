@@ -233,6 +233,45 @@ pub async fn retrain(
     Ok(RetrainOutcome { manifest, promoted })
 }
 
+/// The embedded default's retraining (`learning.retrain_interval_h`): every `every`,
+/// each built-in factor is retrained with the `retrain` defaults (train → gate →
+/// register → promote when it passes), one after the other. A failure (too little data,
+/// the store down) is logged and the next period tries again. The first run is one
+/// period after the start.
+pub fn spawn_periodic(
+    store: std::sync::Arc<dyn Store>,
+    registry: Registry,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            for factor in [FactorChoice::Gait, FactorChoice::KeystrokeFixed] {
+                let args = RetrainArgs {
+                    factor,
+                    gate_share: 0.3,
+                    no_promote: false,
+                    json: None,
+                    training: TrainingArgs::default(),
+                };
+                let kind: FactorKind = factor.into();
+                match retrain(&*store, &registry, args).await {
+                    Ok(out) => tracing::info!(
+                        factor = %kind,
+                        version = out.manifest.version,
+                        promoted = out.promoted,
+                        gate = ?out.manifest.gate.map(|g| g.reasons),
+                        "scheduled retraining"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(factor = %kind, error = %crate::error::Chain(&e), "scheduled retraining failed; trying again next period")
+                    }
+                }
+            }
+        }
+    })
+}
+
 fn print_gate(r: &GateReport) {
     let row = |name: &str, j: &tacit_models::eval::Judgement| {
         for p in &j.operating_points {

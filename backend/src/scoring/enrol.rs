@@ -147,12 +147,38 @@ pub async fn enrol_user(
     futures::future::join_all(runs).await.into_iter().collect()
 }
 
-/// Whether `t` was built by a model other than the one factor `f` serves now (as far
-/// as the client knows its model version).
+/// Whether `t` was built by a model other than the one factor `f` serves now. Only
+/// known versions are compared: a factor that does not name the model at enrolment is
+/// trusted to keep its templates valid (docs/factor-api.md), and one whose current
+/// version the client does not know yet is checked on its answer instead.
 pub fn is_stale(f: &ConfiguredFactor, t: &StoredTemplate) -> bool {
-    f.client
-        .model_version()
-        .is_some_and(|current| t.model_version.as_deref() != Some(current.as_str()))
+    stale(
+        t.model_version.as_deref(),
+        f.client.model_version().as_deref(),
+    )
+}
+
+fn stale(built_with: Option<&str>, serving: Option<&str>) -> bool {
+    matches!((built_with, serving), (Some(b), Some(s)) if b != s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale;
+
+    #[test]
+    fn only_known_versions_make_a_template_stale() {
+        assert!(stale(Some("a"), Some("b")));
+        assert!(!stale(Some("a"), Some("a")));
+        assert!(
+            !stale(None, Some("b")),
+            "a factor that never names its model"
+        );
+        assert!(
+            !stale(Some("a"), None),
+            "a remote factor not heard from yet"
+        );
+    }
 }
 
 /// Rebuilds a template that another model built, with the factor's current model,

@@ -83,8 +83,9 @@ pub trait Store: Send + Sync + 'static {
     async fn training_users(&self) -> StoreResult<Vec<TrainingUser>>;
 
     /// Up to `limit` users whose template of `factor` (its configured name) was built
-    /// by a model version other than `current`, oldest template first: the templates
-    /// to rebuild after a new model is promoted.
+    /// by a known model version other than `current`, oldest template first: the
+    /// templates to rebuild after a new model is promoted. Templates whose factor did
+    /// not name its model (`built_with` empty) are never listed.
     async fn stale_templates(
         &self,
         factor: &str,

@@ -63,10 +63,12 @@ pub(crate) const PUT_TEMPLATE: &str = "INSERT INTO templates \
      blob = excluded.blob, updated_at_ms = excluded.updated_at_ms, built_with = excluded.built_with";
 pub(crate) const GET_TEMPLATES: &str = "SELECT factor, model_version, blob, updated_at_ms, built_with \
      FROM templates WHERE user_id = $1 ORDER BY factor";
-/// Templates of a factor built by another model version, oldest first (the
-/// `templates_factor_built_with` index).
+/// Templates of a factor built by another known model version, oldest first (the
+/// `templates_factor_built_with` index). `''` (the factor did not name its model) is
+/// never stale: rebuilding it would give `''` again.
 pub(crate) const STALE_TEMPLATES: &str = "SELECT user_id FROM templates \
-     WHERE factor = $1 AND built_with <> $2 ORDER BY updated_at_ms, user_id LIMIT $3";
+     WHERE factor = $1 AND built_with <> $2 AND built_with <> '' \
+     ORDER BY updated_at_ms, user_id LIMIT $3";
 pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, created_at_ms, received_at_ms FROM envelopes \
      WHERE user_id = $1 AND created_at_ms >= $2 ORDER BY created_at_ms DESC LIMIT $3";
 /// Compare-and-set in one statement: the row lock (PostgreSQL) or the single writer

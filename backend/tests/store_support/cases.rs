@@ -545,6 +545,20 @@ pub async fn authentication_state(fx: &Fixture) {
         s.stale_templates("face", "model-a", 10).await.unwrap(),
         Vec::<String>::new()
     );
+    // A template whose factor did not name its model is never stale.
+    s.create_user("u3").await.unwrap();
+    s.put_template(TemplateRow {
+        user_id: "u3".into(),
+        updated_at_ms: NOW - 2 * HOUR,
+        built_with: String::new(),
+        ..row("gait", b"five")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.stale_templates("gait", "model-c", 10).await.unwrap(),
+        ["u2", "u1"]
+    );
     assert!(s.delete_template("u2", "gait").await.unwrap());
     assert!(!s.delete_template("u2", "gait").await.unwrap());
     assert_eq!(
