@@ -212,6 +212,7 @@ pub async fn every_route_has_samples(url: &str, admin_token: &str) {
         auth(http.post(format!("{url}/v1/users/{probe}/enrolment-tokens"))),
         auth(http.get(format!("{url}/v1/users/{probe}/export"))),
         auth(http.get(format!("{url}/v1/users/{probe}/decisions"))),
+        auth(http.get(format!("{url}/v1/users/{probe}/training-consent"))),
         http.get(format!("{url}/.well-known/jwks.json")),
         auth(http.post(format!("{url}/v1/users/{probe}/unlock"))),
         auth(http.post(format!("{url}/v1/devices/{}/revoke", "0".repeat(32)))),
