@@ -194,6 +194,29 @@ impl TrainingArgs {
     }
 }
 
+/// The training set of `factor` read from the store with a progress bar, without the
+/// people who have too little to enrol and be judged (`train --from-store` and
+/// `retrain`). Returns it and how many people were dropped.
+async fn read_store_set(
+    store: &dyn crate::store::Store,
+    factor: tacit_models::FactorKind,
+    min_samples: usize,
+) -> Result<(crate::training::StorePopulation, usize), CommandError> {
+    let opts = crate::training::StoreTrainingOptions::for_factor(factor);
+    let b = bar(0, "reading");
+    let mut set = crate::training::population_from_store(store, &opts, &mut |done, total| {
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+    })
+    .await?;
+    b.finish_and_clear();
+    let dropped = set.population.retain_enrollable(min_samples);
+    for s in &set.population.skipped {
+        tracing::info!("skipped {s}");
+    }
+    Ok((set, dropped))
+}
+
 fn bar(len: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::new(len);
     if let Ok(style) = ProgressStyle::with_template(

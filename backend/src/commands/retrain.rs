@@ -13,7 +13,6 @@ use tacit_models::{FactorKind, SplitMix64};
 use super::{CommandError, FactorChoice, TrainingArgs, bar, stage_bar};
 use crate::registry::{Manifest, Registry, RegistryError, TrainingData};
 use crate::store::Store;
-use crate::training::{StoreTrainingOptions, population_from_store};
 
 /// Fewest people on either side of the train / gate split.
 const MIN_SIDE: usize = 6;
@@ -132,16 +131,8 @@ pub async fn retrain(
         )));
     }
     let factor: FactorKind = args.factor.into();
-    let opts = StoreTrainingOptions::for_factor(factor);
-    let b = bar(0, "reading");
-    let mut set = population_from_store(store, &opts, &mut |done, total| {
-        b.set_length(total as u64);
-        b.set_position(done as u64);
-    })
-    .await?;
-    b.finish_and_clear();
     let cfg = args.training.pipeline(factor)?;
-    set.population.retain_enrollable(cfg.enrol.min_samples);
+    let (set, _) = super::read_store_set(store, factor, cfg.enrol.min_samples).await?;
     let pop = std::sync::Arc::new(set.population);
     let served = registry.served(factor).await.map_err(registry_error)?;
     // Accounts older than the model in service (all of them when none is registered).

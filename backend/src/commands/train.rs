@@ -110,19 +110,9 @@ pub async fn train_from_store(
             reason: "--from-store needs --factor",
         });
     };
-    let opts = crate::training::StoreTrainingOptions::for_factor(factor.into());
-    let b = bar(0, "reading");
-    let mut set = crate::training::population_from_store(store, &opts, &mut |done, total| {
-        b.set_length(total as u64);
-        b.set_position(done as u64);
-    })
-    .await?;
-    b.finish_and_clear();
-    let cfg = args.training.pipeline(set.population.factor)?;
-    let dropped = set.population.retain_enrollable(cfg.enrol.min_samples);
-    for s in &set.population.skipped {
-        tracing::info!("skipped {s}");
-    }
+    let cfg = args.training.pipeline(factor.into())?;
+    let (mut set, dropped) =
+        super::read_store_set(store, factor.into(), cfg.enrol.min_samples).await?;
     println!(
         "training set: {} consenting users, {} with enough {} windows ({} dropped), {} windows, schema v{} ({} values)",
         set.consenting_users,
