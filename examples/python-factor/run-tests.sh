@@ -50,7 +50,10 @@ start_server() {
   mkdir -p "$tmp/objects" "$tmp/jobs"
   for _ in 1 2 3 4 5; do
     port="$(free_port)"
+    # FACTOR_BUCKET: the objects directory stands for that bucket (as a bucket mounted
+    # with mountpoint-s3 would), so the jobs may name files s3://tacit-conformance/KEY.
     (cd "$here" && exec env FACTOR_OBJECTS_DIR="$tmp/objects" FACTOR_JOB_DIR="$tmp/jobs" \
+      FACTOR_BUCKET=tacit-conformance FACTOR_REGISTRY_DIR="$tmp/registry" \
       TACIT_FACTOR_TOKEN_FILE="$token_file" \
       PYTHONDONTWRITEBYTECODE=1 "$py" -m pyfactor --port "$port" --log-level warning) \
       >>"$tmp/server.log" 2>&1 &
@@ -101,7 +104,8 @@ run_part unit "$py" "$here/tests/run_unit.py"
 
 if start_server; then
   run_part conformance "$py" "$root/scripts/factor_conformance.py" "$url" py-keystroke \
-    --objects-dir "$tmp/objects" --factor keystroke-fixed --expect-separation --token-file "$token_file"
+    --objects-dir "$tmp/objects" --bucket tacit-conformance --factor keystroke-fixed --expect-separation \
+    --token-file "$token_file"
 else
   echo "conformance: the factor did not start; counted as 1 failure"
   total_fail=$((total_fail + 1))

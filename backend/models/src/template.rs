@@ -126,20 +126,104 @@ pub struct AttemptScore {
     pub impostor: Option<crate::calibration::LlrHistogram>,
 }
 
+/// One forward pass of `rows` (transformed, `dim` wide) through `net` on `device`: the
+/// flat embeddings (`rows.len() × k`).
+fn forward<B: burn::tensor::backend::Backend>(
+    net: &EmbeddingNet<B>,
+    rows: &[Vec<f64>],
+    dim: usize,
+    k: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>, ModelError> {
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&x| x as f32))
+        .collect();
+    let x = Tensor::<B, 2>::from_data(TensorData::new(flat, [rows.len(), dim]), device);
+    // A failed read-back must not shorten the output (the rows would then be silently
+    // paired with the wrong embeddings).
+    let e: Vec<f32> = net
+        .forward(x)
+        .into_data()
+        .to_vec()
+        .map_err(|e| ModelError::Data(format!("embedding read-back: {e:?}")))?;
+    if e.len() != rows.len() * k {
+        return Err(ModelError::Data(format!(
+            "embedding read-back: {} values for {} rows of {k}",
+            e.len(),
+            rows.len()
+        )));
+    }
+    Ok(e)
+}
+
+/// Fewest rows of one forward pass that go to the GPU by default: below it the copy to
+/// the device and back costs more than the CPU's pass (`scripts/gpu-check.sh` measures
+/// both across batch sizes; `factor.gpu_min_rows` changes it).
+pub const GPU_MIN_ROWS: usize = 256;
+
 /// A model ready to enrol and score: the artifact's network on the CPU backend plus the
-/// representations of its background cohort.
+/// representations of its background cohort; in CUDA builds on a machine with a GPU,
+/// the same network on the GPU for large batches.
 #[derive(Debug)]
 pub struct FactorModel {
     meta: ModelMeta,
     net: EmbeddingNet<CpuBackend>,
     background: Vec<Vec<f64>>,
+    /// The network on the GPU and the fewest rows of a pass that use it.
+    #[cfg(feature = "cuda")]
+    gpu: Option<(EmbeddingNet<crate::device::CudaBackend>, usize)>,
 }
 
 impl FactorModel {
-    /// Loads the network of an artifact.
+    /// Loads the network of an artifact (on the CPU).
     pub fn from_artifact(a: &ModelArtifact) -> Result<Self, ModelError> {
         let net = a.net::<CpuBackend>(&Default::default())?;
         Self::new(a.meta.clone(), net)
+    }
+
+    /// Loads the network of an artifact, and with `compute` CUDA a copy on the GPU that
+    /// forward passes of at least `gpu_min_rows` rows use (batch scoring, enrolment
+    /// from many windows, the background cohort); smaller ones stay on the CPU. The
+    /// two compute the same network: scores agree to float rounding.
+    pub fn from_artifact_on(
+        a: &ModelArtifact,
+        compute: crate::device::Compute,
+        gpu_min_rows: usize,
+    ) -> Result<Self, ModelError> {
+        #[cfg(feature = "cuda")]
+        if compute == crate::device::Compute::Cuda {
+            let net = a.net::<CpuBackend>(&Default::default())?;
+            let gpu = a.net::<crate::device::CudaBackend>(&Default::default())?;
+            let mut m = FactorModel {
+                meta: a.meta.clone(),
+                net,
+                background: Vec::new(),
+                gpu: Some((gpu, gpu_min_rows.max(1))),
+            };
+            let z: Vec<Vec<f64>> = m
+                .meta
+                .background
+                .iter()
+                .map(|r| r.iter().map(|&x| x as f64).collect())
+                .collect();
+            m.background = m.represent_transformed(z)?;
+            return Ok(m);
+        }
+        let _ = (compute, gpu_min_rows);
+        Self::from_artifact(a)
+    }
+
+    /// Where forward passes of `rows` rows run.
+    pub fn compute_for(&self, rows: usize) -> crate::device::Compute {
+        #[cfg(feature = "cuda")]
+        if let Some((_, min)) = &self.gpu
+            && rows >= *min
+        {
+            return crate::device::Compute::Cuda;
+        }
+        let _ = rows;
+        crate::device::Compute::Cpu
     }
 
     /// A model from its parts (training builds one before its calibration exists).
@@ -153,6 +237,8 @@ impl FactorModel {
             meta,
             net,
             background: Vec::new(),
+            #[cfg(feature = "cuda")]
+            gpu: None,
         };
         m.background = m.represent_transformed(z)?;
         Ok(m)
@@ -175,31 +261,18 @@ impl FactorModel {
 
     /// Embeds already-transformed vectors.
     pub fn embed(&self, z: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ModelError> {
-        let dim = self.dim();
+        let k = self.meta.shape.output;
         let mut out = Vec::with_capacity(z.len());
         for chunk in z.chunks(1024) {
-            let flat: Vec<f32> = chunk
-                .iter()
-                .flat_map(|r| r.iter().map(|&x| x as f32))
-                .collect();
-            let x = Tensor::<CpuBackend, 2>::from_data(
-                TensorData::new(flat, [chunk.len(), dim]),
-                &Default::default(),
-            );
-            let e = self.net.forward(x).into_data();
-            // A failed read-back must not shorten the output (the rows would then be
-            // silently paired with the wrong embeddings).
-            let e: Vec<f32> = e
-                .to_vec()
-                .map_err(|e| ModelError::Data(format!("embedding read-back: {e:?}")))?;
-            let k = self.meta.shape.output;
-            if e.len() != chunk.len() * k {
-                return Err(ModelError::Data(format!(
-                    "embedding read-back: {} values for {} rows of {k}",
-                    e.len(),
-                    chunk.len()
-                )));
-            }
+            #[cfg(feature = "cuda")]
+            let e = match &self.gpu {
+                Some((net, min)) if chunk.len() >= *min => {
+                    forward(net, chunk, self.dim(), k, &Default::default())?
+                }
+                _ => forward(&self.net, chunk, self.dim(), k, &Default::default())?,
+            };
+            #[cfg(not(feature = "cuda"))]
+            let e = forward(&self.net, chunk, self.dim(), k, &Default::default())?;
             out.extend(e.chunks(k).map(|r| r.iter().map(|&x| x as f64).collect()));
         }
         Ok(out)

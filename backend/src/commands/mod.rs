@@ -8,7 +8,10 @@ mod train;
 
 pub use eval::{EvalArgs, eval};
 pub use export::{EXPORT_FORMAT, ExportArgs, ExportedModel, Layer, Network, export};
-pub use retrain::{ModelsCommand, RetrainArgs, RetrainOutcome, models, retrain, spawn_periodic};
+pub use retrain::{
+    GatedTraining, ModelsCommand, RetrainArgs, RetrainOutcome, check_gate_share, models, retrain,
+    spawn_periodic, train_gated,
+};
 pub use train::{FactorChoice, TrainArgs, train, train_from_store, train_population};
 
 use std::path::{Path, PathBuf};

@@ -98,6 +98,7 @@ async fn current_model(
     factor: FactorKind,
     schema_version: u16,
     dim: usize,
+    say: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Option<FactorModel>, CommandError> {
     let Some(bytes) = registry
         .served_artifact(factor)
@@ -108,10 +109,10 @@ async fn current_model(
     };
     let a = ModelArtifact::from_bytes(&bytes)?;
     if a.check_for(factor, schema_version, dim).is_err() {
-        println!(
+        say(&format!(
             "the model in service reads schema v{} ({} values), the data is v{schema_version} ({dim}): judged against the targets alone",
             a.meta.schema_version, a.meta.shape.input
-        );
+        ));
         return Ok(None);
     }
     Ok(Some(FactorModel::from_artifact(&a)?))
@@ -125,14 +126,75 @@ pub async fn retrain(
     registry: &Registry,
     args: RetrainArgs,
 ) -> Result<RetrainOutcome, CommandError> {
-    if !(0.1..=0.5).contains(&args.gate_share) {
-        return Err(CommandError::Model(tacit_models::ModelError::Config(
-            format!("--gate-share {}: expected 0.1..=0.5", args.gate_share),
-        )));
-    }
+    check_gate_share(args.gate_share)?;
     let factor: FactorKind = args.factor.into();
     let cfg = args.training.pipeline(factor)?;
     let (set, _) = super::read_store_set(store, factor, cfg.enrol.min_samples).await?;
+    let out = train_gated(
+        registry,
+        GatedTraining {
+            cfg,
+            set,
+            gate_share: args.gate_share,
+            promote: !args.no_promote,
+            progress: true,
+        },
+        &|line| println!("{line}"),
+    )
+    .await?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&out.manifest)?;
+        std::fs::write(path, text).map_err(super::io_error(path))?;
+    }
+    Ok(out)
+}
+
+/// Refuses a gate share outside 0.1..=0.5.
+pub fn check_gate_share(share: f64) -> Result<(), CommandError> {
+    if (0.1..=0.5).contains(&share) {
+        Ok(())
+    } else {
+        Err(CommandError::Model(tacit_models::ModelError::Config(
+            format!("gate share {share}: expected 0.1..=0.5"),
+        )))
+    }
+}
+
+/// One gated training run: a training set, how to train, how much to hold out.
+#[derive(Debug)]
+pub struct GatedTraining {
+    /// The pipeline settings (the factor is the training set's).
+    pub cfg: tacit_models::pipeline::PipelineConfig,
+    /// The training set (people with too few windows to enrol are dropped here).
+    pub set: crate::training::StorePopulation,
+    /// Share of the people held out as the gate cohort (0.1..=0.5).
+    pub gate_share: f64,
+    /// Promote the candidate when the gate passes.
+    pub promote: bool,
+    /// Draw progress bars (a terminal's command, not a service).
+    pub progress: bool,
+}
+
+/// Trains a candidate on `job.set`, judges it and the model in service on people held
+/// out from training, registers it, and promotes it when the gate passes and
+/// `job.promote` is set. What it does is told, line by line, to `say`. Shared by
+/// `retrain` (the store's consenting users) and the factor job API's `/train` (the
+/// files a caller names).
+pub async fn train_gated(
+    registry: &Registry,
+    job: GatedTraining,
+    say: &(dyn Fn(&str) + Send + Sync),
+) -> Result<RetrainOutcome, CommandError> {
+    check_gate_share(job.gate_share)?;
+    let GatedTraining {
+        cfg,
+        mut set,
+        gate_share,
+        promote,
+        progress,
+    } = job;
+    let factor = set.population.factor;
+    set.population.retain_enrollable(cfg.enrol.min_samples);
     let pop = std::sync::Arc::new(set.population);
     let served = registry.served(factor).await.map_err(registry_error)?;
     // Accounts older than the model in service (all of them when none is registered).
@@ -146,24 +208,30 @@ pub async fn retrain(
                 .is_some_and(|&t| t < since)
         })
         .collect();
-    let (train, gate, established) = split(&eligible, args.gate_share, cfg.train.seed)?;
+    let (train, gate, established) = split(&eligible, gate_share, cfg.train.seed)?;
     let gate_cohort = if established {
         "accounts older than the model in service"
+    } else if set.account_created_ms.is_empty() {
+        "all people of the training set (their accounts' ages are not known here)"
     } else {
         "all consenting accounts (too few are older than the model in service)"
     };
-    println!(
-        "retraining {factor}: {} consenting users, {} with enough windows: {} to train, {} for the gate ({gate_cohort})",
+    say(&format!(
+        "training {factor}: {} users, {} with enough windows: {} to train, {} for the gate ({gate_cohort})",
         set.consenting_users,
         pop.people.len(),
         train.len(),
         gate.len()
-    );
-    let current = current_model(registry, factor, pop.schema_version, pop.dim).await?;
+    ));
+    let current = current_model(registry, factor, pop.schema_version, pop.dim, say).await?;
 
     let (p, tr, g) = (pop.clone(), train.clone(), gate.clone());
     let (artifact, report) = tokio::task::spawn_blocking(move || {
-        let b = bar(cfg.train.steps as u64, "training");
+        let b = if progress {
+            bar(cfg.train.steps as u64, "training")
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         let mut phase = String::new();
         let (model, artifact) = build_model(&p, &tr, &cfg, &mut |s| stage_bar(&b, &mut phase, &s))?;
         b.finish_and_clear();
@@ -176,7 +244,7 @@ pub async fn retrain(
     })
     .await
     .map_err(blocking_error)??;
-    print_gate(&report);
+    gate_lines(&report).iter().for_each(|l| say(l));
 
     let windows: usize = train.iter().map(|&i| pop.people[i].samples.len()).sum();
     let manifest = Manifest::draft(
@@ -200,27 +268,23 @@ pub async fn retrain(
         .await
         .map_err(registry_error)?;
     let passed = manifest.gate.as_ref().is_some_and(|g| g.passed);
-    let promoted = passed && !args.no_promote;
+    let promoted = passed && promote;
     if promoted {
         registry
             .promote(factor, manifest.version, "gate passed")
             .await
             .map_err(registry_error)?;
     }
-    println!(
+    say(&format!(
         "registered {factor} v{} ({}): {}",
         manifest.version,
         manifest.model_version,
         match (passed, promoted) {
             (true, true) => "gate passed, promoted: factor services load it at their next check",
-            (true, false) => "gate passed, not promoted (--no-promote)",
+            (true, false) => "gate passed, not promoted",
             _ => "refused by the gate, the model in service stays",
         }
-    );
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&manifest)?;
-        std::fs::write(path, text).map_err(super::io_error(path))?;
-    }
+    ));
     Ok(RetrainOutcome { manifest, promoted })
 }
 
@@ -263,10 +327,12 @@ pub fn spawn_periodic(
     })
 }
 
-fn print_gate(r: &GateReport) {
-    let row = |name: &str, j: &tacit_models::eval::Judgement| {
+/// The gate's verdict as lines for a person: each judged target of both models.
+fn gate_lines(r: &GateReport) -> Vec<String> {
+    let mut lines = vec![format!("gate cohort: {} people", r.candidate.people)];
+    let mut rows = |name: &str, j: &tacit_models::eval::Judgement| {
         for p in &j.operating_points {
-            println!(
+            lines.push(format!(
                 "  {name:<10} target {:<6} FAR {:.4} [{:.4}, {:.4}]  FRR {:.4}  ({} impostor / {} genuine attempts, {:?})",
                 p.target_far,
                 p.far,
@@ -276,19 +342,19 @@ fn print_gate(r: &GateReport) {
                 p.impostor_attempts,
                 p.genuine_attempts,
                 p.status
-            );
+            ));
         }
     };
-    println!("gate cohort: {} people", r.candidate.people);
-    row("candidate", &r.candidate);
+    rows("candidate", &r.candidate);
     if let Some(c) = &r.current {
-        row("in service", c);
+        rows("in service", c);
     }
-    println!(
+    lines.push(format!(
         "gate {}: {}",
         if r.passed { "passed" } else { "refused" },
         r.reasons.join("; ")
-    );
+    ));
+    lines
 }
 
 /// `tacit-backend models ...`.

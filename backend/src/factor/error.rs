@@ -73,6 +73,10 @@ pub enum JobError {
     /// Scoring asked for, but the files hold no vectors of this factor.
     #[error("no vectors of this factor in the files")]
     NoVectors,
+    /// Training a population model failed (too few people, a file that does not read,
+    /// the registry unreachable): the message says which.
+    #[error("training: {0}")]
+    Training(String),
     /// The computing task died.
     #[error("job task: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -119,6 +119,17 @@ pub struct FactorService {
     pub max_job_files: usize,
     /// Templates parsed recently.
     pub templates: TemplateCache,
+    /// The prefix of the model registry (`factor.models_prefix`).
+    models_prefix: String,
+    /// One population training at a time: it takes the service's CPU (or GPU) for
+    /// minutes.
+    training: Arc<tokio::sync::Semaphore>,
+    /// Where the network runs: the GPU for passes of at least `gpu_min_rows` rows when
+    /// this is CUDA.
+    compute: tacit_models::device::Compute,
+    gpu_min_rows: usize,
+    /// The device choice of population training.
+    device: String,
 }
 
 impl FactorService {
@@ -158,7 +169,17 @@ impl FactorService {
             jobs,
             max_job_files: f.max_job_files,
             templates: TemplateCache::default(),
+            models_prefix: f.models_prefix.clone(),
+            training: Arc::new(tokio::sync::Semaphore::new(1)),
+            compute: tacit_models::device::select(
+                f.device
+                    .parse()
+                    .map_err(|e: ModelError| std::io::Error::other(e.to_string()))?,
+            ),
+            gpu_min_rows: f.gpu_min_rows,
+            device: f.device.clone(),
         });
+        tracing::info!(factor = %factor, compute = svc.compute.name(), gpu_min_rows = svc.gpu_min_rows, "factor service scoring backend");
         if let Err(e) = svc.reload().await {
             tracing::warn!(factor = %factor, key = %svc.model_key, file = ?svc.model_file, "no model yet: {e}");
         }
@@ -196,6 +217,32 @@ impl FactorService {
     /// The object store of the feature files.
     pub fn objects(&self) -> &FeatureObjects {
         &self.objects
+    }
+
+    /// The model registry this service's model pointer belongs to.
+    pub fn registry(&self) -> crate::registry::Registry {
+        crate::registry::Registry::new(self.objects.clone(), &self.models_prefix)
+    }
+
+    /// Whether the service serves a fixed model file (`TACIT_MODEL_URL=file://...`),
+    /// which a promotion in the registry does not change.
+    pub fn serves_fixed_file(&self) -> bool {
+        self.model_file.is_some()
+    }
+
+    /// Where the network's large passes run (`cpu` or `cuda`).
+    pub fn compute(&self) -> tacit_models::device::Compute {
+        self.compute
+    }
+
+    /// The device choice of population training (`factor.device`).
+    pub fn training_device(&self) -> &str {
+        &self.device
+    }
+
+    /// The place of the one population training that may run, if it is free.
+    pub fn training_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.training.clone().try_acquire_owned().ok()
     }
 
     /// Loads the artifact when the object store holds a version other than the one in
@@ -246,6 +293,7 @@ impl FactorService {
             None => self.objects.read_maybe_sealed(&self.model_key).await?,
         };
         let factor = self.factor;
+        let (compute, gpu_min_rows) = (self.compute, self.gpu_min_rows);
         let seen = identity.clone();
         let loaded = tokio::task::spawn_blocking(move || -> Result<LoadedModel, ModelError> {
             let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
@@ -253,7 +301,7 @@ impl FactorService {
             let m = &a.meta;
             a.check_for(factor, m.schema_version, m.shape.input)?;
             Ok(LoadedModel {
-                model: FactorModel::from_artifact(&a)?,
+                model: FactorModel::from_artifact_on(&a, compute, gpu_min_rows)?,
                 version: hex::encode(&digest.as_ref()[..8]),
                 identity,
             })

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::auth::FactorToken;
 use super::oip::{self, InferRequest, InferResponse};
-use super::{AdmitError, FactorService, JobError, LoadedModel};
+use super::{AdmitError, FactorService, JobError, JobRecord, JobTicket, LoadedModel};
 use crate::error::ApiError;
 use tacit_models::template::Template;
 
@@ -97,6 +97,7 @@ pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Rout
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/train", post(train))
+        .route("/enrol", post(enrol))
         .route("/input", post(input))
         .route("/output", post(output))
         .route("/status", get(status))
@@ -221,7 +222,9 @@ async fn model_meta(State(ctx): State<Ctx>, Path(name): Path<String>) -> Respons
             "schema_version": meta.schema_version,
             // The data set's name, never where it lay on the training machine.
             "trained_on": dataset_name(&meta.training.dataset),
-            "training_people": meta.training.people
+            "training_people": meta.training.people,
+            // Where large batches are scored: `cuda` in a CUDA build with a GPU.
+            "compute": ctx.svc.compute().name()
         }
     }))
     .into_response()
@@ -321,7 +324,9 @@ async fn read_vectors(
     Ok(rows)
 }
 
-fn check_files(ctx: &Ctx, files: &[String]) -> Result<(), Response> {
+/// The store keys of a job's files (store keys, or `s3://BUCKET/KEY` of this service's
+/// bucket), bounded in number; anything else is a 400 naming the first bad entry.
+fn job_keys(ctx: &Ctx, files: &[String]) -> Result<Vec<String>, Response> {
     if files.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "files: empty"));
     }
@@ -336,15 +341,32 @@ fn check_files(ctx: &Ctx, files: &[String]) -> Result<(), Response> {
         ));
     }
     // Only feature objects: never models or anything else in the bucket.
-    if let Some(bad) = files.iter().find(|k| {
-        !k.starts_with("features/") || k.split('/').any(|p| p.is_empty() || p == "." || p == "..")
-    }) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("files: {bad:?} is not a feature object key"),
-        ));
-    }
-    Ok(())
+    files
+        .iter()
+        .map(|f| {
+            ctx.svc
+                .objects()
+                .job_file_key(f)
+                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("files: {e}")))
+        })
+        .collect()
+}
+
+fn admit(
+    ctx: &Ctx,
+    kind: &'static str,
+    caller: IpAddr,
+) -> Result<(JobRecord, JobTicket), Response> {
+    ctx.svc.jobs.create(kind, caller).map_err(|e| {
+        let (status, code) = match e {
+            AdmitError::CallerQuota(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
+            AdmitError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "jobs_busy"),
+            AdmitError::Io(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        let mut err = ApiError::new(status, code, e.to_string());
+        err.retry_after_s = Some(JOB_RETRY_AFTER_S);
+        err.into_response()
+    })
 }
 
 async fn start_job(ctx: Ctx, caller: IpAddr, body: Body, kind: &'static str) -> Response {
@@ -352,34 +374,32 @@ async fn start_job(ctx: Ctx, caller: IpAddr, body: Body, kind: &'static str) -> 
         Ok(j) => j,
         Err(r) => return r,
     };
-    if let Err(r) = check_files(&ctx, &job.files) {
-        return r;
-    }
+    let keys = match job_keys(&ctx, &job.files) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
     let m = match loaded(&ctx) {
         Ok(m) => m,
         Err(r) => return r,
     };
     let template = match (kind, job.template) {
         ("input", None) => return error(StatusCode::BAD_REQUEST, "template: required to score"),
+        ("enrol", Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "template: an enrolment builds one (to score, POST /input)",
+            );
+        }
         (_, t) => t,
     };
-    let (rec, ticket) = match ctx.svc.jobs.create(kind, caller) {
+    let (rec, ticket) = match admit(&ctx, kind, caller) {
         Ok(r) => r,
-        Err(e) => {
-            let (status, code) = match e {
-                AdmitError::CallerQuota(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
-                AdmitError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "jobs_busy"),
-                AdmitError::Io(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            };
-            let mut err = ApiError::new(status, code, e.to_string());
-            err.retry_after_s = Some(JOB_RETRY_AFTER_S);
-            return err.into_response();
-        }
+        Err(r) => return r,
     };
     let id = rec.id.clone();
     let svc = ctx.svc.clone();
     tokio::spawn(async move {
-        let outcome = match read_vectors(&svc, &job.files, &m).await {
+        let outcome = match read_vectors(&svc, &keys, &m).await {
             Err(e) => Err(e),
             Ok(rows) => {
                 let m2 = m.clone();
@@ -434,8 +454,154 @@ fn compute(
     }
 }
 
+async fn enrol(State(ctx): State<Ctx>, Caller(caller): Caller, body: Body) -> Response {
+    start_job(ctx, caller, body, "enrol").await
+}
+
+/// The body of `/train`: the feature files of the people to train on, and how.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainBody {
+    files: Vec<String>,
+    /// Put the candidate in service when the gate passes (default true).
+    #[serde(default = "default_true")]
+    promote: bool,
+    /// Share of the people held out as the gate cohort (default 0.3).
+    #[serde(default)]
+    gate_share: Option<f64>,
+    /// Training steps of the embedding network (default: the command line's).
+    #[serde(default)]
+    steps: Option<usize>,
+    /// Seed of training, sampling and the split.
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Most training steps a job may ask for.
+const MAX_TRAIN_STEPS: usize = 100_000;
+
+/// Trains a population model of this factor from the people in the files (one person
+/// per user in the keys), judges it against the model in service on people held out,
+/// registers it and (unless `promote` is false) promotes it when the gate passes: what
+/// `tacit-backend retrain` does, on files the caller names.
 async fn train(State(ctx): State<Ctx>, Caller(caller): Caller, body: Body) -> Response {
-    start_job(ctx, caller, body, "train").await
+    let job: TrainBody = match body_json(&ctx, body).await {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    let keys = match job_keys(&ctx, &job.files) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let gate_share = job.gate_share.unwrap_or(0.3);
+    if let Err(e) = crate::commands::check_gate_share(gate_share) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let mut args = crate::commands::TrainingArgs {
+        // `factor.device`: CUDA when the binary has it and a GPU answers, else the CPU.
+        device: ctx.svc.training_device().to_string(),
+        ..Default::default()
+    };
+    if let Some(steps) = job.steps {
+        if !(1..=MAX_TRAIN_STEPS).contains(&steps) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("steps {steps}: expected 1..={MAX_TRAIN_STEPS}"),
+            );
+        }
+        args.steps = steps;
+    }
+    if let Some(seed) = job.seed {
+        args.seed = seed;
+    }
+    let factor = ctx.svc.factor;
+    let cfg = match args.pipeline(factor) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if job.promote && ctx.svc.serves_fixed_file() {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this service serves a fixed model file (TACIT_MODEL_URL), which a promotion \
+             does not change: send \"promote\": false, or serve from the model registry",
+        )
+        .into_response();
+    }
+    let Some(slot) = ctx.svc.training_slot() else {
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "jobs_busy",
+            "a training job is running; this service trains one at a time",
+        );
+        err.retry_after_s = Some(60);
+        return err.into_response();
+    };
+    let (rec, ticket) = match admit(&ctx, "train", caller) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let id = rec.id.clone();
+    let svc = ctx.svc.clone();
+    tokio::spawn(async move {
+        let outcome = train_job(&svc, keys, cfg, gate_share, job.promote).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(job = %id, factor = %svc.factor, "training job failed: {e}");
+        }
+        if let Err(e) = svc.jobs.finish(&id, outcome) {
+            tracing::warn!("job {id}: cannot record the result: {e}");
+        }
+        drop((ticket, slot));
+    });
+    (StatusCode::ACCEPTED, axum::Json(json!({ "jobId": rec.id }))).into_response()
+}
+
+/// A line of a training job's progress, to the service's log.
+fn log_training(line: &str) {
+    tracing::info!("{line}");
+}
+
+/// The training job: the population of the files, the gated training, and its
+/// manifest (with `promoted`) as the result.
+async fn train_job(
+    svc: &FactorService,
+    keys: Vec<String>,
+    cfg: tacit_models::pipeline::PipelineConfig,
+    gate_share: f64,
+    promote: bool,
+) -> Result<Value, JobError> {
+    let opts = crate::training::StoreTrainingOptions::for_factor(svc.factor);
+    let set = crate::training::population_from_files(
+        svc.objects(),
+        &keys,
+        svc.factor,
+        opts.session_gap_ms,
+    )
+    .await
+    .map_err(|e| JobError::Training(e.to_string()))?;
+    let out = crate::commands::train_gated(
+        &svc.registry(),
+        crate::commands::GatedTraining {
+            cfg,
+            set,
+            gate_share,
+            promote,
+            progress: false,
+        },
+        &log_training,
+    )
+    .await
+    .map_err(|e| JobError::Training(crate::error::Chain(&e).to_string()))?;
+    let mut v =
+        serde_json::to_value(&out.manifest).map_err(|e| JobError::Training(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("promoted".into(), Value::Bool(out.promoted));
+    }
+    Ok(v)
 }
 
 async fn input(State(ctx): State<Ctx>, Caller(caller): Caller, body: Body) -> Response {

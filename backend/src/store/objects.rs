@@ -34,6 +34,9 @@ pub struct FeatureObjects {
     local_root: Option<PathBuf>,
     /// Encryption of features (and, through the SQL store, templates) at rest.
     at_rest: Option<Arc<AtRestKeys>>,
+    /// The S3 bucket the objects are in (`None`: a directory or another store), which
+    /// `s3://BUCKET/KEY` paths of the factor job API must name.
+    bucket: Option<String>,
 }
 
 impl FeatureObjects {
@@ -68,6 +71,7 @@ impl FeatureObjects {
             local: Some(fs),
             local_root: Some(root),
             at_rest: None,
+            bucket: None,
         })
     }
 
@@ -101,7 +105,9 @@ impl FeatureObjects {
         let s3 = builder
             .build()
             .map_err(|e| from_object_store("configuring S3", e))?;
-        Ok(Self::from_object_store(Arc::new(s3)))
+        let mut objects = Self::from_object_store(Arc::new(s3));
+        objects.bucket = Some(config.bucket.clone());
+        Ok(objects)
     }
 
     /// Any other object store (for example `object_store::memory::InMemory` in tests).
@@ -112,7 +118,55 @@ impl FeatureObjects {
             local: None,
             local_root: None,
             at_rest: None,
+            bucket: None,
         }
+    }
+
+    /// The S3 bucket the objects are in, if they are in one.
+    pub fn bucket(&self) -> Option<&str> {
+        self.bucket.as_deref()
+    }
+
+    /// The store key a job file names: a store key (`features/USER/...`) as it is, or
+    /// `s3://BUCKET/KEY` where BUCKET is this store's bucket. Only feature objects can be
+    /// named (never models, job records or the at-rest marker), and no segment may be
+    /// empty, `.` or `..`: a path cannot escape the features prefix.
+    pub fn job_file_key(&self, file: &str) -> Result<String, String> {
+        let key = if let Some(rest) = file.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            match self.bucket() {
+                Some(b) if b == bucket => key,
+                Some(b) => {
+                    return Err(format!(
+                        "{file:?}: bucket {bucket:?} is not this service's bucket ({b:?})"
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "{file:?}: this service's objects are not in an S3 bucket; name the store key (features/...)"
+                    ));
+                }
+            }
+        } else if file.contains("://") {
+            return Err(format!(
+                "{file:?}: only s3://BUCKET/KEY and store keys are accepted"
+            ));
+        } else {
+            file
+        };
+        let segments: Vec<&str> = key.split('/').collect();
+        if segments.first() != Some(&FEATURES)
+            || segments.len() < 3
+            || segments
+                .iter()
+                .any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains('\\'))
+            || validate_user_id(segments[1]).is_err()
+        {
+            return Err(format!(
+                "{file:?} is not a feature object (features/USER/...)"
+            ));
+        }
+        Ok(key.to_owned())
     }
 
     /// Encrypts features written from now on and decrypts what [`Self::read`]
@@ -397,6 +451,41 @@ fn sync_file_and_parents(file: &FsPath, root: &FsPath) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_files_name_feature_objects_of_this_bucket_only() {
+        let mut s3 =
+            FeatureObjects::from_object_store(Arc::new(object_store::memory::InMemory::new()));
+        s3.bucket = Some("feat".into());
+        let key = "features/u1/dev/00000000000000000001-ab.bin";
+        assert_eq!(s3.job_file_key(key).as_deref(), Ok(key));
+        assert_eq!(
+            s3.job_file_key(&format!("s3://feat/{key}")).as_deref(),
+            Ok(key)
+        );
+        for bad in [
+            format!("s3://other/{key}"),
+            format!("s3://feat2/{key}"),
+            format!("gs://feat/{key}"),
+            format!("file:///{key}"),
+            "s3://feat".into(),
+            "s3://feat/".into(),
+            "s3://feat/features/u1/../../models/gait.tcm".into(),
+            "features/u1/./x.bin".into(),
+            "features//x/y.bin".into(),
+            "features/u1".into(),
+            "models/gait.tcm".into(),
+            "features/-bad-user/d/x.bin".into(),
+            "features/u1/d\\..\\x.bin".into(),
+        ] {
+            assert!(s3.job_file_key(&bad).is_err(), "{bad}");
+        }
+        // A directory store has no bucket: every s3:// path is refused, keys are fine.
+        let dir =
+            FeatureObjects::from_object_store(Arc::new(object_store::memory::InMemory::new()));
+        assert!(dir.job_file_key(&format!("s3://feat/{key}")).is_err());
+        assert_eq!(dir.job_file_key(key).as_deref(), Ok(key));
+    }
 
     #[test]
     fn keys() {

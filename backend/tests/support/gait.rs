@@ -13,38 +13,7 @@ pub fn gait_population() -> tacit_models::data::Population {
 
 /// `n` synthetic people like those of [`gait_population`] (its first 10 are the same).
 pub fn gait_population_of(n: usize) -> tacit_models::data::Population {
-    use tacit_models::data::{Person, Population, Sample};
-    let mut rng = tacit_models::SplitMix64::new(11);
-    let people = (0..n)
-        .map(|p| {
-            let centre: Vec<f64> = (0..GAIT_DIM).map(|_| rng.normal()).collect();
-            Person {
-                id: format!("p{p}"),
-                samples: (0..60)
-                    .map(|i| Sample {
-                        group: (i / 15) as u32,
-                        vector: centre
-                            .iter()
-                            .zip(tacit_shared::schema::GAIT_V1)
-                            .map(|(c, d)| {
-                                let top = d.max.min(d.min + 10.0);
-                                let (mid, span) = (0.5 * (d.min + top), (top - d.min) / 8.0);
-                                (mid + span * (c + 0.4 * rng.normal()) as f32).clamp(d.min, d.max)
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    Population {
-        factor: tacit_models::FactorKind::Gait,
-        schema_version: 1,
-        dim: GAIT_DIM,
-        people,
-        source: "synthetic".into(),
-        skipped: vec![],
-    }
+    tacit_models::data::synthetic_gait(n)
 }
 
 /// A small gait model artifact trained on the first `people` of `pop`.

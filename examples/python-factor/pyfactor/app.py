@@ -28,7 +28,8 @@ from contextlib import asynccontextmanager
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -36,7 +37,8 @@ from . import __version__, payload
 from .at_rest import MAGIC as AT_REST_MAGIC
 from .at_rest import AtRestError, AtRestKeys
 from .jobs import JobStore
-from .model import NAME, EnrolError, Model, ModelConfigError, TemplateError
+from .model import NAME, EnrolError, Model, ModelConfigError, TemplateError, TrainError, train_population
+from .registry import Registry
 
 log = logging.getLogger("pyfactor")
 
@@ -131,6 +133,11 @@ class Settings:
         self.job_dir = env.get("FACTOR_JOB_DIR") or "./jobs"
         self.job_ttl_s = _env_number(env, "TACIT_JOB_TTL_S", 3600.0, 0.0, 10 * 365 * 86400.0)
         self.model_file = env.get("FACTOR_MODEL_FILE") or None
+        # Where trained candidates are registered (pyfactor/registry.py).
+        self.registry_dir = env.get("FACTOR_REGISTRY_DIR") or "./models"
+        # The S3 bucket whose objects FACTOR_OBJECTS_DIR holds (mounted, e.g. with
+        # mountpoint-s3): job files may then name them `s3://BUCKET/KEY`.
+        self.bucket = env.get("FACTOR_BUCKET") or None
         self.dim = _env_number(env, "FACTOR_DIM", 31, 4, 382, int)
         self.max_body = _env_number(env, "FACTOR_MAX_BODY_BYTES", 64 << 20, 1024, 1 << 30, int)
         self.reload_s = _env_number(env, "FACTOR_RELOAD_S", 2.0, 0.05, 3600.0)
@@ -444,24 +451,39 @@ def infer(model, req):
     return resp
 
 
-def check_files(body):
+def check_files(body, bucket=None):
+    """The store keys of a job's files: store keys as they are, `s3://BUCKET/KEY` of the
+    configured bucket as KEY; any other scheme or bucket, or a key with an empty, `.` or
+    `..` segment, is a 400."""
     files = body.get("files")
     if not isinstance(files, list) or not files:
         raise ApiError(400, "files must be a non-empty list of object keys")
     if len(files) > MAX_FILES:
         raise ApiError(413, f"{len(files)} files, at most {MAX_FILES}")
+    keys = []
     for k in files:
         if not isinstance(k, str) or not 1 <= len(k) <= 1024:
             raise ApiError(400, "each file is an object key of 1..1024 characters")
+        if k.startswith("s3://"):
+            b, _, key = k[5:].partition("/")
+            if bucket is None:
+                raise ApiError(400, f"{k[:100]!r}: this service's objects are not a bucket (FACTOR_BUCKET unset); name the store key")
+            if b != bucket:
+                raise ApiError(400, f"{k[:100]!r}: bucket {b[:64]!r} is not this service's bucket")
+            k = key
+        elif "://" in k:
+            raise ApiError(400, f"{k[:100]!r}: only s3://BUCKET/KEY and store keys are accepted")
         segs = k.split("/")
         if any(s in ("", ".", "..") or not KEY_SEGMENT.match(s) for s in segs):
             raise ApiError(400, f"bad object key {k[:100]!r}: segments of [A-Za-z0-9_.@=-], no '.'/'..'")
-    return files
+        keys.append(k)
+    return keys
 
 
-def load_vectors(model, root, keys, at_rest=None):
+def load_vectors(model, root, keys, at_rest=None, by_key=False):
     """The model's vectors in the given feature files: the records of factor
-    keystroke-fixed with the model's dimension (other factors' records are skipped)."""
+    keystroke-fixed with the model's dimension (other factors' records are skipped).
+    by_key: a list of (key, vectors) instead, one per file."""
     root = os.path.realpath(root)
     if at_rest is not None:
         try:
@@ -469,7 +491,9 @@ def load_vectors(model, root, keys, at_rest=None):
         except (AtRestError, ValueError) as e:
             raise JobError(f"the store's at-rest marker: {e}") from None
     rows, other, wrong_dim = [], 0, 0
+    per_key = []
     for key in keys:
+        first = len(rows)
         path = os.path.realpath(os.path.join(root, key))
         if not path.startswith(root + os.sep):
             raise JobError(f"{key}: outside the object store")
@@ -502,12 +526,28 @@ def load_vectors(model, root, keys, at_rest=None):
                 rows.append(r.values)
         if len(rows) > MAX_JOB_VECTORS:
             raise JobError(f"more than {MAX_JOB_VECTORS} vectors")
+        per_key.append((key, first, len(rows)))
     if not rows:
         raise JobError(
             f"no keystroke-fixed records of dimension {model.dim} in {len(keys)} files "
             f"({other} records of other factors, {wrong_dim} of another dimension)"
         )
-    return np.asarray(rows, dtype=np.float32)
+    x = np.asarray(rows, dtype=np.float32)
+    if by_key:
+        return [(k, x[a:b]) for k, a, b in per_key]
+    return x
+
+
+def vectors_by_user(per_key):
+    """{user: vectors} of feature files `features/USER/...` (a person is a USER), each
+    user's files in key order (the gateway's keys sort by upload sequence)."""
+    by_user = {}
+    for key, x in sorted(per_key, key=lambda kx: kx[0]):
+        segs = key.split("/")
+        if len(segs) < 3 or segs[0] != "features":
+            raise JobError(f"{key}: training files are features/USER/... (a person is a USER)")
+        by_user.setdefault(segs[1], []).append(x)
+    return {u: np.concatenate(xs) for u, xs in by_user.items()}
 
 
 # -- the app --------------------------------------------------------------------------
@@ -518,6 +558,8 @@ def create_app(settings=None):
     holder = ModelHolder(settings)
     holder.poll()
     store = JobStore(settings.job_dir, settings.job_ttl_s, settings.at_rest, settings.max_job_records)
+    registry = Registry(settings.registry_dir, settings.model_file)
+    training_mu = threading.Lock()
     if store.recovered:
         log.warning("%d jobs interrupted by a restart are now failed", store.recovered)
     executor = ThreadPoolExecutor(max_workers=settings.job_workers, thread_name_prefix="job")
@@ -553,13 +595,37 @@ def create_app(settings=None):
     if settings.token_digest is None:
         log.warning("factor authentication is off (TACIT_FACTOR_AUTH=off): anyone who reaches this service can call it")
 
+    # The requests being served, by route: what the cluster's autoscaler scales on
+    # (deploy/k8s/monitoring), under the name and labels the Rust factors use.
+    metrics = CollectorRegistry()
+    in_flight_g = Gauge("tacit_http_requests_in_flight", "Requests being served, by route.", ["route"], registry=metrics)
+    for r in ("/v2/models/:name/infer", "/output"):
+        in_flight_g.labels(route=r)
+
+    def route_of(path):
+        if path.startswith("/v2/models/") and path.endswith("/infer"):
+            return "/v2/models/:name/infer"
+        return path if path in ("/output", "/train", "/enrol", "/input") else None
+
     @app.middleware("http")
     async def _require_token(request, call_next):
         # Before any handler or body read: a caller without the token costs nothing.
         if settings.token_digest is not None and request.url.path not in OPEN_PATHS:
             if not token_matches(settings.token_digest, request.headers.get("authorization")):
                 return error_response(401, "missing or wrong factor bearer token", {"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+        route = route_of(request.url.path)
+        if route is None:
+            return await call_next(request)
+        g = in_flight_g.labels(route=route)
+        g.inc()
+        try:
+            return await call_next(request)
+        finally:
+            g.dec()
+
+    @app.get("/metrics")
+    async def metrics_text():
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(ApiError)
     async def _api_error(request, exc):
@@ -715,22 +781,84 @@ def create_app(settings=None):
             raise
         return JSONResponse({"jobId": job_id}, status_code=202)
 
-    @app.post("/train")
-    async def train(request: Request):
+    @app.post("/enrol")
+    async def enrol(request: Request):
         body = await json_object(request)
         m = need_model()
-        files = check_files(body)
+        files = check_files(body, settings.bucket)
+        if "template" in body:
+            raise ApiError(400, "an enrolment builds a template (to score, POST /input)")
 
         def job():
             return m.enrol_result(load_vectors(m, settings.objects_dir, files, settings.at_rest))
 
-        return await run_in_threadpool(submit, "train", job, caller_of(request))
+        return await run_in_threadpool(submit, "enrol", job, caller_of(request))
+
+    def train_options(body):
+        unknown = set(body) - {"files", "promote", "gate_share", "seed", "steps"}
+        if unknown:
+            raise ApiError(400, f"unknown fields {sorted(unknown)}")
+        promote = body.get("promote", True)
+        if not isinstance(promote, bool):
+            raise ApiError(400, "promote must be true or false")
+        share = body.get("gate_share", 0.3)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.1 <= share <= 0.5:
+            raise ApiError(400, "gate_share must be a number in 0.1..0.5")
+        seed = body.get("seed", 1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise ApiError(400, "seed must be an integer in 0..2^64")
+        # Accepted for the contract's sake: fitting d' has no steps.
+        steps = body.get("steps", 1)
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100_000:
+            raise ApiError(400, "steps must be an integer in 1..100000")
+        if promote and settings.model_file is None:
+            raise ApiError(
+                409,
+                'this service has no FACTOR_MODEL_FILE to promote into: send "promote": false, or set it',
+                code="conflict",
+            )
+        return promote, float(share), seed
+
+    @app.post("/train")
+    async def train(request: Request):
+        body = await json_object(request)
+        m = need_model()
+        files = check_files(body, settings.bucket)
+        promote, share, seed = train_options(body)
+        bad = next((k for k in files if len(k.split("/")) < 3 or k.split("/")[0] != "features"), None)
+        if bad is not None:
+            raise ApiError(400, f"{bad[:100]!r}: training files are features/USER/... (a person is a USER)")
+        if not training_mu.acquire(blocking=False):
+            raise ApiError(503, "a training job is running; this service trains one at a time", {"Retry-After": "60"}, "jobs_busy")
+
+        def job():
+            try:
+                per_key = load_vectors(m, settings.objects_dir, files, settings.at_rest, by_key=True)
+                by_user = vectors_by_user(per_key)
+                cfg, report = train_population(m, by_user, share, seed)
+                manifest = registry.register(cfg, report, NAME)
+                promoted = promote and manifest["gate"]["passed"]
+                if promoted:
+                    # The reload loop loads it (FACTOR_RELOAD_S), as any new model file.
+                    registry.promote(manifest["version"])
+                log.info("trained v%s: gate %s, promoted %s", manifest["version"], manifest["gate"]["passed"], promoted)
+                return dict(manifest, promoted=promoted)
+            except TrainError as e:
+                raise JobError(f"training: {e}") from None
+            finally:
+                training_mu.release()
+
+        try:
+            return await run_in_threadpool(submit, "train", job, caller_of(request))
+        except BaseException:
+            training_mu.release()
+            raise
 
     @app.post("/input")
     async def input_(request: Request):
         body = await json_object(request)
         m = need_model()
-        files = check_files(body)
+        files = check_files(body, settings.bucket)
         if "template" not in body:
             raise ApiError(400, "template is required")
         template = check_template(m, body["template"])

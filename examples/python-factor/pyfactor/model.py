@@ -223,3 +223,166 @@ class Model:
         """The job API's enrol result: {"template", "samples"}."""
         t = self.enrol(x)
         return {"template": t, "samples": t["samples"]}
+
+
+# -- population training ------------------------------------------------------------------
+#
+# The model's one population parameter is the separation d' (above: a published prior
+# until there is data). Training fits it on people: each training person with enough
+# vectors enrols on the first half of theirs (in upload order) and is probed with the
+# second half (genuine) and with the other training people's vectors (impostors). d' is
+# the value that minimises the calibration loss C_llr (Bruemmer & du Preez 2006: the
+# mean log-loss of the LLRs as probabilities, genuine and impostor halves weighted
+# equally) over a grid of 0.1..10. Unlike a difference of means, C_llr punishes the
+# few impostors who are close to a person with a large LLR, so on people who are hard
+# to tell apart the fitted separation stays small instead of claiming a rate the
+# data does not give. The gate then judges the candidate and the
+# model in service on people held out from training, at the operating points the
+# gateway decides on (accept when e^-llr <= target FAR, the bound a factor without
+# impostor histograms gives).
+
+TARGET_FARS = (0.01, 0.05)
+# One-sided z beyond which a candidate's rate counts as worse than the current one's.
+WORSE_Z = 2.33
+# Most impostor vectors drawn from one other person (bounds the work: n^2 people pairs).
+_IMPOSTOR_PER_PERSON = 20
+
+
+class TrainError(ValueError):
+    """A training set that cannot train or judge a model (too few people or vectors)."""
+
+
+def split_people(users, gate_share, seed):
+    """(train, gate) user lists, people-disjoint, drawn by the seed."""
+    order = sorted(users)
+    np.random.default_rng(seed).shuffle(order)
+    gate_n = max(2, round(len(order) * gate_share))
+    if len(order) - gate_n < 4:
+        raise TrainError(f"{len(order)} people with enough vectors: training needs at least 4 and the gate {gate_n}")
+    return sorted(order[gate_n:]), sorted(order[:gate_n])
+
+
+def _halves(model, by_user, users):
+    """{user: (enrol vectors, probe vectors)} of the users with enough vectors."""
+    out = {}
+    for u in users:
+        x = by_user[u]
+        half = len(x) // 2
+        if half >= model.min_samples and len(x) - half >= 1:
+            out[u] = (x[:half], x[half:])
+    return out
+
+
+def _scores(model, halves, rng):
+    """(genuine llr, impostor llr, genuine raw, impostor raw) over the people in `halves`."""
+    g_llr, i_llr, g_raw, i_raw = [], [], [], []
+    users = sorted(halves)
+    for u in users:
+        t = model.enrol(halves[u][0])
+        llr, raw = model.score(t, halves[u][1])
+        g_llr.extend(llr)
+        g_raw.extend(raw)
+        for v in users:
+            if v == u:
+                continue
+            probe = halves[v][1]
+            if len(probe) > _IMPOSTOR_PER_PERSON:
+                probe = probe[rng.choice(len(probe), _IMPOSTOR_PER_PERSON, replace=False)]
+            llr, raw = model.score(t, probe)
+            i_llr.extend(llr)
+            i_raw.extend(raw)
+    return (np.asarray(g_llr), np.asarray(i_llr), np.asarray(g_raw), np.asarray(i_raw))
+
+
+def judge(model, by_user, users, seed):
+    """The model's realised rates on `users` at each target: {"people", "operating_points"}."""
+    halves = _halves(model, by_user, users)
+    if len(halves) < 2:
+        raise TrainError(f"{len(halves)} gate people with enough vectors: the gate needs at least 2")
+    g, i, _, _ = _scores(model, halves, np.random.default_rng(seed))
+    points = []
+    for t in TARGET_FARS:
+        thr = -math.log(t)
+        far = float(np.mean(i >= thr))
+        frr = float(np.mean(g < thr))
+        points.append(
+            {
+                "target_far": t,
+                "far": far,
+                "frr": frr,
+                "impostor_attempts": int(len(i)),
+                "genuine_attempts": int(len(g)),
+            }
+        )
+    return {"people": len(halves), "operating_points": points}
+
+
+def _worse(a, na, b, nb):
+    """Whether rate a (of na trials) is above rate b (of nb) beyond noise: one-sided z."""
+    p = (a * na + b * nb) / max(na + nb, 1)
+    se = math.sqrt(max(p * (1 - p) * (1 / max(na, 1) + 1 / max(nb, 1)), 1e-12))
+    return (a - b) / se > WORSE_Z
+
+
+def gate(candidate, current):
+    """{"passed", "reasons", "candidate", "current"}: the candidate passes when at no
+    target its FAR or FRR is worse than the current model's beyond noise, and its FAR
+    is not above 1.5x the target beyond noise."""
+    reasons = []
+    for k, c in enumerate(candidate["operating_points"]):
+        t, n = c["target_far"], c["impostor_attempts"]
+        if _worse(c["far"], n, 1.5 * t, 10**9):
+            reasons.append(f"target {t}: FAR {c['far']:.4f} above 1.5x the target")
+        if current is not None:
+            o = current["operating_points"][k]
+            if _worse(c["far"], n, o["far"], o["impostor_attempts"]):
+                reasons.append(f"target {t}: FAR {c['far']:.4f} worse than {o['far']:.4f} in service")
+            if _worse(c["frr"], c["genuine_attempts"], o["frr"], o["genuine_attempts"]):
+                reasons.append(f"target {t}: FRR {c['frr']:.4f} worse than {o['frr']:.4f} in service")
+    passed = not reasons
+    if passed:
+        reasons.append("not worse than the model in service beyond noise" if current else "within the targets (no model in service)")
+    return {"passed": passed, "reasons": reasons, "candidate": candidate, "current": current}
+
+
+_DPRIME_GRID = np.linspace(0.1, 10.0, 199)
+
+
+def cllr(g_llr, i_llr):
+    """C_llr in bits: 0.5 mean log2(1 + e^-llr) over genuine + 0.5 mean log2(1 + e^llr)
+    over impostor scores (0 perfect, 1 an uninformative 0, more when miscalibrated)."""
+    return 0.5 * np.mean(np.logaddexp(0, -g_llr)) / math.log(2) + 0.5 * np.mean(np.logaddexp(0, i_llr)) / math.log(2)
+
+
+def fit_dprime(g_raw, i_raw):
+    """The d' of the grid whose LLRs d' * raw + d'^2 / 2 have the least C_llr."""
+    losses = [cllr(d * g_raw + d * d / 2, d * i_raw + d * d / 2) for d in _DPRIME_GRID]
+    return float(_DPRIME_GRID[int(np.argmin(losses))])
+
+
+def train_population(current, by_user, gate_share=0.3, seed=1):
+    """Fits d' on the training people of `by_user` ({user: [n, dim] vectors in upload
+    order}, of `current`'s dimension), judges the candidate and `current` on the gate
+    people. Returns (candidate configuration, report): report has "data" (people,
+    vectors) and "gate"."""
+    users = [u for u in by_user if len(by_user[u]) >= 2 * current.min_samples]
+    train, gate_users = split_people(users, gate_share, seed)
+    halves = _halves(current, by_user, train)
+    _, _, g_raw, i_raw = _scores(current, halves, np.random.default_rng(seed))
+    if len(g_raw) == 0 or len(i_raw) == 0:
+        raise TrainError("no genuine or impostor scores among the training people")
+    dprime = fit_dprime(g_raw, i_raw)
+    cfg = dict(current.describe())
+    cfg.update(dprime=dprime, scale_floor=current.scale_floor, sigma_floor=current.sigma_floor)
+    candidate = Model(cfg)
+    report = {
+        "data": {
+            "train_people": len(train),
+            "gate_people": len(gate_users),
+            "windows": int(sum(len(by_user[u]) for u in train)),
+            "dprime": dprime,
+            "dprime_before": current.dprime,
+        },
+        "gate": gate(judge(candidate, by_user, gate_users, seed), judge(current, by_user, gate_users, seed)),
+    }
+    return cfg, report

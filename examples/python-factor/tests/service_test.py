@@ -187,14 +187,14 @@ def restarts(tmp):
     base = dict(FACTOR_JOB_DIR=jobs, FACTOR_OBJECTS_DIR=objects)
 
     a = Server(tmp, "restart-a", **base).start()
-    st, b = post(a.url + "/train", {"files": keys})
+    st, b = post(a.url + "/enrol", {"files": keys})
     done = b["jobId"]
     st, done_status = wait_job(a.url, done)
     check("a job completes", done_status.get("status") == "completed", done_status)
     a.stop()
 
     slow = Server(tmp, "restart-slow", FACTOR_TEST_JOB_DELAY_S=60, **base).start()
-    st, b = post(slow.url + "/train", {"files": keys})
+    st, b = post(slow.url + "/enrol", {"files": keys})
     killed = b["jobId"]
     st, s = get(f"{slow.url}/status?taskID={killed}")
     check("a slow job reads running", s == {"status": "running"}, s)
@@ -215,7 +215,7 @@ def restarts(tmp):
     check("after kill -9 the running job reads failed (interrupted by a restart)", s == {"status": "failed", "error": "interrupted by a restart"}, s)
     st, s = get(f"{b2.url}/status?taskID={done}")
     check("a completed job survives the restart with its result", s == done_status, s)
-    st, b = post(b2.url + "/train", {"files": keys})
+    st, b = post(b2.url + "/enrol", {"files": keys})
     termed = b["jobId"]
     rc = b2.stop()
     check("SIGTERM with a job running stops the service", rc is not None, rc)
@@ -232,7 +232,7 @@ def expiry(tmp):
     keys = [write_feature_file(objects, "features/u/d/1.bin", vectors(8))]
     s = Server(tmp, "expiry", FACTOR_JOB_DIR=os.path.join(tmp, "e-jobs"), FACTOR_OBJECTS_DIR=objects, TACIT_JOB_TTL_S=1).start()
     try:
-        st, b = post(s.url + "/train", {"files": keys})
+        st, b = post(s.url + "/enrol", {"files": keys})
         st, res = wait_job(s.url, b["jobId"])
         check("completed before the TTL", res.get("status") == "completed", res)
         time.sleep(1.6)
@@ -315,6 +315,65 @@ def hot_reload(tmp):
         s.stop()
 
 
+def training(tmp):
+    """/train fits the model on the people of the files, registers the candidate,
+    promotes it into FACTOR_MODEL_FILE when the gate passes, and the service then
+    serves it; with the model file missing a promotion is refused (409)."""
+    print("population training", file=sys.stderr)
+    import numpy as np
+
+    mfile = os.path.join(tmp, "t-model.json")
+    write_model(mfile, version="1", dprime=1.0)
+    objects = os.path.join(tmp, "t-objects")
+    rng = np.random.default_rng(9)
+    keys = []
+    for p in range(16):
+        centre = rng.uniform(0.08, 0.3, 31)
+        for k in range(3):
+            keys.append(write_feature_file(objects, f"features/person{p}/dev/{k:020d}-x.bin", vectors(12, centre=centre, seed=p * 10 + k)))
+    s = Server(
+        tmp, "train", FACTOR_JOB_DIR=os.path.join(tmp, "t-jobs"), FACTOR_OBJECTS_DIR=objects,
+        FACTOR_MODEL_FILE=mfile, FACTOR_REGISTRY_DIR=os.path.join(tmp, "t-registry"), FACTOR_RELOAD_S=0.1,
+    ).start()
+    try:
+        st, b = post(s.url + "/train", {"files": keys, "gate_share": 0.3, "seed": 2})
+        check("/train -> 202", st == 202, (st, b))
+        st, res = wait_job(s.url, b["jobId"])
+        r = res.get("result", {})
+        check("/train completes", res.get("status") == "completed", res)
+        check("the candidate is v1, registered and promoted", (r.get("version"), r.get("promoted")) == (1, True), r)
+        check("d' fitted from the people", r.get("data", {}).get("dprime", 0) > 1.0, r.get("data"))
+        served = None
+        for _ in range(100):
+            st, md = get(s.url + "/v2/models/py-keystroke")
+            served = md.get("versions")
+            if served == ["v1"]:
+                break
+            time.sleep(0.1)
+        check("the service serves the promoted version", served == ["v1"], served)
+        st, b = post(s.url + "/train", {"files": keys, "promote": False, "seed": 3})
+        st, res = wait_job(s.url, b["jobId"])
+        r = res.get("result", {})
+        check("promote false: v2 registered with parent v1, not promoted", (r.get("version"), r.get("parent"), r.get("promoted")) == (2, 1, False), r)
+        st, b = post(s.url + "/train", {"files": keys[:3]})
+        st, res = wait_job(s.url, b["jobId"])
+        check("/train on one person fails with the reason", res.get("status") == "failed" and "people" in res.get("error", ""), res)
+        st, b = post(s.url + "/train", {"files": ["notfeatures.bin"], "promote": False})
+        check("/train on a key without a person -> 400", is_error(st, b, 400) and "features/USER" in b.get("error", ""), (st, b))
+    finally:
+        s.stop()
+    s = Server(tmp, "train-nofile", FACTOR_JOB_DIR=os.path.join(tmp, "t2-jobs"), FACTOR_OBJECTS_DIR=objects).start()
+    try:
+        st, b = post(s.url + "/train", {"files": keys})
+        check("/train promoting without FACTOR_MODEL_FILE -> 409 conflict", is_error(st, b, 409) and b.get("code") == "conflict", (st, b))
+        st, b = post(s.url + "/train", {"files": keys, "nope": 1})
+        check("/train with an unknown field -> 400", is_error(st, b, 400), (st, b))
+        st, b = post(s.url + "/train", {"files": ["s3://somebucket/features/a/b/c.bin"], "promote": False})
+        check("s3:// without FACTOR_BUCKET -> 400", is_error(st, b, 400), (st, b))
+    finally:
+        s.stop()
+
+
 def not_ready(tmp):
     print("a service without a model", file=sys.stderr)
     mfile = os.path.join(tmp, "missing-model.json")
@@ -327,8 +386,8 @@ def not_ready(tmp):
             check(f"GET {path} without a model -> 503 {{error}}", is_error(st, b, 503), (st, b))
         st, b = post(s.url + "/v2/models/py-keystroke/infer", {"inputs": [features_input(vectors(1))]})
         check("infer without a model -> 503", is_error(st, b, 503), (st, b))
-        st, b = post(s.url + "/train", {"files": ["features/a.bin"]})
-        check("/train without a model -> 503", is_error(st, b, 503), (st, b))
+        st, b = post(s.url + "/enrol", {"files": ["features/a.bin"]})
+        check("/enrol without a model -> 503", is_error(st, b, 503), (st, b))
         st, b = get(s.url + "/v2/models/gait/ready")
         check("an unknown model is still 404", is_error(st, b, 404), (st, b))
         write_model(mfile, version="1")
@@ -383,14 +442,14 @@ def limits_and_routes(tmp):
         check("deeply nested JSON -> 400 (no 500)", st in (400, 413) and isinstance(b, dict), (st, b))
         st, b = post(infer, raw=b'{"inputs": [{"name": "features", "shape": [1, 31], "datatype": "FP32", "data": [' + b"9" * 5000 + b"]}]}")
         check("a 5000-digit integer -> 400", is_error(st, b, 400), (st, b))
-        st, b = get(s.url + "/train")
-        check("GET /train -> 405 {error}", is_error(st, b, 405), (st, b))
+        st, b = get(s.url + "/enrol")
+        check("GET /enrol -> 405 {error}", is_error(st, b, 405), (st, b))
         st, b = get(s.url + "/nowhere")
         check("unknown route -> 404 {error}", is_error(st, b, 404), (st, b))
         for bad in ("../x.bin", "/abs.bin", "a//b.bin", "a/./b.bin", "a\\b.bin", "", "x" * 1025):
-            st, b = post(s.url + "/train", {"files": [bad]})
+            st, b = post(s.url + "/enrol", {"files": [bad]})
             check(f"object key {bad[:20]!r} -> 400", is_error(st, b, 400), (st, b))
-        st, b = post(s.url + "/train", {"files": ["a.bin"] * 1025})
+        st, b = post(s.url + "/enrol", {"files": ["a.bin"] * 1025})
         check("1025 files -> 413", is_error(st, b, 413), (st, b))
         st, b = post(s.url + "/input", {"files": ["a.bin"], "template": {"x": 1}})
         check("/input with a bad template -> 400 at once", is_error(st, b, 400), (st, b))
@@ -411,11 +470,11 @@ def limits_and_routes(tmp):
             ("gait-only.bin", "no keystroke-fixed records"),
             ("huge.bin", "larger than"),
         ):
-            st, b = post(s.url + "/train", {"files": [key]})
+            st, b = post(s.url + "/enrol", {"files": [key]})
             st, res = wait_job(s.url, b["jobId"])
             check(f"job on {key} fails: {want}", res.get("status") == "failed" and want in res.get("error", ""), res)
         few = write_feature_file(objects, "few.bin", vectors(3))
-        st, b = post(s.url + "/train", {"files": [few]})
+        st, b = post(s.url + "/enrol", {"files": [few]})
         st, res = wait_job(s.url, b["jobId"])
         check("enrolment on too few vectors fails with the reason", res.get("status") == "failed" and "at least" in res.get("error", ""), res)
 
@@ -426,7 +485,7 @@ def limits_and_routes(tmp):
             os.makedirs(os.path.dirname(os.path.join(objects, key)), exist_ok=True)
             shutil.copy(os.path.join(HERE, "data", "rust-sim-payload.bin"), os.path.join(objects, key))
             rust_keys.append(key)
-        st, b = post(s.url + "/train", {"files": rust_keys})
+        st, b = post(s.url + "/enrol", {"files": rust_keys})
         st, res = wait_job(s.url, b["jobId"])
         ok = res.get("status") == "completed" and res["result"]["samples"] == 5
         check("/train on files written by the Rust crate (gait records skipped)", ok, res)
@@ -487,7 +546,7 @@ def fuzz(tmp):
                 "outputs": [{"name": "llr"}, {"name": "raw"}],
             },
             "/output": {"op": "score", "features": x, "template": template},
-            "/train": {"files": [key]},
+            "/enrol": {"files": [key]},
             "/input": {"files": [key], "template": template},
         }
         statuses = {}
@@ -546,13 +605,14 @@ def authentication(tmp):
         u = s.url
         infer = {"inputs": [features_input(rows[:2])]}
         calls = [
-            ("POST", "/train", {"files": [fkey]}),
+            ("POST", "/enrol", {"files": [fkey]}),
             ("POST", "/input", {"files": [fkey], "template": {}}),
             ("POST", "/v2/models/py-keystroke/infer", infer),
             ("POST", "/output", {"op": "enrol", "features": rows.astype(float).tolist()}),
             ("GET", "/status?taskID=" + secrets.token_hex(16), None),
             ("GET", "/v2/models/py-keystroke", None),
             ("GET", "/v2", None),
+            ("GET", "/metrics", None),
         ]
         wrong = TOKEN[:-1] + ("0" if TOKEN[-1] != "0" else "1")
         for method, route, body in calls:
@@ -570,9 +630,16 @@ def authentication(tmp):
             check(f"GET {route} without a token -> 200", st == 200, f"got {st}")
         st, b = post(u + "/v2/models/py-keystroke/infer", infer)
         check("infer with the token -> 200", st == 200, f"got {st} {b}")
+        st, text = request("GET", u + "/metrics")
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        check(
+            "GET /metrics: the in-flight gauge the autoscaler reads, 0 when idle",
+            st == 200 and 'tacit_http_requests_in_flight{route="/v2/models/:name/infer"} 0.0' in text,
+            f"got {st} {text[:300]}",
+        )
         ids = []
         for _ in range(12):
-            st, b = post(u + "/train", {"files": [fkey]})
+            st, b = post(u + "/enrol", {"files": [fkey]})
             if st == 202:
                 ids.append(b["jobId"])
                 wait_job(u, b["jobId"])
@@ -614,7 +681,7 @@ def main():
     TOKEN_FILE = os.path.join(tmp, "factor.token")
     TOKEN = write_token(TOKEN_FILE)
     try:
-        for scenario in (authentication, restarts, expiry, hot_reload, not_ready, limits_and_routes, fuzz):
+        for scenario in (authentication, restarts, expiry, hot_reload, training, not_ready, limits_and_routes, fuzz):
             try:
                 scenario(tmp)
             except Exception:  # noqa: BLE001 - counted

@@ -123,3 +123,42 @@ pub(crate) fn group_people(rows: Vec<(String, u32, Vec<f32>)>) -> Vec<Person> {
     }
     people
 }
+
+/// `n` synthetic gait people × 60 vectors (4 sessions of 15), each around a personal
+/// centre and inside the `GAIT_V1` schema's ranges (so that the records encode), drawn
+/// from a fixed seed: the same people in every test and benchmark that uses them (the
+/// first `k` of `n` are those of `k`).
+pub fn synthetic_gait(n: usize) -> Population {
+    let mut rng = crate::SplitMix64::new(11);
+    let schema = tacit_shared::schema::GAIT_V1;
+    let people = (0..n)
+        .map(|p| {
+            let centre: Vec<f64> = (0..schema.len()).map(|_| rng.normal()).collect();
+            Person {
+                id: format!("p{p}"),
+                samples: (0..60)
+                    .map(|i| Sample {
+                        group: (i / 15) as u32,
+                        vector: centre
+                            .iter()
+                            .zip(schema)
+                            .map(|(c, d)| {
+                                let top = d.max.min(d.min + 10.0);
+                                let (mid, span) = (0.5 * (d.min + top), (top - d.min) / 8.0);
+                                (mid + span * (c + 0.4 * rng.normal()) as f32).clamp(d.min, d.max)
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Population {
+        factor: FactorKind::Gait,
+        schema_version: 1,
+        dim: schema.len(),
+        people,
+        source: "synthetic".into(),
+        skipped: vec![],
+    }
+}
