@@ -28,6 +28,15 @@ pub struct StoreTrainingOptions {
     pub session_gap_ms: u64,
     /// Only envelopes created at or after this time (device clock, Unix ms).
     pub since_ms: u64,
+    /// Most people read: with more consenting users, a sample of this many (drawn by
+    /// `seed`) trains. With the per-person bound, this bounds the memory of a training
+    /// run however many users consent (at the defaults about 5,000 × 300 windows).
+    pub max_people: usize,
+    /// Most windows kept per person, evenly spaced over their windows in time (a
+    /// person's sessions all stay represented).
+    pub max_windows_per_person: usize,
+    /// Seed of the people sample.
+    pub seed: u64,
 }
 
 impl StoreTrainingOptions {
@@ -38,6 +47,9 @@ impl StoreTrainingOptions {
             max_envelopes_per_user: 5_000,
             session_gap_ms: 30 * 60 * 1000,
             since_ms: 0,
+            max_people: 5_000,
+            max_windows_per_person: 300,
+            seed: 1,
         }
     }
 }
@@ -96,26 +108,38 @@ pub async fn population_from_store(
     opts: &StoreTrainingOptions,
     progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<StorePopulation, TrainingSetError> {
-    let users = store.training_users().await?;
+    let mut users = store.training_users().await?;
+    let consenting = users.len();
+    if users.len() > opts.max_people {
+        tacit_models::SplitMix64::new(opts.seed ^ 0x07ea_15e7).shuffle(&mut users);
+        users.truncate(opts.max_people);
+        users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    }
     let mut per_user: Vec<(String, Vec<Window>)> = Vec::with_capacity(users.len());
     let created: HashMap<String, u64> = users
         .iter()
         .map(|u| (u.user_id.clone(), u.created_at_ms))
         .collect();
     for (i, user) in users.iter().map(|u| &u.user_id).enumerate() {
-        let windows: Vec<Window> =
+        let mut windows: Vec<Window> =
             read_windows(store, user, opts.since_ms, opts.max_envelopes_per_user)
                 .await?
                 .into_iter()
                 .filter(|w| w.kind == opts.factor)
                 .collect();
+        thin(&mut windows, opts.max_windows_per_person);
         if !windows.is_empty() {
             per_user.push((user.clone(), windows));
         }
         progress(i + 1, users.len());
     }
-    let consenting = users.len();
     let mut set = population_of(opts.factor, per_user, opts.session_gap_ms, consenting)?;
+    if consenting > users.len() {
+        set.population.source.push_str(&format!(
+            " (a sample of {} of {consenting} consenting users)",
+            users.len()
+        ));
+    }
     set.account_created_ms = created;
     Ok(set)
 }
@@ -174,6 +198,26 @@ pub async fn population_from_files(
         set.population.people.len()
     );
     Ok(set)
+}
+
+/// Keeps at most `max` of the windows, evenly spaced over them in time.
+fn thin(windows: &mut Vec<Window>, max: usize) {
+    if windows.len() <= max {
+        return;
+    }
+    windows.sort_by(|a, b| (a.start_ms, &a.envelope_id).cmp(&(b.start_ms, &b.envelope_id)));
+    let n = windows.len();
+    let keep: Vec<usize> = (0..max).map(|i| i * n / max).collect();
+    let mut k = 0;
+    let mut i = 0;
+    windows.retain(|_| {
+        let kept = k < keep.len() && keep[k] == i;
+        if kept {
+            k += 1;
+        }
+        i += 1;
+        kept
+    });
 }
 
 /// Objects read at once.
@@ -350,6 +394,18 @@ mod tests {
             context: None,
             dim,
         }
+    }
+
+    #[test]
+    fn thinning_keeps_windows_evenly_spread_in_time() {
+        let g = key(1, 2);
+        let mut ws: Vec<Window> = (0..1000).rev().map(|t| window(&g, t * 10)).collect();
+        thin(&mut ws, 10);
+        let starts: Vec<u64> = ws.iter().map(|w| w.start_ms).collect();
+        assert_eq!(starts, (0..10).map(|i| i * 1000).collect::<Vec<u64>>());
+        let mut few = vec![window(&g, 5), window(&g, 1)];
+        thin(&mut few, 10);
+        assert_eq!(few.len(), 2, "under the bound: untouched");
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod uploads;
 use std::path::Path;
 use std::time::Duration;
 
-use tacit_backend::commands::{FactorChoice, RetrainArgs, TrainingArgs, retrain};
+use tacit_backend::commands::{
+    FactorChoice, ModelsCommand, RetrainArgs, TrainingArgs, models, retrain,
+};
 use tacit_backend::registry::{Manifest, Registry, TrainingData};
 use tacit_backend::scoring::{Evidence, Factors, assess, enrol_user, rebuild_stale};
 use tacit_backend::settings::Settings;
@@ -286,11 +288,86 @@ async fn retrain_gate_promote_rebuild_rollback_and_refuse_poison() {
     assert_eq!(out.manifest.version, 3);
     let served = registry.served(FactorKind::Gait).await.unwrap();
     assert_eq!(served.current(), Some(2), "v2 stays in service");
-    // The refused version cannot be promoted without saying so.
     let list = registry.list(FactorKind::Gait).await.unwrap();
     assert_eq!(
         list.iter().map(|m| m.version).collect::<Vec<_>>(),
         [1, 2, 3]
     );
     eprintln!("poisoned candidate refused: {}", gate.reasons.join("; "));
+
+    // The refused version cannot be promoted without saying so; forced, it can, and a
+    // rollback puts v2 back.
+    let promote = |force| ModelsCommand::Promote {
+        factor: FactorChoice::Gait,
+        version: 3,
+        force,
+    };
+    let err = models(&registry, promote(false)).await.unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    assert_eq!(
+        registry.served(FactorKind::Gait).await.unwrap().current(),
+        Some(2)
+    );
+    models(&registry, promote(true)).await.unwrap();
+    assert_eq!(
+        registry.served(FactorKind::Gait).await.unwrap().current(),
+        Some(3)
+    );
+    models(
+        &registry,
+        ModelsCommand::Rollback {
+            factor: FactorChoice::Gait,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        registry.served(FactorKind::Gait).await.unwrap().current(),
+        Some(2)
+    );
+    // An unknown version, a gait artifact added as a keystroke model, a gate share out
+    // of range: refused with a reason, nothing registered.
+    let err = models(
+        &registry,
+        ModelsCommand::Promote {
+            factor: FactorChoice::Gait,
+            version: 99,
+            force: true,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("99"), "{err}");
+    let file = dir.path().join("gait.tcm");
+    std::fs::write(&file, registry.artifact(FactorKind::Gait, 2).await.unwrap()).unwrap();
+    let err = models(
+        &registry,
+        ModelsCommand::Add {
+            factor: FactorChoice::KeystrokeFixed,
+            model: file,
+            promote: true,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("another factor"), "{err}");
+    assert!(
+        registry
+            .list(FactorKind::KeystrokeFixed)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = retrain(
+        &*store,
+        &registry,
+        RetrainArgs {
+            gate_share: 0.9,
+            ..retrain_args()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("0.1..=0.5"), "{err}");
+    assert_eq!(registry.list(FactorKind::Gait).await.unwrap().len(), 3);
 }

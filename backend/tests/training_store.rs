@@ -101,6 +101,33 @@ async fn the_training_set_holds_the_consenting_users_in_sessions() {
         assert_eq!(vectors, uploaded, "values of {}", person.id);
     }
 
+    // Bounded: a sample of the consenting people, each with at most so many windows,
+    // evenly over their time (every session stays).
+    let bounded = population_from_store(
+        &*store,
+        &StoreTrainingOptions {
+            max_people: 5,
+            max_windows_per_person: 20,
+            ..StoreTrainingOptions::for_factor(FactorKind::Gait)
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(bounded.consenting_users, 8);
+    assert_eq!(bounded.population.people.len(), 5);
+    assert_eq!(bounded.windows, 5 * 20);
+    assert!(
+        bounded.population.source.contains("a sample of 5 of 8"),
+        "{}",
+        bounded.population.source
+    );
+    for person in &bounded.population.people {
+        let mut groups: Vec<u32> = person.samples.iter().map(|s| s.group).collect();
+        groups.dedup();
+        assert_eq!(groups.len(), 4, "every session of {} kept", person.id);
+    }
+
     // Nobody consenting with keystrokes: a clear error, not an empty model.
     let err = population_from_store(
         &*store,
