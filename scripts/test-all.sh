@@ -84,6 +84,9 @@ TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
 step "python factor (examples/python-factor): unit tests, OIP v2 conformance with tritonclient, job store restarts"
 bash examples/python-factor/run-tests.sh
 
+step "face factor (examples/face-factor): images and their bounds, calibration, metrics, evaluation on real faces"
+bash examples/face-factor/run-tests.sh
+
 step "container: deploy/Dockerfile built and run with podman (keys, health, SIGTERM)"
 # Needs root (podman here); skipped with a message otherwise. Uses the debug binary that
 # the steps above built; the image's runtime stage is the production one.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Tests of the face factor (examples/face-factor): image reading and its bounds,
+# detection failures, calibration, metrics, and the evaluation on eight ORL people in
+# mixed formats (skipped, saying so, without ../shared/data/face). Packages: the face
+# venv (scripts/tools/face-venv.sh: dlib-bin, face-recognition-models; ~20 s first run).
+# The last line is "N passed, M failed"; the exit status is non-zero if anything failed.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+py="$(bash "$root/scripts/tools/face-venv.sh" | tail -n 1)"
+[ -x "$py" ] || { echo "[face-factor] ERROR: no face venv python ($py)" >&2; exit 1; }
+cd "$here"
+PYTHONDONTWRITEBYTECODE=1 "$py" - <<'PY'
+import sys, unittest
+suite = unittest.defaultTestLoader.discover("tests", pattern="test_*.py", top_level_dir=".")
+r = unittest.TextTestRunner(stream=sys.stderr, verbosity=2).run(suite)
+failed = len(r.failures) + len(r.errors) + len(r.unexpectedSuccesses)
+line = f"{r.testsRun - failed - len(r.skipped)} passed, {failed} failed"
+if r.skipped:
+    line += f", {len(r.skipped)} skipped"
+    for _, why in r.skipped:
+        print(f"[face-factor] {why}", file=sys.stderr)
+print(line)
+sys.exit(1 if failed or r.testsRun == 0 else 0)
+PY

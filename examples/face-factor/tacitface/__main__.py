@@ -1,0 +1,26 @@
+"""python -m tacitface eval --data FOLDER [--enrol K] [--seed N] [--json FILE]"""
+
+import argparse
+import sys
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tacitface", description="Tacit's face factor")
+    sub = ap.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("eval", help="evaluate on a folder of <person>/<images>")
+    ev.add_argument("--data", required=True, help="folder of <person>/<images> (PGM, JPEG, PNG, GIF, no extension needed)")
+    ev.add_argument("--enrol", type=int, default=5, help="enrolment images per person (default 5)")
+    ev.add_argument("--seed", type=int, default=1, help="seed of the calibration folds")
+    ev.add_argument("--json", help="write the report as JSON here")
+    args = ap.parse_args(argv)
+    if args.command == "eval":
+        if args.enrol < 1:
+            ap.error("--enrol must be at least 1")
+        from . import evaluate
+
+        evaluate.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
