@@ -5,14 +5,20 @@ the false-accept rate an LLR stands for on people the calibration saw.
 LLR(d) = a + b d, fitted by logistic regression with the genuine and the impostor
 attempts weighted equally (so the fitted log-odds are the LLR, not a posterior under
 the calibration set's proportions): that minimises C_llr, the calibration loss of
-Bruemmer & du Preez (2006). The estimated false-accept rate of an LLR is the share of
+Bruemmer & du Preez (2006). The targets are Platt's (1999): (n+1)/(n+2) for the n
+genuine attempts and 1/(m+2) for the m impostor ones instead of 1 and 0, so that
+calibration people who are perfectly separated (controlled face sets often are) give a
+finite slope that says how much the data can support, not an LLR that grows without
+bound. The estimated false-accept rate of an LLR is the share of
 the calibration people's impostor attempts at or above it, never below the floor: the
 smallest share that at least FLOOR_PAIRS distinct impostor pairs (template person,
 probe person) reach, so that one look-alike pair cannot make the factor claim a rate
 it has no support for. The same form as the Rust factors' `impostor_llr` histograms.
 """
 
+import json
 import math
+import os
 
 import numpy as np
 
@@ -27,7 +33,8 @@ def fit_logistic(genuine, impostor, iters=50):
     if len(g) == 0 or len(i) == 0:
         raise ValueError("calibration needs genuine and impostor distances")
     x = np.concatenate([g, i])
-    y = np.concatenate([np.ones(len(g)), np.zeros(len(i))])
+    # Platt's targets: a separable set must not drive the slope to infinity.
+    y = np.concatenate([np.full(len(g), (len(g) + 1) / (len(g) + 2)), np.full(len(i), 1 / (len(i) + 2))])
     w = np.concatenate([np.full(len(g), 0.5 / len(g)), np.full(len(i), 0.5 / len(i))])
     X = np.stack([np.ones_like(x), x], axis=1)
     beta = np.zeros(2)
@@ -60,12 +67,14 @@ class Calibration:
         self.impostor_sorted = np.asarray(impostor_llr, dtype=np.float64)[order]  # descending
         n = len(order)
         seen, k = set(), n
-        for rank, idx in enumerate(order):
+        for rank, idx in enumerate(order if impostor_pairs else []):
             seen.add(impostor_pairs[idx])
             if len(seen) >= FLOOR_PAIRS:
                 k = rank + 1
                 break
         self.floor = k / n if n else 1.0
+        self.source = "fitted here"
+        self.people = 0
 
     @classmethod
     def fit(cls, genuine_d, impostor_d, impostor_pairs):
@@ -96,3 +105,17 @@ class Calibration:
 
     def to_json(self):
         return {"a": self.a, "b": self.b, "floor": self.floor, "impostor_llr": self.histogram()}
+
+    @classmethod
+    def load(cls, path):
+        """A calibration written by `python -m tacitface calibrate` (the impostor LLRs
+        come back as their histogram's bin centres)."""
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+        if not isinstance(m, dict) or m.get("format") != "tacit-face-model/1":
+            raise SystemExit(f"{path}: not a tacit-face-model/1 file")
+        llr = [c for c, n in m["impostor_llr"] for _ in range(int(n))]
+        cal = cls(float(m["a"]), float(m["b"]), llr, [])
+        cal.floor = float(m["floor"])
+        cal.source = str(m.get("trained_on", os.path.basename(path)))
+        return cal

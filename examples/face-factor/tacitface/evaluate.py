@@ -69,8 +69,10 @@ def _distances(templates, probes):
     return out
 
 
-def enrol_k(faces, k, seed):
-    """The enrol-K protocol's result row, and people skipped."""
+def enrol_k(faces, k, seed, fixed=None):
+    """The enrol-K protocol's result row, and people skipped. fixed: a Calibration fitted
+    elsewhere (another data set: people disjoint by construction), used for everyone
+    instead of the two cross-fitted folds."""
     skipped, people = [], []
     for p, items in faces.items():
         tmpl = [e for _, e in items[:k] if e is not None]
@@ -84,6 +86,8 @@ def enrol_k(faces, k, seed):
     order = list(range(len(people)))
     np.random.default_rng(seed).shuffle(order)
     folds = [sorted(order[: len(order) // 2]), sorted(order[len(order) // 2 :])]
+    if fixed is not None:
+        folds = [sorted(order), []]
 
     def attempts(idx):
         """(genuine d, [(template person, probe person, d)] impostors) within people idx."""
@@ -101,8 +105,13 @@ def enrol_k(faces, k, seed):
     genuine_j, impostor_j, gen_llr, imp_llr = [], [], [], []
     per_person = {}
     for f in (0, 1):
-        cal_g, cal_i = attempts(folds[1 - f])
-        cal = calibration.Calibration.fit([x for _, x in cal_g], [x for _, _, x in cal_i], [(a, b) for a, b, _ in cal_i])
+        if not folds[f]:
+            continue
+        if fixed is not None:
+            cal = fixed
+        else:
+            cal_g, cal_i = attempts(folds[1 - f])
+            cal = calibration.Calibration.fit([x for _, x in cal_g], [x for _, _, x in cal_i], [(a, b) for a, b, _ in cal_i])
         ev_g, ev_i = attempts(folds[f])
         for i, d in ev_g:
             l = float(cal.llr(d))
@@ -114,9 +123,37 @@ def enrol_k(faces, k, seed):
             imp_llr.append(l)
             impostor_j.append((float(cal.estimated_far(l)[0]), cal.floor))
             per_person.setdefault(j, ([], []))[1].append(l)
-    return _row(f"enrol-{k}", "dlib-resnet128 + calibrated LLR (2 people-disjoint calibration folds)", "image",
+    how = f"calibration {fixed.source}" if fixed is not None else "2 people-disjoint calibration folds"
+    return _row(f"enrol-{k}", f"dlib-resnet128 + calibrated LLR ({how})", "image",
                 "other people's probes (zero-effort), people the calibration never saw",
                 gen_llr, imp_llr, per_person, metrics.operating_points(genuine_j, impostor_j)), skipped
+
+
+def calibration_of(faces, k, source):
+    """A Calibration fitted on every person of `faces` with the enrol-K protocol (to
+    calibrate a model for people elsewhere)."""
+    people = []
+    for p, items in faces.items():
+        tmpl = [e for _, e in items[:k] if e is not None]
+        probes = [e for _, e in items[k:] if e is not None]
+        if tmpl and probes:
+            people.append((p, np.asarray(tmpl), np.asarray(probes)))
+    if len(people) < 4:
+        raise SystemExit(f"calibration: {len(people)} people with enrolment and probe faces; needs at least 4")
+    tm = [t for _, t, _ in people]
+    gen, imp, pairs = [], [], []
+    for b, (_, _, probes) in enumerate(people):
+        d = _distances(tm, probes)
+        for a in range(len(people)):
+            if a == b:
+                gen.extend(d[:, a])
+            else:
+                imp.extend(d[:, a])
+                pairs.extend([(a, b)] * d.shape[0])
+    cal = calibration.Calibration.fit(gen, imp, pairs)
+    cal.source = source
+    cal.people = len(people)
+    return cal
 
 
 def all_pairs(faces):
@@ -190,8 +227,11 @@ def run(args):
             print(f"  embedding images {n}/{total}", file=sys.stderr, flush=True)
 
     faces, skipped, n_images = read_folder(args.data, progress)
+    fixed = None
+    if getattr(args, "model", None):
+        fixed = calibration.Calibration.load(args.model)
     results = []
-    row, more = enrol_k(faces, args.enrol, args.seed)
+    row, more = enrol_k(faces, args.enrol, args.seed, fixed)
     results.append(row)
     skipped += more
     results.append(all_pairs(faces))
@@ -200,7 +240,8 @@ def run(args):
         "people": len(faces),
         "samples": n_images,
         "skipped": skipped,
-        "settings": f"python -m tacitface eval --enrol {args.enrol} --seed {args.seed}",
+        "settings": f"python -m tacitface eval --enrol {args.enrol} --seed {args.seed}"
+        + (f" --model {os.path.basename(args.model)}" if fixed is not None else ""),
         "seconds": time.time() - t0,
         "results": results,
     }
@@ -209,3 +250,15 @@ def run(args):
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
     return report
+
+
+def calibrate(args):
+    """`python -m tacitface calibrate`: a model (the calibration, JSON) fitted on every
+    person of a data set, for people elsewhere."""
+    faces, skipped, n = read_folder(args.data)
+    cal = calibration_of(faces, args.enrol, os.path.basename(os.path.normpath(args.data)))
+    model = dict(cal.to_json(), format="tacit-face-model/1", trained_on=cal.source, people=cal.people, enrol=args.enrol)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(model, f, indent=1)
+    print(f"calibrated on {cal.people} people of {cal.source} ({n} images, {len(skipped)} skipped): "
+          f"LLR = {cal.a:.3f} + {cal.b:.3f} d, floor {cal.floor:.4f} -> {args.out}")

@@ -99,6 +99,32 @@ class Calibrating(unittest.TestCase):
         cal = calibration.Calibration(0.0, -1.0, llr, pairs)
         self.assertAlmostEqual(cal.floor, 14 / 1000)
 
+    def test_separable_calibration_people_give_a_finite_slope(self):
+        g = np.linspace(0.2, 0.4, 200)
+        i = np.linspace(0.6, 1.0, 2000)
+        a, b = calibration.fit_logistic(g, i)
+        self.assertTrue(np.isfinite([a, b]).all())
+        self.assertLess(b, 0)
+        self.assertLess(abs(a + b * 0.2), 30, "a bounded LLR where the data run out")
+
+    def test_a_saved_model_reads_back(self):
+        rng = np.random.default_rng(4)
+        g, i = rng.normal(0.5, 0.1, 500), rng.normal(0.8, 0.1, 5000)
+        cal = calibration.Calibration.fit(g, i, [(k % 20, k // 20 % 19) for k in range(len(i))])
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "m.json")
+            with open(path, "w") as f:
+                json.dump(dict(cal.to_json(), format="tacit-face-model/1", trained_on="x"), f)
+            back = calibration.Calibration.load(path)
+            self.assertEqual((back.a, back.b, back.floor), (cal.a, cal.b, cal.floor))
+            # Histogram bins of 0.25: the estimated FAR agrees to about a bin.
+            for x in (-2.0, 0.0, 1.0):
+                self.assertAlmostEqual(float(back.estimated_far(x + 0.25)[0]), float(cal.estimated_far(x + 0.25)[0]), delta=0.05)
+            with open(path, "w") as f:
+                json.dump({"format": "other"}, f)
+            with self.assertRaises(SystemExit):
+                calibration.Calibration.load(path)
+
     def test_needs_both_classes(self):
         with self.assertRaises(ValueError):
             calibration.fit_logistic([], [1.0])
