@@ -2,7 +2,7 @@
 """Conformance test of a Tacit factor service against docs/factor-api.md.
 
 Usage:
-    factor_conformance.py BASE_URL MODEL [--objects-dir DIR | --no-jobs] [options]
+    factor_conformance.py BASE_URL MODEL [--objects-dir DIR | --s3-endpoint URL --bucket NAME] [options]
 
     BASE_URL   e.g. http://127.0.0.1:8090 (a path prefix is allowed)
     MODEL      the model (= factor) name, e.g. gait, keystroke-fixed, py-keystroke

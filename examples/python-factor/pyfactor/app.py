@@ -325,8 +325,10 @@ def check_template(model, t):
     return t
 
 
-def infer(model, req):
-    """One OIP v2 inference request (parsed JSON) -> the response dict."""
+def inputs_by_name(req, allowed):
+    """(request id, {input name: input}) of an OIP v2 inference request (parsed JSON),
+    every input checked: an object with a name among `allowed`, given once, JSON data
+    (no binary extension), a data list."""
     if not isinstance(req, dict):
         raise ApiError(400, "the request must be a JSON object")
     req_id = req.get("id")
@@ -345,8 +347,8 @@ def infer(model, req):
         name = inp.get("name")
         if not isinstance(name, str):
             raise ApiError(400, f"inputs[{i}].name must be a string")
-        if name not in ("features", "template"):
-            raise ApiError(400, f"unknown input {name[:64]!r} (inputs: features, template)")
+        if name not in allowed:
+            raise ApiError(400, f"unknown input {name[:64]!r} (inputs: {', '.join(allowed)})")
         if name in by_name:
             raise ApiError(400, f"input {name!r} given twice")
         p = inp.get("parameters")
@@ -359,6 +361,12 @@ def infer(model, req):
         if not isinstance(inp["data"], list):
             raise ApiError(400, f"input {name!r}: data must be a list")
         by_name[name] = inp
+    return req_id, by_name
+
+
+def infer(model, req):
+    """One OIP v2 inference request (parsed JSON) -> the response dict."""
+    req_id, by_name = inputs_by_name(req, ("features", "template"))
     if "features" not in by_name:
         raise ApiError(400, "input 'features' is required")
 

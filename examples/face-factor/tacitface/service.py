@@ -1,0 +1,310 @@
+"""The face factor's HTTP service: Open Inference Protocol v2 for scoring and for
+turning images into embeddings, `POST /output` enrolment and scoring, the factor token,
+and `/metrics` — the Python factor's service toolkit (`pyfactor`, examples/python-factor)
+with the face model.
+
+Images arrive only as the `image` input of an inference call (BYTES, base64 strings,
+at most MAX_IMAGES per call) and leave as embeddings: they are decoded in memory, never
+written to a file, a job record or a log (a test scans all three after a run).
+
+Inputs of `POST /v2/models/face/infer`:
+  * `image` BYTES [n]: images (base64) -> outputs `embedding` FP32 [n, 128] and
+    `quality` FP32 [n]; an image without a usable face is a 422 `no_face` naming it;
+  * `features` FP32 [n, 128] (embeddings) with `template` BYTES [1] -> `llr`, `raw`
+    (minus the distance), `attempt_llr` (of the median distance), `impostor_llr` (the
+    calibration people's impostor LLRs, bins of 0.25) and `impostor_floor`;
+    without a template -> `embedding` (the vectors, unit length).
+"""
+
+import base64
+import binascii
+import logging
+import os
+
+import numpy as np
+
+from . import __version__, images
+from .embed import DetectionFailure, embed
+from .model import DIM, NAME, FaceModel, TemplateError
+
+from pyfactor.app import (  # noqa: E402 - the shared toolkit
+    MAX_ROWS,
+    OPEN_PATHS,
+    ApiError,
+    _flatten,
+    _shape,
+    _template_from_json_text,
+    error_response,
+    inputs_by_name,
+    parse_json,
+    read_body,
+    read_token,
+    to_matrix,
+    token_matches,
+)
+
+log = logging.getLogger("tacitface")
+MAX_IMAGES = 16
+MAX_BODY = MAX_IMAGES * (images.MAX_BYTES * 4 // 3 + 16) + (1 << 20)
+
+
+class Settings:
+    def __init__(self, env=None):
+        env = os.environ if env is None else env
+        self.model_file = env.get("FACE_MODEL_FILE") or None
+        auth = (env.get("TACIT_FACTOR_AUTH") or "on").strip().lower()
+        if auth not in ("on", "off"):
+            raise SystemExit(f"TACIT_FACTOR_AUTH={auth!r}: expected on or off")
+        self.token_digest = None
+        if auth == "on":
+            path = env.get("TACIT_FACTOR_TOKEN_FILE")
+            if not path:
+                raise SystemExit(
+                    "factor calls are authenticated: set TACIT_FACTOR_TOKEN_FILE to the gateway's factor token, "
+                    "or TACIT_FACTOR_AUTH=off where the network alone keeps others out"
+                )
+            try:
+                self.token_digest = read_token(path)
+            except (OSError, ValueError) as e:
+                raise SystemExit(f"TACIT_FACTOR_TOKEN_FILE: {e}") from None
+
+
+def _b64(s, i):
+    if not isinstance(s, str):
+        raise ApiError(400, f"image[{i}]: a base64 string")
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"image[{i}]: not base64") from None
+
+
+def _out(name, shape, arr):
+    return {"name": name, "shape": shape, "datatype": "FP32", "data": np.asarray(arr, dtype=np.float32).reshape(-1).tolist()}
+
+
+def infer(model, req):
+    req_id, by = inputs_by_name(req, ("image", "features", "template"))
+    if ("image" in by) == ("features" in by):
+        raise ApiError(400, "exactly one of the inputs image and features")
+    outputs = []
+    if "image" in by:
+        if "template" in by:
+            raise ApiError(400, "an image is turned into an embedding; score embeddings (features) against a template")
+        im = by["image"]
+        if im.get("datatype") != "BYTES" or len(_shape(im.get("shape"), "image")) != 1:
+            raise ApiError(400, "image: datatype BYTES, shape [n]")
+        flat = []
+        _flatten(im["data"], flat, 1, "image")
+        if not 1 <= len(flat) <= MAX_IMAGES or im["shape"] != [len(flat)]:
+            raise ApiError(400 if len(flat) <= MAX_IMAGES else 413, f"image: 1..{MAX_IMAGES} images matching the shape")
+        embs, qual = [], []
+        for i, s in enumerate(flat):
+            data = _b64(s, i)
+            try:
+                face = embed(images.decode(data))
+            except images.ImageError as e:
+                raise ApiError(400, f"image[{i}]: {e}") from None
+            except DetectionFailure as e:
+                raise ApiError(422, f"image[{i}]: {e} ({e.kind})", code="no_face") from None
+            embs.append(face.embedding)
+            qual.append(face.quality)
+        outputs = [_out("embedding", [len(embs), DIM], embs), _out("quality", [len(qual)], qual)]
+    else:
+        f = by["features"]
+        if f.get("datatype") != "FP32":
+            raise ApiError(400, "features: datatype must be FP32")
+        shape = _shape(f.get("shape"), "features")
+        if len(shape) != 2 or shape[1] != DIM or shape[0] < 1:
+            raise ApiError(400, f"features: shape must be [n, {DIM}]")
+        if shape[0] > MAX_ROWS:
+            raise ApiError(413, f"features: at most {MAX_ROWS} rows")
+        flat = []
+        _flatten(f["data"], flat, 1, "features")
+        x = to_matrix(flat, shape[0], DIM, model, "features")
+        if "template" in by:
+            t = by["template"]
+            if t.get("datatype") != "BYTES" or t.get("shape") != [1]:
+                raise ApiError(400, "template: datatype BYTES, shape [1]")
+            tflat = []
+            _flatten(t["data"], tflat, 1, "template")
+            if len(tflat) != 1:
+                raise ApiError(400, "template: exactly one element")
+            template = _template_from_json_text(tflat[0])
+            try:
+                llr, raw = model.score(template, x)
+                attempt = model.attempt(template, x)
+            except TemplateError as e:
+                raise ApiError(400, f"bad template: {e}") from None
+            hist = model.cal.histogram()
+            outputs = [
+                _out("llr", [len(x)], llr),
+                _out("raw", [len(x)], raw),
+                _out("attempt_llr", [1], [attempt]),
+                _out("impostor_llr", [len(hist), 2], hist),
+                _out("impostor_floor", [1], [model.cal.floor]),
+            ]
+        else:
+            e = model.embed(x)
+            outputs = [_out("embedding", [len(e), DIM], e)]
+    wanted = req.get("outputs")
+    if wanted is not None:
+        if not isinstance(wanted, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in wanted):
+            raise ApiError(400, "outputs must be a list of objects with a name")
+        names = [o["name"] for o in wanted]
+        have = {o["name"] for o in outputs}
+        unknown = [n for n in names if n not in have]
+        if unknown:
+            raise ApiError(400, f"unknown output {unknown[0][:64]!r} (outputs here: {', '.join(sorted(have))})")
+        if names:
+            outputs = [o for o in outputs if o["name"] in names]
+    resp = {"model_name": NAME, "model_version": model.version}
+    if req_id is not None:
+        resp["id"] = req_id
+    resp["outputs"] = outputs
+    return resp
+
+
+def output(model, body):
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    op = body.get("op")
+    if op not in ("enrol", "score"):
+        raise ApiError(400, 'op must be "enrol" or "score"')
+    feats = body.get("features")
+    if not isinstance(feats, list) or not 1 <= len(feats) <= MAX_ROWS or not all(isinstance(r, list) and len(r) == DIM for r in feats):
+        raise ApiError(400, f"features: 1..{MAX_ROWS} embeddings of {DIM} numbers")
+    x = to_matrix([v for r in feats for v in r], len(feats), DIM, model, "features")
+    if op == "enrol":
+        q = body.get("quality")
+        if q is not None and (not isinstance(q, list) or len(q) != len(feats) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math_finite(v) for v in q)):
+            raise ApiError(400, "quality: one finite number per embedding")
+        t = model.enrol(x, q)
+        return {"output": {"template": t, "samples": len(feats), "model_version": model.version}}
+    try:
+        llr, _ = model.score(body.get("template"), x)
+    except TemplateError as e:
+        raise ApiError(400, f"bad template: {e}") from None
+    return {"output": {"scores": [float(v) for v in llr], "mean_llr": float(np.mean(llr)), "samples": len(feats), "model_version": model.version}}
+
+
+def math_finite(v):
+    import math
+
+    return math.isfinite(float(v))
+
+
+def create_app(settings=None):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    settings = settings or Settings()
+    state = {"model": None, "error": "no model: set FACE_MODEL_FILE (python -m tacitface calibrate writes one)"}
+    if settings.model_file:
+        try:
+            state["model"] = FaceModel(settings.model_file)
+        except (OSError, ValueError, KeyError, SystemExit) as e:
+            state["error"] = f"FACE_MODEL_FILE {settings.model_file}: {e}"
+            log.error("%s", state["error"])
+    app = FastAPI(title="tacit face factor", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = CollectorRegistry()
+    in_flight = Gauge("tacit_http_requests_in_flight", "Requests being served, by route.", ["route"], registry=metrics)
+
+    @app.middleware("http")
+    async def _guard(request, call_next):
+        if settings.token_digest is not None and request.url.path not in OPEN_PATHS:
+            if not token_matches(settings.token_digest, request.headers.get("authorization")):
+                return error_response(401, "missing or wrong factor bearer token", {"WWW-Authenticate": "Bearer"})
+        path = request.url.path
+        route = "/v2/models/:name/infer" if path.endswith("/infer") else path if path == "/output" else None
+        if route is None:
+            return await call_next(request)
+        g = in_flight.labels(route=route)
+        g.inc()
+        try:
+            return await call_next(request)
+        finally:
+            g.dec()
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request, exc):
+        return error_response(exc.status, exc.message, exc.headers, exc.code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc):
+        return error_response(exc.status_code, exc.detail if isinstance(exc.detail, str) else "error")
+
+    @app.exception_handler(Exception)
+    async def _internal(request, exc):
+        log.error("internal error: %s", type(exc).__name__)  # never the request
+        return error_response(500, "internal error")
+
+    def need_model(name=NAME):
+        if name != NAME:
+            raise ApiError(404, f"unknown model {name[:64]!r}")
+        m = state["model"]
+        if m is None:
+            raise ApiError(503, state["error"])
+        return m
+
+    @app.get("/v2")
+    async def server_meta():
+        return {"name": "tacit-face-factor", "version": __version__, "extensions": []}
+
+    @app.get("/v2/health/live")
+    async def live():
+        return Response(status_code=200)
+
+    @app.get("/v2/health/ready")
+    async def ready():
+        need_model()
+        return Response(status_code=200)
+
+    @app.get("/v2/models/{name}")
+    async def model_meta(name: str):
+        m = need_model(name)
+        return {
+            "name": NAME,
+            "versions": [m.version],
+            "platform": "dlib-resnet128",
+            "inputs": [
+                {"name": "features", "datatype": "FP32", "shape": [-1, DIM]},
+                {"name": "template", "datatype": "BYTES", "shape": [1]},
+                {"name": "image", "datatype": "BYTES", "shape": [-1]},
+            ],
+            "outputs": [
+                {"name": n, "datatype": "FP32", "shape": s}
+                for n, s in (("llr", [-1]), ("raw", [-1]), ("attempt_llr", [1]), ("impostor_llr", [-1, 2]),
+                             ("impostor_floor", [1]), ("embedding", [-1, DIM]), ("quality", [-1]))
+            ],
+            "parameters": {"trained_on": m.trained_on},
+        }
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str):
+        need_model(name)
+        return Response(status_code=200)
+
+    @app.post("/v2/models/{name}/infer")
+    async def do_infer(name: str, request: Request):
+        m = need_model(name)
+        raw = await read_body(request, MAX_BODY)
+        return await run_in_threadpool(lambda: infer(m, parse_json(raw)))
+
+    @app.post("/output")
+    async def do_output(request: Request):
+        m = need_model()
+        raw = await read_body(request, 1 << 24)
+        return await run_in_threadpool(lambda: output(m, parse_json(raw)))
+
+    @app.get("/metrics")
+    async def metrics_text():
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def fallback(path: str):
+        return JSONResponse({"error": "no such endpoint", "code": "not_found"}, status_code=404)
+
+    return app

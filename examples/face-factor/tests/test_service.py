@@ -1,0 +1,197 @@
+"""The face factor service over real HTTP on loopback: images in, embeddings out;
+enrolment and calibrated scores on embeddings; the factor token; bad input; and no
+image written anywhere (files, logs) after a run. Real faces from ../shared/data
+(skipped, saying so, without them)."""
+
+import base64
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python-factor"))  # the toolkit
+
+from tacitface import evaluate  # noqa: E402
+
+DATA = os.environ.get("TACIT_DATA_DIR") or os.path.join(HERE, "..", "..", "..", "..", "shared", "data")
+ORL = os.path.join(DATA, "face", "orl-att")
+
+
+def call(url, body=None, token=None, method=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
+    if data:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            st, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        st, raw = e.code, e.read()
+    try:
+        return st, json.loads(raw) if raw else None
+    except ValueError:
+        return st, raw
+
+
+class Capture(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.text = []
+
+    def emit(self, record):
+        self.text.append(self.format(record))
+
+
+@unittest.skipUnless(os.path.isdir(ORL), f"SKIPPED: no face data at {ORL} (../shared/data/face)")
+class Service(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import uvicorn
+
+        from tacitface.service import Settings, create_app
+
+        cls.tmp = tempfile.mkdtemp(prefix="tacitface-svc-")
+        cls.cwd = os.getcwd()
+        os.chdir(cls.tmp)
+        # A model calibrated on ORL people 11..40; people 1..10 are the users here.
+        sub = os.path.join(cls.tmp, "cal")
+        for p in range(11, 41):
+            os.makedirs(os.path.join(sub, f"s{p}"))
+            for k in range(1, 11):
+                os.symlink(os.path.join(ORL, f"s{p}", f"{k}.pgm"), os.path.join(sub, f"s{p}", f"{k}.pgm"))
+
+        class A:
+            data, enrol, out = sub, 5, os.path.join(cls.tmp, "face-model.json")
+
+        evaluate.calibrate(A)
+        cls.token = secrets.token_hex(32)
+        tf = os.path.join(cls.tmp, "factor.token")
+        with open(tf, "w") as f:
+            f.write(cls.token)
+        os.chmod(tf, 0o600)
+        cls.before = sorted(os.listdir(cls.tmp))
+        cls.logs = Capture()
+        logging.getLogger().addHandler(cls.logs)
+        logging.getLogger().setLevel(logging.DEBUG)
+        app = create_app(Settings({"FACE_MODEL_FILE": A.out, "TACIT_FACTOR_TOKEN_FILE": tf}))
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        cls.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="debug", access_log=True))
+        cls.thread = threading.Thread(target=cls.server.run, daemon=True)
+        cls.thread.start()
+        cls.url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if call(cls.url + "/v2/health/live")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.should_exit = True
+        cls.thread.join(10)
+        logging.getLogger().removeHandler(cls.logs)
+        os.chdir(cls.cwd)
+        import shutil
+
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def b64(self, person, k):
+        with open(os.path.join(ORL, f"s{person}", f"{k}.pgm"), "rb") as f:
+            return base64.b64encode(f.read()).decode()
+
+    def embed(self, person, ks):
+        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [len(ks)], "data": [self.b64(person, k) for k in ks]}]}
+        st, r = call(self.url + "/v2/models/face/infer", body, self.token)
+        self.assertEqual(st, 200, r)
+        out = {o["name"]: o for o in r["outputs"]}
+        self.assertEqual(out["embedding"]["shape"], [len(ks), 128])
+        self.assertEqual(out["quality"]["shape"], [len(ks)])
+        e = out["embedding"]["data"]
+        return [e[i * 128 : (i + 1) * 128] for i in range(len(ks))]
+
+    def score(self, template, feats):
+        body = {"inputs": [
+            {"name": "features", "datatype": "FP32", "shape": [len(feats), 128], "data": [v for r in feats for v in r]},
+            {"name": "template", "datatype": "BYTES", "shape": [1], "data": [json.dumps(template)]},
+        ]}
+        st, r = call(self.url + "/v2/models/face/infer", body, self.token)
+        self.assertEqual(st, 200, r)
+        return {o["name"]: o for o in r["outputs"]}
+
+    def test_1_enrol_and_score_people_the_calibration_never_saw(self):
+        st, md = call(self.url + "/v2/models/face", token=self.token)
+        self.assertEqual((st, md["name"], md["parameters"]["trained_on"]), (200, "face", "cal"))
+        enrol = self.embed(1, [1, 2, 3, 4, 5])
+        st, r = call(self.url + "/output", {"op": "enrol", "features": enrol}, self.token)
+        self.assertEqual(st, 200, r)
+        template = r["output"]["template"]
+        self.assertEqual(len(template["embeddings"]), 5)
+        genuine = self.score(template, self.embed(1, [6, 7, 8]))
+        impostor = self.score(template, self.embed(2, [6, 7, 8]))
+        self.assertTrue(all(v > 0 for v in genuine["llr"]["data"]), genuine["llr"])
+        self.assertTrue(all(v < 0 for v in impostor["llr"]["data"]), impostor["llr"])
+        self.assertGreater(genuine["attempt_llr"]["data"][0], impostor["attempt_llr"]["data"][0])
+        self.assertEqual(genuine["impostor_llr"]["shape"][1], 2)
+        self.assertGreater(genuine["impostor_floor"]["data"][0], 0)
+        st, r = call(self.url + "/output", {"op": "score", "features": self.embed(1, [9]), "template": template}, self.token)
+        self.assertEqual(st, 200, r)
+        self.assertGreater(r["output"]["scores"][0], 0)
+
+    def test_2_bad_input_and_no_face(self):
+        u = self.url + "/v2/models/face/infer"
+        flat = io.BytesIO()
+        from PIL import Image
+
+        Image.new("RGB", (120, 100), (128, 128, 128)).save(flat, format="PNG")
+        cases = [
+            ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(flat.getvalue()).decode()]}]}, 422, "no_face"),
+            ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["%%% not base64"]}]}, 400, None),
+            ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(b"not an image").decode()]}]}, 400, None),
+            ({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [17], "data": [self.b64(1, 1)] * 17}]}, 413, None),
+            ({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 128], "data": [2.0] * 128}]}, 400, None),
+            ({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 127], "data": [0.0] * 127}]}, 400, None),
+            ({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 128], "data": [0.0] * 128},
+                         {"name": "template", "datatype": "BYTES", "shape": [1], "data": ['{"format": "other"}']}]}, 400, None),
+            ({"inputs": []}, 400, None),
+        ]
+        for body, want, code in cases:
+            st, r = call(u, body, self.token)
+            self.assertEqual(st, want, (body["inputs"][:1] and body["inputs"][0]["name"], r))
+            self.assertIsInstance(r.get("error"), str)
+            if code:
+                self.assertEqual(r["code"], code)
+        for path, body in (("/v2/models/face/infer", {"inputs": []}), ("/output", {"op": "enrol"}), ("/v2/models/face", None)):
+            st, r = call(self.url + path, body, token=None)
+            self.assertEqual((st, r["code"]), (401, "unauthorized"))
+        self.assertEqual(call(self.url + "/v2/health/live")[0], 200)
+
+    def test_3_no_image_is_written_anywhere(self):
+        # Everything above sent images; nothing new is on disk where the service runs,
+        # and no log line holds image data.
+        self.embed(3, [1, 2])
+        self.assertEqual(sorted(os.listdir(self.tmp)), self.before)
+        probes = [self.b64(p, k)[40:80] for p in (1, 2, 3) for k in (1, 2, 6)]
+        logs = "\n".join(self.logs.text)
+        self.assertTrue(logs, "the server logged something (the check can fail)")
+        for p in probes:
+            self.assertNotIn(p, logs)
+
+
+if __name__ == "__main__":
+    unittest.main()
