@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Tests of the face factor (examples/face-factor): image reading and its bounds,
-# detection failures, calibration, metrics, and the evaluation on eight ORL people in
-# mixed formats (skipped, saying so, without ../shared/data/face). Packages: the face
+# detection failures, calibration, metrics, the evaluation on eight ORL people in mixed
+# formats, and the service over HTTP (images to embeddings, scores, the token, no image
+# on disk or in logs, scripts/factor_conformance.py with tritonclient): the parts on
+# real faces are skipped, saying so, without ../shared/data/face. Packages: the face
 # venv (scripts/tools/face-venv.sh: dlib-bin, face-recognition-models; ~20 s first run).
 # The last line is "N passed, M failed"; the exit status is non-zero if anything failed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 py="$(bash "$root/scripts/tools/face-venv.sh" | tail -n 1)"
+# The OIP v2 conformance test's client (tritonclient) lives in the repository's venv.
+CONFORMANCE_PYTHON="$(bash "$root/scripts/tools/python-venv.sh" | tail -n 1)"
+export CONFORMANCE_PYTHON
 [ -x "$py" ] || { echo "[face-factor] ERROR: no face venv python ($py)" >&2; exit 1; }
 cd "$here"
 PYTHONDONTWRITEBYTECODE=1 "$py" - <<'PY'

@@ -181,6 +181,27 @@ class Service(unittest.TestCase):
             self.assertEqual((st, r["code"]), (401, "unauthorized"))
         self.assertEqual(call(self.url + "/v2/health/live")[0], 200)
 
+    def test_4_an_off_the_shelf_oip_client_agrees(self):
+        """scripts/factor_conformance.py (tritonclient[http]) against this service, with
+        the venv that has tritonclient (CONFORMANCE_PYTHON; run-tests.sh sets it)."""
+        import subprocess
+
+        py = os.environ.get("CONFORMANCE_PYTHON")
+        if not py:
+            self.assertFalse(os.environ.get("CI"), "CI run without CONFORMANCE_PYTHON")
+            self.skipTest("SKIPPED: CONFORMANCE_PYTHON not set (run-tests.sh sets it)")
+        tf = os.path.join(self.tmp, "factor.token")
+        script = os.path.join(HERE, "..", "..", "..", "scripts", "factor_conformance.py")
+        out = subprocess.run(
+            [py, script, self.url, "face", "--no-jobs", "--token-file", tf, "--low", "-0.2", "--high", "0.2",
+             "--expect-separation"],
+            capture_output=True, text=True, timeout=300,
+        )
+        last = (out.stdout.strip().splitlines() or [""])[-1]
+        print(f"conformance: {last}", file=sys.stderr)
+        self.assertEqual(out.returncode, 0, out.stderr[-3000:])
+        self.assertIn(" passed, 0 failed", last)
+
     def test_3_no_image_is_written_anywhere(self):
         # Everything above sent images; nothing new is on disk where the service runs,
         # and no log line holds image data.
