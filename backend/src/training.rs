@@ -153,21 +153,21 @@ pub async fn population_from_store(
 pub async fn population_from_files(
     objects: &FeatureObjects,
     keys: &[String],
-    factor: FactorKind,
-    session_gap_ms: u64,
+    opts: &StoreTrainingOptions,
 ) -> Result<StorePopulation, TrainingSetError> {
+    let factor = opts.factor;
     use futures::StreamExt;
-    let reads: Vec<(String, Result<Vec<u8>, StoreError>)> = futures::stream::iter(keys.to_vec())
+    // Decoded as they arrive: at most READ_CONCURRENCY objects are held at once, so the
+    // memory is that of the windows, not of every file named.
+    let mut reads = futures::stream::iter(keys.to_vec())
         .map(|k| async move {
             let r = objects.read(&k).await;
             (k, r)
         })
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
+        .buffered(READ_CONCURRENCY);
     let mut by_user: HashMap<String, Vec<Window>> = HashMap::new();
-    for (key, bytes) in reads {
-        let bytes = bytes.map_err(|e| TrainingSetError::File {
+    while let Some((key, bytes)) = reads.next().await {
+        let bytes: Vec<u8> = bytes.map_err(|e: StoreError| TrainingSetError::File {
             key: key.clone(),
             reason: e.to_string(),
         })?;
@@ -183,6 +183,9 @@ pub async fn population_from_files(
             .or_default()
             .extend(windows_of(payload, envelope_id, u64::MAX).filter(|w| w.kind == factor));
     }
+    for ws in by_user.values_mut() {
+        thin(ws, opts.max_windows_per_person);
+    }
     let users = by_user.len();
     let mut per_user: Vec<(String, Vec<Window>)> = by_user
         .into_iter()
@@ -190,7 +193,7 @@ pub async fn population_from_files(
         .collect();
     // Hash order must not decide anything (the split draws on people by index).
     per_user.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut set = population_of(factor, per_user, session_gap_ms, users)?;
+    let mut set = population_of(factor, per_user, opts.session_gap_ms, users)?;
     set.population.source = format!(
         "{} feature files: {} {factor} windows of {} users",
         keys.len(),

@@ -575,14 +575,9 @@ async fn train_job(
     promote: bool,
 ) -> Result<Value, JobError> {
     let opts = crate::training::StoreTrainingOptions::for_factor(svc.factor);
-    let set = crate::training::population_from_files(
-        svc.objects(),
-        &keys,
-        svc.factor,
-        opts.session_gap_ms,
-    )
-    .await
-    .map_err(|e| JobError::Training(e.to_string()))?;
+    let set = crate::training::population_from_files(svc.objects(), &keys, &opts)
+        .await
+        .map_err(|e| JobError::Training(e.to_string()))?;
     let out = crate::commands::train_gated(
         &svc.registry(),
         crate::commands::GatedTraining {
