@@ -16,6 +16,7 @@ MAX_SIDE = 640
 # expanded (Pillow checks the header's size against MAX_IMAGE_PIXELS).
 MAX_BYTES = 8 << 20
 MAX_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageError(ValueError):
@@ -28,7 +29,6 @@ def decode(data):
         raise ImageError("empty image")
     if len(data) > MAX_BYTES:
         raise ImageError(f"image of {len(data)} bytes, at most {MAX_BYTES}")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(io.BytesIO(bytes(data))) as im:
             im.seek(0)

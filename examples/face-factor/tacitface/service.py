@@ -19,6 +19,7 @@ Inputs of `POST /v2/models/face/infer`:
 import base64
 import binascii
 import logging
+import math
 import os
 
 import numpy as np
@@ -176,7 +177,7 @@ def output(model, body):
     x = to_matrix([v for r in feats for v in r], len(feats), DIM, model, "features")
     if op == "enrol":
         q = body.get("quality")
-        if q is not None and (not isinstance(q, list) or len(q) != len(feats) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math_finite(v) for v in q)):
+        if q is not None and (not isinstance(q, list) or len(q) != len(feats) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in q)):
             raise ApiError(400, "quality: one finite number per embedding")
         t = model.enrol(x, q)
         return {"output": {"template": t, "samples": len(feats), "model_version": model.version}}
@@ -185,12 +186,6 @@ def output(model, body):
     except TemplateError as e:
         raise ApiError(400, f"bad template: {e}") from None
     return {"output": {"scores": [float(v) for v in llr], "mean_llr": float(np.mean(llr)), "samples": len(feats), "model_version": model.version}}
-
-
-def math_finite(v):
-    import math
-
-    return math.isfinite(float(v))
 
 
 def create_app(settings=None):

@@ -170,6 +170,10 @@ class Service(unittest.TestCase):
                          {"name": "template", "datatype": "BYTES", "shape": [1], "data": ['{"format": "other"}']}]}, 400, None),
             ({"inputs": []}, 400, None),
         ]
+        st, r = call(self.url + "/output", {"op": "enrol", "features": [[0.0] * 128], "quality": [True]}, self.token)
+        self.assertEqual(st, 400, r)
+        st, r = call(self.url + "/output", {"op": "enrol", "features": [[0.0] * 128], "quality": [1, 2]}, self.token)
+        self.assertEqual(st, 400, r)
         for body, want, code in cases:
             st, r = call(u, body, self.token)
             self.assertEqual(st, want, (body["inputs"][:1] and body["inputs"][0]["name"], r))
