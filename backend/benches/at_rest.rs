@@ -39,6 +39,7 @@ fn main() {
     let iters = support::arg("--iters", 200);
     let rng = SystemRandom::new();
     let payload = Payload {
+        face_images: Vec::new(),
         records: (0..256u64)
             .map(|i| FeatureRecord {
                 factor: FactorKind::Gait,

@@ -52,6 +52,7 @@ async fn main() {
         values: vec![0.5; GAIT_V1.len()],
     };
     let payload = Payload {
+        face_images: Vec::new(),
         records: vec![record; windows_per_envelope],
     };
     let mut work: Vec<Vec<String>> = Vec::new();

@@ -117,7 +117,10 @@ async fn main() {
                     values: vec![0.5; GAIT_V1.len()],
                 })
                 .collect();
-            let payload = Payload { records };
+            let payload = Payload {
+                records,
+                face_images: Vec::new(),
+            };
             let batch: Vec<String> = (0..4)
                 .map(|_| {
                     dev.sequence += 1;

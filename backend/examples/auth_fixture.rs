@@ -175,7 +175,10 @@ async fn setup_user(
         };
         let (_, env) = Envelope::seal(
             params,
-            &Payload { records },
+            &Payload {
+                records,
+                face_images: Vec::new(),
+            },
             backend,
             signer,
             &SystemRandom::new(),

@@ -28,6 +28,7 @@ fn now_ms() -> u64 {
 
 fn payload(window_start_ms: u64) -> Payload {
     Payload {
+        face_images: Vec::new(),
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,

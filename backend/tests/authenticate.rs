@@ -105,7 +105,10 @@ impl Phone {
         };
         Envelope::seal(
             p,
-            &Payload { records },
+            &Payload {
+                records,
+                face_images: Vec::new(),
+            },
             &self.backend,
             &self.signer,
             &SystemRandom::new(),

@@ -43,6 +43,7 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
         .unwrap()
         .as_millis() as u64;
     let payload = Payload {
+        face_images: Vec::new(),
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,

@@ -427,6 +427,7 @@ async fn put_upload(
     step_ms: u64,
 ) {
     let payload = Payload {
+        face_images: Vec::new(),
         records: samples
             .iter()
             .enumerate()

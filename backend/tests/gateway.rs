@@ -25,6 +25,7 @@ fn now_ns() -> i64 {
 
 fn record() -> Payload {
     Payload {
+        face_images: Vec::new(),
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,

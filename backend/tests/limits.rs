@@ -39,6 +39,7 @@ fn sealed(
         values: vec![0.5; GAIT_V1.len()],
     };
     let payload = Payload {
+        face_images: Vec::new(),
         records: vec![record; windows],
     };
     (0..n)

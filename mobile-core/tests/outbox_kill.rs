@@ -45,6 +45,7 @@ fn recipient() -> RecipientKeyPair {
 
 fn payload(seq: u64) -> Payload {
     Payload {
+        face_images: Vec::new(),
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,

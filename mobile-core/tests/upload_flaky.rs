@@ -333,6 +333,7 @@ impl Fixture {
                 let sequence = outbox.allocate_sequence().unwrap();
                 let created_at_ms = 1_700_000_000_000 + i as u64 * 1000;
                 let payload = Payload {
+                    face_images: Vec::new(),
                     records: vec![FeatureRecord {
                         factor: FactorKind::KeystrokeFixed,
                         schema_version: 1,

@@ -39,6 +39,7 @@ fn demo_payload(now_ms: u64) -> Payload {
         })
         .collect();
     Payload {
+        face_images: Vec::new(),
         records: vec![
             FeatureRecord {
                 factor: FactorKind::Gait,

@@ -68,7 +68,7 @@ pub enum Stage {
 pub fn compression_for(factor: FactorKind) -> Compression {
     match factor {
         FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => Compression::LogTime,
-        FactorKind::Gait => Compression::None,
+        FactorKind::Gait | FactorKind::Face => Compression::None,
     }
 }
 

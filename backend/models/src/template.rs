@@ -49,6 +49,13 @@ impl EnrolConfig {
                 c: 1.0,
                 max_background: 4000,
             },
+            // A face template keeps at most ten images (the face factor's own rule).
+            FactorKind::Face => EnrolConfig {
+                min_samples: 3,
+                full_samples: 10,
+                c: 1.0,
+                max_background: 4000,
+            },
             FactorKind::Gait => EnrolConfig {
                 min_samples: 12,
                 full_samples: 36,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod authenticate;
 pub mod devices;
 pub mod export;
+pub(crate) mod faces;
 pub mod health;
 pub mod keys;
 pub mod templates;

@@ -22,7 +22,7 @@ use tacit_shared::envelope::{Envelope, EnvelopeError};
 use tacit_shared::payload::Payload;
 use tacit_shared::replay::{self, ReplayVerdict};
 
-use super::{DeviceRefusal, active_device, json_error};
+use super::{DeviceRefusal, active_device, faces, json_error};
 use crate::error::ApiError;
 use crate::ratelimit::{PeerAddr, address_key, client_ip};
 use crate::state::{AppState, now_ms};
@@ -332,7 +332,7 @@ pub(crate) async fn ingest(
         let mut payload = Some(opened.payload);
         let outcome = match verdict {
             ReplayVerdict::Fresh => 'fresh: {
-                let Some(fresh) = payload.as_ref() else {
+                let Some(fresh) = payload.as_mut() else {
                     return Err(ApiError::internal("payload taken twice"));
                 };
                 // Every time in the payload is bounded by the envelope's, which the
@@ -340,6 +340,11 @@ pub(crate) async fn ingest(
                 if let Err(e) = replay::check_windows(&st.replay, h.created_at_ms, fresh) {
                     break 'fresh Err(e.code());
                 }
+                // Face images become face records here; no image is stored.
+                if let Err(code) = faces::embed_faces(st, &opened.user_id, fresh).await? {
+                    break 'fresh Err(code);
+                }
+                let fresh = &*fresh;
                 let features = fresh.encode().map_err(ApiError::internal)?;
                 let meta = EnvelopeMeta {
                     device_id: h.device_id.0,

@@ -26,6 +26,27 @@ pub struct Scored {
     pub model_version: Option<String>,
 }
 
+/// What a face factor made of one image.
+#[derive(Clone, PartialEq)]
+pub enum Embedded {
+    /// A usable face: the values of its face record (schema `FACE_V1`: embedding,
+    /// quality, replay hash chunks), ready to store in place of the image.
+    Face(Vec<f32>),
+    /// No usable face; the factor's reason (`no_face`, `too_small`, `too_dark`,
+    /// `too_bright`, `blurred`, `undecodable`).
+    Refused(String),
+}
+
+impl std::fmt::Debug for Embedded {
+    /// Embeddings are biometric data: only their length is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Embedded::Face(v) => write!(f, "Face(<{} values>)", v.len()),
+            Embedded::Refused(r) => write!(f, "Refused({r:?})"),
+        }
+    }
+}
+
 /// Why a factor call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FactorError {
@@ -48,6 +69,16 @@ pub trait FactorClient: Send + Sync + std::fmt::Debug {
 
     /// Scores vectors against a template from [`FactorClient::enrol`].
     async fn score(&self, template: &str, rows: Vec<Vec<f32>>) -> Result<Scored, FactorError>;
+
+    /// Turns face images into face records (a face factor only): one answer per image,
+    /// in order. Other factors refuse.
+    async fn embed_images(
+        &self,
+        images: &[tacit_shared::payload::FaceImage],
+    ) -> Result<Vec<Embedded>, FactorError> {
+        let _ = images;
+        Err(FactorError::Refused("this factor takes no images".into()))
+    }
 
     /// Where it runs, for logs and health (`in-process`, a URL).
     fn location(&self) -> String;

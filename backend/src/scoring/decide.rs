@@ -3,6 +3,7 @@
 
 use tacit_models::fusion::FactorEvidence;
 use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorResult, FactorStatus};
+use tacit_shared::payload::FactorKind;
 
 use super::evidence::{newest, read_windows};
 use super::stored::StoredTemplate;
@@ -196,6 +197,12 @@ pub async fn assess(
                 settings.lookback_envelopes,
             )
             .await?
+            .into_iter()
+            // A face proves presence only when captured for this authentication (an
+            // attached envelope): stored ones include the enrolment images themselves,
+            // which the face factor rightly takes for replays.
+            .filter(|w| w.kind != FactorKind::Face)
+            .collect()
         }
     };
     // Templates built by a model that has since been replaced are rebuilt first, from

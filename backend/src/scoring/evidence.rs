@@ -267,16 +267,19 @@ mod tests {
         };
         let received = 1_000_000;
         let poisoned = Payload {
+            face_images: Vec::new(),
             records: vec![record(u64::MAX - 10)],
         };
         let w: Vec<Window> = windows_of(poisoned, [1; 16], received).collect();
         assert_eq!((w[0].start_ms, w[0].end_ms), (received, received));
         let later = Payload {
+            face_images: Vec::new(),
             records: vec![record(received + 60_000)],
         };
         let l: Vec<Window> = windows_of(later, [2; 16], received + 70_000).collect();
         assert!(l[0].start_ms > w[0].start_ms, "a later window stays newer");
         let honest = Payload {
+            face_images: Vec::new(),
             records: vec![record(received - 10_000)],
         };
         let h: Vec<Window> = windows_of(honest, [3; 16], received).collect();

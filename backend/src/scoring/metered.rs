@@ -60,6 +60,16 @@ impl FactorClient for Metered {
         r
     }
 
+    async fn embed_images(
+        &self,
+        images: &[tacit_shared::payload::FaceImage],
+    ) -> Result<Vec<super::Embedded>, FactorError> {
+        let started = Instant::now();
+        let r = self.inner.embed_images(images).await;
+        self.record("embed", started, &r);
+        r
+    }
+
     fn location(&self) -> String {
         self.inner.location()
     }

@@ -15,7 +15,7 @@ use tacit_models::template::AttemptScore;
 use std::sync::Arc;
 
 use super::breaker::Breaker;
-use super::client::{Enrolled, FactorClient, FactorError, Scored};
+use super::client::{Embedded, Enrolled, FactorClient, FactorError, Scored};
 use crate::factor::auth::FactorToken;
 use crate::settings::AuthSettings;
 
@@ -181,15 +181,21 @@ fn malformed(what: &str) -> FactorError {
     FactorError::Unavailable(format!("malformed answer: {what}"))
 }
 
+/// The `data` of output `name` of an OIP answer: `None` when there is no such output.
+fn output_data<'a>(v: &'a Value, name: &str) -> Option<Option<&'a Value>> {
+    Some(
+        v.get("outputs")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
+            .get("data"),
+    )
+}
+
 /// The numbers of output `name` of an OIP answer: `None` when absent, an error when
 /// not a list of finite numbers.
 fn output_of(v: &Value, name: &str) -> Option<Result<Vec<f64>, FactorError>> {
-    let data = v
-        .get("outputs")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
-        .get("data");
+    let data = output_data(v, name)?;
     Some(
         data.and_then(Value::as_array)
             .and_then(|d| {
@@ -253,8 +259,81 @@ fn scored_from(v: &Value, n: usize) -> Result<Scored, FactorError> {
     })
 }
 
+/// The strings of BYTES output `name` of an OIP answer.
+fn strings_of(v: &Value, name: &str) -> Option<Result<Vec<String>, FactorError>> {
+    let data = output_data(v, name)?;
+    Some(
+        data.and_then(Value::as_array)
+            .and_then(|d| {
+                d.iter()
+                    .map(|x| x.as_str().filter(|s| s.len() <= 64).map(str::to_string))
+                    .collect::<Option<Vec<String>>>()
+            })
+            .ok_or_else(|| malformed(&format!("{name} is not a list of short strings"))),
+    )
+}
+
+/// An embedding answer for `n` images: per image its face record (validated against the
+/// face schema, so nothing the store would refuse is kept) or the factor's refusal.
+fn embedded_from(v: &Value, n: usize) -> Result<Vec<Embedded>, FactorError> {
+    use tacit_shared::schema::{FACE_EMBEDDING_DIM, FACE_HASH_CHUNKS, FACE_V1};
+    let need = |name: &str, per: usize| -> Result<Vec<f64>, FactorError> {
+        let x = output_of(v, name).ok_or_else(|| malformed(&format!("no {name} output")))??;
+        if x.len() != n * per {
+            return Err(malformed(&format!("{name} has the wrong length")));
+        }
+        Ok(x)
+    };
+    let embedding = need("embedding", FACE_EMBEDDING_DIM)?;
+    let quality = need("quality", 1)?;
+    let hash = need("image_hash", FACE_HASH_CHUNKS)?;
+    let refusal = strings_of(v, "refusal").ok_or_else(|| malformed("no refusal output"))??;
+    if refusal.len() != n {
+        return Err(malformed("refusal has the wrong length"));
+    }
+    (0..n)
+        .map(|i| {
+            if !refusal[i].is_empty() {
+                return Ok(Embedded::Refused(refusal[i].clone()));
+            }
+            let values: Vec<f32> = embedding[i * FACE_EMBEDDING_DIM..(i + 1) * FACE_EMBEDDING_DIM]
+                .iter()
+                .chain(std::iter::once(&quality[i]))
+                .chain(&hash[i * FACE_HASH_CHUNKS..(i + 1) * FACE_HASH_CHUNKS])
+                .map(|&x| x as f32)
+                .collect();
+            tacit_shared::schema::validate(
+                tacit_shared::payload::FactorKind::Face,
+                FACE_V1,
+                &values,
+                false,
+            )
+            .map_err(|e| malformed(&format!("face record {i}: {e}")))?;
+            Ok(Embedded::Face(values))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl FactorClient for RemoteFactor {
+    async fn embed_images(
+        &self,
+        images: &[tacit_shared::payload::FaceImage],
+    ) -> Result<Vec<Embedded>, FactorError> {
+        let n = images.len();
+        let data: Vec<String> = images
+            .iter()
+            .map(|im| tacit_shared::api::b64_encode(&im.bytes))
+            .collect();
+        let body = json!({
+            "inputs": [{"name": "image", "shape": [n], "datatype": "BYTES", "data": data}]
+        });
+        let v = self
+            .post(&format!("/v2/models/{}/infer", self.name), &body)
+            .await?;
+        embedded_from(&v, n)
+    }
+
     async fn enrol(&self, rows: Vec<Vec<f32>>) -> Result<Enrolled, FactorError> {
         let v = self
             .post("/output", &json!({ "op": "enrol", "features": rows }))

@@ -70,7 +70,12 @@ pub async fn upload_gait(
             received_at_ms: start + 200_000,
             records: n,
         };
-        let bytes = Payload { records }.encode().unwrap();
+        let bytes = Payload {
+            records,
+            face_images: Vec::new(),
+        }
+        .encode()
+        .unwrap();
         assert_eq!(
             store.store_envelope(meta, bytes).await.unwrap(),
             StoreOutcome::Stored

@@ -8,12 +8,18 @@ at most MAX_IMAGES per call) and leave as embeddings: they are decoded in memory
 written to a file, a job record or a log (a test scans all three after a run).
 
 Inputs of `POST /v2/models/face/infer`:
-  * `image` BYTES [n]: images (base64) -> outputs `embedding` FP32 [n, 128] and
-    `quality` FP32 [n]; an image without a usable face is a 422 `no_face` naming it;
-  * `features` FP32 [n, 128] (embeddings) with `template` BYTES [1] -> `llr`, `raw`
-    (minus the distance), `attempt_llr` (of the median distance), `impostor_llr` (the
-    calibration people's impostor LLRs, bins of 0.25) and `impostor_floor`;
-    without a template -> `embedding` (the vectors, unit length).
+  * `image` BYTES [n]: images (base64) -> outputs, one row per image, `embedding`
+    FP32 [n, 128], `quality` FP32 [n], `image_hash` FP32 [n, 4] (the replay hash in
+    16-bit chunks) and `refusal` BYTES [n]: "" for a usable face, else why not
+    (`no_face`, `too_small`, `too_dark`, `too_bright`, `blurred`, `undecodable`), with
+    zeros in its other rows. One bad image in a batch does not fail the others: the
+    gateway sends a phone's images together and keeps the usable ones;
+  * `features` FP32 [n, 128] (embeddings) or [n, 133] (face records: embedding,
+    quality, replay hash) with `template` BYTES [1] -> `llr`, `raw` (minus the
+    distance), `attempt_llr` (of the median distance), `replayed` (1 where a probe is an
+    enrolment image presented again; its LLR, and the attempt's, is then REPLAY_LLR),
+    `impostor_llr` (the calibration people's impostor LLRs, bins of 0.25) and
+    `impostor_floor`; without a template -> `embedding` (the vectors, unit length).
 """
 
 import base64
@@ -26,7 +32,7 @@ import numpy as np
 
 from . import __version__, images
 from .embed import DetectionFailure, embed
-from .model import DIM, NAME, FaceModel, TemplateError
+from .model import DIM, HASH_CHUNKS, NAME, RECORD_DIM, FaceModel, TemplateError
 
 from pyfactor.app import (  # noqa: E402 - the shared toolkit
     MAX_ROWS,
@@ -98,30 +104,41 @@ def infer(model, req):
         _flatten(im["data"], flat, 1, "image")
         if not 1 <= len(flat) <= MAX_IMAGES or im["shape"] != [len(flat)]:
             raise ApiError(400 if len(flat) <= MAX_IMAGES else 413, f"image: 1..{MAX_IMAGES} images matching the shape")
-        embs, qual = [], []
+        embs, qual, hashes, refusals = [], [], [], []
         for i, s in enumerate(flat):
             data = _b64(s, i)
             try:
                 face = embed(images.decode(data))
-            except images.ImageError as e:
-                raise ApiError(400, f"image[{i}]: {e}") from None
-            except DetectionFailure as e:
-                raise ApiError(422, f"image[{i}]: {e} ({e.kind})", code="no_face") from None
+            except (images.ImageError, DetectionFailure) as e:
+                refusals.append(getattr(e, "kind", "undecodable"))
+                embs.append(np.zeros(DIM))
+                qual.append(0.0)
+                hashes.append([0] * HASH_CHUNKS)
+                continue
+            refusals.append("")
             embs.append(face.embedding)
             qual.append(face.quality)
-        outputs = [_out("embedding", [len(embs), DIM], embs), _out("quality", [len(qual)], qual)]
+            h = face.image_hash
+            hashes.append([(h >> 48) & 0xFFFF, (h >> 32) & 0xFFFF, (h >> 16) & 0xFFFF, h & 0xFFFF])
+        n = len(flat)
+        outputs = [
+            _out("embedding", [n, DIM], embs),
+            _out("quality", [n], qual),
+            _out("image_hash", [n, HASH_CHUNKS], hashes),
+            {"name": "refusal", "shape": [n], "datatype": "BYTES", "data": refusals},
+        ]
     else:
         f = by["features"]
         if f.get("datatype") != "FP32":
             raise ApiError(400, "features: datatype must be FP32")
         shape = _shape(f.get("shape"), "features")
-        if len(shape) != 2 or shape[1] != DIM or shape[0] < 1:
-            raise ApiError(400, f"features: shape must be [n, {DIM}]")
+        if len(shape) != 2 or shape[1] not in (DIM, RECORD_DIM) or shape[0] < 1:
+            raise ApiError(400, f"features: shape must be [n, {DIM}] or [n, {RECORD_DIM}]")
         if shape[0] > MAX_ROWS:
             raise ApiError(413, f"features: at most {MAX_ROWS} rows")
         flat = []
         _flatten(f["data"], flat, 1, "features")
-        x = to_matrix(flat, shape[0], DIM, model, "features")
+        x = to_matrix(flat, shape[0], shape[1], model, "features")
         if "template" in by:
             t = by["template"]
             if t.get("datatype") != "BYTES" or t.get("shape") != [1]:
@@ -134,13 +151,17 @@ def infer(model, req):
             try:
                 llr, raw = model.score(template, x)
                 attempt = model.attempt(template, x)
+                replayed = model.replayed(template, x)
             except TemplateError as e:
                 raise ApiError(400, f"bad template: {e}") from None
+            if replayed.any():
+                log.warning("replayed face image: %d of %d probes match an enrolment image", int(replayed.sum()), len(x))
             hist = model.cal.histogram()
             outputs = [
                 _out("llr", [len(x)], llr),
                 _out("raw", [len(x)], raw),
                 _out("attempt_llr", [1], [attempt]),
+                _out("replayed", [len(x)], replayed.astype(np.float32)),
                 _out("impostor_llr", [len(hist), 2], hist),
                 _out("impostor_floor", [1], [model.cal.floor]),
             ]
@@ -172,9 +193,14 @@ def output(model, body):
     if op not in ("enrol", "score"):
         raise ApiError(400, 'op must be "enrol" or "score"')
     feats = body.get("features")
-    if not isinstance(feats, list) or not 1 <= len(feats) <= MAX_ROWS or not all(isinstance(r, list) and len(r) == DIM for r in feats):
-        raise ApiError(400, f"features: 1..{MAX_ROWS} embeddings of {DIM} numbers")
-    x = to_matrix([v for r in feats for v in r], len(feats), DIM, model, "features")
+    width = len(feats[0]) if isinstance(feats, list) and feats and isinstance(feats[0], list) else None
+    if (
+        width not in (DIM, RECORD_DIM)
+        or not 1 <= len(feats) <= MAX_ROWS
+        or not all(isinstance(r, list) and len(r) == width for r in feats)
+    ):
+        raise ApiError(400, f"features: 1..{MAX_ROWS} embeddings of {DIM} numbers or face records of {RECORD_DIM}")
+    x = to_matrix([v for r in feats for v in r], len(feats), width, model, "features")
     if op == "enrol":
         q = body.get("quality")
         if q is not None and (not isinstance(q, list) or len(q) != len(feats) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in q)):
@@ -265,6 +291,7 @@ def create_app(settings=None):
             "versions": [m.version],
             "platform": "dlib-resnet128",
             "inputs": [
+                # Face records of RECORD_DIM values are accepted too (module docs).
                 {"name": "features", "datatype": "FP32", "shape": [-1, DIM]},
                 {"name": "template", "datatype": "BYTES", "shape": [1]},
                 {"name": "image", "datatype": "BYTES", "shape": [-1]},

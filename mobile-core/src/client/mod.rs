@@ -8,6 +8,7 @@ mod answer;
 mod authentication;
 mod backend_keys;
 pub(crate) mod clock;
+pub mod face;
 mod keystore;
 mod registration;
 
@@ -19,7 +20,7 @@ use tacit_shared::api::{AuthenticateResponse, MAX_AUTH_ENVELOPES};
 use tacit_shared::envelope::{Envelope, SealParams};
 use tacit_shared::hpke::{KeyId, RecipientPublicKey, Suite};
 use tacit_shared::identity::DeviceSigner;
-use tacit_shared::payload::{FeatureRecord, Payload};
+use tacit_shared::payload::{FaceImage, FeatureRecord, MAX_FACE_IMAGES, Payload};
 
 pub use keystore::{FileKeyStore, KEY_FILE};
 pub use registration::Registration;
@@ -251,6 +252,9 @@ struct Capture {
     gait: GaitExtractor,
     free_text: FreeTextExtractor,
     pending: Vec<FeatureRecord>,
+    /// Normalised face images waiting to be sealed (at most [`MAX_FACE_IMAGES`]: one
+    /// envelope's worth, sealed as soon as it is full).
+    pending_faces: Vec<FaceImage>,
     network: Network,
 }
 
@@ -319,6 +323,7 @@ impl Client {
                 gait: GaitExtractor::new(GaitConfig::default())?,
                 free_text: FreeTextExtractor::new(FREE_TEXT_BLOCK_KEYS)?,
                 pending: Vec::new(),
+                pending_faces: Vec::new(),
                 network: Network {
                     online: true,
                     unmetered: true,
@@ -463,6 +468,30 @@ impl Client {
         })
     }
 
+    /// Records one camera frame for the face factor: it is normalised here (orientation,
+    /// at most 640 pixels a side, a JPEG without metadata; see [`face::normalise`]) and
+    /// waits, in memory only, to be sealed; a full envelope's worth of frames is sealed
+    /// at once. The phone runs no face model: the face factor finds the face and the
+    /// gateway stores only its embedding.
+    pub fn record_face(&self, frame: &face::CameraFrame) -> Result<RecordOutcome, ClientError> {
+        let image = face::normalise(frame, self.clock.now_ms())
+            .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
+        let full = {
+            let mut c = self.capture()?;
+            c.pending_faces.push(image);
+            c.pending_faces.len() >= MAX_FACE_IMAGES
+        };
+        if full {
+            self.seal()?;
+        }
+        Ok(RecordOutcome {
+            accepted: 1,
+            dropped: 0,
+            windows: 0,
+            feature_records: 0,
+        })
+    }
+
     fn seal_if_full(&self) -> Result<(), ClientError> {
         if self.capture()?.pending.len() >= MAX_PENDING_RECORDS {
             self.seal()?;
@@ -474,9 +503,13 @@ impl Client {
     pub fn seal(&self) -> Result<SealOutcome, ClientError> {
         let mut c = self.capture()?;
         let mut out = SealOutcome::default();
-        while !c.pending.is_empty() {
+        while !c.pending.is_empty() || !c.pending_faces.is_empty() {
             let n = c.pending.len().min(RECORDS_PER_ENVELOPE);
+            // Images travel in envelopes of their own: a few hundred KiB that a flaky
+            // network may have to send again should not hold the feature records back.
+            let faces = if n == 0 { c.pending_faces.len() } else { 0 };
             let payload = Payload {
+                face_images: c.pending_faces[..faces].to_vec(),
                 records: c.pending[..n].to_vec(),
             };
             let sequence = self.outbox.allocate_sequence()?;
@@ -503,8 +536,9 @@ impl Client {
             out.evicted += self.outbox.push(&queued)?;
             // Only now, with the envelope durably in the outbox, forget the records.
             c.pending.drain(..n);
+            c.pending_faces.drain(..faces);
             out.envelopes += 1;
-            out.records += n as u32;
+            out.records += (n + faces) as u32;
         }
         if out.envelopes > 0 {
             tracing::info!(

@@ -345,6 +345,16 @@ impl TacitClient {
         Ok(self.inner.record_phrase_entry(&phrase, &events)?.into())
     }
 
+    /// Records one camera frame for the face factor. The frame is normalised here
+    /// (upright, at most 640 pixels a side, re-encoded as a JPEG without metadata) and
+    /// sealed to the backend like every other record; the backend's face factor finds
+    /// the face and only its embedding is stored. Frames of a bad size, rotation or
+    /// encoding are `InvalidInput`. Frames wait in memory until `seal()` (four are
+    /// sealed at once); `authenticate` with fresh evidence seals them too.
+    pub fn record_face(&self, frame: CameraFrame) -> Result<RecordReport, TacitError> {
+        Ok(self.inner.record_face(&frame.into())?.into())
+    }
+
     /// Seals pending feature records into encrypted envelopes in the outbox.
     pub fn seal(&self) -> Result<SealReport, TacitError> {
         Ok(self.inner.seal()?.into())

@@ -433,3 +433,108 @@ impl From<tacit_shared::api::AuthenticateResponse> for AuthResult {
         }
     }
 }
+
+/// The pixels of a camera frame for [`crate::ffi::TacitClient::record_face`].
+#[derive(Clone, uniffi::Enum)]
+pub enum FramePixels {
+    /// An encoded JPEG (its EXIF orientation is applied; at most 16 MiB).
+    Jpeg {
+        /// The JPEG bytes.
+        data: Vec<u8>,
+    },
+    /// 8-bit RGB, row-major, `width * height * 3` bytes.
+    Rgb8 {
+        /// Pixels per row (64..=8192).
+        width: u32,
+        /// Rows (64..=8192).
+        height: u32,
+        /// The pixels.
+        data: Vec<u8>,
+    },
+    /// 8-bit RGBA (or BGRA-free RGBA from a bitmap), `width * height * 4` bytes; alpha
+    /// is ignored.
+    Rgba8 {
+        /// Pixels per row (64..=8192).
+        width: u32,
+        /// Rows (64..=8192).
+        height: u32,
+        /// The pixels.
+        data: Vec<u8>,
+    },
+    /// 8-bit grey (the Y plane of a YUV frame), `width * height` bytes.
+    Grey8 {
+        /// Pixels per row (64..=8192).
+        width: u32,
+        /// Rows (64..=8192).
+        height: u32,
+        /// The pixels.
+        data: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for FramePixels {
+    /// Pixels are biometric data: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&crate::client::face::FramePixels::from(self.clone()), f)
+    }
+}
+
+impl From<FramePixels> for crate::client::face::FramePixels {
+    fn from(p: FramePixels) -> Self {
+        use crate::client::face::FramePixels as P;
+        match p {
+            FramePixels::Jpeg { data } => P::Jpeg(data),
+            FramePixels::Rgb8 {
+                width,
+                height,
+                data,
+            } => P::Rgb8 {
+                width,
+                height,
+                data,
+            },
+            FramePixels::Rgba8 {
+                width,
+                height,
+                data,
+            } => P::Rgba8 {
+                width,
+                height,
+                data,
+            },
+            FramePixels::Grey8 {
+                width,
+                height,
+                data,
+            } => P::Grey8 {
+                width,
+                height,
+                data,
+            },
+        }
+    }
+}
+
+/// A camera frame for the face factor.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CameraFrame {
+    /// The pixels.
+    pub pixels: FramePixels,
+    /// Clockwise rotation (0, 90, 180 or 270) that makes the frame upright, after a
+    /// JPEG's own EXIF orientation (Android CameraX: `ImageInfo.rotationDegrees`).
+    #[uniffi(default = 0)]
+    pub rotation_degrees: u16,
+    /// Whether the frame is mirrored (front-camera preview); undone after rotating.
+    #[uniffi(default = false)]
+    pub mirrored: bool,
+}
+
+impl From<CameraFrame> for crate::client::face::CameraFrame {
+    fn from(f: CameraFrame) -> Self {
+        crate::client::face::CameraFrame {
+            pixels: f.pixels.into(),
+            rotation_degrees: f.rotation_degrees,
+            mirrored: f.mirrored,
+        }
+    }
+}

@@ -24,6 +24,7 @@ fn payload_4k() -> Payload {
         values: vec![0.5; GAIT_V1.len()],
     };
     Payload {
+        face_images: Vec::new(),
         records: vec![record; 18],
     }
 }

@@ -12,6 +12,22 @@ pub const MAX_RECORDS: usize = 1024;
 pub const MAX_VALUES: usize = 1024;
 /// Encoded size of a record without its values.
 pub const RECORD_OVERHEAD: usize = 1 + 2 + 8 + 4 + 16 + 2;
+/// Wire tag of a face image record (a camera frame for the backend's face factor, which
+/// turns it into a [`FactorKind::Face`] record; see [`FaceImage`]). Outside the factor
+/// tags, so a backend that predates it refuses the envelope as `invalid_payload`.
+pub const FACE_IMAGE_TAG: u8 = 16;
+/// Most face images one payload may carry.
+pub const MAX_FACE_IMAGES: usize = 4;
+/// Largest encoded face image (bytes).
+pub const MAX_FACE_IMAGE_BYTES: usize = 96 * 1024;
+/// Smallest encoded face image (bytes): no JPEG holding a face is smaller.
+pub const MIN_FACE_IMAGE_BYTES: usize = 128;
+/// Longest side of a face image, in pixels (the phone downscales to it; the factor's
+/// detector needs a face of about 80 pixels, which a frame of this size holds when the
+/// face fills a fifth of it).
+pub const MAX_FACE_IMAGE_SIDE: u32 = 640;
+/// Encoded size of a face image record without its bytes.
+pub const FACE_IMAGE_OVERHEAD: usize = 1 + 2 + 8 + 4;
 
 /// The behavioural factor a record belongs to. The discriminant is the wire tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,14 +39,18 @@ pub enum FactorKind {
     KeystrokeFixed = 2,
     /// Keystroke digraph statistics of free typing.
     KeystrokeFree = 3,
+    /// Face: one record per accepted face image, its embedding, quality and image hash
+    /// (written by the gateway from the face factor's answer; never the image).
+    Face = 4,
 }
 
 impl FactorKind {
     /// Every factor, in wire-tag order.
-    pub const ALL: [FactorKind; 3] = [
+    pub const ALL: [FactorKind; 4] = [
         FactorKind::Gait,
         FactorKind::KeystrokeFixed,
         FactorKind::KeystrokeFree,
+        FactorKind::Face,
     ];
 
     /// Parses a wire tag.
@@ -39,18 +59,20 @@ impl FactorKind {
             1 => Some(FactorKind::Gait),
             2 => Some(FactorKind::KeystrokeFixed),
             3 => Some(FactorKind::KeystrokeFree),
+            4 => Some(FactorKind::Face),
             _ => None,
         }
     }
 
     /// The factor's one name: in URLs, settings, metrics, model paths, JSON and logs
-    /// (`gait`, `keystroke-fixed`, `keystroke-free`). Lower case and `-` only, so it is
+    /// (`gait`, `keystroke-fixed`, `keystroke-free`, `face`). Lower case and `-` only, so it is
     /// also a valid DNS label (Kubernetes object names, hosts).
     pub fn name(self) -> &'static str {
         match self {
             FactorKind::Gait => "gait",
             FactorKind::KeystrokeFixed => "keystroke-fixed",
             FactorKind::KeystrokeFree => "keystroke-free",
+            FactorKind::Face => "face",
         }
     }
 
@@ -75,7 +97,7 @@ impl std::fmt::Display for FactorKind {
 
 /// A name that is not a factor's (see [`FactorKind::name`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown factor {0:?} (expected gait, keystroke-fixed or keystroke-free)")]
+#[error("unknown factor {0:?} (expected gait, keystroke-fixed, keystroke-free or face)")]
 pub struct UnknownFactor(pub String);
 
 impl std::str::FromStr for FactorKind {
@@ -139,6 +161,54 @@ impl FeatureRecord {
     }
 }
 
+/// Encoding of a [`FaceImage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ImageFormat {
+    /// Baseline JPEG, orientation applied (no EXIF), longest side at most
+    /// [`MAX_FACE_IMAGE_SIDE`].
+    Jpeg = 1,
+}
+
+impl ImageFormat {
+    /// Parses a wire value.
+    pub fn from_wire(v: u16) -> Option<Self> {
+        (v == 1).then_some(ImageFormat::Jpeg)
+    }
+}
+
+/// A camera frame for the face factor: the phone normalised it (orientation, size,
+/// re-encoding) and seals it like every other record. The gateway hands it to the face
+/// factor, stores only the [`FactorKind::Face`] record it gets back and never the
+/// image.
+#[derive(Clone, PartialEq)]
+pub struct FaceImage {
+    /// How `bytes` are encoded.
+    pub format: ImageFormat,
+    /// When the frame was taken, Unix milliseconds (device clock).
+    pub captured_at_ms: u64,
+    /// The encoded image, [`MIN_FACE_IMAGE_BYTES`]..=[`MAX_FACE_IMAGE_BYTES`] bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for FaceImage {
+    /// The image bytes are biometric data: never printed, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaceImage")
+            .field("format", &self.format)
+            .field("captured_at_ms", &self.captured_at_ms)
+            .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
+            .finish()
+    }
+}
+
+impl FaceImage {
+    /// Encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        FACE_IMAGE_OVERHEAD + self.bytes.len()
+    }
+}
+
 /// Why a payload was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PayloadError {
@@ -170,6 +240,18 @@ pub enum PayloadError {
         /// The tag.
         tag: u8,
     },
+    /// More than [`MAX_FACE_IMAGES`] face images.
+    #[error("{0} face images, at most {MAX_FACE_IMAGES}")]
+    FaceImageCount(usize),
+    /// A face image of an unknown format, or of a size outside
+    /// [`MIN_FACE_IMAGE_BYTES`]..=[`MAX_FACE_IMAGE_BYTES`].
+    #[error("record {index}: face image {what}")]
+    FaceImage {
+        /// Record index.
+        index: usize,
+        /// What is wrong.
+        what: String,
+    },
     /// The record does not fit its schema.
     #[error("record {index}: {source}")]
     Schema {
@@ -180,11 +262,15 @@ pub enum PayloadError {
     },
 }
 
-/// A batch of feature records: the plaintext of one envelope.
+/// A batch of feature records (and face images): the plaintext of one envelope.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Payload {
-    /// The records.
+    /// The feature records.
     pub records: Vec<FeatureRecord>,
+    /// Face images, at most [`MAX_FACE_IMAGES`]; encoded after the feature records.
+    /// Never stored: the gateway replaces them by face records before it stores the
+    /// payload.
+    pub face_images: Vec<FaceImage>,
 }
 
 impl Payload {
@@ -195,6 +281,11 @@ impl Payload {
             .iter()
             .map(FeatureRecord::encoded_len)
             .sum::<usize>()
+            + self
+                .face_images
+                .iter()
+                .map(FaceImage::encoded_len)
+                .sum::<usize>()
     }
 
     /// Encodes the payload. Validates every record first, so a phone never seals
@@ -203,7 +294,8 @@ impl Payload {
         self.check()?;
         let mut out = Vec::with_capacity(self.encoded_len());
         out.push(PAYLOAD_VERSION);
-        out.extend_from_slice(&(self.records.len() as u16).to_be_bytes());
+        let count = self.records.len() + self.face_images.len();
+        out.extend_from_slice(&(count as u16).to_be_bytes());
         for r in &self.records {
             out.push(r.factor as u8);
             out.extend_from_slice(&r.schema_version.to_be_bytes());
@@ -215,12 +307,26 @@ impl Payload {
                 out.extend_from_slice(&v.to_be_bytes());
             }
         }
+        for im in &self.face_images {
+            out.push(FACE_IMAGE_TAG);
+            out.extend_from_slice(&(im.format as u16).to_be_bytes());
+            out.extend_from_slice(&im.captured_at_ms.to_be_bytes());
+            out.extend_from_slice(&(im.bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(&im.bytes);
+        }
         Ok(out)
     }
 
     fn check(&self) -> Result<(), PayloadError> {
-        if self.records.is_empty() || self.records.len() > MAX_RECORDS {
-            return Err(PayloadError::RecordCount(self.records.len()));
+        let count = self.records.len() + self.face_images.len();
+        if count == 0 || count > MAX_RECORDS {
+            return Err(PayloadError::RecordCount(count));
+        }
+        if self.face_images.len() > MAX_FACE_IMAGES {
+            return Err(PayloadError::FaceImageCount(self.face_images.len()));
+        }
+        for (k, im) in self.face_images.iter().enumerate() {
+            check_image_len(self.records.len() + k, im.bytes.len())?;
         }
         for (index, r) in self.records.iter().enumerate() {
             if r.values.is_empty() || r.values.len() > MAX_VALUES {
@@ -254,8 +360,29 @@ impl Payload {
             return Err(PayloadError::Truncated);
         }
         let mut records = Vec::with_capacity(count);
+        let mut face_images = Vec::new();
         for index in 0..count {
             let tag = r.u8().ok_or(PayloadError::Truncated)?;
+            if tag == FACE_IMAGE_TAG {
+                if face_images.len() == MAX_FACE_IMAGES {
+                    return Err(PayloadError::FaceImageCount(MAX_FACE_IMAGES + 1));
+                }
+                let format = r.u16().ok_or(PayloadError::Truncated)?;
+                let format = ImageFormat::from_wire(format).ok_or(PayloadError::FaceImage {
+                    index,
+                    what: format!("format {format} unknown"),
+                })?;
+                let captured_at_ms = r.u64().ok_or(PayloadError::Truncated)?;
+                let len = r.u32().ok_or(PayloadError::Truncated)? as usize;
+                check_image_len(index, len)?;
+                let bytes = r.bytes(len).ok_or(PayloadError::Truncated)?.to_vec();
+                face_images.push(FaceImage {
+                    format,
+                    captured_at_ms,
+                    bytes,
+                });
+                continue;
+            }
             let factor =
                 FactorKind::from_tag(tag).ok_or(PayloadError::UnknownFactor { index, tag })?;
             let schema_version = r.u16().ok_or(PayloadError::Truncated)?;
@@ -289,6 +416,22 @@ impl Payload {
         if r.remaining() != 0 {
             return Err(PayloadError::TrailingBytes(r.remaining()));
         }
-        Ok(Payload { records })
+        Ok(Payload {
+            records,
+            face_images,
+        })
+    }
+}
+
+fn check_image_len(index: usize, len: usize) -> Result<(), PayloadError> {
+    if (MIN_FACE_IMAGE_BYTES..=MAX_FACE_IMAGE_BYTES).contains(&len) {
+        Ok(())
+    } else {
+        Err(PayloadError::FaceImage {
+            index,
+            what: format!(
+                "of {len} bytes, outside {MIN_FACE_IMAGE_BYTES}..={MAX_FACE_IMAGE_BYTES}"
+            ),
+        })
     }
 }

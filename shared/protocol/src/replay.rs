@@ -138,6 +138,16 @@ pub fn check_windows(
             return Err(WindowTimeError::AfterEnvelope { index });
         }
     }
+    // Face images follow the records (their index continues the records').
+    for (k, im) in payload.face_images.iter().enumerate() {
+        let index = payload.records.len() + k;
+        if im.captured_at_ms < earliest {
+            return Err(WindowTimeError::BeforeWindow { index });
+        }
+        if im.captured_at_ms > latest {
+            return Err(WindowTimeError::AfterEnvelope { index });
+        }
+    }
     Ok(())
 }
 
@@ -187,6 +197,7 @@ mod tests {
         let p = ReplayPolicy::default();
         let created = 100 * DAY;
         let payload = |start: u64, len: u32| Payload {
+            face_images: Vec::new(),
             records: vec![FeatureRecord {
                 factor: FactorKind::Gait,
                 schema_version: 1,

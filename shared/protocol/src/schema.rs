@@ -219,6 +219,34 @@ pub fn fixed_text_value(version: u16, keys: usize, i: usize) -> Option<FixedText
     }
 }
 
+/// Face schema version 1: one record per accepted face image, written by the gateway
+/// from the face factor's answer (the image itself is never stored). Values: the
+/// [`FACE_EMBEDDING_DIM`] embedding components, then the image's quality score (0..1),
+/// then its 64-bit difference hash as [`FACE_HASH_CHUNKS`] 16-bit chunks, most
+/// significant first (whole numbers 0..=65535, exact in binary32), which the factor
+/// uses to recognise a replayed image.
+pub const FACE_V1: u16 = 1;
+/// Embedding components of a face record.
+pub const FACE_EMBEDDING_DIM: usize = 128;
+/// 16-bit chunks of the image hash in a face record.
+pub const FACE_HASH_CHUNKS: usize = 4;
+/// Values of a face record of schema version 1.
+pub const FACE_V1_DIM: usize = FACE_EMBEDDING_DIM + 1 + FACE_HASH_CHUNKS;
+/// Largest plausible magnitude of one embedding component (dlib's embeddings are
+/// about unit length, so a component beyond 1 is already implausible).
+pub const FACE_COMPONENT_MAX: f32 = 2.0;
+
+/// The role of value `i` of a face record of schema version 1.
+fn face_value(i: usize) -> FeatureDef {
+    if i < FACE_EMBEDDING_DIM {
+        f("embedding", -FACE_COMPONENT_MAX, FACE_COMPONENT_MAX)
+    } else if i == FACE_EMBEDDING_DIM {
+        f("quality", 0.0, 1.0)
+    } else {
+        f("image_hash", 0.0, 65_535.0)
+    }
+}
+
 /// Why a record does not fit its schema.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {
@@ -274,7 +302,10 @@ pub enum SchemaError {
 /// [`KEYSTROKE_FIXED_TOUCH_V2`] instead when every key carries touch pressure and area.
 pub fn current_version(factor: FactorKind) -> u16 {
     match factor {
-        FactorKind::Gait | FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => 1,
+        FactorKind::Gait
+        | FactorKind::KeystrokeFixed
+        | FactorKind::KeystrokeFree
+        | FactorKind::Face => 1,
     }
 }
 
@@ -352,6 +383,34 @@ pub fn validate(
                 Some(FixedTextValue::Area(_)) | None => f("area", 0.0, TOUCH_MAX),
             })
         }
+        (FactorKind::Face, FACE_V1) => {
+            if values.len() != FACE_V1_DIM {
+                return Err(SchemaError::Dimension {
+                    factor,
+                    version,
+                    got: values.len(),
+                    expected: FACE_V1_DIM.to_string(),
+                });
+            }
+            if has_context {
+                return Err(SchemaError::Context(factor, "must not carry"));
+            }
+            check_values(values, face_value)?;
+            // The hash chunks are whole numbers: a fraction would not round-trip.
+            match values[FACE_EMBEDDING_DIM + 1..]
+                .iter()
+                .position(|v| v.fract() != 0.0)
+            {
+                Some(k) => Err(SchemaError::OutOfRange {
+                    index: FACE_EMBEDDING_DIM + 1 + k,
+                    name: "image_hash".into(),
+                    value: values[FACE_EMBEDDING_DIM + 1 + k],
+                    min: 0.0,
+                    max: 65_535.0,
+                }),
+                None => Ok(()),
+            }
+        }
         _ => {
             let layout = fixed_layout(factor, version)
                 .ok_or(SchemaError::UnknownVersion { factor, version })?;
@@ -386,6 +445,32 @@ mod tests {
         }
         assert_eq!(GAIT_V1.len(), 50);
         assert_eq!(index_of(GAIT_V1, "cadence_hz"), Some(0));
+    }
+
+    #[test]
+    fn face_records_carry_an_embedding_a_quality_and_a_whole_hash() {
+        let mut v = vec![0.1f32; FACE_V1_DIM];
+        v[FACE_EMBEDDING_DIM] = 0.8;
+        v[FACE_EMBEDDING_DIM + 1..].copy_from_slice(&[65_535.0, 0.0, 1.0, 4_096.0]);
+        assert_eq!(validate(FactorKind::Face, FACE_V1, &v, false), Ok(()));
+        assert!(validate(FactorKind::Face, FACE_V1, &v, true).is_err());
+        assert!(validate(FactorKind::Face, 2, &v, false).is_err());
+        assert!(validate(FactorKind::Face, FACE_V1, &v[1..], false).is_err());
+        for (i, bad) in [
+            (0, 2.5),
+            (5, f32::NAN),
+            (FACE_EMBEDDING_DIM, 1.5),
+            (FACE_EMBEDDING_DIM + 1, 65_536.0),
+            (FACE_EMBEDDING_DIM + 2, 0.5),
+            (FACE_EMBEDDING_DIM + 3, -1.0),
+        ] {
+            let mut w = v.clone();
+            w[i] = bad;
+            assert!(
+                validate(FactorKind::Face, FACE_V1, &w, false).is_err(),
+                "value {i} = {bad}"
+            );
+        }
     }
 
     #[test]

@@ -40,7 +40,10 @@ fn record() -> impl Strategy<Value = FeatureRecord> {
 }
 
 fn payload() -> impl Strategy<Value = Payload> {
-    proptest::collection::vec(record(), 1..8).prop_map(|records| Payload { records })
+    proptest::collection::vec(record(), 1..8).prop_map(|records| Payload {
+        records,
+        face_images: Vec::new(),
+    })
 }
 
 proptest! {
@@ -95,6 +98,7 @@ fn every_bit_of_one_envelope_is_covered() {
     let backend = RecipientKeyPair::generate(&rng).unwrap();
     let device = Ed25519Signer::generate(&rng).unwrap().0;
     let p = Payload {
+        face_images: Vec::new(),
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,

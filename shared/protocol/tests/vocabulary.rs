@@ -23,7 +23,7 @@ fn every_factor_has_one_name_that_round_trips() {
         );
     }
     let names: Vec<&str> = FactorKind::ALL.iter().map(|k| k.name()).collect();
-    assert_eq!(names, ["gait", "keystroke-fixed", "keystroke-free"]);
+    assert_eq!(names, ["gait", "keystroke-fixed", "keystroke-free", "face"]);
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn unknown_names_are_refused_with_the_expected_ones() {
     for bad in [
         "",
         "Gait",
-        "face",
+        "faces",
         "keystroke-",
         "gait ",
         "keystroke-fixed\0",
@@ -55,7 +55,7 @@ fn unknown_names_are_refused_with_the_expected_ones() {
         assert_eq!(err, UnknownFactor(bad.to_string()));
         assert!(
             err.to_string()
-                .contains("expected gait, keystroke-fixed or keystroke-free")
+                .contains("expected gait, keystroke-fixed, keystroke-free or face")
         );
         assert!(serde_json::from_str::<FactorKind>(&serde_json::to_string(bad).unwrap()).is_err());
     }

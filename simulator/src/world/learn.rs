@@ -168,7 +168,14 @@ pub async fn poison(store: &dyn Store, n: usize, seed: u64, now_ms: u64) -> anyh
                 records: records.len() as u32,
             };
             store
-                .store_envelope(meta, Payload { records }.encode()?)
+                .store_envelope(
+                    meta,
+                    Payload {
+                        face_images: Vec::new(),
+                        records,
+                    }
+                    .encode()?,
+                )
                 .await?;
         }
     }

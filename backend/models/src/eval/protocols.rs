@@ -159,6 +159,7 @@ fn level_name(f: FactorKind) -> &'static str {
         FactorKind::KeystrokeFixed => "entry",
         FactorKind::Gait => "window",
         FactorKind::KeystrokeFree => "block",
+        FactorKind::Face => "image",
     }
 }
 
@@ -376,6 +377,8 @@ pub fn attempt_windows(factor: FactorKind) -> usize {
     match factor {
         FactorKind::Gait => 16,
         FactorKind::KeystrokeFixed | FactorKind::KeystrokeFree => 5,
+        // An authentication takes a few frames.
+        FactorKind::Face => 3,
     }
 }
 

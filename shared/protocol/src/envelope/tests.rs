@@ -24,6 +24,7 @@ fn world() -> World {
 
 fn payload() -> Payload {
     Payload {
+        face_images: Vec::new(),
         records: vec![FeatureRecord {
             factor: FactorKind::KeystrokeFixed,
             schema_version: 1,
@@ -182,6 +183,7 @@ fn oversized_payload_is_refused_when_sealing() {
         ..record
     };
     let big = Payload {
+        face_images: Vec::new(),
         records: vec![record; 300],
     };
     let err =
