@@ -84,13 +84,16 @@ TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
 step "python factor (examples/python-factor): unit tests, OIP v2 conformance with tritonclient, job store restarts"
 bash examples/python-factor/run-tests.sh
 
-step "face factor (examples/face-factor): images and their bounds, calibration, metrics, evaluation on real faces"
+step "face factor (examples/face-factor): images and their bounds, calibration, metrics, evaluation on real faces, end to end through the bindings and the gateway"
 bash examples/face-factor/run-tests.sh
 
 step "container: deploy/Dockerfile built and run with podman (keys, health, SIGTERM)"
 # Needs root (podman here); skipped with a message otherwise. Uses the debug binary that
 # the steps above built; the image's runtime stage is the production one.
 bash deploy/test-container.sh
+
+step "container: the face factor's image (examples/face-factor/Dockerfile) built and run with podman"
+bash examples/face-factor/test-container.sh
 
 step "kubernetes: deploy/k8s built with kustomize, kubernetes-validate --strict, policy"
 bash deploy/validate-k8s.sh

@@ -7,6 +7,10 @@
 #                                         prints CONTAINERS_CONF= CONTAINERS_STORAGE_CONF=
 #   scripts/tools/podman.sh base [SUITE]  ensure, then the base image (once; default
 #                                         bookworm); also prints TACIT_BASE_IMAGE=
+#   scripts/tools/podman.sh python-base [SUITE]
+#                                         the same with Debian's python3 and venv
+#                                         (localhost/tacit-debian-python:SUITE, for the
+#                                         face factor's image)
 #   scripts/tools/podman.sh --selftest    base, then `podman run --rm` in it
 # Not root: prints "SKIP: podman needs root here ..." and exits 3.
 #
@@ -29,6 +33,9 @@ set -euo pipefail
 # Packages debootstrap adds to the minbase system (the runtime needs CA roots for S3 and
 # PostgreSQL over TLS).
 BASE_INCLUDE=(ca-certificates)
+# The Python base adds Debian's interpreter (3.11 on bookworm, as on the hosts that build
+# the wheels it installs).
+PYTHON_INCLUDE=(ca-certificates python3 python3-venv)
 
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -37,7 +44,7 @@ PD="$TACIT_TOOLS_DIR/podman"
 RUNROOT="${TACIT_PODMAN_RUNROOT:-/run/tacit-podman}"
 
 usage() {
-  sed -n '5,11p' "$0" >&2
+  sed -n '5,15p' "$0" >&2
   exit 2
 }
 
@@ -98,9 +105,12 @@ ensure() {
   export CONTAINERS_CONF="$PD/containers.conf" CONTAINERS_STORAGE_CONF="$PD/storage.conf"
 }
 
+# base_image SUITE [IMAGE PACKAGES...]: the debootstrap image (default: the plain base).
 base_image() {
-  local suite="$1" image="localhost/tacit-debian:$1" want have
-  want="$(printf '%s\n' "$suite" "${BASE_INCLUDE[@]}" | hash_text)"
+  local suite="$1" image="${2:-localhost/tacit-debian:$1}" want have
+  local include=("${BASE_INCLUDE[@]}")
+  if [ "$#" -gt 2 ]; then include=("${@:3}"); fi
+  want="$(printf '%s\n' "$suite" "${include[@]}" | hash_text)"
   take_lock podman-base
   have="$(podman image inspect --format '{{index .Labels "tacit.base"}}' "$image" 2>/dev/null || true)"
   if [ "$have" = "$want" ]; then
@@ -109,12 +119,12 @@ base_image() {
     return 0
   fi
   apt_install debootstrap
-  local t0=$SECONDS mirror dir="$PD/rootfs-$suite" dlog="$PD/debootstrap-$suite.log" inc ns=()
+  local t0=$SECONDS mirror dir="$PD/rootfs-$suite-${image##*/}" dlog="$PD/debootstrap-$suite.log" inc ns=()
   mirror="$(debian_mirror)"
   remove_tree "$dir"
   inc="$(
     IFS=,
-    echo "${BASE_INCLUDE[*]}"
+    echo "${include[*]}"
   )"
   log "debootstrap --variant=minbase --include=$inc $suite $mirror (log $dlog)"
   # debootstrap mounts /proc and /sys in the target: keep those mounts in a private
@@ -155,6 +165,11 @@ case "$cmd" in
     ensure
     image="$(base_image "$suite")"
     [ "$cmd" = base ] || selftest "$image"
+    ;;
+  python-base)
+    suite="${2:-bookworm}"
+    ensure
+    image="$(base_image "$suite" "localhost/tacit-debian-python:$suite" "${PYTHON_INCLUDE[@]}")"
     ;;
   *) usage ;;
 esac

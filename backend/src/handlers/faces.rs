@@ -35,7 +35,8 @@ fn hash_of(values: &[f32]) -> u64 {
 }
 
 /// Replaces `payload`'s face images by face records. `Ok(Err(code))`: the envelope is
-/// rejected (`face_not_served`, `face_refused`, `no_face` when nothing usable is left);
+/// rejected (`face_not_served`, `face_refused`; `face_replay` or `no_face` when nothing
+/// usable is left);
 /// `Err`: the whole request fails and is sent again (the face factor cannot answer now,
 /// 503 with `Retry-After`).
 pub(crate) async fn embed_faces(
@@ -67,6 +68,7 @@ pub(crate) async fn embed_faces(
     };
     let images = std::mem::take(&mut payload.face_images);
     let mut earlier: Option<Vec<(u64, u64)>> = None;
+    let mut replays = 0usize;
     for (image, answer) in images.iter().zip(answers) {
         let values = match answer {
             Embedded::Face(v) => v,
@@ -103,6 +105,7 @@ pub(crate) async fn embed_faces(
                 &[("outcome", "replay".into())],
                 1,
             );
+            replays += 1;
             continue;
         }
         st.metrics
@@ -116,10 +119,12 @@ pub(crate) async fn embed_faces(
             values,
         });
     }
-    Ok(if payload.records.is_empty() {
-        Err("no_face")
-    } else {
+    Ok(if !payload.records.is_empty() {
         Ok(())
+    } else if replays > 0 {
+        Err("face_replay")
+    } else {
+        Err("no_face")
     })
 }
 

@@ -20,6 +20,17 @@ Inputs of `POST /v2/models/face/infer`:
     enrolment image presented again; its LLR, and the attempt's, is then REPLAY_LLR),
     `impostor_llr` (the calibration people's impostor LLRs, bins of 0.25) and
     `impostor_floor`; without a template -> `embedding` (the vectors, unit length).
+
+The job API of docs/factor-api.md (`pyfactor`'s job machinery: crash-safe records,
+sealed at rest with TACIT_AT_REST_KEY_FILE, bounded in flight) works on the face records
+the gateway stored, read from FACTOR_OBJECTS_DIR (the feature store, mounted; with
+FACTOR_BUCKET its `s3://` names are accepted), never on images:
+  * `POST /enrol {"files"}` -> a template (at most 10 embeddings, with quality and
+    replay hashes); `POST /input {"files", "template"}` -> scores;
+  * `POST /train {"files", "promote", "gate_share", "seed"}` -> a calibration from the
+    users of those files (tacitface/training.py), registered in FACTOR_REGISTRY_DIR and
+    promoted into FACE_MODEL_FILE when the gate passes (one training at a time);
+  * `GET /status?taskID=`.
 """
 
 import base64
@@ -33,11 +44,17 @@ import numpy as np
 from . import __version__, images
 from .embed import DetectionFailure, embed
 from .model import DIM, HASH_CHUNKS, NAME, RECORD_DIM, FaceModel, TemplateError
+from .training import TrainError, train_population
 
-from pyfactor.app import (  # noqa: E402 - the shared toolkit
+from pyfactor import payload as pf_payload  # noqa: E402 - the shared toolkit
+from pyfactor.app import (  # noqa: E402
     MAX_ROWS,
     OPEN_PATHS,
     ApiError,
+    JobError,
+    check_files,
+    load_vectors,
+    vectors_by_user,
     _flatten,
     _shape,
     _template_from_json_text,
@@ -45,35 +62,29 @@ from pyfactor.app import (  # noqa: E402 - the shared toolkit
     inputs_by_name,
     parse_json,
     read_body,
-    read_token,
     to_matrix,
     token_matches,
 )
+from pyfactor.app import Settings as _FactorSettings  # noqa: E402
+from pyfactor.jobapi import Jobs  # noqa: E402
+from pyfactor.registry import Registry  # noqa: E402
 
 log = logging.getLogger("tacitface")
 MAX_IMAGES = 16
 MAX_BODY = MAX_IMAGES * (images.MAX_BYTES * 4 // 3 + 16) + (1 << 20)
 
 
-class Settings:
+class Settings(_FactorSettings):
+    """The Python factor's settings (the token, the job store, the objects directory,
+    the registry, the at-rest key: examples/python-factor/README.md), with the model in
+    FACE_MODEL_FILE and the face factor's own default directories."""
+
     def __init__(self, env=None):
         env = os.environ if env is None else env
+        super().__init__(env)
         self.model_file = env.get("FACE_MODEL_FILE") or None
-        auth = (env.get("TACIT_FACTOR_AUTH") or "on").strip().lower()
-        if auth not in ("on", "off"):
-            raise SystemExit(f"TACIT_FACTOR_AUTH={auth!r}: expected on or off")
-        self.token_digest = None
-        if auth == "on":
-            path = env.get("TACIT_FACTOR_TOKEN_FILE")
-            if not path:
-                raise SystemExit(
-                    "factor calls are authenticated: set TACIT_FACTOR_TOKEN_FILE to the gateway's factor token, "
-                    "or TACIT_FACTOR_AUTH=off where the network alone keeps others out"
-                )
-            try:
-                self.token_digest = read_token(path)
-            except (OSError, ValueError) as e:
-                raise SystemExit(f"TACIT_FACTOR_TOKEN_FILE: {e}") from None
+        self.job_dir = env.get("FACTOR_JOB_DIR") or "./face-jobs"
+        self.registry_dir = env.get("FACTOR_REGISTRY_DIR") or "./face-models"
 
 
 def _b64(s, i):
@@ -221,15 +232,33 @@ def create_app(settings=None):
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from contextlib import asynccontextmanager
+
     settings = settings or Settings()
     state = {"model": None, "error": "no model: set FACE_MODEL_FILE (python -m tacitface calibrate writes one)"}
-    if settings.model_file:
+
+    def load_model():
+        """(Re)loads FACE_MODEL_FILE; a bad file keeps the model in use."""
         try:
             state["model"] = FaceModel(settings.model_file)
+            state["error"] = None
         except (OSError, ValueError, KeyError, SystemExit) as e:
-            state["error"] = f"FACE_MODEL_FILE {settings.model_file}: {e}"
-            log.error("%s", state["error"])
-    app = FastAPI(title="tacit face factor", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+            msg = f"FACE_MODEL_FILE {settings.model_file}: {e}"
+            log.error("%s", msg)
+            if state["model"] is None:
+                state["error"] = msg
+
+    if settings.model_file:
+        load_model()
+    jobs = Jobs(settings, ApiError, (JobError, TemplateError, TrainError, ValueError))
+    registry = Registry(settings.registry_dir, settings.model_file)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        jobs.close()
+
+    app = FastAPI(title="tacit face factor", version=__version__, docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     metrics = CollectorRegistry()
     in_flight = Gauge("tacit_http_requests_in_flight", "Requests being served, by route.", ["route"], registry=metrics)
 
@@ -239,7 +268,7 @@ def create_app(settings=None):
             if not token_matches(settings.token_digest, request.headers.get("authorization")):
                 return error_response(401, "missing or wrong factor bearer token", {"WWW-Authenticate": "Bearer"})
         path = request.url.path
-        route = "/v2/models/:name/infer" if path.endswith("/infer") else path if path == "/output" else None
+        route = "/v2/models/:name/infer" if path.endswith("/infer") else path if path in ("/output", "/enrol", "/input", "/train") else None
         if route is None:
             return await call_next(request)
         g = in_flight.labels(route=route)
@@ -320,6 +349,88 @@ def create_app(settings=None):
         m = need_model()
         raw = await read_body(request, 1 << 24)
         return await run_in_threadpool(lambda: output(m, parse_json(raw)))
+
+    # -- job API: face records the gateway stored, never images ----------------------
+
+    def caller_of(request):
+        return request.client.host if request.client else ""
+
+    async def job_body(request):
+        raw = await read_body(request, 1 << 24)
+        body = parse_json(raw)
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return body
+
+    def records(m, files, by_key=False):
+        return load_vectors(m, settings.objects_dir, files, settings.at_rest, by_key=by_key, factor=pf_payload.FACE, dim=RECORD_DIM)
+
+    @app.post("/enrol")
+    async def job_enrol(request: Request):
+        body = await job_body(request)
+        m = need_model()
+        files = check_files(body, settings.bucket)
+        if "template" in body:
+            raise ApiError(400, "an enrolment builds a template (to score, POST /input)")
+
+        def job():
+            x = records(m, files)
+            return {"template": m.enrol(x), "samples": int(len(x)), "model_version": m.version}
+
+        return await run_in_threadpool(jobs.submit, "enrol", job, caller_of(request))
+
+    @app.post("/input")
+    async def job_input(request: Request):
+        body = await job_body(request)
+        m = need_model()
+        files = check_files(body, settings.bucket)
+        template = body.get("template")
+        if template is None:
+            raise ApiError(400, "template is required")
+        try:
+            m.parse_template(template)
+            m.template_hashes(template)
+        except TemplateError as e:
+            raise ApiError(400, f"bad template: {e}") from None
+
+        def job():
+            x = records(m, files)
+            llr, _ = m.score(template, x)
+            return {
+                "scores": [float(v) for v in llr],
+                "attempt_llr": m.attempt(template, x),
+                "replayed": int(m.replayed(template, x).sum()),
+                "samples": int(len(x)),
+                "model_version": m.version,
+            }
+
+        return await run_in_threadpool(jobs.submit, "input", job, caller_of(request))
+
+    @app.post("/train")
+    async def job_train(request: Request):
+        body = await job_body(request)
+        m = need_model()
+        files = check_files(body, settings.bucket)
+
+        def job(promote, share, seed):
+            by_user = vectors_by_user(records(m, files, by_key=True))
+            emb = {u: FaceModel.split(x)[0] for u, x in by_user.items()}
+            cfg, report = train_population(m, emb, share, seed)
+            manifest = registry.register(cfg, report, NAME)
+            promoted = promote and manifest["gate"]["passed"]
+            if promoted:
+                registry.promote(manifest["version"])
+                load_model()
+            log.info("trained v%s: gate %s, promoted %s", manifest["version"], manifest["gate"]["passed"], promoted)
+            return dict(manifest, promoted=promoted)
+
+        return await run_in_threadpool(
+            jobs.train, body, files, settings.model_file, "FACE_MODEL_FILE", job, caller_of(request)
+        )
+
+    @app.get("/status")
+    async def job_status(request: Request):
+        return jobs.status(request.query_params.get("taskID"))
 
     @app.get("/metrics")
     async def metrics_text():

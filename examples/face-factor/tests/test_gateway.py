@@ -76,7 +76,11 @@ class Gateway(unittest.TestCase):
         cls.logs = Capture()
         logging.getLogger().addHandler(cls.logs)
         logging.getLogger().setLevel(logging.DEBUG)
-        app = create_app(Settings({"FACE_MODEL_FILE": model_file, "TACIT_FACTOR_TOKEN_FILE": token_file}))
+        app = create_app(Settings({
+            "FACE_MODEL_FILE": model_file,
+            "TACIT_FACTOR_TOKEN_FILE": token_file,
+            "FACTOR_JOB_DIR": os.path.join(cls.tmp, "face-jobs"),
+        }))
         fport = free_port()
         cls.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=fport, log_level="debug", access_log=True))
         cls.thread = threading.Thread(target=cls.server.run, daemon=True)

@@ -87,11 +87,20 @@ class Service(unittest.TestCase):
         with open(tf, "w") as f:
             f.write(cls.token)
         os.chmod(tf, 0o600)
-        cls.before = sorted(os.listdir(cls.tmp))
         cls.logs = Capture()
         logging.getLogger().addHandler(cls.logs)
         logging.getLogger().setLevel(logging.DEBUG)
-        app = create_app(Settings({"FACE_MODEL_FILE": model_file, "TACIT_FACTOR_TOKEN_FILE": tf}))
+        cls.objects = os.path.join(cls.tmp, "objects")
+        app = create_app(Settings({
+            "FACE_MODEL_FILE": model_file,
+            "TACIT_FACTOR_TOKEN_FILE": tf,
+            "FACTOR_OBJECTS_DIR": cls.objects,
+            "FACTOR_JOB_DIR": os.path.join(cls.tmp, "face-jobs"),
+            "FACTOR_REGISTRY_DIR": os.path.join(cls.tmp, "face-models"),
+        }))
+        # What is on disk once the service started (its job directory): an image sent
+        # later must add nothing.
+        cls.before = sorted(os.listdir(cls.tmp))
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -268,6 +277,74 @@ class Service(unittest.TestCase):
         self.assertTrue(logs, "the server logged something (the check can fail)")
         for p in probes:
             self.assertNotIn(p, logs)
+
+
+    def job(self, path, body):
+        st, r = call(self.url + path, body, self.token)
+        self.assertEqual(st, 202, r)
+        for _ in range(600):
+            st, rec = call(f"{self.url}/status?taskID={r['jobId']}", token=self.token)
+            self.assertEqual(st, 200, rec)
+            if rec["status"] != "running":
+                return rec
+            time.sleep(0.1)
+        self.fail(f"job {r['jobId']} still running")
+
+    def test_9_the_job_api_works_on_stored_face_records(self):
+        from pyfactor import payload as pp
+
+        # The gateway's feature objects: face records of ten people (ORL 11..20), one
+        # object per person, as features/USER/OBJECT.
+        files = []
+        for person in range(11, 21):
+            rows = self.records(person, list(range(1, 11)))
+            recs = [pp.FeatureRecord(pp.FACE, 1, 1_700_000_000_000 + i, 0, None, r) for i, r in enumerate(rows)]
+            key = f"features/user-{person}/0001"
+            os.makedirs(os.path.join(self.objects, os.path.dirname(key)), exist_ok=True)
+            with open(os.path.join(self.objects, key), "wb") as f:
+                f.write(pp.encode(recs))
+            files.append(key)
+        rec = self.job("/enrol", {"files": files[:1]})
+        self.assertEqual(rec["status"], "completed", rec)
+        template = rec["result"]["template"]
+        self.assertEqual((len(template["embeddings"]), len(template["hashes"])), (10, 10))
+        rec = self.job("/input", {"files": files[:2], "template": template})
+        self.assertEqual(rec["status"], "completed", rec)
+        # Person 11's own records replay the template's images; person 12's do not.
+        self.assertEqual((rec["result"]["samples"], rec["result"]["replayed"]), (20, 10))
+        rec = self.job("/train", {"files": files, "promote": False, "seed": 3})
+        self.assertEqual(rec["status"], "completed", rec)
+        res = rec["result"]
+        self.assertEqual((res["version"], res["promoted"], res["data"]["gate_people"]), (1, False, 4), res)
+        self.assertIsInstance(res["gate"]["passed"], bool)
+        self.assertTrue(os.path.exists(os.path.join(self.tmp, "face-models", "v1.json")))
+        # Too few people to calibrate and judge: a failed job that says why.
+        rec = self.job("/train", {"files": files[:5], "promote": False})
+        self.assertEqual(rec["status"], "failed", rec)
+        self.assertIn("needs at least", rec["error"])
+        for path, body in (
+            ("/enrol", {}),
+            ("/enrol", {"files": ["../etc/passwd"]}),
+            ("/enrol", {"files": ["s3://bucket/features/x/1"]}),
+            ("/input", {"files": files[:1]}),
+            ("/input", {"files": files[:1], "template": {"format": "other"}}),
+            ("/train", {"files": files, "gate_share": 0.9}),
+            ("/train", {"files": ["other/x/1"]}),
+            ("/train", {"files": files, "unknown": 1}),
+        ):
+            st, r = call(self.url + path, body, self.token)
+            self.assertEqual(st, 400, (path, body, r))
+        st, r = call(self.url + "/status?taskID=" + "0" * 32, token=self.token)
+        self.assertEqual(st, 404, r)
+        # A missing object is the job's failure, not the service's.
+        rec = self.job("/enrol", {"files": ["features/nobody/1"]})
+        self.assertEqual(rec["status"], "failed", rec)
+        # Job records hold templates and scores, never an image.
+        for name in os.listdir(os.path.join(self.tmp, "face-jobs")):
+            with open(os.path.join(self.tmp, "face-jobs", name), "rb") as f:
+                blob = f.read()
+            self.assertNotIn(b"/9j/", blob)
+            self.assertNotIn(self.b64(11, 1)[40:80].encode(), blob)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -36,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__, payload
 from .at_rest import MAGIC as AT_REST_MAGIC
 from .at_rest import AtRestError, AtRestKeys
-from .jobs import JobStore
+from .jobapi import Jobs
 from .model import NAME, EnrolError, Model, ModelConfigError, TemplateError, TrainError, train_population
 from .registry import Registry
 
@@ -488,10 +487,11 @@ def check_files(body, bucket=None):
     return keys
 
 
-def load_vectors(model, root, keys, at_rest=None, by_key=False):
-    """The model's vectors in the given feature files: the records of factor
-    keystroke-fixed with the model's dimension (other factors' records are skipped).
-    by_key: a list of (key, vectors) instead, one per file."""
+def load_vectors(model, root, keys, at_rest=None, by_key=False, factor=payload.KEYSTROKE_FIXED, dim=None):
+    """The model's vectors in the given feature files: the records of `factor`
+    (keystroke-fixed by default) with dimension `dim` (default the model's); other
+    factors' records are skipped. by_key: a list of (key, vectors) instead, one per
+    file."""
     root = os.path.realpath(root)
     if at_rest is not None:
         try:
@@ -526,9 +526,9 @@ def load_vectors(model, root, keys, at_rest=None, by_key=False):
         except payload.PayloadError as e:
             raise JobError(f"{key}: invalid payload: {e}") from None
         for r in records:
-            if r.factor != payload.KEYSTROKE_FIXED:
+            if r.factor != factor:
                 other += 1
-            elif len(r.values) != model.dim:
+            elif len(r.values) != (model.dim if dim is None else dim):
                 wrong_dim += 1
             else:
                 rows.append(r.values)
@@ -537,7 +537,7 @@ def load_vectors(model, root, keys, at_rest=None, by_key=False):
         per_key.append((key, first, len(rows)))
     if not rows:
         raise JobError(
-            f"no keystroke-fixed records of dimension {model.dim} in {len(keys)} files "
+            f"no {payload.FACTOR_NAMES[factor]} records of dimension {model.dim if dim is None else dim} in {len(keys)} files "
             f"({other} records of other factors, {wrong_dim} of another dimension)"
         )
     x = np.asarray(rows, dtype=np.float32)
@@ -565,15 +565,10 @@ def create_app(settings=None):
     settings = settings or Settings()
     holder = ModelHolder(settings)
     holder.poll()
-    store = JobStore(settings.job_dir, settings.job_ttl_s, settings.at_rest, settings.max_job_records)
+    jobs = Jobs(settings, ApiError, (JobError, EnrolError, TemplateError))
+    store = jobs.store
     registry = Registry(settings.registry_dir, settings.model_file)
-    training_mu = threading.Lock()
-    if store.recovered:
-        log.warning("%d jobs interrupted by a restart are now failed", store.recovered)
-    executor = ThreadPoolExecutor(max_workers=settings.job_workers, thread_name_prefix="job")
     stop = threading.Event()
-    in_flight = {"n": 0, "by_caller": {}}
-    in_flight_mu = threading.Lock()
 
     def background():
         last_sweep = 0.0
@@ -592,8 +587,7 @@ def create_app(settings=None):
         t.start()
         yield
         stop.set()
-        executor.shutdown(wait=False, cancel_futures=True)
-        store.close()
+        jobs.close()
 
     app = FastAPI(title="tacit python factor", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.holder = holder
@@ -750,44 +744,7 @@ def create_app(settings=None):
         raw = await read_body(request, settings.max_body)
         return await run_in_threadpool(parse_object, raw)
 
-    def release(caller):
-        with in_flight_mu:
-            in_flight["n"] -= 1
-            left = in_flight["by_caller"].get(caller, 1) - 1
-            if left > 0:
-                in_flight["by_caller"][caller] = left
-            else:
-                in_flight["by_caller"].pop(caller, None)
-
-    def run_job(job_id, fn, caller):
-        try:
-            if settings.test_job_delay_s:
-                time.sleep(settings.test_job_delay_s)
-            result = fn()
-            store.finish(job_id, result=result)
-        except (JobError, EnrolError, TemplateError) as e:
-            store.finish(job_id, error=str(e))
-        except Exception as e:  # noqa: BLE001 - a job reports, never hangs
-            log.exception("job %s", job_id)
-            store.finish(job_id, error=f"internal error: {type(e).__name__}")
-        finally:
-            release(caller)
-
-    def submit(kind, fn, caller):
-        with in_flight_mu:
-            if in_flight["n"] >= settings.max_jobs:
-                raise ApiError(503, "too many jobs in flight, retry later", {"Retry-After": "5"}, "jobs_busy")
-            if in_flight["by_caller"].get(caller, 0) >= settings.max_jobs_per_caller:
-                raise ApiError(429, "too many jobs of this caller in flight, retry later", {"Retry-After": "2"})
-            in_flight["n"] += 1
-            in_flight["by_caller"][caller] = in_flight["by_caller"].get(caller, 0) + 1
-        try:
-            job_id = store.create(kind)
-            executor.submit(run_job, job_id, fn, caller)
-        except Exception:
-            release(caller)
-            raise
-        return JSONResponse({"jobId": job_id}, status_code=202)
+    submit = jobs.submit
 
     @app.post("/enrol")
     async def enrol(request: Request):
@@ -802,65 +759,30 @@ def create_app(settings=None):
 
         return await run_in_threadpool(submit, "enrol", job, caller_of(request))
 
-    def train_options(body):
-        unknown = set(body) - {"files", "promote", "gate_share", "seed", "steps"}
-        if unknown:
-            raise ApiError(400, f"unknown fields {sorted(unknown)}")
-        promote = body.get("promote", True)
-        if not isinstance(promote, bool):
-            raise ApiError(400, "promote must be true or false")
-        share = body.get("gate_share", 0.3)
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.1 <= share <= 0.5:
-            raise ApiError(400, "gate_share must be a number in 0.1..0.5")
-        seed = body.get("seed", 1)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
-            raise ApiError(400, "seed must be an integer in 0..2^64")
-        # Accepted for the contract's sake: fitting d' has no steps.
-        steps = body.get("steps", 1)
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100_000:
-            raise ApiError(400, "steps must be an integer in 1..100000")
-        if promote and settings.model_file is None:
-            raise ApiError(
-                409,
-                'this service has no FACTOR_MODEL_FILE to promote into: send "promote": false, or set it',
-                code="conflict",
-            )
-        return promote, float(share), seed
-
     @app.post("/train")
     async def train(request: Request):
         body = await json_object(request)
         m = need_model()
         files = check_files(body, settings.bucket)
-        promote, share, seed = train_options(body)
-        bad = next((k for k in files if len(k.split("/")) < 3 or k.split("/")[0] != "features"), None)
-        if bad is not None:
-            raise ApiError(400, f"{bad[:100]!r}: training files are features/USER/... (a person is a USER)")
-        if not training_mu.acquire(blocking=False):
-            raise ApiError(503, "a training job is running; this service trains one at a time", {"Retry-After": "60"}, "jobs_busy")
 
-        def job():
+        def job(promote, share, seed):
             try:
                 per_key = load_vectors(m, settings.objects_dir, files, settings.at_rest, by_key=True)
                 by_user = vectors_by_user(per_key)
                 cfg, report = train_population(m, by_user, share, seed)
-                manifest = registry.register(cfg, report, NAME)
-                promoted = promote and manifest["gate"]["passed"]
-                if promoted:
-                    # The reload loop loads it (FACTOR_RELOAD_S), as any new model file.
-                    registry.promote(manifest["version"])
-                log.info("trained v%s: gate %s, promoted %s", manifest["version"], manifest["gate"]["passed"], promoted)
-                return dict(manifest, promoted=promoted)
             except TrainError as e:
                 raise JobError(f"training: {e}") from None
-            finally:
-                training_mu.release()
+            manifest = registry.register(cfg, report, NAME)
+            promoted = promote and manifest["gate"]["passed"]
+            if promoted:
+                # The reload loop loads it (FACTOR_RELOAD_S), as any new model file.
+                registry.promote(manifest["version"])
+            log.info("trained v%s: gate %s, promoted %s", manifest["version"], manifest["gate"]["passed"], promoted)
+            return dict(manifest, promoted=promoted)
 
-        try:
-            return await run_in_threadpool(submit, "train", job, caller_of(request))
-        except BaseException:
-            training_mu.release()
-            raise
+        return await run_in_threadpool(
+            jobs.train, body, files, settings.model_file, "FACTOR_MODEL_FILE", job, caller_of(request)
+        )
 
     @app.post("/input")
     async def input_(request: Request):
@@ -908,12 +830,6 @@ def create_app(settings=None):
 
     @app.get("/status")
     async def status(request: Request):
-        task = request.query_params.get("taskID")
-        if task is None or task == "":
-            raise ApiError(400, "taskID is required")
-        st = store.get(task)
-        if st is None:
-            raise ApiError(404, "unknown or expired taskID")
-        return st
+        return jobs.status(request.query_params.get("taskID"))
 
     return app

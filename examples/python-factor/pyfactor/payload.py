@@ -9,6 +9,12 @@ All integers are big-endian; values are IEEE-754 binary32.
     record  = factor u8 | schema version u16 | window start u64 (Unix ms)
               | window length u32 (ms) | context id [16] (all zero = none)
               | value count u16 (1..=1024) | values f32 * count
+    face image record (tag 16, at most 4) = 16 u8 | format u16 (1 = JPEG)
+              | captured at u64 (Unix ms) | length u32 (128..=98304) | bytes
+
+Face image records travel from the phone to the gateway only: the gateway replaces them
+by face records (factor 4) before it stores a payload, so `decode` (stored objects)
+refuses them, and `decode_with_images` (what a phone sends) returns them apart.
 
 Decoding is strict, like the Rust decoder: bounded lengths, unknown versions and factor
 tags rejected, trailing bytes rejected, every record validated against its schema
@@ -27,7 +33,19 @@ RECORD_OVERHEAD = 1 + 2 + 8 + 4 + 16 + 2
 GAIT = 1
 KEYSTROKE_FIXED = 2
 KEYSTROKE_FREE = 3
-FACTOR_NAMES = {GAIT: "gait", KEYSTROKE_FIXED: "keystroke-fixed", KEYSTROKE_FREE: "keystroke-free"}
+FACE = 4
+FACTOR_NAMES = {GAIT: "gait", KEYSTROKE_FIXED: "keystroke-fixed", KEYSTROKE_FREE: "keystroke-free", FACE: "face"}
+
+# Face records (schema version 1): the embedding, the image's quality, its 64-bit replay
+# hash as four 16-bit chunks (whole numbers).
+FACE_EMBEDDING_DIM = 128
+FACE_HASH_CHUNKS = 4
+FACE_V1_DIM = FACE_EMBEDDING_DIM + 1 + FACE_HASH_CHUNKS
+FACE_COMPONENT_MAX = 2.0
+FACE_IMAGE_TAG = 16
+MAX_FACE_IMAGES = 4
+MIN_FACE_IMAGE_BYTES = 128
+MAX_FACE_IMAGE_BYTES = 96 * 1024
 
 KEYSTROKE_FIXED_MIN_KEYS = 2
 KEYSTROKE_FIXED_MAX_KEYS = 128
@@ -193,6 +211,22 @@ def validate(factor, version, values, has_context):
 
         _check_values(values, touch_def)
         return
+    if factor == FACE and version == 1:
+        if len(values) != FACE_V1_DIM:
+            raise SchemaError(f"face v1: {len(values)} values, expected {FACE_V1_DIM}")
+        if has_context:
+            raise SchemaError("face records must not carry a context id")
+
+        def face_def(i):
+            if i < FACE_EMBEDDING_DIM:
+                return ("embedding", -FACE_COMPONENT_MAX, FACE_COMPONENT_MAX)
+            return ("quality", 0.0, 1.0) if i == FACE_EMBEDDING_DIM else ("image_hash", 0.0, 65535.0)
+
+        _check_values(values, face_def)
+        for i in range(FACE_EMBEDDING_DIM + 1, FACE_V1_DIM):
+            if values[i] != math.floor(values[i]):
+                raise SchemaError(f"value {i} (image_hash) = {values[i]} outside [0, 65535]")
+        return
     layout = _LAYOUTS.get((factor, version))
     if layout is None:
         raise SchemaError(f"unknown schema version {version} for factor {FACTOR_NAMES.get(factor, factor)}")
@@ -218,8 +252,27 @@ class FeatureRecord:
         validate(self.factor, self.schema_version, self.values, self.context is not None)
 
 
+@dataclass
+class FaceImage:
+    """A camera frame a phone sealed for the face factor (never stored)."""
+
+    format: int
+    captured_at_ms: int
+    data: bytes = field(repr=False)
+
+
 def decode(data):
-    """Strictly decodes and validates a payload; returns its records. Raises PayloadError."""
+    """Strictly decodes and validates a stored payload; returns its records. Raises
+    PayloadError (also for a face image record: stored objects never hold one)."""
+    records, images = decode_with_images(data)
+    if images:
+        raise PayloadError("a face image record: stored feature objects never hold images")
+    return records
+
+
+def decode_with_images(data):
+    """Strictly decodes and validates a payload as a phone sends it; returns (records,
+    face images). Raises PayloadError."""
     data = bytes(data)
     pos = 0
 
@@ -240,9 +293,19 @@ def decode(data):
     # Each record needs at least RECORD_OVERHEAD + 4 bytes.
     if count * (RECORD_OVERHEAD + 4) > len(data) - pos:
         raise PayloadError("payload truncated")
-    records = []
+    records, images = [], []
     for index in range(count):
         (tag,) = take(1)
+        if tag == FACE_IMAGE_TAG:
+            if len(images) == MAX_FACE_IMAGES:
+                raise PayloadError(f"{MAX_FACE_IMAGES + 1} face images, at most {MAX_FACE_IMAGES}")
+            fmt, captured_at_ms, n = struct.unpack(">HQI", take(14))
+            if fmt != 1:
+                raise PayloadError(f"record {index}: face image format {fmt} unknown")
+            if not MIN_FACE_IMAGE_BYTES <= n <= MAX_FACE_IMAGE_BYTES:
+                raise PayloadError(f"record {index}: face image of {n} bytes, outside {MIN_FACE_IMAGE_BYTES}..={MAX_FACE_IMAGE_BYTES}")
+            images.append(FaceImage(fmt, captured_at_ms, take(n)))
+            continue
         if tag not in FACTOR_NAMES:
             raise PayloadError(f"record {index}: unknown factor tag {tag}")
         schema_version, window_start_ms, window_ms = struct.unpack(">HQI", take(14))
@@ -266,7 +329,7 @@ def decode(data):
         records.append(record)
     if pos != len(data):
         raise PayloadError(f"{len(data) - pos} trailing bytes after the last record")
-    return records
+    return records, images
 
 
 def encode(records):

@@ -190,6 +190,55 @@ class Strictness(unittest.TestCase):
         self.assertIsNone(p.fixed_text_keys(3 * 129 - 2))
 
 
+class Faces(unittest.TestCase):
+    """Face records (factor 4) and face image records (tag 16), as PROTOCOL.md has them."""
+
+    def face(self, hash_chunks=(65535.0, 0.0, 1.0, 4096.0), quality=0.75):
+        return record(p.FACE, [0.125] * 128 + [quality] + list(hash_chunks), None)
+
+    def test_face_records_round_trip_and_are_bounded(self):
+        recs = [self.face()]
+        self.assertEqual(p.decode(p.encode(recs)), recs)
+        for bad in (self.face(quality=1.5), self.face(hash_chunks=(0.5, 0.0, 0.0, 0.0)), self.face(hash_chunks=(65536.0, 0.0, 0.0, 0.0))):
+            with self.assertRaises(p.PayloadError):
+                p.encode([bad])
+        with self.assertRaisesRegex(p.PayloadError, "expected 133"):
+            p.encode([record(p.FACE, [0.0] * 132, None)])
+
+    def test_face_images_decode_apart_and_never_from_the_store(self):
+        image = struct.pack(">BHQI", 16, 1, 1_700_000_000_000, 200) + b"\xab" * 200
+        body = p.encode([self.face()])
+        both = b"\x01\x00\x02" + body[3:] + image
+        records, images = p.decode_with_images(both)
+        self.assertEqual(len(records), 1)
+        self.assertEqual((images[0].format, images[0].captured_at_ms, len(images[0].data)), (1, 1_700_000_000_000, 200))
+        self.assertNotIn("171", repr(images[0]))  # the bytes are not printed
+        with self.assertRaisesRegex(p.PayloadError, "never hold images"):
+            p.decode(both)
+        for bad, why in (
+            (struct.pack(">BHQI", 16, 2, 0, 200) + b"x" * 200, "format 2"),
+            (struct.pack(">BHQI", 16, 1, 0, 100) + b"x" * 100, "outside 128"),
+            (struct.pack(">BHQI", 16, 1, 0, 300) + b"x" * 200, "truncated"),
+        ):
+            with self.assertRaisesRegex(p.PayloadError, why):
+                p.decode_with_images(b"\x01\x00\x01" + bad)
+        five = b"\x01\x00\x05" + image * 5
+        with self.assertRaisesRegex(p.PayloadError, "at most 4"):
+            p.decode_with_images(five)
+
+    def test_face_bounds_match_the_rust_source(self):
+        path = os.path.join(REPO, "shared", "protocol", "src", "payload.rs")
+        if not os.path.exists(path):
+            self.skipTest("shared/protocol/src/payload.rs not found (example copied out of the repo)")
+        with open(path) as f:
+            src = f.read()
+        self.assertIn(f"pub const FACE_IMAGE_TAG: u8 = {p.FACE_IMAGE_TAG};", src)
+        self.assertIn(f"pub const MAX_FACE_IMAGES: usize = {p.MAX_FACE_IMAGES};", src)
+        self.assertIn(f"pub const MIN_FACE_IMAGE_BYTES: usize = {p.MIN_FACE_IMAGE_BYTES};", src)
+        self.assertIn("pub const MAX_FACE_IMAGE_BYTES: usize = 96 * 1024;", src)
+        self.assertEqual(p.MAX_FACE_IMAGE_BYTES, 96 * 1024)
+
+
 class SchemaTables(unittest.TestCase):
     """The Python copies of the fixed layouts equal shared/protocol/src/schema.rs."""
 
