@@ -3,7 +3,8 @@
 # detection failures, calibration, metrics, the evaluation on eight ORL people in mixed
 # formats, and the service over HTTP (images to embeddings, scores, the token, no image
 # on disk or in logs, scripts/factor_conformance.py with tritonclient), and end to end
-# through the phone core's Python bindings and the real gateway: the parts on
+# through the phone core's Python bindings and the real gateway, and the simulator's
+# world with faces as its third factor: the parts on
 # real faces are skipped, saying so, without ../shared/data/face. Packages: the face
 # venv (scripts/tools/face-venv.sh: dlib-bin, face-recognition-models; ~20 s first run).
 # The last line is "N passed, M failed"; the exit status is non-zero if anything failed.
@@ -17,12 +18,13 @@ export CONFORMANCE_PYTHON
 [ -x "$py" ] || { echo "[face-factor] ERROR: no face venv python ($py)" >&2; exit 1; }
 # The end-to-end test drives the real gateway through the generated Python bindings.
 gen="$(bash "$root/bindings/generate.sh" --languages python | tail -n 1)"
-(cd "$root" && cargo build --locked -q -p tacit-backend)
+(cd "$root" && cargo build --locked -q -p tacit-backend -p tacit-simulator)
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 TACIT_BACKEND_BIN="$target_dir/debug/tacit-backend"
 TACIT_BINDINGS_PY="$gen/python"
-export TACIT_BACKEND_BIN TACIT_BINDINGS_PY
+TACIT_SIM_BIN="$target_dir/debug/tacit-sim"
+export TACIT_BACKEND_BIN TACIT_BINDINGS_PY TACIT_SIM_BIN
 cd "$here"
 PYTHONDONTWRITEBYTECODE=1 "$py" - <<'PY'
 import sys, unittest

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod faces;
 pub mod gait;
 pub mod people;
 pub mod rng;

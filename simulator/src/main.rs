@@ -99,6 +99,16 @@ struct WorldArgs {
     /// The remote backend's HPKE public key, base64 (`tacit-backend keygen` prints it).
     #[arg(long)]
     backend_key: Option<String>,
+    /// Faces, the third factor: a folder of `<person>/<images>` (binary PGM or JPEG;
+    /// e.g. ORL). Person i of the world gets its person i: enrolled on the first 5
+    /// images, probed with the others. Needs --face-url.
+    #[arg(long, value_name = "DIR", requires = "face_url")]
+    faces: Option<std::path::PathBuf>,
+    /// The face factor service the backend sends the images to (`python -m tacitface
+    /// serve` on loopback with TACIT_FACTOR_AUTH=off, calibrated on people who are not
+    /// in --faces).
+    #[arg(long, value_name = "URL", requires = "faces")]
+    face_url: Option<String>,
 }
 
 fn simulate(a: WorldArgs) -> anyhow::Result<()> {
@@ -136,6 +146,12 @@ fn simulate(a: WorldArgs) -> anyhow::Result<()> {
         learn: a.learn,
         poison_accounts: a.poison_accounts,
         dir: a.dir.clone(),
+        faces: match (a.faces, a.face_url) {
+            (Some(data), Some(factor_url)) => {
+                Some(tacit_simulator::world::FaceWorld { data, factor_url })
+            }
+            _ => None,
+        },
     };
     cfg.check()?;
     let bar = indicatif::ProgressBar::new(1);

@@ -18,7 +18,7 @@ use crate::state::{AppState, now_ms};
 
 /// Hashes at most this many bits apart are one frame presented twice (measured on ORL:
 /// no two captures of one person that close; examples/face-factor/README.md).
-pub const REPLAY_BITS: u32 = 3;
+pub const REPLAY_BITS: u32 = 2;
 /// Captures closer in time than this are one session, whose frames may be
 /// near-identical (a burst from a still camera): they are not compared.
 pub const SESSION_GAP_MS: u64 = 10 * 60 * 1000;

@@ -78,7 +78,10 @@ pub struct RegisterDeviceResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadRequest {
-    /// Envelopes, base64, at most [`MAX_UPLOAD_BATCH`].
+    /// Envelopes, base64, at most [`MAX_UPLOAD_BATCH`]; each at most 1 MiB decoded
+    /// (`shared/protocol/PROTOCOL.md`). The sealed payload holds feature records and at
+    /// most 4 face image records (tag 16: a JPEG of 128..=98304 bytes, at most 640
+    /// pixels a side), which the gateway turns into face records and never stores.
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 256))]
     pub envelopes: Vec<String>,
 }
@@ -107,7 +110,8 @@ pub struct EnvelopeResult {
     pub envelope_id: Option<String>,
     /// Outcome.
     pub status: EnvelopeStatus,
-    /// Stable reason code for rejections (see `EnvelopeError::code`).
+    /// Stable reason code for rejections (see `EnvelopeError::code`; for face images
+    /// also `face_not_served`, `face_refused`, `face_replay` and `no_face`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -184,6 +184,7 @@ impl SimBackend {
         training_people: usize,
         steps: usize,
         seed: u64,
+        face_factor: Option<&str>,
     ) -> anyhow::Result<SimBackend> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -266,7 +267,24 @@ impl SimBackend {
                 Ok(backend)
             }
             _ => {
-                let settings = local_settings(dir, "127.0.0.1:0".into(), &admin_token);
+                let mut settings = local_settings(dir, "127.0.0.1:0".into(), &admin_token);
+                if let Some(url) = face_factor {
+                    settings
+                        .auth
+                        .factors
+                        .push(tacit_backend::settings::RemoteFactorSettings {
+                            name: "face".into(),
+                            url: url.to_string(),
+                            records: None,
+                            weight: 1.0,
+                        });
+                    // An image takes the face factor a few hundred ms on a CPU, and the
+                    // world's phones send many at once.
+                    settings.auth.timeout_ms = settings.auth.timeout_ms.max(15_000);
+                    // A world runs on loopback with a face service started beside it,
+                    // which cannot know the token of a keys directory made just now.
+                    settings.factor_auth.enabled = false;
+                }
                 ensure_at_rest_key(&settings)?;
                 let pair = KeyRing::generate(&settings.keys_dir())?;
                 let keys = KeyRing::load(&settings.keys_dir())?;

@@ -78,6 +78,21 @@ pub struct WorldConfig {
     /// simulator made it (its marker file is there); any other non-empty folder is
     /// refused ([`workdir::prepare`]).
     pub dir: PathBuf,
+    /// Faces: the world's third factor (`None`: gait and keystrokes only).
+    pub faces: Option<FaceWorld>,
+}
+
+/// Faces in a world: real people's images for the synthetic people
+/// ([`crate::faces::FaceSet`]) and the face factor service the backend sends them to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceWorld {
+    /// A folder of `<person>/<images>` (binary PGM or JPEG): person `i` of the world is
+    /// its person `i`, while there are enough; people beyond have no face.
+    pub data: PathBuf,
+    /// The face factor's URL (`python -m tacitface serve` with `TACIT_FACTOR_AUTH=off`
+    /// on loopback: the world's backend is made at the start of the run, so the service
+    /// cannot hold its factor token, and calls it without one).
+    pub factor_url: String,
 }
 
 impl Default for WorldConfig {
@@ -100,6 +115,7 @@ impl Default for WorldConfig {
             learn: false,
             poison_accounts: 40,
             dir: std::env::temp_dir().join("tacit-sim-world"),
+            faces: None,
         }
     }
 }
@@ -125,6 +141,19 @@ impl WorldConfig {
             }
         }
         self.faults.check()?;
+        if let Some(f) = &self.faces {
+            if !matches!(self.backend, BackendKind::InProcess) {
+                return Err(anyhow::anyhow!(
+                    "faces: the in-process backend only (its factor list gets the face factor)"
+                ));
+            }
+            if !(f.factor_url.starts_with("http://") || f.factor_url.starts_with("https://")) {
+                return Err(anyhow::anyhow!(
+                    "face factor URL {:?}: expected http(s)://...",
+                    f.factor_url
+                ));
+            }
+        }
         if let BackendKind::Remote {
             url,
             admin_token,

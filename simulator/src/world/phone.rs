@@ -249,6 +249,16 @@ impl SimPhone {
         Ok(())
     }
 
+    /// The phone's camera takes `frame` (the app calls `record_face`); it is sealed with
+    /// the next activity.
+    pub fn face(
+        &mut self,
+        frame: &tacit_mobile_core::client::face::CameraFrame,
+    ) -> anyhow::Result<()> {
+        self.client()?.record_face(frame)?;
+        Ok(())
+    }
+
     /// Time passes on the phone's clock without activity (sessions apart).
     pub fn pause(&mut self, seconds: i64) {
         self.clock_ns += seconds * SEC;

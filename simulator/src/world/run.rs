@@ -41,6 +41,10 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     let started = Instant::now();
     super::workdir::prepare(&cfg.dir)?;
     let world = PopulationModel::with_seed(cfg.seed);
+    let faces = match &cfg.faces {
+        Some(f) => Some(std::sync::Arc::new(crate::faces::FaceSet::load(&f.data)?)),
+        None => None,
+    };
 
     progress("training the models on other synthetic people", 0, 1);
     let backend = SimBackend::start(
@@ -50,6 +54,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         cfg.training_people,
         cfg.training_steps,
         cfg.seed,
+        cfg.faces.as_ref().map(|f| f.factor_url.as_str()),
     )
     .await?;
     if cfg.learn {
@@ -126,7 +131,14 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
                 } else {
                     (90.0, 20)
                 };
+                let faces = faces.clone();
                 tokio::task::spawn_blocking(move || -> anyhow::Result<SimPhone> {
+                    // The enrolment images, taken with the first session's activity.
+                    if let Some(face) = faces.as_deref().and_then(|f| f.of(phone.index)) {
+                        for frame in face.enrolment() {
+                            phone.face(frame)?;
+                        }
+                    }
                     for s in 0..sessions {
                         if s > 0 {
                             phone.pause(3600);
@@ -190,15 +202,21 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         let mut running = futures::stream::iter(phones)
             .map(|phone| {
                 let h = handle.clone();
-                let (world, cfg, http, url, token) = (
+                let (world, cfg, http, url, token, faces) = (
                     world.clone(),
                     cfg.clone(),
                     http.clone(),
                     url.clone(),
                     token.clone(),
+                    faces.clone(),
                 );
                 tokio::task::spawn_blocking(move || {
-                    live_day(phone, day, &world, &cfg, &h, &http, &url, &token)
+                    let day_of = Day {
+                        world: &world,
+                        cfg: &cfg,
+                        faces: faces.as_deref(),
+                    };
+                    live_day(phone, day, &day_of, &h, &http, &url, &token)
                 })
             })
             .buffer_unordered(cfg.parallel);
@@ -377,51 +395,77 @@ fn other_person(rng: &mut SplitMix64, me: usize, people: usize) -> usize {
     (me + 1 + rng.below(people - 1)) % people
 }
 
+/// What every phone's day shares.
+struct Day<'a> {
+    world: &'a PopulationModel,
+    cfg: &'a WorldConfig,
+    faces: Option<&'a crate::faces::FaceSet>,
+}
+
 /// One phone's day: its owner uses it and authenticates `auths_per_day` times; someone
 /// else may pick it up (zero-effort impostor), or a mimic may try. After a genuine
 /// answer other than `accept` the app's own step-up succeeds and clears the lock.
-#[allow(clippy::too_many_arguments)]
+///
+/// With faces, every authentication takes a picture of whoever holds the phone: the
+/// owner's probe images in turn, an impostor's own face, and for the mimic a photo of
+/// the owner, an enrolment image presented again (a replay).
 fn live_day(
     mut phone: SimPhone,
     day: u32,
-    world: &PopulationModel,
-    cfg: &WorldConfig,
+    d: &Day<'_>,
     h: &tokio::runtime::Handle,
     http: &reqwest::Client,
     url: &str,
     token: &str,
 ) -> anyhow::Result<(SimPhone, Vec<Outcome>)> {
+    let (world, cfg) = (d.world, d.cfg);
     let owner = world.person(phone.index as u64);
+    let own_face = d.faces.and_then(|f| f.of(phone.index));
+    let mut probes = day as usize * 8;
     let mut outcomes = Vec::new();
-    let mut attempt =
-        |phone: &mut SimPhone, holder: Holder, person: &crate::Person| -> anyhow::Result<()> {
-            phone.activity(person, day, 60.0, 5)?;
-            let (answer, latency_ms) = h.block_on(phone.authenticate())?;
-            if holder == Holder::Owner && answer.decision != AuthDecision::Accept {
-                let path = format!("/v1/users/{}/unlock", phone.user_id);
-                h.block_on(super::phone::admin(http, url, token, &path, None))?;
-            }
-            outcomes.push(Outcome {
-                holder,
-                answer,
-                latency_ms,
-            });
-            Ok(())
-        };
+    let mut attempt = |phone: &mut SimPhone,
+                       holder: Holder,
+                       person: &crate::Person,
+                       face: Option<&tacit_mobile_core::client::face::CameraFrame>|
+     -> anyhow::Result<()> {
+        if let Some(frame) = face {
+            phone.face(frame)?;
+        }
+        phone.activity(person, day, 60.0, 5)?;
+        let (answer, latency_ms) = h.block_on(phone.authenticate())?;
+        if holder == Holder::Owner && answer.decision != AuthDecision::Accept {
+            let path = format!("/v1/users/{}/unlock", phone.user_id);
+            h.block_on(super::phone::admin(http, url, token, &path, None))?;
+        }
+        outcomes.push(Outcome {
+            holder,
+            answer,
+            latency_ms,
+        });
+        Ok(())
+    };
+    let mut owner_face = || {
+        probes += 1;
+        own_face.map(|f| f.probe(probes))
+    };
     for _ in 0..cfg.auths_per_day {
-        attempt(&mut phone, Holder::Owner, &owner)?;
+        attempt(&mut phone, Holder::Owner, &owner, owner_face())?;
     }
     if Draw::uniform(&mut phone.rng) < cfg.impostor_rate {
         let j = other_person(&mut phone.rng, phone.index, cfg.people);
-        attempt(&mut phone, Holder::Impostor, &world.person(j as u64))?;
+        let face = own_face
+            .and(d.faces)
+            .map(|f| f.other_than(phone.index, j).probe(j));
+        attempt(&mut phone, Holder::Impostor, &world.person(j as u64), face)?;
         // The owner gets the phone back.
-        attempt(&mut phone, Holder::Owner, &owner)?;
+        attempt(&mut phone, Holder::Owner, &owner, owner_face())?;
     }
     if Draw::uniform(&mut phone.rng) < cfg.mimic_rate {
         let j = other_person(&mut phone.rng, phone.index, cfg.people);
         let mimic = world.person(j as u64).mimic(&owner, cfg.mimic_strength);
-        attempt(&mut phone, Holder::Mimic, &mimic)?;
-        attempt(&mut phone, Holder::Owner, &owner)?;
+        let photo = own_face.map(|f| &f.enrolment()[j % crate::faces::ENROL_FACES]);
+        attempt(&mut phone, Holder::Mimic, &mimic, photo)?;
+        attempt(&mut phone, Holder::Owner, &owner, owner_face())?;
     }
     h.block_on(phone.upload())?;
     phone.close();
