@@ -306,6 +306,8 @@ def decode_with_images(data):
                 raise PayloadError(f"record {index}: face image of {n} bytes, outside {MIN_FACE_IMAGE_BYTES}..={MAX_FACE_IMAGE_BYTES}")
             images.append(FaceImage(fmt, captured_at_ms, take(n)))
             continue
+        if images:
+            raise PayloadError(f"record {index}: a face image is followed by a feature record (images come last)")
         if tag not in FACTOR_NAMES:
             raise PayloadError(f"record {index}: unknown factor tag {tag}")
         schema_version, window_start_ms, window_ms = struct.unpack(">HQI", take(14))

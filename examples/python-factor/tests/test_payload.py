@@ -222,6 +222,9 @@ class Faces(unittest.TestCase):
         ):
             with self.assertRaisesRegex(p.PayloadError, why):
                 p.decode_with_images(b"\x01\x00\x01" + bad)
+        # One encoding: images come after every feature record.
+        with self.assertRaisesRegex(p.PayloadError, "images come last"):
+            p.decode_with_images(b"\x01\x00\x02" + image + body[3:])
         five = b"\x01\x00\x05" + image * 5
         with self.assertRaisesRegex(p.PayloadError, "at most 4"):
             p.decode_with_images(five)

@@ -383,6 +383,13 @@ impl Payload {
                 });
                 continue;
             }
+            // One encoding: face images come after every feature record.
+            if !face_images.is_empty() {
+                return Err(PayloadError::FaceImage {
+                    index,
+                    what: "is followed by a feature record (images come last)".into(),
+                });
+            }
             let factor =
                 FactorKind::from_tag(tag).ok_or(PayloadError::UnknownFactor { index, tag })?;
             let schema_version = r.u16().ok_or(PayloadError::Truncated)?;

@@ -107,6 +107,25 @@ fn bounds_are_enforced_when_encoding_and_decoding() {
         Payload::decode(&wire(5, &five)),
         Err(PayloadError::FaceImageCount(MAX_FACE_IMAGES + 1))
     );
+    // One encoding: a feature record after an image is refused (the encoder writes
+    // images last, so a decoded payload re-encodes to the same bytes).
+    let record = Payload {
+        records: vec![gait()],
+        face_images: vec![],
+    }
+    .encode()
+    .unwrap();
+    let mut image_first = wire(2, &[(1, 300, 300)]);
+    image_first.extend_from_slice(&record[3..]);
+    assert!(matches!(
+        Payload::decode(&image_first),
+        Err(PayloadError::FaceImage { index: 1, .. })
+    ));
+    let mut record_first = wire(2, &[]);
+    record_first.extend_from_slice(&record[3..]);
+    record_first.extend_from_slice(&wire(1, &[(1, 300, 300)])[3..]);
+    let p = Payload::decode(&record_first).unwrap();
+    assert_eq!(p.encode().unwrap(), record_first);
     let mut trailing = wire(1, &[(1, 300, 300)]);
     trailing.push(0);
     assert_eq!(
