@@ -67,6 +67,13 @@ async fn infer(
         .as_array()
         .cloned()
         .unwrap_or_default();
+    // An image the stand-in refuses as a request (a factor's 4xx).
+    if data
+        .iter()
+        .any(|d| b64_decode(d.as_str().unwrap_or("")).is_some_and(|b| b.starts_with(b"BADREQ")))
+    {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "refused"})));
+    }
     let n = data.len();
     let (mut emb, mut quality, mut hash, mut refusal) = (vec![], vec![], vec![], vec![]);
     for d in data {
@@ -254,6 +261,20 @@ async fn face_images_become_records_and_never_reach_the_store() {
     )
     .await;
     assert_eq!(outcome(&v), ("stored".into(), None), "{v}");
+
+    // The factor refuses the request (4xx): the envelope is rejected for good, saying
+    // why, and not retried.
+    let (_, v) = upload(
+        &http,
+        &url,
+        phone.envelope(vec![image(b"BADREQ", 0, now_ms())]),
+    )
+    .await;
+    assert_eq!(
+        outcome(&v),
+        ("rejected".into(), Some("face_refused".into())),
+        "{v}"
+    );
 
     // The face factor is down: the request fails whole (the phone sends it again
     // later) and nothing is stored; back up, the same envelope is stored.

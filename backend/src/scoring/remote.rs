@@ -403,6 +403,43 @@ mod tests {
     }
 
     #[test]
+    fn an_embedding_answer_is_checked_image_by_image() {
+        let ok = |hash: Value, quality: f64, refusal: Value| {
+            answer(json!([
+                out("embedding", json!(vec![0.1; 256])),
+                out("quality", json!([quality, 0.0])),
+                out("image_hash", json!(hash)),
+                {"name": "refusal", "datatype": "BYTES", "shape": [2], "data": refusal},
+            ]))
+        };
+        let got = embedded_from(
+            &ok(json!([1, 2, 3, 4, 0, 0, 0, 0]), 0.9, json!(["", "no_face"])),
+            2,
+        )
+        .unwrap();
+        assert!(
+            matches!(&got[0], Embedded::Face(v) if v.len() == 133 && v[128] == 0.9 && v[132] == 4.0)
+        );
+        assert_eq!(got[1], Embedded::Refused("no_face".into()));
+        // Anything the face schema would refuse, or of the wrong shape, is a malformed
+        // answer (the factor is at fault: the upload is retried, nothing stored).
+        for bad in [
+            ok(json!([1, 2, 3, 4, 0, 0, 0, 0]), 1.5, json!(["", ""])),
+            ok(json!([1.5, 2, 3, 4, 0, 0, 0, 0]), 0.9, json!(["", ""])),
+            ok(json!([70000, 2, 3, 4, 0, 0, 0, 0]), 0.9, json!(["", ""])),
+            ok(json!([1, 2, 3, 4, 0, 0, 0]), 0.9, json!(["", ""])),
+            ok(json!([1, 2, 3, 4, 0, 0, 0, 0]), 0.9, json!([""])),
+            ok(json!([1, 2, 3, 4, 0, 0, 0, 0]), 0.9, json!(["", 7])),
+            answer(json!([out("embedding", json!(vec![0.1; 256]))])),
+        ] {
+            assert!(
+                matches!(embedded_from(&bad, 2), Err(FactorError::Unavailable(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn a_calibrated_answer_carries_its_histogram_and_floor() {
         let v = answer(json!([
             out("llr", json!([1.0, 2.0])),
