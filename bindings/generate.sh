@@ -51,7 +51,15 @@ if [ -z "$lib" ]; then
     *) profile_dir="$profile" ;;
   esac
   log "cargo build -p tacit-mobile-core --lib --profile $profile"
-  cargo build --locked -p tacit-mobile-core --lib --profile "$profile" >&2
+  (
+    # The phone library's build settings, for this build only (the generator below is
+    # an ordinary host build).
+    if [ "$profile" = release-mobile ]; then
+      # shellcheck source=../scripts/mobile-env.sh
+      . scripts/mobile-env.sh
+    fi
+    cargo build --locked -p tacit-mobile-core --lib --profile "$profile" >&2
+  )
   lib="$target_dir/$profile_dir/$libfile"
 fi
 [ -f "$lib" ] || { log "ERROR: library $lib not found"; exit 1; }

@@ -3,12 +3,19 @@
 # language, embedded SQLite in a temporary data dir) in Python, Kotlin (JVM, JNA) and
 # Swift (Linux, in the trixie chroot of scripts/tools/swift.sh):
 # create a client -> register -> record motion and keys -> seal -> upload -> status,
-# plus the error cases. Each language prints one line "N passed, N failed"; this script
-# prints the total as its last line and exits non-zero if anything failed.
+# plus the error cases. Step swift-platform compiles the Swift platform layer
+# (bindings/apple/Sources/Tacit) with its tests (bindings/tests/swift-platform) and runs
+# them, end to end part and quickstart included, against its own gateway. Each step prints
+# one line "N passed, N failed"; this script prints the total as its last line and exits
+# non-zero if anything failed.
 #
-# Usage: bindings/run-tests.sh [--release] [--languages python,kotlin,swift] [--keep]
+# Step python-wheel builds the Python wheel (bindings/python/build-wheel.sh: maturin,
+# the phone library's release profile), installs it into a fresh venv and runs the
+# Python quickstart (bindings/tests/python/quickstart.py) with it against a gateway.
+#
+# Usage: bindings/run-tests.sh [--release] [--languages python,python-wheel,kotlin,swift,swift-platform] [--keep]
 #   --release     build the library in release mode (default: debug)
-#   --languages   comma-separated subset (default: all three)
+#   --languages   comma-separated subset (default: all of them)
 #   --keep        keep the temporary directory (gateway logs and data, compiled tests)
 # Needs: cargo, python3 (curl is used when present), a JDK (scripts/tools/kotlin.sh
 # installs kotlinc and JNA), root for Swift (scripts/tools/swift.sh; skipped with a
@@ -21,14 +28,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 gen_args=()
-languages="python,kotlin,swift"
+languages="python,python-wheel,kotlin,swift,swift-platform"
 keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --release) gen_args+=(--release) ;;
     --languages) [ $# -ge 2 ] || { echo "--languages needs a value" >&2; exit 2; }; languages="$2"; shift ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "[run-tests] ERROR: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -192,29 +199,123 @@ run_python() {
   env "${envs[@]}" PYTHONDONTWRITEBYTECODE=1 "$py" "$dir/lib/test_bindings.py"
 }
 
+# The wheel as a user gets it: built with maturin, installed (nothing else, no index)
+# into a fresh venv, imported from there, the quickstart run against a gateway. Checks:
+# the wheel builds with the workspace's version, installs, and the quickstart prints a
+# decision.
+run_python_wheel() {
+  local dir="$tmp/python-wheel" wheel envs out p=0 f=0 version
+  start_server python-wheel || return 1
+  mkdir -p "$dir"
+  version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)"
+  if wheel="$(bash bindings/python/build-wheel.sh --out "$dir/dist" | tail -n 1)" &&
+    [[ "$(basename "$wheel")" == tacit_sdk-"$version"-* ]]; then
+    p=$((p + 1)); log "python-wheel: built $(basename "$wheel")"
+  else
+    echo "0 passed, 1 failed"; return 1
+  fi
+  python3 -m venv "$dir/venv" >&2 &&
+    "$dir/venv/bin/pip" install -q --no-index --no-deps "$wheel" >&2 &&
+    p=$((p + 1)) || { f=$((f + 1)); echo "$p passed, $f failed"; return 1; }
+  mapfile -t envs < <(test_env "$dir/data")
+  # From another folder, so that `import tacit` can only find the installed wheel.
+  if out="$(cd "$dir" && env "${envs[@]}" PYTHONDONTWRITEBYTECODE=1 "$dir/venv/bin/python" \
+    "$root/bindings/tests/python/quickstart.py")" && [[ "$out" == "decision: "* ]]; then
+    p=$((p + 1)); log "python-wheel: quickstart: $out"
+  else
+    f=$((f + 1)); log "python-wheel: quickstart failed: $out"
+  fi
+  echo "$p passed, $f failed"
+  [ "$f" = 0 ]
+}
+
+# summary_counts FILE: "P F" from the last "N passed, N failed" line of FILE, or nothing.
+summary_counts() {
+  sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$1" 2>/dev/null | tail -n 1
+}
+
+# The Kotlin step has two parts, each against its own gateway: the bindings scenario
+# (tests/kotlin) and the platform layer (bindings/android/tacit/src/main/kotlin without
+# its Android-only adapters in dev/tacit/sdk/android, with tests/kotlin-platform: unit
+# tests, the facade end to end, the quickstart). It prints one combined
+# "N passed, N failed" line; a part without a summary, or that exited non-zero with no
+# failed check, counts as one failure.
 run_kotlin() {
   local dir="$tmp/kotlin" KOTLINC KOTLIN_STDLIB KOTLINX_COROUTINES JNA_JAR cp envs
+  local part rc counts p f total_p=0 total_f=0 status=0
   start_server kotlin || return 1
   eval "$(bash scripts/tools/kotlin.sh)"
   cp="$JNA_JAR:$KOTLINX_COROUTINES"
+  # A private copy of the bindings and library (like python's and swift's): both parts
+  # then load the library the classes were compiled from, even if the bindings are
+  # regenerated meanwhile.
+  mkdir -p "$dir"
+  cp -r "$gen/kotlin" "$dir/gen"
   log "kotlin: compiling (about 30 s)"
   "$KOTLINC" -nowarn -d "$dir/classes" -cp "$cp" \
-    "$(find "$gen/kotlin" -name '*.kt')" bindings/tests/kotlin/*.kt >&2 || return 1
+    "$(find "$dir/gen" -name '*.kt')" bindings/tests/kotlin/*.kt >&2 || return 1
   mapfile -t envs < <(test_env "$dir/data")
-  env "${envs[@]}" java -Djna.library.path="$gen/kotlin" \
-    -cp "$dir/classes:$KOTLIN_STDLIB:$cp" tacit.bindings.test.MainKt
+  rc=0
+  env "${envs[@]}" java -Djna.library.path="$dir/gen" \
+    -cp "$dir/classes:$KOTLIN_STDLIB:$cp" tacit.bindings.test.MainKt >"$dir/scenario.out" || rc=$?
+  echo "$rc" >"$dir/scenario.rc"
+  rc=0
+  run_kotlin_platform "$dir" "$cp" >"$dir/platform.out" || rc=$?
+  echo "$rc" >"$dir/platform.rc"
+  for part in scenario platform; do
+    rc="$(cat "$dir/$part.rc")"
+    counts="$(summary_counts "$dir/$part.out")"
+    if [ -z "$counts" ]; then
+      log "kotlin $part: no result (exit $rc); counted as 1 failure"
+      p=0 f=1
+    else
+      read -r p f <<<"$counts"
+      if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+      log "kotlin $part: $p passed, $f failed"
+    fi
+    if [ "$part" = platform ] && [ "$f" != 0 ] && [ -s "$tmp/gateway-kotlin-platform/server.log" ]; then
+      log "kotlin platform: last lines of its gateway log:"
+      tail -n 20 "$tmp/gateway-kotlin-platform/server.log" >&2
+    fi
+    [ "$rc" = 0 ] && [ "$f" = 0 ] || status=1
+    total_p=$((total_p + p))
+    total_f=$((total_f + f))
+  done
+  echo "$total_p passed, $total_f failed"
+  return "$status"
 }
 
-run_swift() {
-  local dir="$tmp/swift" rc=0 modulemap module envs
-  start_server swift || return 1
+# run_kotlin_platform DIR CP: compiles the platform layer's pure sources and its tests
+# against the bindings compiled into DIR/classes, and runs them against a gateway of
+# their own (fresh enrolment tokens). Uses run_kotlin's KOTLINC and KOTLIN_STDLIB.
+run_kotlin_platform() {
+  local dir="$1" cp="$2" classes="$1/platform-classes" srcs envs
+  start_server kotlin-platform || return 1
+  mapfile -t srcs < <(find bindings/android/tacit/src/main/kotlin -name '*.kt' \
+    -not -path '*/dev/tacit/sdk/android/*' | sort)
+  [ "${#srcs[@]}" -gt 0 ] || { log "ERROR: no platform sources found"; return 1; }
+  log "kotlin: compiling the platform layer and its tests (about 30 s)"
+  "$KOTLINC" -nowarn -d "$classes" -cp "$dir/classes:$cp" \
+    "${srcs[@]}" bindings/tests/kotlin-platform/*.kt >&2 || return 1
+  mapfile -t envs < <(test_env "$dir/platform-data")
+  env "${envs[@]}" java -Djna.library.path="$dir/gen" \
+    -cp "$classes:$dir/classes:$KOTLIN_STDLIB:$cp" tacit.platform.test.MainKt
+}
+
+# swift_ready: the Swift chroot is there; returns 3 (skipped, said why) without root.
+swift_ready() {
+  local rc=0
   bash scripts/tools/swift.sh ensure >/dev/null || rc=$?
   if [ "$rc" = 3 ]; then
     echo "SKIP: swift needs root to build and enter its chroot" >&2
-    return 3
-  elif [ "$rc" != 0 ]; then
-    return "$rc"
   fi
+  return "$rc"
+}
+
+run_swift() {
+  local dir="$tmp/swift" modulemap module envs
+  start_server swift || return 1
+  swift_ready || return $?
   mkdir -p "$dir"
   cp "$gen/swift/"* "$dir/"
   cp bindings/tests/swift/*.swift bindings/tests/swift/CSodium.modulemap "$dir/"
@@ -230,12 +331,38 @@ run_swift() {
   bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work /work/tacit_test
 }
 
+# The Swift platform layer (bindings/apple/Sources/Tacit): its pure Swift sources (the
+# Apple-only adapters compile to nothing without the Apple SDKs), compiled into ONE module
+# with the generated tacit.swift and the tests of bindings/tests/swift-platform (unit
+# tests, then the facade end to end and the quickstart against the real gateway).
+run_swift_platform() {
+  local dir="$tmp/swift-platform" modulemap module envs
+  start_server swift-platform || return 1
+  swift_ready || return $?
+  mkdir -p "$dir/layer" "$dir/test"
+  cp "$gen/swift/"* "$dir/"
+  cp bindings/apple/Sources/Tacit/*.swift "$dir/layer/"
+  cp bindings/tests/swift-platform/*.swift bindings/tests/swift-platform/CSodium.modulemap "$dir/test/"
+  modulemap="$(cd "$dir" && ls -- *FFI.modulemap)"
+  module="${modulemap%FFI.modulemap}"
+  mapfile -t envs < <(test_env /work/data)
+  log "swift-platform: compiling (about a minute)"
+  # Swift 5 language mode: the generated bindings and the layer target Swift 5.9 (the
+  # package's tools version), not Swift 6's strict concurrency checking.
+  bash scripts/tools/swift.sh run "$dir" -- env LD_LIBRARY_PATH=/work \
+    sh -c 'swiftc -swift-version 5 -module-name "$1" -Xcc "-fmodule-map-file=/work/$2" \
+      -Xcc -fmodule-map-file=/work/test/CSodium.modulemap -L /work -ltacit_mobile_core \
+      -o /work/tacit_platform_test "/work/$1.swift" /work/layer/*.swift /work/test/*.swift' \
+    sh "$module" "$modulemap" 1>&2 || return 1
+  bash scripts/tools/swift.sh run "$dir" -- env "${envs[@]}" LD_LIBRARY_PATH=/work /work/tacit_platform_test
+}
+
 total_pass=0
 total_fail=0
 IFS=',' read -r -a langs <<<"$languages"
 for lang in "${langs[@]}"; do
   case "$lang" in
-    python | kotlin | swift) ;;
+    python | python-wheel | kotlin | swift | swift-platform) ;;
     *) log "ERROR: unknown language $lang"; exit 2 ;;
   esac
   log "=== $lang ==="
@@ -243,9 +370,9 @@ for lang in "${langs[@]}"; do
   rc=0
   # (set -e does not apply inside a function run in a `||` list: the steps return
   # explicitly on failure.)
-  "run_$lang" >"$out" || rc=$?
+  "run_${lang//-/_}" >"$out" || rc=$?
   summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)"
-  if [ "$lang" = swift ] && [ "$rc" = 3 ] && [ -z "$summary" ]; then
+  if [[ "$lang" == swift* ]] && [ "$rc" = 3 ] && [ -z "$summary" ]; then
     echo "$lang: SKIPPED (not root)"
     continue
   fi

@@ -7,9 +7,12 @@
 # else `nm --size-sort`). Output is Markdown for BENCHMARKS.md on stdout; progress on
 # stderr.
 #
-# Usage: scripts/mobile-size.sh [--top N] [--no-install]
+# Usage: scripts/mobile-size.sh [--top N] [--no-install] [--target aarch64-unknown-linux-gnu]
 #   --top N        rows per table (default 15)
 #   --no-install   do not try `cargo install cargo-bloat --locked` (use nm)
+#   --target T     cross-build for T (aarch64-unknown-linux-gnu: the phones' CPU, NEON
+#                  kernels; needs `rustup target add T` and Debian's gcc-aarch64-linux-gnu,
+#                  used as C compiler and linker). Attribution stays with nm then.
 # Honours CARGO_TARGET_DIR. Two release-mobile builds: expect several minutes cold.
 set -euo pipefail
 
@@ -18,10 +21,12 @@ cd "$root"
 
 top=15
 install=1
+target=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --top) [ $# -ge 2 ] || { echo "--top needs a value" >&2; exit 2; }; top="$2"; shift ;;
     --no-install) install="" ;;
+    --target) [ $# -ge 2 ] || { echo "--target needs a value" >&2; exit 2; }; target="$2"; shift ;;
     -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) echo "[mobile-size] ERROR: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -33,21 +38,40 @@ log() { echo "[mobile-size] $*" >&2; }
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 lib="libtacit_mobile_core.so"
 profile=release-mobile
+target_args=()
+out_dir="$profile"
+if [ -n "$target" ]; then
+  target_args=(--target "$target")
+  out_dir="$target/$profile"
+  install=""
+  case "$target" in
+    aarch64-unknown-linux-gnu)
+      command -v aarch64-linux-gnu-gcc >/dev/null ||
+        { log "ERROR: aarch64-linux-gnu-gcc missing (apt-get install gcc-aarch64-linux-gnu)"; exit 1; }
+      export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+      export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+      size_tool=aarch64-linux-gnu-size nm_tool=aarch64-linux-gnu-nm
+      ;;
+  esac
+fi
+size_tool="${size_tool:-size}" nm_tool="${nm_tool:-nm}"
 
+# shellcheck source=mobile-env.sh
+. scripts/mobile-env.sh
 log "cargo build -p tacit-mobile-core --lib --profile $profile (stripped)"
-cargo build --locked -q -p tacit-mobile-core --lib --profile "$profile" >&2
-stripped="$target_dir/$profile/$lib"
+cargo build --locked -q -p tacit-mobile-core --lib --profile "$profile" "${target_args[@]}" >&2
+stripped="$target_dir/$out_dir/$lib"
 size_stripped="$(stat -c %s "$stripped")"
 size_gz="$(gzip -9 -c "$stripped" | wc -c)"
-size_a="$(stat -c %s "$target_dir/$profile/libtacit_mobile_core.a" 2>/dev/null || echo 0)"
+size_a="$(stat -c %s "$target_dir/$out_dir/libtacit_mobile_core.a" 2>/dev/null || echo 0)"
 
 # Same profile with symbols kept, in its own target dir so that the stripped build's
 # artifacts stay valid. Only `strip` differs, so the code is the same.
 unstripped_dir="$target_dir/mobile-size-symbols"
 log "unstripped build of the same profile (for attribution) in $unstripped_dir"
 CARGO_PROFILE_RELEASE_MOBILE_STRIP=false CARGO_TARGET_DIR="$unstripped_dir" \
-  cargo build --locked -q -p tacit-mobile-core --lib --profile "$profile" >&2
-unstripped="$unstripped_dir/$profile/$lib"
+  cargo build --locked -q -p tacit-mobile-core --lib --profile "$profile" "${target_args[@]}" >&2
+unstripped="$unstripped_dir/$out_dir/$lib"
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f MiB", b / 1048576 }'; }
 kib() { awk -v b="$1" 'BEGIN { printf "%.1f KiB", b / 1024 }'; }
@@ -58,7 +82,7 @@ commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 cat <<EOF
 ### Mobile library size (\`scripts/mobile-size.sh\`)
 
-Host $(uname -m) Linux, $rustc_version, commit $commit, profile \`$profile\`
+Target ${target:-$(uname -m) Linux (host)}, $rustc_version, commit $commit, profile \`$profile\`
 (opt-level z, LTO, codegen-units 1, panic=abort, strip).
 
 | artifact | size |
@@ -73,7 +97,7 @@ echo "Largest sections of the stripped library (\`size -A\`):"
 echo
 echo "| section | size |"
 echo "|---|---|"
-size -A "$stripped" | awk 'NR > 2 && $2 > 0 && $1 ~ /^\./ { print $2 "\t" $1 }' | sort -rn | head -n 8 |
+"$size_tool" -A "$stripped" | awk 'NR > 2 && $2 > 0 && $1 ~ /^\./ { print $2 "\t" $1 }' | sort -rn | head -n 8 |
   awk -F'\t' '{ printf "| `%s` | %.1f KiB |\n", $2, $1 / 1024 }'
 echo
 
@@ -102,7 +126,7 @@ if cargo bloat --version >/dev/null 2>&1; then
   echo '```'
 else
   log "nm --size-sort on the unstripped build"
-  syms="$(nm --size-sort --radix=d -C "$unstripped" | awk '$2 ~ /^[tTrRdDbB]$/')"
+  syms="$("$nm_tool" --size-sort --radix=d -C "$unstripped" | awk '$2 ~ /^[tTrRdDbB]$/')"
   total="$(awk '{ s += $1 } END { print s + 0 }' <<<"$syms")"
   echo "Largest contributors by crate (\`nm --size-sort\` on an unstripped build; symbols"
   echo "attributed by the first path segment of the demangled name; $(kib "$total") in symbols):"

@@ -61,6 +61,9 @@ cargo clippy --locked -p tacit-models -p tacit-backend --features tacit-backend/
 step "crate boundaries: pure crates without FFI/SQLite/HTTP/runtime; the phone SDK used by app-facing code only"
 bash scripts/crate-boundaries.sh
 
+step "the README's quickstarts are the files the binding tests run"
+bash scripts/check-quickstarts.sh
+
 step "supply chain: cargo deny (licenses, bans, sources; advisories where the RustSec database is reachable)"
 bash scripts/deny.sh
 
@@ -70,7 +73,10 @@ step "cargo test (workspace; includes the reduced real-data evaluation of the mo
 TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
   cargo test --workspace --locked
 
-step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway"
+step "record_motion's cost to the caller: a smoke run of the benchmark (debug build, 200 calls)"
+cargo test --locked -q -p tacit-mobile-core --bench record_cost -- --calls 200 --pace-us 0
+
+step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway; the platform layers (Kotlin, Swift) and the Python wheel with their quickstarts"
 bash bindings/run-tests.sh
 
 step "schemathesis: the gateway against its OpenAPI document (bounded, fixed seed)"

@@ -43,11 +43,19 @@ mkdir -p "$gen/jniLibs" "$gen/kotlin"
 
 # minSdk 24 (Android 7.0) matches tacit/build.gradle.kts.
 log "cargo ndk (arm64-v8a, armeabi-v7a, x86_64), profile $profile"
-cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 --platform 24 -o "$gen/jniLibs" \
-  build --locked -p tacit-mobile-core --lib --profile "$profile"
+# (In a subshell: the phone library's build settings, trimmed SQLite and no unwind
+# tables, apply to this build only.)
+(
+  # shellcheck source=../../scripts/mobile-env.sh
+  . scripts/mobile-env.sh
+  cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 --platform 24 -o "$gen/jniLibs" \
+    build --locked -p tacit-mobile-core --lib --profile "$profile"
+)
 
-# Kotlin from the arm64 library (the uniffi metadata is the same in every ABI).
-bash bindings/generate.sh --lib "$gen/jniLibs/arm64-v8a/libtacit_mobile_core.so" \
+# Kotlin from the arm64 static library (the uniffi metadata is the same in every ABI; the
+# stripped .so has lost the symbols the generator reads).
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+bash bindings/generate.sh --lib "$target_dir/aarch64-linux-android/$profile/libtacit_mobile_core.a" \
   --languages kotlin --out "$gen/tmp" >/dev/null
 cp -r "$gen/tmp/kotlin/uniffi" "$gen/kotlin/"
 rm -rf "$gen/tmp"

@@ -9,11 +9,28 @@ pluginManagement {
     }
 }
 
+// The Kotlin half of rustls-platform-verifier (the core's TLS verification through
+// Android's X509TrustManager, dev.tacit.sdk.android.PlatformTrust) ships inside its Rust
+// crate as a local Maven repository: found with `cargo metadata`, as the crate's
+// documentation prescribes.
+val platformVerifierMaven: File = run {
+    val out = providers.exec {
+        workingDir = rootDir.resolve("../..")
+        commandLine("cargo", "metadata", "--format-version", "1", "--filter-platform", "aarch64-linux-android",
+            "--manifest-path", "mobile-core/Cargo.toml")
+    }.standardOutput.asText.get()
+    val manifest = Regex("\"manifest_path\":\"([^\"]*rustls-platform-verifier-android[^\"]*Cargo\\.toml)\"")
+        .find(out)?.groupValues?.get(1)
+        ?: throw GradleException("rustls-platform-verifier-android not found by cargo metadata")
+    File(manifest).parentFile.resolve("maven")
+}
+
 dependencyResolutionManagement {
     repositoriesMode.set(RepositoriesMode.FAIL_ON_PROJECT_REPOS)
     repositories {
         google()
         mavenCentral()
+        maven { url = uri(platformVerifierMaven) }
     }
 }
 

@@ -9,9 +9,10 @@
 # Usage: bindings/apple/build-xcframework.sh [--out DIR] [--profile NAME]
 #   --out DIR       output directory (default: bindings/apple/build)
 #   --profile NAME  cargo profile (default: release-mobile: opt-level z, LTO, strip)
-# Output: DIR/TacitMobileCore.xcframework and DIR/Sources/<namespace>.swift. Add both to
-# an app (or wrap them in a Swift package: a binaryTarget for the xcframework and a
-# regular target holding the .swift file that depends on it).
+# Output: DIR/TacitMobileCore.xcframework and DIR/Sources/<namespace>.swift; the Swift
+# file is also copied to bindings/apple/Sources/TacitCore/, where the Swift package
+# (bindings/apple/Package.swift: binaryTarget build/TacitMobileCore.xcframework, targets
+# TacitCore and Tacit) expects it. Add both to an app, or depend on the package.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -43,7 +44,14 @@ export IPHONEOS_DEPLOYMENT_TARGET="${IPHONEOS_DEPLOYMENT_TARGET:-15.0}"
 
 for t in "${targets[@]}"; do
   log "cargo build --target $t --profile $profile"
-  cargo build --locked -p tacit-mobile-core --lib --target "$t" --profile "$profile"
+  (
+    # The phone library's build settings for this build only (trimmed SQLite; Apple
+    # keeps its unwind tables).
+    export TACIT_MOBILE_KEEP_UNWIND=1
+    # shellcheck source=../../scripts/mobile-env.sh
+    . scripts/mobile-env.sh
+    cargo build --locked -p tacit-mobile-core --lib --target "$t" --profile "$profile"
+  )
 done
 
 work="$out/work"
@@ -66,6 +74,20 @@ cp "$gen"/*.h "$work/headers/"
 # xcodebuild expects the module map to be called module.modulemap.
 modulemap="$(find "$gen" -name '*.modulemap' | head -n 1)"
 cp "$modulemap" "$work/headers/module.modulemap"
+# The generated Swift imports the C module by the module map's name (`tacitFFI` for the
+# namespace `tacit`): check they agree, since the package only links what it imports.
+ffi_module="$(sed -n 's/^module \([A-Za-z0-9_]*\).*/\1/p' "$modulemap" | head -n 1)"
+if ! grep -q "^import $ffi_module\$" "$gen"/*.swift; then
+  log "ERROR: the generated Swift does not import the module $ffi_module of $modulemap"
+  exit 1
+fi
+# The Swift package's TacitCore target (bindings/apple/Package.swift) holds the generated
+# API; its binaryTarget is $root/bindings/apple/build/TacitMobileCore.xcframework.
+rm -f "$root/bindings/apple/Sources/TacitCore/"*.swift
+cp "$gen"/*.swift "$root/bindings/apple/Sources/TacitCore/"
+if [ "$out" != "$root/bindings/apple/build" ]; then
+  log "note: Package.swift expects the XCFramework in bindings/apple/build, not $out"
+fi
 
 xcodebuild -create-xcframework \
   -library "$target_dir/aarch64-apple-ios/$profile/$lib" -headers "$work/headers" \

@@ -95,6 +95,8 @@ enum Mode {
     Malformed(Malformation),
     /// The first request gets this status and `Retry-After` value, then all is well.
     ThrottleFirst(u16, &'static str),
+    /// Every request is answered correctly after this delay.
+    SlowAll(Duration),
 }
 
 struct Server {
@@ -237,6 +239,10 @@ async fn uploads(State(s): State<Arc<Server>>, body: Bytes) -> Response {
             return throttle(status, retry_after);
         }
         Mode::ThrottleFirst(..) => Behaviour::Normal,
+        Mode::SlowAll(delay) => {
+            tokio::time::sleep(delay).await;
+            Behaviour::Normal
+        }
         Mode::Flaky => s.next_behaviour(),
     };
     *s.behaviours.lock().unwrap().entry(behaviour).or_default() += 1;
@@ -665,4 +671,44 @@ async fn an_unreachable_server_exhausts_the_attempts_and_keeps_the_envelopes() {
     assert_eq!((report.failed, report.retries), (2, 4));
     assert!(report.error.unwrap().starts_with("network error"));
     assert_eq!(outbox.stats().unwrap().envelopes, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_within_a_budget_stops_in_time_and_loses_nothing() {
+    let fx = Fixture::new("budget");
+    let outbox = fx.outbox();
+    let ids = fx.fill(&outbox, 40);
+    // Each request takes 300 ms; batches of 16: the first batch is answered at 0.3 s,
+    // the second is cut off by the 0.5 s budget.
+    let (server, base) = fx.serve(Mode::SlowAll(Duration::from_millis(300)), 1).await;
+    let policy = UploadPolicy {
+        request_timeout: Duration::from_secs(5),
+        ..quick_policy()
+    };
+    let uploader = Uploader::new(&base, policy).unwrap();
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    let report = uploader.drain_until(&outbox, Some(deadline)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(650),
+        "the budget was overrun: {took:?}"
+    );
+    assert!(report.out_of_time && report.is_complete(), "{report:?}");
+    assert_eq!((report.batches, report.stored, report.failed), (2, 16, 16));
+    assert_eq!(outbox.stats().unwrap().envelopes, 24);
+
+    // A budget already spent sends nothing.
+    let report = uploader
+        .drain_until(&outbox, Some(tokio::time::Instant::now()))
+        .await;
+    assert!(report.out_of_time && report.batches == 0, "{report:?}");
+
+    // The next drain delivers the rest; nothing is stored twice.
+    let report = uploader.drain(&outbox).await;
+    assert!(report.is_complete() && !report.out_of_time, "{report:?}");
+    assert_eq!(outbox.stats().unwrap().envelopes, 0);
+    let stored = server.stored.lock().unwrap();
+    assert_eq!(stored.len(), ids.len());
+    assert!(stored.values().all(|&n| n == 1));
 }

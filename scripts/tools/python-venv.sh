@@ -17,6 +17,8 @@ PACKAGES=(
   # the Python binding test): PyJWT with cryptography for Ed25519 (cryptography itself
   # is pinned by the Python factor's requirements below)
   'PyJWT[crypto]==2.15.1'
+  # builds the Python wheel of the phone core (bindings/python/build-wheel.sh)
+  'maturin==1.13.0'
 )
 # The Python factor example's own pins (examples/python-factor/run-tests.sh runs it here).
 while IFS= read -r req || [ -n "$req" ]; do

@@ -397,6 +397,11 @@ async def scenario():
     revoke_device(finfo.device_id)
     await expect_error_async("revoked device -> DeviceRevoked", foreign.authenticate(False),
                              t.TacitError.DeviceRevoked)
+    # Its uploads too: the gateway rejects each envelope as device_revoked, and the app
+    # hears the same case (not a summary with a rejected count it would have to read).
+    record_and_seal(foreign, "after revocation", time.time_ns() - 100 * SEC)
+    await expect_error_async("revoked device's upload -> DeviceRevoked", foreign.upload_pending(),
+                             t.TacitError.DeviceRevoked)
 
     err = expect_error("unavailable key store -> KeyStore error",
                        lambda: t.TacitClient(config(os.path.join(data, "broken")), BrokenKeyStore()),

@@ -11,34 +11,36 @@ pub(crate) mod clock;
 pub mod face;
 mod keystore;
 mod registration;
+mod sealing;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ring::rand::SystemRandom;
 use tacit_shared::api::{AuthenticateResponse, MAX_AUTH_ENVELOPES};
-use tacit_shared::envelope::{Envelope, SealParams};
-use tacit_shared::hpke::{KeyId, RecipientPublicKey, Suite};
+use tacit_shared::hpke::{KeyId, RecipientPublicKey};
 use tacit_shared::identity::DeviceSigner;
-use tacit_shared::payload::{FaceImage, FeatureRecord, MAX_FACE_IMAGES, Payload};
 
 pub use keystore::{FileKeyStore, KEY_FILE};
 pub use registration::Registration;
+pub use sealing::{HARD_PENDING_RECORDS, MAX_PENDING_RECORDS, SealPolicy};
 
 use crate::dsp::{DspError, KeyEvent, MotionSample};
 use crate::factors::gait::{GaitConfig, GaitExtractor};
 use crate::factors::keystroke::{
     FreeTextExtractor, fixed_text_record, free_text_record, phrase_id,
 };
-use crate::queue::{Outbox, OutboxConfig, QueueError, QueuedEnvelope};
+use crate::queue::{Outbox, OutboxConfig, QueueError};
 use crate::upload::{DrainReport, UploadPolicy, Uploader};
 use clock::ServerClock;
+use sealing::{Capture, Sealing};
 
 /// Records per envelope. Small enough that one envelope is a few tens of KiB, large
 /// enough that the per-envelope X25519 + signature cost is amortised.
 pub const RECORDS_PER_ENVELOPE: usize = 256;
-/// Pending records above this are sealed automatically, bounding memory.
-pub const MAX_PENDING_RECORDS: usize = 4 * RECORDS_PER_ENVELOPE;
+/// Rejection reasons of an upload that concern the device itself (not the envelope):
+/// the app must register the device again.
+const DEVICE_REFUSALS: [&str; 3] = ["device_revoked", "device_cloned", "unknown_device"];
+
 /// Keys per free-text block.
 pub const FREE_TEXT_BLOCK_KEYS: usize = 100;
 
@@ -117,8 +119,12 @@ pub struct ClientConfig {
     pub outbox: OutboxConfig,
     /// Upload only on unmetered networks.
     pub wifi_only: bool,
-    /// PEM certificates to trust instead of the system's roots (pinning the backend's
-    /// CA or its self-signed certificate); needs an `https://` backend URL.
+    /// When pending records are sealed (default: on the SDK's sealer thread, after at
+    /// most 60 s).
+    pub sealing: SealPolicy,
+    /// PEM certificates to trust instead of the platform's verification (pinning the
+    /// backend's CA or its self-signed certificate); needs an `https://` backend URL.
+    /// `None`: the platform verifies the certificate ([`crate::upload::tls`]).
     pub tls_roots_pem: Option<String>,
     /// Added to the system clock: simulates a phone whose clock is wrong (the simulator
     /// and tests). 0 in apps; the client corrects a real phone's skew by itself from the
@@ -170,6 +176,7 @@ impl ClientConfig {
             upload: UploadPolicy::default(),
             outbox: OutboxConfig::default(),
             wifi_only: false,
+            sealing: SealPolicy::default(),
             tls_roots_pem: None,
             key_list_root: None,
             clock_skew_ms: 0,
@@ -219,6 +226,9 @@ pub struct UploadOutcome {
     pub remaining: u64,
     /// Why nothing was sent, when nothing was.
     pub skipped: Option<String>,
+    /// The server refused envelopes for what the device is (`device_revoked`,
+    /// `device_cloned`, `unknown_device`): it must register again.
+    pub device_refused: Option<String>,
 }
 
 /// Snapshot of the client.
@@ -236,8 +246,11 @@ pub struct Status {
     pub rejected_total: u64,
     /// Envelopes the server acknowledged.
     pub acknowledged_total: u64,
-    /// Feature records not sealed yet.
+    /// Feature records and face images not sealed yet.
     pub pending_records: u64,
+    /// Why the last background seal failed (the records stay pending and are sealed
+    /// again); `None` after a seal that succeeded.
+    pub seal_error: Option<String>,
     /// Last successful upload (Unix ms).
     pub last_upload_unix_ms: Option<u64>,
     /// Id of the backend key new envelopes are sealed to (hex).
@@ -248,30 +261,14 @@ pub struct Status {
     pub network: Network,
 }
 
-struct Capture {
-    gait: GaitExtractor,
-    free_text: FreeTextExtractor,
-    pending: Vec<FeatureRecord>,
-    /// Normalised face images waiting to be sealed (at most [`MAX_FACE_IMAGES`]: one
-    /// envelope's worth, sealed as soon as it is full).
-    pending_faces: Vec<FaceImage>,
-    network: Network,
-}
-
 /// The client.
 pub struct Client {
     cfg: ClientConfig,
-    signer: Arc<dyn DeviceSigner>,
-    outbox: Outbox,
+    /// Capture, the outbox, the device key, the server's clock and the backend keys:
+    /// what sealing needs, shared with the SDK's sealer thread.
+    shared: Arc<Sealing>,
     uploader: Uploader,
     http: reqwest::Client,
-    /// The server's time as learned from its answers: what envelopes and requests are
-    /// stamped with.
-    clock: Arc<ServerClock>,
-    /// The backend keys: pinned, or learned from the root-signed list.
-    backend_keys: backend_keys::BackendKeys,
-    rng: SystemRandom,
-    capture: Mutex<Capture>,
     registration: Mutex<Option<Registration>>,
     /// Held for a whole authentication: one request at a time, so that their
     /// increasing times also arrive in order (the server refuses an older time).
@@ -318,34 +315,40 @@ impl Client {
             );
         }
         let registration = registration.filter(|r| r.device_id == own_id);
+        let capture = Capture {
+            gait: GaitExtractor::new(GaitConfig::default())?,
+            free_text: FreeTextExtractor::new(FREE_TEXT_BLOCK_KEYS)?,
+            pending: Vec::new(),
+            pending_faces: Vec::new(),
+            oldest: None,
+            network: Network {
+                online: true,
+                unmetered: true,
+            },
+        };
+        let shared = Arc::new(Sealing::new(
+            outbox,
+            signer,
+            clock,
+            backend_keys,
+            cfg.sealing,
+            capture,
+        ));
+        if cfg.sealing.background {
+            shared.register();
+        }
         Ok(Client {
-            capture: Mutex::new(Capture {
-                gait: GaitExtractor::new(GaitConfig::default())?,
-                free_text: FreeTextExtractor::new(FREE_TEXT_BLOCK_KEYS)?,
-                pending: Vec::new(),
-                pending_faces: Vec::new(),
-                network: Network {
-                    online: true,
-                    unmetered: true,
-                },
-            }),
             registration: Mutex::new(registration),
             auth_in_flight: tokio::sync::Mutex::new(0),
             cfg,
-            signer,
-            outbox,
+            shared,
             uploader,
             http,
-            clock,
-            backend_keys,
-            rng: SystemRandom::new(),
         })
     }
 
-    fn capture(&self) -> Result<MutexGuard<'_, Capture>, ClientError> {
-        self.capture
-            .lock()
-            .map_err(|_| ClientError::Storage("client state poisoned by an earlier panic".into()))
+    fn capture(&self) -> Result<MutexGuard<'_, sealing::Capture>, ClientError> {
+        self.shared.capture()
     }
 
     fn require_registration(&self) -> Result<(), ClientError> {
@@ -362,7 +365,7 @@ impl Client {
 
     /// The device id of the signing key (hex).
     pub fn device_id(&self) -> String {
-        self.signer.public_key().device_id().to_hex()
+        self.shared.signer.public_key().device_id().to_hex()
     }
 
     /// Registers the device key with a one-time enrolment token.
@@ -370,8 +373,8 @@ impl Client {
         let reg = registration::register(
             &self.http,
             &self.cfg,
-            &self.clock,
-            self.signer.as_ref(),
+            &self.shared.clock,
+            self.shared.signer.as_ref(),
             token,
         )
         .await?;
@@ -404,8 +407,9 @@ impl Client {
         let n = produced.len() as u64;
         c.pending
             .extend(produced.into_iter().filter(|r| r.validate().is_ok()));
+        c.appended();
         drop(c);
-        self.seal_if_full()?;
+        self.shared.after_append()?;
         Ok(RecordOutcome {
             accepted: after.accepted - before.accepted,
             dropped: after.dropped() - before.dropped(),
@@ -430,8 +434,9 @@ impl Client {
         let n = produced.len() as u64;
         c.pending
             .extend(produced.into_iter().filter(|r| r.validate().is_ok()));
+        c.appended();
         drop(c);
-        self.seal_if_full()?;
+        self.shared.after_append()?;
         Ok(RecordOutcome {
             accepted: after.accepted - before.accepted,
             dropped: (after.dropped_invalid + after.dropped_out_of_order)
@@ -458,8 +463,12 @@ impl Client {
         record
             .validate()
             .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
-        self.capture()?.pending.push(record);
-        self.seal_if_full()?;
+        {
+            let mut c = self.capture()?;
+            c.pending.push(record);
+            c.appended();
+        }
+        self.shared.after_append()?;
         Ok(RecordOutcome {
             accepted: events.len() as u64,
             dropped: 0,
@@ -474,16 +483,14 @@ impl Client {
     /// at once. The phone runs no face model: the face factor finds the face and the
     /// gateway stores only its embedding.
     pub fn record_face(&self, frame: &face::CameraFrame) -> Result<RecordOutcome, ClientError> {
-        let image = face::normalise(frame, self.clock.now_ms())
+        let image = face::normalise(frame, self.shared.clock.now_ms())
             .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
-        let full = {
+        {
             let mut c = self.capture()?;
             c.pending_faces.push(image);
-            c.pending_faces.len() >= MAX_FACE_IMAGES
-        };
-        if full {
-            self.seal()?;
+            c.appended();
         }
+        self.shared.after_append()?;
         Ok(RecordOutcome {
             accepted: 1,
             dropped: 0,
@@ -492,67 +499,27 @@ impl Client {
         })
     }
 
-    fn seal_if_full(&self) -> Result<(), ClientError> {
-        if self.capture()?.pending.len() >= MAX_PENDING_RECORDS {
-            self.seal()?;
-        }
-        Ok(())
-    }
-
-    /// Seals all pending records into envelopes in the outbox.
+    /// Seals all pending records into envelopes in the outbox, on the caller's thread
+    /// (apps call it from the SDK's executor, never the main thread; `record_*` seals by
+    /// itself per [`ClientConfig::sealing`]).
     pub fn seal(&self) -> Result<SealOutcome, ClientError> {
-        let mut c = self.capture()?;
-        let mut out = SealOutcome::default();
-        while !c.pending.is_empty() || !c.pending_faces.is_empty() {
-            let n = c.pending.len().min(RECORDS_PER_ENVELOPE);
-            // Images travel in envelopes of their own: a few hundred KiB that a flaky
-            // network may have to send again should not hold the feature records back.
-            let faces = if n == 0 { c.pending_faces.len() } else { 0 };
-            let payload = Payload {
-                face_images: c.pending_faces[..faces].to_vec(),
-                records: c.pending[..n].to_vec(),
-            };
-            let sequence = self.outbox.allocate_sequence()?;
-            let params = SealParams {
-                suite: Suite::X25519Sha256ChaCha20Poly1305,
-                sequence,
-                created_at_ms: self.clock.now_ms(),
-            };
-            let recipient = self.backend_keys.key_for(params.created_at_ms);
-            let (header, bytes) = Envelope::seal(
-                params,
-                &payload,
-                &recipient,
-                self.signer.as_ref(),
-                &self.rng,
-            )
-            .map_err(|e| ClientError::Seal(e.to_string()))?;
-            let queued = QueuedEnvelope {
-                envelope_id: header.envelope_id,
-                sequence,
-                created_at_ms: header.created_at_ms,
-                bytes,
-            };
-            out.evicted += self.outbox.push(&queued)?;
-            // Only now, with the envelope durably in the outbox, forget the records.
-            c.pending.drain(..n);
-            c.pending_faces.drain(..faces);
-            out.envelopes += 1;
-            out.records += (n + faces) as u32;
-        }
-        if out.envelopes > 0 {
-            tracing::info!(
-                envelopes = out.envelopes,
-                records = out.records,
-                evicted = out.evicted,
-                "sealed"
-            );
-        }
-        Ok(out)
+        self.shared.seal()
     }
 
     /// Uploads what the outbox holds, if the network policy allows.
     pub async fn upload_pending(&self) -> Result<UploadOutcome, ClientError> {
+        self.upload_pending_within(None).await
+    }
+
+    /// [`Client::upload_pending`] that ends within `budget` (when given): no request
+    /// starts after it and one in flight is abandoned, its envelopes kept for the next
+    /// upload (`report.out_of_time`). For the platform's background tasks, which are
+    /// killed when their time is up.
+    pub async fn upload_pending_within(
+        &self,
+        budget: Option<std::time::Duration>,
+    ) -> Result<UploadOutcome, ClientError> {
+        let deadline = budget.map(|b| tokio::time::Instant::now() + b);
         self.require_registration()?;
         let network = self.capture()?.network;
         let skipped = if !network.online {
@@ -563,21 +530,36 @@ impl Client {
             None
         };
         if let Some(why) = skipped {
-            let remaining = self.outbox.stats()?.envelopes;
+            let remaining = self.shared.outbox.stats()?.envelopes;
             return Ok(UploadOutcome {
                 report: DrainReport::default(),
                 remaining,
                 skipped: Some(why.into()),
+                device_refused: None,
             });
         }
-        if self.backend_keys.refresh_due()
+        if self.shared.backend_keys.refresh_due()
+            && budget.is_none_or(|b| b >= std::time::Duration::from_secs(5))
             && let Err(e) = self.refresh_backend_keys().await
         {
             // The held keys stay in use; the next upload tries again.
             tracing::warn!(error = %e, "backend key list not refreshed");
         }
-        let report = self.uploader.drain(&self.outbox).await;
-        let remaining = self.outbox.stats()?.envelopes;
+        let report = self
+            .uploader
+            .drain_until(&self.shared.outbox, deadline)
+            .await;
+        let remaining = self.shared.outbox.stats()?.envelopes;
+        // The server refused envelopes for what the device is, not for what they hold:
+        // nothing this device sends will be stored until it registers again.
+        let device_refused = report
+            .rejected_reasons
+            .keys()
+            .find(|code| DEVICE_REFUSALS.contains(&code.as_str()))
+            .cloned();
+        if let Some(code) = &device_refused {
+            tracing::warn!(code = %code, "uploads refused for this device");
+        }
         tracing::info!(
             sent = report.sent,
             stored = report.stored,
@@ -590,6 +572,7 @@ impl Client {
             report,
             remaining,
             skipped: None,
+            device_refused,
         })
     }
 
@@ -629,10 +612,10 @@ impl Client {
         self.require_registration()?;
         let envelopes = if include_fresh {
             self.seal()?;
-            if self.outbox.stats()?.envelopes > MAX_AUTH_ENVELOPES as u64 {
+            if self.shared.outbox.stats()?.envelopes > MAX_AUTH_ENVELOPES as u64 {
                 self.upload_pending().await?;
             }
-            self.outbox.peek_oldest(MAX_AUTH_ENVELOPES)?
+            self.shared.outbox.peek_oldest(MAX_AUTH_ENVELOPES)?
         } else {
             Vec::new()
         };
@@ -641,15 +624,15 @@ impl Client {
         let mut last = self.auth_in_flight.lock().await;
         let mut tries = 0;
         let r = loop {
-            let request_ms = self.clock.now_ms().max(*last + 1);
+            let request_ms = self.shared.clock.now_ms().max(*last + 1);
             *last = request_ms;
-            let offset = self.clock.offset_ms();
+            let offset = self.shared.clock.offset_ms();
             match authentication::authenticate(
                 &self.http,
                 &self.cfg,
-                &self.clock,
-                self.signer.as_ref(),
-                &self.outbox,
+                &self.shared.clock,
+                self.shared.signer.as_ref(),
+                &self.shared.outbox,
                 request_ms,
                 envelopes.clone(),
                 nonce,
@@ -661,7 +644,7 @@ impl Client {
                 Err(ClientError::Refused { code, .. })
                     if tries == 0
                         && code == "stale_request"
-                        && self.clock.offset_ms() != offset =>
+                        && self.shared.clock.offset_ms() != offset =>
                 {
                     tries += 1;
                     *last = 0;
@@ -680,8 +663,9 @@ impl Client {
     /// pinned root or a published list). Uploads call it by themselves every few hours;
     /// a refused list (bad signature, rollback) is an error and the held keys stay.
     pub async fn refresh_backend_keys(&self) -> Result<u64, ClientError> {
-        self.backend_keys
-            .refresh(&self.http, &self.cfg.backend_url, &self.clock)
+        self.shared
+            .backend_keys
+            .refresh(&self.http, &self.cfg.backend_url, &self.shared.clock)
             .await
     }
 
@@ -693,7 +677,7 @@ impl Client {
 
     /// A snapshot of the client.
     pub fn status(&self) -> Result<Status, ClientError> {
-        let s = self.outbox.stats()?;
+        let s = self.shared.outbox.stats()?;
         let c = self.capture()?;
         Ok(Status {
             registration: self
@@ -706,14 +690,16 @@ impl Client {
             evicted_total: s.evicted_total,
             rejected_total: s.rejected_total,
             acknowledged_total: s.acknowledged_total,
-            pending_records: c.pending.len() as u64,
+            pending_records: self.shared.pending(&c),
+            seal_error: self.shared.last_error(),
             last_upload_unix_ms: s.last_upload_ms,
             backend_key_id: self
+                .shared
                 .backend_keys
-                .key_for(self.clock.now_ms())
+                .key_for(self.shared.clock.now_ms())
                 .key_id()
                 .to_hex(),
-            key_list_serial: self.backend_keys.serial(),
+            key_list_serial: self.shared.backend_keys.serial(),
             network: c.network,
         })
     }
@@ -722,6 +708,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ring::rand::SystemRandom;
     use tacit_shared::hpke::RecipientKeyPair;
 
     fn key() -> RecipientKeyPair {
@@ -797,15 +784,7 @@ mod tests {
             client.record_motion(&bad),
             Err(ClientError::Input(_))
         ));
-        let key_events: Vec<KeyEvent> = (0..4)
-            .map(|i| KeyEvent {
-                class: crate::dsp::KeyClass::Letter,
-                down_ns: 1_700_000_000_000_000_000 + i * 200_000_000,
-                up_ns: 1_700_000_000_000_000_000 + i * 200_000_000 + 80_000_000,
-                pressure: None,
-                area: None,
-            })
-            .collect();
+        let key_events = phrase_events();
         assert!(matches!(
             client.record_phrase_entry("abc", &key_events),
             Err(ClientError::Input(_))
@@ -872,6 +851,158 @@ mod tests {
         let again = Client::new(cfg, None).unwrap();
         assert_eq!(again.device_id(), id);
         assert_eq!(again.status().unwrap().outbox_envelopes, 1);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A device key that can be switched off (a key store that is locked) or made
+    /// slow (one that asks the user).
+    struct Switchable {
+        inner: tacit_shared::identity::Ed25519Signer,
+        fail: std::sync::atomic::AtomicBool,
+        delay_ms: std::sync::atomic::AtomicU64,
+    }
+
+    impl DeviceSigner for Switchable {
+        fn public_key(&self) -> tacit_shared::DevicePublicKey {
+            self.inner.public_key()
+        }
+        fn sign(&self, m: &[u8]) -> Result<Vec<u8>, tacit_shared::identity::IdentityError> {
+            use std::sync::atomic::Ordering::Relaxed;
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.delay_ms.load(Relaxed),
+            ));
+            if self.fail.load(Relaxed) {
+                return Err(tacit_shared::identity::IdentityError::Signer(
+                    "locked".into(),
+                ));
+            }
+            self.inner.sign(m)
+        }
+    }
+
+    fn phrase_events() -> Vec<KeyEvent> {
+        (0..4)
+            .map(|i| KeyEvent {
+                class: crate::dsp::KeyClass::Letter,
+                down_ns: 1_700_000_000_000_000_000 + i * 200_000_000,
+                up_ns: 1_700_000_000_000_000_000 + i * 200_000_000 + 80_000_000,
+                pressure: None,
+                area: None,
+            })
+            .collect()
+    }
+
+    fn switchable_client(
+        name: &str,
+        after: std::time::Duration,
+    ) -> (Client, Arc<Switchable>, String) {
+        let k = key();
+        let d = dir(name);
+        let mut cfg = ClientConfig::new(
+            "http://127.0.0.1:9",
+            k.public_key().as_bytes(),
+            &k.key_id().to_hex(),
+            &d,
+            "alice",
+        )
+        .unwrap();
+        cfg.sealing.after = after;
+        let (inner, _) =
+            tacit_shared::identity::Ed25519Signer::generate(&SystemRandom::new()).unwrap();
+        let signer = Arc::new(Switchable {
+            inner,
+            fail: false.into(),
+            delay_ms: 0.into(),
+        });
+        let client = Client::new(cfg, Some(signer.clone())).unwrap();
+        (client, signer, d)
+    }
+
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < until,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn records_are_sealed_off_the_callers_thread() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (client, signer, d) =
+            switchable_client("background", std::time::Duration::from_secs(3600));
+        let events = phrase_events();
+        // Each signature takes 200 ms: a caller that sealed would wait for it.
+        signer.delay_ms.store(200, Relaxed);
+        let started = std::time::Instant::now();
+        for _ in 0..MAX_PENDING_RECORDS + 10 {
+            client.record_phrase_entry("abcd", &events).unwrap();
+        }
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_millis(200),
+            "record_* waited for sealing: {took:?}"
+        );
+        wait_for("the background seal", || {
+            let s = client.status().unwrap();
+            s.outbox_envelopes == 4 && s.pending_records == 10
+        });
+        assert_eq!(client.status().unwrap().seal_error, None);
+        signer.delay_ms.store(0, Relaxed);
+
+        // A key store that fails: the records stay pending, the error shows in the
+        // status, and once the sealer is far behind the caller gets the error itself.
+        signer.fail.store(true, Relaxed);
+        for _ in 0..MAX_PENDING_RECORDS {
+            client.record_phrase_entry("abcd", &events).unwrap();
+        }
+        wait_for("the failed seal", || {
+            client.status().unwrap().seal_error.is_some()
+        });
+        let s = client.status().unwrap();
+        assert_eq!(
+            (s.outbox_envelopes, s.pending_records),
+            (4, MAX_PENDING_RECORDS as u64 + 10)
+        );
+        assert!(s.seal_error.unwrap().contains("locked"));
+        let mut refused = None;
+        for i in 0..HARD_PENDING_RECORDS {
+            if let Err(e) = client.record_phrase_entry("abcd", &events) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (_, e) = refused.expect("the caller never saw the failing key store");
+        assert!(matches!(e, ClientError::Seal(_)), "{e:?}");
+        // Nothing was lost: every record is still pending (the failing one included,
+        // it was appended before sealing was tried).
+        let pending = client.status().unwrap().pending_records;
+        assert!(pending >= HARD_PENDING_RECORDS as u64, "{pending}");
+        signer.fail.store(false, Relaxed);
+        let sealed = client.seal().unwrap();
+        assert_eq!(sealed.records as u64, pending);
+        let s = client.status().unwrap();
+        assert_eq!((s.pending_records, s.seal_error), (0, None));
+        drop(client);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn records_that_waited_long_enough_are_sealed() {
+        let (client, _signer, d) =
+            switchable_client("seal-after", std::time::Duration::from_millis(300));
+        client
+            .record_phrase_entry("abcd", &phrase_events())
+            .unwrap();
+        assert_eq!(client.status().unwrap().pending_records, 1);
+        wait_for("the timed seal", || {
+            client.status().unwrap().outbox_envelopes == 1
+        });
+        assert_eq!(client.status().unwrap().pending_records, 0);
+        drop(client);
         std::fs::remove_dir_all(&d).ok();
     }
 }

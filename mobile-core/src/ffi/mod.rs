@@ -276,6 +276,15 @@ impl TacitClient {
                 message: "upload.max_attempts and request_timeout_ms must be positive, max_outbox_bytes >= 64 KiB".into(),
             });
         }
+        if u.seal_after_ms < 1000 {
+            return Err(TacitError::InvalidConfig {
+                message: "upload.seal_after_ms must be at least 1000".into(),
+            });
+        }
+        cfg.sealing = crate::client::SealPolicy {
+            background: true,
+            after: std::time::Duration::from_millis(u.seal_after_ms),
+        };
         cfg.upload = UploadPolicy {
             batch_size: u.batch_size as usize,
             max_attempts: u.max_attempts,
@@ -360,9 +369,27 @@ impl TacitClient {
         Ok(self.inner.seal()?.into())
     }
 
-    /// Uploads waiting envelopes (respecting the network state and `wifi_only`).
+    /// Uploads waiting envelopes (respecting the network state and `wifi_only`). When
+    /// the server refuses them for what the device is (revoked, cloned, unknown), the
+    /// upload fails with that case (`DeviceRevoked`, `DeviceCloned`, `UnknownDevice`):
+    /// register the device again.
     pub async fn upload_pending(&self) -> Result<UploadSummary, TacitError> {
-        Ok(self.inner.upload_pending().await?.into())
+        upload_summary(self.inner.upload_pending().await?)
+    }
+
+    /// `upload_pending` that returns within `budget_ms` milliseconds: no request starts
+    /// after the budget and one in flight is abandoned (its envelopes stay queued;
+    /// `out_of_time` is set). Use it from background tasks the platform stops when their
+    /// time is up (iOS: about 30 s; Android WorkManager: 10 minutes). A zero budget is
+    /// `InvalidInput`.
+    pub async fn upload_pending_within(&self, budget_ms: u64) -> Result<UploadSummary, TacitError> {
+        if budget_ms == 0 {
+            return Err(TacitError::InvalidInput {
+                message: "budget_ms must be positive".into(),
+            });
+        }
+        let budget = std::time::Duration::from_millis(budget_ms);
+        upload_summary(self.inner.upload_pending_within(Some(budget)).await?)
     }
 
     /// Asks the backend whether the enrolled person is still using the phone.
@@ -412,6 +439,29 @@ impl TacitClient {
     }
 }
 
+/// An upload's summary, or the error the app acts on when the server refused the
+/// envelopes for what the device is (like `authenticate` would answer).
+fn upload_summary(outcome: crate::client::UploadOutcome) -> Result<UploadSummary, TacitError> {
+    if let Some(code) = &outcome.device_refused {
+        return Err(ClientError::Refused {
+            what: "upload",
+            status: 403,
+            message: format!(
+                "{} envelope(s) refused: {code}",
+                outcome
+                    .report
+                    .rejected_reasons
+                    .get(code)
+                    .copied()
+                    .unwrap_or(0)
+            ),
+            code: code.clone(),
+        }
+        .into());
+    }
+    Ok(outcome.into())
+}
+
 /// Upload defaults that suit most apps.
 #[uniffi::export]
 pub fn default_upload_settings() -> UploadSettings {
@@ -422,6 +472,7 @@ pub fn default_upload_settings() -> UploadSettings {
         wifi_only: false,
         max_attempts: p.max_attempts,
         request_timeout_ms: p.request_timeout.as_millis() as u64,
+        seal_after_ms: crate::client::SealPolicy::default().after.as_millis() as u64,
     }
 }
 

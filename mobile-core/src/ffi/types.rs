@@ -21,9 +21,14 @@ pub struct TacitConfig {
     pub user_id: String,
     /// Upload behaviour (see `default_upload_settings()`).
     pub upload: UploadSettings,
-    /// PEM certificates to trust instead of the system's roots: pins the backend's CA
-    /// (or its self-signed certificate), so that a server with any other certificate
-    /// is refused. Needs an `https://` backend URL. Default: the system's roots.
+    /// PEM certificates to trust instead of the platform's verification: pins the
+    /// backend's CA (or its self-signed certificate), so that a server with any other
+    /// certificate is refused. Needs an `https://` backend URL. Default (none): the
+    /// certificate is verified as the platform verifies it — its trust store with the
+    /// CAs an enterprise or the user installed where the platform honours them (iOS
+    /// Security framework, Android `X509TrustManager` after
+    /// `dev.tacit.sdk.android.PlatformTrust.initialize(context)`, the system store on
+    /// Linux); no CA list is bundled.
     #[uniffi(default = None)]
     pub tls_roots_pem: Option<String>,
     /// The backend's root public key (Ed25519, 32 bytes, printed by `tacit-backend keys
@@ -48,6 +53,10 @@ pub struct UploadSettings {
     pub max_attempts: u32,
     /// Timeout of one request in milliseconds.
     pub request_timeout_ms: u64,
+    /// Records are sealed on the SDK's own thread when an envelope's worth (1,024) is
+    /// pending, or when the oldest has waited this long (milliseconds, at least 1000).
+    #[uniffi(default = 60000)]
+    pub seal_after_ms: u64,
 }
 
 /// A 3-D vector.
@@ -206,6 +215,9 @@ pub struct UploadSummary {
     pub remaining: u64,
     /// Why nothing was sent, if nothing was (offline, metered network).
     pub skipped_reason: Option<String>,
+    /// The upload stopped because its time budget (`upload_pending_within`) ran out;
+    /// `remaining` envelopes wait for the next one.
+    pub out_of_time: bool,
 }
 
 impl From<UploadOutcome> for UploadSummary {
@@ -218,6 +230,7 @@ impl From<UploadOutcome> for UploadSummary {
             failed: o.report.failed,
             remaining: o.remaining,
             skipped_reason: o.skipped,
+            out_of_time: o.report.out_of_time,
         }
     }
 }
@@ -257,8 +270,11 @@ pub struct ClientStatus {
     pub rejected_total: u64,
     /// Envelopes the server acknowledged.
     pub acknowledged_total: u64,
-    /// Feature records not sealed yet.
+    /// Feature records and face images not sealed yet.
     pub pending_records: u64,
+    /// Why the last seal on the SDK's thread failed (the records stay pending and are
+    /// sealed again later); none after one that succeeded.
+    pub seal_error: Option<String>,
     /// Last successful upload, Unix ms.
     pub last_upload_unix_ms: Option<u64>,
     /// Current network state.
@@ -280,6 +296,7 @@ impl From<Status> for ClientStatus {
             rejected_total: s.rejected_total,
             acknowledged_total: s.acknowledged_total,
             pending_records: s.pending_records,
+            seal_error: s.seal_error,
             last_upload_unix_ms: s.last_upload_unix_ms,
             network: NetworkState {
                 online: s.network.online,

@@ -23,12 +23,18 @@ pub struct DrainReport {
     pub duplicate: u64,
     /// Envelopes the server rejected for good; deleted and counted in the outbox.
     pub rejected: u64,
+    /// The rejections by the server's reason code (`device_revoked`, `too_old`, ...).
+    pub rejected_reasons: BTreeMap<String, u64>,
     /// Envelopes of the batch that failed; still in the outbox.
     pub failed: u64,
     /// Retried requests (attempts beyond the first), over all batches.
     pub retries: u64,
     /// Why the drain stopped early, if it did (upload or outbox error).
     pub error: Option<String>,
+    /// The drain stopped because its time budget ran out (not an error: what is left
+    /// waits for the next drain; a batch cut off mid-request is resent then and the
+    /// server acknowledges it as a duplicate if it had stored it).
+    pub out_of_time: bool,
 }
 
 impl DrainReport {
@@ -49,15 +55,36 @@ impl Uploader {
     ///
     /// [`UploadPolicy::batch_size`]: super::UploadPolicy::batch_size
     pub async fn drain(&self, outbox: &Outbox) -> DrainReport {
+        self.drain_until(outbox, None).await
+    }
+
+    /// [`Uploader::drain`] within a time budget: no batch starts after `deadline`, and a
+    /// batch still in flight then is abandoned (it stays queued). A background task
+    /// (iOS gives about 30 s, Android's WorkManager 10 minutes) ends in time this way
+    /// instead of being killed mid-write.
+    pub async fn drain_until(
+        &self,
+        outbox: &Outbox,
+        deadline: Option<tokio::time::Instant>,
+    ) -> DrainReport {
         let mut report = DrainReport::default();
-        if let Err(e) = self.drain_into(outbox, &mut report).await {
+        if let Err(e) = self.drain_into(outbox, &mut report, deadline).await {
             report.error = Some(e);
         }
         report
     }
 
-    async fn drain_into(&self, outbox: &Outbox, report: &mut DrainReport) -> Result<(), String> {
+    async fn drain_into(
+        &self,
+        outbox: &Outbox,
+        report: &mut DrainReport,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), String> {
         loop {
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                report.out_of_time = !outbox.peek_oldest(1).map_err(outbox_error)?.is_empty();
+                return Ok(());
+            }
             let batch = outbox
                 .peek_oldest(self.policy.batch_size)
                 .map_err(outbox_error)?;
@@ -68,7 +95,19 @@ impl Uploader {
                 batch.into_iter().map(|e| (e.envelope_id, e.bytes)).unzip();
             report.batches += 1;
             report.sent += ids.len() as u64;
-            let response = match self.upload_counting(&bytes, &mut report.retries).await {
+            let upload = self.upload_counting(&bytes, &mut report.retries);
+            let result = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, upload).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        report.failed += ids.len() as u64;
+                        report.out_of_time = true;
+                        return Ok(());
+                    }
+                },
+                None => upload.await,
+            };
+            let response = match result {
                 Ok(r) => r,
                 Err(e) => {
                     report.failed += ids.len() as u64;
@@ -91,6 +130,10 @@ impl Uploader {
                     EnvelopeStatus::Rejected => {
                         report.rejected += 1;
                         let reason = result.reason.as_deref().unwrap_or(UNSPECIFIED_REASON);
+                        *report
+                            .rejected_reasons
+                            .entry(reason.to_string())
+                            .or_default() += 1;
                         rejected.entry(reason).or_default().push(*id);
                     }
                 }

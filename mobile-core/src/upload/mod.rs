@@ -21,8 +21,8 @@
 //! # Transport
 //! `reqwest` over HTTP/1.1 with rustls and *ring* (no OpenSSL, no aws-lc), so the
 //! library cross-compiles to iOS and Android with nothing beyond what *ring* needs.
-//! Server certificates are checked against the bundled Mozilla roots (`webpki-roots`),
-//! identical on every platform. Redirects are not followed: an upload endpoint that
+//! Server certificates are verified by the platform ([`tls`]: its trust store and
+//! policies) or against the app's pinned roots; no CA list is bundled. Redirects are not followed: an upload endpoint that
 //! redirects is misconfigured, and following would resend the envelopes elsewhere.
 
 mod drain;
@@ -30,6 +30,7 @@ mod error;
 mod policy;
 pub(crate) mod response;
 mod retry_after;
+pub mod tls;
 
 use std::time::SystemTime;
 
@@ -56,30 +57,22 @@ pub struct Uploader {
 }
 
 /// The phone's HTTP client: rustls with ring, no redirects, `timeout` per request.
-/// With `roots_pem` (one or more PEM certificates) it trusts those certificates alone
-/// instead of the system's roots: the app pins the backend's CA (or its self-signed
+/// Certificates are verified by the platform (its trust store and policies, see
+/// [`tls`]); with `roots_pem` (one or more PEM certificates) it trusts those
+/// certificates alone instead: the app pins the backend's CA (or its self-signed
 /// certificate), and a server presenting any other chain is refused.
 pub fn http_client(
     timeout: std::time::Duration,
     roots_pem: Option<&str>,
 ) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
+    reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("tacit-mobile-core/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = roots_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| format!("pinned roots: {}", error_chain(&e)))?;
-        if certs.is_empty() {
-            return Err("pinned roots: no PEM certificate found".into());
-        }
-        b = b.tls_built_in_root_certs(false);
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    b.build().map_err(|e| error_chain(&e))
+        .user_agent(concat!("tacit-mobile-core/", env!("CARGO_PKG_VERSION")))
+        .use_preconfigured_tls(tls::client_config(roots_pem)?)
+        .build()
+        .map_err(|e| error_chain(&e))
 }
 
 impl Uploader {

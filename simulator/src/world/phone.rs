@@ -183,6 +183,10 @@ impl SimPhone {
         cfg.upload.base_backoff = std::time::Duration::from_millis(10);
         cfg.upload.max_backoff = std::time::Duration::from_millis(200);
         cfg.upload.request_timeout = std::time::Duration::from_secs(20);
+        // Sealed when the phone's activity ends (`activity`), on this thread: a seeded
+        // world stays reproducible and its envelope count exact, and thousands of
+        // phones need no thread of their own.
+        cfg.sealing.background = false;
         let client = Client::new(cfg.clone(), None)?;
         // Registration goes through the network too. A lost answer may hide a
         // registration that worked: the retry (with a new token, the old one is used
