@@ -202,7 +202,9 @@ run_python() {
 # The wheel as a user gets it: built with maturin, installed (nothing else, no index)
 # into a fresh venv, imported from there, the quickstart run against a gateway. Checks:
 # the wheel builds with the workspace's version, installs, and the quickstart prints a
-# decision.
+# decision. Then the whole Python scenario (tests/python) runs on the wheel's library —
+# the phone profile with its trimmed SQLite — against a gateway of its own (the tools
+# venv's Python for PyJWT, the wheel's package first on the path).
 run_python_wheel() {
   local dir="$tmp/python-wheel" wheel envs out p=0 f=0 version
   start_server python-wheel || return 1
@@ -224,6 +226,22 @@ run_python_wheel() {
     p=$((p + 1)); log "python-wheel: quickstart: $out"
   else
     f=$((f + 1)); log "python-wheel: quickstart failed: $out"
+  fi
+  local site py counts sp sf rc=0
+  site="$(cd "$dir" && "$dir/venv/bin/python" -c 'import os, tacit; print(os.path.dirname(os.path.dirname(tacit.__file__)))')"
+  start_server python-wheel-scenario || { echo "$p passed, $((f + 1)) failed"; return 1; }
+  py="$(bash scripts/tools/python-venv.sh | tail -n 1)"
+  mapfile -t envs < <(test_env "$dir/scenario-data")
+  (cd "$dir" && env "${envs[@]}" PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$site:$root/bindings/tests/python" \
+    "$py" "$root/bindings/tests/python/test_bindings.py") >"$dir/scenario.out" || rc=$?
+  counts="$(summary_counts "$dir/scenario.out")"
+  if [ -z "$counts" ]; then
+    f=$((f + 1)); log "python-wheel: the scenario on the wheel gave no result (exit $rc)"
+  else
+    read -r sp sf <<<"$counts"
+    if [ "$rc" != 0 ] && [ "$sf" = 0 ]; then sf=1; fi
+    p=$((p + sp)) f=$((f + sf))
+    log "python-wheel: the scenario on the wheel's library: $sp passed, $sf failed"
   fi
   echo "$p passed, $f failed"
   [ "$f" = 0 ]

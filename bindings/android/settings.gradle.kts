@@ -24,6 +24,8 @@ val platformVerifierMaven: File = run {
         ?: throw GradleException("rustls-platform-verifier-android not found by cargo metadata")
     File(manifest).parentFile.resolve("maven")
 }
+// For the library module: it publishes this repository's artifact next to its own AAR.
+gradle.extra["platformVerifierMaven"] = platformVerifierMaven
 
 dependencyResolutionManagement {
     repositoriesMode.set(RepositoriesMode.FAIL_ON_PROJECT_REPOS)

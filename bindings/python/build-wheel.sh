@@ -32,15 +32,18 @@ maturin="$(dirname "$py")/maturin"
 echo "[wheel] maturin build (profile release-mobile; a few minutes cold)" >&2
 (
   # The phone library's settings, except that the wheel keeps its symbols (the bindings
-  # generator reads the library's uniffi metadata from them) and its unwind tables (the
-  # generator, a host tool, is built in the same cargo run and must not get the flags).
-  export TACIT_MOBILE_KEEP_UNWIND=1 CARGO_PROFILE_RELEASE_MOBILE_STRIP=debuginfo
+  # generator reads the library's uniffi metadata from them), its unwind tables (the
+  # generator, a host tool, is built in the same cargo run and must not get the flags)
+  # and unwinding panics: a bug in the core then raises in Python (uniffi turns a panic
+  # into an exception) instead of aborting the interpreter.
+  export TACIT_MOBILE_KEEP_UNWIND=1 CARGO_PROFILE_RELEASE_MOBILE_STRIP=debuginfo \
+    CARGO_PROFILE_RELEASE_MOBILE_PANIC=unwind
   # shellcheck source=../../scripts/mobile-env.sh
   . scripts/mobile-env.sh
   cd "$here"
   "$maturin" build --locked --out "$out" >&2
 )
 version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")"
-wheel="$(ls -t "$out"/tacit_sdk-"$version"-*.whl 2>/dev/null | head -n 1)"
+wheel="$(ls -t "$out"/tacit_sdk-"$version"-*.whl 2>/dev/null | head -n 1 || true)"
 [ -n "$wheel" ] || { echo "[wheel] ERROR: no tacit_sdk-$version wheel in $out" >&2; exit 1; }
 echo "$wheel"

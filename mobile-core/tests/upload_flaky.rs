@@ -97,6 +97,8 @@ enum Mode {
     ThrottleFirst(u16, &'static str),
     /// Every request is answered correctly after this delay.
     SlowAll(Duration),
+    /// Every envelope is rejected as `device_revoked` (an administrator revoked it).
+    Revoked,
 }
 
 struct Server {
@@ -239,6 +241,17 @@ async fn uploads(State(s): State<Arc<Server>>, body: Bytes) -> Response {
             return throttle(status, retry_after);
         }
         Mode::ThrottleFirst(..) => Behaviour::Normal,
+        Mode::Revoked => {
+            let results = (0..req.envelopes.len())
+                .map(|index| EnvelopeResult {
+                    index,
+                    envelope_id: None,
+                    status: EnvelopeStatus::Rejected,
+                    reason: Some("device_revoked".into()),
+                })
+                .collect();
+            return answer(results);
+        }
         Mode::SlowAll(delay) => {
             tokio::time::sleep(delay).await;
             Behaviour::Normal
@@ -711,4 +724,20 @@ async fn a_drain_within_a_budget_stops_in_time_and_loses_nothing() {
     let stored = server.stored.lock().unwrap();
     assert_eq!(stored.len(), ids.len());
     assert!(stored.values().all(|&n| n == 1));
+}
+
+#[tokio::test]
+async fn a_device_refusal_stops_the_drain_and_keeps_the_rest() {
+    let fx = Fixture::new("revoked");
+    let outbox = fx.outbox();
+    fx.fill(&outbox, 40);
+    let (server, base) = fx.serve(Mode::Revoked, 1).await;
+    let uploader = Uploader::new(&base, quick_policy()).unwrap();
+    let report = uploader.drain(&outbox).await;
+    // The first batch of 16 is refused for good; the drain stops there, so that the
+    // 24 others wait (re-registration, or a refusal undone by the administrator).
+    assert_eq!((report.batches, report.rejected), (1, 16), "{report:?}");
+    assert_eq!(report.rejected_reasons.get("device_revoked"), Some(&16));
+    assert_eq!(server.requests.load(Ordering::Relaxed), 1);
+    assert_eq!(outbox.stats().unwrap().envelopes, 24);
 }

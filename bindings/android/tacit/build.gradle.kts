@@ -98,6 +98,18 @@ dependencies {
     implementation("rustls:rustls-platform-verifier:0.1.1")
 }
 
+// The AAR's POM names rustls:rustls-platform-verifier, which no public repository
+// serves: it is copied next to our artifact wherever we publish (Maven local here;
+// a release copies the same folder into its repository), so that apps resolve it.
+val platformVerifierMaven = gradle.extra["platformVerifierMaven"] as File
+val publishPlatformVerifierToMavenLocal by tasks.registering(Copy::class) {
+    from(platformVerifierMaven) { include("rustls/**") }
+    into(File(System.getProperty("user.home"), ".m2/repository"))
+}
+tasks.matching { it.name == "publishToMavenLocal" }.configureEach {
+    dependsOn(publishPlatformVerifierToMavenLocal)
+}
+
 publishing {
     publications {
         register<MavenPublication>("release") {

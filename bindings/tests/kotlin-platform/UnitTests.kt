@@ -217,8 +217,8 @@ fun keystrokeTests() = section("keystroke recorder") {
     check("negative time dropped", run { rec.keyDown(KeyClass.LETTER, -1); rec.stats().droppedOutOfOrder == 2L })
 }
 
-fun summary(sent: Long = 0, stored: Long = 0, failed: Long = 0, remaining: Long = 0, skipped: String? = null, outOfTime: Boolean = false) =
-    UploadSummary(sent.toULong(), stored.toULong(), 0UL, 0UL, failed.toULong(), remaining.toULong(), skipped, outOfTime)
+fun summary(sent: Long = 0, stored: Long = 0, failed: Long = 0, remaining: Long = 0, skipped: String? = null, outOfTime: Boolean = false, error: String? = null) =
+    UploadSummary(sent.toULong(), stored.toULong(), 0UL, 0UL, failed.toULong(), remaining.toULong(), skipped, outOfTime, error)
 
 fun schedulerTests() = section("upload scheduler and runner") {
     val budgets = UploadPlatform.entries.associateWith { it.budgetMs }
@@ -280,8 +280,11 @@ fun schedulerTests() = section("upload scheduler and runner") {
         check("out of time -> more work soon", it?.delayMs == policy.followUpDelayMs, it)
     }
     check("remaining -> more work", r.mapSummary(summary(sent = 2, stored = 2, remaining = 1)) is UploadRunResult.MoreWork)
-    (r.mapSummary(summary(sent = 4, failed = 4, remaining = 4), attempt = 1) as? UploadRunResult.RetryLater).let {
-        check("undelivered -> retry with backoff", it?.delayMs == 60_000L && it.failure == null, it)
+    (r.mapSummary(summary(sent = 4, failed = 4, remaining = 4, error = "network error: refused"), attempt = 1) as? UploadRunResult.RetryLater).let {
+        check("undelivered -> retry with backoff, and why", it?.delayMs == 60_000L && it.failure?.message?.contains("refused") == true, it)
+    }
+    (r.mapSummary(summary(sent = 32, stored = 16, failed = 16, remaining = 24, outOfTime = true)) as? UploadRunResult.MoreWork).let {
+        check("a batch cut by the budget -> more work, not a failure", it?.delayMs == policy.followUpDelayMs, it)
     }
     (r.mapSummary(summary(remaining = 4, skipped = "offline")) as? UploadRunResult.RetryLater).let {
         check("skipped (offline) -> retry when the network is back", it?.delayMs == 0L && it.skippedReason == "offline", it)

@@ -95,9 +95,9 @@ func clientStatus(registered: Bool = true, outbox: UInt64 = 0) -> ClientStatus {
 }
 
 func summary(sent: UInt64 = 0, stored: UInt64 = 0, failed: UInt64 = 0, remaining: UInt64 = 0,
-             skipped: String? = nil, outOfTime: Bool = false) -> UploadSummary {
+             skipped: String? = nil, outOfTime: Bool = false, error: String? = nil) -> UploadSummary {
     UploadSummary(sent: sent, stored: stored, duplicate: 0, rejected: 0, failed: failed, remaining: remaining,
-                  skippedReason: skipped, outOfTime: outOfTime)
+                  skippedReason: skipped, outOfTime: outOfTime, error: error)
 }
 
 /// A client double for the facade tests: records what reaches it; `recordMotion` can be

@@ -211,6 +211,14 @@ func schedulerTests() {
     } else { check("skipped offline -> retry later", false) }
     check("nothing delivered (network) -> retry later with backoff",
           out(.success(summary(sent: 4, failed: 4, remaining: 4)), 2).nextRunAfterMs == 120_000)
+    if case .retryLater(let after, let f) = out(.success(summary(sent: 8, stored: 4, failed: 4, remaining: 4,
+                                                                 error: "network error: refused")), 1) {
+        check("an upload error after progress -> retry later with backoff, and why",
+              after == 60_000 && f.message.contains("refused"), f)
+    } else { check("an upload error after progress -> retry later", false) }
+    let cutMidBatch = summary(sent: 32, stored: 16, failed: 16, remaining: 24, outOfTime: true)
+    check("a batch cut by the budget -> more work, not a failure",
+          out(.success(cutMidBatch)) == .moreWork(cutMidBatch, rescheduleAfterMs: 60_000))
     let cases: [(TacitError, String)] = [
         (.Network(message: "down"), "retry"), (.RateLimited(message: "slow"), "retry"), (.StaleRequest(message: "clock"), "retry"),
         (.Storage(message: "disk"), "retry"), (.KeyStore(message: "locked"), "retry"), (.Internal(message: "bug"), "retry"),

@@ -30,17 +30,13 @@ use crate::factors::keystroke::{
     FreeTextExtractor, fixed_text_record, free_text_record, phrase_id,
 };
 use crate::queue::{Outbox, OutboxConfig, QueueError};
-use crate::upload::{DrainReport, UploadPolicy, Uploader};
+use crate::upload::{DEVICE_REFUSALS, DrainReport, UploadPolicy, Uploader};
 use clock::ServerClock;
 use sealing::{Capture, Sealing};
 
 /// Records per envelope. Small enough that one envelope is a few tens of KiB, large
 /// enough that the per-envelope X25519 + signature cost is amortised.
 pub const RECORDS_PER_ENVELOPE: usize = 256;
-/// Rejection reasons of an upload that concern the device itself (not the envelope):
-/// the app must register the device again.
-const DEVICE_REFUSALS: [&str; 3] = ["device_revoked", "device_cloned", "unknown_device"];
-
 /// Keys per free-text block.
 pub const FREE_TEXT_BLOCK_KEYS: usize = 100;
 
@@ -395,6 +391,7 @@ impl Client {
             )
             .into());
         }
+        self.shared.make_room()?;
         let mut c = self.capture()?;
         let before = c.gait.report().clone();
         let mut produced = Vec::new();
@@ -420,6 +417,7 @@ impl Client {
 
     /// Feeds free-text key events.
     pub fn record_keys(&self, events: &[KeyEvent]) -> Result<RecordOutcome, ClientError> {
+        self.shared.make_room()?;
         let mut c = self.capture()?;
         let before = c.free_text.report().clone();
         let mut produced = Vec::new();
@@ -463,6 +461,7 @@ impl Client {
         record
             .validate()
             .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
+        self.shared.make_room()?;
         {
             let mut c = self.capture()?;
             c.pending.push(record);
@@ -483,6 +482,7 @@ impl Client {
     /// at once. The phone runs no face model: the face factor finds the face and the
     /// gateway stores only its embedding.
     pub fn record_face(&self, frame: &face::CameraFrame) -> Result<RecordOutcome, ClientError> {
+        self.shared.make_room()?;
         let image = face::normalise(frame, self.shared.clock.now_ms())
             .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
         {
@@ -540,10 +540,19 @@ impl Client {
         }
         if self.shared.backend_keys.refresh_due()
             && budget.is_none_or(|b| b >= std::time::Duration::from_secs(5))
-            && let Err(e) = self.refresh_backend_keys().await
         {
-            // The held keys stay in use; the next upload tries again.
-            tracing::warn!(error = %e, "backend key list not refreshed");
+            // Within the budget too (a quarter of it): the envelopes matter more.
+            let refresh = self.refresh_backend_keys();
+            let result = match budget {
+                Some(b) => tokio::time::timeout(b / 4, refresh)
+                    .await
+                    .unwrap_or_else(|_| Err(ClientError::Network("timed out".into()))),
+                None => refresh.await,
+            };
+            if let Err(e) = result {
+                // The held keys stay in use; the next upload tries again.
+                tracing::warn!(error = %e, "backend key list not refreshed");
+            }
         }
         let report = self
             .uploader
@@ -860,6 +869,7 @@ mod tests {
         inner: tacit_shared::identity::Ed25519Signer,
         fail: std::sync::atomic::AtomicBool,
         delay_ms: std::sync::atomic::AtomicU64,
+        signs: std::sync::atomic::AtomicU64,
     }
 
     impl DeviceSigner for Switchable {
@@ -868,6 +878,7 @@ mod tests {
         }
         fn sign(&self, m: &[u8]) -> Result<Vec<u8>, tacit_shared::identity::IdentityError> {
             use std::sync::atomic::Ordering::Relaxed;
+            self.signs.fetch_add(1, Relaxed);
             std::thread::sleep(std::time::Duration::from_millis(
                 self.delay_ms.load(Relaxed),
             ));
@@ -913,6 +924,7 @@ mod tests {
             inner,
             fail: false.into(),
             delay_ms: 0.into(),
+            signs: 0.into(),
         });
         let client = Client::new(cfg, Some(signer.clone())).unwrap();
         (client, signer, d)
@@ -976,11 +988,18 @@ mod tests {
             }
         }
         let (_, e) = refused.expect("the caller never saw the failing key store");
-        assert!(matches!(e, ClientError::Seal(_)), "{e:?}");
-        // Nothing was lost: every record is still pending (the failing one included,
-        // it was appended before sealing was tried).
+        // The key store's failure (or, if the sealer thread was trying it just then, a
+        // refusal to wait for it) reaches the caller, whose input is not taken.
+        assert!(
+            matches!(&e, ClientError::KeyStore(m) if m.contains("locked"))
+                || matches!(&e, ClientError::Seal(m) if m.contains("input refused")),
+            "{e:?}"
+        );
+        // Memory stays bounded and nothing accepted was lost: exactly the hard bound
+        // is pending.
         let pending = client.status().unwrap().pending_records;
-        assert!(pending >= HARD_PENDING_RECORDS as u64, "{pending}");
+        assert_eq!(pending, HARD_PENDING_RECORDS as u64);
+        assert!(client.record_phrase_entry("abcd", &events).is_err());
         signer.fail.store(false, Relaxed);
         let sealed = client.seal().unwrap();
         assert_eq!(sealed.records as u64, pending);
@@ -992,7 +1011,7 @@ mod tests {
 
     #[test]
     fn records_that_waited_long_enough_are_sealed() {
-        let (client, _signer, d) =
+        let (client, signer, d) =
             switchable_client("seal-after", std::time::Duration::from_millis(300));
         client
             .record_phrase_entry("abcd", &phrase_events())
@@ -1002,6 +1021,22 @@ mod tests {
             client.status().unwrap().outbox_envelopes == 1
         });
         assert_eq!(client.status().unwrap().pending_records, 0);
+
+        // A key store that fails is not asked every tick: the background seals back off
+        // (1 s, then 2 s, ...), where ticks alone would have asked about 5 times.
+        use std::sync::atomic::Ordering::Relaxed;
+        signer.fail.store(true, Relaxed);
+        let before = signer.signs.load(Relaxed);
+        client
+            .record_phrase_entry("abcd", &phrase_events())
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2600));
+        let asked = signer.signs.load(Relaxed) - before;
+        assert!(
+            (1..=3).contains(&asked),
+            "key store asked {asked} times in 2.6 s"
+        );
+        assert!(client.status().unwrap().seal_error.is_some());
         drop(client);
         std::fs::remove_dir_all(&d).ok();
     }

@@ -5,10 +5,12 @@
 //! apps — so it only appends feature records. Sealing (HPKE, the device signature,
 //! which may call the app's key store, and the outbox's fsync) happens here, on one
 //! thread per process shared by every client, when a client holds a full envelope's
-//! worth of records or its oldest pending record has waited [`SealPolicy::after`].
-//! Above [`HARD_PENDING_RECORDS`] (a sealer that cannot keep up: a key store that
-//! hangs) the caller seals itself: memory stays bounded and an error reaches the app
-//! instead of records being dropped.
+//! worth of records or its oldest pending record has waited [`SealPolicy::after`];
+//! after a failed seal (a locked key store) it waits, with a doubling delay, before it
+//! tries again. At [`HARD_PENDING_RECORDS`] (a sealer that cannot keep up: a key store
+//! that fails or hangs) a `record_*` call first seals on the caller's thread, and if
+//! that fails, or a seal is still running, the call is refused with the error: memory
+//! stays bounded and the app hears why, instead of records being dropped silently.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender};
@@ -36,6 +38,10 @@ pub const HARD_PENDING_RECORDS: usize = 4 * MAX_PENDING_RECORDS;
 const HARD_PENDING_FACES: usize = 2 * MAX_FACE_IMAGES;
 /// How often the sealer thread looks for records that waited long enough.
 const TICK: Duration = Duration::from_millis(500);
+/// First wait after a failed background seal; doubles up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Longest wait between background seals that fail.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 /// When records are sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +105,9 @@ pub(super) struct Sealing {
     requested: AtomicBool,
     /// Why the last background seal failed; cleared by the next seal that succeeds.
     last_error: Mutex<Option<String>>,
+    /// After background seals that failed: no background seal before this, and the
+    /// delay that set it (doubling per failure).
+    retry: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl Sealing {
@@ -122,6 +131,7 @@ impl Sealing {
             in_flight: AtomicU64::new(0),
             requested: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            retry: Mutex::new(None),
         }
     }
 
@@ -141,9 +151,38 @@ impl Sealing {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// Before an append: when the pending records or images are at their hard bound,
+    /// seals on the caller's thread first. Refuses (the caller's input is not taken)
+    /// when that seal fails, or when a seal is already running — a key store that hangs
+    /// must not hang the app's thread too.
+    pub(super) fn make_room(&self) -> Result<(), ClientError> {
+        let (records, faces) = {
+            let c = self.capture()?;
+            (c.pending.len(), c.pending_faces.len())
+        };
+        if records < HARD_PENDING_RECORDS && faces < HARD_PENDING_FACES {
+            return Ok(());
+        }
+        let run = match self.run.try_lock() {
+            Ok(run) => run,
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(ClientError::Seal(format!(
+                    "{records} records and {faces} images are waiting for a seal that has \
+                     not finished (the device key store does not answer): input refused"
+                )));
+            }
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                return Err(ClientError::Storage(
+                    "sealing poisoned by an earlier panic".into(),
+                ));
+            }
+        };
+        self.seal_locked(&run).map(|_| ())
+    }
+
     /// After an append: asks the sealer thread for a seal when an envelope's worth is
-    /// pending; seals on the caller's thread when sealing is not in the background or
-    /// the sealer is far behind.
+    /// pending; seals on the caller's thread when sealing is not in the background (or
+    /// there is no sealer thread).
     pub(super) fn after_append(self: &Arc<Self>) -> Result<(), ClientError> {
         let (records, faces) = {
             let c = self.capture()?;
@@ -152,8 +191,7 @@ impl Sealing {
         if records < MAX_PENDING_RECORDS && faces < MAX_FACE_IMAGES {
             return Ok(());
         }
-        let behind = records >= HARD_PENDING_RECORDS || faces >= HARD_PENDING_FACES;
-        if self.policy.background && !behind && self.request() {
+        if self.policy.background && self.request() {
             return Ok(());
         }
         self.seal().map(|_| ())
@@ -185,24 +223,52 @@ impl Sealing {
         }
     }
 
-    /// On the sealer thread: seals, keeping the outcome for `status`.
+    /// On the sealer thread: seals, keeping the outcome for `status`; after a failure
+    /// the next background seal waits (1 s, doubling up to 5 minutes), so that a locked
+    /// key store is not asked twice a second for ever.
     fn seal_in_background(&self) {
         self.requested.store(false, Ordering::Release);
-        if let Err(e) = self.seal() {
-            tracing::warn!(error = %e, "background sealing failed; the records stay pending");
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e.to_string());
+        if self.backing_off() {
+            return;
+        }
+        match self.seal() {
+            Ok(_) => {
+                if let Ok(mut retry) = self.retry.lock() {
+                    *retry = None;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "background sealing failed; the records stay pending");
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+                if let Ok(mut retry) = self.retry.lock() {
+                    let delay =
+                        retry.map_or(FIRST_RETRY_DELAY, |(_, d)| (d * 2).min(MAX_RETRY_DELAY));
+                    *retry = Some((Instant::now() + delay, delay));
+                }
             }
         }
     }
 
-    /// Whether the time policy wants a seal now.
-    fn due(&self) -> bool {
-        self.capture
+    /// Whether background seals wait after a failure.
+    fn backing_off(&self) -> bool {
+        self.retry
             .lock()
             .ok()
-            .and_then(|c| c.oldest)
-            .is_some_and(|t| t.elapsed() >= self.policy.after)
+            .and_then(|r| *r)
+            .is_some_and(|(at, _)| Instant::now() < at)
+    }
+
+    /// Whether the time policy wants a seal now.
+    fn due(&self) -> bool {
+        !self.backing_off()
+            && self
+                .capture
+                .lock()
+                .ok()
+                .and_then(|c| c.oldest)
+                .is_some_and(|t| t.elapsed() >= self.policy.after)
     }
 
     /// Seals the records and images pending when it starts into envelopes in the
@@ -211,10 +277,15 @@ impl Sealing {
     /// while it is sealed, so that `record_*` is never held up by sealing; if sealing
     /// fails they go back in front, in order.
     pub(super) fn seal(&self) -> Result<SealOutcome, ClientError> {
-        let _run = self
+        let run = self
             .run
             .lock()
             .map_err(|_| ClientError::Storage("sealing poisoned by an earlier panic".into()))?;
+        self.seal_locked(&run)
+    }
+
+    /// [`Sealing::seal`] with the run lock held (`_run` proves it).
+    fn seal_locked(&self, _run: &MutexGuard<'_, ()>) -> Result<SealOutcome, ClientError> {
         let mut out = SealOutcome::default();
         let (mut records_left, mut faces_left) = {
             let c = self.capture()?;
@@ -251,11 +322,17 @@ impl Sealing {
                 payload
             };
             let result = self.seal_one(&payload);
-            self.in_flight.store(0, Ordering::Relaxed);
             let evicted = match result {
-                Ok(evicted) => evicted,
+                Ok(evicted) => {
+                    // Under the capture lock, like the take: `pending` never counts a
+                    // record twice or not at all.
+                    let _c = self.capture()?;
+                    self.in_flight.store(0, Ordering::Relaxed);
+                    evicted
+                }
                 Err(e) => {
                     let mut c = self.capture()?;
+                    self.in_flight.store(0, Ordering::Relaxed);
                     let n = payload.records.len() + payload.face_images.len();
                     c.pending.splice(0..0, payload.records);
                     c.pending_faces.splice(0..0, payload.face_images);
@@ -291,9 +368,18 @@ impl Sealing {
             created_at_ms: self.clock.now_ms(),
         };
         let recipient = self.backend_keys.key_for(params.created_at_ms);
-        let (header, bytes) =
-            Envelope::seal(params, payload, &recipient, self.signer.as_ref(), &self.rng)
-                .map_err(|e| ClientError::Seal(e.to_string()))?;
+        let signer = Observed {
+            inner: self.signer.as_ref(),
+            failure: Mutex::new(None),
+        };
+        let (header, bytes) = Envelope::seal(params, payload, &recipient, &signer, &self.rng)
+            .map_err(
+                |e| match signer.failure.lock().ok().and_then(|f| f.clone()) {
+                    // The device key store failed (locked, invalidated): the app's to act on.
+                    Some(why) => ClientError::KeyStore(why),
+                    None => ClientError::Seal(e.to_string()),
+                },
+            )?;
         let queued = QueuedEnvelope {
             envelope_id: header.envelope_id,
             sequence,
@@ -301,6 +387,27 @@ impl Sealing {
             bytes,
         };
         Ok(self.outbox.push(&queued)?)
+    }
+}
+
+/// The device signer, noting its own failure so that it is reported as the key
+/// store's (not as a failure of sealing itself).
+struct Observed<'a> {
+    inner: &'a dyn DeviceSigner,
+    failure: Mutex<Option<String>>,
+}
+
+impl DeviceSigner for Observed<'_> {
+    fn public_key(&self) -> tacit_shared::DevicePublicKey {
+        self.inner.public_key()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, tacit_shared::identity::IdentityError> {
+        self.inner.sign(message).inspect_err(|e| {
+            if let Ok(mut f) = self.failure.lock() {
+                *f = Some(e.to_string());
+            }
+        })
     }
 }
 

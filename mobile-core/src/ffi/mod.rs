@@ -364,7 +364,10 @@ impl TacitClient {
         Ok(self.inner.record_face(&frame.into())?.into())
     }
 
-    /// Seals pending feature records into encrypted envelopes in the outbox.
+    /// Seals pending feature records into encrypted envelopes in the outbox. The core
+    /// does this by itself on its own thread (see `UploadSettings.seal_after_ms`); call
+    /// it before the app lets go of the client (the platform layers' `close()` does):
+    /// records not sealed yet live in memory only.
     pub fn seal(&self) -> Result<SealReport, TacitError> {
         Ok(self.inner.seal()?.into())
     }

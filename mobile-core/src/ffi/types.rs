@@ -218,6 +218,9 @@ pub struct UploadSummary {
     /// The upload stopped because its time budget (`upload_pending_within`) ran out;
     /// `remaining` envelopes wait for the next one.
     pub out_of_time: bool,
+    /// Why the upload stopped early, when it did for an error (network, server,
+    /// outbox): `failed` envelopes wait for the next upload; retry later with backoff.
+    pub error: Option<String>,
 }
 
 impl From<UploadOutcome> for UploadSummary {
@@ -231,6 +234,7 @@ impl From<UploadOutcome> for UploadSummary {
             remaining: o.remaining,
             skipped_reason: o.skipped,
             out_of_time: o.report.out_of_time,
+            error: o.report.error,
         }
     }
 }

@@ -10,6 +10,11 @@ use crate::queue::{Outbox, QueueError};
 /// Reason recorded for a rejection whose result carries none.
 const UNSPECIFIED_REASON: &str = "unspecified";
 
+/// Rejection reasons that concern the device itself, not the envelope: nothing it
+/// sends will be stored until it registers again, so a drain stops at the first batch
+/// that has one (the rest stays queued, should the refusal be undone).
+pub const DEVICE_REFUSALS: [&str; 3] = ["device_revoked", "device_cloned", "unknown_device"];
+
 /// What one [`Uploader::drain`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DrainReport {
@@ -150,6 +155,9 @@ impl Uploader {
             // deleted all the same, stop rather than risk resending the same rows.
             if removed == 0 {
                 return Err("no envelope of the batch could be removed from the outbox".into());
+            }
+            if rejected.keys().any(|r| DEVICE_REFUSALS.contains(r)) {
+                return Ok(());
             }
         }
     }

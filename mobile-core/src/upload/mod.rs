@@ -40,7 +40,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use tacit_shared::Envelope;
 use tacit_shared::api::{MAX_UPLOAD_BATCH, UploadRequest, UploadResponse, b64_encode};
 
-pub use drain::DrainReport;
+pub use drain::{DEVICE_REFUSALS, DrainReport};
 pub use error::UploadError;
 pub use policy::UploadPolicy;
 

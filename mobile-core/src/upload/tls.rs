@@ -73,11 +73,12 @@ pub mod android {
         }
     }
 
-    /// JNI entry point of `dev.tacit.sdk.android.PlatformTrust.initialize(Context)`.
+    /// JNI entry point of `dev.tacit.sdk.android.PlatformTrust.initializeNative(Context)`
+    /// (called by `PlatformTrust.initialize`).
     /// Returns whether the verifier is ready.
     #[allow(unsafe_code)]
     #[unsafe(no_mangle)]
-    pub extern "system" fn Java_dev_tacit_sdk_android_PlatformTrust_initialize(
+    pub extern "system" fn Java_dev_tacit_sdk_android_PlatformTrust_initializeNative(
         mut env: JNIEnv,
         _class: JClass,
         context: JObject,

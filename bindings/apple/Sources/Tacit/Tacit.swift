@@ -49,8 +49,10 @@ public actor Tacit: KeystrokeSink {
         public var backendPublicKey: Data
         /// The id of that key (hex).
         public var backendKeyId: String
-        /// Where the SDK keeps its outbox and built-in key (Application Support, excluded
-        /// from backups: a restored key would look like a cloned device).
+        /// Where the SDK keeps its outbox and built-in key (e.g. in Application Support).
+        /// The SDK creates it and, on Apple platforms, excludes it from backups: a
+        /// restored outbox reuses sequence numbers, which the backend takes for a cloned
+        /// device.
         public var dataDirectory: URL
         /// The user this phone belongs to (the id the app's backend uses).
         public var userId: String
@@ -84,6 +86,22 @@ public actor Tacit: KeystrokeSink {
         }
     }
 
+    /// Creates the data directory and keeps it out of device backups (iCloud, iTunes):
+    /// done here, not left to the app, because a restored copy gets the device revoked.
+    static func prepare(dataDirectory: URL) throws {
+        do {
+            try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+            #if canImport(Darwin)
+            var values = URLResourceValues()
+            values.isExcludedFromBackup = true
+            var url = dataDirectory
+            try url.setResourceValues(values)
+            #endif
+        } catch {
+            throw TacitFailure(action: .fixInput, message: "data directory \(dataDirectory.path): \(error)")
+        }
+    }
+
     /// The default bound of the record queue, in batches.
     public static let defaultQueueCapacity = 64
 
@@ -97,6 +115,7 @@ public actor Tacit: KeystrokeSink {
     /// `TacitFailure` (`fixInput` for a bad configuration, `keyStore` when the key store
     /// fails).
     public init(configuration c: Configuration) throws {
+        try Tacit.prepare(dataDirectory: c.dataDirectory)
         let config = TacitConfig(backendUrl: c.backendURL, backendPublicKey: c.backendPublicKey,
                                  backendKeyId: c.backendKeyId, dataDir: c.dataDirectory.path, userId: c.userId,
                                  upload: c.upload, tlsRootsPem: c.tlsRootsPem, keyListRoot: c.keyListRoot)

@@ -237,8 +237,10 @@ public actor UploadRunner {
                 let f = TacitFailure(action: .retryLater(afterMs: nil), message: "upload skipped: \(reason)")
                 return .retryLater(afterMs: backoffMs(consecutiveFailures: consecutiveFailures), failure: f)
             }
-            if delivered == 0 && s.failed > 0 {
-                let f = TacitFailure(action: .retryLater(afterMs: nil), message: "\(s.failed) envelopes not delivered")
+            // A batch cut off by the budget counts as failed but is no error: go on soon.
+            if !s.outOfTime && (s.error != nil || (delivered == 0 && s.failed > 0)) {
+                let why = s.error ?? "\(s.failed) envelopes not delivered"
+                let f = TacitFailure(action: .retryLater(afterMs: nil), message: why)
                 return .retryLater(afterMs: backoffMs(consecutiveFailures: consecutiveFailures), failure: f)
             }
             return .moreWork(s, rescheduleAfterMs: UploadScheduler.rescheduleSoonMs)

@@ -395,7 +395,10 @@ class Tacit(
         /**
          * Opens the core client for [config] (a private data directory, the pinned
          * backend key) with [keyStore] (null: the core's own Ed25519 key file; on Android
-         * pass `PlatformKeyStore(AndroidKeystoreBackend())`). Reads the data directory:
+         * pass `PlatformKeyStore(AndroidKeystoreBackend())`). On Android put the data
+         * directory under `context.noBackupFilesDir`: Auto Backup would otherwise restore
+         * the outbox onto a new phone, whose reused sequence numbers the backend takes
+         * for a cloned device (it revokes it). Reads the data directory:
          * call it off the main thread, once per process. An unusable configuration is
          * [TacitFailure.FixInput].
          */

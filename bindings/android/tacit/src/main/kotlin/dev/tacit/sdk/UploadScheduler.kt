@@ -201,9 +201,16 @@ class UploadRunner(
         return when {
             // Offline or metered: the platform's network constraint decides when to retry.
             skipped != null && summary.sent == 0UL -> UploadRunResult.RetryLater(0, null, skipped)
-            // Some envelopes were not delivered (errors after retries): back off.
-            summary.failed > 0UL -> UploadRunResult.RetryLater(UploadScheduler.backoffMs(attempt, policy), null)
-            summary.outOfTime || summary.remaining > 0UL -> UploadRunResult.MoreWork(summary, policy.followUpDelayMs)
+            // The budget ran out (a batch cut off mid-request counts as failed but is not
+            // an error): go on soon.
+            summary.outOfTime -> UploadRunResult.MoreWork(summary, policy.followUpDelayMs)
+            // Some envelopes were not delivered (the network or the backend failed after
+            // the core's retries): back off, growing with each failed run, and say why.
+            summary.error != null || summary.failed > 0UL -> UploadRunResult.RetryLater(
+                UploadScheduler.backoffMs(attempt, policy),
+                TacitFailure.RetryLater(summary.error ?: "${summary.failed} envelopes not delivered", RetryReason.NETWORK),
+            )
+            summary.remaining > 0UL -> UploadRunResult.MoreWork(summary, policy.followUpDelayMs)
             else -> UploadRunResult.Done(summary)
         }
     }

@@ -22,9 +22,9 @@ object PlatformTrust {
     }
 
     /** Gives the verifier the JVM and the application context; returns whether it is ready. */
-    fun initialize(context: Context): Boolean = initialize0(context.applicationContext)
+    fun initialize(context: Context): Boolean = initializeNative(context.applicationContext)
 
+    /** The core's JNI entry point (`Java_dev_tacit_sdk_android_PlatformTrust_initializeNative`). */
     @JvmStatic
-    @JvmName("initialize")
-    private external fun initialize0(context: Context): Boolean
+    private external fun initializeNative(context: Context): Boolean
 }
