@@ -153,7 +153,7 @@ suspend fun endToEnd() {
     check("authenticate with a nonce answers step_up (nobody enrolled)", auth.decision == AuthDecision.STEP_UP, auth)
     check("verdict bound to the nonce and device", verdictClaim(auth.verdict, "nonce") == n && verdictClaim(auth.verdict, "device") == info.deviceId, auth.verdict.take(40))
     val reused = expectThrows<TacitFailure.RetryLater>("a reused nonce -> RetryLater") { kotlinx.coroutines.runBlocking { tacit.authenticate(n) } }
-    check("reused nonce reason is STALE_REQUEST", reused?.reason == RetryReason.STALE_REQUEST, reused)
+    check("reused nonce reason is NONCE_USED (ask the server for a new one)", reused?.reason == RetryReason.NONCE_USED, reused)
     expectThrows<TacitFailure.FixInput>("malformed nonce -> FixInput") { kotlinx.coroutines.runBlocking { tacit.authenticate("too short") } }
     tacit.close()
 

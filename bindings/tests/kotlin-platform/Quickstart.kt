@@ -13,7 +13,8 @@ import uniffi.tacit.TacitConfig
 
 /** Opens the SDK, registers once, collects motion, and returns a verdict for [nonce] (null: try again later). */
 suspend fun quickstart(config: TacitConfig, enrolmentToken: String, nonce: String, sensors: (MotionCollector) -> Unit): String? {
-    // On Android: PlatformKeyStore(AndroidKeystoreBackend(context)).
+    // On Android: PlatformTrust.initialize(context) once per process (TLS checked by Android),
+    // config.dataDir under context.noBackupFilesDir, PlatformKeyStore(AndroidKeystoreBackend(context)).
     val tacit = Tacit.configure(config, PlatformKeyStore(SoftwareKeyBackend(File(config.dataDir, "keys"))))
     try {
         tacit.refresh()

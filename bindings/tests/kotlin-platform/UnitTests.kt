@@ -195,6 +195,17 @@ fun keystrokeTests() = section("keystroke recorder") {
     rec.keyCancel(KeyClass.LETTER)
     check("cancelled touch forgotten", rec.stats().cancelled == 1L)
 
+    // A phrase the app never submits stays bounded: presses past the bound are counted.
+    val capped = KeystrokeRecorder(blockSize = 5, keySink = {}, phraseSink = { _, _ -> })
+    capped.beginPhrase()
+    var tc = 1_700_000_500L * S
+    repeat(KeystrokeRecorder.MAX_PHRASE_KEYS + 3) {
+        capped.keyDown(KeyClass.DIGIT, tc)
+        capped.keyUp(KeyClass.DIGIT, tc + 10 * MS)
+        tc += 20 * MS
+    }
+    check("phrase presses past the bound are dropped and counted", capped.stats().droppedOverflow == 3L, capped.stats())
+
     // A phrase: free text before it is handed on separately.
     blocks.clear()
     t += 10 * S
@@ -217,8 +228,8 @@ fun keystrokeTests() = section("keystroke recorder") {
     check("negative time dropped", run { rec.keyDown(KeyClass.LETTER, -1); rec.stats().droppedOutOfOrder == 2L })
 }
 
-fun summary(sent: Long = 0, stored: Long = 0, failed: Long = 0, remaining: Long = 0, skipped: String? = null, outOfTime: Boolean = false, error: String? = null) =
-    UploadSummary(sent.toULong(), stored.toULong(), 0UL, 0UL, failed.toULong(), remaining.toULong(), skipped, outOfTime, error)
+fun summary(sent: Long = 0, stored: Long = 0, failed: Long = 0, remaining: Long = 0, skipped: String? = null, outOfTime: Boolean = false, error: String? = null, retryAfterMs: Long? = null) =
+    UploadSummary(sent.toULong(), stored.toULong(), 0UL, 0UL, failed.toULong(), remaining.toULong(), skipped, outOfTime, error, retryAfterMs?.toULong())
 
 fun schedulerTests() = section("upload scheduler and runner") {
     val budgets = UploadPlatform.entries.associateWith { it.budgetMs }
@@ -283,6 +294,9 @@ fun schedulerTests() = section("upload scheduler and runner") {
     (r.mapSummary(summary(sent = 4, failed = 4, remaining = 4, error = "network error: refused"), attempt = 1) as? UploadRunResult.RetryLater).let {
         check("undelivered -> retry with backoff, and why", it?.delayMs == 60_000L && it.failure?.message?.contains("refused") == true, it)
     }
+    (r.mapSummary(summary(sent = 4, failed = 4, remaining = 4, error = "throttled", retryAfterMs = 600_000)) as? UploadRunResult.RetryLater).let {
+        check("throttled -> retry after the backend's Retry-After", it?.delayMs == 600_000L && it.failure?.let { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.RATE_LIMITED } == true, it)
+    }
     (r.mapSummary(summary(sent = 32, stored = 16, failed = 16, remaining = 24, outOfTime = true)) as? UploadRunResult.MoreWork).let {
         check("a batch cut by the budget -> more work, not a failure", it?.delayMs == policy.followUpDelayMs, it)
     }
@@ -294,10 +308,10 @@ fun schedulerTests() = section("upload scheduler and runner") {
         val ok = UploadRunner { b -> budgetSeen = b; summary(sent = 1, stored = 1) }.runOnce(25_000)
         check("runOnce passes the budget to uploadPendingWithin", budgetSeen == 25_000L && ok is UploadRunResult.Done, budgetSeen)
         suspend fun failing(e: Exception, attempt: Int = 0) = UploadRunner { throw e }.runOnce(1000, attempt)
-        (failing(TacitException.Network("down"), attempt = 2) as? UploadRunResult.RetryLater).let {
+        (failing(TacitException.Network("down", null), attempt = 2) as? UploadRunResult.RetryLater).let {
             check("network error -> retry later with backoff", it?.delayMs == 120_000L && it.failure is TacitFailure.RetryLater, it)
         }
-        check("rate limited -> retry later", (failing(TacitException.RateLimited("slow down")) as? UploadRunResult.RetryLater)?.failure is TacitFailure.RetryLater)
+        check("rate limited -> retry later", (failing(TacitException.RateLimited("slow down", null)) as? UploadRunResult.RetryLater)?.failure is TacitFailure.RetryLater)
         check("key store locked -> retry later", (failing(TacitException.KeyStore("locked")) as? UploadRunResult.RetryLater)?.failure is TacitFailure.KeyStore)
         check("internal -> retry later", failing(TacitException.Internal("bug")) is UploadRunResult.RetryLater)
         for (e in listOf(TacitException.DeviceRevoked("r"), TacitException.DeviceCloned("c"), TacitException.UnknownDevice("u"), TacitException.NotRegistered("n"))) {
@@ -393,13 +407,14 @@ fun errorMappingTests() = section("error mapping") {
         TacitException.InvalidConfig("bad key") to { f -> f is TacitFailure.FixInput },
         TacitException.InvalidInput("negative time") to { f -> f is TacitFailure.FixInput },
         TacitException.Storage("disk full") to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.STORAGE },
-        TacitException.Network("timeout") to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.NETWORK && f.retryAfterMs == null },
+        TacitException.Network("timeout", null) to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.NETWORK && f.retryAfterMs == null },
         TacitException.InvalidEnrolmentToken("used") to { f -> f is TacitFailure.Reregister && f.tokenRefused && !f.cloned },
         TacitException.DeviceRevoked("admin") to { f -> f is TacitFailure.Reregister && !f.cloned && !f.tokenRefused },
         TacitException.DeviceCloned("seen twice") to { f -> f is TacitFailure.Reregister && f.cloned },
         TacitException.UnknownDevice("deleted") to { f -> f is TacitFailure.Reregister },
         TacitException.StaleRequest("clock") to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.STALE_REQUEST },
-        TacitException.RateLimited("429") to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.RATE_LIMITED },
+        TacitException.RateLimited("429", 5_000uL) to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.RATE_LIMITED && f.retryAfterMs == 5_000L },
+        TacitException.NonceUsed("nonce_used") to { f -> f is TacitFailure.RetryLater && f.reason == RetryReason.NONCE_USED && f.retryAfterMs == 0L },
         TacitException.KeyListRefused("bad signature") to { f -> f is TacitFailure.Internal },
         TacitException.Server("payload_too_large", "too big") to { f -> f is TacitFailure.Internal && f.code == "payload_too_large" },
         TacitException.NotRegistered("register first") to { f -> f is TacitFailure.Reregister },
@@ -523,7 +538,7 @@ fun facadeTests() = section("facade") {
         fake.authError = TacitException.DeviceRevoked("revoked by admin")
         val revoked = expectThrows<TacitFailure.Reregister>("authenticate failure arrives as TacitFailure") { runBlocking { t.authenticate("n".repeat(16)) } }
         check("the failure is the state's last failure", t.state.value.lastFailure === revoked)
-        fake.authError = TacitException.RateLimited("429")
+        fake.authError = TacitException.RateLimited("429", null)
         expectThrows<TacitFailure.RetryLater>("rate limited -> RetryLater") { runBlocking { t.authenticate(null) } }
         expectThrows<TacitFailure.FixInput>("zero upload budget -> FixInput") { runBlocking { t.uploadNow(0) } }
         fake.upload = summary(sent = 5, stored = 3, remaining = 2, outOfTime = true)

@@ -95,7 +95,7 @@ func endToEnd() async throws {
           auth.decision == .stepUp && claims?["nonce"] as? String == nonce && claims?["device"] as? String == info.deviceId,
           "\(auth.decision) \(claims as Any)")
     await expectFailure("malformed nonce -> fixInput", { $0 == .fixInput }) { try await tacit.authenticate(nonce: "too short") }
-    await expectFailure("a used nonce -> retryLater (ask for a new nonce)", { $0 == .retryLater(afterMs: nil) }) {
+    await expectFailure("a used nonce -> retryLater at once (ask for a new nonce)", { $0 == .retryLater(afterMs: 0) }) {
         try await tacit.authenticate(nonce: nonce, includeFresh: false)
     }
     let states = seen.get()

@@ -95,9 +95,10 @@ func clientStatus(registered: Bool = true, outbox: UInt64 = 0) -> ClientStatus {
 }
 
 func summary(sent: UInt64 = 0, stored: UInt64 = 0, failed: UInt64 = 0, remaining: UInt64 = 0,
-             skipped: String? = nil, outOfTime: Bool = false, error: String? = nil) -> UploadSummary {
+             skipped: String? = nil, outOfTime: Bool = false, error: String? = nil,
+             retryAfterMs: UInt64? = nil) -> UploadSummary {
     UploadSummary(sent: sent, stored: stored, duplicate: 0, rejected: 0, failed: failed, remaining: remaining,
-                  skippedReason: skipped, outOfTime: outOfTime, error: error)
+                  skippedReason: skipped, outOfTime: outOfTime, error: error, retryAfterMs: retryAfterMs)
 }
 
 /// A client double for the facade tests: records what reaches it; `recordMotion` can be

@@ -148,6 +148,15 @@ func keystrokeTests() {
     check("unmatched ups counted (digit, space after expiry)", st.unmatchedUps == 2, st)
     check("stale downs counted (held > 2 s, pending at block end)", st.staleDowns == 2, st)
     check("out-of-order and invalid events counted", st.outOfOrder == 1 && st.invalid == 1, st)
+
+    // A block the app never ends stays bounded: presses past the bound are counted.
+    let capped = KeystrokeRecorder(sink: ListSink())
+    let t1 = 1_700_000_200 * sec
+    for i in 0..<(KeystrokeRecorder.maxPendingPresses + 3) {
+        capped.keyDown(.letter, timeNs: t1 + Int64(i) * 20 * ms)
+        capped.keyUp(.letter, timeNs: t1 + Int64(i) * 20 * ms + 10 * ms)
+    }
+    check("presses past the bound are dropped and counted", capped.stats.overflow == 3, capped.stats)
     check("recorded count", st.recorded == UInt64(secret.count) + 3, st)
 
     typeText("1234", on: rec, startNs: t0 + 10 * sec)
@@ -216,11 +225,15 @@ func schedulerTests() {
         check("an upload error after progress -> retry later with backoff, and why",
               after == 60_000 && f.message.contains("refused"), f)
     } else { check("an upload error after progress -> retry later", false) }
+    check("a throttled upload -> retry after the backend's Retry-After when longer than the backoff",
+          out(.success(summary(sent: 4, failed: 4, remaining: 4, error: "throttled", retryAfterMs: 600_000)), 0)
+              .nextRunAfterMs == 600_000)
     let cutMidBatch = summary(sent: 32, stored: 16, failed: 16, remaining: 24, outOfTime: true)
     check("a batch cut by the budget -> more work, not a failure",
           out(.success(cutMidBatch)) == .moreWork(cutMidBatch, rescheduleAfterMs: 60_000))
     let cases: [(TacitError, String)] = [
-        (.Network(message: "down"), "retry"), (.RateLimited(message: "slow"), "retry"), (.StaleRequest(message: "clock"), "retry"),
+        (.Network(message: "down", retryAfterMs: nil), "retry"), (.RateLimited(message: "slow", retryAfterMs: nil), "retry"),
+        (.StaleRequest(message: "clock"), "retry"), (.NonceUsed(message: "used"), "retry"),
         (.Storage(message: "disk"), "retry"), (.KeyStore(message: "locked"), "retry"), (.Internal(message: "bug"), "retry"),
         (.DeviceRevoked(message: "r"), "stop"), (.DeviceCloned(message: "c"), "stop"), (.UnknownDevice(message: "u"), "stop"),
         (.NotRegistered(message: "n"), "stop"), (.InvalidInput(message: "budget 0"), "stop"), (.InvalidConfig(message: "c"), "stop"),
@@ -253,8 +266,8 @@ final class ScriptedUploader: PendingUploader, @unchecked Sendable {
 func runnerTests() async {
     section("UploadRunner")
     let up = ScriptedUploader()
-    up.results.set([.failure(.Network(message: "a")), .failure(.Network(message: "b")), .success(summary(sent: 1, stored: 1)),
-                    .failure(.Network(message: "c")), .failure(.DeviceRevoked(message: "gone"))])
+    up.results.set([.failure(.Network(message: "a", retryAfterMs: nil)), .failure(.Network(message: "b", retryAfterMs: nil)), .success(summary(sent: 1, stored: 1)),
+                    .failure(.Network(message: "c", retryAfterMs: nil)), .failure(.DeviceRevoked(message: "gone"))])
     let runner = UploadRunner(uploader: up)
     var delays: [UInt64?] = []
     for _ in 0..<5 { delays.append(await runner.runOnce(budgetMs: 25_000).nextRunAfterMs) }
@@ -339,13 +352,14 @@ func failureMappingTests() {
         (.InvalidConfig(message: "m"), .fixInput),
         (.InvalidInput(message: "m"), .fixInput),
         (.Storage(message: "m"), .retryLater(afterMs: nil)),
-        (.Network(message: "m"), .retryLater(afterMs: nil)),
+        (.Network(message: "m", retryAfterMs: nil), .retryLater(afterMs: nil)),
         (.InvalidEnrolmentToken(message: "m"), .reRegister(.invalidToken)),
         (.DeviceRevoked(message: "m"), .reRegister(.revoked)),
         (.DeviceCloned(message: "m"), .reRegister(.cloned)),
         (.UnknownDevice(message: "m"), .reRegister(.unknownDevice)),
         (.StaleRequest(message: "m"), .retryLater(afterMs: nil)),
-        (.RateLimited(message: "m"), .retryLater(afterMs: nil)),
+        (.RateLimited(message: "m", retryAfterMs: 5_000), .retryLater(afterMs: 5_000)),
+        (.NonceUsed(message: "m"), .retryLater(afterMs: 0)),
         (.KeyListRefused(message: "m"), .internal),
         (.Server(code: "weird", message: "m"), .internal),
         (.NotRegistered(message: "m"), .reRegister(.notRegistered)),

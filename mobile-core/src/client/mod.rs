@@ -75,6 +75,9 @@ pub enum ClientError {
         code: String,
         /// The server's message.
         message: String,
+        /// How long the server asked the client to wait (`Retry-After` of a 429 or
+        /// 503), when it said.
+        retry_after_ms: Option<u64>,
     },
     /// The backend's key list was refused: not signed by the pinned root, older than
     /// the one held, or malformed. The held keys stay in use.

@@ -25,8 +25,9 @@ pub use logging::{LogLevel, Logger, set_logger};
 pub use types::*;
 
 /// Errors returned to apps, one case per thing the app should do about it: fix the
-/// configuration or input, retry later (`Network`, `RateLimited`), fix the clock
-/// (`StaleRequest`), get a new enrolment token (`InvalidEnrolmentToken`), register
+/// configuration or input, retry later (`Network`, `RateLimited`, after
+/// `retry_after_ms` when the backend said), fix the clock (`StaleRequest`), ask your
+/// server for a new nonce (`NonceUsed`), get a new enrolment token (`InvalidEnrolmentToken`), register
 /// the device again (`DeviceRevoked`, `DeviceCloned`, `UnknownDevice`), or report
 /// (`Server`, `Internal`).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
@@ -55,6 +56,8 @@ pub enum TacitError {
     Network {
         /// Details.
         message: String,
+        /// How long the backend asked to wait (`Retry-After` of a 503), when it said.
+        retry_after_ms: Option<u64>,
     },
     /// The enrolment token is unknown, already used or expired: ask the backend for a
     /// new one.
@@ -85,10 +88,15 @@ pub enum TacitError {
     },
     /// The request's time is too far from the backend's clock, or not later than the
     /// device's previous request: the phone's clock is wrong. Retry once it is right.
-    /// Also: the relying party's nonce already has a verdict (each nonce answers one
-    /// authentication): ask your server for a new nonce.
     #[error("stale request: {message}")]
     StaleRequest {
+        /// Details.
+        message: String,
+    },
+    /// The relying party's nonce already has a verdict (each nonce answers one
+    /// authentication): ask your server for a new nonce, then authenticate again.
+    #[error("nonce used: {message}")]
+    NonceUsed {
         /// Details.
         message: String,
     },
@@ -97,6 +105,8 @@ pub enum TacitError {
     RateLimited {
         /// Details.
         message: String,
+        /// How long the backend asked to wait (`Retry-After`), when it said.
+        retry_after_ms: Option<u64>,
     },
     /// The backend's key list was refused (not signed by the pinned root, older than
     /// the one held, malformed): the keys held stay in use. Report it.
@@ -143,25 +153,38 @@ impl From<ClientError> for TacitError {
                 TacitError::InvalidInput { message }
             }
             ClientError::Storage(_) | ClientError::Queue(_) => TacitError::Storage { message },
-            ClientError::Network(_) => TacitError::Network { message },
+            ClientError::Network(_) => TacitError::Network {
+                message,
+                retry_after_ms: None,
+            },
             ClientError::Server(_) => TacitError::Server {
                 code: String::new(),
                 message,
             },
-            ClientError::Refused { status, code, .. } => match (status, code.as_str()) {
+            ClientError::Refused {
+                status,
+                code,
+                retry_after_ms,
+                ..
+            } => match (status, code.as_str()) {
                 (_, "invalid_token") => TacitError::InvalidEnrolmentToken { message },
                 (_, "device_revoked") => TacitError::DeviceRevoked { message },
                 (_, "device_cloned") => TacitError::DeviceCloned { message },
                 (_, "unknown_device") => TacitError::UnknownDevice { message },
                 // The request's time is not later than the device's previous one (the
-                // phone's clock went back), or the nonce was used: a fresh request.
-                (_, "stale_request" | "replayed_request" | "nonce_used") => {
-                    TacitError::StaleRequest { message }
-                }
-                (429, _) | (_, "rate_limited") => TacitError::RateLimited { message },
+                // phone's clock went back): a fresh request once the clock is right.
+                (_, "stale_request" | "replayed_request") => TacitError::StaleRequest { message },
+                (_, "nonce_used") => TacitError::NonceUsed { message },
+                (429, _) | (_, "rate_limited") => TacitError::RateLimited {
+                    message,
+                    retry_after_ms,
+                },
                 // The backend cannot answer now (overloaded, a dependency down, a
                 // timeout): like a network failure, retried later.
-                (500.., _) | (408, _) | (_, "unavailable") => TacitError::Network { message },
+                (500.., _) | (408, _) | (_, "unavailable") => TacitError::Network {
+                    message,
+                    retry_after_ms,
+                },
                 _ => TacitError::Server { code, message },
             },
             ClientError::KeyList(_) => TacitError::KeyListRefused { message },
@@ -459,6 +482,7 @@ fn upload_summary(outcome: crate::client::UploadOutcome) -> Result<UploadSummary
                     .unwrap_or(0)
             ),
             code: code.clone(),
+            retry_after_ms: None,
         }
         .into());
     }
@@ -489,6 +513,7 @@ mod tests {
             status,
             code: code.into(),
             message: "m".into(),
+            retry_after_ms: Some(2_000),
         }
         .into()
     }
@@ -526,7 +551,22 @@ mod tests {
         ));
         assert!(matches!(
             refused(409, "nonce_used"),
-            TacitError::StaleRequest { .. }
+            TacitError::NonceUsed { .. }
+        ));
+        // The server's Retry-After reaches the app with the cases it is for.
+        assert!(matches!(
+            refused(429, "rate_limited"),
+            TacitError::RateLimited {
+                retry_after_ms: Some(2_000),
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(503, "unavailable"),
+            TacitError::Network {
+                retry_after_ms: Some(2_000),
+                ..
+            }
         ));
         assert!(matches!(
             refused(503, "unavailable"),

@@ -221,6 +221,9 @@ pub struct UploadSummary {
     /// Why the upload stopped early, when it did for an error (network, server,
     /// outbox): `failed` envelopes wait for the next upload; retry later with backoff.
     pub error: Option<String>,
+    /// When the backend throttled the upload: how long it asked to wait (ms) before
+    /// the next one.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl From<UploadOutcome> for UploadSummary {
@@ -235,6 +238,10 @@ impl From<UploadOutcome> for UploadSummary {
             skipped_reason: o.skipped,
             out_of_time: o.report.out_of_time,
             error: o.report.error,
+            retry_after_ms: o
+                .report
+                .retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }

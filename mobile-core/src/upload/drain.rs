@@ -36,6 +36,9 @@ pub struct DrainReport {
     pub retries: u64,
     /// Why the drain stopped early, if it did (upload or outbox error).
     pub error: Option<String>,
+    /// How long the server asked to wait, when the drain stopped at its throttling
+    /// (`Retry-After` of a 429 or 503, capped like the uploader's own waits).
+    pub retry_after: Option<std::time::Duration>,
     /// The drain stopped because its time budget ran out (not an error: what is left
     /// waits for the next drain; a batch cut off mid-request is resent then and the
     /// server acknowledges it as a duplicate if it had stored it).
@@ -116,6 +119,13 @@ impl Uploader {
                 Ok(r) => r,
                 Err(e) => {
                     report.failed += ids.len() as u64;
+                    if let super::UploadError::Throttled {
+                        retry_after: Some(after),
+                        ..
+                    } = &e
+                    {
+                        report.retry_after = Some(*after);
+                    }
                     return Err(e.to_string());
                 }
             };

@@ -43,6 +43,7 @@ use tacit_shared::api::{MAX_UPLOAD_BATCH, UploadRequest, UploadResponse, b64_enc
 pub use drain::{DEVICE_REFUSALS, DrainReport};
 pub use error::UploadError;
 pub use policy::UploadPolicy;
+pub(crate) use retry_after::parse_retry_after;
 
 /// Uploads envelopes to one gateway. Cheap to share: `Send + Sync`, and the HTTP
 /// client inside keeps connections alive between requests.

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 /// The wait a `Retry-After` value asks for, measured from `now`. A date in the past
 /// means "now" (zero); an unparseable value is `None` (the caller falls back to its
 /// own backoff).
-pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Absurdly large numbers saturate; the caller caps the wait anyway.

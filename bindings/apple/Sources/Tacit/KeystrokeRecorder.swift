@@ -27,6 +27,9 @@ public struct KeystrokeStats: Sendable, Equatable {
     public var outOfOrder: UInt64 = 0
     /// Events with a negative timestamp.
     public var invalid: UInt64 = 0
+    /// Presses dropped because more than `KeystrokeRecorder.maxPendingPresses` waited
+    /// (the app never ended the block or entry).
+    public var overflow: UInt64 = 0
 }
 
 /// Builds the core's `KeyPress` lists from key downs and ups.
@@ -46,6 +49,9 @@ public final class KeystrokeRecorder: @unchecked Sendable, CustomStringConvertib
     /// A down without an up for longer than this (2 s) is dropped: a key held that long is
     /// not typing.
     public static let maxHoldNs: Int64 = 2_000_000_000
+    /// Presses kept until `endFreeTextBlock` / `phraseEntry` at most (the core's blocks
+    /// are 100 keys, phrases far shorter).
+    public static let maxPendingPresses = 512
 
     private struct Down {
         let keyClass: KeyClass
@@ -123,6 +129,11 @@ public final class KeystrokeRecorder: @unchecked Sendable, CustomStringConvertib
             return
         }
         let d = downs.remove(at: i)
+        // A block or entry the app never ends must not grow without bound.
+        guard presses.count < Self.maxPendingPresses else {
+            counters.overflow += 1
+            return
+        }
         presses.append(KeyPress(keyClass: d.keyClass, downNs: d.downNs, upNs: timeNs, pressure: d.pressure, area: d.area))
     }
 

@@ -74,13 +74,17 @@ public struct TacitFailure: Error, Sendable, Equatable, CustomStringConvertible 
         switch e {
         case .InvalidConfig(let m), .InvalidInput(let m):
             self.init(action: .fixInput, message: m, underlying: e)
-        // The core gives no Retry-After to the app, so the delay is unknown here.
-        case .Network(let m), .RateLimited(let m):
-            self.init(action: .retryLater(afterMs: nil), message: m, underlying: e)
-        // The phone's clock is wrong, or the nonce was used: a fresh request (a new nonce
-        // from the app's server) later.
+        // The backend's Retry-After, when it gave one.
+        case .Network(let m, let after), .RateLimited(let m, let after):
+            self.init(action: .retryLater(afterMs: after), message: m, underlying: e)
+        // The phone's clock is wrong: a fresh request once it is right.
         case .StaleRequest(let m):
             self.init(action: .retryLater(afterMs: nil), message: m, underlying: e)
+        // The relying party's nonce already has a verdict: at once, with a new nonce from
+        // the app's server.
+        case .NonceUsed(let m):
+            self.init(action: .retryLater(afterMs: 0), message: "nonce already used (ask your server for a new one): \(m)",
+                      underlying: e)
         // Local storage (a full disk, typically) recovers on its own.
         case .Storage(let m):
             self.init(action: .retryLater(afterMs: nil), message: m, underlying: e)

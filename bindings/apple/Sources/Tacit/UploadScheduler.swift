@@ -240,8 +240,11 @@ public actor UploadRunner {
             // A batch cut off by the budget counts as failed but is no error: go on soon.
             if !s.outOfTime && (s.error != nil || (delivered == 0 && s.failed > 0)) {
                 let why = s.error ?? "\(s.failed) envelopes not delivered"
-                let f = TacitFailure(action: .retryLater(afterMs: nil), message: why)
-                return .retryLater(afterMs: backoffMs(consecutiveFailures: consecutiveFailures), failure: f)
+                // The backend's Retry-After when it throttled the upload, never less than
+                // our own backoff.
+                let f = TacitFailure(action: .retryLater(afterMs: s.retryAfterMs), message: why)
+                return .retryLater(afterMs: backoffMs(consecutiveFailures: consecutiveFailures, atLeast: s.retryAfterMs),
+                                   failure: f)
             }
             return .moreWork(s, rescheduleAfterMs: UploadScheduler.rescheduleSoonMs)
         case .failure(let error):

@@ -45,6 +45,8 @@ data class KeystrokeStats(
     val droppedOutOfOrder: Long,
     /** Touches the platform cancelled (a swipe off the key). */
     val cancelled: Long,
+    /** Presses dropped because a phrase grew past [KeystrokeRecorder.MAX_PHRASE_KEYS] without [KeystrokeRecorder.phraseEntry]. */
+    val droppedOverflow: Long = 0,
 )
 
 /**
@@ -90,6 +92,7 @@ class KeystrokeRecorder(
     private var presses = 0L
     private var blocks = 0L
     private var phraseEntries = 0L
+    private var overflow = 0L
     private var unmatchedUp = 0L
     private var staleDown = 0L
     private var outOfOrder = 0L
@@ -117,6 +120,12 @@ class KeystrokeRecorder(
                 return
             }
             val d = downs.removeAt(i)
+            // A phrase is short; one that never ends (the app forgot phraseEntry) must not
+            // grow without bound.
+            if (inPhrase && completed.size >= MAX_PHRASE_KEYS) {
+                overflow++
+                return
+            }
             completed.add(KeyPress(d.keyClass, d.downNs, timeNs, d.pressure, d.area))
             presses++
             if (!inPhrase && completed.size >= blockSize) handOffBlock()
@@ -181,7 +190,7 @@ class KeystrokeRecorder(
 
     /** A snapshot of the counters. */
     fun stats(): KeystrokeStats = synchronized(lock) {
-        KeystrokeStats(presses, blocks, phraseEntries, unmatchedUp, staleDown, outOfOrder, cancelled)
+        KeystrokeStats(presses, blocks, phraseEntries, unmatchedUp, staleDown, outOfOrder, cancelled, overflow)
     }
 
     /** Counters only: no key, class sequence or text. */
@@ -212,6 +221,9 @@ class KeystrokeRecorder(
     companion object {
         /** A key held longer than this (2 s) is taken as a missed key-up and dropped. */
         const val MAX_HOLD_NS = 2_000_000_000L
+
+        /** Presses kept for one phrase at most (passwords and PINs are far shorter). */
+        const val MAX_PHRASE_KEYS = 256
 
         /** Presses per free-text block. */
         const val DEFAULT_BLOCK_SIZE = 50

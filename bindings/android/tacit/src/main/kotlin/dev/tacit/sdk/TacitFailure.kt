@@ -13,11 +13,14 @@ enum class RetryReason {
     /** Too many requests from this device. */
     RATE_LIMITED,
 
-    /**
-     * The phone's clock is too far from the backend's, or the relying party's nonce was
-     * already used (ask your server for a new nonce before retrying an authentication).
-     */
+    /** The phone's clock is too far from the backend's: retry once it is right. */
     STALE_REQUEST,
+
+    /**
+     * The relying party's nonce already has a verdict: ask your server for a new nonce,
+     * then authenticate again (no need to wait).
+     */
+    NONCE_USED,
 
     /** Local storage (the outbox or key file) failed, e.g. the disk is full. */
     STORAGE,
@@ -92,10 +95,14 @@ sealed class TacitFailure(
             is TacitException.InvalidConfig -> FixInput("invalid configuration: ${e.detail}", e)
             is TacitException.InvalidInput -> FixInput("invalid input: ${e.detail}", e)
             is TacitException.Storage -> RetryLater("local storage failed: ${e.detail}", RetryReason.STORAGE, cause = e)
-            is TacitException.Network -> RetryLater("backend unreachable: ${e.detail}", RetryReason.NETWORK, cause = e)
-            is TacitException.RateLimited -> RetryLater("rate limited: ${e.detail}", RetryReason.RATE_LIMITED, cause = e)
+            is TacitException.Network ->
+                RetryLater("backend unreachable: ${e.detail}", RetryReason.NETWORK, e.retryAfterMs?.toMillis(), e)
+            is TacitException.RateLimited ->
+                RetryLater("rate limited: ${e.detail}", RetryReason.RATE_LIMITED, e.retryAfterMs?.toMillis(), e)
             is TacitException.StaleRequest ->
-                RetryLater("stale request (clock or used nonce): ${e.detail}", RetryReason.STALE_REQUEST, cause = e)
+                RetryLater("stale request (the phone's clock): ${e.detail}", RetryReason.STALE_REQUEST, cause = e)
+            is TacitException.NonceUsed ->
+                RetryLater("nonce already used: ${e.detail}", RetryReason.NONCE_USED, 0L, e)
             is TacitException.InvalidEnrolmentToken ->
                 Reregister("enrolment token refused: ${e.detail}", tokenRefused = true, cause = e)
             is TacitException.DeviceRevoked -> Reregister("device revoked: ${e.detail}", cause = e)
@@ -109,6 +116,9 @@ sealed class TacitFailure(
         }
     }
 }
+
+/** A core `Retry-After` in milliseconds as a Long (saturating; the core caps it anyway). */
+private fun ULong.toMillis(): Long = if (this > Long.MAX_VALUE.toULong()) Long.MAX_VALUE else this.toLong()
 
 /**
  * Runs [block], turning any exception into a [TacitFailure] (cancellation passes through;

@@ -206,10 +206,19 @@ class UploadRunner(
             summary.outOfTime -> UploadRunResult.MoreWork(summary, policy.followUpDelayMs)
             // Some envelopes were not delivered (the network or the backend failed after
             // the core's retries): back off, growing with each failed run, and say why.
-            summary.error != null || summary.failed > 0UL -> UploadRunResult.RetryLater(
-                UploadScheduler.backoffMs(attempt, policy),
-                TacitFailure.RetryLater(summary.error ?: "${summary.failed} envelopes not delivered", RetryReason.NETWORK),
-            )
+            summary.error != null || summary.failed > 0UL -> {
+                // The backend's Retry-After, when it throttled the upload, and never less
+                // than our own backoff.
+                val asked = summary.retryAfterMs?.let { if (it > Long.MAX_VALUE.toULong()) Long.MAX_VALUE else it.toLong() }
+                UploadRunResult.RetryLater(
+                    maxOf(UploadScheduler.backoffMs(attempt, policy), asked ?: 0L),
+                    TacitFailure.RetryLater(
+                        summary.error ?: "${summary.failed} envelopes not delivered",
+                        if (asked != null) RetryReason.RATE_LIMITED else RetryReason.NETWORK,
+                        asked,
+                    ),
+                )
+            }
             summary.remaining > 0UL -> UploadRunResult.MoreWork(summary, policy.followUpDelayMs)
             else -> UploadRunResult.Done(summary)
         }
