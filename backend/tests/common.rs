@@ -192,6 +192,28 @@ pub async fn spawn_with(s: Settings) -> (RunningServer, RecipientKeyPair) {
     (server::spawn(s, keys, store).await.expect("spawn"), pair)
 }
 
+/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    (ck.cert.pem(), ck.signing_key.serialize_pem())
+}
+
+/// A gateway over embedded storage in `dir` serving TLS with a new self-signed
+/// certificate: the server, its HPKE key and the certificate (PEM).
+pub async fn spawn_tls(dir: &std::path::Path) -> (RunningServer, RecipientKeyPair, String) {
+    let (cert, key) = self_signed();
+    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &key).unwrap();
+    let mut s = settings(&Backing::Embedded, dir);
+    s.tls = Some(tacit_backend::settings::TlsSettings {
+        cert_file: dir.join("cert.pem"),
+        key_file: dir.join("key.pem"),
+    });
+    let (srv, pair) = spawn_with(s).await;
+    (srv, pair, cert)
+}
+
 pub async fn admin_user(http: &reqwest::Client, url: &str, user: &str) -> String {
     let r = http
         .post(format!("{url}/v1/users"))

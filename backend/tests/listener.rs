@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::{Backing, admin_user};
 use ring::rand::SystemRandom;
-use tacit_backend::settings::TlsSettings;
 use tacit_mobile_core::client::{Client, ClientConfig};
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -124,25 +123,10 @@ async fn connections_past_the_bound_are_closed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM).
-fn self_signed() -> (String, String) {
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    (ck.cert.pem(), ck.signing_key.serialize_pem())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_pinned_certificate_and_a_wrong_one_refused() {
     let dir = common::temp_dir("tls");
-    let (cert, key) = self_signed();
-    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
-    std::fs::write(dir.join("key.pem"), &key).unwrap();
-    let mut s = common::settings(&Backing::Embedded, &dir);
-    s.tls = Some(TlsSettings {
-        cert_file: dir.join("cert.pem"),
-        key_file: dir.join("key.pem"),
-    });
-    let (srv, pair) = common::spawn_with(s).await;
+    let (srv, pair, cert) = common::spawn_tls(&dir).await;
     let url = srv.url();
     assert!(url.starts_with("https://"), "{url}");
 
@@ -171,7 +155,7 @@ async fn tls_with_a_pinned_certificate_and_a_wrong_one_refused() {
 
     // Pinned to another certificate (a man in the middle's, or a misissued one): the
     // phone refuses the server and sends nothing.
-    let (other, _) = self_signed();
+    let (other, _) = common::self_signed();
     let wrong = phone(Some(other), "wrong").unwrap();
     let err = wrong.register_device(&token).await.unwrap_err().to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");

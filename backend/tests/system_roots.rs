@@ -9,26 +9,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Backing, admin_user};
+use common::admin_user;
 use ring::rand::SystemRandom;
-use tacit_backend::settings::TlsSettings;
 use tacit_mobile_core::client::{Client, ClientConfig};
 use tacit_shared::identity::{DeviceSigner, Ed25519Signer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_in_the_system_trust_store_is_trusted_without_pinning() {
     let dir = common::temp_dir("sysroots");
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
-    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
-    std::fs::write(dir.join("key.pem"), &key).unwrap();
-    let mut s = common::settings(&Backing::Embedded, &dir);
-    s.tls = Some(TlsSettings {
-        cert_file: dir.join("cert.pem"),
-        key_file: dir.join("key.pem"),
-    });
-    let (srv, pair) = common::spawn_with(s).await;
+    let (srv, pair, cert) = common::spawn_tls(&dir).await;
     let url = srv.url();
     let admin = reqwest::Client::builder()
         .tls_built_in_root_certs(false)

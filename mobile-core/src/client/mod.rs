@@ -727,6 +727,19 @@ mod tests {
         RecipientKeyPair::derive(&[7u8; 32])
     }
 
+    /// A config for an unreachable backend (nothing here goes over the network).
+    fn offline_config(d: &str) -> ClientConfig {
+        let k = key();
+        ClientConfig::new(
+            "http://127.0.0.1:9",
+            k.public_key().as_bytes(),
+            &k.key_id().to_hex(),
+            d,
+            "alice",
+        )
+        .unwrap()
+    }
+
     fn dir(name: &str) -> String {
         let d = std::env::temp_dir().join(format!("tacit-client-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -766,16 +779,8 @@ mod tests {
 
     #[test]
     fn offline_client_records_seals_and_refuses_unregistered_uploads() {
-        let k = key();
         let d = dir("offline");
-        let cfg = ClientConfig::new(
-            "http://127.0.0.1:9",
-            k.public_key().as_bytes(),
-            &k.key_id().to_hex(),
-            &d,
-            "alice",
-        )
-        .unwrap();
+        let cfg = offline_config(&d);
         let client = Client::new(cfg, None).unwrap();
         // A built-in key was created with owner-only permissions.
         #[cfg(unix)]
@@ -852,14 +857,7 @@ mod tests {
         // The same data directory reopens with the same device and the envelope still queued.
         let id = client.device_id();
         drop(client);
-        let cfg = ClientConfig::new(
-            "http://127.0.0.1:9",
-            k.public_key().as_bytes(),
-            &k.key_id().to_hex(),
-            &d,
-            "alice",
-        )
-        .unwrap();
+        let cfg = offline_config(&d);
         let again = Client::new(cfg, None).unwrap();
         assert_eq!(again.device_id(), id);
         assert_eq!(again.status().unwrap().outbox_envelopes, 1);
@@ -910,16 +908,8 @@ mod tests {
         name: &str,
         after: std::time::Duration,
     ) -> (Client, Arc<Switchable>, String) {
-        let k = key();
         let d = dir(name);
-        let mut cfg = ClientConfig::new(
-            "http://127.0.0.1:9",
-            k.public_key().as_bytes(),
-            &k.key_id().to_hex(),
-            &d,
-            "alice",
-        )
-        .unwrap();
+        let mut cfg = offline_config(&d);
         cfg.sealing.after = after;
         let (inner, _) =
             tacit_shared::identity::Ed25519Signer::generate(&SystemRandom::new()).unwrap();
