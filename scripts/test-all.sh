@@ -73,8 +73,8 @@ step "cargo test (workspace; includes the reduced real-data evaluation of the mo
 TACIT_BACKEND_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tacit-backend" \
   cargo test --workspace --locked
 
-step "record_motion's cost to the caller: a smoke run of the benchmark (debug build, 200 calls)"
-cargo test --locked -q -p tacit-mobile-core --bench record_cost -- --calls 200 --pace-us 0
+step "benchmarks: a smoke run of every bench binary (debug build, tiny inputs; the measurements are in BENCHMARKS.md)"
+bash scripts/bench-smoke.sh
 
 step "bindings: the same scenario in Python, Kotlin and Swift against the real gateway; the platform layers (Kotlin, Swift) and the Python wheel with their quickstarts"
 bash bindings/run-tests.sh

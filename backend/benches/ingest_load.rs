@@ -2,7 +2,8 @@
 //! loopback (SQLite by default; PostgreSQL + S3 when `DATABASE_URL`/`S3_ENDPOINT` are
 //! set), registers devices, pre-seals envelopes, then uploads them from concurrent
 //! connections and reports envelopes/s, feature windows/s, request p50/p99 and the
-//! server's CPU time per envelope (from /proc) against the crypto floor.
+//! server's CPU time per envelope (from /proc) against the crypto floor, measured in the
+//! same run.
 //!
 //! `cargo bench -p tacit-backend --bench ingest_load -- [--envelopes N] [--concurrency C] [--batch B]`
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -58,7 +59,9 @@ async fn main() {
     let mut work: Vec<Vec<String>> = Vec::new();
     let per_conn = total / concurrency;
     for c in 0..concurrency {
-        let signer = register_device(&http, &url, &format!("load-{c}")).await;
+        // Named per run: a PostgreSQL database outlives the run.
+        let user = format!("load-{}-{c}", std::process::id());
+        let signer = register_device(&http, &url, &user).await;
         work.push(
             (0..per_conn as u64)
                 .map(|seq| {
@@ -77,6 +80,12 @@ async fn main() {
         );
     }
     let envelope_bytes = b64_decode(&work[0][0]).unwrap().len();
+    // The floor, in this run: the two public-key operations every envelope needs on
+    // the gateway, bare (ring's X25519 agreement and Ed25519 verification, as in the
+    // crypto bench), best of 5 rounds.
+    let floor_n = if total < 1_000 { 50 } else { 2_000 };
+    let floor_us = crypto_floor_us(&rng, floor_n);
+    let dalek_us = dalek_floor_us(floor_n);
     let pid = server.child.id();
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
@@ -121,16 +130,71 @@ async fn main() {
     println!(
         "storage: {storage}; {stored} envelopes of {envelope_bytes} B ({windows_per_envelope} gait windows each), {concurrency} connections, batches of {batch}"
     );
+    let cpu_us = cpu / stored as f64 * 1e6;
     println!(
-        "| storage | envelopes/s | feature windows/s | request p50 | request p99 | server CPU per envelope |"
+        "| storage | envelopes/s | feature windows/s | request p50 | request p99 | server CPU per envelope | crypto floor, ring (same run) | ratio | the gateway's own primitives, bare (dalek) | ratio |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {storage} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.1} µs |",
+        "| {storage} | {:.0} | {:.0} | {:.1} ms | {:.1} ms | {cpu_us:.1} µs | {floor_us:.1} µs | {:.2}× | {dalek_us:.1} µs | {:.2}× |",
         stored as f64 / wall,
         (stored * windows_per_envelope) as f64 / wall,
         q(0.5),
         q(0.99),
-        cpu / stored as f64 * 1e6
+        cpu_us / floor_us,
+        cpu_us / dalek_us
     );
+}
+
+/// The same two operations with the libraries the gateway uses for them (static-key
+/// X25519 of x25519-dalek for HPKE, ed25519-dalek's strict verification with the key
+/// parsed once), µs (best of 5 rounds of `n`).
+fn dalek_floor_us(n: usize) -> f64 {
+    use ed25519_dalek::{Signer, SigningKey};
+    let secret = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let peer = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([9u8; 32]));
+    let signing = SigningKey::from_bytes(&[5u8; 32]);
+    let key = signing.verifying_key();
+    let sig = signing.sign(b"floor");
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(secret.diffie_hellman(std::hint::black_box(&peer)));
+            key.verify_strict(std::hint::black_box(b"floor"), &sig)
+                .unwrap();
+        }
+        best = best.min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+    best
+}
+
+/// One X25519 agreement plus one Ed25519 verification, µs (best of 5 rounds of `n`).
+fn crypto_floor_us(rng: &SystemRandom, n: usize) -> f64 {
+    use ring::agreement;
+    use ring::signature::{self, KeyPair};
+    let peer = agreement::EphemeralPrivateKey::generate(&agreement::X25519, rng).unwrap();
+    let peer_pub = peer.compute_public_key().unwrap();
+    let pair = signature::Ed25519KeyPair::from_pkcs8(
+        signature::Ed25519KeyPair::generate_pkcs8(rng)
+            .unwrap()
+            .as_ref(),
+    )
+    .unwrap();
+    let sig = pair.sign(b"floor");
+    let pk =
+        signature::UnparsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref().to_vec());
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            let k = agreement::EphemeralPrivateKey::generate(&agreement::X25519, rng).unwrap();
+            let p = agreement::UnparsedPublicKey::new(&agreement::X25519, peer_pub.as_ref());
+            std::hint::black_box(agreement::agree_ephemeral(k, &p, |s| s[0]).unwrap());
+            pk.verify(std::hint::black_box(b"floor"), sig.as_ref())
+                .unwrap();
+        }
+        best = best.min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+    best
 }

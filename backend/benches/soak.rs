@@ -67,7 +67,8 @@ async fn main() {
     let pid = server.child.id();
     let mut devices = Vec::new();
     for d in 0..n_devices {
-        let signer = register_device(&http, &url, &format!("soak-{d}")).await;
+        let signer =
+            register_device(&http, &url, &format!("soak-{}-{d}", std::process::id())).await;
         let id = signer.public_key().device_id().0;
         devices.push(Device {
             signer,

@@ -45,6 +45,16 @@ fn describe() {
         "Envelopes ingested, by status (stored, duplicate, rejected) and rejection reason"
     );
     describe_counter!(
+        "tacit_retention_unfinished_packs_total",
+        Unit::Count,
+        "Packs of group commits a crash interrupted, deleted by the retention sweep"
+    );
+    describe_counter!(
+        "tacit_group_commits_total",
+        Unit::Count,
+        "Group commits of ingest: one pack object and one transaction each"
+    );
+    describe_counter!(
         "tacit_feature_records_total",
         Unit::Count,
         "Feature records in newly stored envelopes"

@@ -1,6 +1,7 @@
 //! Data retention: feature batches older than `retention.feature_days`, and recorded
 //! decisions older than `verdict.decision_days`, are deleted by a sweep that runs at
-//! start and then every `retention.sweep_interval_s`.
+//! start and then every `retention.sweep_interval_s`; so are the packs of group
+//! commits a crash interrupted (`UNFINISHED_GRACE_MS` after they were written).
 //!
 //! The envelope rows are the replay memory as well as the index of the objects, so the
 //! cut is never later than the acceptance window's start (`ReplayPolicy::prune_before`):
@@ -15,8 +16,12 @@ use tacit_shared::replay::ReplayPolicy;
 use crate::state::AppState;
 use crate::store::{Store, StoreResult};
 
-/// Envelopes deleted per store call.
+/// Packs deleted per store call.
 pub const SWEEP_BATCH: u32 = 1_000;
+
+/// How long a pack may stay uncommitted before the sweep takes it for the leftover of
+/// a crash: far longer than any request may take (the request timeout is seconds).
+pub const UNFINISHED_GRACE_MS: u64 = 10 * 60_000;
 
 /// The creation time before which batches go, for a retention of `feature_days` at
 /// `now_ms` (`None`: keep everything).
@@ -28,11 +33,27 @@ pub fn cutoff_ms(feature_days: u64, replay: &ReplayPolicy, now_ms: u64) -> Optio
     Some(by_age.min(replay.prune_before(now_ms)))
 }
 
-/// Deletes every batch created before `cutoff_ms`, in batches; returns how many went.
+/// Deletes every pack whose newest batch was created before `cutoff_ms`, in batches;
+/// returns how many envelopes went.
 pub async fn sweep(store: &dyn Store, cutoff_ms: u64) -> StoreResult<u64> {
     let mut total = 0;
     loop {
         let n = store.expire_envelopes(cutoff_ms, SWEEP_BATCH).await?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes the packs of group commits that never finished (a crash between writing a
+/// pack and committing its rows) written before `written_before_ms`; returns how many.
+pub async fn sweep_unfinished(store: &dyn Store, written_before_ms: u64) -> StoreResult<u64> {
+    let mut total = 0;
+    loop {
+        let n = store
+            .sweep_unfinished_packs(written_before_ms, SWEEP_BATCH)
+            .await?;
         total += n;
         if n < u64::from(SWEEP_BATCH) {
             return Ok(total);
@@ -56,11 +77,18 @@ pub async fn sweep_decisions(st: &AppState) -> StoreResult<u64> {
 /// One sweep of the feature batches with the gateway's settings and clock; logs and
 /// counts what it did.
 pub async fn sweep_now(st: &AppState) -> StoreResult<u64> {
-    let Some(cut) = cutoff_ms(
-        st.settings.retention.feature_days,
-        &st.replay,
-        crate::state::now_ms(),
-    ) else {
+    let now = crate::state::now_ms();
+    let unfinished =
+        sweep_unfinished(st.store.as_ref(), now.saturating_sub(UNFINISHED_GRACE_MS)).await?;
+    if unfinished > 0 {
+        st.metrics
+            .count("tacit_retention_unfinished_packs_total", &[], unfinished);
+        tracing::info!(
+            packs = unfinished,
+            "retention: packs of unfinished group commits deleted"
+        );
+    }
+    let Some(cut) = cutoff_ms(st.settings.retention.feature_days, &st.replay, now) else {
         return Ok(0);
     };
     let n = sweep(st.store.as_ref(), cut).await?;

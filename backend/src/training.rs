@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use tacit_models::data::{Person, Population, Sample};
 
 use crate::scoring::{GroupKey, Window, read_windows, windows_of};
+use crate::store::pack::PACK_SUFFIX;
 use crate::store::{FeatureObjects, Store, StoreError};
 use tacit_shared::payload::{FactorKind, Payload};
 
@@ -161,27 +162,32 @@ pub async fn population_from_files(
     // memory is that of the windows, not of every file named.
     let mut reads = futures::stream::iter(keys.to_vec())
         .map(|k| async move {
-            let r = objects.read(&k).await;
+            let r = objects.read_entries(&k).await;
             (k, r)
         })
         .buffered(READ_CONCURRENCY);
     let mut by_user: HashMap<String, Vec<Window>> = HashMap::new();
-    while let Some((key, bytes)) = reads.next().await {
-        let bytes: Vec<u8> = bytes.map_err(|e: StoreError| TrainingSetError::File {
+    let mut seen = std::collections::HashSet::new();
+    while let Some((key, entries)) = reads.next().await {
+        let entries = entries.map_err(|e: StoreError| TrainingSetError::File {
             key: key.clone(),
             reason: e.to_string(),
         })?;
-        let payload = Payload::decode(&bytes).map_err(|e| TrainingSetError::File {
-            key: key.clone(),
-            reason: format!("not a feature payload: {e}"),
-        })?;
-        let mut parts = key.split('/');
-        let user = parts.nth(1).unwrap_or_default().to_string();
-        let envelope_id = envelope_id_of(&key);
-        by_user
-            .entry(user)
-            .or_default()
-            .extend(windows_of(payload, envelope_id, u64::MAX).filter(|w| w.kind == factor));
+        let user = key.split('/').nth(1).unwrap_or_default().to_string();
+        for entry in entries {
+            // A pack may hold a copy of an envelope that a racing request stored in
+            // its own pack too: each envelope once.
+            if key.ends_with(PACK_SUFFIX) && !seen.insert((user.clone(), entry.envelope_id)) {
+                continue;
+            }
+            let payload = Payload::decode(&entry.payload).map_err(|e| TrainingSetError::File {
+                key: key.clone(),
+                reason: format!("not a feature payload: {e}"),
+            })?;
+            by_user.entry(user.clone()).or_default().extend(
+                windows_of(payload, entry.envelope_id, u64::MAX).filter(|w| w.kind == factor),
+            );
+        }
     }
     for ws in by_user.values_mut() {
         thin(ws, opts.max_windows_per_person);
@@ -225,21 +231,6 @@ fn thin(windows: &mut Vec<Window>, max: usize) {
 
 /// Objects read at once.
 const READ_CONCURRENCY: usize = 8;
-
-/// The envelope id in an object key's file name (`SEQ-ENVELOPE.bin`), zero if it has
-/// none (windows of one upload are told apart by it only when deduplicating).
-fn envelope_id_of(key: &str) -> [u8; 16] {
-    let mut id = [0u8; 16];
-    if let Some(hex_id) = key
-        .rsplit('/')
-        .next()
-        .and_then(|f| f.strip_suffix(".bin"))
-        .and_then(|f| f.rsplit('-').next())
-    {
-        let _ = hex::decode_to_slice(hex_id, &mut id);
-    }
-    id
-}
 
 /// The population of per-user windows: the group most users have, each person's
 /// windows of it in sessions.

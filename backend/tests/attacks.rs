@@ -514,7 +514,7 @@ async fn stored_files_are_private() {
             assert_eq!(mode(&entry), 0o600, "{}", entry.display());
             dbs += 1;
         }
-        if name.ends_with(".bin") {
+        if name.ends_with(".pack") {
             assert_eq!(mode(&entry), 0o600, "{}", entry.display());
             objects += 1;
         }

@@ -396,8 +396,11 @@ async fn scenario(backing: Backing) {
         raw.starts_with(tacit_backend::store::at_rest::MAGIC),
         "{first}: not encrypted at rest"
     );
-    let plain = objects.read(first).await.unwrap();
-    assert!(tacit_shared::payload::Payload::decode(&plain).is_ok());
+    let entries = objects.read_entries(first).await.unwrap();
+    assert!(!entries.is_empty(), "{first}: an empty pack");
+    for e in entries {
+        assert!(tacit_shared::payload::Payload::decode(&e.payload).is_ok());
+    }
 
     // Deletion: nothing of the user remains in the database or the object store.
     let other = format!("bob-{}", common::rand_suffix());

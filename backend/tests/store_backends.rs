@@ -44,6 +44,8 @@ suite!(
     devices,
     envelopes,
     envelopes_concurrent,
+    group_commit,
+    unfinished_packs,
     delete_user,
     health,
     authentication_state,

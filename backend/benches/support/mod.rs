@@ -98,14 +98,14 @@ pub async fn start_server(dir: &Path, http: &reqwest::Client) -> Server {
         .stdout(Stdio::null());
     let storage =
         if let (Ok(db), Ok(s3)) = (std::env::var("DATABASE_URL"), std::env::var("S3_ENDPOINT")) {
+            // A bucket of this run (its at-rest marker is sealed under this run's
+            // key), made with a path-style CreateBucket; the test S3 server takes any
+            // credentials.
+            let bucket = std::env::var("S3_BUCKET")
+                .unwrap_or_else(|_| format!("tacit-load-{}", std::process::id()));
+            let _ = http.put(format!("{s3}/{bucket}")).send().await;
             cmd.env("TACIT_DATABASE_URL", db)
-                .env(
-                    "TACIT_OBJECTS_URL",
-                    format!(
-                        "s3://{}",
-                        std::env::var("S3_BUCKET").unwrap_or_else(|_| "tacit-load".into())
-                    ),
-                )
+                .env("TACIT_OBJECTS_URL", format!("s3://{}", bucket))
                 .env("TACIT_S3_ENDPOINT", s3)
                 .env("TACIT_S3_ALLOW_HTTP", "true");
             "PostgreSQL + S3 (moto)"

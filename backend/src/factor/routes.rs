@@ -296,30 +296,34 @@ async fn read_vectors(
     let meta = m.model.meta();
     let mut rows = Vec::new();
     for key in files {
-        let bytes = svc
+        let entries = svc
             .objects()
-            .read(key)
+            .read_entries(key)
             .await
             .map_err(|source| JobError::Read {
                 key: key.clone(),
                 source,
             })?;
-        let payload =
-            tacit_shared::payload::Payload::decode(&bytes).map_err(|source| JobError::Decode {
-                key: key.clone(),
-                source,
-            })?;
-        rows.extend(
-            payload
-                .records
-                .into_iter()
-                .filter(|r| {
-                    r.factor == meta.factor
-                        && r.schema_version == meta.schema_version
-                        && r.values.len() == m.dim()
-                })
-                .map(|r| r.values),
-        );
+        for entry in entries {
+            let payload =
+                tacit_shared::payload::Payload::decode(&entry.payload).map_err(|source| {
+                    JobError::Decode {
+                        key: key.clone(),
+                        source,
+                    }
+                })?;
+            rows.extend(
+                payload
+                    .records
+                    .into_iter()
+                    .filter(|r| {
+                        r.factor == meta.factor
+                            && r.schema_version == meta.schema_version
+                            && r.values.len() == m.dim()
+                    })
+                    .map(|r| r.values),
+            );
+        }
     }
     Ok(rows)
 }

@@ -57,8 +57,10 @@ pub struct ExportDevice {
 /// The feature records of one uploaded envelope.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportBatch {
-    /// Where the batch is stored.
+    /// The object the batch is stored in (a pack may hold several batches).
     pub object: String,
+    /// The envelope the batch came in (hex).
+    pub envelope_id: String,
     /// Its records.
     pub records: Vec<ExportRecord>,
 }
@@ -136,25 +138,34 @@ pub async fn export_user(
         ));
     }
     let mut features = Vec::with_capacity(objects.len());
+    let mut seen = std::collections::HashSet::new();
     for key in objects {
-        let bytes = st.store.objects().read(&key).await?;
-        let payload = Payload::decode(&bytes)
-            .map_err(|e| ApiError::internal(format!("stored batch {key} does not decode: {e}")))?;
-        features.push(ExportBatch {
-            object: key,
-            records: payload
-                .records
-                .into_iter()
-                .map(|r| ExportRecord {
-                    factor: r.factor.name().to_string(),
-                    schema_version: r.schema_version,
-                    window_start_ms: r.window_start_ms,
-                    window_ms: r.window_ms,
-                    context: r.context.map(hex::encode),
-                    values: r.values,
-                })
-                .collect(),
-        });
+        for entry in st.store.objects().read_entries(&key).await? {
+            // A pack may hold a copy of an envelope that a racing request stored in
+            // its own pack too: each envelope once.
+            if key.ends_with(crate::store::pack::PACK_SUFFIX) && !seen.insert(entry.envelope_id) {
+                continue;
+            }
+            let payload = Payload::decode(&entry.payload).map_err(|e| {
+                ApiError::internal(format!("stored batch in {key} does not decode: {e}"))
+            })?;
+            features.push(ExportBatch {
+                object: key.clone(),
+                envelope_id: hex::encode(entry.envelope_id),
+                records: payload
+                    .records
+                    .into_iter()
+                    .map(|r| ExportRecord {
+                        factor: r.factor.name().to_string(),
+                        schema_version: r.schema_version,
+                        window_start_ms: r.window_start_ms,
+                        window_ms: r.window_ms,
+                        context: r.context.map(hex::encode),
+                        values: r.values,
+                    })
+                    .collect(),
+            });
+        }
     }
     let templates = st
         .store

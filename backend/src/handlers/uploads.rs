@@ -1,8 +1,9 @@
 //! Encrypted ingest: `POST /v1/uploads`.
 //!
 //! Per envelope, in order: base64 → strict decoding → key id known → device known and
-//! not revoked → signature → HPKE open → payload/schema validation → replay window →
-//! durable store (object, then database commit) → acknowledgement. One result per
+//! not revoked → signature → HPKE open → payload/schema validation → replay window;
+//! then the fresh envelopes are stored in one group commit per device and day (a pack
+//! object, then one database transaction) → acknowledgement. One result per
 //! envelope; only infrastructure failures fail the whole request (503, Retry-After),
 //! and a client retrying that batch is safe because acknowledgement is by envelope id.
 
@@ -19,6 +20,7 @@ use tacit_shared::api::{
     hex,
 };
 use tacit_shared::envelope::{Envelope, EnvelopeError};
+use tacit_shared::identity::DevicePublicKey;
 use tacit_shared::payload::Payload;
 use tacit_shared::replay::{self, ReplayVerdict};
 
@@ -26,7 +28,7 @@ use super::{DeviceRefusal, active_device, faces, json_error};
 use crate::error::ApiError;
 use crate::ratelimit::{PeerAddr, address_key, client_ip};
 use crate::state::{AppState, now_ms};
-use crate::store::{DeviceRow, EnvelopeMeta, StoreOutcome};
+use crate::store::{DeviceRow, EnvelopeMeta, NewEnvelope, SeenEnvelope, StoreOutcome};
 
 fn rejected(index: usize, id: Option<[u8; 16]>, reason: &str) -> EnvelopeResult {
     EnvelopeResult {
@@ -78,6 +80,55 @@ async fn revoke_cloned(st: &AppState, device_id: [u8; 16]) -> Result<(), ApiErro
     Ok(())
 }
 
+/// An envelope whose result is decided, before it becomes an [`EnvelopeResult`].
+struct Done {
+    index: usize,
+    envelope_id: [u8; 16],
+    created_at_ms: u64,
+    /// The payload to judge (authentication) and count; `None` once rejected.
+    payload: Option<Payload>,
+    /// The status and when the envelope was first stored, or the rejection reason.
+    outcome: Result<(EnvelopeStatus, u64), &'static str>,
+}
+
+impl Done {
+    fn fail(mut self, reason: &'static str) -> Done {
+        self.payload = None;
+        self.outcome = Err(reason);
+        self
+    }
+}
+
+/// A fresh envelope waiting for its group commit.
+struct ToStore {
+    done: Done,
+    envelope: NewEnvelope,
+}
+
+/// A day, in ms: a pack holds envelopes created on one UTC day, so that retention,
+/// which deletes whole packs, keeps nothing more than a day past its cut.
+const PACK_SPAN_MS: u64 = 86_400_000;
+
+/// The group commits of a request's fresh envelopes: one per (device, day of
+/// creation), in order of each group's first envelope, request order within.
+fn commit_groups(to_store: Vec<ToStore>) -> Vec<Vec<ToStore>> {
+    let mut groups: Vec<Vec<ToStore>> = Vec::new();
+    for t in to_store {
+        let key = (
+            t.envelope.meta.device_id,
+            t.envelope.meta.created_at_ms / PACK_SPAN_MS,
+        );
+        match groups.iter_mut().find(|g| {
+            let m = &g[0].envelope.meta;
+            (m.device_id, m.created_at_ms / PACK_SPAN_MS) == key
+        }) {
+            Some(g) => g.push(t),
+            None => groups.push(vec![t]),
+        }
+    }
+    groups
+}
+
 /// An envelope that passed every cryptographic and schema check.
 struct Opened {
     index: usize,
@@ -115,10 +166,20 @@ pub(crate) fn unauthenticated_limited(st: &AppState, wait_s: u64) -> ApiError {
     e
 }
 
-/// The payload stored under `object_key`; `None` (with a warning) when it is gone
-/// (expired or deleted meanwhile) or does not decode. Storage failures fail the request.
-async fn stored_payload(st: &AppState, object_key: &str) -> Result<Option<Payload>, ApiError> {
-    let bytes = match st.store.objects().read(object_key).await {
+/// The payload of an envelope stored in `object_key`; `None` (with a warning) when it
+/// is gone (expired or deleted meanwhile) or does not decode. Storage failures fail
+/// the request.
+async fn stored_payload(
+    st: &AppState,
+    object_key: &str,
+    envelope_id: &[u8; 16],
+) -> Result<Option<Payload>, ApiError> {
+    let bytes = match st
+        .store
+        .objects()
+        .read_envelope(object_key, envelope_id)
+        .await
+    {
         Ok(b) => b,
         Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -214,18 +275,26 @@ pub(crate) async fn ingest(
     // device's bucket: the device id travels in clear, so charging before the signature
     // would let anyone spend a device's budget and silence it.
     let verified = tokio::task::spawn_blocking(move || {
+        // Each device's key parsed once for its whole batch.
+        let keys: HashMap<[u8; 16], Result<(String, DevicePublicKey), DeviceRefusal>> = devices
+            .iter()
+            .map(|(id, row)| {
+                let key = active_device(row.as_ref()).map(|(d, k)| (d.user_id.clone(), k));
+                (*id, key)
+            })
+            .collect();
         decoded
             .into_iter()
             .map(|(i, env)| {
                 let id = env.header.envelope_id;
-                let row = devices
-                    .get(&env.header.device_id.0)
-                    .and_then(Option::as_ref);
-                let (device, device_key) =
-                    active_device(row).map_err(|r| rejected(i, Some(id), r.code()))?;
-                env.verify(&device_key)
+                let (user_id, device_key) = match keys.get(&env.header.device_id.0) {
+                    Some(Ok(k)) => k,
+                    Some(Err(r)) => return Err(rejected(i, Some(id), r.code())),
+                    None => return Err(rejected(i, Some(id), DeviceRefusal::Unknown.code())),
+                };
+                env.verify(device_key)
                     .map_err(|e| rejected(i, Some(id), e.code()))?;
-                Ok((i, env, device.user_id.clone()))
+                Ok((i, env, user_id.clone()))
             })
             .collect::<Vec<Result<_, EnvelopeResult>>>()
     })
@@ -296,10 +365,24 @@ pub(crate) async fn ingest(
     .await
     .map_err(ApiError::internal)?;
 
-    // Replay rules and durable storage, in request order.
+    // What the store holds under these sequence numbers: one query per device.
+    let mut wanted: HashMap<[u8; 16], Vec<u64>> = HashMap::new();
+    for o in checked.iter().flatten() {
+        let h = &o.envelope.header;
+        wanted.entry(h.device_id.0).or_default().push(h.sequence);
+    }
+    let mut stored_before: HashMap<([u8; 16], u64), SeenEnvelope> = HashMap::new();
+    for (device, sequences) in wanted {
+        for (sequence, seen) in st.store.seen_range(device, &sequences).await? {
+            stored_before.insert((device, sequence), seen);
+        }
+    }
+
+    // Replay rules, in request order; what is new waits for the group commit.
     let now_ms = now_ms();
     let mut cloned: Vec<[u8; 16]> = Vec::new();
-    let mut accepted = Vec::new();
+    let mut done: Vec<Done> = Vec::new();
+    let mut to_store: Vec<ToStore> = Vec::new();
     for item in checked {
         let opened = match item {
             Ok(o) => o,
@@ -311,12 +394,19 @@ pub(crate) async fn ingest(
         };
         let h = &opened.envelope.header;
         let i = opened.index;
-        let id_hex = hex(&h.envelope_id);
+        let mut finished = Done {
+            index: i,
+            envelope_id: h.envelope_id,
+            created_at_ms: h.created_at_ms,
+            payload: None,
+            outcome: Err("internal"),
+        };
         if cloned.contains(&h.device_id.0) {
             results[i] = Some(rejected(i, Some(h.envelope_id), "device_revoked"));
             continue;
         }
-        let seen = st.store.seen(h.device_id.0, h.sequence).await?;
+        let seen = stored_before.get(&(h.device_id.0, h.sequence));
+        let mut store_this = None;
         let verdict = replay::check(
             &st.replay,
             now_ms,
@@ -324,27 +414,18 @@ pub(crate) async fn ingest(
             &h.envelope_id,
             seen.as_ref().map(|s| &s.envelope_id),
         );
-        // When the envelope was first stored: now, or by the earlier request (a
-        // duplicate whose row another request wrote just now counts as now).
-        let stored_at = seen.as_ref().map_or(now_ms, |s| s.received_at_ms);
-        // What gets judged is what was stored: for an envelope sent again, the stored
-        // payload, not this copy (the same header with other contents must not count).
-        let mut payload = Some(opened.payload);
-        let outcome = match verdict {
+        finished.outcome = match verdict {
             ReplayVerdict::Fresh => 'fresh: {
-                let Some(fresh) = payload.as_mut() else {
-                    return Err(ApiError::internal("payload taken twice"));
-                };
+                let mut fresh = opened.payload;
                 // Every time in the payload is bounded by the envelope's, which the
                 // replay check just bounded by the server clock.
-                if let Err(e) = replay::check_windows(&st.replay, h.created_at_ms, fresh) {
+                if let Err(e) = replay::check_windows(&st.replay, h.created_at_ms, &fresh) {
                     break 'fresh Err(e.code());
                 }
                 // Face images become face records here; no image is stored.
-                if let Err(code) = faces::embed_faces(st, &opened.user_id, fresh).await? {
+                if let Err(code) = faces::embed_faces(st, &opened.user_id, &mut fresh).await? {
                     break 'fresh Err(code);
                 }
-                let fresh = &*fresh;
                 let features = fresh.encode().map_err(ApiError::internal)?;
                 let meta = EnvelopeMeta {
                     device_id: h.device_id.0,
@@ -355,32 +436,94 @@ pub(crate) async fn ingest(
                     received_at_ms: now_ms,
                     records: fresh.records.len() as u32,
                 };
-                match st.store.store_envelope(meta, features).await {
-                    Ok(StoreOutcome::Stored) => Ok((EnvelopeStatus::Stored, now_ms)),
-                    Ok(StoreOutcome::Duplicate) => Ok((EnvelopeStatus::Duplicate, now_ms)),
-                    Ok(StoreOutcome::SequenceReused) => Err(SEQUENCE_REUSED),
-                    // The user (and with them the device) was deleted while this request
-                    // ran: the envelope is refused like any of an unknown device.
-                    Err(crate::store::StoreError::NotFound(_)) => {
-                        Err(DeviceRefusal::Unknown.code())
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                finished.payload = Some(fresh);
+                store_this = Some(NewEnvelope { meta, features });
+                Ok((EnvelopeStatus::Stored, now_ms))
             }
             ReplayVerdict::Duplicate => {
-                payload = match &seen {
-                    Some(s) if only_device.is_some() => stored_payload(st, &s.object_key).await?,
+                // What gets judged is what was stored: for an envelope sent again, the
+                // stored payload, not this copy (the same header with other contents
+                // must not count).
+                finished.payload = match &seen {
+                    Some(s) if only_device.is_some() => {
+                        stored_payload(st, &s.object_key, &h.envelope_id).await?
+                    }
                     _ => None,
                 };
+                // When the envelope was first stored (by the earlier request).
+                let stored_at = seen.as_ref().map_or(now_ms, |s| s.received_at_ms);
                 Ok((EnvelopeStatus::Duplicate, stored_at))
             }
-            ReplayVerdict::SequenceReused => Err(SEQUENCE_REUSED),
+            ReplayVerdict::SequenceReused => {
+                revoke_cloned(st, h.device_id.0).await?;
+                cloned.push(h.device_id.0);
+                Err(SEQUENCE_REUSED)
+            }
             ReplayVerdict::Expired => Err("expired"),
             ReplayVerdict::FromTheFuture => Err("from_the_future"),
         };
-        results[i] = Some(match outcome {
+        match store_this {
+            Some(envelope) => to_store.push(ToStore {
+                done: finished,
+                envelope,
+            }),
+            None => done.push(finished),
+        }
+    }
+
+    // Durable storage: one group commit per device and day of creation (a pack each),
+    // acknowledged only once it is committed.
+    let mut cloned_now: Vec<[u8; 16]> = Vec::new();
+    for group in commit_groups(to_store) {
+        let device_id = group[0].envelope.meta.device_id;
+        if cloned_now.contains(&device_id) {
+            done.extend(group.into_iter().map(|t| t.done.fail("device_revoked")));
+            continue;
+        }
+        let (finished, envelopes): (Vec<Done>, Vec<NewEnvelope>) =
+            group.into_iter().map(|t| (t.done, t.envelope)).unzip();
+        let outcomes = match st.store.store_envelopes(envelopes).await {
+            Ok(o) => o,
+            // The user (and with them the device) was deleted while this request ran:
+            // the envelopes are refused like any of an unknown device.
+            Err(crate::store::StoreError::NotFound(_)) => {
+                let code = DeviceRefusal::Unknown.code();
+                done.extend(finished.into_iter().map(|d| d.fail(code)));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        st.metrics.count("tacit_group_commits_total", &[], 1);
+        for (k, mut d) in finished.into_iter().enumerate() {
+            d.outcome = match outcomes.get(k) {
+                Some(StoreOutcome::Stored) => Ok((EnvelopeStatus::Stored, now_ms)),
+                // Stored by a request that raced this one just now.
+                Some(StoreOutcome::Duplicate) => Ok((EnvelopeStatus::Duplicate, now_ms)),
+                Some(StoreOutcome::SequenceReused) => {
+                    revoke_cloned(st, device_id).await?;
+                    cloned_now.push(device_id);
+                    Err(SEQUENCE_REUSED)
+                }
+                // After a reused sequence number the rest of the group is not stored.
+                None => Err("device_revoked"),
+            };
+            if d.outcome.is_err() {
+                d.payload = None;
+            }
+            done.push(d);
+        }
+    }
+
+    // Results and evidence in request order; an envelope sent twice in one request
+    // is evidence once.
+    done.sort_by_key(|d| d.index);
+    let mut accepted: Vec<Accepted> = Vec::new();
+    let mut evidence_ids = std::collections::HashSet::new();
+    for d in done {
+        let i = d.index;
+        results[i] = Some(match d.outcome {
             Ok((status, received_at_ms)) => {
-                if let Some(payload) = payload {
+                if let Some(payload) = d.payload {
                     if status == EnvelopeStatus::Stored {
                         st.metrics.count(
                             "tacit_feature_records_total",
@@ -388,31 +531,26 @@ pub(crate) async fn ingest(
                             payload.records.len() as u64,
                         );
                     }
-                    if only_device.is_some() {
+                    if only_device.is_some() && evidence_ids.insert(d.envelope_id) {
                         accepted.push(Accepted {
-                            envelope_id: h.envelope_id,
+                            envelope_id: d.envelope_id,
                             payload,
                             received_at_ms,
-                            created_at_ms: h.created_at_ms,
+                            created_at_ms: d.created_at_ms,
                         });
                     }
                 }
                 EnvelopeResult {
                     index: i,
-                    envelope_id: Some(id_hex),
+                    envelope_id: Some(hex(&d.envelope_id)),
                     status,
                     reason: None,
                 }
             }
-            Err(reason) => {
-                if reason == SEQUENCE_REUSED {
-                    revoke_cloned(st, h.device_id.0).await?;
-                    cloned.push(h.device_id.0);
-                }
-                rejected(i, Some(h.envelope_id), reason)
-            }
+            Err(reason) => rejected(i, Some(d.envelope_id), reason),
         });
     }
+    cloned.extend(cloned_now);
 
     let results: Vec<EnvelopeResult> = results
         .into_iter()

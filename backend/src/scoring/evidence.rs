@@ -55,14 +55,39 @@ pub async fn read_windows(
 ) -> StoreResult<Vec<Window>> {
     let envelopes = store.recent_envelopes(user_id, since_ms, limit).await?;
     let objects = store.objects();
-    let reads: Vec<_> = futures::stream::iter(envelopes)
-        .map(|e| async move { (objects.read(&e.object_key).await, e) })
+    // A pack holds many of the envelopes: each object is read once.
+    let mut keys: Vec<String> = envelopes.iter().map(|e| e.object_key.clone()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let reads: Vec<_> = futures::stream::iter(keys)
+        .map(|k| async move {
+            let entries = objects.read_entries(&k).await;
+            (k, entries)
+        })
         .buffer_unordered(READ_CONCURRENCY)
         .collect()
         .await;
+    let mut by_id: HashMap<[u8; 16], Vec<u8>> = HashMap::new();
+    for (key, entries) in reads {
+        let entries = match entries {
+            Ok(e) => e,
+            // Expired or deleted between the listing and the read.
+            Err(crate::store::StoreError::NotFound(_)) => continue,
+            // A pack that does not decode (only outside tampering can cause that).
+            Err(crate::store::StoreError::Internal { source: None, .. }) => {
+                tracing::warn!(object = %key, "stored feature object does not decode; skipped");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        by_id.extend(entries.into_iter().map(|e| (e.envelope_id, e.payload)));
+    }
     let mut windows = Vec::new();
-    for (bytes, e) in reads {
-        let bytes = bytes?;
+    for e in envelopes {
+        let Some(bytes) = by_id.remove(&e.envelope_id) else {
+            tracing::warn!(object = %e.object_key, "stored envelope missing from its object; skipped");
+            continue;
+        };
         let Ok(payload) = Payload::decode(&bytes) else {
             tracing::warn!(object = %e.object_key, "stored feature object does not decode; skipped");
             continue;

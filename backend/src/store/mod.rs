@@ -8,34 +8,41 @@
 //! * `model.rs` — rows, outcomes, the user id rule;
 //! * `config.rs` — `sqlite://` / `postgres://` and `file://` / `s3://` configuration;
 //! * `objects.rs` — [`FeatureObjects`], the object store side;
+//! * `pack.rs` — the layout of a pack: several envelopes' features in one object;
 //! * `at_rest.rs` — [`at_rest::AtRestKeys`], AES-256-GCM of features and templates at
 //!   rest, bound to where each blob lives;
 //! * `sql.rs` — the queries (one text for both databases) and the shared [`Store`]
 //!   implementation; `sqlite.rs` / `postgres.rs` — connection, pragmas, migrations and
 //!   error codes of each database. Schemas: `backend/migrations/{sqlite,postgres}/`.
 //!
-//! # Envelopes and the replay rule
-//! `store_envelope` writes the features first, then inserts the envelope row; the row's
-//! primary key `(device_id, sequence)` is the replay rule's uniqueness
-//! (`tacit_shared::replay`), so two racing uploads of one sequence number cannot both be
-//! `Stored`. A crash between the two writes leaves an object without a row; the
-//! client's retry rewrites the same key and inserts the row, and `delete_user` removes
-//! such objects with the rest, because it deletes by key prefix, not by row.
+//! # Envelopes, packs and the replay rule
+//! Ingest stores a request's envelopes of one device as a group commit
+//! ([`Store::store_envelopes`]): a `packs` row marked uncommitted, then one object
+//! holding every envelope's features ([`pack`]), fsynced once, then one transaction
+//! that inserts the envelope rows and marks the pack committed. The acknowledgement
+//! follows that commit. The envelope row's primary key `(device_id, sequence)` is the
+//! replay rule's uniqueness (`tacit_shared::replay`), so two racing uploads of one
+//! sequence number cannot both be `Stored`; the loser's copy stays in its pack unread
+//! (readers go by row). A crash before the commit leaves an uncommitted pack row, by
+//! which [`Store::sweep_unfinished_packs`] deletes the object nobody indexes; the
+//! client's retry stores the envelopes in a new pack. `delete_user` removes every
+//! object by key prefix, indexed or not.
 //!
-//! Envelope rows are kept as long as their feature objects: they are the index of the
-//! objects as well as the replay memory, and they are small (~100 bytes against up to
-//! 1 MiB of features). Keeping them longer than the acceptance window is harmless
+//! Envelope rows are kept as long as their packs: they are the index of the objects as
+//! well as the replay memory, and they are small (~100 bytes against up to 1 MiB of
+//! features). Keeping them longer than the acceptance window is harmless
 //! (`replay::check` answers `Duplicate` for a remembered envelope of any age). The
-//! retention job deletes old feature objects with their rows, and only for envelopes
-//! created before
-//! `ReplayPolicy::prune_before(now)` — [`Store::expire_envelopes`] does that for the
-//! retention sweep (`crate::retention`).
+//! retention job deletes whole packs with their rows once a pack's newest envelope was
+//! created before `ReplayPolicy::prune_before(now)` — [`Store::expire_envelopes`]; a
+//! pack holds one day of creation times, so nothing outlives its retention by more
+//! than a day.
 
 pub mod at_rest;
 mod config;
 mod error;
 mod model;
 mod objects;
+pub mod pack;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -48,7 +55,8 @@ pub use config::{NotALocalPath, ObjectsConfig, S3Config, StoreConfig, local_path
 pub use error::{BoxError, StoreError, StoreResult};
 pub use model::{
     DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, EnvelopeRef, MAX_USER_ID_LEN,
-    RejectCount, SeenEnvelope, StoreOutcome, TemplateRow, TrainingUser, validate_user_id,
+    NewEnvelope, RejectCount, SeenEnvelope, StoreOutcome, TemplateRow, TrainingUser,
+    validate_user_id,
 };
 pub use objects::FeatureObjects;
 pub use postgres::PostgresStore;
@@ -132,18 +140,38 @@ pub trait Store: Send + Sync + 'static {
     /// The user's devices, oldest first (for the user's data export).
     async fn user_devices(&self, user_id: &str) -> StoreResult<Vec<DeviceRow>>;
 
-    /// Stores an envelope's decrypted features (see the module docs for the order of
-    /// the writes). [`StoreError::NotFound`] if the device is not registered for
-    /// `meta.user_id`.
+    /// Stores the decrypted features of envelopes of one device as one group commit
+    /// (see the module docs): one pack object, then every row in one transaction.
+    /// Outcomes in order; after a [`StoreOutcome::SequenceReused`] the rest of the
+    /// group is not stored and has no outcome (the device's key is on two phones).
+    /// [`StoreError::NotFound`] if the device is not registered for the user,
+    /// [`StoreError::Invalid`] for a group of several devices.
+    async fn store_envelopes(&self, group: Vec<NewEnvelope>) -> StoreResult<Vec<StoreOutcome>>;
+
+    /// Stores one envelope's features: a group commit of one.
     async fn store_envelope(
         &self,
         meta: EnvelopeMeta,
         features: Vec<u8>,
-    ) -> StoreResult<StoreOutcome>;
+    ) -> StoreResult<StoreOutcome> {
+        self.store_envelopes(vec![NewEnvelope { meta, features }])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("a group commit of one gave no outcome"))
+    }
 
     /// The envelope stored for `(device_id, sequence)` (for `replay::check`), with when
     /// it was stored.
     async fn seen(&self, device_id: [u8; 16], sequence: u64) -> StoreResult<Option<SeenEnvelope>>;
+
+    /// The envelopes stored for some of a device's sequence numbers (the replay check
+    /// of a batch in one query), as `(sequence, envelope)` in no particular order;
+    /// numbers with nothing stored are absent.
+    async fn seen_range(
+        &self,
+        device_id: [u8; 16],
+        sequences: &[u64],
+    ) -> StoreResult<Vec<(u64, SeenEnvelope)>>;
 
     /// How many envelopes are stored for a user.
     async fn count_envelopes(&self, user_id: &str) -> StoreResult<u64>;
@@ -173,12 +201,18 @@ pub trait Store: Send + Sync + 'static {
     /// time at most one gets `true`.
     async fn advance_auth_clock(&self, device_id: [u8; 16], request_ms: u64) -> StoreResult<bool>;
 
-    /// Deletes up to `limit` of the oldest envelopes created before `created_before_ms`
-    /// (device clock, Unix ms): their feature objects, then their rows. Returns how many
-    /// went; call again until it returns less than `limit`. The caller keeps the cut
-    /// below the replay window (`ReplayPolicy::prune_before`): the rows are the replay
-    /// memory.
+    /// Deletes up to `limit` of the oldest packs whose newest envelope was created
+    /// before `created_before_ms` (device clock, Unix ms): each pack's object, then its
+    /// envelope rows. Returns how many envelopes went; call again until it returns 0.
+    /// The caller keeps the cut below the replay window
+    /// (`ReplayPolicy::prune_before`): the rows are the replay memory.
     async fn expire_envelopes(&self, created_before_ms: u64, limit: u32) -> StoreResult<u64>;
+
+    /// Deletes up to `limit` packs whose group commit never finished (a crash or
+    /// failure between writing the object and committing its rows) and that were
+    /// written before `written_before_ms` (server clock): the objects, then their
+    /// rows. Returns how many went.
+    async fn sweep_unfinished_packs(&self, written_before_ms: u64, limit: u32) -> StoreResult<u64>;
 
     /// Marks a device revoked (its uploads and authentications are refused from then
     /// on); `false` when there is no such device. Revoking twice is not an error.

@@ -42,7 +42,16 @@ pub struct EnvelopeMeta {
     pub records: u32,
 }
 
-/// What [`Store::store_envelope`](super::Store::store_envelope) did, in the terms of
+/// An envelope to store: what the gateway knows of it, and its encoded features.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnvelope {
+    /// Its row.
+    pub meta: EnvelopeMeta,
+    /// Its encoded payload (`tacit_shared::payload::Payload::encode`).
+    pub features: Vec<u8>,
+}
+
+/// What [`Store::store_envelopes`](super::Store::store_envelopes) did, in the terms of
 /// `tacit_shared::replay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
@@ -51,8 +60,8 @@ pub enum StoreOutcome {
     /// The same `(device, sequence, envelope id)` was stored before: acknowledge again;
     /// nothing was stored twice.
     Duplicate,
-    /// The sequence number belongs to another envelope of this device: reject. The
-    /// features just written were removed again.
+    /// The sequence number belongs to another envelope of this device: reject. Its
+    /// copy in the new pack is never read (nothing indexes it there).
     SequenceReused,
 }
 

@@ -1,5 +1,7 @@
-//! Feature batches as objects: one object per stored envelope, under
-//! `features/{user_id}/{device_hex}/{sequence:020}-{envelope_hex}.bin`.
+//! Feature batches as objects: one pack ([`super::pack`]) per group commit, under
+//! `features/{user_id}/{device_hex}/{first_sequence:020}-{pack_hex}.pack`; objects of
+//! the older layout (one envelope each, `…/{sequence:020}-{envelope_hex}.bin`) are
+//! still read.
 //!
 //! The user id leads the key so that deleting a user is one prefix listing, and the
 //! sequence is zero-padded so that a device's objects list in sequence order.
@@ -18,9 +20,13 @@ use super::at_rest::AtRestKeys;
 use super::config::S3Config;
 use super::error::{StoreError, StoreResult, from_object_store};
 use super::model::validate_user_id;
+use super::pack::{self, PackEntry};
 
 /// Top-level prefix of all feature objects.
 const FEATURES: &str = "features";
+
+/// Size from which an object goes to S3 in parts (S3's minimum part is 5 MiB).
+pub const MULTIPART_FROM: usize = 8 << 20;
 
 /// Where the feature objects live: a directory or an S3 bucket (or any other
 /// `object_store` implementation, for tests).
@@ -32,6 +38,10 @@ pub struct FeatureObjects {
     /// The directory itself, which must keep existing (a missing bucket fails a
     /// listing, a missing directory lists as empty).
     local_root: Option<PathBuf>,
+    /// Directories below the root whose own entry is known to be durable (their parent
+    /// was fsynced after they were created): a write into a known device directory
+    /// fsyncs the file and that directory only, not every directory up to the root.
+    durable_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
     /// Encryption of features (and, through the SQL store, templates) at rest.
     at_rest: Option<Arc<AtRestKeys>>,
     /// The S3 bucket the objects are in (`None`: a directory or another store), which
@@ -70,6 +80,7 @@ impl FeatureObjects {
             store: fs.clone(),
             local: Some(fs),
             local_root: Some(root),
+            durable_dirs: Arc::default(),
             at_rest: None,
             bucket: None,
         })
@@ -117,6 +128,7 @@ impl FeatureObjects {
             store,
             local: None,
             local_root: None,
+            durable_dirs: Arc::default(),
             at_rest: None,
             bucket: None,
         }
@@ -206,14 +218,81 @@ impl FeatureObjects {
         ))
     }
 
+    /// The key of a pack of a device's envelopes, the first of which has
+    /// `first_sequence`; `pack_id` is random, so that a retried commit never writes
+    /// over the pack of another.
+    pub fn pack_key(
+        user_id: &str,
+        device_id: &[u8; 16],
+        first_sequence: u64,
+        pack_id: &[u8; 16],
+    ) -> StoreResult<String> {
+        validate_user_id(user_id)?;
+        Ok(format!(
+            "{FEATURES}/{user_id}/{}/{first_sequence:020}-{}{}",
+            hex::encode(device_id),
+            hex::encode(pack_id),
+            pack::PACK_SUFFIX
+        ))
+    }
+
+    /// Writes a pack of envelopes' features as one object and returns once it is
+    /// durable.
+    pub async fn put_pack_durable(&self, key: &str, entries: &[PackEntry]) -> StoreResult<()> {
+        self.put_durable(key, pack::encode(entries)?).await
+    }
+
+    /// The envelopes' features in a feature object: every entry of a pack (`.pack`),
+    /// or the one payload of any other object (the id from its name, zero without one).
+    pub async fn read_entries(&self, key: &str) -> StoreResult<Vec<PackEntry>> {
+        let bytes = self.read(key).await?;
+        if key.ends_with(pack::PACK_SUFFIX) {
+            return pack::decode(&bytes);
+        }
+        // Any other object under `features/` (the older layout, or a file a factor's
+        // job names) is one payload; its id is in its name when it has one.
+        Ok(vec![PackEntry {
+            envelope_id: pack::single_envelope_id(key).unwrap_or_default(),
+            payload: bytes,
+        }])
+    }
+
+    /// One envelope's features from the object its row names.
+    /// [`StoreError::NotFound`] when the object is gone or does not hold it.
+    pub async fn read_envelope(&self, key: &str, envelope_id: &[u8; 16]) -> StoreResult<Vec<u8>> {
+        self.read_entries(key)
+            .await?
+            .into_iter()
+            .find(|e| &e.envelope_id == envelope_id)
+            .map(|e| e.payload)
+            .ok_or(StoreError::NotFound("envelope in its feature object"))
+    }
+
     /// Writes a feature object (encrypted when encryption at rest is on) and returns
-    /// once it is durable.
+    /// once it is durable. Objects over [`MULTIPART_FROM`] go up in parts.
     pub async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> StoreResult<()> {
         let location = parse_key(key)?;
         let bytes = match &self.at_rest {
             Some(k) => k.seal(key, &bytes)?,
             None => bytes,
         };
+        if bytes.len() >= MULTIPART_FROM && self.local.is_none() {
+            // A large pack (many big batches) in parts: S3 caps a single PUT at 5 GiB
+            // and retries a failed part, not the whole object.
+            let mut upload = object_store::WriteMultipart::new_with_chunk_size(
+                self.store
+                    .put_multipart(&location)
+                    .await
+                    .map_err(|e| from_object_store("starting a multipart write", e))?,
+                MULTIPART_FROM,
+            );
+            upload.write(&bytes);
+            upload
+                .finish()
+                .await
+                .map_err(|e| from_object_store("writing feature object in parts", e))?;
+            return Ok(());
+        }
         self.store
             .put(&location, PutPayload::from(bytes))
             .await
@@ -225,7 +304,8 @@ impl FeatureObjects {
                 .path_to_filesystem(&location)
                 .map_err(|e| from_object_store("locating feature object", e))?;
             let root = self.local_root.clone().unwrap_or_default();
-            tokio::task::spawn_blocking(move || sync_file_and_parents(&file, &root))
+            let known = self.durable_dirs.clone();
+            tokio::task::spawn_blocking(move || sync_file_and_parents(&file, &root, &known))
                 .await
                 .map_err(|e| StoreError::internal("fsync task", e))?
                 .map_err(|e| StoreError::unavailable("fsync of feature object", e))?;
@@ -338,9 +418,18 @@ impl FeatureObjects {
     /// Deletes an object; a missing one is not an error (deletes are retried).
     pub(crate) async fn delete(&self, key: &str) -> StoreResult<()> {
         let location = parse_key(key)?;
+        self.forget_durable_dirs();
         match self.store.delete(&location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(from_object_store("deleting feature object", e)),
+        }
+    }
+
+    /// A deletion may remove directories it empties (and a later write create them
+    /// anew): no directory is known durable any more.
+    fn forget_durable_dirs(&self) {
+        if let Ok(mut k) = self.durable_dirs.lock() {
+            k.clear();
         }
     }
 
@@ -363,6 +452,7 @@ impl FeatureObjects {
         // List first, then delete: deleting while paging through a listing could skip
         // keys on some stores.
         let keys = self.list_user(user_id).await?;
+        self.forget_durable_dirs();
         let count = keys.len() as u64;
         let locations = futures::stream::iter(keys.into_iter().map(|k| Ok(Path::from(k))));
         let mut results = self.store.delete_stream(locations.boxed());
@@ -433,16 +523,37 @@ pub(crate) fn owner_only(path: &FsPath, mode: u32) -> std::io::Result<()> {
     }
 }
 
-fn sync_file_and_parents(file: &FsPath, root: &FsPath) -> std::io::Result<()> {
+/// Most directories remembered as durable; past it the set starts again (each device
+/// directory then costs one full walk more).
+const MAX_DURABLE_DIRS: usize = 65_536;
+
+fn sync_file_and_parents(
+    file: &FsPath,
+    root: &FsPath,
+    known: &std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+) -> std::io::Result<()> {
     // Readable by the service's user only (LocalFileSystem creates files by the umask).
     owner_only(file, 0o600)?;
     std::fs::File::open(file)?.sync_all()?;
+    let is_known = |d: &FsPath| known.lock().map(|k| k.contains(d)).unwrap_or(false);
+    // `below`: the directory whose entry the next sync makes durable.
+    let mut below: Option<&FsPath> = None;
     let mut dir = file.parent();
     while let Some(d) = dir {
         std::fs::File::open(d)?.sync_all()?;
-        if d == root || !d.starts_with(root) {
+        if let Some(b) = below
+            && let Ok(mut k) = known.lock()
+        {
+            if k.len() >= MAX_DURABLE_DIRS {
+                k.clear();
+            }
+            k.insert(b.to_path_buf());
+        }
+        // At the root, or `d`'s own entry was made durable before: done.
+        if d == root || !d.starts_with(root) || is_known(d) {
             break;
         }
+        below = Some(d);
         dir = d.parent();
     }
     Ok(())

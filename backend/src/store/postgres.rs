@@ -150,6 +150,11 @@ impl Dialect for sqlx::Postgres {
                 "learning",
                 include_str!("../../migrations/postgres/0004_learning.sql"),
             ),
+            (
+                5,
+                "packs",
+                include_str!("../../migrations/postgres/0005_packs.sql"),
+            ),
         ])
     }
 }

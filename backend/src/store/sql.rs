@@ -35,15 +35,28 @@ pub(crate) const GET_DEVICE: &str = "SELECT device_id, user_id, algorithm, publi
 pub(crate) const USER_DEVICES: &str = "SELECT device_id, user_id, algorithm, public_key, \
      created_at_ms, revoked FROM devices WHERE user_id = $1 ORDER BY created_at_ms, device_id";
 
-/// `DO NOTHING` instead of catching the unique violation: on PostgreSQL a failed
-/// statement would abort the surrounding transaction, and "0 rows" is unambiguous.
-pub(crate) const INSERT_ENVELOPE: &str = "INSERT INTO envelopes \
-     (device_id, sequence, envelope_id, user_id, created_at_ms, received_at_ms, records, object_key) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-     ON CONFLICT (device_id, sequence) DO NOTHING";
+/// Envelope rows, many per statement: the head, then `VALUES (...), (...)` from a query
+/// builder, then the tail. `DO NOTHING` instead of catching the unique violation: on
+/// PostgreSQL a failed statement would abort the surrounding transaction. RETURNING
+/// (SQLite 3.35+, PostgreSQL) names the rows that were new.
+pub(crate) const INSERT_ENVELOPES_HEAD: &str = "INSERT INTO envelopes \
+     (device_id, sequence, envelope_id, user_id, created_at_ms, received_at_ms, records, object_key) ";
+pub(crate) const INSERT_ENVELOPES_TAIL: &str =
+    " ON CONFLICT (device_id, sequence) DO NOTHING RETURNING sequence";
+/// Rows per multi-row insert: 8 parameters each, far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameters per statement.
+pub(crate) const INSERT_CHUNK: usize = 256;
+/// A row this group commit inserted after a reused sequence number.
+pub(crate) const DELETE_ENVELOPE_OF_PACK: &str =
+    "DELETE FROM envelopes WHERE device_id = $1 AND sequence = $2 AND object_key = $3";
 pub(crate) const SEEN: &str =
     "SELECT envelope_id FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const SEEN_AT: &str = "SELECT envelope_id, received_at_ms, object_key FROM envelopes WHERE device_id = $1 AND sequence = $2";
+pub(crate) const SEEN_ONE: &str = "SELECT sequence, envelope_id, received_at_ms, object_key \
+     FROM envelopes WHERE device_id = $1 AND sequence = $2";
+/// A device's envelopes in a range of stored sequence numbers (the primary key).
+pub(crate) const SEEN_RANGE: &str = "SELECT sequence, envelope_id, received_at_ms, object_key \
+     FROM envelopes WHERE device_id = $1 AND sequence >= $2 AND sequence <= $3";
 pub(crate) const COUNT_ENVELOPES: &str = "SELECT COUNT(*) FROM envelopes WHERE user_id = $1";
 
 /// Child rows before the user row, so that the foreign keys hold at every statement.
@@ -75,11 +88,29 @@ pub(crate) const RECENT_ENVELOPES: &str = "SELECT envelope_id, object_key, creat
 /// (SQLite) makes the comparison and the write atomic.
 pub(crate) const ADVANCE_AUTH_CLOCK: &str =
     "UPDATE devices SET last_auth_ms = $2 WHERE device_id = $1 AND last_auth_ms < $2";
-/// The oldest envelopes created before a time (the `envelopes_created` index).
-pub(crate) const EXPIRED_ENVELOPES: &str = "SELECT device_id, sequence, object_key FROM envelopes \
-     WHERE created_at_ms < $1 ORDER BY created_at_ms LIMIT $2";
-pub(crate) const DELETE_ENVELOPE: &str =
-    "DELETE FROM envelopes WHERE device_id = $1 AND sequence = $2";
+/// A pack's row before its object is written (see `store_envelopes`).
+pub(crate) const INSERT_PACK: &str = "INSERT INTO packs \
+     (object_key, user_id, device_id, first_sequence, last_sequence, newest_created_at_ms, \
+     written_at_ms, committed) VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE)";
+/// In the transaction of the pack's envelope rows; 0 rows when the row was swept.
+pub(crate) const COMMIT_PACK: &str =
+    "UPDATE packs SET committed = TRUE WHERE object_key = $1 AND committed = FALSE";
+/// The oldest committed packs whose newest envelope was created before a time (the
+/// `packs_expiry` index).
+pub(crate) const EXPIRED_PACKS: &str = "SELECT object_key, device_id, first_sequence, last_sequence \
+     FROM packs WHERE committed = TRUE AND newest_created_at_ms < $1 \
+     ORDER BY newest_created_at_ms LIMIT $2";
+/// A pack's envelope rows, through the primary key (a device's sequence range).
+pub(crate) const DELETE_PACK_ENVELOPES: &str = "DELETE FROM envelopes \
+     WHERE device_id = $1 AND sequence >= $2 AND sequence <= $3 AND object_key = $4";
+pub(crate) const DELETE_PACK: &str = "DELETE FROM packs WHERE object_key = $1";
+/// Packs whose commit never came (a crash or failure between the object and the
+/// rows), oldest first (the `packs_unfinished` index).
+pub(crate) const UNFINISHED_PACKS: &str = "SELECT object_key FROM packs \
+     WHERE committed = FALSE AND written_at_ms < $1 ORDER BY written_at_ms LIMIT $2";
+pub(crate) const DELETE_UNFINISHED_PACK: &str =
+    "DELETE FROM packs WHERE object_key = $1 AND committed = FALSE";
+pub(crate) const DELETE_USER_PACKS: &str = "DELETE FROM packs WHERE user_id = $1";
 pub(crate) const REVOKE_DEVICE: &str = "UPDATE devices SET revoked = $2 WHERE device_id = $1";
 /// The newest templates and feature objects, sampled when encryption at rest is first
 /// turned on over a store: are any of them unencrypted?
@@ -148,10 +179,6 @@ pub(crate) fn decision_from_db(
 }
 
 pub(crate) const PING: &str = "SELECT 1";
-
-/// How often `store_envelope` retries when its row conflicted but the conflicting row
-/// vanished before it could be read (a concurrent `delete_user`).
-pub(crate) const ENVELOPE_ATTEMPTS: usize = 3;
 
 /// What a template's at-rest encryption is bound to: its user, factor and format.
 pub(crate) fn template_context(user_id: &str, factor: &str, format: u32) -> String {
@@ -266,6 +293,7 @@ where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
@@ -306,6 +334,24 @@ where
             }
         }
         self.objects.write_at_rest_marker(before).await
+    }
+
+    /// Removes a pack that no envelope row names (its group stored nothing): the
+    /// object, then its uncommitted row. A failure leaves both to the sweep of
+    /// unfinished packs, which does the same later.
+    pub(crate) async fn abandon_pack(&self, key: &str) {
+        let deleted = match self.objects.delete(key).await {
+            Ok(()) => sqlx::query(crate::store::sql::DELETE_UNFINISHED_PACK)
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = deleted {
+            tracing::warn!(object = %key, error = %e, "an unused pack stays for the sweep");
+        }
     }
 }
 
@@ -381,6 +427,7 @@ where
                 .map(|r| DB::rows_affected(&r))
         };
         let envelopes = delete(sql::DELETE_USER_ENVELOPES).await.map_err(db)?;
+        delete(sql::DELETE_USER_PACKS).await.map_err(db)?;
         let tokens = delete(sql::DELETE_USER_TOKENS).await.map_err(db)?;
         let templates = delete(sql::DELETE_USER_TEMPLATES).await.map_err(db)?;
         let decisions = delete(sql::DELETE_USER_DECISIONS).await.map_err(db)?;
@@ -504,81 +551,193 @@ where
             .collect()
     }
 
-    async fn store_envelope(
+    async fn store_envelopes(
         &self,
-        meta: crate::store::EnvelopeMeta,
-        features: Vec<u8>,
-    ) -> crate::store::StoreResult<crate::store::StoreOutcome> {
+        group: Vec<crate::store::NewEnvelope>,
+    ) -> crate::store::StoreResult<Vec<crate::store::StoreOutcome>> {
         use crate::store::model::{ms_to_db, sequence_to_db};
+        use crate::store::pack::PackEntry;
         use crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
-        let db = |e| crate::store::error::from_sqlx("storing envelope", e, DB::transient);
-        let key = FeatureObjects::feature_key(
-            &meta.user_id,
-            &meta.device_id,
-            meta.sequence,
-            &meta.envelope_id,
-        )?;
-        // Object first: once the row exists, its features must exist too.
-        if let Err(e) = self.objects.put_durable(&key, features).await {
+        let db = |e| crate::store::error::from_sqlx("storing envelopes", e, DB::transient);
+        let Some(first) = group.first() else {
+            return Ok(Vec::new());
+        };
+        let (user_id, device_id) = (first.meta.user_id.clone(), first.meta.device_id);
+        if group
+            .iter()
+            .any(|e| e.meta.user_id != user_id || e.meta.device_id != device_id)
+        {
+            return Err(StoreError::Invalid(
+                "a group commit holds the envelopes of one device".into(),
+            ));
+        }
+        let first_sequence = group.iter().map(|e| e.meta.sequence).min().unwrap_or(0);
+        // The row's range is over the stored (bit-cast, signed) sequence numbers, which
+        // is what the deletion of the pack's rows scans.
+        let db_sequences = || group.iter().map(|e| sequence_to_db(e.meta.sequence));
+        let (db_first, db_last) = (
+            db_sequences().min().unwrap_or(0),
+            db_sequences().max().unwrap_or(0),
+        );
+        let newest = group
+            .iter()
+            .map(|e| e.meta.created_at_ms)
+            .max()
+            .unwrap_or(0);
+        let mut pack_id = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut pack_id)
+            .map_err(|_| StoreError::internal("drawing a pack id", "no system randomness"))?;
+        let key = FeatureObjects::pack_key(&user_id, &device_id, first_sequence, &pack_id)?;
+
+        // 1. The pack's row, uncommitted: from here on a crash leaves a row by which
+        //    the retention sweep finds the object (`sweep_unfinished_packs`).
+        let inserted = sqlx::query(sql::INSERT_PACK)
+            .bind(&key)
+            .bind(&user_id)
+            .bind(&device_id[..])
+            .bind(db_first)
+            .bind(db_last)
+            .bind(ms_to_db(newest))
+            .bind(ms_to_db(sql::now_ms()))
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if sql::is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound("device"));
+            }
+            Err(e) => return Err(db(e)),
+        }
+
+        // 2. The object, durable before any envelope row names it.
+        let (metas, entries): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|e| {
+                let id = e.meta.envelope_id;
+                (
+                    e.meta,
+                    PackEntry {
+                        envelope_id: id,
+                        payload: e.features,
+                    },
+                )
+            })
+            .unzip();
+        if let Err(e) = self.objects.put_pack_durable(&key, &entries).await {
             // Deleting the user removes their objects, possibly under this write: then
             // the device is gone, which is not a storage failure.
-            if matches!(self.get_device(meta.device_id).await, Ok(None)) {
+            if matches!(self.get_device(device_id).await, Ok(None)) {
                 return Err(StoreError::NotFound("device"));
             }
             return Err(e);
         }
-        for _ in 0..sql::ENVELOPE_ATTEMPTS {
-            let inserted = sqlx::query(sql::INSERT_ENVELOPE)
-                .bind(&meta.device_id[..])
-                .bind(sequence_to_db(meta.sequence))
-                .bind(&meta.envelope_id[..])
-                .bind(&meta.user_id)
-                .bind(ms_to_db(meta.created_at_ms))
-                .bind(ms_to_db(meta.received_at_ms))
-                .bind(i64::from(meta.records))
-                .bind(&key)
-                .execute(&self.pool)
-                .await;
-            match inserted {
-                // One statement is its own transaction: committed (and, with
-                // synchronous=FULL / synchronous_commit=on, durable) here.
-                Ok(r) if DB::rows_affected(&r) == 1 => return Ok(StoreOutcome::Stored),
-                Ok(_) => {}
+        drop(entries);
+
+        // 3. Every row and the pack's commit mark in one transaction: one durable
+        //    commit acknowledges the whole group.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The rows in multi-row statements (one round trip to the database for up to
+        // INSERT_CHUNK rows); RETURNING says which were new.
+        let mut inserted: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for chunk in metas.chunks(sql::INSERT_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<DB>::new(sql::INSERT_ENVELOPES_HEAD);
+            q.push_values(chunk, |mut row, meta| {
+                row.push_bind(meta.device_id.to_vec())
+                    .push_bind(sequence_to_db(meta.sequence))
+                    .push_bind(meta.envelope_id.to_vec())
+                    .push_bind(meta.user_id.clone())
+                    .push_bind(ms_to_db(meta.created_at_ms))
+                    .push_bind(ms_to_db(meta.received_at_ms))
+                    .push_bind(i64::from(meta.records))
+                    .push_bind(key.clone());
+            });
+            q.push(sql::INSERT_ENVELOPES_TAIL);
+            let rows: Result<Vec<(i64,)>, sqlx::Error> =
+                q.build_query_as().fetch_all(&mut *tx).await;
+            match rows {
+                Ok(rows) => inserted.extend(rows.into_iter().map(|(s,)| s)),
+                // No such device for this user (deleted under this commit, or never
+                // registered): nothing of the group is stored.
                 Err(e) if sql::is_foreign_key_violation(&e) => {
-                    // Nothing references the object: no row of this device
-                    // can exist without the device.
-                    self.objects.delete(&key).await?;
+                    drop(tx);
+                    self.abandon_pack(&key).await;
                     return Err(StoreError::NotFound("device"));
                 }
-                // The row may or may not have been committed (a lost reply);
-                // the object stays, the client's retry sorts it out.
                 Err(e) => return Err(db(e)),
+            }
+        }
+        let mut outcomes = Vec::with_capacity(metas.len());
+        let mut reused_at = None;
+        for (k, meta) in metas.iter().enumerate() {
+            if inserted.remove(&sequence_to_db(meta.sequence)) {
+                outcomes.push(StoreOutcome::Stored);
+                continue;
             }
             let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
                 .bind(&meta.device_id[..])
                 .bind(sequence_to_db(meta.sequence))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
             match stored {
-                Some(id) if id == meta.envelope_id => {
-                    // Same key as the stored envelope: the write above
-                    // rewrote identical bytes, nothing to undo.
-                    return Ok(StoreOutcome::Duplicate);
-                }
+                // Stored before, by a concurrent request, or earlier in this group:
+                // the stored copy counts, this one is never read (readers go by row).
+                Some(id) if id == meta.envelope_id => outcomes.push(StoreOutcome::Duplicate),
+                // Another envelope holds the sequence number: the device's key is on
+                // two phones; the rest of the group is not stored.
                 Some(_) => {
-                    // The key holds our envelope id, the row another one: the
-                    // object just written is referenced by nothing.
-                    self.objects.delete(&key).await?;
-                    return Ok(StoreOutcome::SequenceReused);
+                    outcomes.push(StoreOutcome::SequenceReused);
+                    reused_at = Some(k);
+                    break;
                 }
-                None => {} // deleted in between; insert again
+                // The conflicting row was deleted in between (a concurrent deletion
+                // of the user): the client's retry sorts it out.
+                None => {
+                    return Err(StoreError::Unavailable {
+                        context: "storing envelopes".to_owned(),
+                        source: "a conflicting row vanished".into(),
+                    });
+                }
             }
         }
-        Err(StoreError::Unavailable {
-            context: "storing envelope".to_owned(),
-            source: "the conflicting row kept vanishing".into(),
-        })
+        if let Some(k) = reused_at {
+            // The rows after the reuse went in with the rest; take them out again.
+            for meta in &metas[k + 1..] {
+                sqlx::query(sql::DELETE_ENVELOPE_OF_PACK)
+                    .bind(&meta.device_id[..])
+                    .bind(sequence_to_db(meta.sequence))
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        let stored_any = outcomes.contains(&StoreOutcome::Stored);
+        if stored_any {
+            let marked = sqlx::query(sql::COMMIT_PACK)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if DB::rows_affected(&marked) != 1 {
+                // The pack's row went (the user was deleted, or the commit took longer
+                // than the unfinished-pack grace): store nothing.
+                drop(tx);
+                if matches!(self.get_device(device_id).await, Ok(None)) {
+                    return Err(StoreError::NotFound("device"));
+                }
+                return Err(StoreError::Unavailable {
+                    context: "storing envelopes".to_owned(),
+                    source: "the pack's row was swept before its commit".into(),
+                });
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        if !stored_any {
+            // Nothing references the pack.
+            self.abandon_pack(&key).await;
+        }
+        Ok(outcomes)
     }
 
     async fn seen(
@@ -600,6 +759,61 @@ where
             })
         })
         .transpose()
+    }
+
+    async fn seen_range(
+        &self,
+        device_id: [u8; 16],
+        sequences: &[u64],
+    ) -> crate::store::StoreResult<Vec<(u64, crate::store::SeenEnvelope)>> {
+        use crate::store::model::{id16_from_db, ms_from_db, sequence_to_db};
+        let db = |e| crate::store::error::from_sqlx("looking up envelopes", e, DB::transient);
+        let stored = sequences.iter().map(|&s| sequence_to_db(s));
+        let (Some(lo), Some(hi)) = (stored.clone().min(), stored.max()) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        // One range scan of the primary key when the numbers are close together (a
+        // phone's batch is consecutive), else one lookup each: a scan of a wide range
+        // would read rows nobody asked for.
+        let wide = hi.abs_diff(lo) > 4 * sequences.len() as u64 + 64;
+        let rows: Vec<(i64, Vec<u8>, i64, String)> = if wide {
+            let mut rows = Vec::new();
+            for &s in sequences {
+                let row: Option<(i64, Vec<u8>, i64, String)> =
+                    sqlx::query_as(crate::store::sql::SEEN_ONE)
+                        .bind(&device_id[..])
+                        .bind(sequence_to_db(s))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                rows.extend(row);
+            }
+            rows
+        } else {
+            sqlx::query_as(crate::store::sql::SEEN_RANGE)
+                .bind(&device_id[..])
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?
+        };
+        for (sequence, id, received, object_key) in rows {
+            let sequence = u64::from_be_bytes(sequence.to_be_bytes());
+            if !sequences.contains(&sequence) {
+                continue;
+            }
+            found.push((
+                sequence,
+                crate::store::SeenEnvelope {
+                    object_key,
+                    envelope_id: id16_from_db(&id, "envelope id")?,
+                    received_at_ms: ms_from_db(received, "envelope receipt time")?,
+                },
+            ));
+        }
+        Ok(found)
     }
 
     async fn count_envelopes(&self, user_id: &str) -> crate::store::StoreResult<u64> {
@@ -731,24 +945,59 @@ where
         limit: u32,
     ) -> crate::store::StoreResult<u64> {
         use crate::store::{error::from_sqlx, model::ms_to_db, sql};
-        let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(sql::EXPIRED_ENVELOPES)
+        let db = |e| from_sqlx("deleting expired envelopes", e, DB::transient);
+        let packs: Vec<(String, Vec<u8>, i64, i64)> = sqlx::query_as(sql::EXPIRED_PACKS)
             .bind(ms_to_db(created_before_ms))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| from_sqlx("listing expired envelopes", e, DB::transient))?;
+            .map_err(|e| from_sqlx("listing expired packs", e, DB::transient))?;
         let mut n = 0;
-        for (device_id, sequence, key) in rows {
-            // Object first: a crash in between leaves a row whose object is gone,
+        for (key, device_id, first, last) in packs {
+            // Object first: a crash in between leaves rows whose object is gone,
             // which the next sweep finishes; never an object nobody indexes.
             self.objects.delete(&key).await?;
-            sqlx::query(sql::DELETE_ENVELOPE)
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            let rows = sqlx::query(sql::DELETE_PACK_ENVELOPES)
                 .bind(&device_id)
-                .bind(sequence)
+                .bind(first)
+                .bind(last)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query(sql::DELETE_PACK)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            n += DB::rows_affected(&rows);
+        }
+        Ok(n)
+    }
+
+    async fn sweep_unfinished_packs(
+        &self,
+        written_before_ms: u64,
+        limit: u32,
+    ) -> crate::store::StoreResult<u64> {
+        use crate::store::{error::from_sqlx, model::ms_to_db, sql};
+        let keys: Vec<(String,)> = sqlx::query_as(sql::UNFINISHED_PACKS)
+            .bind(ms_to_db(written_before_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| from_sqlx("listing unfinished packs", e, DB::transient))?;
+        let n = keys.len() as u64;
+        for (key,) in keys {
+            // Row last: deleting it first and crashing would forget the object.
+            self.objects.delete(&key).await?;
+            sqlx::query(sql::DELETE_UNFINISHED_PACK)
+                .bind(&key)
                 .execute(&self.pool)
                 .await
-                .map_err(|e| from_sqlx("deleting an expired envelope", e, DB::transient))?;
-            n += 1;
+                .map_err(|e| from_sqlx("deleting an unfinished pack", e, DB::transient))?;
         }
         Ok(n)
     }

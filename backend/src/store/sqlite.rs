@@ -98,6 +98,11 @@ impl Dialect for sqlx::Sqlite {
                 "learning",
                 include_str!("../../migrations/sqlite/0004_learning.sql"),
             ),
+            (
+                5,
+                "packs",
+                include_str!("../../migrations/sqlite/0005_packs.sql"),
+            ),
         ])
     }
 }

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tacit_backend::store::{
-    DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, FeatureObjects, Store, StoreError,
-    StoreOutcome,
+    DecisionRow, DeletionReport, DeviceRow, EnvelopeMeta, Store, StoreError, StoreOutcome,
 };
 
 use super::Fixture;
@@ -58,8 +57,13 @@ fn decision(user_id: &str, n: u8, at_ms: u64) -> DecisionRow {
     }
 }
 
-fn key(m: &EnvelopeMeta) -> String {
-    FeatureObjects::feature_key(&m.user_id, &m.device_id, m.sequence, &m.envelope_id).unwrap()
+/// The key of the object (a pack) holding a stored envelope, from its row.
+async fn key_of(s: &dyn Store, m: &EnvelopeMeta) -> String {
+    s.seen(m.device_id, m.sequence)
+        .await
+        .unwrap()
+        .expect("a stored envelope")
+        .object_key
 }
 
 /// Running the migrations again — directly, or by opening the store from its
@@ -73,6 +77,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
             "devices",
             "enrolment_tokens",
             "envelopes",
+            "packs",
             "templates",
             "users"
         ]
@@ -82,7 +87,7 @@ pub async fn migrations_idempotent(fx: &Fixture) {
     fx.store.migrate().await.unwrap();
     let reopened = fx.config.open().await.unwrap();
     assert!(reopened.user_exists("u1").await.unwrap());
-    assert_eq!(fx.migrations_applied().await, 4);
+    assert_eq!(fx.migrations_applied().await, 5);
     assert_eq!(fx.tables().await, tables);
     fx.assert_durable_commits().await;
 }
@@ -280,8 +285,13 @@ pub async fn envelopes(fx: &Fixture) {
             .map(|s| s.received_at_ms),
         Some(first.received_at_ms)
     );
+    let first_key = key_of(s.as_ref(), &first).await;
+    assert!(first_key.ends_with(".pack"), "{first_key}");
     assert_eq!(
-        s.objects().read(&key(&first)).await.unwrap(),
+        s.objects()
+            .read_envelope(&first_key, &first.envelope_id)
+            .await
+            .unwrap(),
         features(1, [0xa1; 16])
     );
 
@@ -303,7 +313,11 @@ pub async fn envelopes(fx: &Fixture) {
         s.seen(d.device_id, 1).await.unwrap().map(|s| s.envelope_id),
         Some([0xa1; 16])
     );
-    assert_eq!(s.list_feature_objects("u1").await.unwrap(), [key(&first)]);
+    // Neither the retry's pack nor the forger's stays: nothing indexes them.
+    assert_eq!(
+        s.list_feature_objects("u1").await.unwrap(),
+        std::slice::from_ref(&first_key)
+    );
 
     // The whole u64 range of sequence numbers.
     let last = meta(&d, u64::MAX, [0xa2; 16]);
@@ -319,9 +333,10 @@ pub async fn envelopes(fx: &Fixture) {
         Some([0xa2; 16])
     );
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
+    let last_key = key_of(s.as_ref(), &last).await;
     assert_eq!(
         s.list_feature_objects("u1").await.unwrap(),
-        [key(&first), key(&last)]
+        [first_key.clone(), last_key.clone()]
     );
 
     // An unregistered device, and a device claimed for the wrong user: nothing stays.
@@ -338,7 +353,179 @@ pub async fn envelopes(fx: &Fixture) {
     ));
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
     assert_eq!(s.count_envelopes("u2").await.unwrap(), 0);
-    assert_eq!(fx.all_objects().await, [key(&first), key(&last)]);
+    assert_eq!(fx.all_objects().await, [first_key, last_key]);
+}
+
+/// `store_envelopes`: a group commit is one object (a pack) and one transaction;
+/// duplicates inside it are acknowledged, a reused sequence number ends it; groups of
+/// several devices are refused.
+pub async fn group_commit(fx: &Fixture) {
+    use tacit_backend::store::NewEnvelope;
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = device("u1", 1);
+    s.register_device(d.clone()).await.unwrap();
+    let new = |seq: u64, id: u8| {
+        let m = meta(&d, seq, [id; 16]);
+        NewEnvelope {
+            features: features(seq, m.envelope_id),
+            meta: m,
+        }
+    };
+    let group: Vec<NewEnvelope> = (10..15).map(|seq| new(seq, seq as u8)).collect();
+    let outcomes = s.store_envelopes(group.clone()).await.unwrap();
+    assert_eq!(outcomes, vec![StoreOutcome::Stored; 5]);
+    let objects = s.list_feature_objects("u1").await.unwrap();
+    assert_eq!(objects.len(), 1, "one pack: {objects:?}");
+    for e in &group {
+        assert_eq!(key_of(s.as_ref(), &e.meta).await, objects[0]);
+    }
+    let entries = s.objects().read_entries(&objects[0]).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.envelope_id, e.payload.clone()))
+            .collect::<Vec<_>>(),
+        group
+            .iter()
+            .map(|e| (e.meta.envelope_id, e.features.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 5);
+    assert_eq!(fx.rows_of("packs", "u1").await, 1);
+
+    // New, sent again, reused (a second phone with the key), new: the group stops at
+    // the reuse, the last one is not stored.
+    let mixed = vec![new(15, 15), new(10, 10), new(11, 0xee), new(16, 16)];
+    let outcomes = s.store_envelopes(mixed).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            StoreOutcome::Stored,
+            StoreOutcome::Duplicate,
+            StoreOutcome::SequenceReused
+        ]
+    );
+    assert_eq!(
+        s.seen(d.device_id, 15)
+            .await
+            .unwrap()
+            .map(|s| s.envelope_id),
+        Some([15; 16])
+    );
+    assert_eq!(s.seen(d.device_id, 16).await.unwrap(), None);
+    assert_eq!(
+        s.seen(d.device_id, 11)
+            .await
+            .unwrap()
+            .map(|s| s.envelope_id),
+        Some([11; 16])
+    );
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 6);
+    assert_eq!(s.list_feature_objects("u1").await.unwrap().len(), 2);
+
+    // One device per group; an empty group stores nothing.
+    s.create_user("u2").await.unwrap();
+    let d2 = device("u2", 2);
+    s.register_device(d2.clone()).await.unwrap();
+    let other = meta(&d2, 1, [0x21; 16]);
+    let two_devices = vec![
+        new(20, 20),
+        NewEnvelope {
+            features: vec![1],
+            meta: other,
+        },
+    ];
+    assert!(matches!(
+        s.store_envelopes(two_devices).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.store_envelopes(Vec::new()).await.unwrap(), vec![]);
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 6);
+    assert_eq!(s.count_envelopes("u2").await.unwrap(), 0);
+
+    // An object of the older layout (one envelope, named by it) reads as a pack of one.
+    let old =
+        tacit_backend::store::FeatureObjects::feature_key("u2", &[2; 16], 9, &[0x99; 16]).unwrap();
+    s.objects()
+        .put_durable(&old, b"old features".to_vec())
+        .await
+        .unwrap();
+    let entries = s.objects().read_entries(&old).await.unwrap();
+    assert_eq!(
+        (
+            entries.len(),
+            entries[0].envelope_id,
+            &entries[0].payload[..]
+        ),
+        (1, [0x99; 16], &b"old features"[..])
+    );
+    assert_eq!(
+        s.objects().read_envelope(&old, &[0x99; 16]).await.unwrap(),
+        b"old features"
+    );
+    assert!(matches!(
+        s.objects().read_envelope(&old, &[0x98; 16]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A crash between a pack's object and its commit leaves an uncommitted pack row;
+/// the sweep deletes that object and row once they are older than its cut, and
+/// nothing committed.
+pub async fn unfinished_packs(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = device("u1", 1);
+    s.register_device(d.clone()).await.unwrap();
+    let (kept, lost) = (meta(&d, 1, [1; 16]), meta(&d, 2, [2; 16]));
+    for m in [&kept, &lost] {
+        s.store_envelope(m.clone(), features(m.sequence, m.envelope_id))
+            .await
+            .unwrap();
+    }
+    let lost_key = key_of(s.as_ref(), &lost).await;
+    // The state a kill -9 inside the group commit leaves: the object and the pack's
+    // row are there, the transaction of the envelope rows never committed.
+    assert_eq!(
+        fx.exec("DELETE FROM envelopes WHERE object_key = $1", &lost_key)
+            .await,
+        1
+    );
+    assert_eq!(
+        fx.exec(
+            "UPDATE packs SET committed = FALSE WHERE object_key = $1",
+            &lost_key
+        )
+        .await,
+        1
+    );
+    assert_eq!(s.list_feature_objects("u1").await.unwrap().len(), 2);
+    // Written now: not older than a cut in the past.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(s.sweep_unfinished_packs(now - 60_000, 10).await.unwrap(), 0);
+    assert_eq!(
+        tacit_backend::retention::sweep_unfinished(s.as_ref(), now + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.list_feature_objects("u1").await.unwrap(),
+        [key_of(s.as_ref(), &kept).await]
+    );
+    assert_eq!(fx.rows_of("packs", "u1").await, 1);
+    // The client's retry stores the envelope again, in a new pack.
+    assert_eq!(
+        s.store_envelope(lost.clone(), features(2, [2; 16]))
+            .await
+            .unwrap(),
+        StoreOutcome::Stored
+    );
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
 }
 
 /// Racing uploads of one sequence number: one `Stored`, and the others `Duplicate`
@@ -397,10 +584,17 @@ pub async fn envelopes_concurrent(fx: &Fixture) {
         Some(winner)
     );
 
-    let expected = [meta(&d, 5, [0x55; 16]), meta(&d, 6, winner)].map(|m| key(&m));
+    let expected = vec![
+        key_of(s.as_ref(), &meta(&d, 5, [0x55; 16])).await,
+        key_of(s.as_ref(), &meta(&d, 6, winner)).await,
+    ];
+    // The losers' packs went with their group commits.
     assert_eq!(s.list_feature_objects("u1").await.unwrap(), expected);
     assert_eq!(
-        s.objects().read(&expected[1]).await.unwrap(),
+        s.objects()
+            .read_envelope(&expected[1], &winner)
+            .await
+            .unwrap(),
         features(6, winner)
     );
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
@@ -594,7 +788,10 @@ pub async fn authentication_state(fx: &Fixture) {
     assert!(recent.iter().all(|e| e.received_at_ms == NOW), "{recent:?}");
     assert_eq!(s.recent_envelopes("u1", 0, 1).await.unwrap().len(), 1);
     assert_eq!(
-        s.objects().read(&recent[0].object_key).await.unwrap(),
+        s.objects()
+            .read_envelope(&recent[0].object_key, &recent[0].envelope_id)
+            .await
+            .unwrap(),
         features(3, [3; 16])
     );
 
@@ -668,12 +865,19 @@ pub async fn at_rest(fx: &Fixture) {
     s.store_envelope(m2.clone(), b"features of u2".to_vec())
         .await
         .unwrap();
-    let raw = fx.raw_object(&key(&m1)).await;
+    let (k1, k2) = (key_of(s.as_ref(), &m1).await, key_of(s.as_ref(), &m2).await);
+    let raw = fx.raw_object(&k1).await;
     assert_eq!(&raw[..4], MAGIC);
     assert!(!raw.windows(8).any(|w| secret.windows(8).any(|x| x == w)));
-    assert_eq!(s.objects().read(&key(&m1)).await.unwrap(), secret);
+    assert_eq!(
+        s.objects()
+            .read_envelope(&k1, &m1.envelope_id)
+            .await
+            .unwrap(),
+        secret
+    );
     // The store without the key reads the ciphertext as it is, never the features.
-    assert_eq!(fx.store.objects().read(&key(&m1)).await.unwrap(), raw);
+    assert_eq!(fx.store.objects().read(&k1).await.unwrap(), raw);
 
     let template = TemplateRow {
         user_id: "u1".into(),
@@ -704,7 +908,14 @@ pub async fn at_rest(fx: &Fixture) {
     let rotated = fx
         .store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[[7; 32]]).unwrap()))
         .await;
-    assert_eq!(rotated.objects().read(&key(&m1)).await.unwrap(), secret);
+    assert_eq!(
+        rotated
+            .objects()
+            .read_envelope(&k1, &m1.envelope_id)
+            .await
+            .unwrap(),
+        secret
+    );
     assert_eq!(rotated.templates("u1").await.unwrap(), vec![template]);
     assert!(
         fx.try_store_with_at_rest(Arc::new(AtRestKeys::new([8; 32], &[]).unwrap()))
@@ -715,7 +926,7 @@ pub async fn at_rest(fx: &Fixture) {
     // An insider moving u1's features under u2's key: the blob no longer opens.
     {
         use object_store::{ObjectStoreExt, PutPayload};
-        let to = object_store::path::Path::parse(key(&m2)).unwrap();
+        let to = object_store::path::Path::parse(k2.as_str()).unwrap();
         fx.store
             .objects()
             .object_store()
@@ -723,12 +934,12 @@ pub async fn at_rest(fx: &Fixture) {
             .await
             .unwrap();
     }
-    assert!(s.objects().read(&key(&m2)).await.is_err());
+    assert!(s.objects().read(&k2).await.is_err());
     // An insider writing plaintext in place of a blob, in a store that started
     // encrypted: refused, not read as it is.
     {
         use object_store::{ObjectStoreExt, PutPayload};
-        let to = object_store::path::Path::parse(key(&m2)).unwrap();
+        let to = object_store::path::Path::parse(k2.as_str()).unwrap();
         fx.store
             .objects()
             .object_store()
@@ -736,7 +947,7 @@ pub async fn at_rest(fx: &Fixture) {
             .await
             .unwrap();
     }
-    assert!(s.objects().read(&key(&m2)).await.is_err());
+    assert!(s.objects().read(&k2).await.is_err());
 }
 
 /// Turning encryption at rest on over a store that already holds unencrypted data
@@ -764,19 +975,40 @@ pub async fn at_rest_upgrade(fx: &Fixture) {
 
     let keys = Arc::new(AtRestKeys::new([9; 32], &[]).unwrap());
     let s = fx.store_with_at_rest(keys.clone()).await;
-    assert_eq!(s.objects().read(&key(&m1)).await.unwrap(), old);
+    let k1 = key_of(s.as_ref(), &m1).await;
+    assert_eq!(
+        s.objects()
+            .read_envelope(&k1, &m1.envelope_id)
+            .await
+            .unwrap(),
+        old
+    );
     assert_eq!(s.templates("u1").await.unwrap(), vec![template.clone()]);
     let new = features(m2.sequence, m2.envelope_id);
     s.store_envelope(m2.clone(), new.clone()).await.unwrap();
-    assert_eq!(&fx.raw_object(&key(&m2)).await[..4], MAGIC);
-    assert_eq!(s.objects().read(&key(&m2)).await.unwrap(), new);
+    let k2 = key_of(s.as_ref(), &m2).await;
+    assert_eq!(&fx.raw_object(&k2).await[..4], MAGIC);
+    assert_eq!(
+        s.objects()
+            .read_envelope(&k2, &m2.envelope_id)
+            .await
+            .unwrap(),
+        new
+    );
     s.put_template(template.clone()).await.unwrap();
     assert_eq!(&fx.raw_template("u1", "gait").await[..4], MAGIC);
     // Reopened with new keys object: the recorded fact holds.
     let again = fx
         .store_with_at_rest(Arc::new(AtRestKeys::new([9; 32], &[]).unwrap()))
         .await;
-    assert_eq!(again.objects().read(&key(&m1)).await.unwrap(), old);
+    assert_eq!(
+        again
+            .objects()
+            .read_envelope(&k1, &m1.envelope_id)
+            .await
+            .unwrap(),
+        old
+    );
 }
 
 /// Retention: `expire_envelopes` removes the oldest batches, object and row, in
@@ -802,11 +1034,12 @@ pub async fn retention(fx: &Fixture) {
     assert_eq!(s.expire_envelopes(cut, 2).await.unwrap(), 1);
     assert_eq!(s.expire_envelopes(cut, 2).await.unwrap(), 0);
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 2);
-    assert_eq!(
-        s.list_feature_objects("u1").await.unwrap(),
-        [key(&metas[3]), key(&metas[4])]
-    );
-    assert_eq!(fx.all_objects().await, [key(&metas[3]), key(&metas[4])]);
+    let kept = vec![
+        key_of(s.as_ref(), &metas[3]).await,
+        key_of(s.as_ref(), &metas[4]).await,
+    ];
+    assert_eq!(s.list_feature_objects("u1").await.unwrap(), kept);
+    assert_eq!(fx.all_objects().await, kept);
     assert_eq!(
         s.seen(d.device_id, 1).await.unwrap().map(|s| s.envelope_id),
         None

@@ -247,6 +247,17 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{table} has no user_id column? {e}")))
     }
 
+    /// Runs a statement with one text parameter on the database under the store
+    /// (to put it in a state only a crash can leave); returns the rows changed.
+    pub async fn exec(&self, sql: &'static str, param: &str) -> u64 {
+        on_pool!(&self.raw, pool => sqlx::query(sql)
+            .bind(param)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected())
+    }
+
     /// All rows of `table`.
     pub async fn rows(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");

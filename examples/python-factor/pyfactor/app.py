@@ -42,7 +42,10 @@ from .registry import Registry
 log = logging.getLogger("pyfactor")
 
 MAX_ROWS = 4096
-MAX_OBJECT_BYTES = 1 << 20  # an envelope is at most 1 MiB, so is its payload
+# A pack holds the envelopes of one upload request (the gateway's body limit is 8 MiB
+# by default); each payload in it is at most 1 MiB.
+MAX_OBJECT_BYTES = 64 << 20
+MAX_PAYLOAD_BYTES = 1 << 20  # an envelope is at most 1 MiB, so is its payload
 AT_REST_OVERHEAD = 64  # header and tag of an object encrypted at rest
 MAX_FILES = 1024
 MAX_JOB_VECTORS = 1_000_000
@@ -522,7 +525,13 @@ def load_vectors(model, root, keys, at_rest=None, by_key=False, factor=payload.K
         if len(data) > MAX_OBJECT_BYTES:
             raise JobError(f"{key}: larger than {MAX_OBJECT_BYTES} bytes")
         try:
-            records = payload.decode(data)
+            blobs = [blob for _, blob in payload.object_entries(key, data)]
+        except payload.PayloadError as e:
+            raise JobError(f"{key}: invalid payload: {e}") from None
+        if any(len(b) > MAX_PAYLOAD_BYTES for b in blobs):
+            raise JobError(f"{key}: a payload larger than {MAX_PAYLOAD_BYTES} bytes")
+        try:
+            records = [r for blob in blobs for r in payload.decode(blob)]
         except payload.PayloadError as e:
             raise JobError(f"{key}: invalid payload: {e}") from None
         for r in records:

@@ -352,3 +352,43 @@ def encode(records):
         out += r.context if r.context is not None else bytes(16)
         out += struct.pack(f">H{len(r.values)}f", len(r.values), *r.values)
     return bytes(out)
+
+
+PACK_MAGIC = b"TPK1"
+MAX_PACK_ENTRIES = 4096
+
+
+def object_entries(key, data):
+    """The (envelope id, payload bytes) of a feature object: every entry of a pack
+    (`....pack`: b"TPK1" | count u32 | count x (id[16] | len u32 | payload), big-endian,
+    as the gateway's store/pack.rs writes it), or the one payload of an object of the
+    older layout (`...-ENVELOPE.bin`) or any other file. Raises PayloadError for a
+    malformed pack."""
+    data = bytes(data)
+    if not key.endswith(".pack"):
+        # Any other object is one payload; its id is in its name when it has one.
+        name = key.rsplit("/", 1)[-1]
+        try:
+            envelope_id = bytes.fromhex(name.rsplit(".", 1)[0].rsplit("-", 1)[-1])
+        except ValueError:
+            envelope_id = b""
+        return [(envelope_id if len(envelope_id) == 16 else b"", data)]
+    if data[:4] != PACK_MAGIC or len(data) < 8:
+        raise PayloadError("pack: no TPK1 header")
+    (count,) = struct.unpack(">I", data[4:8])
+    if count > MAX_PACK_ENTRIES:
+        raise PayloadError("pack: too many entries")
+    pos, entries = 8, []
+    for _ in range(count):
+        if len(data) - pos < 20:
+            raise PayloadError("pack: truncated entry")
+        envelope_id = data[pos : pos + 16]
+        (n,) = struct.unpack(">I", data[pos + 16 : pos + 20])
+        pos += 20
+        if len(data) - pos < n:
+            raise PayloadError("pack: truncated payload")
+        entries.append((envelope_id, data[pos : pos + n]))
+        pos += n
+    if pos != len(data):
+        raise PayloadError("pack: bytes after the last entry")
+    return entries

@@ -242,6 +242,33 @@ class Faces(unittest.TestCase):
         self.assertEqual(p.MAX_FACE_IMAGE_BYTES, 96 * 1024)
 
 
+class Packs(unittest.TestCase):
+    """Feature objects as the gateway writes them: packs (backend/src/store/pack.rs pins
+    the same golden bytes) and single-envelope objects of the older layout."""
+
+    GOLDEN = bytes.fromhex("54504b310000000201010101010101010101010101010101000000036162630202020202020202020202020202020200000000")
+
+    def test_golden_pack(self):
+        self.assertEqual(
+            p.object_entries("features/u/d/0001-ab.pack", self.GOLDEN),
+            [(b"\x01" * 16, b"abc"), (b"\x02" * 16, b"")],
+        )
+
+    def test_single_object(self):
+        key = "features/u/d/00000000000000000007-" + "ab" * 16 + ".bin"
+        self.assertEqual(p.object_entries(key, b"xyz"), [(b"\xab" * 16, b"xyz")])
+
+    def test_corrupt_packs_raise(self):
+        for cut in range(len(self.GOLDEN)):
+            with self.assertRaises(p.PayloadError):
+                p.object_entries("k.pack", self.GOLDEN[:cut])
+        with self.assertRaises(p.PayloadError):
+            p.object_entries("k.pack", self.GOLDEN + b"\x00")
+        with self.assertRaises(p.PayloadError):
+            p.object_entries("k.pack", b"TPK1" + struct.pack(">I", 1 << 30))
+        self.assertEqual(p.object_entries("features/u/d/1.bin", b"x"), [(b"", b"x")])
+
+
 class SchemaTables(unittest.TestCase):
     """The Python copies of the fixed layouts equal shared/protocol/src/schema.rs."""
 

@@ -30,10 +30,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let samples = support::hour_of_walking();
+    // `--seconds S` (default an hour) and `--runs R` (default 7): the test command
+    // runs this binary on a few seconds once, so that it cannot rot.
+    let seconds = support::arg("--seconds", 3600.0);
+    let runs = support::arg("--runs", 7.0) as usize;
+    let samples = support::walking(seconds);
     let windows = support::window_count(&samples);
 
-    let (rust_s, walking) = best_of(7, || {
+    let (rust_s, walking) = best_of(runs, || {
         let mut ex = GaitExtractor::new(GaitConfig::default()).unwrap();
         let mut n = 0.0;
         ex.push(black_box(&samples), |w| n += w.walking as u8 as f64);
@@ -41,12 +45,12 @@ fn main() {
     });
     let signal: Vec<f64> = (0..256).map(|i| (i as f64 * 0.37).sin()).collect();
     let mut floor = support::FftFloor::new();
-    let (floor_s, _) = best_of(7, || {
+    let (floor_s, _) = best_of(runs, || {
         (0..windows)
             .map(|_| floor.window(black_box(&signal), true))
             .sum()
     });
-    let (floor1_s, _) = best_of(7, || {
+    let (floor1_s, _) = best_of(runs, || {
         (0..windows)
             .map(|_| floor.window(black_box(&signal), false))
             .sum()
@@ -83,9 +87,9 @@ fn main() {
     };
 
     println!(
-        "input: {} samples (1 h, 100 Hz, 6 axes); {windows} windows, {} walking",
+        "input: {} samples ({seconds} s, 100 Hz, 6 axes); {windows} windows, {} walking",
         samples.len(),
-        walking / 7.0
+        walking / runs as f64
     );
     println!("| what | time (best of runs) | per window | ratio |");
     println!("|---|---|---|---|");

@@ -79,10 +79,28 @@ pub enum IdentityError {
 }
 
 /// A device's public key with its algorithm tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct DevicePublicKey {
     algorithm: SignatureAlgorithm,
     bytes: Vec<u8>,
+    /// The Ed25519 point, decompressed and checked once: every verification would
+    /// otherwise pay two field exponentiations again (a gateway verifies a device's
+    /// whole batch with one key).
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
+}
+
+impl PartialEq for DevicePublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self.algorithm, &self.bytes) == (other.algorithm, &other.bytes)
+    }
+}
+
+impl Eq for DevicePublicKey {}
+
+impl std::hash::Hash for DevicePublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.algorithm, &self.bytes).hash(state);
+    }
 }
 
 impl DevicePublicKey {
@@ -95,18 +113,21 @@ impl DevicePublicKey {
         if bytes.len() != algorithm.public_key_len() {
             return Err(IdentityError::MalformedPublicKey(algorithm));
         }
-        let valid = match algorithm {
-            SignatureAlgorithm::Ed25519 => ed25519_key(bytes).is_some(),
+        let ed25519 = match algorithm {
+            SignatureAlgorithm::Ed25519 => {
+                Some(ed25519_key(bytes).ok_or(IdentityError::MalformedPublicKey(algorithm))?)
+            }
             SignatureAlgorithm::EcdsaP256Sha256 => {
-                bytes[0] == 0x04 && p256::PublicKey::from_sec1_bytes(bytes).is_ok()
+                if !(bytes[0] == 0x04 && p256::PublicKey::from_sec1_bytes(bytes).is_ok()) {
+                    return Err(IdentityError::MalformedPublicKey(algorithm));
+                }
+                None
             }
         };
-        if !valid {
-            return Err(IdentityError::MalformedPublicKey(algorithm));
-        }
         Ok(DevicePublicKey {
             algorithm,
             bytes: bytes.to_vec(),
+            ed25519,
         })
     }
 
@@ -128,7 +149,7 @@ impl DevicePublicKey {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), IdentityError> {
         match self.algorithm {
             SignatureAlgorithm::Ed25519 => {
-                let key = ed25519_key(&self.bytes).ok_or(IdentityError::BadSignature)?;
+                let key = self.ed25519.as_ref().ok_or(IdentityError::BadSignature)?;
                 let sig = <[u8; 64]>::try_from(signature)
                     .map(|b| ed25519_dalek::Signature::from_bytes(&b))
                     .map_err(|_| IdentityError::BadSignature)?;
@@ -177,7 +198,7 @@ pub struct DeviceId(pub [u8; 16]);
 impl DeviceId {
     /// Lower-case hex form.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 }
 
@@ -221,9 +242,11 @@ impl Ed25519Signer {
 
 impl DeviceSigner for Ed25519Signer {
     fn public_key(&self) -> DevicePublicKey {
+        let bytes = self.pair.public_key().as_ref().to_vec();
         DevicePublicKey {
             algorithm: SignatureAlgorithm::Ed25519,
-            bytes: self.pair.public_key().as_ref().to_vec(),
+            ed25519: ed25519_key(&bytes),
+            bytes,
         }
     }
 
@@ -264,6 +287,7 @@ impl DeviceSigner for P256Signer {
         DevicePublicKey {
             algorithm: SignatureAlgorithm::EcdsaP256Sha256,
             bytes: self.pair.public_key().as_ref().to_vec(),
+            ed25519: None,
         }
     }
 
@@ -379,7 +403,10 @@ mod tests {
         let forged = DevicePublicKey {
             algorithm: Ed25519,
             bytes: identity.to_vec(),
+            // Decompressed without the checks of `new`.
+            ed25519: ed25519_dalek::VerifyingKey::from_bytes(&identity).ok(),
         };
+        assert!(forged.ed25519.is_some());
         let mut sig = [0u8; 64];
         sig[0] = 1;
         assert_eq!(

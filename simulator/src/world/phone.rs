@@ -125,13 +125,23 @@ impl SimPhone {
         self.client = None;
     }
 
-    /// The outbox's counters, read from its data directory without opening the whole
-    /// core (cheaper, for the accounting at the end of a run); the phone is closed.
-    pub fn outbox_stats(&mut self) -> anyhow::Result<tacit_mobile_core::queue::OutboxStats> {
-        self.close();
-        tacit_mobile_core::queue::Outbox::open(&self.cfg.data_dir, self.cfg.outbox)
-            .and_then(|o| o.stats())
-            .map_err(|e| anyhow::anyhow!("{}: outbox: {e}", self.user_id))
+    /// Reads the outbox's counters for the final accounting (from its data directory,
+    /// without opening the whole core) and deletes the phone's data directory: after its last day nothing reads it again, and a world of many
+    /// people must not keep every phone's files until the end of the run.
+    pub fn retire(mut self) -> anyhow::Result<tacit_mobile_core::queue::OutboxStats> {
+        let stats = {
+            self.close();
+            let outbox =
+                tacit_mobile_core::queue::Outbox::open(&self.cfg.data_dir, self.cfg.outbox)
+                    .map_err(|e| anyhow::anyhow!("{}: outbox: {e}", self.user_id))?;
+            outbox
+                .stats()
+                .map_err(|e| anyhow::anyhow!("{}: outbox: {e}", self.user_id))?
+        };
+        std::fs::remove_dir_all(&self.dir).map_err(|e| {
+            anyhow::anyhow!("{}: deleting {}: {e}", self.user_id, self.dir.display())
+        })?;
+        Ok(stats)
     }
 
     /// The configuration the phone's core uses.

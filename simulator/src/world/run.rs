@@ -27,12 +27,40 @@ enum Holder {
     Mimic,
 }
 
-/// One authentication as the phone saw it.
+/// One authentication as the phone saw it: only what the report counts (the scores and
+/// the decision), not the whole answer with its signed verdict, so that a world of many
+/// people keeps a few dozen bytes per attempt.
 #[derive(Debug, Clone)]
 struct Outcome {
     holder: Holder,
-    answer: AuthenticateResponse,
+    decision: AuthDecision,
+    /// The fused log-likelihood ratio.
+    llr: f64,
+    /// The FAR estimated for the attempt and the floor of that estimate.
+    judged: Judged,
+    /// Each scored factor's LLR.
+    factors: Vec<(String, f64)>,
     latency_ms: f64,
+}
+
+impl Outcome {
+    fn of(holder: Holder, answer: AuthenticateResponse, latency_ms: f64) -> Outcome {
+        Outcome {
+            holder,
+            decision: answer.decision,
+            llr: answer.llr,
+            judged: (answer.estimated_far, answer.far_floor),
+            factors: answer
+                .factors
+                .into_iter()
+                .filter_map(|f| match (f.status, f.llr) {
+                    (FactorStatus::Scored, Some(l)) => Some((f.factor, l)),
+                    _ => None,
+                })
+                .collect(),
+            latency_ms,
+        }
+    }
 }
 
 /// Runs a world and reports what it measured.
@@ -342,20 +370,21 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     // A cloned phone's user is its victim's: the users are the phones' owners.
     let users: Vec<String> = phones.iter().map(|p| p.user_id.clone()).collect();
     let mut accounting = futures::stream::iter(phones.into_iter().chain(clones))
-        .map(|mut p| {
+        .map(|p| {
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let s = p.outbox_stats()?;
-                Ok((p, s))
+                let (sealed, base, in_attack) = (p.sealed, p.counters_base, p.in_attack);
+                // The phone's last use: its counters, then its files go.
+                let s = p.retire()?;
+                Ok((sealed, base, in_attack, s))
             })
         })
         .buffer_unordered(cfg.parallel);
     let mut done = 0;
     while let Some(r) = accounting.next().await {
-        let (p, s) = r??;
-        let [a, r, e] = p.counters_base;
-        env.created += p.sealed;
+        let (sealed, [a, r, e], in_attack, s) = r??;
+        env.created += sealed;
         env.acknowledged += s.acknowledged_total - a;
-        if p.in_attack {
+        if in_attack {
             env.rejected_in_attacks += s.rejected_total - r;
         } else {
             env.rejected += s.rejected_total - r;
@@ -437,11 +466,7 @@ fn live_day(
             let path = format!("/v1/users/{}/unlock", phone.user_id);
             h.block_on(super::phone::admin(http, url, token, &path, None))?;
         }
-        outcomes.push(Outcome {
-            holder,
-            answer,
-            latency_ms,
-        });
+        outcomes.push(Outcome::of(holder, answer, latency_ms));
         Ok(())
     };
     let mut owner_face = || {
@@ -495,17 +520,15 @@ fn summarise(
             Holder::Mimic => 2,
         };
         counts[k][0] += 1;
-        counts[k][match o.answer.decision {
+        counts[k][match o.decision {
             AuthDecision::Accept => 1,
             AuthDecision::StepUp => 2,
             AuthDecision::Reject => 3,
         }] += 1;
-        fused[k].push(o.answer.llr);
-        judged[k].push((o.answer.estimated_far, o.answer.far_floor));
-        for f in &o.answer.factors {
-            if let (FactorStatus::Scored, Some(l)) = (f.status, f.llr) {
-                per_factor.entry(f.factor.clone()).or_default()[k].push(l);
-            }
+        fused[k].push(o.llr);
+        judged[k].push(o.judged);
+        for (factor, l) in &o.factors {
+            per_factor.entry(factor.clone()).or_default()[k].push(*l);
         }
     }
     let rates_against = |k: usize| -> Vec<FactorRates> {

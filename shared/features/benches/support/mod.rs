@@ -8,10 +8,25 @@ use realfft::RealFftPlanner;
 use realfft::num_complex::Complex;
 use tacit_features::dsp::MotionSample;
 
+/// `--name V` from the command line, else `default`.
+pub fn arg(name: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// One hour at 100 Hz with 20% timestamp jitter, accelerometer and gyroscope.
 pub fn hour_of_walking() -> Vec<MotionSample> {
+    walking(3600.0)
+}
+
+/// `seconds` of the same walk (a short run for the smoke test of the bench binaries).
+pub fn walking(seconds: f64) -> Vec<MotionSample> {
     let rate = 100.0;
-    let n = (3600.0 * rate) as usize;
+    let n = (seconds * rate) as usize;
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut rnd = move || {
         state ^= state << 13;
