@@ -20,7 +20,7 @@ use burn::prelude::*;
 
 use crate::detectors::{Centre, Detector, ScaledManhattan};
 use crate::device::CpuBackend;
-use crate::embedding::{Calibration, EmbeddingNet, ModelArtifact, ModelMeta};
+use crate::embedding::{Calibration, EmbeddingNet, ModelArtifact, ModelMeta, PlainNet};
 use crate::logistic::Logistic;
 use crate::transform::check_rows;
 use crate::{FactorKind, ModelError};
@@ -164,6 +164,11 @@ fn forward<B: burn::tensor::backend::Backend>(
     Ok(e)
 }
 
+/// Most rows of a forward pass computed as plain loops ([`PlainNet`]): scoring
+/// requests and small enrolments. Larger passes (the background cohort, training
+/// sets, batch jobs) go through burn, whose matrix products win there.
+pub const PLAIN_ROWS: usize = 64;
+
 /// Fewest rows of one forward pass that go to the GPU by default: below it the copy to
 /// the device and back costs more than the CPU's pass (`scripts/gpu-check.sh` measures
 /// both across batch sizes; `factor.gpu_min_rows` changes it).
@@ -176,6 +181,8 @@ pub const GPU_MIN_ROWS: usize = 256;
 pub struct FactorModel {
     meta: ModelMeta,
     net: EmbeddingNet<CpuBackend>,
+    /// The same network as plain arrays, for passes of at most [`PLAIN_ROWS`] rows.
+    plain: PlainNet,
     background: Vec<Vec<f64>>,
     /// The network on the GPU and the fewest rows of a pass that use it.
     #[cfg(feature = "cuda")]
@@ -204,6 +211,7 @@ impl FactorModel {
             let gpu = a.net::<crate::device::CudaBackend>(&Default::default())?;
             let mut m = FactorModel {
                 meta: a.meta.clone(),
+                plain: PlainNet::of(&net)?,
                 net,
                 background: Vec::new(),
                 gpu: Some((gpu, gpu_min_rows.max(1))),
@@ -242,6 +250,7 @@ impl FactorModel {
             .collect();
         let mut m = FactorModel {
             meta,
+            plain: PlainNet::of(&net)?,
             net,
             background: Vec::new(),
             #[cfg(feature = "cuda")]
@@ -269,6 +278,23 @@ impl FactorModel {
     /// Embeds already-transformed vectors.
     pub fn embed(&self, z: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ModelError> {
         let k = self.meta.shape.output;
+        if z.len() <= PLAIN_ROWS
+            && self.compute_for(z.len()) == crate::device::Compute::Cpu
+            && self.plain.input() == self.dim()
+            && self.plain.output() == k
+        {
+            let (mut a, mut b, mut row) = (Vec::new(), Vec::new(), Vec::new());
+            let mut e = vec![0f32; k];
+            return Ok(z
+                .iter()
+                .map(|r| {
+                    row.clear();
+                    row.extend(r.iter().map(|&x| x as f32));
+                    self.plain.forward_row(&row, &mut a, &mut b, &mut e);
+                    e.iter().map(|&x| x as f64).collect()
+                })
+                .collect());
+        }
         let mut out = Vec::with_capacity(z.len());
         for chunk in z.chunks(1024) {
             #[cfg(feature = "cuda")]

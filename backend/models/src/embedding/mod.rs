@@ -8,5 +8,5 @@ mod net;
 mod train;
 
 pub use artifact::{ARTIFACT_FORMAT, Calibration, ModelArtifact, ModelMeta, TrainingMeta};
-pub use net::{DenseLayer, EmbeddingNet, NetShape, l2_normalize};
+pub use net::{DenseLayer, EmbeddingNet, NetShape, PlainNet, l2_normalize};
 pub use train::{Loss, TrainConfig, TrainSet, TrainStats, train};
