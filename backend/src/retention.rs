@@ -78,8 +78,19 @@ pub async fn sweep_decisions(st: &AppState) -> StoreResult<u64> {
 /// counts what it did.
 pub async fn sweep_now(st: &AppState) -> StoreResult<u64> {
     let now = crate::state::now_ms();
-    let unfinished =
-        sweep_unfinished(st.store.as_ref(), now.saturating_sub(UNFINISHED_GRACE_MS)).await?;
+    // A failure here must not hold up the expiry below.
+    let unfinished = match sweep_unfinished(
+        st.store.as_ref(),
+        now.saturating_sub(UNFINISHED_GRACE_MS),
+    )
+    .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %crate::error::Chain(&e), "sweep of unfinished packs failed; retrying at the next tick");
+            0
+        }
+    };
     if unfinished > 0 {
         st.metrics
             .count("tacit_retention_unfinished_packs_total", &[], unfinished);

@@ -175,8 +175,7 @@ pub async fn population_from_files(
         })?;
         let user = key.split('/').nth(1).unwrap_or_default().to_string();
         for entry in entries {
-            // A pack may hold a copy of an envelope that a racing request stored in
-            // its own pack too: each envelope once.
+            // Each envelope once (packs hold only stored envelopes; a safeguard).
             if key.ends_with(PACK_SUFFIX) && !seen.insert((user.clone(), entry.envelope_id)) {
                 continue;
             }

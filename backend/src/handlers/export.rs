@@ -141,8 +141,7 @@ pub async fn export_user(
     let mut seen = std::collections::HashSet::new();
     for key in objects {
         for entry in st.store.objects().read_entries(&key).await? {
-            // A pack may hold a copy of an envelope that a racing request stored in
-            // its own pack too: each envelope once.
+            // Each envelope once (packs hold only stored envelopes; a safeguard).
             if key.ends_with(crate::store::pack::PACK_SUFFIX) && !seen.insert(entry.envelope_id) {
                 continue;
             }

@@ -22,8 +22,9 @@
 //! that inserts the envelope rows and marks the pack committed. The acknowledgement
 //! follows that commit. The envelope row's primary key `(device_id, sequence)` is the
 //! replay rule's uniqueness (`tacit_shared::replay`), so two racing uploads of one
-//! sequence number cannot both be `Stored`; the loser's copy stays in its pack unread
-//! (readers go by row). A crash before the commit leaves an uncommitted pack row, by
+//! sequence number cannot both be `Stored`. A pack holds only envelopes that are
+//! stored: an attempt whose rows meet rows already there (sent again, or a reused
+//! sequence number) rolls back, removes its pack and commits the rest in a new one. A crash before the commit leaves an uncommitted pack row, by
 //! which [`Store::sweep_unfinished_packs`] deletes the object nobody indexes; the
 //! client's retry stores the envelopes in a new pack. `delete_user` removes every
 //! object by key prefix, indexed or not.

@@ -60,8 +60,8 @@ pub enum StoreOutcome {
     /// The same `(device, sequence, envelope id)` was stored before: acknowledge again;
     /// nothing was stored twice.
     Duplicate,
-    /// The sequence number belongs to another envelope of this device: reject. Its
-    /// copy in the new pack is never read (nothing indexes it there).
+    /// The sequence number belongs to another envelope of this device: reject. Nothing
+    /// of it is stored.
     SequenceReused,
 }
 

@@ -41,7 +41,7 @@ pub struct FeatureObjects {
     /// Directories below the root whose own entry is known to be durable (their parent
     /// was fsynced after they were created): a write into a known device directory
     /// fsyncs the file and that directory only, not every directory up to the root.
-    durable_dirs: Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
+    durable_dirs: Arc<std::sync::Mutex<DurableDirs>>,
     /// Encryption of features (and, through the SQL store, templates) at rest.
     at_rest: Option<Arc<AtRestKeys>>,
     /// The S3 bucket the objects are in (`None`: a directory or another store), which
@@ -279,18 +279,27 @@ impl FeatureObjects {
         if bytes.len() >= MULTIPART_FROM && self.local.is_none() {
             // A large pack (many big batches) in parts: S3 caps a single PUT at 5 GiB
             // and retries a failed part, not the whole object.
-            let mut upload = object_store::WriteMultipart::new_with_chunk_size(
-                self.store
-                    .put_multipart(&location)
-                    .await
-                    .map_err(|e| from_object_store("starting a multipart write", e))?,
-                MULTIPART_FROM,
-            );
-            upload.write(&bytes);
-            upload
-                .finish()
+            let mut upload = self
+                .store
+                .put_multipart(&location)
                 .await
-                .map_err(|e| from_object_store("writing feature object in parts", e))?;
+                .map_err(|e| from_object_store("starting a multipart write", e))?;
+            let mut written = Ok(());
+            for part in bytes.chunks(MULTIPART_FROM) {
+                written = upload.put_part(PutPayload::from(part.to_vec())).await;
+                if written.is_err() {
+                    break;
+                }
+            }
+            if written.is_ok() {
+                written = upload.complete().await.map(|_| ());
+            }
+            if let Err(e) = written {
+                // Parts of an unfinished upload are invisible to listings, so neither
+                // a user's deletion nor a sweep would find them: abort it now.
+                let _ = upload.abort().await;
+                return Err(from_object_store("writing feature object in parts", e));
+            }
             return Ok(());
         }
         self.store
@@ -429,7 +438,8 @@ impl FeatureObjects {
     /// anew): no directory is known durable any more.
     fn forget_durable_dirs(&self) {
         if let Ok(mut k) = self.durable_dirs.lock() {
-            k.clear();
+            k.generation += 1;
+            k.known.clear();
         }
     }
 
@@ -527,27 +537,37 @@ pub(crate) fn owner_only(path: &FsPath, mode: u32) -> std::io::Result<()> {
 /// directory then costs one full walk more).
 const MAX_DURABLE_DIRS: usize = 65_536;
 
+/// The directories known durable, and a generation that every deletion advances: a
+/// walk that began before a deletion (which may remove directories) adds nothing.
+#[derive(Debug, Default)]
+struct DurableDirs {
+    generation: u64,
+    known: std::collections::HashSet<PathBuf>,
+}
+
 fn sync_file_and_parents(
     file: &FsPath,
     root: &FsPath,
-    known: &std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+    dirs: &std::sync::Mutex<DurableDirs>,
 ) -> std::io::Result<()> {
+    let generation = dirs.lock().map(|d| d.generation).unwrap_or(u64::MAX);
     // Readable by the service's user only (LocalFileSystem creates files by the umask).
     owner_only(file, 0o600)?;
     std::fs::File::open(file)?.sync_all()?;
-    let is_known = |d: &FsPath| known.lock().map(|k| k.contains(d)).unwrap_or(false);
+    let is_known = |d: &FsPath| dirs.lock().map(|k| k.known.contains(d)).unwrap_or(false);
     // `below`: the directory whose entry the next sync makes durable.
     let mut below: Option<&FsPath> = None;
     let mut dir = file.parent();
     while let Some(d) = dir {
         std::fs::File::open(d)?.sync_all()?;
         if let Some(b) = below
-            && let Ok(mut k) = known.lock()
+            && let Ok(mut k) = dirs.lock()
+            && k.generation == generation
         {
-            if k.len() >= MAX_DURABLE_DIRS {
-                k.clear();
+            if k.known.len() >= MAX_DURABLE_DIRS {
+                k.known.clear();
             }
-            k.insert(b.to_path_buf());
+            k.known.insert(b.to_path_buf());
         }
         // At the root, or `d`'s own entry was made durable before: done.
         if d == root || !d.starts_with(root) || is_known(d) {

@@ -46,9 +46,8 @@ pub(crate) const INSERT_ENVELOPES_TAIL: &str =
 /// Rows per multi-row insert: 8 parameters each, far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 parameters per statement.
 pub(crate) const INSERT_CHUNK: usize = 256;
-/// A row this group commit inserted after a reused sequence number.
-pub(crate) const DELETE_ENVELOPE_OF_PACK: &str =
-    "DELETE FROM envelopes WHERE device_id = $1 AND sequence = $2 AND object_key = $3";
+/// Attempts of a group commit whose envelopes keep meeting rows of concurrent uploads.
+pub(crate) const GROUP_ATTEMPTS: usize = 4;
 pub(crate) const SEEN: &str =
     "SELECT envelope_id FROM envelopes WHERE device_id = $1 AND sequence = $2";
 pub(crate) const SEEN_AT: &str = "SELECT envelope_id, received_at_ms, object_key FROM envelopes WHERE device_id = $1 AND sequence = $2";
@@ -92,9 +91,15 @@ pub(crate) const ADVANCE_AUTH_CLOCK: &str =
 pub(crate) const INSERT_PACK: &str = "INSERT INTO packs \
      (object_key, user_id, device_id, first_sequence, last_sequence, newest_created_at_ms, \
      written_at_ms, committed) VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE)";
-/// In the transaction of the pack's envelope rows; 0 rows when the row was swept.
-pub(crate) const COMMIT_PACK: &str =
-    "UPDATE packs SET committed = TRUE WHERE object_key = $1 AND committed = FALSE";
+/// In the transaction of the pack's envelope rows; 0 rows when the row was deleted or
+/// claimed by the sweep of unfinished packs (`written_at_ms` 0).
+pub(crate) const COMMIT_PACK: &str = "UPDATE packs SET committed = TRUE \
+     WHERE object_key = $1 AND committed = FALSE AND written_at_ms > 0";
+/// The sweep of unfinished packs claims a row before deleting its object, so that a
+/// commit arriving late fails instead of naming a deleted object (the row lock, or
+/// SQLite's single writer, orders the two updates).
+pub(crate) const CLAIM_UNFINISHED_PACK: &str =
+    "UPDATE packs SET written_at_ms = 0 WHERE object_key = $1 AND committed = FALSE";
 /// The oldest committed packs whose newest envelope was created before a time (the
 /// `packs_expiry` index).
 pub(crate) const EXPIRED_PACKS: &str = "SELECT object_key, device_id, first_sequence, last_sequence \
@@ -355,6 +360,200 @@ where
     }
 }
 
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: sqlx::migrate::Migrate,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB>,
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB>,
+    for<'q> i64: sqlx::Encode<'q, DB>,
+    for<'q> bool: sqlx::Encode<'q, DB>,
+    for<'q> f64: sqlx::Encode<'q, DB>,
+    for<'r> f64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> bool: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    /// One attempt at a group commit of `group[i]` for `i` in `todo`: the pack's row
+    /// (uncommitted), the pack object, then the rows in one transaction. `None` when
+    /// all were new and are committed; otherwise nothing is stored (rolled back, the
+    /// pack removed) and the answer holds the outcome of each envelope that met a row
+    /// already there, in order, up to the first reused sequence number.
+    async fn attempt_pack(
+        &self,
+        group: &[crate::store::NewEnvelope],
+        todo: &[usize],
+    ) -> crate::store::StoreResult<Option<Vec<(usize, crate::store::StoreOutcome)>>> {
+        use crate::store::model::{ms_to_db, sequence_to_db};
+        use crate::store::pack::PackEntry;
+        use crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
+        let db = |e| crate::store::error::from_sqlx("storing envelopes", e, DB::transient);
+        let part: Vec<&crate::store::NewEnvelope> = todo.iter().map(|&i| &group[i]).collect();
+        let (user_id, device_id) = (part[0].meta.user_id.clone(), part[0].meta.device_id);
+        let group = &part;
+        let first_sequence = group.iter().map(|e| e.meta.sequence).min().unwrap_or(0);
+        // The row's range is over the stored (bit-cast, signed) sequence numbers, which
+        // is what the deletion of the pack's rows scans.
+        let db_sequences = || group.iter().map(|e| sequence_to_db(e.meta.sequence));
+        let (db_first, db_last) = (
+            db_sequences().min().unwrap_or(0),
+            db_sequences().max().unwrap_or(0),
+        );
+        let newest = group
+            .iter()
+            .map(|e| e.meta.created_at_ms)
+            .max()
+            .unwrap_or(0);
+        let mut pack_id = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut pack_id)
+            .map_err(|_| StoreError::internal("drawing a pack id", "no system randomness"))?;
+        let key = FeatureObjects::pack_key(&user_id, &device_id, first_sequence, &pack_id)?;
+
+        // 1. The pack's row, uncommitted: from here on a crash leaves a row by which
+        //    the retention sweep finds the object (`sweep_unfinished_packs`).
+        let inserted = sqlx::query(sql::INSERT_PACK)
+            .bind(&key)
+            .bind(&user_id)
+            .bind(&device_id[..])
+            .bind(db_first)
+            .bind(db_last)
+            .bind(ms_to_db(newest))
+            .bind(ms_to_db(sql::now_ms()))
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if sql::is_foreign_key_violation(&e) => {
+                return Err(StoreError::NotFound("device"));
+            }
+            Err(e) => return Err(db(e)),
+        }
+
+        // 2. The object, durable before any envelope row names it.
+        let metas: Vec<&crate::store::EnvelopeMeta> = group.iter().map(|e| &e.meta).collect();
+        let entries: Vec<PackEntry> = group
+            .iter()
+            .map(|e| PackEntry {
+                envelope_id: e.meta.envelope_id,
+                payload: e.features.clone(),
+            })
+            .collect();
+        if let Err(e) = self.objects.put_pack_durable(&key, &entries).await {
+            // Deleting the user removes their objects, possibly under this write: then
+            // the device is gone, which is not a storage failure.
+            if matches!(
+                crate::store::Store::get_device(self, device_id).await,
+                Ok(None)
+            ) {
+                return Err(StoreError::NotFound("device"));
+            }
+            return Err(e);
+        }
+        drop(entries);
+
+        // 3. Every row and the pack's commit mark in one transaction: one durable
+        //    commit acknowledges the whole group.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The rows in multi-row statements (one round trip to the database for up to
+        // INSERT_CHUNK rows); RETURNING says which were new.
+        let mut inserted: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for chunk in metas.chunks(sql::INSERT_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<DB>::new(sql::INSERT_ENVELOPES_HEAD);
+            q.push_values(chunk, |mut row, meta| {
+                row.push_bind(meta.device_id.to_vec())
+                    .push_bind(sequence_to_db(meta.sequence))
+                    .push_bind(meta.envelope_id.to_vec())
+                    .push_bind(meta.user_id.clone())
+                    .push_bind(ms_to_db(meta.created_at_ms))
+                    .push_bind(ms_to_db(meta.received_at_ms))
+                    .push_bind(i64::from(meta.records))
+                    .push_bind(key.clone());
+            });
+            q.push(sql::INSERT_ENVELOPES_TAIL);
+            let rows: Result<Vec<(i64,)>, sqlx::Error> =
+                q.build_query_as().fetch_all(&mut *tx).await;
+            match rows {
+                Ok(rows) => inserted.extend(rows.into_iter().map(|(s,)| s)),
+                // No such device for this user (deleted under this commit, or never
+                // registered): nothing of the group is stored.
+                Err(e) if sql::is_foreign_key_violation(&e) => {
+                    drop(tx);
+                    self.abandon_pack(&key).await;
+                    return Err(StoreError::NotFound("device"));
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
+        // Each sequence number the statement returned belongs to the first envelope
+        // of this attempt that carries it; any other envelope met a row already there.
+        let mut conflicts = Vec::new();
+        for (k, meta) in metas.iter().enumerate() {
+            if inserted.remove(&sequence_to_db(meta.sequence)) {
+                continue;
+            }
+            let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
+                .bind(&meta.device_id[..])
+                .bind(sequence_to_db(meta.sequence))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            match stored {
+                // Stored before (by an earlier request, or earlier in this one).
+                Some(id) if id == meta.envelope_id => {
+                    conflicts.push((todo[k], StoreOutcome::Duplicate));
+                }
+                // Another envelope holds the sequence number: nothing after it counts.
+                Some(_) => {
+                    conflicts.push((todo[k], StoreOutcome::SequenceReused));
+                    break;
+                }
+                // The conflicting row was deleted in between (a concurrent deletion
+                // of the user): the client's retry sorts it out.
+                None => {
+                    return Err(StoreError::Unavailable {
+                        context: "storing envelopes".to_owned(),
+                        source: "a conflicting row vanished".into(),
+                    });
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            // Roll back and remove the pack: the next attempt writes one without them.
+            drop(tx);
+            self.abandon_pack(&key).await;
+            return Ok(Some(conflicts));
+        }
+        let marked = sqlx::query(sql::COMMIT_PACK)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if DB::rows_affected(&marked) != 1 {
+            // The pack's row went (the user was deleted, or the sweep of unfinished
+            // packs claimed it): store nothing.
+            drop(tx);
+            if matches!(
+                crate::store::Store::get_device(self, device_id).await,
+                Ok(None)
+            ) {
+                return Err(StoreError::NotFound("device"));
+            }
+            return Err(StoreError::Unavailable {
+                context: "storing envelopes".to_owned(),
+                source: "the pack's row was swept before its commit".into(),
+            });
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(None)
+    }
+}
+
 #[async_trait::async_trait]
 impl<DB> crate::store::Store for SqlStore<DB>
 where
@@ -555,10 +754,7 @@ where
         &self,
         group: Vec<crate::store::NewEnvelope>,
     ) -> crate::store::StoreResult<Vec<crate::store::StoreOutcome>> {
-        use crate::store::model::{ms_to_db, sequence_to_db};
-        use crate::store::pack::PackEntry;
-        use crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
-        let db = |e| crate::store::error::from_sqlx("storing envelopes", e, DB::transient);
+        use crate::store::{StoreError, StoreOutcome, sql};
         let Some(first) = group.first() else {
             return Ok(Vec::new());
         };
@@ -571,173 +767,45 @@ where
                 "a group commit holds the envelopes of one device".into(),
             ));
         }
-        let first_sequence = group.iter().map(|e| e.meta.sequence).min().unwrap_or(0);
-        // The row's range is over the stored (bit-cast, signed) sequence numbers, which
-        // is what the deletion of the pack's rows scans.
-        let db_sequences = || group.iter().map(|e| sequence_to_db(e.meta.sequence));
-        let (db_first, db_last) = (
-            db_sequences().min().unwrap_or(0),
-            db_sequences().max().unwrap_or(0),
-        );
-        let newest = group
-            .iter()
-            .map(|e| e.meta.created_at_ms)
-            .max()
-            .unwrap_or(0);
-        let mut pack_id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut pack_id)
-            .map_err(|_| StoreError::internal("drawing a pack id", "no system randomness"))?;
-        let key = FeatureObjects::pack_key(&user_id, &device_id, first_sequence, &pack_id)?;
-
-        // 1. The pack's row, uncommitted: from here on a crash leaves a row by which
-        //    the retention sweep finds the object (`sweep_unfinished_packs`).
-        let inserted = sqlx::query(sql::INSERT_PACK)
-            .bind(&key)
-            .bind(&user_id)
-            .bind(&device_id[..])
-            .bind(db_first)
-            .bind(db_last)
-            .bind(ms_to_db(newest))
-            .bind(ms_to_db(sql::now_ms()))
-            .execute(&self.pool)
-            .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if sql::is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound("device"));
+        // A pack holds only envelopes that are stored: an attempt that meets a row
+        // already there (sent again, or a reused sequence number) learns its outcome,
+        // rolls back, and the next attempt commits the rest. Conflicts are rare (a
+        // retry racing its first copy, a cloned key), so nearly every group commits at
+        // the first attempt.
+        let mut outcomes: Vec<Option<StoreOutcome>> = vec![None; group.len()];
+        let mut end = group.len();
+        for _ in 0..sql::GROUP_ATTEMPTS {
+            let todo: Vec<usize> = (0..end).filter(|&i| outcomes[i].is_none()).collect();
+            if todo.is_empty() {
+                break;
             }
-            Err(e) => return Err(db(e)),
-        }
-
-        // 2. The object, durable before any envelope row names it.
-        let (metas, entries): (Vec<_>, Vec<_>) = group
-            .into_iter()
-            .map(|e| {
-                let id = e.meta.envelope_id;
-                (
-                    e.meta,
-                    PackEntry {
-                        envelope_id: id,
-                        payload: e.features,
-                    },
-                )
-            })
-            .unzip();
-        if let Err(e) = self.objects.put_pack_durable(&key, &entries).await {
-            // Deleting the user removes their objects, possibly under this write: then
-            // the device is gone, which is not a storage failure.
-            if matches!(self.get_device(device_id).await, Ok(None)) {
-                return Err(StoreError::NotFound("device"));
-            }
-            return Err(e);
-        }
-        drop(entries);
-
-        // 3. Every row and the pack's commit mark in one transaction: one durable
-        //    commit acknowledges the whole group.
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // The rows in multi-row statements (one round trip to the database for up to
-        // INSERT_CHUNK rows); RETURNING says which were new.
-        let mut inserted: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        for chunk in metas.chunks(sql::INSERT_CHUNK) {
-            let mut q = sqlx::QueryBuilder::<DB>::new(sql::INSERT_ENVELOPES_HEAD);
-            q.push_values(chunk, |mut row, meta| {
-                row.push_bind(meta.device_id.to_vec())
-                    .push_bind(sequence_to_db(meta.sequence))
-                    .push_bind(meta.envelope_id.to_vec())
-                    .push_bind(meta.user_id.clone())
-                    .push_bind(ms_to_db(meta.created_at_ms))
-                    .push_bind(ms_to_db(meta.received_at_ms))
-                    .push_bind(i64::from(meta.records))
-                    .push_bind(key.clone());
-            });
-            q.push(sql::INSERT_ENVELOPES_TAIL);
-            let rows: Result<Vec<(i64,)>, sqlx::Error> =
-                q.build_query_as().fetch_all(&mut *tx).await;
-            match rows {
-                Ok(rows) => inserted.extend(rows.into_iter().map(|(s,)| s)),
-                // No such device for this user (deleted under this commit, or never
-                // registered): nothing of the group is stored.
-                Err(e) if sql::is_foreign_key_violation(&e) => {
-                    drop(tx);
-                    self.abandon_pack(&key).await;
-                    return Err(StoreError::NotFound("device"));
-                }
-                Err(e) => return Err(db(e)),
-            }
-        }
-        let mut outcomes = Vec::with_capacity(metas.len());
-        let mut reused_at = None;
-        for (k, meta) in metas.iter().enumerate() {
-            if inserted.remove(&sequence_to_db(meta.sequence)) {
-                outcomes.push(StoreOutcome::Stored);
-                continue;
-            }
-            let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
-                .bind(&meta.device_id[..])
-                .bind(sequence_to_db(meta.sequence))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            match stored {
-                // Stored before, by a concurrent request, or earlier in this group:
-                // the stored copy counts, this one is never read (readers go by row).
-                Some(id) if id == meta.envelope_id => outcomes.push(StoreOutcome::Duplicate),
-                // Another envelope holds the sequence number: the device's key is on
-                // two phones; the rest of the group is not stored.
-                Some(_) => {
-                    outcomes.push(StoreOutcome::SequenceReused);
-                    reused_at = Some(k);
+            match self.attempt_pack(&group, &todo).await? {
+                None => {
+                    for i in todo {
+                        outcomes[i] = Some(StoreOutcome::Stored);
+                    }
                     break;
                 }
-                // The conflicting row was deleted in between (a concurrent deletion
-                // of the user): the client's retry sorts it out.
-                None => {
-                    return Err(StoreError::Unavailable {
-                        context: "storing envelopes".to_owned(),
-                        source: "a conflicting row vanished".into(),
-                    });
+                Some(found) => {
+                    for (i, o) in found {
+                        outcomes[i] = Some(o);
+                        if o == StoreOutcome::SequenceReused {
+                            // The device's key is on two phones: nothing after this
+                            // envelope is stored.
+                            end = end.min(i + 1);
+                        }
+                    }
                 }
             }
         }
-        if let Some(k) = reused_at {
-            // The rows after the reuse went in with the rest; take them out again.
-            for meta in &metas[k + 1..] {
-                sqlx::query(sql::DELETE_ENVELOPE_OF_PACK)
-                    .bind(&meta.device_id[..])
-                    .bind(sequence_to_db(meta.sequence))
-                    .bind(&key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
+        let decided: Vec<StoreOutcome> = outcomes[..end].iter().map_while(|o| *o).collect();
+        if decided.len() < end {
+            return Err(StoreError::Unavailable {
+                context: "storing envelopes".to_owned(),
+                source: "concurrent uploads of the same envelopes kept conflicting".into(),
+            });
         }
-        let stored_any = outcomes.contains(&StoreOutcome::Stored);
-        if stored_any {
-            let marked = sqlx::query(sql::COMMIT_PACK)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            if DB::rows_affected(&marked) != 1 {
-                // The pack's row went (the user was deleted, or the commit took longer
-                // than the unfinished-pack grace): store nothing.
-                drop(tx);
-                if matches!(self.get_device(device_id).await, Ok(None)) {
-                    return Err(StoreError::NotFound("device"));
-                }
-                return Err(StoreError::Unavailable {
-                    context: "storing envelopes".to_owned(),
-                    source: "the pack's row was swept before its commit".into(),
-                });
-            }
-        }
-        tx.commit().await.map_err(db)?;
-        if !stored_any {
-            // Nothing references the pack.
-            self.abandon_pack(&key).await;
-        }
-        Ok(outcomes)
+        Ok(decided)
     }
 
     async fn seen(
@@ -989,8 +1057,16 @@ where
             .fetch_all(&self.pool)
             .await
             .map_err(|e| from_sqlx("listing unfinished packs", e, DB::transient))?;
-        let n = keys.len() as u64;
+        let mut n = 0;
         for (key,) in keys {
+            let claimed = sqlx::query(sql::CLAIM_UNFINISHED_PACK)
+                .bind(&key)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| from_sqlx("claiming an unfinished pack", e, DB::transient))?;
+            if DB::rows_affected(&claimed) == 0 {
+                continue; // committed meanwhile, or gone
+            }
             // Row last: deleting it first and crashing would forget the object.
             self.objects.delete(&key).await?;
             sqlx::query(sql::DELETE_UNFINISHED_PACK)
@@ -998,6 +1074,7 @@ where
                 .execute(&self.pool)
                 .await
                 .map_err(|e| from_sqlx("deleting an unfinished pack", e, DB::transient))?;
+            n += 1;
         }
         Ok(n)
     }

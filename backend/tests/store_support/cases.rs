@@ -423,6 +423,43 @@ pub async fn group_commit(fx: &Fixture) {
     );
     assert_eq!(s.count_envelopes("u1").await.unwrap(), 6);
     assert_eq!(s.list_feature_objects("u1").await.unwrap().len(), 2);
+    // A pack holds only what was stored: neither the copy sent again nor the other
+    // phone's envelope nor what came after it.
+    let k15 = key_of(s.as_ref(), &meta(&d, 15, [15; 16])).await;
+    let ids: Vec<[u8; 16]> = s
+        .objects()
+        .read_entries(&k15)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope_id)
+        .collect();
+    assert_eq!(ids, vec![[15; 16]]);
+
+    // One sequence number three times in a group: the envelope, another phone's, the
+    // envelope again. The first is stored and stays stored.
+    let thrice = vec![
+        new(30, 30),
+        NewEnvelope {
+            meta: meta(&d, 30, [0xdd; 16]),
+            features: vec![9],
+        },
+        new(30, 30),
+    ];
+    assert_eq!(
+        s.store_envelopes(thrice).await.unwrap(),
+        vec![StoreOutcome::Stored, StoreOutcome::SequenceReused]
+    );
+    assert_eq!(
+        s.seen(d.device_id, 30)
+            .await
+            .unwrap()
+            .map(|s| s.envelope_id),
+        Some([30; 16])
+    );
+    let k30 = key_of(s.as_ref(), &meta(&d, 30, [30; 16])).await;
+    assert_eq!(s.objects().read_entries(&k30).await.unwrap().len(), 1);
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 7);
 
     // One device per group; an empty group stores nothing.
     s.create_user("u2").await.unwrap();
@@ -441,7 +478,7 @@ pub async fn group_commit(fx: &Fixture) {
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(s.store_envelopes(Vec::new()).await.unwrap(), vec![]);
-    assert_eq!(s.count_envelopes("u1").await.unwrap(), 6);
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 7);
     assert_eq!(s.count_envelopes("u2").await.unwrap(), 0);
 
     // An object of the older layout (one envelope, named by it) reads as a pack of one.

@@ -1010,10 +1010,12 @@ mod tests {
             .record_phrase_entry("abcd", &phrase_events())
             .unwrap();
         assert_eq!(client.status().unwrap().pending_records, 1);
+        // The sealer appends the envelope, then empties the pending buffer: wait for
+        // both (a status read between the two steps sees the envelope and the record).
         wait_for("the timed seal", || {
-            client.status().unwrap().outbox_envelopes == 1
+            let s = client.status().unwrap();
+            s.outbox_envelopes == 1 && s.pending_records == 0
         });
-        assert_eq!(client.status().unwrap().pending_records, 0);
 
         // A key store that fails is not asked every tick: the background seals back off
         // (1 s, then 2 s, ...), where ticks alone would have asked about 5 times.
