@@ -238,8 +238,12 @@ impl FeatureObjects {
 
     /// Writes a pack of envelopes' features as one object and returns once it is
     /// durable.
-    pub async fn put_pack_durable(&self, key: &str, entries: &[PackEntry]) -> StoreResult<()> {
-        self.put_durable(key, pack::encode(entries)?).await
+    pub async fn put_pack_durable(
+        &self,
+        key: &str,
+        entries: &[(&[u8; 16], &[u8])],
+    ) -> StoreResult<()> {
+        self.put_durable(key, pack::encode_parts(entries)?).await
     }
 
     /// The envelopes' features in a feature object: every entry of a pack (`.pack`),

@@ -41,22 +41,32 @@ pub struct PackEntry {
 /// Encodes entries as a pack. [`StoreError::Invalid`] for more than
 /// [`MAX_PACK_ENTRIES`] entries or a payload over 4 GiB.
 pub fn encode(entries: &[PackEntry]) -> StoreResult<Vec<u8>> {
+    let parts: Vec<(&[u8; 16], &[u8])> = entries
+        .iter()
+        .map(|e| (&e.envelope_id, e.payload.as_slice()))
+        .collect();
+    encode_parts(&parts)
+}
+
+/// [`encode`] over borrowed `(envelope id, payload)` pairs: the group commit writes
+/// the payloads it holds without copying each one into a [`PackEntry`] first.
+pub fn encode_parts(entries: &[(&[u8; 16], &[u8])]) -> StoreResult<Vec<u8>> {
     if entries.len() > MAX_PACK_ENTRIES {
         return Err(StoreError::Invalid(format!(
             "a pack holds at most {MAX_PACK_ENTRIES} envelopes, got {}",
             entries.len()
         )));
     }
-    let size = 8 + entries.iter().map(|e| 20 + e.payload.len()).sum::<usize>();
+    let size = 8 + entries.iter().map(|(_, p)| 20 + p.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(PACK_MAGIC);
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    for e in entries {
-        let len = u32::try_from(e.payload.len())
+    for (id, payload) in entries {
+        let len = u32::try_from(payload.len())
             .map_err(|_| StoreError::Invalid("a payload over 4 GiB".into()))?;
-        out.extend_from_slice(&e.envelope_id);
+        out.extend_from_slice(*id);
         out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&e.payload);
+        out.extend_from_slice(payload);
     }
     Ok(out)
 }

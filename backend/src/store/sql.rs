@@ -391,7 +391,6 @@ where
         todo: &[usize],
     ) -> crate::store::StoreResult<Option<Vec<(usize, crate::store::StoreOutcome)>>> {
         use crate::store::model::{ms_to_db, sequence_to_db};
-        use crate::store::pack::PackEntry;
         use crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
         let db = |e| crate::store::error::from_sqlx("storing envelopes", e, DB::transient);
         let part: Vec<&crate::store::NewEnvelope> = todo.iter().map(|&i| &group[i]).collect();
@@ -437,12 +436,9 @@ where
 
         // 2. The object, durable before any envelope row names it.
         let metas: Vec<&crate::store::EnvelopeMeta> = group.iter().map(|e| &e.meta).collect();
-        let entries: Vec<PackEntry> = group
+        let entries: Vec<(&[u8; 16], &[u8])> = group
             .iter()
-            .map(|e| PackEntry {
-                envelope_id: e.meta.envelope_id,
-                payload: e.features.clone(),
-            })
+            .map(|e| (&e.meta.envelope_id, e.features.as_slice()))
             .collect();
         if let Err(e) = self.objects.put_pack_durable(&key, &entries).await {
             // Deleting the user removes their objects, possibly under this write: then
