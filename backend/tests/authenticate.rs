@@ -82,7 +82,11 @@ impl Phone {
 
     /// An envelope of gait windows ending just before now.
     fn envelope(&mut self, vectors: &[Vec<f32>]) -> Vec<u8> {
-        let now = now_ms();
+        self.envelope_created(vectors, now_ms())
+    }
+
+    /// An envelope created at `now` (the phone's clock).
+    fn envelope_created(&mut self, vectors: &[Vec<f32>], now: u64) -> Vec<u8> {
         let records = vectors
             .iter()
             .map(|v| FeatureRecord {
@@ -467,6 +471,32 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
             .unwrap()
             .is_empty()
     );
+    // Two envelopes of one request under one sequence number: the later one in the
+    // request is the reuse, also when the earlier one goes to another day's pack (a
+    // request's packs commit in the order of their first envelopes).
+    {
+        let user = format!("dave-{}", common::rand_suffix());
+        let mut owner = Phone::register(&http, &url, &user, *keys_pair.public_key()).await;
+        let today = owner.envelope(&person(7, 3)[..2]);
+        let mut thief = owner.copy();
+        let day = 86_400_000;
+        owner.next_window_ms -= day;
+        let yesterday = owner.envelope_created(&person(7, 3)[..2], now_ms() - day);
+        let reused = thief.envelope(&person(8, 3)[..2]);
+        let r = http
+            .post(format!("{url}/v1/uploads"))
+            .json(&json!({ "envelopes": [b64_encode(&today), b64_encode(&yesterday), b64_encode(&reused)] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let up: Value = r.json().await.unwrap();
+        let results = &up["results"];
+        assert_eq!(results[0]["status"], "stored", "{up}");
+        assert_eq!(results[1]["status"], "stored", "{up}");
+        assert_eq!(results[2]["reason"], "sequence_reused", "{up}");
+    }
+
     // A cloned phone (device key and state copied to another phone) is given away by
     // whichever of the two sends a sequence number second, on either path: the thief's
     // envelope reuses the sequence of the owner's. The device is revoked for both.

@@ -2,8 +2,10 @@
 //! person's right of access and portability (GDPR articles 15 and 20): the devices
 //! registered for them, every feature record they uploaded (decoded from the stored
 //! objects), their templates and the authentication decisions kept about them. Administrator only; deletion is `DELETE /v1/users/{id}`.
-//! Bounded: a user with more than [`MAX_EXPORT_OBJECTS`] stored batches gets a clear
-//! 413 rather than an answer that would not fit in memory.
+//! Bounded: a user with more than [`MAX_EXPORT_ENVELOPES`] stored batches, or more
+//! than [`MAX_EXPORT_BYTES`] of them, gets a clear 413 rather than an answer that
+//! would not fit in memory. Batches are counted one by one as they are read (a stored
+//! object may pack many).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,8 +19,38 @@ use super::admin::{authorize, valid_user_id};
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 
-/// Most stored feature batches one export reads.
-pub const MAX_EXPORT_OBJECTS: usize = 20_000;
+/// Most stored feature batches (envelopes) one export holds.
+pub const MAX_EXPORT_ENVELOPES: usize = 20_000;
+
+/// Most bytes of stored feature batches (encoded payloads) one export reads.
+pub const MAX_EXPORT_BYTES: usize = 256 << 20;
+
+/// What an export has read so far, against its bounds.
+#[derive(Debug, Default)]
+struct ExportBudget {
+    envelopes: usize,
+    bytes: usize,
+}
+
+impl ExportBudget {
+    /// Counts one more stored batch of `bytes`; `413 export_too_large` past a bound.
+    fn charge(&mut self, bytes: usize) -> Result<(), ApiError> {
+        self.envelopes += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.envelopes > MAX_EXPORT_ENVELOPES || self.bytes > MAX_EXPORT_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "export_too_large",
+                format!(
+                    "more than {MAX_EXPORT_ENVELOPES} stored batches or {} MiB of them, \
+                     more than one export holds",
+                    MAX_EXPORT_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A user's data.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -127,16 +159,15 @@ pub async fn export_user(
         })
         .collect();
     let objects = st.store.list_feature_objects(&id).await?;
-    if objects.len() > MAX_EXPORT_OBJECTS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "export_too_large",
-            format!(
-                "{} stored batches, more than the {MAX_EXPORT_OBJECTS} one export holds",
-                objects.len()
-            ),
-        ));
+    // Every object holds at least one batch: too many objects fail before any read.
+    if objects.len() > MAX_EXPORT_ENVELOPES {
+        ExportBudget {
+            envelopes: MAX_EXPORT_ENVELOPES,
+            bytes: 0,
+        }
+        .charge(0)?;
     }
+    let mut budget = ExportBudget::default();
     let mut features = Vec::with_capacity(objects.len());
     let mut seen = std::collections::HashSet::new();
     for key in objects {
@@ -145,6 +176,7 @@ pub async fn export_user(
             if key.ends_with(crate::store::pack::PACK_SUFFIX) && !seen.insert(entry.envelope_id) {
                 continue;
             }
+            budget.charge(entry.payload.len())?;
             let payload = Payload::decode(&entry.payload).map_err(|e| {
                 ApiError::internal(format!("stored batch in {key} does not decode: {e}"))
             })?;
@@ -194,4 +226,24 @@ pub async fn export_user(
     };
     tracing::info!(user = %answer.user_id, devices = answer.devices.len(), batches = answer.features.len(), templates = answer.templates.len(), "user data exported");
     Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_counts_batches_and_bytes() {
+        let mut b = ExportBudget::default();
+        for _ in 0..MAX_EXPORT_ENVELOPES {
+            assert!(b.charge(1).is_ok());
+        }
+        let e = b.charge(1).unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let mut b = ExportBudget::default();
+        assert!(b.charge(MAX_EXPORT_BYTES).is_ok());
+        assert!(b.charge(1).is_err());
+        let mut b = ExportBudget::default();
+        assert!(b.charge(usize::MAX).is_err());
+    }
 }

@@ -8,6 +8,7 @@
 //! and a client retrying that batch is safe because acknowledgement is by envelope id.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Instant;
 
 use axum::extract::State;
@@ -166,29 +167,49 @@ pub(crate) fn unauthenticated_limited(st: &AppState, wait_s: u64) -> ApiError {
     e
 }
 
-/// The payload of an envelope stored in `object_key`; `None` (with a warning) when it
-/// is gone (expired or deleted meanwhile) or does not decode. Storage failures fail
-/// the request.
-async fn stored_payload(
+/// An envelope sent again whose stored payload the request judges: its place in the
+/// finished list, the object holding it and its id.
+struct Resent {
+    at: usize,
+    object_key: String,
+    envelope_id: [u8; 16],
+}
+
+/// Sets the payload of every envelope sent again to what was stored for it, reading
+/// each feature object once however many of its envelopes come again. An envelope
+/// whose object is gone (expired or deleted meanwhile) or whose payload does not
+/// decode is left without one (with a warning): it is not judged. Storage failures
+/// fail the request.
+async fn load_stored_payloads(
     st: &AppState,
-    object_key: &str,
-    envelope_id: &[u8; 16],
-) -> Result<Option<Payload>, ApiError> {
-    let bytes = match st
-        .store
-        .objects()
-        .read_envelope(object_key, envelope_id)
-        .await
-    {
-        Ok(b) => b,
-        Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Payload::decode(&bytes)
-        .inspect_err(|_| {
-            tracing::warn!(object = %object_key, "stored feature object does not decode; not judged")
-        })
-        .ok())
+    mut resent: Vec<Resent>,
+    done: &mut [Done],
+) -> Result<(), ApiError> {
+    resent.sort_by(|a, b| a.object_key.cmp(&b.object_key));
+    for same_object in resent.chunk_by(|a, b| a.object_key == b.object_key) {
+        let key = &same_object[0].object_key;
+        let entries = match st.store.objects().read_entries(key).await {
+            Ok(e) => e,
+            Err(crate::store::StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let by_id: HashMap<&[u8; 16], &[u8]> = entries
+            .iter()
+            .map(|e| (&e.envelope_id, e.payload.as_slice()))
+            .collect();
+        for r in same_object {
+            let Some(bytes) = by_id.get(&r.envelope_id) else {
+                continue;
+            };
+            let decoded = Payload::decode(bytes).inspect_err(|_| {
+                tracing::warn!(object = %key, "stored feature object does not decode; not judged")
+            });
+            if let Some(d) = done.get_mut(r.at) {
+                d.payload = decoded.ok();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Accepts a batch of envelopes.
@@ -383,6 +404,8 @@ pub(crate) async fn ingest(
     let mut cloned: Vec<[u8; 16]> = Vec::new();
     let mut done: Vec<Done> = Vec::new();
     let mut to_store: Vec<ToStore> = Vec::new();
+    let mut resent: Vec<Resent> = Vec::new();
+    let mut fresh_in_request: HashMap<([u8; 16], u64), [u8; 16]> = HashMap::new();
     for item in checked {
         let opened = match item {
             Ok(o) => o,
@@ -426,6 +449,20 @@ pub(crate) async fn ingest(
                 if let Err(code) = faces::embed_faces(st, &opened.user_id, &mut fresh).await? {
                     break 'fresh Err(code);
                 }
+                // One sequence number on two envelopes of this request: the later one
+                // is the reuse (as it would be against a stored row), whichever
+                // day's pack either would go to.
+                match fresh_in_request.entry((h.device_id.0, h.sequence)) {
+                    Entry::Occupied(first) if *first.get() != h.envelope_id => {
+                        revoke_cloned(st, h.device_id.0).await?;
+                        cloned.push(h.device_id.0);
+                        break 'fresh Err(SEQUENCE_REUSED);
+                    }
+                    Entry::Occupied(_) => {}
+                    Entry::Vacant(v) => {
+                        v.insert(h.envelope_id);
+                    }
+                }
                 let features = fresh.encode().map_err(ApiError::internal)?;
                 let meta = EnvelopeMeta {
                     device_id: h.device_id.0,
@@ -444,12 +481,14 @@ pub(crate) async fn ingest(
                 // What gets judged is what was stored: for an envelope sent again, the
                 // stored payload, not this copy (the same header with other contents
                 // must not count).
-                finished.payload = match &seen {
-                    Some(s) if only_device.is_some() => {
-                        stored_payload(st, &s.object_key, &h.envelope_id).await?
-                    }
-                    _ => None,
-                };
+                // Read after the loop, each stored object once.
+                if let (Some(s), Some(_)) = (&seen, only_device) {
+                    resent.push(Resent {
+                        at: done.len(),
+                        object_key: s.object_key.clone(),
+                        envelope_id: h.envelope_id,
+                    });
+                }
                 // When the envelope was first stored (by the earlier request).
                 let stored_at = seen.as_ref().map_or(now_ms, |s| s.received_at_ms);
                 Ok((EnvelopeStatus::Duplicate, stored_at))
@@ -470,6 +509,8 @@ pub(crate) async fn ingest(
             None => done.push(finished),
         }
     }
+
+    load_stored_payloads(st, resent, &mut done).await?;
 
     // Durable storage: one group commit per device and day of creation (a pack each),
     // acknowledged only once it is committed.

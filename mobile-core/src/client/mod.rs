@@ -302,7 +302,7 @@ impl Client {
             .map_err(|e| ClientError::Config(e.to_string()))?;
         let clock = Arc::new(ServerClock::open(&cfg.data_dir, cfg.clock_skew_ms));
         uploader.set_clock(clock.clone());
-        let http = crate::upload::http_client(cfg.upload.request_timeout, roots)
+        let http = crate::upload::http_client(cfg.upload.request_timeout, roots, &cfg.backend_url)
             .map_err(ClientError::Config)?;
         let registration = Registration::load(&cfg.data_dir)?;
         let backend_keys =

@@ -19,7 +19,10 @@ use crate::dsp::filter::LowPass;
 use crate::dsp::input::{MotionReport, SampleVerdict, check_motion_sample, check_sample_rate};
 use crate::dsp::resample::Resampler;
 use crate::dsp::spectrum::SpectrumWorkspace;
-use crate::dsp::stats::{mean, mean_abs_diff_rate, moments_zero_mean, p10_p90, zero_cross_rate};
+use crate::dsp::stats::{
+    PercentileScratch, mean, mean_abs_diff_rate, moments_zero_mean, p10_p90, sum_by,
+    zero_cross_rate,
+};
 use crate::dsp::{DspError, MotionSample};
 
 /// Number of gait features (schema v1).
@@ -132,16 +135,76 @@ struct Analysis {
     mag_v: Vec<f64>,
     mag_h: Vec<f64>,
     acf: Vec<f64>,
-    keys: Vec<i64>,
+    percentiles: PercentileScratch,
+    /// Spectral band of each bin (index into `BANDS`), `NO_BAND` outside 0.5..10 Hz;
+    /// fixed by the window length and rate, so computed once.
+    band_of: Vec<u8>,
 }
+
+/// The spectral bands of the band-energy features (Hz, half-open).
+const BANDS: [(f64, f64); 7] = [
+    (0.5, 1.0),
+    (1.0, 1.5),
+    (1.5, 2.0),
+    (2.0, 3.0),
+    (3.0, 4.0),
+    (4.0, 6.0),
+    (6.0, 10.0),
+];
+
+/// A bin in no band of [`BANDS`] (and outside the band total's 0.5..10 Hz).
+const NO_BAND: u8 = u8::MAX;
+/// A bin within 0.5..10 Hz that no band of [`BANDS`] holds (none do today; kept so the
+/// total's range and the bands' stay independent definitions).
+const TOTAL_ONLY: u8 = u8::MAX - 1;
+
+/// Band of each of the `n / 2 + 1` bins of a window of `n` at `fs` Hz, with the same
+/// frequency expression the analysis used per bin when it searched the bands.
+fn band_table(n: usize, fs: f64) -> Vec<u8> {
+    let df = fs / n as f64;
+    (0..=n / 2)
+        .map(|k| {
+            let fk = k as f64 * df;
+            if !(0.5..10.0).contains(&fk) {
+                return NO_BAND;
+            }
+            BANDS
+                .iter()
+                .position(|&(lo, hi)| fk >= lo && fk < hi)
+                .map_or(TOTAL_ONLY, |b| b as u8)
+        })
+        .collect()
+}
+
+/// Grid points resampled but not yet filtered, in arrays per axis so that the
+/// filtering and the orientation-independent signals run as tight loops over many
+/// points at once (vectorised where the arithmetic allows) instead of once per point
+/// through the resampler's callback.
+struct Stage {
+    t: Vec<i64>,
+    a: [Vec<f64>; 3],
+    g: [Vec<f64>; 3],
+    raw: Vec<u32>,
+    len: usize,
+}
+
+/// Grid points staged before they are filtered.
+const STAGE: usize = 128;
 
 /// Streaming gait feature extractor.
 pub struct GaitExtractor {
-    cfg: GaitConfig,
     resampler: Resampler,
-    gravity: [LowPass; 3],
     last_t: Option<i64>,
     pending_raw: u32,
+    sink: Sink,
+}
+
+/// Everything after the resampler: the resampler's callback fills it while the
+/// resampler itself is borrowed, so it is a separate struct.
+struct Sink {
+    cfg: GaitConfig,
+    gravity: [LowPass; 3],
+    stage: Stage,
     buf: WindowBuffers,
     an: Analysis,
     out: GaitWindow,
@@ -155,161 +218,229 @@ impl GaitExtractor {
         let n = cfg.window;
         let lp = LowPass::butterworth(cfg.gravity_cutoff_hz, cfg.rate_hz);
         Ok(GaitExtractor {
-            cfg,
             resampler: Resampler::new(cfg.rate_hz),
-            gravity: [lp; 3],
             last_t: None,
             pending_raw: 0,
-            buf: WindowBuffers {
-                v: vec![0.0; n],
-                h: vec![0.0; n],
-                m: vec![0.0; n],
-                dyn2: vec![0.0; n],
-                raw: vec![0; n],
-                fill: 0,
-                start_ns: 0,
+            sink: Sink {
+                cfg,
+                gravity: [lp; 3],
+                stage: Stage {
+                    t: vec![0; STAGE],
+                    a: std::array::from_fn(|_| vec![0.0; STAGE]),
+                    g: std::array::from_fn(|_| vec![0.0; STAGE]),
+                    raw: vec![0; STAGE],
+                    len: 0,
+                },
+                buf: WindowBuffers {
+                    v: vec![0.0; n],
+                    h: vec![0.0; n],
+                    m: vec![0.0; n],
+                    dyn2: vec![0.0; n],
+                    raw: vec![0; n],
+                    fill: 0,
+                    start_ns: 0,
+                },
+                an: Analysis {
+                    ws: SpectrumWorkspace::new(n),
+                    v0: vec![0.0; n],
+                    h0: vec![0.0; n],
+                    m0: vec![0.0; n],
+                    power: vec![0.0; n / 2 + 1],
+                    mag_v: vec![0.0; n / 2 + 1],
+                    mag_h: vec![0.0; n / 2 + 1],
+                    acf: vec![0.0; n],
+                    percentiles: PercentileScratch::new(n),
+                    band_of: band_table(n, cfg.rate_hz),
+                },
+                out: GaitWindow {
+                    start_ns: 0,
+                    duration_ns: 0,
+                    walking: false,
+                    features: [0.0; GAIT_DIM],
+                },
+                report: MotionReport::default(),
             },
-            an: Analysis {
-                ws: SpectrumWorkspace::new(n),
-                v0: vec![0.0; n],
-                h0: vec![0.0; n],
-                m0: vec![0.0; n],
-                power: vec![0.0; n / 2 + 1],
-                mag_v: vec![0.0; n / 2 + 1],
-                mag_h: vec![0.0; n / 2 + 1],
-                acf: vec![0.0; n],
-                keys: vec![0; n],
-            },
-            out: GaitWindow {
-                start_ns: 0,
-                duration_ns: 0,
-                walking: false,
-                features: [0.0; GAIT_DIM],
-            },
-            report: MotionReport::default(),
         })
     }
 
     /// Counts so far.
     pub fn report(&self) -> &MotionReport {
-        &self.report
+        &self.sink.report
     }
 
     /// Feeds a chunk of samples; `on_window` sees every complete window (walking or
-    /// not) as soon as it is complete.
+    /// not) before this call returns.
     pub fn push(&mut self, samples: &[MotionSample], mut on_window: impl FnMut(&GaitWindow)) {
+        let max_gap_ns = self.sink.cfg.max_gap_ns;
         for s in samples {
-            match check_motion_sample(s, self.last_t, self.cfg.max_gap_ns, &mut self.report) {
+            match check_motion_sample(s, self.last_t, max_gap_ns, &mut self.sink.report) {
                 SampleVerdict::Drop => continue,
-                SampleVerdict::NewSegment => self.reset_segment(),
+                SampleVerdict::NewSegment => {
+                    // Staged points belong to the segment that just ended.
+                    self.sink.flush(&mut on_window);
+                    self.reset_segment();
+                }
                 SampleVerdict::Keep => {}
             }
             self.last_t = Some(s.t_ns);
             self.pending_raw += 1;
-            // Split borrows: the resampler emits into the rest of the state.
             let Self {
                 resampler,
-                gravity,
                 pending_raw,
-                buf,
-                an,
-                out,
-                report,
-                cfg,
+                sink,
                 ..
             } = self;
             resampler.push(s.t_ns, s.accel, |t, a| {
-                push_grid_point(
-                    cfg,
-                    gravity,
-                    pending_raw,
-                    buf,
-                    an,
-                    out,
-                    report,
-                    t,
-                    a,
-                    &mut on_window,
-                )
+                sink.stage_point(t, a, std::mem::take(pending_raw));
+                if sink.stage.len == STAGE {
+                    sink.flush(&mut on_window);
+                }
             });
         }
+        self.sink.flush(&mut on_window);
     }
 
     fn reset_segment(&mut self) {
         self.resampler.reset();
-        for f in &mut self.gravity {
+        self.pending_raw = 0;
+        let sink = &mut self.sink;
+        for f in &mut sink.gravity {
             f.reset();
         }
-        self.buf.fill = 0;
-        self.pending_raw = 0;
+        sink.stage.len = 0;
+        sink.buf.fill = 0;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_grid_point(
+impl Sink {
+    /// Stages one grid point (the stage has room: it is flushed when full).
+    #[inline]
+    fn stage_point(&mut self, t: i64, a: [f64; 3], raw: u32) {
+        let st = &mut self.stage;
+        let j = st.len;
+        st.t[j] = t;
+        st.a[0][j] = a[0];
+        st.a[1][j] = a[1];
+        st.a[2][j] = a[2];
+        st.raw[j] = raw;
+        st.len += 1;
+    }
+
+    /// Filters the staged points and moves them into the window, analysing every
+    /// window they complete.
+    fn flush(&mut self, on_window: &mut impl FnMut(&GaitWindow)) {
+        let k = self.stage.len;
+        if k == 0 {
+            return;
+        }
+        self.stage.len = 0;
+        let Self {
+            cfg,
+            gravity,
+            stage,
+            buf,
+            an,
+            out,
+            report,
+        } = self;
+        // The three low-passes are recursions (each output needs the previous one);
+        // one loop runs the three chains side by side.
+        let [g0, g1, g2] = &mut stage.g;
+        let [a0, a1, a2] = &stage.a;
+        for j in 0..k {
+            g0[j] = gravity[0].step(a0[j]);
+            g1[j] = gravity[1].step(a1[j]);
+            g2[j] = gravity[2].step(a2[j]);
+        }
+        let mut j = 0;
+        while j < k {
+            let i = buf.fill;
+            let take = (k - j).min(cfg.window - i);
+            if i == 0 {
+                buf.start_ns = stage.t[j];
+            }
+            body_signals(stage, j, take, buf, i);
+            buf.raw[i..i + take].copy_from_slice(&stage.raw[j..j + take]);
+            buf.fill += take;
+            j += take;
+            if buf.fill == cfg.window {
+                complete_window(cfg, buf, an, out, report, on_window);
+            }
+        }
+    }
+}
+
+/// The orientation-independent signals of staged points `j..j + take`, written to
+/// the window at `i..`: vertical `v` (body acceleration along gravity), horizontal
+/// `h` (the rest's magnitude), `m` = |a| and |body acceleration|². Point by point,
+/// with no dependence between points, so the loop vectorises.
+fn body_signals(stage: &Stage, j: usize, take: usize, buf: &mut WindowBuffers, i: usize) {
+    let r = j..j + take;
+    let (ax, ay, az) = (
+        &stage.a[0][r.clone()],
+        &stage.a[1][r.clone()],
+        &stage.a[2][r.clone()],
+    );
+    let (gx, gy, gz) = (
+        &stage.g[0][r.clone()],
+        &stage.g[1][r.clone()],
+        &stage.g[2][r],
+    );
+    let w = i..i + take;
+    let v_out = &mut buf.v[w.clone()];
+    let h_out = &mut buf.h[w.clone()];
+    let m_out = &mut buf.m[w.clone()];
+    let d_out = &mut buf.dyn2[w];
+    for p in 0..take {
+        let (a, g) = ([ax[p], ay[p], az[p]], [gx[p], gy[p], gz[p]]);
+        let d = [a[0] - g[0], a[1] - g[1], a[2] - g[2]];
+        let g_norm = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
+        let v = if g_norm > 1e-9 {
+            (d[0] * g[0] + d[1] * g[1] + d[2] * g[2]) / g_norm
+        } else {
+            0.0
+        };
+        let dyn2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+        v_out[p] = v;
+        h_out[p] = (dyn2 - v * v).max(0.0).sqrt();
+        m_out[p] = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
+        d_out[p] = dyn2;
+    }
+}
+
+/// A full window: analyse it (unless too few raw samples fed it), report it, and
+/// shift by one hop.
+fn complete_window(
     cfg: &GaitConfig,
-    gravity: &mut [LowPass; 3],
-    pending_raw: &mut u32,
     buf: &mut WindowBuffers,
     an: &mut Analysis,
     out: &mut GaitWindow,
     report: &mut MotionReport,
-    t: i64,
-    a: [f64; 3],
     on_window: &mut impl FnMut(&GaitWindow),
 ) {
-    let g = [
-        gravity[0].step(a[0]),
-        gravity[1].step(a[1]),
-        gravity[2].step(a[2]),
-    ];
-    let d = [a[0] - g[0], a[1] - g[1], a[2] - g[2]];
-    let g_norm = (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt();
-    let v = if g_norm > 1e-9 {
-        (d[0] * g[0] + d[1] * g[1] + d[2] * g[2]) / g_norm
+    let step_ns = (1e9 / cfg.rate_hz).round() as i64;
+    let raw: u64 = buf.raw.iter().map(|&r| r as u64).sum();
+    let duration_s = cfg.window as f64 / cfg.rate_hz;
+    report.windows += 1;
+    if (raw as f64) / duration_s < cfg.min_raw_rate_hz {
+        report.low_rate_windows += 1;
     } else {
-        0.0
-    };
-    let dyn2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-    let h = (dyn2 - v * v).max(0.0).sqrt();
-    let m = (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt();
-
-    let i = buf.fill;
-    if i == 0 {
-        buf.start_ns = t;
-    }
-    buf.v[i] = v;
-    buf.h[i] = h;
-    buf.m[i] = m;
-    buf.dyn2[i] = dyn2;
-    buf.raw[i] = std::mem::take(pending_raw);
-    buf.fill += 1;
-
-    if buf.fill == cfg.window {
-        let step_ns = (1e9 / cfg.rate_hz).round() as i64;
-        let raw: u64 = buf.raw.iter().map(|&r| r as u64).sum();
-        let duration_s = cfg.window as f64 / cfg.rate_hz;
-        report.windows += 1;
-        if (raw as f64) / duration_s < cfg.min_raw_rate_hz {
-            report.low_rate_windows += 1;
-        } else {
-            out.start_ns = buf.start_ns;
-            out.duration_ns = step_ns * cfg.window as i64;
-            out.walking = analyse_window(cfg.rate_hz, buf, an, &mut out.features);
-            if out.walking {
-                report.walking_windows += 1;
-            }
-            on_window(out);
+        out.start_ns = buf.start_ns;
+        out.duration_ns = step_ns * cfg.window as i64;
+        out.walking = analyse_window(cfg.rate_hz, buf, an, &mut out.features);
+        if out.walking {
+            report.walking_windows += 1;
         }
-        let hop = cfg.hop;
-        buf.v.copy_within(hop.., 0);
-        buf.h.copy_within(hop.., 0);
-        buf.m.copy_within(hop.., 0);
-        buf.dyn2.copy_within(hop.., 0);
-        buf.raw.copy_within(hop.., 0);
-        buf.fill -= hop;
-        buf.start_ns += hop as i64 * step_ns;
+        on_window(out);
     }
+    let hop = cfg.hop;
+    buf.v.copy_within(hop.., 0);
+    buf.h.copy_within(hop.., 0);
+    buf.m.copy_within(hop.., 0);
+    buf.dyn2.copy_within(hop.., 0);
+    buf.raw.copy_within(hop.., 0);
+    buf.fill -= hop;
+    buf.start_ns += hop as i64 * step_ns;
 }
 
 fn remove_mean(src: &[f64], dst: &mut [f64]) {
@@ -402,23 +533,13 @@ fn analyse_window(
         + parabolic_offset(p[k_dom - 1].sqrt(), p[k_dom].sqrt(), p[k_dom + 1].sqrt()))
         * df;
 
-    const BANDS: [(f64, f64); 7] = [
-        (0.5, 1.0),
-        (1.0, 1.5),
-        (1.5, 2.0),
-        (2.0, 3.0),
-        (3.0, 4.0),
-        (4.0, 6.0),
-        (6.0, 10.0),
-    ];
     let mut band = [0.0; 7];
     let mut band_total = 0.0;
-    for (k, &pk) in p.iter().enumerate() {
-        let fk = freq(k);
-        if (0.5..10.0).contains(&fk) {
+    for (&pk, &b) in p.iter().zip(&an.band_of) {
+        if b != NO_BAND {
             band_total += pk;
-            if let Some(b) = BANDS.iter().position(|&(lo, hi)| fk >= lo && fk < hi) {
-                band[b] += pk;
+            if let Some(acc) = band.get_mut(b as usize) {
+                *acc += pk;
             }
         }
     }
@@ -527,7 +648,7 @@ fn analyse_window(
     let mut m_std = 0.0;
     for (s, x) in [&an.v0, &an.h0, &an.m0].into_iter().enumerate() {
         let mo = moments_zero_mean(x);
-        let pct = p10_p90(x, &mut an.keys);
+        let pct = p10_p90(x, &mut an.percentiles);
         let (lo, hi) = x
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
@@ -546,8 +667,8 @@ fn analyse_window(
             m_std = mo.std;
         }
     }
-    let sum_v2: f64 = buf.v.iter().map(|v| v * v).sum();
-    let sum_d2: f64 = buf.dyn2.iter().sum();
+    let sum_v2 = sum_by(&buf.v, |v| v * v);
+    let sum_d2 = sum_by(&buf.dyn2, |d| d);
     f[49] = if sum_d2 > 1e-12 {
         (sum_v2 / sum_d2).min(1.0)
     } else {
