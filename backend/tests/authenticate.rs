@@ -495,6 +495,20 @@ async fn in_process(backing: &Backing, pop: &tacit_models::data::Population, mod
         assert_eq!(results[0]["status"], "stored", "{up}");
         assert_eq!(results[1]["status"], "stored", "{up}");
         assert_eq!(results[2]["reason"], "sequence_reused", "{up}");
+
+        // The same envelope twice in one request: stored once, the copy a duplicate.
+        let mut other =
+            Phone::register(&http, &url, &format!("{user}-2"), *keys_pair.public_key()).await;
+        let e = b64_encode(&other.envelope(&person(7, 3)[..2]));
+        let r = http
+            .post(format!("{url}/v1/uploads"))
+            .json(&json!({ "envelopes": [e, e] }))
+            .send()
+            .await
+            .unwrap();
+        let up: Value = r.json().await.unwrap();
+        assert_eq!(up["results"][0]["status"], "stored", "{up}");
+        assert_eq!(up["results"][1]["status"], "duplicate", "{up}");
     }
 
     // A cloned phone (device key and state copied to another phone) is given away by

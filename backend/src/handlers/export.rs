@@ -2,10 +2,10 @@
 //! person's right of access and portability (GDPR articles 15 and 20): the devices
 //! registered for them, every feature record they uploaded (decoded from the stored
 //! objects), their templates and the authentication decisions kept about them. Administrator only; deletion is `DELETE /v1/users/{id}`.
-//! Bounded: a user with more than [`MAX_EXPORT_ENVELOPES`] stored batches, or more
-//! than [`MAX_EXPORT_BYTES`] of them, gets a clear 413 rather than an answer that
-//! would not fit in memory. Batches are counted one by one as they are read (a stored
-//! object may pack many).
+//! Bounded: a user with more than [`MAX_EXPORT_ENVELOPES`] stored batches, or whose
+//! answer would take more than [`MAX_EXPORT_BYTES`] in memory, gets a clear 413 rather
+//! than an answer that would not fit. Batches are counted one by one as they are read
+//! (a stored object may pack many).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -22,8 +22,20 @@ use crate::state::{AppState, now_ms};
 /// Most stored feature batches (envelopes) one export holds.
 pub const MAX_EXPORT_ENVELOPES: usize = 20_000;
 
-/// Most bytes of stored feature batches (encoded payloads) one export reads.
-pub const MAX_EXPORT_BYTES: usize = 256 << 20;
+/// Most memory one export's answer may take, estimated per record (see
+/// [`answer_bytes`]): the decoded records and their JSON together stay within a few
+/// times this.
+pub const MAX_EXPORT_BYTES: usize = 128 << 20;
+
+/// The memory a batch's records take in the answer: per record its struct and strings
+/// (about 150 bytes) and its JSON object (about 100); per value 4 bytes decoded and up
+/// to 13 characters of JSON.
+fn answer_bytes(records: &[tacit_shared::payload::FeatureRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| 256usize.saturating_add(r.values.len().saturating_mul(17)))
+        .fold(0usize, usize::saturating_add)
+}
 
 /// What an export has read so far, against its bounds.
 #[derive(Debug, Default)]
@@ -33,23 +45,29 @@ struct ExportBudget {
 }
 
 impl ExportBudget {
-    /// Counts one more stored batch of `bytes`; `413 export_too_large` past a bound.
+    /// Counts one more stored batch whose answer takes `bytes`; `413
+    /// export_too_large` past a bound.
     fn charge(&mut self, bytes: usize) -> Result<(), ApiError> {
         self.envelopes += 1;
         self.bytes = self.bytes.saturating_add(bytes);
         if self.envelopes > MAX_EXPORT_ENVELOPES || self.bytes > MAX_EXPORT_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "export_too_large",
-                format!(
-                    "more than {MAX_EXPORT_ENVELOPES} stored batches or {} MiB of them, \
-                     more than one export holds",
-                    MAX_EXPORT_BYTES >> 20
-                ),
-            ));
+            return Err(too_large());
         }
         Ok(())
     }
+}
+
+/// `413 export_too_large`.
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "export_too_large",
+        format!(
+            "more than {MAX_EXPORT_ENVELOPES} stored batches or {} MiB of answer, \
+             more than one export holds",
+            MAX_EXPORT_BYTES >> 20
+        ),
+    )
 }
 
 /// A user's data.
@@ -159,13 +177,10 @@ pub async fn export_user(
         })
         .collect();
     let objects = st.store.list_feature_objects(&id).await?;
-    // Every object holds at least one batch: too many objects fail before any read.
+    // Every object names at least one stored batch: too many objects fail before any
+    // read.
     if objects.len() > MAX_EXPORT_ENVELOPES {
-        ExportBudget {
-            envelopes: MAX_EXPORT_ENVELOPES,
-            bytes: 0,
-        }
-        .charge(0)?;
+        return Err(too_large());
     }
     let mut budget = ExportBudget::default();
     let mut features = Vec::with_capacity(objects.len());
@@ -176,10 +191,10 @@ pub async fn export_user(
             if key.ends_with(crate::store::pack::PACK_SUFFIX) && !seen.insert(entry.envelope_id) {
                 continue;
             }
-            budget.charge(entry.payload.len())?;
             let payload = Payload::decode(&entry.payload).map_err(|e| {
                 ApiError::internal(format!("stored batch in {key} does not decode: {e}"))
             })?;
+            budget.charge(answer_bytes(&payload.records))?;
             features.push(ExportBatch {
                 object: key.clone(),
                 envelope_id: hex::encode(entry.envelope_id),
@@ -245,5 +260,21 @@ mod tests {
         assert!(b.charge(1).is_err());
         let mut b = ExportBudget::default();
         assert!(b.charge(usize::MAX).is_err());
+    }
+
+    #[test]
+    fn the_answer_estimate_grows_with_records_and_values() {
+        use tacit_shared::payload::{FactorKind, FeatureRecord};
+        let record = |n: usize| FeatureRecord {
+            factor: FactorKind::Gait,
+            schema_version: 1,
+            window_start_ms: 0,
+            window_ms: 5120,
+            context: None,
+            values: vec![0.5; n],
+        };
+        assert_eq!(answer_bytes(&[]), 0);
+        assert_eq!(answer_bytes(&[record(50)]), 256 + 50 * 17);
+        assert_eq!(answer_bytes(&[record(0), record(0)]), 512);
     }
 }

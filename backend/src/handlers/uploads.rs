@@ -406,6 +406,8 @@ pub(crate) async fn ingest(
     let mut to_store: Vec<ToStore> = Vec::new();
     let mut resent: Vec<Resent> = Vec::new();
     let mut fresh_in_request: HashMap<([u8; 16], u64), [u8; 16]> = HashMap::new();
+    let mut fresh_ids: std::collections::HashSet<([u8; 16], [u8; 16])> =
+        std::collections::HashSet::new();
     for item in checked {
         let opened = match item {
             Ok(o) => o,
@@ -439,6 +441,12 @@ pub(crate) async fn ingest(
         );
         finished.outcome = match verdict {
             ReplayVerdict::Fresh => 'fresh: {
+                // The same envelope (device and id) twice in one request: the first
+                // copy to be stored is the one stored and judged; a later one is a
+                // duplicate of it, whatever its contents or the day it claims.
+                if fresh_ids.contains(&(h.device_id.0, h.envelope_id)) {
+                    break 'fresh Ok((EnvelopeStatus::Duplicate, now_ms));
+                }
                 let mut fresh = opened.payload;
                 // Every time in the payload is bounded by the envelope's, which the
                 // replay check just bounded by the server clock.
@@ -463,6 +471,7 @@ pub(crate) async fn ingest(
                         v.insert(h.envelope_id);
                     }
                 }
+                fresh_ids.insert((h.device_id.0, h.envelope_id));
                 let features = fresh.encode().map_err(ApiError::internal)?;
                 let meta = EnvelopeMeta {
                     device_id: h.device_id.0,

@@ -447,6 +447,8 @@ where
                 crate::store::Store::get_device(self, device_id).await,
                 Ok(None)
             ) {
+                // Whatever of the object a failed write left (none, usually).
+                self.abandon_pack(&key).await;
                 return Err(StoreError::NotFound("device"));
             }
             return Err(e);
@@ -538,6 +540,10 @@ where
                 crate::store::Store::get_device(self, device_id).await,
                 Ok(None)
             ) {
+                // The deletion's listing of the user's objects may have run before
+                // this object was written: remove it here. (A claimed row's object is
+                // the sweep's to delete.)
+                self.abandon_pack(&key).await;
                 return Err(StoreError::NotFound("device"));
             }
             return Err(StoreError::Unavailable {

@@ -78,7 +78,8 @@ pub fn http_client(
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tacit-mobile-core/", env!("CARGO_PKG_VERSION")));
-    let builder = if base_url.starts_with("http://") && roots_pem.is_none() {
+    let plain_http = Url::parse(base_url).is_ok_and(|u| u.scheme() == "http");
+    let builder = if plain_http && roots_pem.is_none() {
         // reqwest's own configuration without roots (which other crates' features
         // could otherwise bring in): any https URL would fail.
         builder.tls_built_in_root_certs(false)
