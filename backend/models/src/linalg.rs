@@ -32,7 +32,8 @@ impl Square {
     }
 
     /// Cholesky factor `L` (lower) of a symmetric positive definite matrix, or `None`
-    /// when it is not positive definite.
+    /// when it is not positive definite. Reads the lower triangle only (callers may
+    /// leave the upper one unset).
     pub fn cholesky(&self) -> Option<Square> {
         let n = self.n;
         let mut l = Square::zeros(n);

@@ -4,7 +4,7 @@
 //! rather than only what is typical of them.
 
 use ndarray::linalg::{general_mat_mul, general_mat_vec_mul};
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Slice};
 
 use crate::ModelError;
 use crate::linalg::{Square, cholesky_solve};
@@ -12,6 +12,10 @@ use crate::linalg::{Square, cholesky_solve};
 /// Rows per block of a Newton step: two blocks of `BLOCK_ROWS × (dim + 1)` values are
 /// all a fit holds besides its Hessian (≈ 290 KB at 70 dimensions).
 const BLOCK_ROWS: usize = 256;
+
+/// Steps shorter than this (that shrank at least fourfold) are followed by a step with
+/// the same Hessian.
+const CHORD_BELOW: f64 = 1e-3;
 
 /// A fitted linear classifier: score = w·x + b (log-odds under balanced priors).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,13 +69,26 @@ impl Logistic {
         let mut gb = vec![0.0; block];
         let mut h = Array2::<f64>::zeros((p, p));
         let shape = |e: ndarray::ShapeError| ModelError::Data(format!("logistic regression: {e}"));
+        // The Cholesky factor reads the lower triangle only: the products cover the
+        // first `half` columns of every row, then the lower right block (¾ of the
+        // full product).
+        let half = p / 2;
+        let (left, right) = (Slice::from(..half), Slice::from(half..));
+        let mut factor: Option<Square> = None;
+        let (mut last, mut before) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..30 {
+            // Near the optimum (a small step that shrank fast) the last Hessian serves
+            // for the next step (a chord step, converging as fast as the Hessian
+            // barely changes there); otherwise a fresh one.
+            let fresh = factor.is_none() || last > CHORD_BELOW || last > 0.25 * before;
             // The penalty's part: θ and the identity, neither on the intercept.
             let mut grad = theta.clone();
             grad[dim] = 0.0;
-            h.fill(0.0);
-            for i in 0..dim {
-                h[[i, i]] = 1.0;
+            if fresh {
+                h.fill(0.0);
+                for i in 0..dim {
+                    h[[i, i]] = 1.0;
+                }
             }
             for chunk in all.chunks(block) {
                 let m = chunk.len();
@@ -86,25 +103,51 @@ impl Logistic {
                     let w = cw[label];
                     let prob = 1.0 / (1.0 + (-z[k]).exp());
                     gb[k] = w * (prob - y);
-                    let sk = w * (prob * (1.0 - prob)).max(1e-12);
-                    let (src, dst) = (&xb[k * p..(k + 1) * p], &mut sxb[k * p..(k + 1) * p]);
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = sk * v;
+                    if fresh {
+                        let sk = w * (prob * (1.0 - prob)).max(1e-12);
+                        let (src, dst) = (&xb[k * p..(k + 1) * p], &mut sxb[k * p..(k + 1) * p]);
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = sk * v;
+                        }
                     }
                 }
                 let gs = ArrayView1::from(&gb[..m]);
-                let sxs = ArrayView2::from_shape((m, p), &sxb[..m * p]).map_err(shape)?;
                 general_mat_vec_mul(1.0, &xs.t(), &gs, 1.0, &mut grad);
-                general_mat_mul(1.0, &xs.t(), &sxs, 1.0, &mut h);
+                if fresh {
+                    let sxs = ArrayView2::from_shape((m, p), &sxb[..m * p]).map_err(shape)?;
+                    let mut h_left = h.slice_axis_mut(Axis(1), left);
+                    general_mat_mul(
+                        1.0,
+                        &xs.t(),
+                        &sxs.slice_axis(Axis(1), left),
+                        1.0,
+                        &mut h_left,
+                    );
+                    let mut h_corner = h
+                        .slice_axis_mut(Axis(0), right)
+                        .slice_axis_move(Axis(1), right);
+                    general_mat_mul(
+                        1.0,
+                        &xs.slice_axis(Axis(1), right).t(),
+                        &sxs.slice_axis(Axis(1), right),
+                        1.0,
+                        &mut h_corner,
+                    );
+                }
             }
-            let hs = Square {
-                n: p,
-                a: h.iter().copied().collect(),
+            if fresh {
+                let hs = Square {
+                    n: p,
+                    a: h.iter().copied().collect(),
+                };
+                factor = Some(hs.cholesky().ok_or_else(|| {
+                    ModelError::Data("logistic regression: singular Hessian".into())
+                })?);
+            }
+            let Some(l) = &factor else {
+                return Err(ModelError::Data("logistic regression: no Hessian".into()));
             };
-            let l = hs
-                .cholesky()
-                .ok_or_else(|| ModelError::Data("logistic regression: singular Hessian".into()))?;
-            let step = cholesky_solve(&l, &grad.to_vec());
+            let step = cholesky_solve(l, &grad.to_vec());
             let mut norm = 0.0;
             for (t, s) in theta.iter_mut().zip(&step) {
                 *t -= s;
@@ -113,7 +156,8 @@ impl Logistic {
             if !theta.iter().all(|t| t.is_finite()) {
                 return Err(ModelError::Data("logistic regression diverged".into()));
             }
-            if norm.sqrt() < 1e-8 {
+            (before, last) = (last, norm.sqrt());
+            if last < 1e-8 {
                 break;
             }
         }

@@ -282,17 +282,13 @@ impl FactorModel {
             && self.compute_for(z.len()) == crate::device::Compute::Cpu
             && self.plain.input() == self.dim()
             && self.plain.output() == k
+            && z.iter().all(|r| r.len() == self.dim())
         {
-            let (mut a, mut b, mut row) = (Vec::new(), Vec::new(), Vec::new());
-            let mut e = vec![0f32; k];
-            return Ok(z
-                .iter()
-                .map(|r| {
-                    row.clear();
-                    row.extend(r.iter().map(|&x| x as f32));
-                    self.plain.forward_row(&row, &mut a, &mut b, &mut e);
-                    e.iter().map(|&x| x as f64).collect()
-                })
+            let x: Vec<f32> = z.iter().flatten().map(|&v| v as f32).collect();
+            let e = self.plain.forward_rows(&x, z.len())?;
+            return Ok(e
+                .chunks(k.max(1))
+                .map(|r| r.iter().map(|&v| v as f64).collect())
                 .collect());
         }
         let mut out = Vec::with_capacity(z.len());

@@ -2,6 +2,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2};
+
 use crate::ModelError;
 
 /// Layer sizes of the embedding MLP.
@@ -107,6 +110,34 @@ impl PlainNet {
     /// Embedding dimension.
     pub fn output(&self) -> usize {
         self.layers.last().map_or(0, |l| l.d_out)
+    }
+
+    /// Embeds `n` rows of [`Self::input`] values (`x`, row after row) into `n` rows of
+    /// [`Self::output`] values of unit length, row after row. Each layer is one matrix
+    /// product over all the rows (matrixmultiply's kernels through ndarray): for the
+    /// 8 rows of a typical request that is several times faster than a loop per row,
+    /// which was a quarter of the serving CPU.
+    pub fn forward_rows(&self, x: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+        let shape = |e: ndarray::ShapeError| ModelError::Artifact(format!("plain pass: {e}"));
+        let mut a = Array2::from_shape_vec((n, self.input()), x.to_vec()).map_err(shape)?;
+        let last = self.layers.len().saturating_sub(1);
+        for (k, l) in self.layers.iter().enumerate() {
+            let w = ArrayView2::from_shape((l.d_in, l.d_out), &l.weight).map_err(shape)?;
+            let mut y = Array2::from_shape_fn((n, l.d_out), |(_, j)| l.bias[j]);
+            general_mat_mul(1.0, &a, &w, 1.0, &mut y);
+            if k < last {
+                y.mapv_inplace(|v| v.max(0.0));
+            }
+            a = y;
+        }
+        let mut out = a.into_raw_vec_and_offset().0;
+        for row in out.chunks_mut(self.output().max(1)) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            for v in row.iter_mut() {
+                *v /= norm;
+            }
+        }
+        Ok(out)
     }
 
     /// Embeds one row of [`Self::input`] values into `out` ([`Self::output`] values, unit
@@ -225,6 +256,13 @@ mod tests {
         let (mut a, mut b, mut out) = (Vec::new(), Vec::new(), [0f32; 3]);
         plain.forward_row(&x, &mut a, &mut b, &mut out);
         for (got, want) in out.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        // And so does the batched plain pass, for each row of a batch.
+        let batch: Vec<f32> = x.iter().chain(&x).copied().collect();
+        let rows = plain.forward_rows(&batch, 2).expect("rows");
+        assert_eq!(rows.len(), 6);
+        for (got, want) in rows.iter().zip(want.iter().chain(&want)) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }
     }
