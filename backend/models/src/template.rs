@@ -164,8 +164,8 @@ fn forward<B: burn::tensor::backend::Backend>(
     Ok(e)
 }
 
-/// Most rows of a forward pass computed as plain loops ([`PlainNet`]): scoring
-/// requests and small enrolments. Larger passes (the background cohort, training
+/// Most rows of a forward pass computed by [`PlainNet`] (without burn's per-call
+/// overhead): scoring requests and small enrolments. Larger passes (the background cohort, training
 /// sets, batch jobs) go through burn, whose matrix products win there.
 pub const PLAIN_ROWS: usize = 64;
 

@@ -78,8 +78,7 @@ pub struct PlainNet {
 struct PlainLayer {
     d_in: usize,
     d_out: usize,
-    /// `[d_in][d_out]` (burn's layout): row `i` is what input `i` adds to each output,
-    /// so the inner loop runs over contiguous outputs and vectorises.
+    /// `[d_in][d_out]` (burn's layout): the right-hand matrix of `x · W`.
     weight: Vec<f32>,
     bias: Vec<f32>,
 }
@@ -138,34 +137,6 @@ impl PlainNet {
             }
         }
         Ok(out)
-    }
-
-    /// Embeds one row of [`Self::input`] values into `out` ([`Self::output`] values, unit
-    /// length); `a` and `b` are scratch space.
-    pub fn forward_row(&self, row: &[f32], a: &mut Vec<f32>, b: &mut Vec<f32>, out: &mut [f32]) {
-        a.clear();
-        a.extend_from_slice(row);
-        let last = self.layers.len().saturating_sub(1);
-        for (k, l) in self.layers.iter().enumerate() {
-            b.clear();
-            b.extend_from_slice(&l.bias);
-            for (i, &x) in a.iter().enumerate().take(l.d_in) {
-                let w = &l.weight[i * l.d_out..(i + 1) * l.d_out];
-                for (y, &wi) in b.iter_mut().zip(w) {
-                    *y += x * wi;
-                }
-            }
-            if k < last {
-                for y in b.iter_mut() {
-                    *y = y.max(0.0);
-                }
-            }
-            std::mem::swap(a, b);
-        }
-        let norm = a.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        for (o, v) in out.iter_mut().zip(a.iter()) {
-            *o = v / norm;
-        }
     }
 }
 
@@ -253,12 +224,14 @@ mod tests {
         // The plain pass for small batches computes the same.
         let plain = PlainNet::of(&net).expect("plain");
         assert_eq!((plain.input(), plain.output()), (5, 3));
-        let (mut a, mut b, mut out) = (Vec::new(), Vec::new(), [0f32; 3]);
-        plain.forward_row(&x, &mut a, &mut b, &mut out);
+        let out = plain.forward_rows(&x, 1).expect("one row");
+        assert_eq!(out.len(), 3);
         for (got, want) in out.iter().zip(&want) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         }
-        // And so does the batched plain pass, for each row of a batch.
+        // A batch whose length is not a whole number of rows is an error, not a panic.
+        assert!(plain.forward_rows(&x[..4], 1).is_err());
+        // And for each row of a batch.
         let batch: Vec<f32> = x.iter().chain(&x).copied().collect();
         let rows = plain.forward_rows(&batch, 2).expect("rows");
         assert_eq!(rows.len(), 6);
