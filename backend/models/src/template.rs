@@ -278,14 +278,7 @@ impl FactorModel {
     /// Embeds already-transformed vectors.
     pub fn embed(&self, z: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ModelError> {
         let k = self.meta.shape.output;
-        if z.len() <= PLAIN_ROWS
-            && self.compute_for(z.len()) == crate::device::Compute::Cpu
-            && self.plain.input() == self.dim()
-            && self.plain.output() == k
-            && z.iter().all(|r| r.len() == self.dim())
-        {
-            let x: Vec<f32> = z.iter().flatten().map(|&v| v as f32).collect();
-            let e = self.plain.forward_rows(&x, z.len())?;
+        if let Some(e) = self.embed_plain(z)? {
             return Ok(e
                 .chunks(k.max(1))
                 .map(|r| r.iter().map(|&v| v as f64).collect())
@@ -307,7 +300,34 @@ impl FactorModel {
         Ok(out)
     }
 
+    /// The embeddings of a few rows by the plain network, row after row, or `None`
+    /// where the pass belongs to burn (many rows, a GPU, another shape).
+    fn embed_plain(&self, z: &[Vec<f64>]) -> Result<Option<Vec<f32>>, ModelError> {
+        let plain = z.len() <= PLAIN_ROWS
+            && self.compute_for(z.len()) == crate::device::Compute::Cpu
+            && self.plain.input() == self.dim()
+            && self.plain.output() == self.meta.shape.output
+            && z.iter().all(|r| r.len() == self.dim());
+        if !plain {
+            return Ok(None);
+        }
+        let mut x = Vec::with_capacity(z.len() * self.dim());
+        x.extend(z.iter().flatten().map(|&v| v as f32));
+        self.plain.forward_rows(&x, z.len()).map(Some)
+    }
+
     fn represent_transformed(&self, z: Vec<Vec<f64>>) -> Result<Vec<Vec<f64>>, ModelError> {
+        if let Some(e) = self.embed_plain(&z)? {
+            let k = self.meta.shape.output.max(1);
+            return Ok(z
+                .into_iter()
+                .zip(e.chunks(k))
+                .map(|(mut zi, ei)| {
+                    zi.extend(ei.iter().map(|&v| v as f64));
+                    zi
+                })
+                .collect());
+        }
         let e = self.embed(&z)?;
         Ok(z.into_iter()
             .zip(e)
@@ -321,7 +341,10 @@ impl FactorModel {
     /// `z ‖ e` for raw feature vectors (validated: dimension and finiteness).
     pub fn represent(&self, rows: &[Vec<f32>]) -> Result<Vec<Vec<f64>>, ModelError> {
         check_rows(rows, self.dim())?;
-        let z = self.meta.transform.apply_all(rows)?;
+        let z = self
+            .meta
+            .transform
+            .apply_all_with_room(rows, self.meta.shape.output)?;
         self.represent_transformed(z)
     }
 

@@ -169,6 +169,11 @@ impl<'de> serde::de::Visitor<'de> for Collect<'_> {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        if self.0.numbers.capacity() == 0 {
+            // A request's tensor holds tens to thousands of numbers: growing from one
+            // by doubling would reallocate up to a dozen times.
+            self.0.numbers.reserve(64);
+        }
         self.0.numbers.push(v);
         Ok(())
     }
