@@ -6,9 +6,10 @@
 # `serve_reuseport.py` (one uvicorn per core on an SO_REUSEPORT socket each: connections
 # spread evenly, the peer's best case).
 #
-# Usage: scripts/bench-serve.sh            (about 3 minutes once built)
+# Usage: scripts/bench-serve.sh            (about 5 minutes once built)
 # Environment: BENCH_DURATION (measured seconds per run, default 6), BENCH_WARMUP (2),
-#   BENCH_CONCURRENCY ("8 32"), TACIT_GAIT_DATA (gait folder; default
+#   BENCH_CONCURRENCY ("8 32"), BENCH_FORMATS ("json binary": the tensors as JSON
+#   numbers, and as binary data after a JSON header, Triton's extension), TACIT_GAIT_DATA (gait folder; default
 #   ../shared/data/gait/hoang-nexusone, the synthetic population when absent),
 #   BENCH_OUT (results folder, default a new temp folder).
 # Needs Debian's python3-torch (bench/python-peer/venv.sh installs it as root) and PyPI.
@@ -21,6 +22,7 @@ root="$PWD"
 duration=${BENCH_DURATION:-6}
 warmup=${BENCH_WARMUP:-2}
 concurrency=${BENCH_CONCURRENCY:-"8 32"}
+formats=${BENCH_FORMATS:-"json binary"}
 data=${TACIT_GAIT_DATA:-"$root/../shared/data/gait/hoang-nexusone"}
 out=${BENCH_OUT:-$(mktemp -d /tmp/tacit-bench-serve.XXXXXX)}
 mkdir -p "$out"
@@ -81,7 +83,8 @@ done
 
 log "equivalence: the same requests to Tacit and the peer"
 "$py" bench/python-peer/equivalence.py --ours "http://127.0.0.1:$ours_port" \
-  --peer "http://127.0.0.1:$peer_port" --bodies "$out/infer-8.jsonl" --bodies "$out/infer-1.jsonl" |
+  --peer "http://127.0.0.1:$peer_port" --bodies "$out/infer-8.jsonl" --bodies "$out/infer-1.jsonl" \
+  --bodies "$out/infer-8-binary.jsonl" --bodies "$out/infer-1-binary.jsonl" |
   tee "$out/equivalence.json"
 "$py" bench/python-peer/equivalence.py --ours "http://127.0.0.1:$ours_port" --limit 20 \
   --peer "http://127.0.0.1:$rp_port" --bodies "$out/infer-8.jsonl" >/dev/null
@@ -114,29 +117,36 @@ PY
 
 results="$out/results.jsonl"
 : >"$results"
-for rows in 8 1; do
-  for c in $concurrency; do
-    for who in ours peer peer-reuseport; do
-      case $who in
-        ours) port=$ours_port pid=$ours_pid ;;
-        peer) port=$peer_port pid=$peer_pid ;;
-        *) port=$rp_port pid=$rp_pid ;;
-      esac
-      before=$(cpu_snapshot "$pid")
-      t0=$(date +%s.%N)
-      r=$("$loadgen" --url "http://127.0.0.1:$port/v2/models/gait/infer" \
-        --bodies "$out/infer-$rows.jsonl" --cycle --concurrency "$c" \
-        --duration "${duration}s" --warmup "${warmup}s" --label "$who rows=$rows c=$c")
-      t1=$(date +%s.%N)
-      after=$(cpu_snapshot "$pid")
-      echo "$r" | "$py" -c 'import json, sys
+for format in $formats; do
+  case $format in
+    json) suffix="" lines=body ;;
+    binary) suffix="-binary" lines=request ;;
+    *) die "BENCH_FORMATS: json and/or binary, not $format" ;;
+  esac
+  for rows in 8 1; do
+    for c in $concurrency; do
+      for who in ours peer peer-reuseport; do
+        case $who in
+          ours) port=$ours_port pid=$ours_pid ;;
+          peer) port=$peer_port pid=$peer_pid ;;
+          *) port=$rp_port pid=$rp_pid ;;
+        esac
+        before=$(cpu_snapshot "$pid")
+        t0=$(date +%s.%N)
+        r=$("$loadgen" --url "http://127.0.0.1:$port/v2/models/gait/infer" \
+          --bodies "$out/infer-$rows$suffix.jsonl" --lines "$lines" --cycle --concurrency "$c" \
+          --duration "${duration}s" --warmup "${warmup}s" --label "$who rows=$rows c=$c $format")
+        t1=$(date +%s.%N)
+        after=$(cpu_snapshot "$pid")
+        echo "$r" | "$py" -c 'import json, sys
 r = json.load(sys.stdin)
 (s0, m0), (s1, m1) = [map(float, a.split()) for a in sys.argv[3:5]]
 wall = float(sys.argv[6]) - float(sys.argv[5])
-r.update(server=sys.argv[1], rows=int(sys.argv[2]), wall_s=wall, server_cpu_s=s1 - s0,
+r.update(server=sys.argv[1], rows=int(sys.argv[2]), format=sys.argv[7], wall_s=wall, server_cpu_s=s1 - s0,
          other_cores=max(0.0, (m1 - m0) - (s1 - s0) - r["client_cpu_s"]) / wall)
-print(json.dumps(r))' "$who" "$rows" "$before" "$after" "$t0" "$t1" >>"$results"
-      log "$who rows=$rows c=$c done"
+print(json.dumps(r))' "$who" "$rows" "$before" "$after" "$t0" "$t1" "$format" >>"$results"
+        log "$who rows=$rows c=$c $format done"
+      done
     done
   done
 done
@@ -153,14 +163,14 @@ names = {"ours": "Tacit", "peer": "peer, uvicorn --workers", "peer-reuseport": "
 print("| request | conc. | server | req/s | p50 ms | p99 ms | server CPU µs/req "
       "| Tacit req/s ÷ this | this p99 ÷ Tacit p99 | other load (cores) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-by = {(r["server"], r["rows"], r["concurrency"]): r for r in rs}
-for (who, rows, c), r in by.items():
-    o = by[("ours", rows, c)]
+by = {(r["server"], r["rows"], r["concurrency"], r.get("format", "json")): r for r in rs}
+for (who, rows, c, fmt), r in by.items():
+    o = by[("ours", rows, c, fmt)]
     lat = r["latency_ms"]
     cpu_us = 1e6 * r["server_cpu_s"] / max(r["completed_total"], 1)
     ratio = "" if who == "ours" else f"**{o['req_per_s'] / r['req_per_s']:.1f}×**"
     p99 = "" if who == "ours" else f"{lat['p99'] / o['latency_ms']['p99']:.1f}×"
-    print(f"| template + {rows} row{'s' if rows > 1 else ''} | {c} | {names[who]} | {r['req_per_s']:,.0f} | "
+    print(f"| template + {rows} row{'s' if rows > 1 else ''}, {fmt} | {c} | {names[who]} | {r['req_per_s']:,.0f} | "
           f"{lat['p50']:.2f} | {lat['p99']:.2f} | {cpu_us:.0f} | {ratio} | {p99} | {r['other_cores']:.2f} |"
           + (f" ERRORS {r['errors']}" if r["errors"] else ""))
 print(f"\nserver CPU per request = the server's CPU time over the whole run (warm-up included) "

@@ -8,8 +8,9 @@ Usage:
     MODEL      the model (= factor) name, e.g. gait, keystroke-fixed, py-keystroke
 
 The OIP v2 side is driven by an off-the-shelf client, NVIDIA's `tritonclient[http]`
-(JSON tensors, no binary extension); the error cases and the job API, which that
-client cannot express, are sent as raw HTTP with the standard library. Only the
+(JSON tensors, and binary tensors where the service lists the extension); the error
+cases and the job API, which that client cannot express, are sent as raw HTTP with the
+standard library. Only the
 contract is tested, never one implementation's choices: the feature dimension comes
 from the model metadata, and values are drawn inside a range that every factor schema
 accepts (--low/--high; --factor names the records' factor for the job API).
@@ -92,14 +93,16 @@ class Http:
         self.base = base.rstrip("/")
         self.token = token
 
-    def request(self, method, path, body=None, raw=None, timeout=60, token=True):
+    def request(self, method, path, body=None, raw=None, timeout=60, token=True, headers=None):
         """(status, parsed JSON or None, raw bytes). body: JSON-encoded here; raw: bytes.
         token: True sends the factor token (when one is set), False none, a string that
-        string instead."""
+        string instead. headers: more request headers."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
         bearer = self.token if token is True else (token or None)
         if bearer:
             req.add_header("Authorization", f"Bearer {bearer}")
@@ -128,7 +131,9 @@ class WithHeaders:
             return f
 
         def call(*args, **kwargs):
-            kwargs.setdefault("headers", self._headers)
+            # A copy each call: tritonclient adds Inference-Header-Content-Length to the
+            # dict it is given, which must not reach the next call.
+            kwargs.setdefault("headers", dict(self._headers))
             return f(*args, **kwargs)
 
         return call
@@ -203,6 +208,7 @@ class Conformance:
         self.rng = np.random.default_rng(args.seed)
         self.dim = None
         self.versions = []
+        self.extensions = []
         self.written = []
 
     # vectors inside [low, high]: a "user" is a centre, their vectors small deviations
@@ -274,6 +280,7 @@ class Conformance:
             versions,
         )
         self.versions = versions if isinstance(versions, list) else []
+        self.extensions = md.get("extensions", []) if isinstance(md, dict) else []
         r.check("model metadata: platform", isinstance(mm.get("platform"), str), mm.get("platform"))
         ins = {i.get("name"): i for i in mm.get("inputs", []) if isinstance(i, dict)}
         f = ins.get("features", {})
@@ -412,6 +419,68 @@ class Conformance:
             ii = float(np.mean(res_i.as_numpy("llr")))
             r.check("separation: genuine mean llr > impostor mean llr", gi > ii, f"genuine {gi:.3f} impostor {ii:.3f}")
         return template
+
+    def binary_tensors(self, template):
+        """The binary tensor data extension, where the service lists it: tritonclient's
+        defaults (binary inputs and outputs) give exactly the JSON answers, and bodies
+        whose binary part does not match what they declare are refused."""
+        r = self.r
+        if "binary_tensor_data" not in self.extensions:
+            r.skip("binary tensor data", "the service does not list the binary_tensor_data extension")
+            return
+        if template is None:
+            r.skip("binary tensor data", "no template")
+            return
+        test = self.draw(self.genuine_centre, 8)
+        want = self.client.infer(self.model, self.tc_inputs(test, template), outputs=self.tc_outputs(["llr", "raw"]))
+        fi = httpclient.InferInput("features", list(test.shape), "FP32")
+        fi.set_data_from_numpy(np.ascontiguousarray(test, dtype=np.float32), binary_data=True)
+        ti = httpclient.InferInput("template", [1], "BYTES")
+        ti.set_data_from_numpy(np.array([json.dumps(template).encode()], dtype=np.object_), binary_data=True)
+        binary_out = [httpclient.InferRequestedOutput("llr"), httpclient.InferRequestedOutput("raw")]
+        got = self.client.infer(self.model, [fi, ti], outputs=binary_out)
+        outs = {o.get("name"): o for o in got.get_response().get("outputs", [])}
+        r.check(
+            "binary inputs and outputs (tritonclient's defaults): outputs carry binary_data_size, no data",
+            all("data" not in outs.get(n, {}) and outs.get(n, {}).get("parameters", {}).get("binary_data_size") == 32 for n in ("llr", "raw")),
+            outs,
+        )
+        for n in ("llr", "raw"):
+            a, b = want.as_numpy(n), got.as_numpy(n)
+            r.check(f"binary tensors: {n} equal to the JSON answer's", a is not None and b is not None and np.array_equal(a, b), (a, b))
+        mixed = self.client.infer(self.model, [fi, ti], outputs=self.tc_outputs(["llr"]))
+        r.check("binary inputs, JSON outputs: the same llr", np.array_equal(mixed.as_numpy("llr"), want.as_numpy("llr")))
+        every = self.client.infer(self.model, self.tc_inputs(test, template))
+        r.check("JSON inputs, no outputs named (binary_data_output): the same llr", np.array_equal(every.as_numpy("llr"), want.as_numpy("llr")))
+
+        # Hand-made bodies: the JSON header, then the features' bytes.
+        data = np.ascontiguousarray(test, dtype=np.float32).tobytes()
+        path = f"/v2/models/{self.model}/infer"
+
+        def send(size, payload, header_length=None, extra_input=None):
+            inputs = [{"name": "features", "shape": list(test.shape), "datatype": "FP32", "parameters": {"binary_data_size": size}}]
+            if extra_input:
+                inputs[0].update(extra_input)
+            head = json.dumps({"inputs": inputs, "outputs": [{"name": "embedding"}]}).encode()
+            n = len(head) if header_length is None else header_length
+            hdr = {} if n == "absent" else {"Inference-Header-Content-Length": str(n)}
+            return self.http.request("POST", path, raw=head + payload, headers=hdr)
+
+        st, body, _ = send(len(data), data)
+        r.check("hand-made binary body -> 200", st == 200, f"got {st} {str(body)[:200]}")
+        cases = [
+            ("binary_data_size beyond the body", send(len(data) + 4, data)),
+            ("bytes that no input declares", send(len(data), data + b"\0\0\0\0")),
+            ("binary_data_size not a whole number of FP32 values", send(len(data) - 2, data[:-2])),
+            ("binary_data_size without the header", send(len(data), b"", header_length="absent")),
+            ("header length beyond the body", send(len(data), data, header_length=10**9)),
+            ("header length not a number", send(len(data), data, header_length="x12")),
+            ("both data and binary_data_size", send(len(data), data, extra_input={"data": [1.0]})),
+            ("binary_data_size negative", send(-4, data)),
+        ]
+        for name, (st, body, _) in cases:
+            code = body.get("code") if isinstance(body, dict) else None
+            r.check(f"binary tensors: {name} -> 400 invalid_request", st == 400 and code == "invalid_request", f"got {st} {str(body)[:160]}")
 
     def bad_requests(self, template):
         r = self.r
@@ -761,6 +830,10 @@ class Conformance:
             template = self.enrol_and_score()
         except Exception:  # noqa: BLE001
             self.r.crash("enrol and score")
+        try:
+            self.binary_tensors(template)
+        except Exception:  # noqa: BLE001
+            self.r.crash("binary tensors")
         try:
             self.bad_requests(template)
         except Exception:  # noqa: BLE001

@@ -8,13 +8,16 @@
 //! ```
 //!
 //! Writes `DIR/model.tcm`, `DIR/infer-8.jsonl` (one template + 8 vectors per body) and
-//! `DIR/infer-1.jsonl` (one template + 1 vector), and prints what it used.
+//! `DIR/infer-1.jsonl` (one template + 1 vector), the same requests with binary tensors
+//! (`DIR/infer-{8,1}-binary.jsonl`, the load generator's request lines), and prints what
+//! it used.
 
 #[path = "../tests/support/gait.rs"]
 mod gait;
 
 use std::path::PathBuf;
 
+use anyhow::{Context, bail};
 use clap::Parser;
 use tacit_models::pipeline::{PipelineConfig, build_model};
 
@@ -46,7 +49,6 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    use anyhow::{Context, bail};
     let pop = match &args.data {
         Some(d) => tacit_backend::commands::load(d, tacit_backend::commands::DataFormat::Gait)?,
         None => gait::gait_population(),
@@ -69,6 +71,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         let bodies = gait::infer_bodies(&model, &pop, 4, rows, args.bodies);
         let path = args.out.join(format!("infer-{rows}.jsonl"));
         std::fs::write(&path, bodies.join("\n") + "\n")
+            .with_context(|| path.display().to_string())?;
+        // The same requests with binary tensors, as the load generator's request lines.
+        let lines = bodies
+            .iter()
+            .map(|b| gait::binary_request_line(b).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let path = args.out.join(format!("infer-{rows}-binary.jsonl"));
+        std::fs::write(&path, lines.join("\n") + "\n")
             .with_context(|| path.display().to_string())?;
     }
     let s = artifact.meta.shape;

@@ -48,7 +48,7 @@ struct Args {
     #[arg(long)]
     bodies: Option<PathBuf>,
     /// What a line is: `body` (sent as is) or `request` (`{"body": ..., "headers":
-    /// {...}}`).
+    /// {...}}`, or `"body_base64"` for a body that is not text).
     #[arg(long, value_enum, default_value = "body")]
     lines: LineFormat,
     /// Start again at the first body once all are used; without it every body is sent
@@ -86,7 +86,7 @@ struct Args {
 enum LineFormat {
     /// The line is the body.
     Body,
-    /// The line is `{"body": ..., "headers": {...}}`.
+    /// The line is `{"body": ..., "headers": {...}}` (or `"body_base64": "..."`).
     Request,
 }
 
@@ -172,10 +172,12 @@ fn load_bodies(args: &Args, common: &HeaderMap) -> Result<Vec<Prepared>, String>
                         headers.insert(k, val);
                     }
                 }
-                match v.get("body") {
-                    Some(Value::String(s)) => s.as_bytes().to_vec(),
-                    Some(other) => other.to_string().into_bytes(),
-                    None => return Err(format!("{}: no \"body\"", at())),
+                match (v.get("body"), v.get("body_base64")) {
+                    (Some(Value::String(s)), None) => s.as_bytes().to_vec(),
+                    (Some(other), None) => other.to_string().into_bytes(),
+                    (None, Some(Value::String(b))) => tacit_shared::api::b64_decode(b)
+                        .ok_or_else(|| format!("{}: body_base64 is not base64", at()))?,
+                    _ => return Err(format!("{}: one of \"body\", \"body_base64\"", at())),
                 }
             }
         };

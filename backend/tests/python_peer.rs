@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{gait_model, gait_population, infer_bodies};
+use common::{binary_request_line, gait_model, gait_population, infer_bodies};
 use tacit_backend::server::spawn_factor;
 use tacit_models::FactorKind;
 use tacit_models::embedding::ModelArtifact;
@@ -162,9 +162,21 @@ async fn pytorch_peer_scores_like_tacit() {
     let model = FactorModel::from_artifact(&ModelArtifact::from_bytes(&bytes).unwrap()).unwrap();
     let mut files = Vec::new();
     for (rows, count) in [(8, 40), (1, 20)] {
+        let bodies = infer_bodies(&model, &pop, 4, rows, count);
         let path = dir.path().join(format!("infer-{rows}.jsonl"));
-        std::fs::write(&path, infer_bodies(&model, &pop, 4, rows, count).join("\n")).unwrap();
+        std::fs::write(&path, bodies.join("\n")).unwrap();
         files.push(path);
+        // The same requests with binary tensor data, for 8 rows.
+        if rows == 8 {
+            let lines: Vec<String> = bodies
+                .iter()
+                .take(10)
+                .map(|b| binary_request_line(b).unwrap())
+                .collect();
+            let path = dir.path().join("infer-8-binary.jsonl");
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            files.push(path);
+        }
     }
 
     let mut settings = common::settings(&common::Backing::Embedded, dir.path());
@@ -186,7 +198,8 @@ async fn pytorch_peer_scores_like_tacit() {
     eprintln!("equivalence: {summary}");
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     // llr and raw of every vector.
-    assert_eq!(summary["values"], 2 * (40 * 8 + 20), "{summary}");
+    assert_eq!(summary["values"], 2 * (40 * 8 + 20 + 10 * 8), "{summary}");
+    assert_eq!(summary["requests_with_binary_tensors"], 10, "{summary}");
     assert!(summary["requests_with_fallback_template"].as_u64().unwrap() > 0);
     assert_eq!(summary["bad_requests_refused_by_both"], 11, "{summary}");
 

@@ -5,6 +5,9 @@ both (status 400).
     python equivalence.py --ours URL --peer URL --bodies FILE.jsonl [--bodies ...]
                           [--model gait] [--limit 200] [--tol 1e-3]
 
+A line of FILE.jsonl is a JSON body, or the load generator's request line with binary
+tensor data: `{"headers": {...}, "body_base64": "..."}`.
+
 `URL` is a service's base (http://127.0.0.1:PORT). Every output value must agree within
 `--tol` absolute or `--rtol` relative (outputs are float32: a raw score of -300 has a
 float32 spacing of 3e-5). Prints one JSON summary line; exit status 1 on any mismatch.
@@ -14,6 +17,7 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import sys
@@ -27,8 +31,8 @@ class Client:
         u = urllib.parse.urlsplit(base)
         self.conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=30)
 
-    def post(self, path: str, body: bytes) -> tuple[int, dict]:
-        self.conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+        self.conn.request("POST", path, body=body, headers=headers or {"Content-Type": "application/json"})
         r = self.conn.getresponse()
         data = r.read()
         try:
@@ -75,16 +79,24 @@ def main() -> int:
     failures: list[str] = []
     worst = {"llr": 0.0, "raw": 0.0}
     requests = values = 0
-    fallback_templates = full_templates = 0
+    fallback_templates = full_templates = binary = 0
     first = None
     for file in a.bodies:
         with open(file, encoding="utf-8") as f:
             lines = [l for l in f if l.strip()][: a.limit]
         for i, line in enumerate(lines):
             where = f"{file}:{i + 1}"
-            body = line.encode()
-            first = first or json.loads(line)
-            (s1, r1), (s2, r2) = ours.post(path, body), peer.post(path, body)
+            parsed = json.loads(line)
+            if "body_base64" in parsed:
+                # The load generator's request line: binary tensor data and its headers.
+                body, headers = base64.b64decode(parsed["body_base64"]), parsed["headers"]
+                template_text = None
+                binary += 1
+            else:
+                body, headers = line.encode(), None
+                template_text = parsed["inputs"][1]["data"][0]
+                first = first or parsed
+            (s1, r1), (s2, r2) = ours.post(path, body, headers), peer.post(path, body, headers)
             requests += 1
             if s1 != 200 or s2 != 200:
                 failures.append(f"{where}: status ours {s1} {r1}, peer {s2} {r2}")
@@ -96,11 +108,11 @@ def main() -> int:
             if sorted(o1) != ["llr", "raw"] or sorted(o2) != ["llr", "raw"]:
                 failures.append(f"{where}: outputs {sorted(o1)} vs {sorted(o2)}")
                 continue
-            tmpl = json.loads(json.loads(line)["inputs"][1]["data"][0])
-            if tmpl.get("contrast") is None:
-                fallback_templates += 1
-            else:
-                full_templates += 1
+            if template_text is not None:
+                if json.loads(template_text).get("contrast") is None:
+                    fallback_templates += 1
+                else:
+                    full_templates += 1
             for name in ("llr", "raw"):
                 x, y = o1[name], o2[name]
                 if x["shape"] != y["shape"] or len(x["data"]) != len(y["data"]):
@@ -126,6 +138,7 @@ def main() -> int:
         "values": values,
         "requests_with_full_template": full_templates,
         "requests_with_fallback_template": fallback_templates,
+        "requests_with_binary_tensors": binary,
         "max_abs_diff": worst,
         "bad_requests_refused_by_both": refused,
         "failures": len(failures),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 MAX_ROWS = 4096
 MAX_TEMPLATE_BYTES = 1 << 20
@@ -139,7 +139,7 @@ class Model:
         return raw, a * raw + b
 
 
-# --- OIP v2 over JSON (the request shape of backend/src/factor/oip.rs) -----------------
+# --- OIP v2 (the request shape of backend/src/factor/oip.rs), binary inputs too ---------
 
 
 class InferInput(BaseModel):
@@ -163,6 +163,59 @@ class InferRequest(BaseModel):
 
 def _binary(p: dict | None) -> bool:
     return bool(p and p.get("binary_data"))
+
+
+HEADER_LENGTH = "inference-header-content-length"
+
+
+def parse_request(body: bytes, header_length: str | None) -> InferRequest:
+    """The request, with Triton's binary tensor data extension for inputs: with the
+    header, the body's first N bytes are the JSON and the rest the data of the inputs
+    that carry `binary_data_size`, in order (FP32 little-endian; BYTES as a 4-byte
+    little-endian length and that many bytes). Outputs stay JSON."""
+    binary = b""
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise BadRequest("Inference-Header-Content-Length: not a length within the body")
+        n = int(header_length)
+        body, binary = body[:n], body[n:]
+    try:
+        req = InferRequest.model_validate_json(body)
+    except ValidationError as e:
+        raise BadRequest(f"bad request: {e.errors()[:3]}") from None
+    off = 0
+    for inp in req.inputs:
+        size = (inp.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if header_length is None:
+            raise BadRequest("binary_data_size without an Inference-Header-Content-Length header")
+        if type(size) is not int or size < 0 or off + size > len(binary):
+            raise BadRequest(f"{inp.name}: binary_data_size {size!r} beyond the binary data")
+        if inp.data is not None:
+            raise BadRequest(f"{inp.name}: both data and binary_data_size")
+        chunk, off = binary[off:off + size], off + size
+        if inp.datatype == "FP32":
+            if size % 4:
+                raise BadRequest(f"{inp.name}: binary_data_size {size} is not whole FP32 values")
+            inp.data = np.frombuffer(chunk, dtype="<f4")
+        elif inp.datatype == "BYTES":
+            items, i = [], 0
+            while i < len(chunk):
+                k = int.from_bytes(chunk[i:i + 4], "little")
+                if i + 4 > len(chunk) or i + 4 + k > len(chunk):
+                    raise BadRequest(f"{inp.name}: a BYTES element is cut short")
+                try:
+                    items.append(chunk[i + 4:i + 4 + k].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise BadRequest(f"{inp.name}: a BYTES element is not UTF-8") from None
+                i += 4 + k
+            inp.data = items
+        else:
+            raise BadRequest(f"{inp.name}: binary data of datatype {inp.datatype}")
+    if off != len(binary):
+        raise BadRequest(f"{len(binary) - off} bytes of binary data that no input declares")
+    return req
 
 
 def _features(inp: InferInput, dim: int) -> np.ndarray:
@@ -254,9 +307,10 @@ def create_app(model: Model) -> FastAPI:
     # `async def` on purpose: the work is a few hundred microseconds of CPU, and with one
     # worker process per core a thread-pool hop would only add overhead.
     @app.post("/v2/models/{name}/infer")
-    async def infer_route(name: str, req: InferRequest):
+    async def infer_route(name: str, request: Request):
         if name != model.factor:
             return JSONResponse({"error": f"unknown model {name!r}"}, status_code=404)
+        req = parse_request(await request.body(), request.headers.get(HEADER_LENGTH))
         out = {"model_name": name, "model_version": model.version, "outputs": infer(model, req)}
         if req.id is not None:
             out["id"] = req.id

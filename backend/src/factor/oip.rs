@@ -1,4 +1,5 @@
-//! Open Inference Protocol v2 (KServe / Triton) over JSON: types and the infer logic.
+//! Open Inference Protocol v2 (KServe / Triton) over JSON, with the binary tensor data
+//! extension (tensors as raw bytes after the JSON): types and the infer logic.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,6 +50,9 @@ pub struct InferRequest {
     /// Requested outputs (all that apply when absent).
     #[serde(default)]
     pub outputs: Option<Vec<RequestedOutput>>,
+    /// Request parameters (`binary_data_output`: every output as binary data).
+    #[serde(default)]
+    pub parameters: Option<Value>,
 }
 
 /// An output tensor.
@@ -60,8 +64,19 @@ pub struct OutputTensor {
     pub shape: Vec<usize>,
     /// Datatype.
     pub datatype: &'static str,
-    /// Row-major data.
-    pub data: Vec<f32>,
+    /// Row-major data (absent when it travels as binary data after the JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<f32>>,
+    /// `binary_data_size` when the data travels as binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<BinaryParameters>,
+}
+
+/// An output's parameters in the binary tensor data extension.
+#[derive(Debug, Serialize)]
+pub struct BinaryParameters {
+    /// Bytes of this output in the binary part, which holds the outputs in order.
+    pub binary_data_size: usize,
 }
 
 /// An infer response.
@@ -127,11 +142,165 @@ pub fn degenerate() -> BadRequest {
     )
 }
 
-fn binary_requested(p: &Option<Value>) -> bool {
-    p.as_ref()
-        .and_then(|p| p.get("binary_data"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
+fn flag(p: &Option<Value>, name: &str) -> Result<bool, BadRequest> {
+    match p.as_ref().and_then(|p| p.get(name)) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => bad(format!("parameter {name}: {v} (expected true or false)")),
+    }
+}
+
+/// The response header (and request header) of the binary tensor data extension: the
+/// length of the JSON part of a body; the rest is binary tensor data.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Splits a body into its JSON part and its binary tensor data, given the value of
+/// the [`HEADER_LENGTH`] header (`None`: all JSON).
+pub fn split_body<'a>(
+    body: &'a [u8],
+    header_length: Option<&[u8]>,
+) -> Result<(&'a [u8], &'a [u8]), BadRequest> {
+    let Some(v) = header_length else {
+        return Ok((body, &[]));
+    };
+    let n = std::str::from_utf8(v)
+        .ok()
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<usize>().ok())
+        .ok_or_else(|| {
+            BadRequest(
+                "Inference-Header-Content-Length: not a number of bytes".into(),
+                BadKind::Invalid,
+            )
+        })?;
+    if n > body.len() {
+        return bad(format!(
+            "Inference-Header-Content-Length: {n} bytes, the body has {}",
+            body.len()
+        ));
+    }
+    Ok(body.split_at(n))
+}
+
+/// Moves the binary tensor data into the inputs that declare a `binary_data_size`, in
+/// their order: FP32 as 4-byte little-endian values, BYTES as elements of a 4-byte
+/// little-endian length and that many bytes (UTF-8 here: the template is JSON). Every
+/// byte must belong to exactly one input.
+pub fn attach_binary(req: &mut InferRequest, mut binary: &[u8]) -> Result<(), BadRequest> {
+    for input in &mut req.inputs {
+        let size = match input
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_size"))
+        {
+            None => continue,
+            Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => n,
+                None => {
+                    return bad(format!(
+                        "{}: binary_data_size {v} (expected a number of bytes)",
+                        input.name
+                    ));
+                }
+            },
+        };
+        if input.data != TensorData::default() {
+            return bad(format!(
+                "{}: both data and binary_data_size (send one)",
+                input.name
+            ));
+        }
+        let (mine, rest) = cut(&input.name, "binary_data_size", binary, size)?;
+        binary = rest;
+        match input.datatype.as_str() {
+            "FP32" => {
+                if size % 4 != 0 {
+                    return bad(format!(
+                        "{}: binary_data_size {size} is not a whole number of FP32 values",
+                        input.name
+                    ));
+                }
+                input.data.numbers = mine
+                    .chunks_exact(4)
+                    .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    .collect();
+            }
+            "BYTES" => {
+                let mut left = mine;
+                while !left.is_empty() {
+                    let Some((len, tail)) = left.split_first_chunk::<4>() else {
+                        return bad(format!("{}: a BYTES element's length is cut", input.name));
+                    };
+                    let len = u32::from_le_bytes(*len) as usize;
+                    let (element, tail) = cut(&input.name, "a BYTES element", tail, len)?;
+                    let Ok(text) = std::str::from_utf8(element) else {
+                        return bad(format!("{}: a BYTES element is not UTF-8", input.name));
+                    };
+                    input.data.strings.push(text.to_owned());
+                    left = tail;
+                }
+            }
+            other => {
+                return bad(format!(
+                    "{}: binary data of datatype {other} (expected FP32 or BYTES)",
+                    input.name
+                ));
+            }
+        }
+    }
+    if !binary.is_empty() {
+        return bad(format!(
+            "{} bytes of binary data that no input declares",
+            binary.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The first `n` bytes of `bytes` and the rest, or the refusal of `what` of input
+/// `name` for declaring more than is there.
+fn cut<'a>(
+    name: &str,
+    what: &str,
+    bytes: &'a [u8],
+    n: usize,
+) -> Result<(&'a [u8], &'a [u8]), BadRequest> {
+    if n > bytes.len() {
+        return bad(format!(
+            "{name}: {what} of {n} bytes, {} bytes of binary data left",
+            bytes.len()
+        ));
+    }
+    Ok(bytes.split_at(n))
+}
+
+/// Whether any input declares binary data (which needs the [`HEADER_LENGTH`] header).
+pub fn declares_binary(req: &InferRequest) -> bool {
+    req.inputs.iter().any(|i| {
+        i.parameters
+            .as_ref()
+            .is_some_and(|p| p.get("binary_data_size").is_some())
+    })
+}
+
+/// Moves the data of the outputs wanted as binary into one buffer (in output order),
+/// leaving their `binary_data_size`; the buffer is empty when none is.
+pub fn binary_outputs(outputs: &mut [OutputTensor], wanted: &[Wanted]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in outputs {
+        if !wanted.iter().any(|w| w.binary && w.name == t.name) {
+            continue;
+        }
+        let data = t.data.take().unwrap_or_default();
+        out.reserve(4 * data.len());
+        for v in &data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        t.parameters = Some(BinaryParameters {
+            binary_data_size: 4 * data.len(),
+        });
+    }
+    out
 }
 
 /// A tensor's `data`, flattened while it is parsed (no intermediate JSON tree: the
@@ -232,8 +401,17 @@ pub struct Parsed {
     pub rows: Vec<Vec<f32>>,
     /// The template, if given.
     pub template: Option<Arc<Template>>,
-    /// Output names to return.
-    pub outputs: Vec<String>,
+    /// Outputs to return.
+    pub outputs: Vec<Wanted>,
+}
+
+/// An output to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// Its name.
+    pub name: String,
+    /// Whether its data travels as binary data after the JSON.
+    pub binary: bool,
 }
 
 /// Validates a request against the model (`templates`: the service's parse cache).
@@ -249,9 +427,6 @@ pub fn parse(
         return bad("expected the inputs `features` and optionally `template`");
     }
     for input in &req.inputs {
-        if binary_requested(&input.parameters) {
-            return bad("the binary tensor data extension is not supported: send JSON data");
-        }
         match input.name.as_str() {
             "features" => {
                 if input.datatype != "FP32" {
@@ -362,14 +537,18 @@ pub fn parse(
     } else {
         &["embedding"]
     };
+    let all_binary = flag(&req.parameters, "binary_data_output")?;
     let outputs = match &req.outputs {
-        None => allowed.iter().map(|s| s.to_string()).collect(),
+        None => allowed
+            .iter()
+            .map(|s| Wanted {
+                name: s.to_string(),
+                binary: all_binary,
+            })
+            .collect(),
         Some(list) => {
             let mut v = Vec::new();
             for o in list {
-                if binary_requested(&o.parameters) {
-                    return bad("the binary tensor data extension is not supported");
-                }
                 if !allowed.contains(&o.name.as_str()) {
                     return bad(format!(
                         "unknown output {:?} for this request (available: {})",
@@ -377,7 +556,10 @@ pub fn parse(
                         allowed.join(", ")
                     ));
                 }
-                v.push(o.name.clone());
+                v.push(Wanted {
+                    name: o.name.clone(),
+                    binary: all_binary || flag(&o.parameters, "binary_data")?,
+                });
             }
             v
         }
@@ -413,16 +595,19 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
             {
                 return Err(degenerate());
             }
-            for name in &p.outputs {
+            for Wanted { name, .. } in &p.outputs {
                 match name.as_str() {
                     "llr" | "raw" => out.push(OutputTensor {
                         name: name.clone(),
                         shape: vec![n],
                         datatype: "FP32",
-                        data: scores
-                            .iter()
-                            .map(|s| if name == "llr" { s.llr } else { s.raw } as f32)
-                            .collect(),
+                        data: Some(
+                            scores
+                                .iter()
+                                .map(|s| if name == "llr" { s.llr } else { s.raw } as f32)
+                                .collect(),
+                        ),
+                        parameters: None,
                     }),
                     "attempt_llr" => {
                         if let Some(a) = &attempt {
@@ -430,7 +615,8 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
                                 name: name.clone(),
                                 shape: vec![1],
                                 datatype: "FP32",
-                                data: vec![a.llr as f32],
+                                data: Some(vec![a.llr as f32]),
+                                parameters: None,
                             })
                         }
                     }
@@ -441,7 +627,8 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
                                 name: name.clone(),
                                 shape: vec![1],
                                 datatype: "FP32",
-                                data: vec![h.min_far as f32],
+                                data: Some(vec![h.min_far as f32]),
+                                parameters: None,
                             })
                         }
                     }
@@ -454,10 +641,13 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
                                 name: name.clone(),
                                 shape: vec![pairs.len(), 2],
                                 datatype: "FP32",
-                                data: pairs
-                                    .iter()
-                                    .flat_map(|&(c, k)| [c as f32, k as f32])
-                                    .collect(),
+                                data: Some(
+                                    pairs
+                                        .iter()
+                                        .flat_map(|&(c, k)| [c as f32, k as f32])
+                                        .collect(),
+                                ),
+                                parameters: None,
                             })
                         }
                     }
@@ -478,9 +668,200 @@ pub fn run(p: Parsed, m: &LoadedModel) -> Result<Vec<OutputTensor>, BadRequest> 
                 name: "embedding".into(),
                 shape: vec![n, k],
                 datatype: "FP32",
-                data,
+                data: Some(data),
+                parameters: None,
             });
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> InferRequest {
+        serde_json::from_str(json).expect("request")
+    }
+
+    fn features(size: i64) -> String {
+        format!(
+            r#"{{"inputs": [{{"name": "features", "shape": [1, 2], "datatype": "FP32",
+            "parameters": {{"binary_data_size": {size}}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn the_header_splits_the_body() {
+        let body = b"{}abcd";
+        assert_eq!(split_body(body, None).unwrap(), (&body[..], &b""[..]));
+        assert_eq!(
+            split_body(body, Some(b"2")).unwrap(),
+            (&b"{}"[..], &b"abcd"[..])
+        );
+        assert_eq!(split_body(body, Some(b"6")).unwrap().1, b"");
+        for bad in [
+            &b"7"[..],
+            b"",
+            b"-1",
+            b"+2",
+            b" 2",
+            b"2x",
+            b"99999999999999999999999",
+        ] {
+            assert!(split_body(body, Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn binary_inputs_are_read_in_order() {
+        let mut req = request(
+            r#"{"inputs": [
+                {"name": "template", "shape": [1], "datatype": "BYTES",
+                 "parameters": {"binary_data_size": 12}},
+                {"name": "features", "shape": [1, 2], "datatype": "FP32",
+                 "parameters": {"binary_data_size": 8}}]}"#,
+        );
+        assert!(declares_binary(&req));
+        let mut binary = vec![8, 0, 0, 0];
+        binary.extend_from_slice(b"{\"a\": 1}");
+        binary.extend_from_slice(&1.5f32.to_le_bytes());
+        binary.extend_from_slice(&(-0.25f32).to_le_bytes());
+        attach_binary(&mut req, &binary).unwrap();
+        assert_eq!(req.inputs[0].data.strings, vec!["{\"a\": 1}".to_string()]);
+        assert_eq!(req.inputs[1].data.numbers, vec![1.5, -0.25]);
+        assert!(!declares_binary(&request(r#"{"inputs": []}"#)));
+    }
+
+    #[test]
+    fn binary_data_must_match_what_the_inputs_declare() {
+        let eight = [0u8; 8];
+        attach_binary(&mut request(&features(8)), &eight).unwrap();
+        for (json, bytes) in [
+            (features(12), &eight[..]),   // more declared than sent
+            (features(4), &eight[..]),    // bytes left over
+            (features(6), &eight[..6]),   // not whole FP32 values
+            (features(-8), &eight[..]),   // not a size
+            (features(8), &[0u8; 0][..]), // nothing sent
+        ] {
+            assert!(attach_binary(&mut request(&json), bytes).is_err(), "{json}");
+        }
+        // Undeclared bytes with no binary input at all.
+        let json = r#"{"inputs": [{"name": "features", "shape": [1, 1], "datatype": "FP32", "data": [1]}]}"#;
+        assert!(attach_binary(&mut request(json), &[0]).is_err());
+        attach_binary(&mut request(json), &[]).unwrap();
+        // Both data and binary data.
+        let both = r#"{"inputs": [{"name": "features", "shape": [1, 1], "datatype": "FP32",
+            "data": [1], "parameters": {"binary_data_size": 4}}]}"#;
+        assert!(attach_binary(&mut request(both), &[0; 4]).is_err());
+        // Another datatype.
+        let int = r#"{"inputs": [{"name": "features", "shape": [1, 1], "datatype": "INT32",
+            "parameters": {"binary_data_size": 4}}]}"#;
+        assert!(attach_binary(&mut request(int), &[0; 4]).is_err());
+        // BYTES: a cut length, an element longer than what is left, not UTF-8.
+        let text = |size: usize| {
+            format!(
+                r#"{{"inputs": [{{"name": "template", "shape": [1], "datatype": "BYTES",
+                "parameters": {{"binary_data_size": {size}}}}}]}}"#
+            )
+        };
+        for bytes in [
+            &[1u8, 0][..],
+            &[9, 0, 0, 0, b'a'],
+            &[2, 0, 0, 0, 0xff, 0xfe],
+        ] {
+            assert!(
+                attach_binary(&mut request(&text(bytes.len())), bytes).is_err(),
+                "{bytes:?}"
+            );
+        }
+        // A length of 2³² - 1 with little behind it is refused, not allocated.
+        let huge = [0xff, 0xff, 0xff, 0xff, 1];
+        assert!(attach_binary(&mut request(&text(5)), &huge).is_err());
+    }
+
+    #[test]
+    fn binary_outputs_move_their_data_after_the_json() {
+        let tensor = |name: &str, data: Vec<f32>| OutputTensor {
+            name: name.into(),
+            shape: vec![data.len()],
+            datatype: "FP32",
+            data: Some(data),
+            parameters: None,
+        };
+        let mut outputs = vec![tensor("llr", vec![1.0, -2.0]), tensor("raw", vec![0.5])];
+        let wanted = [
+            Wanted {
+                name: "llr".into(),
+                binary: true,
+            },
+            Wanted {
+                name: "raw".into(),
+                binary: false,
+            },
+        ];
+        let bytes = binary_outputs(&mut outputs, &wanted);
+        let mut want = 1.0f32.to_le_bytes().to_vec();
+        want.extend_from_slice(&(-2.0f32).to_le_bytes());
+        assert_eq!(bytes, want);
+        let json = serde_json::to_value(&outputs).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"name": "llr", "shape": [2], "datatype": "FP32",
+                 "parameters": {"binary_data_size": 8}},
+                {"name": "raw", "shape": [1], "datatype": "FP32", "data": [0.5]}
+            ])
+        );
+    }
+
+    #[test]
+    fn any_bytes_give_an_answer_not_a_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5000 {
+            let len = (next() % 64) as usize;
+            let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let header = (next() % 80).to_string();
+            let Ok((_, binary)) = split_body(&body, Some(header.as_bytes())) else {
+                continue;
+            };
+            let (a, b) = (next() % 40, next() % 40);
+            let kind = ["FP32", "BYTES", "INT8"][(next() % 3) as usize];
+            let mut req = request(&format!(
+                r#"{{"inputs": [
+                {{"name": "template", "shape": [1], "datatype": "{kind}",
+                  "parameters": {{"binary_data_size": {a}}}}},
+                {{"name": "features", "shape": [1, 2], "datatype": "FP32",
+                  "parameters": {{"binary_data_size": {b}}}}}]}}"#
+            ));
+            if attach_binary(&mut req, binary).is_ok() {
+                assert_eq!(a + b, binary.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn binary_flags_must_be_booleans() {
+        assert!(
+            flag(
+                &Some(serde_json::json!({"binary_data": true})),
+                "binary_data"
+            )
+            .unwrap()
+        );
+        assert!(!flag(&None, "binary_data").unwrap());
+        assert!(
+            flag(
+                &Some(serde_json::json!({"binary_data": "yes"})),
+                "binary_data"
+            )
+            .is_err()
+        );
+    }
 }

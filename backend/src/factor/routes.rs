@@ -15,8 +15,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -137,15 +138,17 @@ pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Rout
     })
 }
 
+async fn body_bytes(ctx: &Ctx, body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, ctx.max_body).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {} bytes", ctx.max_body),
+        )
+    })
+}
+
 async fn body_json<T: serde::de::DeserializeOwned>(ctx: &Ctx, body: Body) -> Result<T, Response> {
-    let bytes: Bytes = axum::body::to_bytes(body, ctx.max_body)
-        .await
-        .map_err(|_| {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than {} bytes", ctx.max_body),
-            )
-        })?;
+    let bytes = body_bytes(ctx, body).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
 }
@@ -171,7 +174,7 @@ async fn server_meta() -> Response {
     axum::Json(json!({
         "name": "tacit-factor",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": []
+        "extensions": ["binary_tensor_data"]
     }))
     .into_response()
 }
@@ -239,14 +242,38 @@ fn dataset_name(dataset: &str) -> &str {
         .unwrap_or("")
 }
 
-async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> Response {
+async fn infer(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Err(r) = check_name(&ctx, &name) {
         return r;
     }
-    let req: InferRequest = match body_json(&ctx, body).await {
-        Ok(r) => r,
+    let bytes = match body_bytes(&ctx, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
+    let header_length = headers.get(oip::HEADER_LENGTH).map(|v| v.as_bytes());
+    let bad = |e: oip::BadRequest| ApiError::new(e.status(), e.code(), e.0).into_response();
+    let (json_part, binary) = match oip::split_body(&bytes, header_length) {
+        Ok(parts) => parts,
+        Err(e) => return bad(e),
+    };
+    let mut req: InferRequest = match serde_json::from_slice(json_part) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
+    };
+    if header_length.is_none() && oip::declares_binary(&req) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "binary_data_size without an Inference-Header-Content-Length header",
+        );
+    }
+    if let Err(e) = oip::attach_binary(&mut req, binary) {
+        return bad(e);
+    }
     let m = match loaded(&ctx) {
         Ok(m) => m,
         Err(r) => return r,
@@ -257,6 +284,7 @@ async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> 
     };
     // A few rows take tens of microseconds: less than handing them to the blocking pool
     // and back. Larger requests must not hold an async worker.
+    let wanted = parsed.outputs.clone();
     let outputs = if parsed.rows.len() <= INLINE_ROWS {
         Ok(oip::run(parsed, &m))
     } else {
@@ -264,13 +292,44 @@ async fn infer(State(ctx): State<Ctx>, Path(name): Path<String>, body: Body) -> 
         tokio::task::spawn_blocking(move || oip::run(parsed, &model)).await
     };
     match outputs {
-        Ok(Ok(outputs)) => axum::Json(InferResponse {
-            model_name: name,
-            model_version: m.version.clone(),
-            id: req.id,
-            outputs,
-        })
-        .into_response(),
+        Ok(Ok(mut outputs)) => {
+            let binary = oip::binary_outputs(&mut outputs, &wanted);
+            let answer = InferResponse {
+                model_name: name,
+                model_version: m.version.clone(),
+                id: req.id,
+                outputs,
+            };
+            if binary.is_empty() && !wanted.iter().any(|w| w.binary) {
+                return axum::Json(answer).into_response();
+            }
+            // The binary tensor data extension: the JSON, then the outputs' bytes.
+            let mut body = match serde_json::to_vec(&answer) {
+                Ok(b) => b,
+                Err(e) => {
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("encoding the answer: {e}"),
+                    );
+                }
+            };
+            let json_length = body.len();
+            body.extend_from_slice(&binary);
+            (
+                [
+                    (
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    ),
+                    (
+                        HeaderName::from_static(oip::HEADER_LENGTH),
+                        HeaderValue::from(json_length),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
         Ok(Err(e)) => ApiError::new(e.status(), e.code(), e.0).into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

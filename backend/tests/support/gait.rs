@@ -127,3 +127,53 @@ pub fn infer_bodies(
         })
         .collect()
 }
+
+/// An infer body of [`infer_bodies`] with binary tensor data (Triton's extension), as
+/// the load generator's request line `{"headers": {...}, "body_base64": "..."}`: the
+/// features as FP32 little-endian bytes and the template as one length-prefixed BYTES
+/// element after the JSON. The numbers are FP32 values already, so the request is the
+/// same.
+pub fn binary_request_line(json: &str) -> Result<String, String> {
+    let mut req: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut binary = Vec::new();
+    let inputs = req["inputs"]
+        .as_array_mut()
+        .ok_or("a body without inputs")?;
+    for input in inputs {
+        let data = input
+            .as_object_mut()
+            .and_then(|o| o.remove("data"))
+            .ok_or("an input without data")?;
+        let data = data.as_array().ok_or("data not a list")?;
+        let start = binary.len();
+        match input["datatype"].as_str() {
+            Some("FP32") => {
+                for v in data {
+                    let x = v.as_f64().ok_or("FP32 data not numbers")? as f32;
+                    binary.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            Some("BYTES") => {
+                for v in data {
+                    let text = v.as_str().ok_or("BYTES data not strings")?;
+                    let len = u32::try_from(text.len()).map_err(|e| e.to_string())?;
+                    binary.extend_from_slice(&len.to_le_bytes());
+                    binary.extend_from_slice(text.as_bytes());
+                }
+            }
+            other => return Err(format!("datatype {other:?}")),
+        }
+        input["parameters"] = serde_json::json!({ "binary_data_size": binary.len() - start });
+    }
+    let mut body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+    let header_length = body.len();
+    body.extend_from_slice(&binary);
+    Ok(serde_json::json!({
+        "headers": {
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": header_length.to_string(),
+        },
+        "body_base64": tacit_shared::api::b64_encode(&body),
+    })
+    .to_string())
+}
