@@ -468,6 +468,23 @@ class Conformance:
 
         st, body, _ = send(len(data), data)
         r.check("hand-made binary body -> 200", st == 200, f"got {st} {str(body)[:200]}")
+
+        # An output's own binary_data overrides the request's binary_data_output.
+        feats = self.features_input(test)
+        st, _, content = self.http.request("POST", path, {
+            "inputs": [feats, self.template_input(json.dumps(template))],
+            "parameters": {"binary_data_output": True},
+            "outputs": [{"name": "llr", "parameters": {"binary_data": False}}, {"name": "raw"}],
+        })
+        ok, detail = False, f"status {st}"
+        if st == 200:
+            head, end = json.JSONDecoder().raw_decode(content.decode("latin-1"))
+            outs = {o.get("name"): o for o in head.get("outputs", [])}
+            ok = ("data" in outs.get("llr", {}) and "data" not in outs.get("raw", {})
+                  and outs.get("raw", {}).get("parameters", {}).get("binary_data_size") == 4 * len(test)
+                  and len(content) - end == 4 * len(test))
+            detail = outs
+        r.check("an output's binary_data false overrides binary_data_output", ok, detail)
         cases = [
             ("binary_data_size beyond the body", send(len(data) + 4, data)),
             ("bytes that no input declares", send(len(data), data + b"\0\0\0\0")),
@@ -477,6 +494,9 @@ class Conformance:
             ("header length not a number", send(len(data), data, header_length="x12")),
             ("both data and binary_data_size", send(len(data), data, extra_input={"data": [1.0]})),
             ("binary_data_size negative", send(-4, data)),
+            ("features given twice", self.http.request("POST", path, {"inputs": [feats, feats]})),
+            ("an output requested twice", self.http.request(
+                "POST", path, {"inputs": [feats], "outputs": [{"name": "embedding"}, {"name": "embedding"}]})),
         ]
         for name, (st, body, _) in cases:
             code = body.get("code") if isinstance(body, dict) else None

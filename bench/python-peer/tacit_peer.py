@@ -175,7 +175,8 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     little-endian length and that many bytes). Outputs stay JSON."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        # isascii: Starlette decodes headers as latin-1, and "²".isdigit() is true.
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise BadRequest("Inference-Header-Content-Length: not a length within the body")
         n = int(header_length)
         body, binary = body[:n], body[n:]
@@ -192,7 +193,9 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
             raise BadRequest("binary_data_size without an Inference-Header-Content-Length header")
         if type(size) is not int or size < 0 or off + size > len(binary):
             raise BadRequest(f"{inp.name}: binary_data_size {size!r} beyond the binary data")
-        if inp.data is not None:
+        # As Tacit: `data` absent or an empty list goes with binary data; anything else
+        # (an explicit null included) is refused.
+        if "data" in inp.model_fields_set and inp.data != []:
             raise BadRequest(f"{inp.name}: both data and binary_data_size")
         chunk, off = binary[off:off + size], off + size
         if inp.datatype == "FP32":

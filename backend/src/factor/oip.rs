@@ -24,7 +24,7 @@ pub struct InferInput {
     /// Row-major data, flat or nested.
     #[serde(default)]
     pub data: TensorData,
-    /// Per-tensor parameters (the binary-data extension is not supported).
+    /// Per-tensor parameters (`binary_data_size`: the data is binary, after the JSON).
     #[serde(default)]
     pub parameters: Option<Value>,
 }
@@ -34,7 +34,7 @@ pub struct InferInput {
 pub struct RequestedOutput {
     /// Output name.
     pub name: String,
-    /// Parameters (ignored except for the binary-data flag, which is refused).
+    /// Parameters (`binary_data`: return this output as binary data; others ignored).
     #[serde(default)]
     pub parameters: Option<Value>,
 }
@@ -142,10 +142,11 @@ pub fn degenerate() -> BadRequest {
     )
 }
 
-fn flag(p: &Option<Value>, name: &str) -> Result<bool, BadRequest> {
+/// A boolean parameter, `None` when absent.
+fn flag(p: &Option<Value>, name: &str) -> Result<Option<bool>, BadRequest> {
     match p.as_ref().and_then(|p| p.get(name)) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(v) => bad(format!("parameter {name}: {v} (expected true or false)")),
     }
 }
@@ -212,12 +213,26 @@ pub fn attach_binary(req: &mut InferRequest, mut binary: &[u8]) -> Result<(), Ba
         }
         let (mine, rest) = cut(&input.name, "binary_data_size", binary, size)?;
         binary = rest;
+        // The shape says how many elements there are: no more are read (a body of empty
+        // BYTES elements would otherwise become millions of strings).
+        let elements = input
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| {
+                usize::try_from(d).ok().and_then(|d| n.checked_mul(d))
+            })
+            .ok_or_else(|| {
+                BadRequest(
+                    format!("{}: shape {:?}", input.name, input.shape),
+                    BadKind::Invalid,
+                )
+            })?;
         match input.datatype.as_str() {
             "FP32" => {
-                if size % 4 != 0 {
+                if size % 4 != 0 || size / 4 != elements {
                     return bad(format!(
-                        "{}: binary_data_size {size} is not a whole number of FP32 values",
-                        input.name
+                        "{}: binary_data_size {size} is not the {elements} FP32 values of shape {:?}",
+                        input.name, input.shape
                     ));
                 }
                 input.data.numbers = mine
@@ -228,6 +243,12 @@ pub fn attach_binary(req: &mut InferRequest, mut binary: &[u8]) -> Result<(), Ba
             "BYTES" => {
                 let mut left = mine;
                 while !left.is_empty() {
+                    if input.data.strings.len() == elements {
+                        return bad(format!(
+                            "{}: more BYTES elements than the {elements} of shape {:?}",
+                            input.name, input.shape
+                        ));
+                    }
                     let Some((len, tail)) = left.split_first_chunk::<4>() else {
                         return bad(format!("{}: a BYTES element's length is cut", input.name));
                     };
@@ -238,6 +259,14 @@ pub fn attach_binary(req: &mut InferRequest, mut binary: &[u8]) -> Result<(), Ba
                     };
                     input.data.strings.push(text.to_owned());
                     left = tail;
+                }
+                if input.data.strings.len() != elements {
+                    return bad(format!(
+                        "{}: {} BYTES elements for shape {:?}",
+                        input.name,
+                        input.data.strings.len(),
+                        input.shape
+                    ));
                 }
             }
             other => {
@@ -428,6 +457,8 @@ pub fn parse(
     }
     for input in &req.inputs {
         match input.name.as_str() {
+            "features" if rows.is_some() => return bad("input `features` given twice"),
+            "template" if template.is_some() => return bad("input `template` given twice"),
             "features" => {
                 if input.datatype != "FP32" {
                     return bad(format!(
@@ -537,7 +568,7 @@ pub fn parse(
     } else {
         &["embedding"]
     };
-    let all_binary = flag(&req.parameters, "binary_data_output")?;
+    let all_binary = flag(&req.parameters, "binary_data_output")?.unwrap_or(false);
     let outputs = match &req.outputs {
         None => allowed
             .iter()
@@ -556,9 +587,14 @@ pub fn parse(
                         allowed.join(", ")
                     ));
                 }
+                if v.iter().any(|w: &Wanted| w.name == o.name) {
+                    return bad(format!("output {:?} requested twice", o.name));
+                }
+                // An output's own `binary_data` overrides the request's
+                // `binary_data_output` (the extension's rule).
                 v.push(Wanted {
                     name: o.name.clone(),
-                    binary: all_binary || flag(&o.parameters, "binary_data")?,
+                    binary: flag(&o.parameters, "binary_data")?.unwrap_or(all_binary),
                 });
             }
             v
@@ -775,6 +811,13 @@ mod tests {
                 "{bytes:?}"
             );
         }
+        // As many BYTES elements as the shape says, no more and no fewer.
+        let two = [1u8, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'];
+        assert!(attach_binary(&mut request(&text(10)), &two).is_err());
+        assert!(attach_binary(&mut request(&text(0)), &[]).is_err());
+        let mut req = request(&text(10).replace("[1]", "[2]"));
+        attach_binary(&mut req, &two).unwrap();
+        assert_eq!(req.inputs[0].data.strings, ["a", "b"]);
         // A length of 2³² - 1 with little behind it is refused, not allocated.
         let huge = [0xff, 0xff, 0xff, 0xff, 1];
         assert!(attach_binary(&mut request(&text(5)), &huge).is_err());
@@ -848,20 +891,16 @@ mod tests {
 
     #[test]
     fn binary_flags_must_be_booleans() {
-        assert!(
-            flag(
-                &Some(serde_json::json!({"binary_data": true})),
-                "binary_data"
-            )
-            .unwrap()
+        let p = |v: Value| Some(serde_json::json!({ "binary_data": v }));
+        assert_eq!(
+            flag(&p(Value::Bool(true)), "binary_data").unwrap(),
+            Some(true)
         );
-        assert!(!flag(&None, "binary_data").unwrap());
-        assert!(
-            flag(
-                &Some(serde_json::json!({"binary_data": "yes"})),
-                "binary_data"
-            )
-            .is_err()
+        assert_eq!(
+            flag(&p(Value::Bool(false)), "binary_data").unwrap(),
+            Some(false)
         );
+        assert_eq!(flag(&None, "binary_data").unwrap(), None);
+        assert!(flag(&p(Value::from("yes")), "binary_data").is_err());
     }
 }

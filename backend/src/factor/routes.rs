@@ -255,7 +255,14 @@ async fn infer(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let header_length = headers.get(oip::HEADER_LENGTH).map(|v| v.as_bytes());
+    let mut lengths = headers.get_all(oip::HEADER_LENGTH).iter();
+    let header_length = lengths.next().map(|v| v.as_bytes());
+    if lengths.next().is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Inference-Header-Content-Length given more than once",
+        );
+    }
     let bad = |e: oip::BadRequest| ApiError::new(e.status(), e.code(), e.0).into_response();
     let (json_part, binary) = match oip::split_body(&bytes, header_length) {
         Ok(parts) => parts,
@@ -274,6 +281,8 @@ async fn infer(
     if let Err(e) = oip::attach_binary(&mut req, binary) {
         return bad(e);
     }
+    // Everything the request holds is in `req` now: the body need not outlive the pass.
+    drop(bytes);
     let m = match loaded(&ctx) {
         Ok(m) => m,
         Err(r) => return r,
