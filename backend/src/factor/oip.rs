@@ -156,13 +156,13 @@ fn flag(p: &Option<Value>, name: &str) -> Result<Option<bool>, BadRequest> {
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// Splits a body into its JSON part and its binary tensor data, given the value of
-/// the [`HEADER_LENGTH`] header (`None`: all JSON).
+/// the [`HEADER_LENGTH`] header (without it: all JSON, and no binary data).
 pub fn split_body<'a>(
     body: &'a [u8],
     header_length: Option<&[u8]>,
-) -> Result<(&'a [u8], &'a [u8]), BadRequest> {
+) -> Result<(&'a [u8], Option<&'a [u8]>), BadRequest> {
     let Some(v) = header_length else {
-        return Ok((body, &[]));
+        return Ok((body, None));
     };
     let n = std::str::from_utf8(v)
         .ok()
@@ -180,14 +180,18 @@ pub fn split_body<'a>(
             body.len()
         ));
     }
-    Ok(body.split_at(n))
+    let (json, binary) = body.split_at(n);
+    Ok((json, Some(binary)))
 }
 
 /// Moves the binary tensor data into the inputs that declare a `binary_data_size`, in
 /// their order: FP32 as 4-byte little-endian values, BYTES as elements of a 4-byte
 /// little-endian length and that many bytes (UTF-8 here: the template is JSON). Every
-/// byte must belong to exactly one input.
-pub fn attach_binary(req: &mut InferRequest, mut binary: &[u8]) -> Result<(), BadRequest> {
+/// byte must belong to exactly one input. `binary` is `None` for a body without the
+/// [`HEADER_LENGTH`] header, where no input may declare binary data.
+pub fn attach_binary(req: &mut InferRequest, binary: Option<&[u8]>) -> Result<(), BadRequest> {
+    let declared = binary.is_some();
+    let mut binary = binary.unwrap_or_default();
     for input in &mut req.inputs {
         let size = match input
             .parameters
@@ -205,6 +209,12 @@ pub fn attach_binary(req: &mut InferRequest, mut binary: &[u8]) -> Result<(), Ba
                 }
             },
         };
+        if !declared {
+            return bad(format!(
+                "{}: binary_data_size without an Inference-Header-Content-Length header",
+                input.name
+            ));
+        }
         if input.data != TensorData::default() {
             return bad(format!(
                 "{}: both data and binary_data_size (send one)",
@@ -301,15 +311,6 @@ fn cut<'a>(
         ));
     }
     Ok(bytes.split_at(n))
-}
-
-/// Whether any input declares binary data (which needs the [`HEADER_LENGTH`] header).
-pub fn declares_binary(req: &InferRequest) -> bool {
-    req.inputs.iter().any(|i| {
-        i.parameters
-            .as_ref()
-            .is_some_and(|p| p.get("binary_data_size").is_some())
-    })
 }
 
 /// Moves the data of the outputs wanted as binary into one buffer (in output order),
@@ -730,12 +731,12 @@ mod tests {
     #[test]
     fn the_header_splits_the_body() {
         let body = b"{}abcd";
-        assert_eq!(split_body(body, None).unwrap(), (&body[..], &b""[..]));
+        assert_eq!(split_body(body, None).unwrap(), (&body[..], None));
         assert_eq!(
             split_body(body, Some(b"2")).unwrap(),
-            (&b"{}"[..], &b"abcd"[..])
+            (&b"{}"[..], Some(&b"abcd"[..]))
         );
-        assert_eq!(split_body(body, Some(b"6")).unwrap().1, b"");
+        assert_eq!(split_body(body, Some(b"6")).unwrap().1, Some(&b""[..]));
         for bad in [
             &b"7"[..],
             b"",
@@ -758,21 +759,19 @@ mod tests {
                 {"name": "features", "shape": [1, 2], "datatype": "FP32",
                  "parameters": {"binary_data_size": 8}}]}"#,
         );
-        assert!(declares_binary(&req));
         let mut binary = vec![8, 0, 0, 0];
         binary.extend_from_slice(b"{\"a\": 1}");
         binary.extend_from_slice(&1.5f32.to_le_bytes());
         binary.extend_from_slice(&(-0.25f32).to_le_bytes());
-        attach_binary(&mut req, &binary).unwrap();
+        attach_binary(&mut req, Some(&binary)).unwrap();
         assert_eq!(req.inputs[0].data.strings, vec!["{\"a\": 1}".to_string()]);
         assert_eq!(req.inputs[1].data.numbers, vec![1.5, -0.25]);
-        assert!(!declares_binary(&request(r#"{"inputs": []}"#)));
     }
 
     #[test]
     fn binary_data_must_match_what_the_inputs_declare() {
         let eight = [0u8; 8];
-        attach_binary(&mut request(&features(8)), &eight).unwrap();
+        attach_binary(&mut request(&features(8)), Some(&eight)).unwrap();
         for (json, bytes) in [
             (features(12), &eight[..]),   // more declared than sent
             (features(4), &eight[..]),    // bytes left over
@@ -780,20 +779,26 @@ mod tests {
             (features(-8), &eight[..]),   // not a size
             (features(8), &[0u8; 0][..]), // nothing sent
         ] {
-            assert!(attach_binary(&mut request(&json), bytes).is_err(), "{json}");
+            assert!(
+                attach_binary(&mut request(&json), Some(bytes)).is_err(),
+                "{json}"
+            );
         }
+        // Binary data declared in a body without the header.
+        assert!(attach_binary(&mut request(&features(8)), None).is_err());
+        assert!(attach_binary(&mut request(&features(0)), None).is_err());
         // Undeclared bytes with no binary input at all.
         let json = r#"{"inputs": [{"name": "features", "shape": [1, 1], "datatype": "FP32", "data": [1]}]}"#;
-        assert!(attach_binary(&mut request(json), &[0]).is_err());
-        attach_binary(&mut request(json), &[]).unwrap();
+        assert!(attach_binary(&mut request(json), Some(&[0])).is_err());
+        attach_binary(&mut request(json), Some(&[])).unwrap();
         // Both data and binary data.
         let both = r#"{"inputs": [{"name": "features", "shape": [1, 1], "datatype": "FP32",
             "data": [1], "parameters": {"binary_data_size": 4}}]}"#;
-        assert!(attach_binary(&mut request(both), &[0; 4]).is_err());
+        assert!(attach_binary(&mut request(both), Some(&[0; 4])).is_err());
         // Another datatype.
         let int = r#"{"inputs": [{"name": "features", "shape": [1, 1], "datatype": "INT32",
             "parameters": {"binary_data_size": 4}}]}"#;
-        assert!(attach_binary(&mut request(int), &[0; 4]).is_err());
+        assert!(attach_binary(&mut request(int), Some(&[0; 4])).is_err());
         // BYTES: a cut length, an element longer than what is left, not UTF-8.
         let text = |size: usize| {
             format!(
@@ -807,20 +812,20 @@ mod tests {
             &[2, 0, 0, 0, 0xff, 0xfe],
         ] {
             assert!(
-                attach_binary(&mut request(&text(bytes.len())), bytes).is_err(),
+                attach_binary(&mut request(&text(bytes.len())), Some(bytes)).is_err(),
                 "{bytes:?}"
             );
         }
         // As many BYTES elements as the shape says, no more and no fewer.
         let two = [1u8, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'];
-        assert!(attach_binary(&mut request(&text(10)), &two).is_err());
-        assert!(attach_binary(&mut request(&text(0)), &[]).is_err());
+        assert!(attach_binary(&mut request(&text(10)), Some(&two)).is_err());
+        assert!(attach_binary(&mut request(&text(0)), Some(&[])).is_err());
         let mut req = request(&text(10).replace("[1]", "[2]"));
-        attach_binary(&mut req, &two).unwrap();
+        attach_binary(&mut req, Some(&two)).unwrap();
         assert_eq!(req.inputs[0].data.strings, ["a", "b"]);
         // A length of 2³² - 1 with little behind it is refused, not allocated.
         let huge = [0xff, 0xff, 0xff, 0xff, 1];
-        assert!(attach_binary(&mut request(&text(5)), &huge).is_err());
+        assert!(attach_binary(&mut request(&text(5)), Some(&huge)).is_err());
     }
 
     #[test]
@@ -871,7 +876,7 @@ mod tests {
             let len = (next() % 64) as usize;
             let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let header = (next() % 80).to_string();
-            let Ok((_, binary)) = split_body(&body, Some(header.as_bytes())) else {
+            let Ok((_, Some(binary))) = split_body(&body, Some(header.as_bytes())) else {
                 continue;
             };
             let (a, b) = (next() % 40, next() % 40);
@@ -883,7 +888,7 @@ mod tests {
                 {{"name": "features", "shape": [1, 2], "datatype": "FP32",
                   "parameters": {{"binary_data_size": {b}}}}}]}}"#
             ));
-            if attach_binary(&mut req, binary).is_ok() {
+            if attach_binary(&mut req, Some(binary)).is_ok() {
                 assert_eq!(a + b, binary.len() as u64);
             }
         }

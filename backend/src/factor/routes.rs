@@ -272,12 +272,6 @@ async fn infer(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
-    if header_length.is_none() && oip::declares_binary(&req) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "binary_data_size without an Inference-Header-Content-Length header",
-        );
-    }
     if let Err(e) = oip::attach_binary(&mut req, binary) {
         return bad(e);
     }
@@ -309,7 +303,7 @@ async fn infer(
                 id: req.id,
                 outputs,
             };
-            if binary.is_empty() && !wanted.iter().any(|w| w.binary) {
+            if !wanted.iter().any(|w| w.binary) {
                 return axum::Json(answer).into_response();
             }
             // The binary tensor data extension: the JSON, then the outputs' bytes.
