@@ -278,19 +278,22 @@ impl SimPhone {
         self.clock_ns += seconds * SEC;
     }
 
-    /// Authenticates with the fresh evidence, asking again (as an app would) when the
-    /// network fails the request: a broken connection, a captive portal's page. Returns
-    /// the answer and the latency of the request that got it, in ms.
+    /// Authenticates with the fresh evidence, asking again (as an app would) while the
+    /// network fails the request (a broken connection, a captive portal's page, a
+    /// backend being redeployed), for at most [`PHONE_RETRY_FOR`]. Returns the answer
+    /// and the latency of the request that got it, in ms.
     pub async fn authenticate(
         &mut self,
     ) -> anyhow::Result<(tacit_shared::api::AuthenticateResponse, f64)> {
-        let mut tries = 0;
+        let mut retry = Retry::new();
         loop {
             let t = std::time::Instant::now();
             match self.client()?.authenticate(true).await {
                 Ok(a) => return Ok((a, t.elapsed().as_secs_f64() * 1000.0)),
-                Err(_) if tries < 10 => tries += 1,
-                Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.user_id)),
+                Err(e) => retry
+                    .after(&e)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.user_id))?,
             }
         }
     }
@@ -302,7 +305,7 @@ impl SimPhone {
     ) -> anyhow::Result<
         Result<tacit_shared::api::AuthenticateResponse, tacit_mobile_core::client::ClientError>,
     > {
-        let mut tries = 0;
+        let mut retry = Retry::new();
         loop {
             match self.client()?.authenticate(true).await {
                 Ok(a) => return Ok(Ok(a)),
@@ -310,26 +313,107 @@ impl SimPhone {
                     e @ tacit_mobile_core::client::ClientError::Refused {
                         status: 400..=499, ..
                     },
-                ) => {
+                ) if !is_transient(&e) => {
                     return Ok(Err(e));
                 }
-                Err(_) if tries < 10 => tries += 1,
-                Err(e) => return Err(anyhow::anyhow!("{}: {e}", self.user_id)),
+                Err(e) => retry
+                    .after(&e)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", self.user_id))?,
             }
         }
     }
 
-    /// Uploads until the outbox is empty (bounded number of drains).
+    /// Uploads until the outbox is empty, draining again (after a pause) while the
+    /// network or a redeployed backend leaves envelopes behind, for at most
+    /// [`PHONE_RETRY_FOR`].
     pub async fn upload(&mut self) -> anyhow::Result<u64> {
         let mut stored = 0;
-        for _ in 0..20 {
+        let mut retry = Retry::new();
+        loop {
             let up = self.client()?.upload_pending().await?;
             stored += up.report.stored;
             if up.remaining == 0 {
                 return Ok(stored);
             }
+            retry.pause().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: outbox does not drain ({} left): {e}",
+                    self.user_id,
+                    up.remaining
+                )
+            })?;
         }
-        Err(anyhow::anyhow!("{}: outbox does not drain", self.user_id))
+    }
+}
+
+/// How long a phone keeps asking again while the network or the backend fails it (a
+/// redeployment midway through a day takes a few seconds on a loaded machine; a
+/// fixed number of immediate retries ran out before it was back).
+pub const PHONE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a failed call is worth asking again: the network, an unusable answer (a
+/// captive portal's page), the server's 5xx, 408 or 429.
+fn is_transient(e: &tacit_mobile_core::client::ClientError) -> bool {
+    use tacit_mobile_core::client::ClientError;
+    match e {
+        ClientError::Network(_) | ClientError::Server(_) => true,
+        ClientError::Refused { status, .. } => matches!(status, 408 | 429 | 500..=599),
+        _ => false,
+    }
+}
+
+/// Tries of a call that failed otherwise than transiently (the app asks again a few
+/// times, then shows the error).
+const OTHER_TRIES: u32 = 10;
+
+/// A phone's patience: pauses doubling from 10 ms to 200 ms between tries, for at most
+/// [`PHONE_RETRY_FOR`] in all.
+struct Retry {
+    started: std::time::Instant,
+    limit: std::time::Duration,
+    pause: std::time::Duration,
+    tries: u32,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry::within(PHONE_RETRY_FOR)
+    }
+
+    fn within(limit: std::time::Duration) -> Retry {
+        Retry {
+            started: std::time::Instant::now(),
+            limit,
+            pause: std::time::Duration::from_millis(10),
+            tries: 0,
+        }
+    }
+
+    /// Waits before the next try, or says why there is none.
+    async fn pause(&mut self) -> anyhow::Result<()> {
+        if self.started.elapsed() > self.limit {
+            return Err(anyhow::anyhow!(
+                "still failing after {} tries in {:?}",
+                self.tries + 1,
+                self.limit
+            ));
+        }
+        self.tries += 1;
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(std::time::Duration::from_millis(200));
+        Ok(())
+    }
+
+    /// After the failure `e`: waits before the next try, or gives `e` back when the
+    /// time is up (or, for a failure that is not transient, after [`OTHER_TRIES`]).
+    async fn after(&mut self, e: &tacit_mobile_core::client::ClientError) -> anyhow::Result<()> {
+        if !is_transient(e) && self.tries + 1 >= OTHER_TRIES {
+            return Err(anyhow::anyhow!("{e} (after {OTHER_TRIES} tries)"));
+        }
+        self.pause()
+            .await
+            .map_err(|why| anyhow::anyhow!("{e} ({why})"))
     }
 }
 
@@ -361,4 +445,58 @@ pub async fn enrol_templates(
                 .collect()
         })
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tacit_mobile_core::client::ClientError;
+
+    fn refused(status: u16) -> ClientError {
+        ClientError::Refused {
+            what: "authentication",
+            status,
+            code: "x".into(),
+            message: "x".into(),
+            retry_after_ms: None,
+        }
+    }
+
+    #[test]
+    fn what_is_asked_again() {
+        assert!(is_transient(&ClientError::Network("reset".into())));
+        assert!(is_transient(&ClientError::Server("captive portal".into())));
+        for status in [408, 429, 500, 502, 503] {
+            assert!(is_transient(&refused(status)), "{status}");
+        }
+        for status in [400, 401, 403, 409] {
+            assert!(!is_transient(&refused(status)), "{status}");
+        }
+        assert!(!is_transient(&ClientError::NotRegistered));
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_the_time_is_up() {
+        let limit = std::time::Duration::from_millis(300);
+        let mut retry = Retry::within(limit);
+        let started = std::time::Instant::now();
+        let mut tries = 0;
+        while retry
+            .after(&ClientError::Network("down".into()))
+            .await
+            .is_ok()
+        {
+            tries += 1;
+        }
+        // Pauses of 10, 20, 40, 80, 160, 200… ms: a few tries, then the limit.
+        assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
+        assert!((3..=8).contains(&tries), "{tries}");
+        // A refusal that is not transient ends after a few tries whatever the time.
+        let mut retry = Retry::within(std::time::Duration::from_secs(3600));
+        let mut tries = 0;
+        while retry.after(&refused(400)).await.is_ok() {
+            tries += 1;
+        }
+        assert_eq!(tries + 1, OTHER_TRIES);
+    }
 }
