@@ -49,14 +49,10 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// How long an administrator call keeps retrying while the backend is unreachable or
-/// answers 5xx (a restart midway through a day: graceful, or a killed process that
-/// takes seconds to come back).
-const ADMIN_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// An administrator call straight to the backend (the operator's side, not through
-/// the phones' network), retried through restarts. Only the calls made before any
-/// restart (creating users) are not idempotent.
+/// the phones' network), retried while the backend is unreachable or answers 5xx (a
+/// restart midway through a day), for at most [`RETRY_FOR`]. Only the calls made
+/// before any restart (creating users) are not idempotent.
 pub(super) async fn admin(
     http: &reqwest::Client,
     url: &str,
@@ -64,7 +60,7 @@ pub(super) async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let started = std::time::Instant::now();
+    let mut retry = Retry::new();
     loop {
         let mut req = http.post(format!("{url}{path}")).bearer_auth(token);
         if let Some(b) = &body {
@@ -82,12 +78,10 @@ pub(super) async fn admin(
             Ok(r) => format!("HTTP {}", r.status()),
             Err(e) => e.to_string(),
         };
-        if started.elapsed() > ADMIN_RETRY_FOR {
-            return Err(anyhow::anyhow!(
-                "{path}: {last} (retried for {ADMIN_RETRY_FOR:?})"
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        retry
+            .pause()
+            .await
+            .map_err(|why| anyhow::anyhow!("{path}: {last} ({why})"))?;
     }
 }
 
@@ -280,7 +274,7 @@ impl SimPhone {
 
     /// Authenticates with the fresh evidence, asking again (as an app would) while the
     /// network fails the request (a broken connection, a captive portal's page, a
-    /// backend being redeployed), for at most [`PHONE_RETRY_FOR`]. Returns the answer
+    /// backend being redeployed), for at most [`RETRY_FOR`]. Returns the answer
     /// and the latency of the request that got it, in ms.
     pub async fn authenticate(
         &mut self,
@@ -326,7 +320,7 @@ impl SimPhone {
 
     /// Uploads until the outbox is empty, draining again (after a pause) while the
     /// network or a redeployed backend leaves envelopes behind, for at most
-    /// [`PHONE_RETRY_FOR`].
+    /// [`RETRY_FOR`].
     pub async fn upload(&mut self) -> anyhow::Result<u64> {
         let mut stored = 0;
         let mut retry = Retry::new();
@@ -347,10 +341,11 @@ impl SimPhone {
     }
 }
 
-/// How long a phone keeps asking again while the network or the backend fails it (a
-/// redeployment midway through a day takes a few seconds on a loaded machine; a
-/// fixed number of immediate retries ran out before it was back).
-pub const PHONE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a phone, or the operator's calls, keep asking again while the network or
+/// the backend fails them (a redeployment midway through a day, graceful or a killed
+/// process, takes seconds on a loaded machine; a fixed number of immediate retries ran
+/// out before it was back).
+pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether a failed call is worth asking again: the network, an unusable answer (a
 /// captive portal's page), the server's 5xx, 408 or 429.
@@ -367,8 +362,8 @@ fn is_transient(e: &tacit_mobile_core::client::ClientError) -> bool {
 /// times, then shows the error).
 const OTHER_TRIES: u32 = 10;
 
-/// A phone's patience: pauses doubling from 10 ms to 200 ms between tries, for at most
-/// [`PHONE_RETRY_FOR`] in all.
+/// Patience with a failing backend: pauses doubling from 10 ms to 200 ms between tries, for at most
+/// [`RETRY_FOR`] in all.
 struct Retry {
     started: std::time::Instant,
     limit: std::time::Duration,
@@ -378,7 +373,7 @@ struct Retry {
 
 impl Retry {
     fn new() -> Retry {
-        Retry::within(PHONE_RETRY_FOR)
+        Retry::within(RETRY_FOR)
     }
 
     fn within(limit: std::time::Duration) -> Retry {
