@@ -8,7 +8,9 @@
 #
 # Usage: scripts/bench-auth.sh             (a few minutes once built)
 # Environment: BENCH_DURATION (measured seconds per run, default 6), BENCH_WARMUP (2),
-#   BENCH_CONCURRENCY ("8 32"), BENCH_USERS (600; two requests of one device must not overtake each other), BENCH_OUT.
+#   BENCH_CONCURRENCY ("8 32"), BENCH_USERS (600; two requests of one device must not overtake each other), BENCH_OUT,
+#   BENCH_SERVER (another build of tacit-backend to measure, e.g. an earlier commit's;
+#   default the one built here), BENCH_PHASES ("in-process tacit peer").
 # Needs what scripts/bench-serve.sh needs (python3-torch for the peer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,8 @@ admin=bench-admin
 log "building release binaries"
 cargo build -q --release --locked -p tacit-backend --bin tacit-backend \
   --example loadgen --example bench_fixture --example auth_fixture
-bin="$target/release/tacit-backend"
+bin=${BENCH_SERVER:-$target/release/tacit-backend}
+phases=${BENCH_PHASES:-"in-process tacit peer"}
 py="$(bash bench/python-peer/venv.sh | tail -n 1)"
 "$target/release/examples/bench_fixture" --out "$out" >/dev/null
 "$bin" model-export --model "$out/model.tcm" --out "$out/model.json"
@@ -104,12 +107,16 @@ start_gateway all
 fixture
 run_phase "in-process"
 stop_gateway
-start_gateway gateway "gait=http://127.0.0.1:$factor_port"
-run_phase "HTTP, Tacit factor"
-stop_gateway
-start_gateway gateway "gait=http://127.0.0.1:$peer_port"
-run_phase "HTTP, Python peer"
-stop_gateway
+if [[ " $phases " == *" tacit "* ]]; then
+  start_gateway gateway "gait=http://127.0.0.1:$factor_port"
+  run_phase "HTTP, Tacit factor"
+  stop_gateway
+fi
+if [[ " $phases " == *" peer "* ]]; then
+  start_gateway gateway "gait=http://127.0.0.1:$peer_port"
+  run_phase "HTTP, Python peer"
+  stop_gateway
+fi
 
 "$py" - "$results" <<'PY'
 import json, sys

@@ -53,4 +53,5 @@ suite!(
     at_rest_upgrade,
     retention,
     decisions,
+    small_writes_concurrent,
 );

@@ -68,8 +68,12 @@ impl Drop for Server {
 
 /// Generates a key in `dir`, starts the server on a free port and waits until ready.
 pub async fn start_server(dir: &Path, http: &reqwest::Client) -> Server {
-    let bin = env!("CARGO_BIN_EXE_tacit-backend");
-    let out = Command::new(bin)
+    // Another build of the server (an earlier commit's, say) to measure beside this
+    // one with the same load: `BENCH_SERVER=/path/to/tacit-backend`.
+    let bin = std::env::var_os("BENCH_SERVER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tacit-backend").into());
+    let out = Command::new(&bin)
         .arg("keygen")
         .env("TACIT_DATA_DIR", dir)
         .output()
@@ -88,7 +92,7 @@ pub async fn start_server(dir: &Path, http: &reqwest::Client) -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(&bin);
     cmd.arg("serve")
         .env("TACIT_DATA_DIR", dir)
         .env("TACIT_LISTEN", format!("127.0.0.1:{port}"))

@@ -41,6 +41,7 @@
 pub mod at_rest;
 mod config;
 mod error;
+mod group;
 mod model;
 mod objects;
 pub mod pack;

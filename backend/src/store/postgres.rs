@@ -112,7 +112,12 @@ impl SqlStore<sqlx::Postgres> {
             .connect_with(options)
             .await
             .map_err(|e| from_sqlx(&context, e, is_transient))?;
-        Ok(SqlStore { pool, objects })
+        Ok(SqlStore {
+            writer: pool.clone(),
+            group: super::group::GroupTask::start(pool.clone()),
+            readers: pool,
+            objects,
+        })
     }
 }
 

@@ -282,14 +282,31 @@ pub trait Dialect: sqlx::Database {
 /// [`SqliteStore`](super::SqliteStore) and [`PostgresStore`](super::PostgresStore).
 #[derive(Debug, Clone)]
 pub struct SqlStore<DB: sqlx::Database> {
-    pub(crate) pool: sqlx::Pool<DB>,
+    /// Reads. On SQLite read-only connections; on PostgreSQL the same pool as `writer`.
+    pub(crate) readers: sqlx::Pool<DB>,
+    /// Every statement that writes. On SQLite a pool of one connection: the file has
+    /// one writer at a time anyway, and writers queued here take their turn the moment
+    /// the last one commits, where several connections would meet SQLite's lock and
+    /// its busy handler, which sleeps 1-100 ms between tries (measured: thousands of
+    /// such sleeps in a 200-person simulated world, ingest at ~120 envelopes/s). On
+    /// PostgreSQL the one pool.
+    pub(crate) writer: sqlx::Pool<DB>,
+    /// The small writes of requests (request clocks, decisions, reject counts, packs'
+    /// rows), committed in groups through `writer` ([`super::group`]).
+    pub(crate) group: super::group::GroupCommit,
     pub(crate) objects: super::FeatureObjects,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
-    /// The connection pool, for diagnostics and tests.
+    /// The pool that writes (on PostgreSQL the only one), for diagnostics and tests.
     pub fn pool(&self) -> &sqlx::Pool<DB> {
-        &self.pool
+        &self.writer
+    }
+
+    /// Closes every connection: later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close().await;
     }
 }
 
@@ -317,11 +334,11 @@ where
         }
         let transient = DB::transient;
         let templates: Vec<(Vec<u8>,)> = sqlx::query_as(sql::SAMPLE_TEMPLATE_BLOBS)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(|e| crate::store::error::from_sqlx("sampling templates", e, transient))?;
         let objects: Vec<(String,)> = sqlx::query_as(sql::SAMPLE_OBJECT_KEYS)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("sampling feature objects", e, transient)
@@ -348,7 +365,7 @@ where
         let deleted = match self.objects.delete(key).await {
             Ok(()) => sqlx::query(crate::store::sql::DELETE_UNFINISHED_PACK)
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
@@ -390,9 +407,8 @@ where
         group: &[crate::store::NewEnvelope],
         todo: &[usize],
     ) -> crate::store::StoreResult<Option<Vec<(usize, crate::store::StoreOutcome)>>> {
-        use crate::store::model::{ms_to_db, sequence_to_db};
-        use crate::store::{FeatureObjects, StoreError, StoreOutcome, sql};
-        let db = |e| crate::store::error::from_sqlx("storing envelopes", e, DB::transient);
+        use crate::store::model::sequence_to_db;
+        use crate::store::{FeatureObjects, StoreError, sql};
         let part: Vec<&crate::store::NewEnvelope> = todo.iter().map(|&i| &group[i]).collect();
         let (user_id, device_id) = (part[0].meta.user_id.clone(), part[0].meta.device_id);
         let group = &part;
@@ -416,22 +432,26 @@ where
 
         // 1. The pack's row, uncommitted: from here on a crash leaves a row by which
         //    the retention sweep finds the object (`sweep_unfinished_packs`).
-        let inserted = sqlx::query(sql::INSERT_PACK)
-            .bind(&key)
-            .bind(&user_id)
-            .bind(&device_id[..])
-            .bind(db_first)
-            .bind(db_last)
-            .bind(ms_to_db(newest))
-            .bind(ms_to_db(sql::now_ms()))
-            .execute(&self.pool)
+        let inserted = self
+            .group
+            .write(crate::store::group::Write::PackRow {
+                key: key.clone(),
+                user_id: user_id.clone(),
+                device_id,
+                first_sequence: db_first,
+                last_sequence: db_last,
+                newest_ms: newest,
+                written_ms: sql::now_ms(),
+            })
             .await;
         match inserted {
             Ok(_) => {}
-            Err(e) if sql::is_foreign_key_violation(&e) => {
+            Err(crate::store::group::WriteError::Statement(e))
+                if sql::is_foreign_key_violation(&e) =>
+            {
                 return Err(StoreError::NotFound("device"));
             }
-            Err(e) => return Err(db(e)),
+            Err(e) => return Err(e.into_store("storing envelopes", DB::transient)),
         }
 
         // 2. The object, durable before any envelope row names it.
@@ -455,104 +475,66 @@ where
         }
         drop(entries);
 
-        // 3. Every row and the pack's commit mark in one transaction: one durable
-        //    commit acknowledges the whole group.
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // The rows in multi-row statements (one round trip to the database for up to
-        // INSERT_CHUNK rows); RETURNING says which were new.
-        let mut inserted: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        for chunk in metas.chunks(sql::INSERT_CHUNK) {
-            let mut q = sqlx::QueryBuilder::<DB>::new(sql::INSERT_ENVELOPES_HEAD);
-            q.push_values(chunk, |mut row, meta| {
-                row.push_bind(meta.device_id.to_vec())
-                    .push_bind(sequence_to_db(meta.sequence))
-                    .push_bind(meta.envelope_id.to_vec())
-                    .push_bind(meta.user_id.clone())
-                    .push_bind(ms_to_db(meta.created_at_ms))
-                    .push_bind(ms_to_db(meta.received_at_ms))
-                    .push_bind(i64::from(meta.records))
-                    .push_bind(key.clone());
-            });
-            q.push(sql::INSERT_ENVELOPES_TAIL);
-            let rows: Result<Vec<(i64,)>, sqlx::Error> =
-                q.build_query_as().fetch_all(&mut *tx).await;
-            match rows {
-                Ok(rows) => inserted.extend(rows.into_iter().map(|(s,)| s)),
-                // No such device for this user (deleted under this commit, or never
-                // registered): nothing of the group is stored.
-                Err(e) if sql::is_foreign_key_violation(&e) => {
-                    drop(tx);
-                    self.abandon_pack(&key).await;
-                    return Err(StoreError::NotFound("device"));
-                }
-                Err(e) => return Err(db(e)),
-            }
-        }
-        // Each sequence number the statement returned belongs to the first envelope
-        // of this attempt that carries it; any other envelope met a row already there.
-        let mut conflicts = Vec::new();
-        for (k, meta) in metas.iter().enumerate() {
-            if inserted.remove(&sequence_to_db(meta.sequence)) {
-                continue;
-            }
-            let stored: Option<Vec<u8>> = sqlx::query_scalar(sql::SEEN)
-                .bind(&meta.device_id[..])
-                .bind(sequence_to_db(meta.sequence))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            match stored {
-                // Stored before (by an earlier request, or earlier in this one).
-                Some(id) if id == meta.envelope_id => {
-                    conflicts.push((todo[k], StoreOutcome::Duplicate));
-                }
-                // Another envelope holds the sequence number: nothing after it counts.
-                Some(_) => {
-                    conflicts.push((todo[k], StoreOutcome::SequenceReused));
-                    break;
-                }
-                // The conflicting row was deleted in between (a concurrent deletion
-                // of the user): the client's retry sorts it out.
-                None => {
-                    return Err(StoreError::Unavailable {
-                        context: "storing envelopes".to_owned(),
-                        source: "a conflicting row vanished".into(),
-                    });
-                }
-            }
-        }
-        if !conflicts.is_empty() {
-            // Roll back and remove the pack: the next attempt writes one without them.
-            drop(tx);
-            self.abandon_pack(&key).await;
-            return Ok(Some(conflicts));
-        }
-        let marked = sqlx::query(sql::COMMIT_PACK)
-            .bind(&key)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if DB::rows_affected(&marked) != 1 {
-            // The pack's row went (the user was deleted, or the sweep of unfinished
-            // packs claimed it): store nothing.
-            drop(tx);
-            if matches!(
-                crate::store::Store::get_device(self, device_id).await,
-                Ok(None)
-            ) {
-                // The deletion's listing of the user's objects may have run before
-                // this object was written: remove it here. (A claimed row's object is
-                // the sweep's to delete.)
+        // 3. Every row and the pack's commit mark in one transaction (shared with the
+        //    writes of concurrent requests: `group`): one durable commit acknowledges
+        //    the whole pack.
+        use crate::store::group::{PackCommitted, Write, WriteError, Written};
+        let metas: Vec<crate::store::EnvelopeMeta> = metas.into_iter().cloned().collect();
+        let written = self
+            .group
+            .write(Write::PackCommit {
+                key: key.clone(),
+                metas,
+            })
+            .await;
+        let done = match written {
+            Ok(Written::PackCommit(done)) => done,
+            Ok(_) => return Err(StoreError::corrupt("storing envelopes")),
+            // No such device for this user (deleted under this commit, or never
+            // registered): nothing of the pack is stored.
+            Err(WriteError::Statement(e)) if sql::is_foreign_key_violation(&e) => {
                 self.abandon_pack(&key).await;
                 return Err(StoreError::NotFound("device"));
             }
-            return Err(StoreError::Unavailable {
+            Err(e) => return Err(e.into_store("storing envelopes", DB::transient)),
+        };
+        match done {
+            PackCommitted::Committed => Ok(None),
+            // Rolled back; the pack removed: the next attempt writes one without them.
+            PackCommitted::Conflicts(conflicts) => {
+                self.abandon_pack(&key).await;
+                Ok(Some(
+                    conflicts
+                        .into_iter()
+                        .map(|(k, outcome)| (todo[k], outcome))
+                        .collect(),
+                ))
+            }
+            // The conflicting row was deleted in between (a concurrent deletion of the
+            // user): the client's retry sorts it out.
+            PackCommitted::Vanished => Err(StoreError::Unavailable {
                 context: "storing envelopes".to_owned(),
-                source: "the pack's row was swept before its commit".into(),
-            });
+                source: "a conflicting row vanished".into(),
+            }),
+            // The pack's row went (the user was deleted, or the sweep of unfinished
+            // packs claimed it): nothing stored.
+            PackCommitted::RowGone => {
+                if matches!(
+                    crate::store::Store::get_device(self, device_id).await,
+                    Ok(None)
+                ) {
+                    // The deletion's listing of the user's objects may have run before
+                    // this object was written: remove it here. (A claimed row's object
+                    // is the sweep's to delete.)
+                    self.abandon_pack(&key).await;
+                    return Err(StoreError::NotFound("device"));
+                }
+                Err(StoreError::Unavailable {
+                    context: "storing envelopes".to_owned(),
+                    source: "the pack's row was swept before its commit".into(),
+                })
+            }
         }
-        tx.commit().await.map_err(db)?;
-        Ok(None)
     }
 }
 
@@ -579,7 +561,7 @@ where
 {
     async fn migrate(&self) -> crate::store::StoreResult<()> {
         DB::migrator()
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| crate::store::sql::from_migrate(e, DB::transient))
     }
@@ -590,7 +572,7 @@ where
         let result = sqlx::query(sql::INSERT_USER)
             .bind(user_id)
             .bind(crate::store::model::ms_to_db(sql::now_ms()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -606,7 +588,7 @@ where
     async fn user_exists(&self, user_id: &str) -> crate::store::StoreResult<bool> {
         let n: i64 = sqlx::query_scalar(crate::store::sql::USER_EXISTS)
             .bind(user_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.readers)
             .await
             .map_err(|e| crate::store::error::from_sqlx("looking up user", e, DB::transient))?;
         Ok(n > 0)
@@ -619,7 +601,7 @@ where
         use crate::store::{DeletionReport, StoreError, sql};
         crate::store::validate_user_id(user_id)?;
         let db = |e| crate::store::error::from_sqlx("deleting user", e, DB::transient);
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.writer.begin().await.map_err(db)?;
         let mut delete = async |query: &'static str| -> Result<u64, sqlx::Error> {
             sqlx::query(query)
                 .bind(user_id)
@@ -663,7 +645,7 @@ where
             .bind(&token_hash[..])
             .bind(user_id)
             .bind(crate::store::model::ms_to_db(expires_at_ms))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -686,7 +668,7 @@ where
     ) -> crate::store::StoreResult<Option<String>> {
         let row: Option<(String, i64)> = sqlx::query_as(crate::store::sql::CONSUME_TOKEN)
             .bind(&token_hash[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("consuming enrolment token", e, DB::transient)
@@ -708,7 +690,7 @@ where
             .bind(&device.public_key)
             .bind(crate::store::model::ms_to_db(device.created_at_ms))
             .bind(device.revoked)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -729,7 +711,7 @@ where
         let row: Option<crate::store::sql::DeviceDbRow> =
             sqlx::query_as(crate::store::sql::GET_DEVICE)
                 .bind(&device_id[..])
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.readers)
                 .await
                 .map_err(|e| {
                     crate::store::error::from_sqlx("looking up device", e, DB::transient)
@@ -744,7 +726,7 @@ where
         let rows: Vec<crate::store::sql::DeviceDbRow> =
             sqlx::query_as(crate::store::sql::USER_DEVICES)
                 .bind(user_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await
                 .map_err(|e| crate::store::error::from_sqlx("listing devices", e, DB::transient))?;
         rows.into_iter()
@@ -818,7 +800,7 @@ where
         let row: Option<(Vec<u8>, i64, String)> = sqlx::query_as(crate::store::sql::SEEN_AT)
             .bind(&device_id[..])
             .bind(crate::store::model::sequence_to_db(sequence))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(|e| crate::store::error::from_sqlx("looking up envelope", e, DB::transient))?;
         row.map(|(id, received, object_key)| {
@@ -854,7 +836,7 @@ where
                     sqlx::query_as(crate::store::sql::SEEN_ONE)
                         .bind(&device_id[..])
                         .bind(sequence_to_db(s))
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.readers)
                         .await
                         .map_err(db)?;
                 rows.extend(row);
@@ -865,7 +847,7 @@ where
                 .bind(&device_id[..])
                 .bind(lo)
                 .bind(hi)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await
                 .map_err(db)?
         };
@@ -889,7 +871,7 @@ where
     async fn count_envelopes(&self, user_id: &str) -> crate::store::StoreResult<u64> {
         let n: i64 = sqlx::query_scalar(crate::store::sql::COUNT_ENVELOPES)
             .bind(user_id)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.readers)
             .await
             .map_err(|e| crate::store::error::from_sqlx("counting envelopes", e, DB::transient))?;
         crate::store::model::count_from_db(n)
@@ -915,7 +897,7 @@ where
             .bind(&blob)
             .bind(crate::store::model::ms_to_db(row.updated_at_ms))
             .bind(&row.built_with)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -936,7 +918,7 @@ where
         let rows: Vec<(String, i64, Vec<u8>, i64, String)> =
             sqlx::query_as(crate::store::sql::GET_TEMPLATES)
                 .bind(user_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await
                 .map_err(|e| {
                     crate::store::error::from_sqlx("reading templates", e, DB::transient)
@@ -976,7 +958,7 @@ where
                 .bind(user_id)
                 .bind(ms_to_db(since_ms))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await
                 .map_err(|e| {
                     crate::store::error::from_sqlx("listing envelopes", e, DB::transient)
@@ -998,15 +980,19 @@ where
         device_id: [u8; 16],
         request_ms: u64,
     ) -> crate::store::StoreResult<bool> {
-        let r = sqlx::query(crate::store::sql::ADVANCE_AUTH_CLOCK)
-            .bind(&device_id[..])
-            .bind(crate::store::model::ms_to_db(request_ms))
-            .execute(&self.pool)
+        use crate::store::group::{Write, Written};
+        match self
+            .group
+            .write(Write::AuthClock {
+                device_id,
+                request_ms,
+            })
             .await
-            .map_err(|e| {
-                crate::store::error::from_sqlx("recording request time", e, DB::transient)
-            })?;
-        Ok(DB::rows_affected(&r) == 1)
+        {
+            Ok(Written::AuthClock(advanced)) => Ok(advanced),
+            Ok(_) => Err(crate::store::StoreError::corrupt("recording request time")),
+            Err(e) => Err(e.into_store("recording request time", DB::transient)),
+        }
     }
 
     async fn expire_envelopes(
@@ -1019,7 +1005,7 @@ where
         let packs: Vec<(String, Vec<u8>, i64, i64)> = sqlx::query_as(sql::EXPIRED_PACKS)
             .bind(ms_to_db(created_before_ms))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(|e| from_sqlx("listing expired packs", e, DB::transient))?;
         let mut n = 0;
@@ -1027,7 +1013,7 @@ where
             // Object first: a crash in between leaves rows whose object is gone,
             // which the next sweep finishes; never an object nobody indexes.
             self.objects.delete(&key).await?;
-            let mut tx = self.pool.begin().await.map_err(db)?;
+            let mut tx = self.writer.begin().await.map_err(db)?;
             let rows = sqlx::query(sql::DELETE_PACK_ENVELOPES)
                 .bind(&device_id)
                 .bind(first)
@@ -1056,14 +1042,14 @@ where
         let keys: Vec<(String,)> = sqlx::query_as(sql::UNFINISHED_PACKS)
             .bind(ms_to_db(written_before_ms))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(|e| from_sqlx("listing unfinished packs", e, DB::transient))?;
         let mut n = 0;
         for (key,) in keys {
             let claimed = sqlx::query(sql::CLAIM_UNFINISHED_PACK)
                 .bind(&key)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| from_sqlx("claiming an unfinished pack", e, DB::transient))?;
             if DB::rows_affected(&claimed) == 0 {
@@ -1073,7 +1059,7 @@ where
             self.objects.delete(&key).await?;
             sqlx::query(sql::DELETE_UNFINISHED_PACK)
                 .bind(&key)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(|e| from_sqlx("deleting an unfinished pack", e, DB::transient))?;
             n += 1;
@@ -1085,7 +1071,7 @@ where
         let r = sqlx::query(crate::store::sql::REVOKE_DEVICE)
             .bind(&device_id[..])
             .bind(true)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| crate::store::error::from_sqlx("revoking a device", e, DB::transient))?;
         Ok(DB::rows_affected(&r) > 0)
@@ -1100,7 +1086,7 @@ where
         let r = sqlx::query(crate::store::sql::SET_TRAINING_CONSENT)
             .bind(user_id)
             .bind(consent)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("recording training consent", e, DB::transient)
@@ -1111,7 +1097,7 @@ where
     async fn training_consent(&self, user_id: &str) -> crate::store::StoreResult<Option<bool>> {
         sqlx::query_scalar(crate::store::sql::GET_TRAINING_CONSENT)
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("reading training consent", e, DB::transient)
@@ -1120,7 +1106,7 @@ where
 
     async fn training_users(&self) -> crate::store::StoreResult<Vec<crate::store::TrainingUser>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(crate::store::sql::TRAINING_USERS)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("listing training users", e, DB::transient)
@@ -1143,7 +1129,7 @@ where
         let r = sqlx::query(crate::store::sql::DELETE_TEMPLATE)
             .bind(user_id)
             .bind(factor)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| crate::store::error::from_sqlx("deleting a template", e, DB::transient))?;
         Ok(DB::rows_affected(&r) > 0)
@@ -1159,7 +1145,7 @@ where
             .bind(factor)
             .bind(current)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("listing stale templates", e, DB::transient)
@@ -1169,7 +1155,7 @@ where
     async fn consecutive_rejects(&self, user_id: &str) -> crate::store::StoreResult<u32> {
         let n: Option<i64> = sqlx::query_scalar(crate::store::sql::GET_REJECTS)
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("reading reject count", e, DB::transient)
@@ -1182,17 +1168,19 @@ where
         user_id: &str,
         change: crate::store::RejectCount,
     ) -> crate::store::StoreResult<u32> {
-        use crate::store::{RejectCount, sql};
-        let query = match change {
-            RejectCount::Increment => sql::INCREMENT_REJECTS,
-            RejectCount::Reset => sql::RESET_REJECTS,
-        };
-        let n: Option<i64> = sqlx::query_scalar(query)
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| crate::store::error::from_sqlx("counting rejects", e, DB::transient))?;
-        crate::store::sql::reject_count(n)
+        use crate::store::group::{Write, Written};
+        let written = self
+            .group
+            .write(Write::Rejects {
+                user_id: user_id.to_owned(),
+                change,
+            })
+            .await;
+        match written {
+            Ok(Written::Rejects(n)) => crate::store::sql::reject_count(n),
+            Ok(_) => Err(crate::store::StoreError::corrupt("counting rejects")),
+            Err(e) => Err(e.into_store("counting rejects", DB::transient)),
+        }
     }
 
     async fn record_decision(
@@ -1200,42 +1188,24 @@ where
         row: crate::store::DecisionRow,
         keep: u32,
     ) -> crate::store::StoreResult<()> {
-        use crate::store::{StoreError, model::ms_to_db, sql};
-        let db = |e| crate::store::error::from_sqlx("recording a decision", e, DB::transient);
+        use crate::store::group::WriteError;
+        use crate::store::{StoreError, sql};
         let factors = serde_json::to_string(&row.factors)
             .map_err(|e| StoreError::internal("recording a decision", e))?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let inserted = sqlx::query(sql::INSERT_DECISION)
-            .bind(&row.token_id)
-            .bind(&row.user_id)
-            .bind(&row.device_id[..])
-            .bind(ms_to_db(row.decided_at_ms))
-            .bind(&row.decision)
-            .bind(row.confidence)
-            .bind(row.llr)
-            .bind(row.degraded)
-            .bind(&factors)
-            .bind(row.nonce.as_deref().unwrap_or(""))
-            .bind(&row.token)
-            .execute(&mut *tx)
+        let written = self
+            .group
+            .write(crate::store::group::Write::Decision { row, factors, keep })
             .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if sql::is_foreign_key_violation(&e) => {
-                return Err(StoreError::NotFound("user"));
+        match written {
+            Ok(_) => Ok(()),
+            Err(WriteError::Statement(e)) if sql::is_foreign_key_violation(&e) => {
+                Err(StoreError::NotFound("user"))
             }
-            Err(e) if sql::is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists("decision"));
+            Err(WriteError::Statement(e)) if sql::is_unique_violation(&e) => {
+                Err(StoreError::AlreadyExists("decision"))
             }
-            Err(e) => return Err(db(e)),
+            Err(e) => Err(e.into_store("recording a decision", DB::transient)),
         }
-        sqlx::query(sql::PRUNE_DECISIONS)
-            .bind(&row.user_id)
-            .bind(i64::from(keep))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
     }
 
     async fn decisions(
@@ -1247,7 +1217,7 @@ where
             sqlx::query_as(crate::store::sql::USER_DECISIONS)
                 .bind(user_id)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await
                 .map_err(|e| {
                     crate::store::error::from_sqlx("reading decisions", e, DB::transient)
@@ -1260,7 +1230,7 @@ where
     async fn expire_decisions(&self, before_ms: u64) -> crate::store::StoreResult<u64> {
         let r = sqlx::query(crate::store::sql::EXPIRE_DECISIONS)
             .bind(crate::store::model::ms_to_db(before_ms))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("deleting old decisions", e, DB::transient)
@@ -1274,7 +1244,7 @@ where
 
     async fn health(&self) -> crate::store::StoreResult<()> {
         sqlx::query(crate::store::sql::PING)
-            .execute(&self.pool)
+            .execute(&self.readers)
             .await
             .map_err(|e| {
                 crate::store::error::from_sqlx("database health check", e, DB::transient)

@@ -10,9 +10,9 @@ use super::error::{StoreResult, from_sqlx};
 use super::objects::FeatureObjects;
 use super::sql::{Dialect, SqlStore};
 
-/// Connections in the pool. SQLite runs one writer at a time anyway; more connections
-/// only let readers proceed while a write commits.
-const MAX_CONNECTIONS: u32 = 4;
+/// Read-only connections, beside the one that writes: in WAL mode readers do not wait
+/// for the writer's commit.
+const READERS: u32 = 4;
 
 /// How long a writer waits for the write lock before the call fails as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,19 +50,35 @@ impl SqlStore<sqlx::Sqlite> {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+        let open_error = |e| {
+            from_sqlx(
+                &format!("opening SQLite database {}", path.display()),
+                e,
+                is_transient,
+            )
+        };
+        // The writer first: it creates the file and puts it in WAL mode, which the
+        // read-only connections then find.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| {
-                from_sqlx(
-                    &format!("opening SQLite database {}", path.display()),
-                    e,
-                    is_transient,
-                )
-            })?;
-        Ok(SqlStore { pool, objects })
+            .map_err(open_error)?;
+        // Read-only: a write sent to this pool by mistake fails loudly instead of
+        // queueing beside the writer on SQLite's lock.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open_error)?;
+        Ok(SqlStore {
+            readers: pool,
+            group: super::group::GroupTask::start(writer.clone()),
+            writer,
+            objects,
+        })
     }
 }
 

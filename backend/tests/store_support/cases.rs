@@ -1131,3 +1131,133 @@ pub async fn decisions(fx: &Fixture) {
     assert_eq!(s.decisions("d1", 10).await.unwrap(), want[..1]);
     assert!(s.decisions("d2", 10).await.unwrap().is_empty());
 }
+
+/// The small writes of concurrent requests (request clocks, reject counts, decisions)
+/// fired all at once, so that they share group commits: each answers as it would
+/// alone, one that fails (no such user, a token id used twice) fails alone, and
+/// everything else is stored.
+pub async fn small_writes_concurrent(fx: &Fixture) {
+    use tacit_backend::store::RejectCount;
+    let s = &fx.store;
+    let users: Vec<String> = (0..20u8).map(|i| format!("g{i}")).collect();
+    for (i, u) in users.iter().enumerate() {
+        s.create_user(u).await.unwrap();
+        s.register_device(device(u, i as u8)).await.unwrap();
+    }
+    s.record_decision(decision("g0", 200, NOW), 100)
+        .await
+        .unwrap();
+    enum Asked {
+        Clock(u8, u64),
+        Reject(u8),
+        Decision(u8, u8),
+        Nobody,
+        Again,
+    }
+    let mut asked = Vec::new();
+    for i in 0..20u8 {
+        // Three requests of one device with one time: one of them is the first.
+        for _ in 0..3 {
+            asked.push(Asked::Clock(i, NOW));
+        }
+        asked.push(Asked::Clock(i, NOW - 1000));
+        for _ in 0..5 {
+            asked.push(Asked::Reject(i));
+        }
+        for n in 0..3 {
+            asked.push(Asked::Decision(i, n));
+        }
+        asked.push(Asked::Nobody);
+        asked.push(Asked::Again);
+    }
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Clock(u8, bool),
+        Rejects(u8, u32),
+        Decision(Result<(), String>),
+    }
+    let calls = asked.iter().map(|a| async move {
+        match *a {
+            Asked::Clock(i, t) => Got::Clock(i, s.advance_auth_clock([i; 16], t).await.unwrap()),
+            Asked::Reject(i) => Got::Rejects(
+                i,
+                s.count_reject(&format!("g{i}"), RejectCount::Increment)
+                    .await
+                    .unwrap(),
+            ),
+            Asked::Decision(i, n) => Got::Decision(
+                s.record_decision(decision(&format!("g{i}"), n, NOW + u64::from(n)), 100)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            Asked::Nobody => Got::Decision(
+                match s.record_decision(decision("nobody", 1, NOW), 100).await {
+                    Err(StoreError::NotFound("user")) => Err("not found".into()),
+                    other => Err(format!("unexpected: {other:?}")),
+                },
+            ),
+            Asked::Again => Got::Decision(
+                match s.record_decision(decision("g0", 200, NOW), 100).await {
+                    Err(StoreError::AlreadyExists(_)) => Err("exists".into()),
+                    other => Err(format!("unexpected: {other:?}")),
+                },
+            ),
+        }
+    });
+    let got = futures::future::join_all(calls).await;
+    for i in 0..20u8 {
+        // The device's clock: exactly one of the requests at NOW advanced it (the one
+        // at NOW - 1000 may have come first, or found it later already).
+        let at_now = got
+            .iter()
+            .zip(&asked)
+            .filter(|(_, a)| matches!(a, Asked::Clock(j, t) if *j == i && *t == NOW))
+            .filter(|(g, _)| **g == Got::Clock(i, true))
+            .count();
+        assert_eq!(
+            at_now, 1,
+            "device {i}: one request at NOW advances the clock"
+        );
+        assert!(!s.advance_auth_clock([i; 16], NOW).await.unwrap());
+        assert!(s.advance_auth_clock([i; 16], NOW + 1).await.unwrap());
+        // Five increments, each answered with its own count: 1..=5 in some order.
+        let mut counts: Vec<u32> = got
+            .iter()
+            .filter_map(|g| match g {
+                Got::Rejects(j, n) if *j == i => Some(*n),
+                _ => None,
+            })
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [1, 2, 3, 4, 5], "user g{i}'s reject counts");
+        assert_eq!(s.consecutive_rejects(&format!("g{i}")).await.unwrap(), 5);
+        let kept = s.decisions(&format!("g{i}"), 100).await.unwrap();
+        assert_eq!(
+            kept.len(),
+            if i == 0 { 4 } else { 3 },
+            "user g{i}'s decisions"
+        );
+    }
+    let decided: Vec<&Result<(), String>> = got
+        .iter()
+        .filter_map(|g| match g {
+            Got::Decision(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided.iter().filter(|r| r.is_ok()).count(), 60);
+    assert_eq!(
+        decided
+            .iter()
+            .filter(|r| r.as_ref().err().map(String::as_str) == Some("not found"))
+            .count(),
+        20
+    );
+    assert_eq!(
+        decided
+            .iter()
+            .filter(|r| r.as_ref().err().map(String::as_str) == Some("exists"))
+            .count(),
+        20
+    );
+}

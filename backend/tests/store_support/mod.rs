@@ -201,14 +201,14 @@ impl Fixture {
             Raw::Sqlite(_) => {
                 let path = self.config.database_url.trim_start_matches("sqlite://");
                 let store = SqliteStore::open(path.as_ref(), objects).await.unwrap();
-                store.pool().close().await;
+                store.close().await;
                 Arc::new(store)
             }
             Raw::Postgres(_) => {
                 let store = PostgresStore::connect(&self.config.database_url, objects)
                     .await
                     .unwrap();
-                store.pool().close().await;
+                store.close().await;
                 Arc::new(store)
             }
         }
