@@ -150,6 +150,21 @@ impl GroupCommit {
 
 type Reply = oneshot::Sender<Result<Written, WriteError>>;
 
+impl Write {
+    /// Whether every error of the write's statements but the first is one that fails
+    /// the group anyway, and the first changes nothing when a constraint refuses it:
+    /// then the write needs no savepoint where a constraint undoes only its statement.
+    /// Not a pack's rows (several chunks, and a conflict rolls back rows inserted).
+    fn fails_before_writing(&self) -> bool {
+        !matches!(self, Write::PackCommit { .. })
+    }
+}
+
+/// A statement refused by a constraint of the schema.
+fn is_constraint(e: &sqlx::Error) -> bool {
+    super::error::constraint_kind(e).is_some_and(|k| !matches!(k, sqlx::error::ErrorKind::Other))
+}
+
 /// Answers every write of a group that stored nothing.
 fn fail<DB: super::sql::Dialect>(replies: impl IntoIterator<Item = Reply>, e: sqlx::Error) {
     let message = format!("the group commit of concurrent writes failed: {e}");
@@ -211,6 +226,25 @@ where
         let mut done: Vec<(Reply, Result<Written, WriteError>)> = Vec::with_capacity(group.len());
         let mut group = group.into_iter();
         while let Some((write, reply)) = group.next() {
+            if DB::CONSTRAINT_ERRORS_UNDO_THE_STATEMENT && write.fails_before_writing() {
+                // No savepoint (two round trips to the database's thread fewer): a
+                // constraint undoes the statement that met it, and these writes meet
+                // one only in their first statement. Any other error may have undone
+                // the whole transaction, so it fails the group.
+                match Self::apply(&mut tx, &write).await {
+                    Ok((w, _)) => done.push((reply, Ok(w))),
+                    Err(e) if is_constraint(&e) => {
+                        done.push((reply, Err(WriteError::Statement(e))))
+                    }
+                    Err(e) => {
+                        drop(tx);
+                        let replies = done.into_iter().map(|(r, _)| r);
+                        let rest = group.map(|(_, r)| r);
+                        return fail::<DB>(replies.chain(std::iter::once(reply)).chain(rest), e);
+                    }
+                }
+                continue;
+            }
             let result = match (&mut tx).begin().await {
                 Ok(mut point) => match Self::apply(&mut point, &write).await {
                     Ok((w, true)) => point.commit().await.map(|()| Ok(w)),

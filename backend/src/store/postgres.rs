@@ -126,6 +126,8 @@ impl Dialect for sqlx::Postgres {
         is_transient(code)
     }
 
+    const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool = false;
+
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
         r.rows_affected()
     }

@@ -276,6 +276,11 @@ pub trait Dialect: sqlx::Database {
     fn migrator() -> sqlx::migrate::Migrator;
     /// Rows a statement changed.
     fn rows_affected(r: &Self::QueryResult) -> u64;
+    /// Whether a statement refused by a constraint (unique, foreign key, check, not
+    /// null) undoes only itself and leaves its transaction usable. True on SQLite
+    /// (`ON CONFLICT ABORT`, the default); on PostgreSQL any error aborts the
+    /// transaction until it rolls back (to a savepoint).
+    const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool;
 }
 
 /// A [`Store`](super::Store) on a SQL database plus [`FeatureObjects`](super::FeatureObjects):

@@ -87,6 +87,8 @@ impl Dialect for sqlx::Sqlite {
         is_transient(code)
     }
 
+    const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool = true;
+
     fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         r.rows_affected()
     }
