@@ -1,5 +1,6 @@
 //! Group commit of the small writes that concurrent requests make: a request's write
-//! joins a queue; one task takes everything queued (up to [`MAX_GROUP`]), runs each
+//! joins a queue; one task takes everything queued (up to
+//! [`Dialect::GROUP_LIMIT`](super::sql::Dialect::GROUP_LIMIT)), runs each
 //! write in a savepoint of one transaction and commits once; every request hears its
 //! own result only after that commit.
 //!
@@ -19,9 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::model::ms_to_db;
 use super::model::sequence_to_db;
 use super::{DecisionRow, EnvelopeMeta, RejectCount, StoreError, StoreOutcome, sql};
-
-/// Writes taken into one transaction at most: bounds the time a group holds the writer.
-const MAX_GROUP: usize = 256;
 
 /// Writes waiting for a group at most; a request beyond waits for room (backpressure).
 const QUEUE: usize = 4096;
@@ -136,6 +134,11 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
+    /// Whether the task has stopped (every write would fail).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
     /// Queues `write` and waits for the commit of its group.
     pub(crate) async fn write(&self, write: Write) -> Result<Written, WriteError> {
         let stopped = || WriteError::Group {
@@ -204,13 +207,18 @@ where
                 let mut group = vec![first];
                 // Whatever queued while the previous group committed: no waiting window,
                 // so a lone request pays nothing for the grouping.
-                while group.len() < MAX_GROUP {
+                while group.len() < DB::GROUP_LIMIT {
                     match jobs.try_recv() {
                         Ok(job) => group.push(job),
                         Err(_) => break,
                     }
                 }
-                Self::commit(&writer, group).await;
+                // A bug must not stop every later write: the group's callers hear that
+                // it failed (their answers are dropped) and the next group runs.
+                let run = std::panic::AssertUnwindSafe(Self::commit(&writer, group));
+                if futures::FutureExt::catch_unwind(run).await.is_err() {
+                    tracing::error!("a group commit panicked; its writes were refused");
+                }
             }
         });
         GroupCommit { queue }
@@ -219,9 +227,27 @@ where
     /// Runs `group` in one transaction, each write in a savepoint; answers every write
     /// after the commit (or with the reason there was none).
     async fn commit(writer: &sqlx::Pool<DB>, group: Vec<Job>) {
-        let mut tx = match writer.begin().await {
-            Ok(tx) => tx,
+        let mut conn = match writer.acquire().await {
+            Ok(conn) => conn,
             Err(e) => return fail::<DB>(group.into_iter().map(|(_, reply)| reply), e),
+        };
+        if !Self::commit_on(&mut conn, group).await {
+            // After a failure the database may have ended the transaction by itself
+            // (SQLite does on a full disk or an I/O error) while sqlx still counts it
+            // open: its next BEGIN would be a savepoint of nothing and later commits
+            // would store nothing. A fresh connection replaces this one.
+            conn.close_on_drop();
+        }
+    }
+
+    /// [`Self::commit`] on one connection; false when anything failed.
+    async fn commit_on(conn: &mut DB::Connection, group: Vec<Job>) -> bool {
+        let mut tx = match sqlx::Connection::begin(&mut *conn).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                fail::<DB>(group.into_iter().map(|(_, reply)| reply), e);
+                return false;
+            }
         };
         let mut done: Vec<(Reply, Result<Written, WriteError>)> = Vec::with_capacity(group.len());
         let mut group = group.into_iter();
@@ -240,7 +266,8 @@ where
                         drop(tx);
                         let replies = done.into_iter().map(|(r, _)| r);
                         let rest = group.map(|(_, r)| r);
-                        return fail::<DB>(replies.chain(std::iter::once(reply)).chain(rest), e);
+                        fail::<DB>(replies.chain(std::iter::once(reply)).chain(rest), e);
+                        return false;
                     }
                 }
                 continue;
@@ -264,7 +291,8 @@ where
                     drop(tx);
                     let replies = done.into_iter().map(|(r, _)| r);
                     let rest = group.map(|(_, r)| r);
-                    return fail::<DB>(replies.chain(std::iter::once(reply)).chain(rest), e);
+                    fail::<DB>(replies.chain(std::iter::once(reply)).chain(rest), e);
+                    return false;
                 }
             }
         }
@@ -273,8 +301,12 @@ where
                 for (reply, r) in done {
                     let _ = reply.send(r);
                 }
+                true
             }
-            Err(e) => fail::<DB>(done.into_iter().map(|(r, _)| r), e),
+            Err(e) => {
+                fail::<DB>(done.into_iter().map(|(r, _)| r), e);
+                false
+            }
         }
     }
 

@@ -127,6 +127,7 @@ impl Dialect for sqlx::Postgres {
     }
 
     const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool = false;
+    const GROUP_LIMIT: usize = 60;
 
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
         r.rows_affected()

@@ -281,6 +281,10 @@ pub trait Dialect: sqlx::Database {
     /// (`ON CONFLICT ABORT`, the default); on PostgreSQL any error aborts the
     /// transaction until it rolls back (to a savepoint).
     const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool;
+    /// Writes committed in one group at most ([`super::group`]): bounds the time a
+    /// group holds the writer and, on PostgreSQL, its savepoints (more than 64 in one
+    /// transaction overflow each session's subtransaction cache).
+    const GROUP_LIMIT: usize;
 }
 
 /// A [`Store`](super::Store) on a SQL database plus [`FeatureObjects`](super::FeatureObjects):
@@ -1248,6 +1252,12 @@ where
     }
 
     async fn health(&self) -> crate::store::StoreResult<()> {
+        if self.group.is_closed() {
+            return Err(crate::store::StoreError::unavailable(
+                "database health check",
+                "the group commit's task stopped: writes fail",
+            ));
+        }
         sqlx::query(crate::store::sql::PING)
             .execute(&self.readers)
             .await
