@@ -252,41 +252,35 @@ where
         let mut done: Vec<(Reply, Result<Written, WriteError>)> = Vec::with_capacity(group.len());
         let mut group = group.into_iter();
         while let Some((write, reply)) = group.next() {
-            if DB::CONSTRAINT_ERRORS_UNDO_THE_STATEMENT && write.fails_before_writing() {
+            let result = if DB::CONSTRAINT_ERRORS_UNDO_THE_STATEMENT && write.fails_before_writing()
+            {
                 // No savepoint (two round trips to the database's thread fewer): a
                 // constraint undoes the statement that met it, and these writes meet
                 // one only in their first statement. Any other error may have undone
                 // the whole transaction, so it fails the group.
                 match Self::apply(&mut tx, &write).await {
-                    Ok((w, _)) => done.push((reply, Ok(w))),
-                    Err(e) if is_constraint(&e) => {
-                        done.push((reply, Err(WriteError::Statement(e))))
-                    }
-                    Err(e) => {
-                        drop(tx);
-                        let replies = done.into_iter().map(|(r, _)| r);
-                        let rest = group.map(|(_, r)| r);
-                        fail::<DB>(replies.chain(std::iter::once(reply)).chain(rest), e);
-                        return false;
-                    }
+                    Ok((w, _)) => Ok(Ok(w)),
+                    Err(e) if is_constraint(&e) => Ok(Err(WriteError::Statement(e))),
+                    Err(e) => Err(e),
                 }
-                continue;
-            }
-            let result = match (&mut tx).begin().await {
-                Ok(mut point) => match Self::apply(&mut point, &write).await {
-                    Ok((w, true)) => point.commit().await.map(|()| Ok(w)),
-                    // Answered, but what it wrote is not to be kept.
-                    Ok((w, false)) => point.rollback().await.map(|()| Ok(w)),
-                    Err(e) => point
-                        .rollback()
-                        .await
-                        .map(|()| Err(WriteError::Statement(e))),
-                },
-                Err(e) => Err(e),
+            } else {
+                match (&mut tx).begin().await {
+                    Ok(mut point) => match Self::apply(&mut point, &write).await {
+                        Ok((w, true)) => point.commit().await.map(|()| Ok(w)),
+                        // Answered, but what it wrote is not to be kept.
+                        Ok((w, false)) => point.rollback().await.map(|()| Ok(w)),
+                        Err(e) => point
+                            .rollback()
+                            .await
+                            .map(|()| Err(WriteError::Statement(e))),
+                    },
+                    Err(e) => Err(e),
+                }
             };
             match result {
                 Ok(r) => done.push((reply, r)),
-                // A savepoint that cannot be taken or left: the transaction is unusable.
+                // A savepoint that cannot be taken or left, or an error that may have
+                // ended the transaction: it is unusable.
                 Err(e) => {
                     drop(tx);
                     let replies = done.into_iter().map(|(r, _)| r);
