@@ -520,6 +520,12 @@ pub struct FactorSettings {
     /// CPU), `cpu`, or `cuda` (the GPU, or the CPU with a warning). Also the device
     /// of population training (`/train`).
     pub device: String,
+    /// Most forward passes running at once off the request threads: requests of more
+    /// than 16 rows and `/output` (`TACIT_MAX_PASSES`); 0, the default, is one per core.
+    pub max_passes: usize,
+    /// Most such passes waiting for one of those places (`TACIT_MAX_QUEUED_PASSES`);
+    /// past it a request is answered 503 with `Retry-After` at once.
+    pub max_queued_passes: usize,
     /// Fewest rows of a forward pass that run on the GPU (`TACIT_FACTOR_GPU_MIN_ROWS`);
     /// smaller passes stay on the CPU, where the copy to the device would cost more
     /// than the pass (`scripts/gpu-check.sh` measures both).
@@ -540,6 +546,8 @@ impl Default for FactorSettings {
             max_job_records: 1_000,
             device: "auto".into(),
             gpu_min_rows: tacit_models::template::GPU_MIN_ROWS,
+            max_passes: 0,
+            max_queued_passes: 64,
         }
     }
 }
@@ -741,6 +749,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("factor.max_job_files", "TACIT_MAX_JOB_FILES"),
     ("factor.device", "TACIT_FACTOR_DEVICE"),
     ("factor.gpu_min_rows", "TACIT_FACTOR_GPU_MIN_ROWS"),
+    ("factor.max_passes", "TACIT_MAX_PASSES"),
+    ("factor.max_queued_passes", "TACIT_MAX_QUEUED_PASSES"),
     ("factor.max_running_jobs", "TACIT_MAX_RUNNING_JOBS"),
     ("factor.max_jobs_per_caller", "TACIT_MAX_JOBS_PER_CALLER"),
     ("factor.max_job_records", "TACIT_MAX_JOB_RECORDS"),
@@ -1063,6 +1073,13 @@ impl Settings {
                 "learning.retrain_interval_h",
                 self.learning.retrain_interval_h,
                 24 * 366,
+            ),
+            // Each running pass is a thread; each waiting one holds its request's rows.
+            ("factor.max_passes", self.factor.max_passes as u64, 4096),
+            (
+                "factor.max_queued_passes",
+                self.factor.max_queued_passes as u64,
+                100_000,
             ),
         ] {
             if v > max {

@@ -831,6 +831,63 @@ async fn degenerate_templates_are_refused_and_metadata_shows_no_path() {
     stop(f, &dir).await;
 }
 
+/// Forward passes off the async workers are bounded: with the one place to run taken
+/// and the one place to wait filled, a large request is refused at once (503
+/// `passes_busy` with `Retry-After`), on `/output` too; small requests are answered
+/// meanwhile, and the waiting one when the place frees.
+#[tokio::test]
+async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
+    let (pop, dir, f) = gait_factor("factor-passes", |s| {
+        s.factor.max_passes = 1;
+        s.factor.max_queued_passes = 1;
+    })
+    .await;
+    let base = f.url();
+    let url = format!("{base}/v2/models/gait/infer");
+    let http = common::factor_client();
+    let template = enrol(&http, &base, &pop, 8).await;
+    let infer = |range: std::ops::Range<usize>| {
+        json!({"inputs": [features(&rows(&pop, 8, range)),
+            {"name": "template", "datatype": "BYTES", "shape": [1], "data": [template.to_string()]}]})
+    };
+    // A pass in progress holds the place to run.
+    let running = f.service.passes().enter().await.unwrap();
+    let waiting = tokio::spawn({
+        let (http, url, body) = (http.clone(), url.clone(), infer(30..50));
+        async move { post(&http, url, body).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while f.service.passes().in_use() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (url, body) in [
+        (url.clone(), infer(40..60)),
+        (
+            format!("{base}/output"),
+            json!({"op": "score", "features": rows(&pop, 8, 30..33), "template": template}),
+        ),
+    ] {
+        let r = http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{url}");
+        assert_eq!(r.headers()["retry-after"], "1", "{url}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], "passes_busy", "{v}");
+    }
+    let (s, v) = post(&http, url.clone(), infer(30..33)).await;
+    assert_eq!(s, 200, "a small request is computed at once: {v}");
+    assert!(!waiting.is_finished(), "answered without a place to run");
+    drop(running);
+    let (s, v) = waiting.await.unwrap();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["outputs"][0]["shape"], json!([20]), "{v}");
+    assert_eq!(f.service.passes().in_use(), 0);
+    stop(f, &dir).await;
+}
+
 /// A keystroke factor whose model was trained on touch vectors (fixed-text schema v2)
 /// tells the gateway its version, and refuses the timing-only (v1) vectors of the same
 /// phrase at enrolment and at scoring: a refusal with the reason, never a score. (The

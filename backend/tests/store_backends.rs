@@ -54,4 +54,5 @@ suite!(
     retention,
     decisions,
     small_writes_concurrent,
+    failed_transactions,
 );

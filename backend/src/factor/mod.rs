@@ -11,6 +11,7 @@ pub mod auth;
 mod error;
 mod jobs;
 mod oip;
+mod passes;
 mod routes;
 
 pub use error::{JobError, ModelLoadError};
@@ -23,6 +24,8 @@ use std::time::Duration;
 use tacit_models::embedding::ModelArtifact;
 use tacit_models::template::{EnrolConfig, FactorModel, Score, Template};
 use tacit_models::{FactorKind, ModelError};
+
+pub use passes::{PassLimit, PassPermit, PassesBusy};
 
 use crate::settings::Settings;
 use crate::store::FeatureObjects;
@@ -130,6 +133,8 @@ pub struct FactorService {
     gpu_min_rows: usize,
     /// The device choice of population training.
     device: String,
+    /// Room for the forward passes that run off the async workers.
+    passes: PassLimit,
 }
 
 impl FactorService {
@@ -178,6 +183,13 @@ impl FactorService {
             ),
             gpu_min_rows: f.gpu_min_rows,
             device: f.device.clone(),
+            passes: PassLimit::new(
+                match f.max_passes {
+                    0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    n => n,
+                },
+                f.max_queued_passes,
+            ),
         });
         tracing::info!(factor = %factor, compute = svc.compute.name(), gpu_min_rows = svc.gpu_min_rows, "factor service scoring backend");
         if let Err(e) = svc.reload().await {
@@ -238,6 +250,12 @@ impl FactorService {
     /// The device choice of population training (`factor.device`).
     pub fn training_device(&self) -> &str {
         &self.device
+    }
+
+    /// The limit of forward passes run off the async workers (requests of more than a
+    /// few rows, `/output`).
+    pub fn passes(&self) -> &PassLimit {
+        &self.passes
     }
 
     /// The place of the one population training that may run, if it is free.

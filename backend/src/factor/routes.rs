@@ -70,6 +70,23 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     ApiError::new(status, code_of(status), msg).into_response()
 }
 
+/// Seconds a request refused for a full pass queue is told to wait: passes take
+/// milliseconds, so the queue moves on within one.
+const BUSY_RETRY_AFTER_S: u64 = 1;
+
+/// 503 `passes_busy` with `Retry-After`: every place to run or wait for a forward pass is taken.
+fn busy(e: super::PassesBusy) -> Response {
+    ApiError {
+        retry_after_s: Some(BUSY_RETRY_AFTER_S),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passes_busy",
+            e.to_string(),
+        )
+    }
+    .into_response()
+}
+
 /// The caller's address, for the per-caller job quota (the listener records it on
 /// every connection; unspecified where none was recorded).
 struct Caller(IpAddr);
@@ -291,8 +308,16 @@ async fn infer(
     let outputs = if parsed.rows.len() <= INLINE_ROWS {
         Ok(oip::run(parsed, &m))
     } else {
+        let permit = match ctx.svc.passes().enter().await {
+            Ok(p) => p,
+            Err(e) => return busy(e),
+        };
         let model = m.clone();
-        tokio::task::spawn_blocking(move || oip::run(parsed, &model)).await
+        tokio::task::spawn_blocking(move || {
+            let _room = permit;
+            oip::run(parsed, &model)
+        })
+        .await
     };
     match outputs {
         Ok(Ok(mut outputs)) => {
@@ -704,8 +729,16 @@ async fn output(State(ctx): State<Ctx>, body: Body) -> Response {
             );
         }
     };
+    let permit = match ctx.svc.passes().enter().await {
+        Ok(p) => p,
+        Err(e) => return busy(e),
+    };
     let rows = req.features;
-    let r = tokio::task::spawn_blocking(move || compute(&m, rows, template.as_ref())).await;
+    let r = tokio::task::spawn_blocking(move || {
+        let _room = permit;
+        compute(&m, rows, template.as_ref())
+    })
+    .await;
     match r {
         Ok(Ok(v)) => axum::Json(json!({ "output": v })).into_response(),
         Ok(Err(e @ JobError::DegenerateTemplate)) => ApiError::new(

@@ -319,6 +319,21 @@ impl<DB: sqlx::Database> SqlStore<DB> {
     }
 }
 
+/// Marks the connection of a transaction that failed to be closed instead of going back
+/// to the pool, and hands the error on.
+///
+/// The database may have ended the transaction by itself (SQLite does on a full disk, an
+/// I/O error or a trigger's `RAISE(ROLLBACK)`) while sqlx still counts it open: its
+/// rollback then fails, the count stays, and the connection's next transaction would be
+/// a savepoint. A fresh connection replaces this one. The group commit does the same.
+pub(crate) fn retire_after<DB: sqlx::Database>(
+    conn: &mut sqlx::pool::PoolConnection<DB>,
+    error: sqlx::Error,
+) -> sqlx::Error {
+    conn.close_on_drop();
+    error
+}
+
 impl<DB> SqlStore<DB>
 where
     DB: Dialect,
@@ -610,22 +625,31 @@ where
         use crate::store::{DeletionReport, StoreError, sql};
         crate::store::validate_user_id(user_id)?;
         let db = |e| crate::store::error::from_sqlx("deleting user", e, DB::transient);
-        let mut tx = self.writer.begin().await.map_err(db)?;
-        let mut delete = async |query: &'static str| -> Result<u64, sqlx::Error> {
-            sqlx::query(query)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await
-                .map(|r| DB::rows_affected(&r))
-        };
-        let envelopes = delete(sql::DELETE_USER_ENVELOPES).await.map_err(db)?;
-        delete(sql::DELETE_USER_PACKS).await.map_err(db)?;
-        let tokens = delete(sql::DELETE_USER_TOKENS).await.map_err(db)?;
-        let templates = delete(sql::DELETE_USER_TEMPLATES).await.map_err(db)?;
-        let decisions = delete(sql::DELETE_USER_DECISIONS).await.map_err(db)?;
-        let devices = delete(sql::DELETE_USER_DEVICES).await.map_err(db)?;
-        let users = delete(sql::DELETE_USER).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let mut conn = self.writer.acquire().await.map_err(db)?;
+        let deleted = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut delete = async |query: &'static str| -> Result<u64, sqlx::Error> {
+                sqlx::query(query)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map(|r| DB::rows_affected(&r))
+            };
+            let envelopes = delete(sql::DELETE_USER_ENVELOPES).await?;
+            delete(sql::DELETE_USER_PACKS).await?;
+            let tokens = delete(sql::DELETE_USER_TOKENS).await?;
+            let templates = delete(sql::DELETE_USER_TEMPLATES).await?;
+            let decisions = delete(sql::DELETE_USER_DECISIONS).await?;
+            let devices = delete(sql::DELETE_USER_DEVICES).await?;
+            let users = delete(sql::DELETE_USER).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((envelopes, tokens, templates, decisions, devices, users))
+        }
+        .await;
+        let (envelopes, tokens, templates, decisions, devices, users) = deleted
+            .map_err(|e| retire_after(&mut conn, e))
+            .map_err(db)?;
+        drop(conn);
         // Objects after the commit: from here on no upload for this user can
         // insert a row, and one that wrote its object already is caught by
         // this listing or removes its object itself (foreign key failure).
@@ -1022,22 +1046,27 @@ where
             // Object first: a crash in between leaves rows whose object is gone,
             // which the next sweep finishes; never an object nobody indexes.
             self.objects.delete(&key).await?;
-            let mut tx = self.writer.begin().await.map_err(db)?;
-            let rows = sqlx::query(sql::DELETE_PACK_ENVELOPES)
-                .bind(&device_id)
-                .bind(first)
-                .bind(last)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await
+            let mut conn = self.writer.acquire().await.map_err(db)?;
+            let deleted = async {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let rows = sqlx::query(sql::DELETE_PACK_ENVELOPES)
+                    .bind(&device_id)
+                    .bind(first)
+                    .bind(last)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::DELETE_PACK)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(DB::rows_affected(&rows))
+            }
+            .await;
+            n += deleted
+                .map_err(|e| retire_after(&mut conn, e))
                 .map_err(db)?;
-            sqlx::query(sql::DELETE_PACK)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            n += DB::rows_affected(&rows);
         }
         Ok(n)
     }

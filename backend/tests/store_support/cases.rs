@@ -1261,3 +1261,66 @@ pub async fn small_writes_concurrent(fx: &Fixture) {
         20
     );
 }
+
+/// A call whose transaction failed: a storage error (not a missing row, not a panic),
+/// and no connection left believing the transaction open.
+async fn refused_cleanly<T: std::fmt::Debug>(fx: &Fixture, refused: Result<T, StoreError>) {
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Internal { .. } | StoreError::Unavailable { .. })
+        ),
+        "{refused:?}"
+    );
+    assert!(!fx.writer_in_transaction().await);
+}
+
+/// A transaction that the database ends by itself (SQLite: a trigger's
+/// `RAISE(ROLLBACK)`, as on a full disk; PostgreSQL: an exception) fails its call with
+/// an error and keeps every row; no connection is left believing a transaction is
+/// open, and later calls commit as usual.
+pub async fn failed_transactions(fx: &Fixture) {
+    let s = &fx.store;
+    s.create_user("u1").await.unwrap();
+    let d = device("u1", 1);
+    s.register_device(d.clone()).await.unwrap();
+    for i in 0..3u8 {
+        let mut m = meta(&d, u64::from(i) + 1, [i + 1; 16]);
+        m.created_at_ms = NOW - 10 * HOUR;
+        let bytes = features(m.sequence, m.envelope_id);
+        assert_eq!(
+            s.store_envelope(m, bytes).await.unwrap(),
+            StoreOutcome::Stored
+        );
+    }
+
+    // Deleting a user: its device rows come last but one.
+    fx.fail_deletes_of("devices").await;
+    let refused = s.delete_user("u1").await;
+    refused_cleanly(fx, refused).await;
+    assert!(s.user_exists("u1").await.unwrap());
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 3);
+    assert_eq!(s.list_feature_objects("u1").await.unwrap().len(), 3);
+    // Later writes, alone and grouped, are committed.
+    s.create_user("u2").await.unwrap();
+    s.record_decision(decision("u1", 1, NOW), 10).await.unwrap();
+    assert!(s.user_exists("u2").await.unwrap());
+    assert_eq!(fx.rows_of("decisions", "u1").await, 1);
+    fx.allow_deletes_of("devices").await;
+
+    // Retention: the first pack's rows cannot be deleted (its object is, first).
+    fx.fail_deletes_of("packs").await;
+    let refused = s.expire_envelopes(NOW - HOUR, 10).await;
+    refused_cleanly(fx, refused).await;
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 3);
+    fx.allow_deletes_of("packs").await;
+    // The next sweep finishes, the pack whose object went already included.
+    assert_eq!(s.expire_envelopes(NOW - HOUR, 10).await.unwrap(), 3);
+    assert_eq!(s.count_envelopes("u1").await.unwrap(), 0);
+    assert!(fx.all_objects().await.is_empty());
+
+    let report = s.delete_user("u1").await.unwrap();
+    assert_eq!((report.devices, report.decisions), (1, 1));
+    assert!(!s.user_exists("u1").await.unwrap());
+    assert!(!fx.writer_in_transaction().await);
+}

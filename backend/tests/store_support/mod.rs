@@ -258,6 +258,64 @@ impl Fixture {
             .rows_affected())
     }
 
+    /// Makes every deletion from `table` fail inside its transaction, the way the
+    /// database ends one by itself: on SQLite a trigger's `RAISE(ROLLBACK)` rolls the
+    /// whole transaction back at once; on PostgreSQL an exception aborts it.
+    pub async fn fail_deletes_of(&self, table: &str) {
+        let trigger = format!("fail_deletes_of_{table}");
+        let statements = match &self.raw {
+            Raw::Sqlite(_) => vec![format!(
+                "CREATE TRIGGER {trigger} BEFORE DELETE ON {table} \
+                 BEGIN SELECT RAISE(ROLLBACK, 'injected failure'); END"
+            )],
+            Raw::Postgres(_) => vec![
+                "CREATE OR REPLACE FUNCTION injected_failure() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+                    .to_owned(),
+                format!(
+                    "CREATE TRIGGER {trigger} BEFORE DELETE ON {table} \
+                     FOR EACH ROW EXECUTE FUNCTION injected_failure()"
+                ),
+            ],
+        };
+        for sql in statements {
+            on_pool!(&self.raw, pool => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .unwrap());
+        }
+    }
+
+    /// Undoes [`Fixture::fail_deletes_of`].
+    pub async fn allow_deletes_of(&self, table: &str) {
+        let sql = match &self.raw {
+            Raw::Sqlite(_) => format!("DROP TRIGGER fail_deletes_of_{table}"),
+            Raw::Postgres(_) => format!("DROP TRIGGER fail_deletes_of_{table} ON {table}"),
+        };
+        on_pool!(&self.raw, pool => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap());
+    }
+
+    /// Whether any idle connection of the store's writing pool believes a transaction
+    /// is open (its next transaction would silently be a savepoint of it).
+    pub async fn writer_in_transaction(&self) -> bool {
+        async fn any_open<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> bool {
+            // Every idle connection at once, so that none is looked at twice.
+            let idle = pool.num_idle().max(1);
+            let conns = futures::future::try_join_all((0..idle).map(|_| pool.acquire()))
+                .await
+                .unwrap();
+            conns
+                .iter()
+                .any(|c| sqlx::Connection::is_in_transaction(&**c))
+        }
+        on_pool!(&self.raw, pool => any_open(pool).await)
+    }
+
     /// All rows of `table`.
     pub async fn rows(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");

@@ -1,0 +1,144 @@
+//! Admission of the forward passes that run off the async workers.
+//!
+//! A pass of many rows takes milliseconds of CPU (or a GPU's queue). Without a bound,
+//! an overload (or a caller sending large requests in a loop) would start one blocking
+//! thread per request, up to tokio's 512, each holding its request's rows: every answer
+//! slows down until all time out together, and memory grows with the crowd. Here at
+//! most `running` passes run and `queued` more wait; a request beyond that is refused
+//! at once (503 with `Retry-After`), so the caller — the gateway's retry and circuit
+//! breaker, or a load balancer — can go elsewhere or come back.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Room for forward passes: how many run at once and how many more may wait.
+#[derive(Debug)]
+pub struct PassLimit {
+    /// One permit per pass that may run.
+    running: Arc<Semaphore>,
+    /// One permit per pass that may run or wait: taken without waiting.
+    admitted: Arc<Semaphore>,
+    /// Passes that may run at once.
+    max_running: usize,
+    /// Passes that may run or wait.
+    capacity: usize,
+}
+
+/// The right to run one pass; the room is given back when it is dropped (after the
+/// pass, even when the request that asked for it is gone).
+#[derive(Debug)]
+pub struct PassPermit {
+    _running: OwnedSemaphorePermit,
+    _admitted: OwnedSemaphorePermit,
+}
+
+/// Every place to run or to wait is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("busy: {running} forward passes running and {queued} waiting; try again shortly")]
+pub struct PassesBusy {
+    /// Passes that may run at once.
+    pub running: usize,
+    /// Passes that may wait.
+    pub queued: usize,
+}
+
+impl PassLimit {
+    /// At most `running` passes at once (at least 1) and `queued` more waiting.
+    pub fn new(running: usize, queued: usize) -> Self {
+        let running = running.clamp(1, Semaphore::MAX_PERMITS);
+        let capacity = running.saturating_add(queued).min(Semaphore::MAX_PERMITS);
+        PassLimit {
+            running: Arc::new(Semaphore::new(running)),
+            admitted: Arc::new(Semaphore::new(capacity)),
+            max_running: running,
+            capacity,
+        }
+    }
+
+    /// A place to run a pass: at once, after waiting for one (cancelled with the
+    /// request), or refused when the waiting room is full too.
+    pub async fn enter(&self) -> Result<PassPermit, PassesBusy> {
+        let busy = PassesBusy {
+            running: self.max_running,
+            queued: self.capacity - self.max_running,
+        };
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| busy)?;
+        // The semaphores are never closed: acquiring fails only then.
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| busy)?;
+        Ok(PassPermit {
+            _running: running,
+            _admitted: admitted,
+        })
+    }
+
+    /// Passes running or waiting now.
+    pub fn in_use(&self) -> usize {
+        self.capacity - self.admitted.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn runs_waits_then_refuses() {
+        let limit = Arc::new(PassLimit::new(1, 1));
+        let first = limit.enter().await.unwrap();
+        assert_eq!(limit.in_use(), 1);
+        let waiting = tokio::spawn({
+            let limit = limit.clone();
+            async move { limit.enter().await.map(|_| ()) }
+        });
+        while limit.in_use() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // Waiting, not refused and not running.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        assert_eq!(
+            limit.enter().await.unwrap_err(),
+            PassesBusy {
+                running: 1,
+                queued: 1
+            }
+        );
+        drop(first);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(limit.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_wait_gives_its_place_back() {
+        let limit = PassLimit::new(1, 1);
+        let running = limit.enter().await.unwrap();
+        let timed_out = tokio::time::timeout(Duration::from_millis(10), limit.enter()).await;
+        assert!(timed_out.is_err());
+        assert_eq!(limit.in_use(), 1);
+        drop(running);
+        let _again = limit.enter().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_waiting_room_and_at_least_one_pass() {
+        let limit = PassLimit::new(0, 0);
+        let running = limit.enter().await.unwrap();
+        assert!(limit.enter().await.is_err());
+        drop(running);
+        assert!(limit.enter().await.is_ok());
+        // Absurd settings do not overflow the semaphores.
+        let huge = PassLimit::new(usize::MAX, usize::MAX);
+        assert!(huge.enter().await.is_ok());
+    }
+}
