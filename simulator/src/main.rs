@@ -63,6 +63,11 @@ struct WorldArgs {
     /// Working directory (emptied first): backend data, phones, report.
     #[arg(long, default_value = "tacit-sim-world")]
     dir: PathBuf,
+    /// Where the phones keep their data (default: DIR/phones); emptied first like
+    /// --dir, and apart from it. A folder in memory (e.g. /dev/shm/tacit-phones) keeps
+    /// the phones' flushed writes off this machine's disk, as on real phones.
+    #[arg(long)]
+    phones_dir: Option<PathBuf>,
     /// Sessions of activity on the enrolment day, an hour apart (default 1; 3 with
     /// --learn): 1 is a walk of 150 s and 30 typed entries, more are each 90 s and 20.
     #[arg(long)]
@@ -146,6 +151,7 @@ fn simulate(a: WorldArgs) -> anyhow::Result<()> {
         learn: a.learn,
         poison_accounts: a.poison_accounts,
         dir: a.dir.clone(),
+        phones_dir: a.phones_dir.clone(),
         faces: match (a.faces, a.face_url) {
             (Some(data), Some(factor_url)) => {
                 Some(tacit_simulator::world::FaceWorld { data, factor_url })

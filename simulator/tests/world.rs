@@ -20,11 +20,39 @@ async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
         mimic_rate: 0.5,
         parallel: 4,
         dir: std::env::temp_dir().join(format!("tacit-world-{}", std::process::id())),
+        // The phones apart from the backend (in memory where /dev/shm is).
+        phones_dir: Some(
+            std::path::Path::new("/dev/shm")
+                .canonicalize()
+                .unwrap_or_else(|_| std::env::temp_dir())
+                .join(format!("tacit-world-phones-{}", std::process::id())),
+        ),
         ..WorldConfig::default()
     };
     let r = run(&cfg, &|_, _, _| {}).await.expect("run");
     println!("{}", r.table());
     support::attacks_failed_nothing_lost(&r);
+    let phones_dir = cfg.phones_dir.as_ref().expect("set above");
+    assert!(!cfg.dir.join("phones").exists());
+    assert!(
+        phones_dir
+            .join(tacit_simulator::world::workdir::MARKER)
+            .is_file()
+    );
+    // Inside each other: refused before anything is emptied.
+    let nested = WorldConfig {
+        phones_dir: Some(cfg.dir.join("phones")),
+        ..cfg.clone()
+    };
+    let refused = run(&nested, &|_, _, _| {})
+        .await
+        .expect_err("nested folders");
+    assert!(
+        refused.to_string().contains("apart from --dir"),
+        "{refused}"
+    );
+    assert!(cfg.dir.join("backend").exists(), "emptied before refusing");
+    let _ = std::fs::remove_dir_all(phones_dir);
     // Through a faulty network and a backend restart every day.
     assert_eq!(r.restarts, u64::from(cfg.days));
     let n = &r.network;

@@ -78,6 +78,12 @@ pub struct WorldConfig {
     /// simulator made it (its marker file is there); any other non-empty folder is
     /// refused ([`workdir::prepare`]).
     pub dir: PathBuf,
+    /// Where the phones keep their data (`None`: `dir/phones`); prepared like `dir`, and
+    /// apart from it. A folder in memory (tmpfs, such as `/dev/shm/...`) keeps the
+    /// phones' storage, whose every outbox commit is flushed to disk as on a real
+    /// phone's own flash, off the disk of the machine running the world: its disk
+    /// then holds the backend's data only.
+    pub phones_dir: Option<PathBuf>,
     /// Faces: the world's third factor (`None`: gait and keystrokes only).
     pub faces: Option<FaceWorld>,
 }
@@ -115,6 +121,7 @@ impl Default for WorldConfig {
             learn: false,
             poison_accounts: 40,
             dir: std::env::temp_dir().join("tacit-sim-world"),
+            phones_dir: None,
             faces: None,
         }
     }
@@ -141,6 +148,21 @@ impl WorldConfig {
             }
         }
         self.faults.check()?;
+        if let Some(phones) = &self.phones_dir {
+            // One inside the other would empty the other's contents at the start.
+            let (a, b) = (
+                std::path::absolute(&self.dir)?,
+                std::path::absolute(phones)?,
+            );
+            if a.starts_with(&b) || b.starts_with(&a) {
+                return Err(anyhow::anyhow!(
+                    "--phones-dir {}: must be apart from --dir {} (not the same folder, \
+                     nor one inside the other)",
+                    phones.display(),
+                    self.dir.display()
+                ));
+            }
+        }
         if let Some(f) = &self.faces {
             if !matches!(self.backend, BackendKind::InProcess) {
                 return Err(anyhow::anyhow!(

@@ -68,6 +68,9 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     cfg.check()?;
     let started = Instant::now();
     super::workdir::prepare(&cfg.dir)?;
+    if let Some(phones) = &cfg.phones_dir {
+        super::workdir::prepare_as(phones, "--phones-dir")?;
+    }
     let world = PopulationModel::with_seed(cfg.seed);
     let faces = match &cfg.faces {
         Some(f) => Some(std::sync::Arc::new(crate::faces::FaceSet::load(&f.data)?)),
@@ -109,7 +112,10 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     let phone_url = network.url();
     let http = reqwest::Client::new();
     let token = backend.admin_token.clone();
-    let phones_dir = cfg.dir.join("phones");
+    let phones_dir = cfg
+        .phones_dir
+        .clone()
+        .unwrap_or_else(|| cfg.dir.join("phones"));
 
     // Phones: one user, one registered device each.
     let total = cfg.people as u64;

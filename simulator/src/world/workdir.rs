@@ -14,34 +14,39 @@ It holds private keys (the backend's HPKE and at-rest keys, the phones' device k
 /// it carries the simulator's marker, and refuses anything else (an existing non-empty
 /// folder without the marker, or a file) with a message saying why and what to do.
 pub fn prepare(dir: &Path) -> anyhow::Result<()> {
+    prepare_as(dir, "--dir")
+}
+
+/// [`prepare`] for the folder of the option `flag` (named in the errors).
+pub fn prepare_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
     let shown = dir.display();
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::anyhow!("--dir {shown}: {e}")),
+        Err(e) => return Err(anyhow::anyhow!("{flag} {shown}: {e}")),
         Ok(meta) if !meta.is_dir() => {
             return Err(anyhow::anyhow!(
-                "--dir {shown}: exists and is not a folder; choose another --dir"
+                "{flag} {shown}: exists and is not a folder; choose another {flag}"
             ));
         }
         Ok(_) => {
             let mut entries =
-                std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?;
+                std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
             let empty = entries.next().is_none();
             if !empty {
                 if !dir.join(MARKER).is_file() {
                     return Err(anyhow::anyhow!(
-                        "--dir {shown}: the folder exists, is not empty and was not made by \
+                        "{flag} {shown}: the folder exists, is not empty and was not made by \
                          tacit-sim (no {MARKER} in it); refusing to empty it. Choose another \
-                         --dir, or remove the folder yourself"
+                         {flag}, or remove the folder yourself"
                     ));
                 }
                 // The contents, not the folder: it may be a mount point, or have
                 // permissions of its own.
                 for entry in
-                    std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?
+                    std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?
                 {
                     let path = entry
-                        .map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?
+                        .map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?
                         .path();
                     let removed = if path.is_dir() && !path.is_symlink() {
                         std::fs::remove_dir_all(&path)
@@ -50,7 +55,7 @@ pub fn prepare(dir: &Path) -> anyhow::Result<()> {
                     };
                     removed.map_err(|e| {
                         anyhow::anyhow!(
-                            "--dir {shown}: emptying the previous run: {}: {e}",
+                            "{flag} {shown}: emptying the previous run: {}: {e}",
                             path.display()
                         )
                     })?;
@@ -58,9 +63,9 @@ pub fn prepare(dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("--dir {shown}: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
     std::fs::write(dir.join(MARKER), MARKER_TEXT)
-        .map_err(|e| anyhow::anyhow!("--dir {shown}: writing {MARKER}: {e}"))
+        .map_err(|e| anyhow::anyhow!("{flag} {shown}: writing {MARKER}: {e}"))
 }
 
 #[cfg(test)]
