@@ -1074,12 +1074,14 @@ impl Settings {
                 self.learning.retrain_interval_h,
                 24 * 366,
             ),
-            // Each running pass is a thread; each waiting one holds its request's rows.
-            ("factor.max_passes", self.factor.max_passes as u64, 4096),
+            // Each running pass is one of tokio's 512 blocking threads, which the object
+            // store's writes and model loads need too; each waiting one holds its
+            // request's rows (up to 4,096 × the model's width).
+            ("factor.max_passes", self.factor.max_passes as u64, 256),
             (
                 "factor.max_queued_passes",
                 self.factor.max_queued_passes as u64,
-                100_000,
+                4096,
             ),
         ] {
             if v > max {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{gait_model, gait_population};
@@ -879,6 +880,25 @@ async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
     }
     let (s, v) = post(&http, url.clone(), infer(30..33)).await;
     assert_eq!(s, 200, "a small request is computed at once: {v}");
+    // The gateway's client hears "unavailable" but keeps its circuit closed: a busy
+    // service is shedding load, not failing.
+    let auth = tacit_backend::settings::AuthSettings {
+        breaker_failures: 1,
+        ..Default::default()
+    };
+    let token = tacit_backend::factor::auth::FactorToken::load(common::factor_token()).unwrap();
+    let gateway_side =
+        tacit_backend::scoring::RemoteFactor::new("gait", &base, &auth, Some(Arc::new(token)))
+            .unwrap();
+    use tacit_backend::scoring::{FactorClient, FactorError};
+    for _ in 0..3 {
+        let busy = gateway_side.enrol(rows(&pop, 8, 0..30)).await;
+        assert!(
+            matches!(&busy, Err(FactorError::Unavailable(m)) if m.contains("passes_busy")),
+            "{busy:?}"
+        );
+    }
+    assert!(!gateway_side.breaker_open());
     assert!(!waiting.is_finished(), "answered without a place to run");
     drop(running);
     let (s, v) = waiting.await.unwrap();

@@ -39,19 +39,35 @@ async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
             .join(tacit_simulator::world::workdir::MARKER)
             .is_file()
     );
-    // Inside each other: refused before anything is emptied.
-    let nested = WorldConfig {
-        phones_dir: Some(cfg.dir.join("phones")),
-        ..cfg.clone()
-    };
-    let refused = run(&nested, &|_, _, _| {})
-        .await
-        .expect_err("nested folders");
-    assert!(
-        refused.to_string().contains("apart from --dir"),
-        "{refused}"
-    );
-    assert!(cfg.dir.join("backend").exists(), "emptied before refusing");
+    // Inside each other (however spelt), or somebody's folder: refused before anything
+    // is emptied.
+    let someones = std::env::temp_dir().join(format!("tacit-world-home-{}", std::process::id()));
+    std::fs::create_dir_all(&someones).expect("folder");
+    std::fs::write(someones.join("notes.txt"), "mine").expect("file");
+    for (phones, why) in [
+        (cfg.dir.join("phones"), "apart from --dir"),
+        (
+            cfg.dir.join("backend").join("..").join("p"),
+            "apart from --dir",
+        ),
+        (someones.clone(), "not made by tacit-sim"),
+    ] {
+        let refused = WorldConfig {
+            phones_dir: Some(phones.clone()),
+            ..cfg.clone()
+        };
+        let refused = run(&refused, &|_, _, _| {})
+            .await
+            .expect_err("refused folders");
+        assert!(
+            refused.to_string().contains(why),
+            "{}: {refused}",
+            phones.display()
+        );
+        assert!(cfg.dir.join("backend").exists(), "emptied before refusing");
+    }
+    assert!(someones.join("notes.txt").is_file());
+    let _ = std::fs::remove_dir_all(&someones);
     let _ = std::fs::remove_dir_all(phones_dir);
     // Through a faulty network and a backend restart every day.
     assert_eq!(r.restarts, u64::from(cfg.days));

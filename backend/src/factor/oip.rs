@@ -12,6 +12,87 @@ use tacit_models::template::Template;
 /// Most vectors in one infer request.
 pub const MAX_ROWS: usize = 4096;
 
+/// Most parameters in one `parameters` object.
+pub const MAX_PARAMETERS: usize = 64;
+
+/// A `parameters` object: names to scalars (boolean, number, string), as the protocol
+/// defines them. An array or object value is refused as soon as the parser meets it,
+/// before any of it is built: read into a generic JSON tree, a body of small numbers
+/// would take many times its size in memory, and be held while the request waits.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Parameters(serde_json::Map<String, Value>);
+
+impl std::ops::Deref for Parameters {
+    type Target = serde_json::Map<String, Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Parameters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        /// One parameter's value.
+        struct Scalar(Value);
+
+        impl<'de> Deserialize<'de> for Scalar {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Scalar;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a boolean, number or string")
+                    }
+                    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                        Ok(Scalar(Value::Bool(v)))
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                        Ok(Scalar(Value::from(v)))
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                        Ok(Scalar(Value::from(v)))
+                    }
+                    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                        serde_json::Number::from_f64(v)
+                            .map(|n| Scalar(Value::Number(n)))
+                            .ok_or_else(|| E::custom("a parameter is not a finite number"))
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                        Ok(Scalar(Value::String(v.to_owned())))
+                    }
+                    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+                        Ok(Scalar(Value::String(v)))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+
+        struct M;
+        impl<'de> Visitor<'de> for M {
+            type Value = Parameters;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of parameters")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Parameters, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some((name, Scalar(value))) = a.next_entry::<String, Scalar>()? {
+                    if map.len() == MAX_PARAMETERS {
+                        return Err(de::Error::custom(format!(
+                            "more than {MAX_PARAMETERS} parameters"
+                        )));
+                    }
+                    map.insert(name, value);
+                }
+                Ok(Parameters(map))
+            }
+        }
+        d.deserialize_map(M)
+    }
+}
+
 /// An input tensor.
 #[derive(Debug, Deserialize)]
 pub struct InferInput {
@@ -26,7 +107,7 @@ pub struct InferInput {
     pub data: TensorData,
     /// Per-tensor parameters (`binary_data_size`: the data is binary, after the JSON).
     #[serde(default)]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Parameters>,
 }
 
 /// A requested output.
@@ -36,7 +117,7 @@ pub struct RequestedOutput {
     pub name: String,
     /// Parameters (`binary_data`: return this output as binary data; others ignored).
     #[serde(default)]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Parameters>,
 }
 
 /// An infer request.
@@ -52,7 +133,7 @@ pub struct InferRequest {
     pub outputs: Option<Vec<RequestedOutput>>,
     /// Request parameters (`binary_data_output`: every output as binary data).
     #[serde(default)]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Parameters>,
 }
 
 /// An output tensor.
@@ -143,7 +224,7 @@ pub fn degenerate() -> BadRequest {
 }
 
 /// A boolean parameter, `None` when absent.
-fn flag(p: &Option<Value>, name: &str) -> Result<Option<bool>, BadRequest> {
+fn flag(p: &Option<Parameters>, name: &str) -> Result<Option<bool>, BadRequest> {
     match p.as_ref().and_then(|p| p.get(name)) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -729,6 +810,37 @@ mod tests {
     }
 
     #[test]
+    fn parameters_are_scalars_and_few() {
+        let r = request(
+            r#"{"inputs": [], "parameters": {"a": true, "b": 3, "c": -1.5, "d": "x"},
+               "outputs": [{"name": "llr", "parameters": {"binary_data": false}}]}"#,
+        );
+        let p = r.parameters.expect("parameters");
+        assert_eq!(p.len(), 4);
+        assert_eq!(p.get("c"), Some(&serde_json::json!(-1.5)));
+        assert!(
+            serde_json::from_str::<InferRequest>(r#"{"inputs": [], "parameters": null}"#)
+                .expect("null")
+                .parameters
+                .is_none()
+        );
+        // Nested values are refused as they are met; so are too many names.
+        for nested in [r#"{"a": [0, 0, 0]}"#, r#"{"a": {"b": 1}}"#, "[1]", "3"] {
+            let body = format!(r#"{{"inputs": [], "parameters": {nested}}}"#);
+            assert!(
+                serde_json::from_str::<InferRequest>(&body).is_err(),
+                "{nested}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_PARAMETERS)
+            .map(|i| format!(r#""p{i}": 1"#))
+            .collect();
+        let body = format!(r#"{{"inputs": [], "parameters": {{{}}}}}"#, many.join(","));
+        let err = serde_json::from_str::<InferRequest>(&body).unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+    }
+
+    #[test]
     fn the_header_splits_the_body() {
         let body = b"{}abcd";
         assert_eq!(split_body(body, None).unwrap(), (&body[..], None));
@@ -896,7 +1008,12 @@ mod tests {
 
     #[test]
     fn binary_flags_must_be_booleans() {
-        let p = |v: Value| Some(serde_json::json!({ "binary_data": v }));
+        let p = |v: Value| {
+            Some(
+                serde_json::from_value::<Parameters>(serde_json::json!({ "binary_data": v }))
+                    .unwrap(),
+            )
+        };
         assert_eq!(
             flag(&p(Value::Bool(true)), "binary_data").unwrap(),
             Some(true)

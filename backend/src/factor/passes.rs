@@ -30,7 +30,8 @@ pub struct PassLimit {
 #[derive(Debug)]
 pub struct PassPermit {
     _running: OwnedSemaphorePermit,
-    _admitted: OwnedSemaphorePermit,
+    /// `None` for [`PassLimit::wait_to_run`], whose callers are bounded elsewhere.
+    _admitted: Option<OwnedSemaphorePermit>,
 }
 
 /// Every place to run or to wait is taken.
@@ -77,8 +78,25 @@ impl PassLimit {
             .map_err(|_| busy)?;
         Ok(PassPermit {
             _running: running,
-            _admitted: admitted,
+            _admitted: Some(admitted),
         })
+    }
+
+    /// A place to run a pass, waiting as long as it takes (cancelled with the caller):
+    /// for callers whose number is bounded elsewhere, the gateway's factors in its own
+    /// process (its connection limit and request time limit bound the waiting calls),
+    /// which must not refuse a pass that an HTTP caller would simply retry.
+    pub async fn wait_to_run(&self) -> PassPermit {
+        loop {
+            // The semaphore is never closed; were it, waiting again is all there is.
+            if let Ok(running) = self.running.clone().acquire_owned().await {
+                return PassPermit {
+                    _running: running,
+                    _admitted: None,
+                };
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Passes running or waiting now.
@@ -117,6 +135,26 @@ mod tests {
         drop(first);
         waiting.await.unwrap().unwrap();
         assert_eq!(limit.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn in_process_callers_wait_for_a_place_to_run() {
+        let limit = Arc::new(PassLimit::new(1, 0));
+        let running = limit.wait_to_run().await;
+        // It takes no place in the waiting room: an HTTP caller is admitted and waits.
+        assert_eq!(limit.in_use(), 0);
+        let admitted = tokio::time::timeout(Duration::from_millis(20), limit.enter()).await;
+        assert!(admitted.is_err(), "ran beside the running pass");
+        let waiting = tokio::spawn({
+            let limit = limit.clone();
+            async move {
+                let _p = limit.wait_to_run().await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "ran beside the running pass");
+        drop(running);
+        waiting.await.unwrap();
     }
 
     #[tokio::test]

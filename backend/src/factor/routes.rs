@@ -302,6 +302,10 @@ async fn infer(
         Ok(p) => p,
         Err(e) => return ApiError::new(e.status(), e.code(), e.0).into_response(),
     };
+    // The parsed rows are all the pass needs: the request's own copy of its numbers (and
+    // anything else it carried) is not held while the request waits for a place.
+    let id = req.id.take();
+    drop(req);
     // A few rows take tens of microseconds: less than handing them to the blocking pool
     // and back. Larger requests must not hold an async worker.
     let wanted = parsed.outputs.clone();
@@ -325,7 +329,7 @@ async fn infer(
             let answer = InferResponse {
                 model_name: name,
                 model_version: m.version.clone(),
-                id: req.id,
+                id,
                 outputs,
             };
             if !wanted.iter().any(|w| w.binary) {

@@ -34,10 +34,14 @@ impl FactorClient for LocalFactor {
             .model()
             .ok_or_else(|| FactorError::Unavailable("model not loaded".into()))?;
         let version = m.version.clone();
-        let t = tokio::task::spawn_blocking(move || m.enrol(&rows))
-            .await
-            .map_err(|e| FactorError::Unavailable(format!("enrolment task: {e}")))?
-            .map_err(refused)?;
+        let room = self.service.passes().wait_to_run().await;
+        let t = tokio::task::spawn_blocking(move || {
+            let _room = room;
+            m.enrol(&rows)
+        })
+        .await
+        .map_err(|e| FactorError::Unavailable(format!("enrolment task: {e}")))?
+        .map_err(refused)?;
         Ok(Enrolled {
             template: serde_json::to_string(&t)
                 .map_err(|e| FactorError::Unavailable(format!("template encoding: {e}")))?,
@@ -63,7 +67,9 @@ impl FactorClient for LocalFactor {
             ));
         }
         let version = m.version.clone();
+        let room = self.service.passes().wait_to_run().await;
         let (scores, attempt) = tokio::task::spawn_blocking(move || {
+            let _room = room;
             let s = m.score(&t, &rows)?;
             let a = m.model.attempt(&t, &s);
             Ok::<_, ModelError>((s, a))

@@ -107,12 +107,16 @@ impl RemoteFactor {
                     self.breaker.success();
                     return Ok(v);
                 }
-                Err(e @ FactorError::Refused(_)) => {
+                Err(Attempt::Failed(e @ FactorError::Refused(_))) => {
                     // The service works; it refused this request.
                     self.breaker.success();
                     return Err(e);
                 }
-                Err(e) => {
+                // A service that answered "busy" works and sheds load as it should:
+                // counting that as a failure would open the circuit and take the factor
+                // away for the whole cooldown after one burst.
+                Err(Attempt::Busy(e)) => last = e,
+                Err(Attempt::Failed(e)) => {
                     self.breaker.failure(Instant::now());
                     last = e;
                 }
@@ -121,7 +125,7 @@ impl RemoteFactor {
         Err(last)
     }
 
-    async fn attempt(&self, url: &str, body: &Value) -> Result<Value, FactorError> {
+    async fn attempt(&self, url: &str, body: &Value) -> Result<Value, Attempt> {
         let unavailable = |m: String| FactorError::Unavailable(m);
         let mut req = self.http.post(url).json(body);
         if let Some(v) = self.token.as_ref().and_then(|t| t.header_value()) {
@@ -141,7 +145,7 @@ impl RemoteFactor {
             .content_length()
             .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
         {
-            return Err(unavailable("answer too large".into()));
+            return Err(unavailable("answer too large".into()).into());
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
@@ -152,7 +156,7 @@ impl RemoteFactor {
             })
         })? {
             if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(unavailable("answer too large".into()));
+                return Err(unavailable("answer too large".into()).into());
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -168,12 +172,41 @@ impl RemoteFactor {
                 .collect::<String>()
         };
         if status.is_success() {
-            return parsed.ok_or_else(|| unavailable("answer is not JSON".into()));
+            return parsed.ok_or_else(|| unavailable("answer is not JSON".into()).into());
+        }
+        if status.as_u16() == 503
+            && parsed
+                .as_ref()
+                .and_then(|v| v.get("code"))
+                .and_then(Value::as_str)
+                == Some(PASSES_BUSY)
+        {
+            return Err(Attempt::Busy(unavailable(format!(
+                "busy (503 {PASSES_BUSY}): {}",
+                message()
+            ))));
         }
         if status.as_u16() == 429 || status.is_server_error() {
-            return Err(unavailable(format!("{status}: {}", message())));
+            return Err(unavailable(format!("{status}: {}", message())).into());
         }
-        Err(FactorError::Refused(format!("{status}: {}", message())))
+        Err(FactorError::Refused(format!("{status}: {}", message())).into())
+    }
+}
+
+/// The code of a factor service's 503 when every place for a forward pass is taken.
+const PASSES_BUSY: &str = "passes_busy";
+
+/// Why one attempt of a call failed.
+enum Attempt {
+    /// The service answered that it is busy (shedding load, not failing).
+    Busy(FactorError),
+    /// Anything else.
+    Failed(FactorError),
+}
+
+impl From<FactorError> for Attempt {
+    fn from(e: FactorError) -> Self {
+        Attempt::Failed(e)
     }
 }
 

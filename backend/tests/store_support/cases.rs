@@ -1278,7 +1278,9 @@ async fn refused_cleanly<T: std::fmt::Debug>(fx: &Fixture, refused: Result<T, St
 /// A transaction that the database ends by itself (SQLite: a trigger's
 /// `RAISE(ROLLBACK)`, as on a full disk; PostgreSQL: an exception) fails its call with
 /// an error and keeps every row; no connection is left believing a transaction is
-/// open, and later calls commit as usual.
+/// open, and later calls commit as usual. (On PostgreSQL the failed transaction stays
+/// open, aborted, and sqlx's rollback ends it: only SQLite can leave a connection
+/// that believes otherwise, and only there does this case fail without the fix.)
 pub async fn failed_transactions(fx: &Fixture) {
     let s = &fx.store;
     s.create_user("u1").await.unwrap();

@@ -304,7 +304,17 @@ impl Fixture {
     /// is open (its next transaction would silently be a savepoint of it).
     pub async fn writer_in_transaction(&self) -> bool {
         async fn any_open<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> bool {
-            // Every idle connection at once, so that none is looked at twice.
+            // A connection being returned (or closed) is in neither count yet: wait until
+            // every open connection is idle, then take them all at once, so that none is
+            // missed or looked at twice.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while pool.num_idle() < pool.size() as usize {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "connections still busy"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             let idle = pool.num_idle().max(1);
             let conns = futures::future::try_join_all((0..idle).map(|_| pool.acquire()))
                 .await

@@ -127,6 +127,27 @@ impl Default for WorldConfig {
     }
 }
 
+/// `path` made absolute, with its deepest existing ancestor resolved (symbolic links,
+/// `..`): how two folders compare whether or not they exist yet.
+fn resolved(path: &std::path::Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let mut base = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(mut real) = base.canonicalize() {
+            real.extend(missing.iter().rev());
+            return Ok(real);
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                base = parent;
+            }
+            _ => return Ok(absolute),
+        }
+    }
+}
+
 impl WorldConfig {
     /// Checks the numbers (clear errors instead of a run that means nothing).
     pub fn check(&self) -> anyhow::Result<()> {
@@ -150,10 +171,7 @@ impl WorldConfig {
         self.faults.check()?;
         if let Some(phones) = &self.phones_dir {
             // One inside the other would empty the other's contents at the start.
-            let (a, b) = (
-                std::path::absolute(&self.dir)?,
-                std::path::absolute(phones)?,
-            );
+            let (a, b) = (resolved(&self.dir)?, resolved(phones)?);
             if a.starts_with(&b) || b.starts_with(&a) {
                 return Err(anyhow::anyhow!(
                     "--phones-dir {}: must be apart from --dir {} (not the same folder, \

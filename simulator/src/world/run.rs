@@ -67,9 +67,15 @@ impl Outcome {
 pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Report> {
     cfg.check()?;
     let started = Instant::now();
-    super::workdir::prepare(&cfg.dir)?;
-    if let Some(phones) = &cfg.phones_dir {
-        super::workdir::prepare_as(phones, "--phones-dir")?;
+    // Both folders checked before either is emptied: a refused --phones-dir must not
+    // cost the previous world in --dir.
+    let mut folders = vec![(&cfg.dir, "--dir")];
+    folders.extend(cfg.phones_dir.iter().map(|p| (p, "--phones-dir")));
+    for (dir, flag) in &folders {
+        super::workdir::check_as(dir, flag)?;
+    }
+    for (dir, flag) in &folders {
+        super::workdir::prepare_as(dir, flag)?;
     }
     let world = PopulationModel::with_seed(cfg.seed);
     let faces = match &cfg.faces {

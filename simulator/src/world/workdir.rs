@@ -17,8 +17,34 @@ pub fn prepare(dir: &Path) -> anyhow::Result<()> {
     prepare_as(dir, "--dir")
 }
 
+/// Whether [`prepare_as`] would use `dir` (the option `flag`'s folder), touching
+/// nothing: a run checks every folder before it empties any.
+pub fn check_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
+    let shown = dir.display();
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("{flag} {shown}: {e}")),
+        Ok(meta) if !meta.is_dir() => Err(anyhow::anyhow!(
+            "{flag} {shown}: exists and is not a folder; choose another {flag}"
+        )),
+        Ok(_) => {
+            let mut entries =
+                std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
+            if entries.next().is_some() && !dir.join(MARKER).is_file() {
+                return Err(anyhow::anyhow!(
+                    "{flag} {shown}: the folder exists, is not empty and was not made by \
+                     tacit-sim (no {MARKER} in it); refusing to empty it. Choose another \
+                     {flag}, or remove the folder yourself"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// [`prepare`] for the folder of the option `flag` (named in the errors).
 pub fn prepare_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
+    check_as(dir, flag)?;
     let shown = dir.display();
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
