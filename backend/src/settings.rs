@@ -1548,6 +1548,20 @@ mod tests {
                 "99999999999999",
                 "at most 3650",
             ),
+            // Each running pass takes one of tokio's blocking threads; each waiting one
+            // holds its rows.
+            (
+                "[factor]\nmax_passes = 257\n",
+                "TACIT_MAX_PASSES",
+                "257",
+                "257: at most 256",
+            ),
+            (
+                "[factor]\nmax_queued_passes = 4097\n",
+                "TACIT_MAX_QUEUED_PASSES",
+                "4097",
+                "4097: at most 4096",
+            ),
             (
                 "[verdict]\nttl_s = 3600\n",
                 "TACIT_VERDICT_TTL_S",

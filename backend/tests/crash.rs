@@ -99,10 +99,10 @@ async fn kill_9_during_uploads_loses_no_acknowledged_envelope() {
 }
 
 /// kill -9 inside a group commit: the server is killed at many points of 32-envelope
-/// requests until at least one kill lands between writing a pack and committing its
-/// rows (seen afterwards as an uncommitted pack row whose object is on disk). Every
-/// acknowledged envelope is stored once, the client's retries store the rest once, and
-/// the sweep of unfinished packs deletes the packs those kills left.
+/// requests, at random delays and twice for certain between writing a pack and
+/// committing its rows (seen afterwards as an uncommitted pack row whose object is on
+/// disk). Every acknowledged envelope is stored once, the client's retries store the
+/// rest once, and the sweep of unfinished packs deletes the packs those kills left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
     let mut rig = Rig::start("crash-commit", "commit-user").await;
@@ -117,7 +117,7 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
 
     let mut acknowledged: HashSet<String> = HashSet::new();
     let mut pending: Vec<usize> = (0..envelopes.len()).collect();
-    let mut kills = 0u32;
+    let (mut kills, mut random_kills, mut held_tries) = (0u32, 0u32, 0u32);
     // The uncommitted packs seen after the kills (a pack stays uncommitted until the
     // sweep, so later kills see it again: counted once).
     let (mut inside, mut before_object) = (HashSet::new(), HashSet::new());
@@ -127,22 +127,45 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
         let batch: Vec<usize> = pending.iter().copied().take(32).collect();
         let body = serde_json::json!({ "envelopes": batch.iter().map(|&i| b64_encode(&envelopes[i].1)).collect::<Vec<_>>() });
         let req = http.post(format!("{url}/v1/uploads")).json(&body).send();
-        // Kill every other request until a kill landed inside a commit (and a few
-        // times more), at delays spread over a request's duration.
-        let kill_now = (inside.len() < 2 && kills < 60) && round.is_multiple_of(2);
-        let result = if kill_now {
-            let delay = Duration::from_micros(500 + (u64::from(kills) * 1_737) % 25_000);
-            let killer = async {
-                tokio::time::sleep(delay).await;
-                server.kill().ok(); // SIGKILL
-            };
-            let (r, _) = tokio::join!(req, killer);
+        // Every other request is killed: at delays spread over a request's duration
+        // (where a kill lands depends on this machine's speed), and, until two kills
+        // landed inside a commit, for certain between a pack and its commit.
+        let kill = if !round.is_multiple_of(2) {
+            Kill::No
+        } else if inside.len() < 2 && round.is_multiple_of(4) && held_tries < 40 {
+            held_tries += 1;
+            Kill::InsideCommit
+        } else if random_kills < 40 {
+            random_kills += 1;
+            Kill::AtRandom
+        } else {
+            Kill::No
+        };
+        let (result, killed) = match kill {
+            Kill::No => (req.await, false),
+            Kill::AtRandom => {
+                let delay = Duration::from_micros(500 + (u64::from(random_kills) * 1_737) % 25_000);
+                let killer = async {
+                    tokio::time::sleep(delay).await;
+                    server.kill().ok(); // SIGKILL
+                };
+                let (r, _) = tokio::join!(req, killer);
+                (r, true)
+            }
+            Kill::InsideCommit => {
+                let req = tokio::spawn(req);
+                let known: HashSet<String> = inside.union(&before_object).cloned().collect();
+                let killed = kill_inside_commit(&db_url, &objects, &known, &mut server, || {
+                    req.is_finished()
+                })
+                .await;
+                (req.await.expect("the request's task"), killed)
+            }
+        };
+        if killed {
             server.wait().ok();
             kills += 1;
-            r
-        } else {
-            req.await
-        };
+        }
         if let Ok(r) = result
             && r.status() == 200
         {
@@ -153,7 +176,7 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
             }
             pending.retain(|i| !acknowledged.contains(&envelopes[*i].0));
         }
-        if kill_now {
+        if killed {
             // Where did the kill land? Uncommitted packs, with their object on disk
             // or not yet.
             let pool = sqlx::SqlitePool::connect(&db_url).await.unwrap();
@@ -177,15 +200,17 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
     server.kill().ok();
     server.wait().ok();
     println!(
-        "group-commit crash test: {kills} kills, {} inside a commit (pack written, rows not), \
-         {} before the pack was written, {} acknowledged of {total}",
+        "group-commit crash test: {kills} kills ({random_kills} at random delays, \
+         {held_tries} tries between a pack and its commit), {} inside a commit (pack \
+         written, rows not), {} before the pack was written, {} acknowledged of {total}",
         inside.len(),
         before_object.len(),
         acknowledged.len()
     );
     assert!(
-        !inside.is_empty(),
-        "no kill landed between a pack and its commit in {kills} tries"
+        inside.len() >= 2,
+        "{} kills landed between a pack and its commit in {held_tries} tries",
+        inside.len()
     );
     assert!(pending.is_empty(), "{} never acknowledged", pending.len());
 
@@ -245,6 +270,73 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
         .collect();
     assert_eq!(on_disk, packs, "objects that no row names");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// How a request of the group-commit crash test ends.
+enum Kill {
+    /// It is answered.
+    No,
+    /// The server is killed after a delay, wherever the request then is.
+    AtRandom,
+    /// The server is killed between writing the request's pack and committing its rows.
+    InsideCommit,
+}
+
+/// Kills `server` inside a group commit: polls the database (holding SQLite's one
+/// write lock while it looks, released between looks) until a pack row other than
+/// `known` is written but uncommitted; keeps the lock, so that the server cannot commit
+/// the pack's rows; waits until the pack's object is on disk and the server has had
+/// time to reach its commit, and kills it there. Returns false, killing nothing, when
+/// the request was answered first (`answered`) or nothing showed within 10 s.
+async fn kill_inside_commit(
+    db_url: &str,
+    objects: &std::path::Path,
+    known: &HashSet<String>,
+    server: &mut std::process::Child,
+    answered: impl Fn() -> bool,
+) -> bool {
+    use sqlx::Connection;
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(db_url)
+        .unwrap()
+        .busy_timeout(Duration::ZERO);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut killed = false;
+    while !answered() && std::time::Instant::now() < deadline {
+        // Busy: the server is writing; look again.
+        if sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .is_err()
+        {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let open: Vec<(String,)> =
+            sqlx::query_as("SELECT object_key FROM packs WHERE committed = FALSE")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        if let Some((key,)) = open.into_iter().find(|(k,)| !known.contains(k)) {
+            let object = objects.join(&key);
+            while !object.exists() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // The object's fsync, then the commit that waits for this lock.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            server.kill().ok(); // SIGKILL
+            killed = true;
+        }
+        sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        if killed {
+            break;
+        }
+    }
+    conn.close().await.ok();
+    killed
 }
 
 /// A server (a child process on a SQLite data directory) with one user and one

@@ -25,7 +25,7 @@ use tacit_models::embedding::ModelArtifact;
 use tacit_models::template::{EnrolConfig, FactorModel, Score, Template};
 use tacit_models::{FactorKind, ModelError};
 
-pub use passes::{PassLimit, PassPermit, PassesBusy};
+pub use passes::{PASSES_BUSY, PassLimit, PassPermit, PassesBusy};
 
 use crate::settings::Settings;
 use crate::store::FeatureObjects;

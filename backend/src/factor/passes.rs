@@ -34,6 +34,27 @@ pub struct PassPermit {
     _admitted: Option<OwnedSemaphorePermit>,
 }
 
+/// The error code of a factor service's 503 answer when every place to run or wait for
+/// a forward pass is taken: a caller retries it (after `Retry-After`) rather than
+/// counting the service as failing.
+pub const PASSES_BUSY: &str = "passes_busy";
+
+impl PassPermit {
+    /// Runs `f` (a forward pass) on tokio's blocking pool, holding this place until it
+    /// returns, even if the caller stops waiting for it.
+    pub async fn run_blocking<T, F>(self, f: F) -> Result<T, tokio::task::JoinError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let _room = self;
+            f()
+        })
+        .await
+    }
+}
+
 /// Every place to run or to wait is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("busy: {running} forward passes running and {queued} waiting; try again shortly")]
@@ -69,15 +90,8 @@ impl PassLimit {
             .clone()
             .try_acquire_owned()
             .map_err(|_| busy)?;
-        // The semaphores are never closed: acquiring fails only then.
-        let running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| busy)?;
         Ok(PassPermit {
-            _running: running,
+            _running: self.running_place().await,
             _admitted: Some(admitted),
         })
     }
@@ -87,15 +101,19 @@ impl PassLimit {
     /// process (its connection limit and request time limit bound the waiting calls),
     /// which must not refuse a pass that an HTTP caller would simply retry.
     pub async fn wait_to_run(&self) -> PassPermit {
-        loop {
-            // The semaphore is never closed; were it, waiting again is all there is.
-            if let Ok(running) = self.running.clone().acquire_owned().await {
-                return PassPermit {
-                    _running: running,
-                    _admitted: None,
-                };
-            }
-            tokio::task::yield_now().await;
+        PassPermit {
+            _running: self.running_place().await,
+            _admitted: None,
+        }
+    }
+
+    /// A place among the running passes, waiting for one.
+    async fn running_place(&self) -> OwnedSemaphorePermit {
+        match self.running.clone().acquire_owned().await {
+            Ok(p) => p,
+            // Acquiring fails only on a closed semaphore, and this one is never closed
+            // (no `close` call exists on it): a place that cannot be had is never freed.
+            Err(_) => std::future::pending().await,
         }
     }
 

@@ -80,7 +80,7 @@ fn busy(e: super::PassesBusy) -> Response {
         retry_after_s: Some(BUSY_RETRY_AFTER_S),
         ..ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "passes_busy",
+            super::PASSES_BUSY,
             e.to_string(),
         )
     }
@@ -317,11 +317,7 @@ async fn infer(
             Err(e) => return busy(e),
         };
         let model = m.clone();
-        tokio::task::spawn_blocking(move || {
-            let _room = permit;
-            oip::run(parsed, &model)
-        })
-        .await
+        permit.run_blocking(move || oip::run(parsed, &model)).await
     };
     match outputs {
         Ok(Ok(mut outputs)) => {
@@ -738,11 +734,9 @@ async fn output(State(ctx): State<Ctx>, body: Body) -> Response {
         Err(e) => return busy(e),
     };
     let rows = req.features;
-    let r = tokio::task::spawn_blocking(move || {
-        let _room = permit;
-        compute(&m, rows, template.as_ref())
-    })
-    .await;
+    let r = permit
+        .run_blocking(move || compute(&m, rows, template.as_ref()))
+        .await;
     match r {
         Ok(Ok(v)) => axum::Json(json!({ "output": v })).into_response(),
         Ok(Err(e @ JobError::DegenerateTemplate)) => ApiError::new(

@@ -34,14 +34,15 @@ impl FactorClient for LocalFactor {
             .model()
             .ok_or_else(|| FactorError::Unavailable("model not loaded".into()))?;
         let version = m.version.clone();
-        let room = self.service.passes().wait_to_run().await;
-        let t = tokio::task::spawn_blocking(move || {
-            let _room = room;
-            m.enrol(&rows)
-        })
-        .await
-        .map_err(|e| FactorError::Unavailable(format!("enrolment task: {e}")))?
-        .map_err(refused)?;
+        let t = self
+            .service
+            .passes()
+            .wait_to_run()
+            .await
+            .run_blocking(move || m.enrol(&rows))
+            .await
+            .map_err(|e| FactorError::Unavailable(format!("enrolment task: {e}")))?
+            .map_err(refused)?;
         Ok(Enrolled {
             template: serde_json::to_string(&t)
                 .map_err(|e| FactorError::Unavailable(format!("template encoding: {e}")))?,
@@ -67,16 +68,20 @@ impl FactorClient for LocalFactor {
             ));
         }
         let version = m.version.clone();
-        let room = self.service.passes().wait_to_run().await;
-        let (scores, attempt) = tokio::task::spawn_blocking(move || {
-            let _room = room;
+        let pass = move || {
             let s = m.score(&t, &rows)?;
             let a = m.model.attempt(&t, &s);
             Ok::<_, ModelError>((s, a))
-        })
-        .await
-        .map_err(|e| FactorError::Unavailable(format!("scoring task: {e}")))?
-        .map_err(refused)?;
+        };
+        let (scores, attempt) = self
+            .service
+            .passes()
+            .wait_to_run()
+            .await
+            .run_blocking(pass)
+            .await
+            .map_err(|e| FactorError::Unavailable(format!("scoring task: {e}")))?
+            .map_err(refused)?;
         Ok(Scored {
             llr: scores.iter().map(|s| s.llr).collect(),
             attempt,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use super::breaker::Breaker;
 use super::client::{Embedded, Enrolled, FactorClient, FactorError, Scored};
+use crate::factor::PASSES_BUSY;
 use crate::factor::auth::FactorToken;
 use crate::settings::AuthSettings;
 
@@ -192,9 +193,6 @@ impl RemoteFactor {
         Err(FactorError::Refused(format!("{status}: {}", message())).into())
     }
 }
-
-/// The code of a factor service's 503 when every place for a forward pass is taken.
-const PASSES_BUSY: &str = "passes_busy";
 
 /// Why one attempt of a call failed.
 enum Attempt {

@@ -17,12 +17,19 @@ pub fn prepare(dir: &Path) -> anyhow::Result<()> {
     prepare_as(dir, "--dir")
 }
 
-/// Whether [`prepare_as`] would use `dir` (the option `flag`'s folder), touching
-/// nothing: a run checks every folder before it empties any.
-pub fn check_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
+/// What a working directory holds now, as far as a run is concerned.
+enum Found {
+    /// Nothing there, or an empty folder: nothing to empty.
+    Nothing,
+    /// A folder of an earlier run (it carries the marker): emptied before use.
+    EarlierRun,
+}
+
+/// What `dir` (the option `flag`'s folder) holds, or why a run must not use it.
+fn inspect(dir: &Path, flag: &str) -> anyhow::Result<Found> {
     let shown = dir.display();
     match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Nothing),
         Err(e) => Err(anyhow::anyhow!("{flag} {shown}: {e}")),
         Ok(meta) if !meta.is_dir() => Err(anyhow::anyhow!(
             "{flag} {shown}: exists and is not a folder; choose another {flag}"
@@ -30,63 +37,48 @@ pub fn check_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
         Ok(_) => {
             let mut entries =
                 std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
-            if entries.next().is_some() && !dir.join(MARKER).is_file() {
-                return Err(anyhow::anyhow!(
+            if entries.next().is_none() {
+                Ok(Found::Nothing)
+            } else if dir.join(MARKER).is_file() {
+                Ok(Found::EarlierRun)
+            } else {
+                Err(anyhow::anyhow!(
                     "{flag} {shown}: the folder exists, is not empty and was not made by \
                      tacit-sim (no {MARKER} in it); refusing to empty it. Choose another \
                      {flag}, or remove the folder yourself"
-                ));
+                ))
             }
-            Ok(())
         }
     }
 }
 
+/// Whether [`prepare_as`] would use `dir` (the option `flag`'s folder), touching
+/// nothing: a run checks every folder before it empties any.
+pub fn check_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
+    inspect(dir, flag).map(|_| ())
+}
+
 /// [`prepare`] for the folder of the option `flag` (named in the errors).
 pub fn prepare_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
-    check_as(dir, flag)?;
     let shown = dir.display();
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::anyhow!("{flag} {shown}: {e}")),
-        Ok(meta) if !meta.is_dir() => {
-            return Err(anyhow::anyhow!(
-                "{flag} {shown}: exists and is not a folder; choose another {flag}"
-            ));
-        }
-        Ok(_) => {
-            let mut entries =
-                std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
-            let empty = entries.next().is_none();
-            if !empty {
-                if !dir.join(MARKER).is_file() {
-                    return Err(anyhow::anyhow!(
-                        "{flag} {shown}: the folder exists, is not empty and was not made by \
-                         tacit-sim (no {MARKER} in it); refusing to empty it. Choose another \
-                         {flag}, or remove the folder yourself"
-                    ));
-                }
-                // The contents, not the folder: it may be a mount point, or have
-                // permissions of its own.
-                for entry in
-                    std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?
-                {
-                    let path = entry
-                        .map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?
-                        .path();
-                    let removed = if path.is_dir() && !path.is_symlink() {
-                        std::fs::remove_dir_all(&path)
-                    } else {
-                        std::fs::remove_file(&path)
-                    };
-                    removed.map_err(|e| {
-                        anyhow::anyhow!(
-                            "{flag} {shown}: emptying the previous run: {}: {e}",
-                            path.display()
-                        )
-                    })?;
-                }
-            }
+    if let Found::EarlierRun = inspect(dir, flag)? {
+        // The contents, not the folder: it may be a mount point, or have permissions
+        // of its own.
+        for entry in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))? {
+            let path = entry
+                .map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?
+                .path();
+            let removed = if path.is_dir() && !path.is_symlink() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| {
+                anyhow::anyhow!(
+                    "{flag} {shown}: emptying the previous run: {}: {e}",
+                    path.display()
+                )
+            })?;
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
