@@ -153,8 +153,10 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
                 (r, true)
             }
             Kill::InsideCommit => {
+                // Packs left uncommitted before this request (by earlier kills, or a
+                // failed request) are not its own.
+                let known = uncommitted_packs(&db_url).await;
                 let req = tokio::spawn(req);
-                let known: HashSet<String> = inside.union(&before_object).cloned().collect();
                 let killed = kill_inside_commit(&db_url, &objects, &known, &mut server, || {
                     req.is_finished()
                 })
@@ -179,14 +181,7 @@ async fn kill_9_inside_a_group_commit_loses_nothing_and_leaves_nothing() {
         if killed {
             // Where did the kill land? Uncommitted packs, with their object on disk
             // or not yet.
-            let pool = sqlx::SqlitePool::connect(&db_url).await.unwrap();
-            let open: Vec<(String,)> =
-                sqlx::query_as("SELECT object_key FROM packs WHERE committed = FALSE")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            pool.close().await;
-            for (key,) in open {
+            for key in uncommitted_packs(&db_url).await {
                 if objects.join(&key).exists() {
                     inside.insert(key);
                 } else {
@@ -282,6 +277,18 @@ enum Kill {
     InsideCommit,
 }
 
+/// The object keys of the packs whose rows are not committed.
+async fn uncommitted_packs(db_url: &str) -> HashSet<String> {
+    let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+    let open: Vec<(String,)> =
+        sqlx::query_as("SELECT object_key FROM packs WHERE committed = FALSE")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    open.into_iter().map(|(k,)| k).collect()
+}
+
 /// Kills `server` inside a group commit: polls the database (holding SQLite's one
 /// write lock while it looks, released between looks) until a pack row other than
 /// `known` is written but uncommitted; keeps the lock, so that the server cannot commit
@@ -312,7 +319,9 @@ async fn kill_inside_commit(
             .await
             .is_err()
         {
-            tokio::task::yield_now().await;
+            // Not a spin that would take a core from the server: a short pause, still
+            // well inside the time the server takes to write the pack's object.
+            std::thread::sleep(Duration::from_micros(100));
             continue;
         }
         let open: Vec<(String,)> =

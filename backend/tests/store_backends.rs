@@ -55,4 +55,5 @@ suite!(
     decisions,
     small_writes_concurrent,
     failed_transactions,
+    gateways_crossing_writes,
 );

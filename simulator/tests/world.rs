@@ -50,6 +50,16 @@ async fn small_world_keeps_every_envelope_and_refuses_the_attacks() {
             cfg.dir.join("backend").join("..").join("p"),
             "apart from --dir",
         ),
+        // `..` after a folder that does not exist: --dir itself.
+        (
+            cfg.dir
+                .parent()
+                .expect("a parent")
+                .join("tacit-no-such-folder")
+                .join("..")
+                .join(cfg.dir.file_name().expect("a name")),
+            "apart from --dir",
+        ),
         (someones.clone(), "not made by tacit-sim"),
     ] {
         let refused = WorldConfig {

@@ -37,27 +37,34 @@ impl Breaker {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether a call may go out now. While open, `false` until the cooldown has
-    /// passed; then `true` for one trial call at a time.
-    pub fn allow(&self, now: Instant) -> bool {
+    /// A call that may go out now, or `None`. While open, `None` until the cooldown
+    /// has passed; then one trial call at a time. The call reports how it went
+    /// ([`Call::success`], [`Call::failure`]); a call dropped without an outcome (its
+    /// caller gone, or an answer that says nothing of the service's health, such as
+    /// "busy") changes nothing, except that a trial is free again for the next caller.
+    pub fn allow(&self, now: Instant) -> Option<Call<'_>> {
         let mut s = self.state();
-        match s.open_until {
-            None => true,
+        let trial = match s.open_until {
+            None => false,
             Some(t) if now >= t && !s.trial_running => {
                 s.trial_running = true;
                 true
             }
-            Some(_) => false,
-        }
+            Some(_) => return None,
+        };
+        Some(Call {
+            breaker: self,
+            trial,
+        })
     }
 
     /// A call succeeded: close.
-    pub fn success(&self) {
+    fn success(&self) {
         *self.state() = State::default();
     }
 
     /// A call failed: count it, open at the threshold (or again after a failed trial).
-    pub fn failure(&self, now: Instant) {
+    fn failure(&self, now: Instant) {
         let mut s = self.state();
         s.failures = s.failures.saturating_add(1);
         s.trial_running = false;
@@ -72,6 +79,40 @@ impl Breaker {
     }
 }
 
+/// One call let through by [`Breaker::allow`].
+#[derive(Debug)]
+#[must_use = "a call reports its outcome; dropped, it counts as neither"]
+pub struct Call<'a> {
+    breaker: &'a Breaker,
+    /// The one trial call of an open circuit.
+    trial: bool,
+}
+
+impl Call<'_> {
+    /// The service answered well (or refused the request itself): close the circuit.
+    pub fn success(mut self) {
+        self.trial = false;
+        self.breaker.success();
+    }
+
+    /// The service failed: count it.
+    pub fn failure(mut self, now: Instant) {
+        self.trial = false;
+        self.breaker.failure(now);
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        // A trial without an outcome (its caller cancelled, or the service only said
+        // it is busy) must not keep every later trial out: the circuit would stay open
+        // for good while reporting itself closed.
+        if self.trial {
+            self.breaker.state().trial_running = false;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,22 +121,46 @@ mod tests {
     fn opens_after_failures_and_recovers_through_one_trial() {
         let b = Breaker::new(2, Duration::from_secs(10));
         let t0 = Instant::now();
-        assert!(b.allow(t0));
-        b.failure(t0);
-        assert!(b.allow(t0), "one failure is below the threshold");
-        b.failure(t0);
-        assert!(b.is_open(t0) && !b.allow(t0));
+        b.allow(t0).unwrap().failure(t0);
+        assert!(b.allow(t0).is_some(), "one failure is below the threshold");
+        b.allow(t0).unwrap().failure(t0);
+        assert!(b.is_open(t0) && b.allow(t0).is_none());
         let later = t0 + Duration::from_secs(11);
-        assert!(b.allow(later), "the trial call");
-        assert!(!b.allow(later), "only one trial at a time");
-        b.failure(later);
+        let trial = b.allow(later).expect("the trial call");
+        assert!(b.allow(later).is_none(), "only one trial at a time");
+        trial.failure(later);
         assert!(
-            !b.allow(later + Duration::from_secs(1)),
+            b.allow(later + Duration::from_secs(1)).is_none(),
             "failed trial: open again"
         );
         let much_later = later + Duration::from_secs(20);
-        assert!(b.allow(much_later));
-        b.success();
-        assert!(b.allow(much_later) && b.allow(much_later) && !b.is_open(much_later));
+        b.allow(much_later).unwrap().success();
+        assert!(b.allow(much_later).is_some() && b.allow(much_later).is_some());
+        assert!(!b.is_open(much_later));
+    }
+
+    #[test]
+    fn a_trial_without_an_outcome_frees_the_trial() {
+        let b = Breaker::new(1, Duration::from_secs(10));
+        let t0 = Instant::now();
+        b.allow(t0).unwrap().failure(t0);
+        let later = t0 + Duration::from_secs(11);
+        // Cancelled, or answered "busy": neither closes nor reopens the circuit.
+        drop(b.allow(later).expect("the trial call"));
+        let again = b
+            .allow(later)
+            .expect("another trial, not a circuit open for good");
+        assert!(b.allow(later).is_none(), "still one trial at a time");
+        again.success();
+        assert!(!b.is_open(later) && b.allow(later).is_some());
+        // A call dropped while closed changes nothing either.
+        let closed = Breaker::new(2, Duration::from_secs(10));
+        closed.allow(t0).unwrap().failure(t0);
+        drop(closed.allow(t0).unwrap());
+        closed.allow(t0).unwrap().failure(t0);
+        assert!(
+            closed.is_open(t0),
+            "two failures in a row, with nothing between"
+        );
     }
 }

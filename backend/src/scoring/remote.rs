@@ -98,27 +98,31 @@ impl RemoteFactor {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
             }
-            if !self.breaker.allow(Instant::now()) {
+            let Some(call) = self.breaker.allow(Instant::now()) else {
                 return Err(FactorError::Unavailable(
                     "circuit open after repeated failures".into(),
                 ));
-            }
+            };
             match self.attempt(&url, body).await {
                 Ok(v) => {
-                    self.breaker.success();
+                    call.success();
                     return Ok(v);
                 }
                 Err(Attempt::Failed(e @ FactorError::Refused(_))) => {
                     // The service works; it refused this request.
-                    self.breaker.success();
+                    call.success();
                     return Err(e);
                 }
-                // A service that answered "busy" works and sheds load as it should:
-                // counting that as a failure would open the circuit and take the factor
-                // away for the whole cooldown after one burst.
-                Err(Attempt::Busy(e)) => last = e,
+                // A service that answered "busy" sheds load as it should: counting that
+                // as a failure would open the circuit and take the factor away for the
+                // whole cooldown after one burst. The call counts as neither (a trial
+                // call leaves the trial to the next caller).
+                Err(Attempt::Busy(e)) => {
+                    drop(call);
+                    last = e;
+                }
                 Err(Attempt::Failed(e)) => {
-                    self.breaker.failure(Instant::now());
+                    call.failure(Instant::now());
                     last = e;
                 }
             }

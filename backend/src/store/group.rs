@@ -1,14 +1,22 @@
 //! Group commit of the small writes that concurrent requests make: a request's write
-//! joins a queue; one task takes everything queued (up to
+//! joins a queue; a task takes everything queued (up to
 //! [`Dialect::GROUP_LIMIT`](super::sql::Dialect::GROUP_LIMIT)), runs each
 //! write in a savepoint of one transaction and commits once; every request hears its
 //! own result only after that commit.
 //!
-//! Why: a store has one writer at a time (SQLite has one writer; here one connection),
-//! and each commit is a round trip to the database's thread and an fsync. Measured in a
-//! 1,000-person simulated world, an authentication waited ~60 ms for each of its
-//! writes behind the others' commits, although the disk and the CPU were not busy.
-//! Grouped, one fsync and one hand-over between threads serve the whole queue.
+//! Why: SQLite has one writer at a time (here one connection), and each commit is a
+//! round trip to the database's thread and an fsync. Measured in a 1,000-person
+//! simulated world, an authentication waited ~60 ms for each of its writes behind the
+//! others' commits, although the disk and the CPU were not busy. Grouped, one fsync and
+//! one hand-over between threads serve the whole queue.
+//!
+//! PostgreSQL has many writers and groups its WAL flushes itself, and a transaction of
+//! several requests' writes would hold every row lock it took until its commit, in the
+//! order the writes arrived: two gateways sharing the database could then lock two
+//! devices' rows in opposite orders and deadlock (broken only after
+//! `deadlock_timeout`, failing both groups). There
+//! [`Dialect::GROUP_TASKS`](super::sql::Dialect::GROUP_TASKS) tasks each commit one
+//! write at a time, side by side.
 //!
 //! A write that fails (its statement refused: a constraint, a deleted user) is rolled
 //! back to its savepoint and answered with its own error; the others commit. If the
@@ -147,7 +155,15 @@ impl GroupCommit {
         };
         let (tx, rx) = oneshot::channel();
         self.queue.send((write, tx)).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        match rx.await {
+            Ok(written) => written,
+            Err(_) if self.queue.is_closed() => Err(stopped()),
+            // The task dropped the answer without stopping: its group panicked.
+            Err(_) => Err(WriteError::Group {
+                transient: false,
+                message: "the group commit of concurrent writes failed (a bug; logged)".into(),
+            }),
+        }
     }
 }
 
@@ -199,29 +215,35 @@ where
     for<'r> Vec<u8>: sqlx::Decode<'r, DB>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    /// Starts the task that commits the writes queued in the answer through `writer`.
+    /// Starts the tasks ([`Dialect::GROUP_TASKS`](super::sql::Dialect::GROUP_TASKS))
+    /// that commit the writes queued in the answer through `writer`.
     pub(crate) fn start(writer: sqlx::Pool<DB>) -> GroupCommit {
-        let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE);
-        tokio::spawn(async move {
-            while let Some(first) = jobs.recv().await {
-                let mut group = vec![first];
-                // Whatever queued while the previous group committed: no waiting window,
-                // so a lone request pays nothing for the grouping.
-                while group.len() < DB::GROUP_LIMIT {
-                    match jobs.try_recv() {
-                        Ok(job) => group.push(job),
-                        Err(_) => break,
-                    }
+        let (queue, jobs) = mpsc::channel::<Job>(QUEUE);
+        let jobs = std::sync::Arc::new(tokio::sync::Mutex::new(jobs));
+        for _ in 0..DB::GROUP_TASKS.max(1) {
+            let (jobs, writer) = (jobs.clone(), writer.clone());
+            tokio::spawn(async move {
+                while let Some(group) = Self::next_group(&jobs).await {
+                    Self::commit(&writer, group).await;
                 }
-                // A bug must not stop every later write: the group's callers hear that
-                // it failed (their answers are dropped) and the next group runs.
-                let run = std::panic::AssertUnwindSafe(Self::commit(&writer, group));
-                if futures::FutureExt::catch_unwind(run).await.is_err() {
-                    tracing::error!("a group commit panicked; its writes were refused");
-                }
-            }
-        });
+            });
+        }
         GroupCommit { queue }
+    }
+
+    /// The next group: the first write to come, and whatever queued with it while the
+    /// previous group committed. No waiting window, so a lone request pays nothing for
+    /// the grouping. `None` once every sender is gone.
+    async fn next_group(jobs: &tokio::sync::Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+        let mut jobs = jobs.lock().await;
+        let mut group = vec![jobs.recv().await?];
+        while group.len() < DB::GROUP_LIMIT {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        Some(group)
     }
 
     /// Runs `group` in one transaction, each write in a savepoint; answers every write
@@ -231,7 +253,18 @@ where
             Ok(conn) => conn,
             Err(e) => return fail::<DB>(group.into_iter().map(|(_, reply)| reply), e),
         };
-        if !Self::commit_on(&mut conn, group).await {
+        // A bug must not stop every later write: the group's callers hear that it
+        // failed (their answers are dropped: `GroupCommit::write` says so), and the
+        // next group runs.
+        let run = std::panic::AssertUnwindSafe(Self::commit_on(&mut conn, group));
+        let committed = match futures::FutureExt::catch_unwind(run).await {
+            Ok(committed) => committed,
+            Err(_) => {
+                tracing::error!("a group commit panicked; its writes were refused");
+                false
+            }
+        };
+        if !committed {
             // After a failure the database may have ended the transaction by itself
             // (SQLite does on a full disk or an I/O error) while sqlx still counts it
             // open: its next BEGIN would be a savepoint of nothing and later commits
@@ -269,10 +302,13 @@ where
                         Ok((w, true)) => point.commit().await.map(|()| Ok(w)),
                         // Answered, but what it wrote is not to be kept.
                         Ok((w, false)) => point.rollback().await.map(|()| Ok(w)),
-                        Err(e) => point
-                            .rollback()
-                            .await
-                            .map(|()| Err(WriteError::Statement(e))),
+                        // When the savepoint cannot be rolled back (the database
+                        // ended the transaction by itself), the statement's own error
+                        // is the one to report, for the group.
+                        Err(e) => match point.rollback().await {
+                            Ok(()) => Ok(Err(WriteError::Statement(e))),
+                            Err(_) => Err(e),
+                        },
                     },
                     Err(e) => Err(e),
                 }

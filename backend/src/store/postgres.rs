@@ -127,7 +127,9 @@ impl Dialect for sqlx::Postgres {
     }
 
     const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool = false;
-    const GROUP_LIMIT: usize = 60;
+    const GROUP_LIMIT: usize = 1;
+    // Half the pool, so that reads find connections while every task writes.
+    const GROUP_TASKS: usize = MAX_CONNECTIONS as usize / 2;
 
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {
         r.rows_affected()

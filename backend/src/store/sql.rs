@@ -282,9 +282,12 @@ pub trait Dialect: sqlx::Database {
     /// transaction until it rolls back (to a savepoint).
     const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool;
     /// Writes committed in one group at most ([`super::group`]): bounds the time a
-    /// group holds the writer and, on PostgreSQL, its savepoints (more than 64 in one
-    /// transaction overflow each session's subtransaction cache).
+    /// group holds the writer. 1 where the database has many writers (PostgreSQL):
+    /// a group of several requests' writes would hold all their row locks, taken in
+    /// arrival order, until its commit.
     const GROUP_LIMIT: usize;
+    /// Tasks committing groups side by side: 1 where the database has one writer.
+    const GROUP_TASKS: usize;
 }
 
 /// A [`Store`](super::Store) on a SQL database plus [`FeatureObjects`](super::FeatureObjects):

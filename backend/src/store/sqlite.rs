@@ -89,6 +89,7 @@ impl Dialect for sqlx::Sqlite {
 
     const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool = true;
     const GROUP_LIMIT: usize = 256;
+    const GROUP_TASKS: usize = 1;
 
     fn rows_affected(r: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         r.rows_affected()

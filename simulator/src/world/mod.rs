@@ -127,25 +127,30 @@ impl Default for WorldConfig {
     }
 }
 
-/// `path` made absolute, with its deepest existing ancestor resolved (symbolic links,
-/// `..`): how two folders compare whether or not they exist yet.
+/// `path` made absolute and resolved as far as it exists (symbolic links, `.`, `..`),
+/// one component at a time as `realpath -m` does: how two folders compare whether or
+/// not they exist yet. A `..` after a missing folder goes back to its parent, so
+/// `missing/../w` is `w`; a `..` after a symbolic link goes back from where the link
+/// leads.
 fn resolved(path: &std::path::Path) -> std::io::Result<PathBuf> {
-    let absolute = std::path::absolute(path)?;
-    let mut base = absolute.as_path();
-    let mut missing = Vec::new();
-    loop {
-        if let Ok(mut real) = base.canonicalize() {
-            real.extend(missing.iter().rev());
-            return Ok(real);
-        }
-        match (base.parent(), base.file_name()) {
-            (Some(parent), Some(name)) => {
-                missing.push(name.to_os_string());
-                base = parent;
+    use std::path::Component;
+    let mut real = PathBuf::new();
+    for part in std::path::absolute(path)?.components() {
+        match part {
+            Component::Prefix(_) | Component::RootDir => real.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                real.pop();
             }
-            _ => return Ok(absolute),
+            Component::Normal(name) => {
+                real.push(name);
+                if std::fs::symlink_metadata(&real).is_ok() {
+                    real = real.canonicalize()?;
+                }
+            }
         }
     }
+    Ok(real)
 }
 
 impl WorldConfig {
@@ -175,7 +180,8 @@ impl WorldConfig {
             if a.starts_with(&b) || b.starts_with(&a) {
                 return Err(anyhow::anyhow!(
                     "--phones-dir {}: must be apart from --dir {} (not the same folder, \
-                     nor one inside the other)",
+                     nor one inside the other; without --phones-dir the phones' data \
+                     goes in --dir's phones folder)",
                     phones.display(),
                     self.dir.display()
                 ));
