@@ -56,4 +56,5 @@ suite!(
     small_writes_concurrent,
     failed_transactions,
     gateways_crossing_writes,
+    packs_rolled_back_among_others,
 );

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 struct State {
     failures: u32,
     open_until: Option<Instant>,
-    trial_running: bool,
+    /// The trial call running now, by number: only its own outcome (or its drop)
+    /// ends it, not a slower call from before the circuit opened.
+    trial: Option<u64>,
+    /// The number of the last trial.
+    trials: u64,
 }
 
 /// The breaker.
@@ -45,10 +49,11 @@ impl Breaker {
     pub fn allow(&self, now: Instant) -> Option<Call<'_>> {
         let mut s = self.state();
         let trial = match s.open_until {
-            None => false,
-            Some(t) if now >= t && !s.trial_running => {
-                s.trial_running = true;
-                true
+            None => None,
+            Some(t) if now >= t && s.trial.is_none() => {
+                s.trials = s.trials.wrapping_add(1);
+                s.trial = Some(s.trials);
+                s.trial
             }
             Some(_) => return None,
         };
@@ -60,14 +65,20 @@ impl Breaker {
 
     /// A call succeeded: close.
     fn success(&self) {
-        *self.state() = State::default();
+        let mut s = self.state();
+        s.failures = 0;
+        s.open_until = None;
+        s.trial = None;
     }
 
-    /// A call failed: count it, open at the threshold (or again after a failed trial).
-    fn failure(&self, now: Instant) {
+    /// A call failed: count it, open at the threshold (or again after a failed trial,
+    /// `trial` being that call's number).
+    fn failure(&self, now: Instant, trial: Option<u64>) {
         let mut s = self.state();
         s.failures = s.failures.saturating_add(1);
-        s.trial_running = false;
+        if trial.is_some() && s.trial == trial {
+            s.trial = None;
+        }
         if s.failures >= self.threshold {
             s.open_until = Some(now + self.cooldown);
         }
@@ -84,21 +95,21 @@ impl Breaker {
 #[must_use = "a call reports its outcome; dropped, it counts as neither"]
 pub struct Call<'a> {
     breaker: &'a Breaker,
-    /// The one trial call of an open circuit.
-    trial: bool,
+    /// The number of the trial, for the one trial call of an open circuit.
+    trial: Option<u64>,
 }
 
 impl Call<'_> {
     /// The service answered well (or refused the request itself): close the circuit.
     pub fn success(mut self) {
-        self.trial = false;
+        self.trial = None;
         self.breaker.success();
     }
 
     /// The service failed: count it.
     pub fn failure(mut self, now: Instant) {
-        self.trial = false;
-        self.breaker.failure(now);
+        let trial = self.trial.take();
+        self.breaker.failure(now, trial);
     }
 }
 
@@ -107,8 +118,11 @@ impl Drop for Call<'_> {
         // A trial without an outcome (its caller cancelled, or the service only said
         // it is busy) must not keep every later trial out: the circuit would stay open
         // for good while reporting itself closed.
-        if self.trial {
-            self.breaker.state().trial_running = false;
+        if let Some(trial) = self.trial {
+            let mut s = self.breaker.state();
+            if s.trial == Some(trial) {
+                s.trial = None;
+            }
         }
     }
 }
@@ -162,5 +176,25 @@ mod tests {
             closed.is_open(t0),
             "two failures in a row, with nothing between"
         );
+    }
+
+    #[test]
+    fn only_a_trial_ends_its_own_trial() {
+        let b = Breaker::new(1, Duration::from_secs(10));
+        let t0 = Instant::now();
+        // A slow call from before the circuit opened.
+        let slow = b.allow(t0).unwrap();
+        b.allow(t0).unwrap().failure(t0);
+        let later = t0 + Duration::from_secs(11);
+        let first = b.allow(later).expect("the first trial");
+        // The slow call fails: the circuit opens again; the first trial still runs.
+        slow.failure(later);
+        let much_later = later + Duration::from_secs(11);
+        assert!(b.allow(much_later).is_none(), "the first trial still runs");
+        drop(first);
+        let second = b.allow(much_later).expect("the second trial");
+        assert!(b.allow(much_later).is_none(), "one trial at a time");
+        second.success();
+        assert!(b.allow(much_later).is_some());
     }
 }

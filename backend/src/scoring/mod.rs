@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use tacit_shared::payload::FactorKind;
 
-pub use breaker::Breaker;
+pub use breaker::{Breaker, Call};
 pub use client::{Embedded, Enrolled, FactorClient, FactorError, Scored};
 pub use decide::{Assessment, Evidence, assess};
 pub use enrol::{EnrolOutcome, EnrolStatus, RebuildReport, enrol_user, rebuild_stale};

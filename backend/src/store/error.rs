@@ -94,15 +94,17 @@ pub(crate) fn from_sqlx(
     err: sqlx::Error,
     transient_code: fn(&str) -> bool,
 ) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) => {
-            let transient = db.code().is_some_and(|c| transient_code(&c));
-            if transient {
-                StoreError::unavailable(context, err)
-            } else {
-                StoreError::internal(context, err)
-            }
-        }
+    if sqlx_is_transient(&err, transient_code) {
+        StoreError::unavailable(context, err)
+    } else {
+        StoreError::internal(context, err)
+    }
+}
+
+/// Whether a sqlx error means "try again later" ([`from_sqlx`]'s classification).
+pub(crate) fn sqlx_is_transient(err: &sqlx::Error, transient_code: fn(&str) -> bool) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| transient_code(&c)),
         // Connection-level failures: the database is down, unreachable or saturated.
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -110,8 +112,8 @@ pub(crate) fn from_sqlx(
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::BeginFailed => StoreError::unavailable(context, err),
-        _ => StoreError::internal(context, err),
+        | sqlx::Error::BeginFailed => true,
+        _ => false,
     }
 }
 

@@ -126,7 +126,7 @@ impl WriteError {
 
 type Job = (Write, Reply);
 
-/// The queue of a store's group commit. Cloned with the store; the task ends when the
+/// The queue of a store's group commit. Cloned with the store; the tasks end when the
 /// last clone is dropped.
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
@@ -142,7 +142,8 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Whether the task has stopped (every write would fail).
+    /// Whether the tasks have stopped (every write would fail). A panic inside a
+    /// group does not stop its task: that group fails alone.
     pub(crate) fn is_closed(&self) -> bool {
         self.queue.is_closed()
     }
@@ -158,7 +159,7 @@ impl GroupCommit {
         match rx.await {
             Ok(written) => written,
             Err(_) if self.queue.is_closed() => Err(stopped()),
-            // The task dropped the answer without stopping: its group panicked.
+            // A task dropped the answer without stopping: its group panicked.
             Err(_) => Err(WriteError::Group {
                 transient: false,
                 message: "the group commit of concurrent writes failed (a bug; logged)".into(),
@@ -196,7 +197,7 @@ fn fail<DB: super::sql::Dialect>(replies: impl IntoIterator<Item = Reply>, e: sq
     }
 }
 
-/// The task behind a [`GroupCommit`], over one database's writer.
+/// The tasks behind a [`GroupCommit`], over one database's writer.
 pub(crate) struct GroupTask<DB>(std::marker::PhantomData<DB>);
 
 impl<DB> GroupTask<DB>
@@ -273,8 +274,25 @@ where
         }
     }
 
+    /// Of a statement's error and the error of undoing it, the one the group fails
+    /// with: the undoing's when it is transient (the connection went away: worth a
+    /// retry), else the statement's own (the database ended the transaction by
+    /// itself, and "no such savepoint" would hide why).
+    fn worse(statement: sqlx::Error, undoing: sqlx::Error) -> sqlx::Error {
+        if super::error::sqlx_is_transient(&undoing, DB::transient) {
+            undoing
+        } else {
+            statement
+        }
+    }
+
     /// [`Self::commit`] on one connection; false when anything failed.
-    async fn commit_on(conn: &mut DB::Connection, group: Vec<Job>) -> bool {
+    async fn commit_on(conn: &mut DB::Connection, mut group: Vec<Job>) -> bool {
+        if group.len() == 1
+            && let Some((write, reply)) = group.pop()
+        {
+            return Self::commit_alone(conn, write, reply).await;
+        }
         let mut tx = match sqlx::Connection::begin(&mut *conn).await {
             Ok(tx) => tx,
             Err(e) => {
@@ -302,12 +320,9 @@ where
                         Ok((w, true)) => point.commit().await.map(|()| Ok(w)),
                         // Answered, but what it wrote is not to be kept.
                         Ok((w, false)) => point.rollback().await.map(|()| Ok(w)),
-                        // When the savepoint cannot be rolled back (the database
-                        // ended the transaction by itself), the statement's own error
-                        // is the one to report, for the group.
                         Err(e) => match point.rollback().await {
                             Ok(()) => Ok(Err(WriteError::Statement(e))),
-                            Err(_) => Err(e),
+                            Err(r) => Err(Self::worse(e, r)),
                         },
                     },
                     Err(e) => Err(e),
@@ -335,6 +350,42 @@ where
             }
             Err(e) => {
                 fail::<DB>(done.into_iter().map(|(r, _)| r), e);
+                false
+            }
+        }
+    }
+
+    /// A group of one write: its own transaction, without a savepoint (two round trips
+    /// to the database fewer), rolled back when the write fails or is not to be kept.
+    /// False when anything but the write's own statement failed.
+    async fn commit_alone(conn: &mut DB::Connection, write: Write, reply: Reply) -> bool {
+        let once = |reply| std::iter::once(reply);
+        let mut tx = match sqlx::Connection::begin(&mut *conn).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                fail::<DB>(once(reply), e);
+                return false;
+            }
+        };
+        let (answer, ended) = match Self::apply(&mut tx, &write).await {
+            Ok((w, true)) => (Ok(w), tx.commit().await),
+            // Answered, but what it wrote is not to be kept.
+            Ok((w, false)) => (Ok(w), tx.rollback().await),
+            Err(e) => match tx.rollback().await {
+                Ok(()) => (Err(WriteError::Statement(e)), Ok(())),
+                Err(r) => {
+                    fail::<DB>(once(reply), Self::worse(e, r));
+                    return false;
+                }
+            },
+        };
+        match ended {
+            Ok(()) => {
+                let _ = reply.send(answer);
+                true
+            }
+            Err(e) => {
+                fail::<DB>(once(reply), e);
                 false
             }
         }
@@ -427,7 +478,13 @@ where
         metas: &[EnvelopeMeta],
     ) -> Result<PackCommitted, sqlx::Error> {
         let mut inserted: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        for chunk in metas.chunks(sql::INSERT_CHUNK) {
+        // In order of sequence number (stable: of two envelopes with one number, the
+        // first stays first), whatever order the request had: two gateways inserting
+        // the same device's rows (a retry sent elsewhere, a cloned key) then take the
+        // rows' locks in one order and cannot deadlock.
+        let mut in_order: Vec<&EnvelopeMeta> = metas.iter().collect();
+        in_order.sort_by_key(|m| m.sequence);
+        for chunk in in_order.chunks(sql::INSERT_CHUNK) {
             let mut q = sqlx::QueryBuilder::<DB>::new(sql::INSERT_ENVELOPES_HEAD);
             q.push_values(chunk, |mut row, meta| {
                 row.push_bind(meta.device_id.to_vec())

@@ -128,7 +128,9 @@ impl Dialect for sqlx::Postgres {
 
     const CONSTRAINT_ERRORS_UNDO_THE_STATEMENT: bool = false;
     const GROUP_LIMIT: usize = 1;
-    // Half the pool, so that reads find connections while every task writes.
+    // Half the pool: while every task writes, reads still find connections. Nothing
+    // keeps connections for writes, so a burst of reads can make writes wait (up to
+    // the pool's acquire timeout, then a 503 the caller retries).
     const GROUP_TASKS: usize = MAX_CONNECTIONS as usize / 2;
 
     fn rows_affected(r: &sqlx::postgres::PgQueryResult) -> u64 {

@@ -66,6 +66,26 @@ async fn key_of(s: &dyn Store, m: &EnvelopeMeta) -> String {
         .object_key
 }
 
+/// What a group of "new, sent again, reused, new" envelopes comes to: it stops at the
+/// reuse, and the last one is not stored.
+const MIXED_OUTCOMES: [StoreOutcome; 3] = [
+    StoreOutcome::Stored,
+    StoreOutcome::Duplicate,
+    StoreOutcome::SequenceReused,
+];
+
+/// The envelope ids in the pack that holds `m`, in the pack's order.
+async fn pack_of(s: &dyn Store, m: &EnvelopeMeta) -> Vec<[u8; 16]> {
+    let key = key_of(s, m).await;
+    s.objects()
+        .read_entries(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope_id)
+        .collect()
+}
+
 /// Running the migrations again — directly, or by opening the store from its
 /// configuration — changes neither schema nor data.
 pub async fn migrations_idempotent(fx: &Fixture) {
@@ -398,14 +418,7 @@ pub async fn group_commit(fx: &Fixture) {
     // the reuse, the last one is not stored.
     let mixed = vec![new(15, 15), new(10, 10), new(11, 0xee), new(16, 16)];
     let outcomes = s.store_envelopes(mixed).await.unwrap();
-    assert_eq!(
-        outcomes,
-        vec![
-            StoreOutcome::Stored,
-            StoreOutcome::Duplicate,
-            StoreOutcome::SequenceReused
-        ]
-    );
+    assert_eq!(outcomes, MIXED_OUTCOMES);
     assert_eq!(
         s.seen(d.device_id, 15)
             .await
@@ -425,16 +438,10 @@ pub async fn group_commit(fx: &Fixture) {
     assert_eq!(s.list_feature_objects("u1").await.unwrap().len(), 2);
     // A pack holds only what was stored: neither the copy sent again nor the other
     // phone's envelope nor what came after it.
-    let k15 = key_of(s.as_ref(), &meta(&d, 15, [15; 16])).await;
-    let ids: Vec<[u8; 16]> = s
-        .objects()
-        .read_entries(&k15)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.envelope_id)
-        .collect();
-    assert_eq!(ids, vec![[15; 16]]);
+    assert_eq!(
+        pack_of(s.as_ref(), &meta(&d, 15, [15; 16])).await,
+        vec![[15; 16]]
+    );
 
     // One sequence number three times in a group: the envelope, another phone's, the
     // envelope again. The first is stored and stays stored.
@@ -1393,4 +1400,69 @@ pub async fn gateways_crossing_writes(fx: &Fixture) {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Packs that meet rows already there, committed at the same time as other requests'
+/// writes (one group on SQLite): each such pack's rows are undone alone, its second
+/// attempt stores only the new envelope, and the other writes of the group stay.
+pub async fn packs_rolled_back_among_others(fx: &Fixture) {
+    use tacit_backend::store::NewEnvelope;
+    let s = &fx.store;
+    let devices: Vec<DeviceRow> = (0..6u8)
+        .map(|i| device(&format!("r{i}"), 0x40 + i))
+        .collect();
+    for d in &devices {
+        s.create_user(&d.user_id).await.unwrap();
+        s.register_device(d.clone()).await.unwrap();
+    }
+    let new = |d: &DeviceRow, seq: u64, id: u8| {
+        let m = meta(d, seq, [id; 16]);
+        NewEnvelope {
+            features: features(seq, m.envelope_id),
+            meta: m,
+        }
+    };
+    for d in &devices {
+        let first: Vec<NewEnvelope> = (10..15).map(|seq| new(d, seq, seq as u8)).collect();
+        s.store_envelopes(first).await.unwrap();
+    }
+    // Every device at once: new, sent again, reused, new; and a clock write beside.
+    let calls = devices.iter().map(|d| async move {
+        let mixed = vec![
+            new(d, 15, 15),
+            new(d, 10, 10),
+            new(d, 11, 0xee),
+            new(d, 16, 16),
+        ];
+        let (stored, clock) = tokio::join!(
+            s.store_envelopes(mixed),
+            s.advance_auth_clock(d.device_id, NOW)
+        );
+        (stored.unwrap(), clock.unwrap())
+    });
+    for ((outcomes, clock), d) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .zip(&devices)
+    {
+        assert_eq!(outcomes, MIXED_OUTCOMES, "{}", d.user_id);
+        assert!(clock, "{}: the clock write of the same group", d.user_id);
+        let seen = |seq| s.seen(d.device_id, seq);
+        assert_eq!(
+            seen(15).await.unwrap().map(|r| r.envelope_id),
+            Some([15; 16])
+        );
+        assert_eq!(seen(16).await.unwrap(), None);
+        assert_eq!(
+            seen(11).await.unwrap().map(|r| r.envelope_id),
+            Some([11; 16])
+        );
+        assert_eq!(s.count_envelopes(&d.user_id).await.unwrap(), 6);
+        assert_eq!(
+            pack_of(s.as_ref(), &meta(d, 15, [15; 16])).await,
+            vec![[15; 16]],
+            "{}: the second attempt's pack",
+            d.user_id
+        );
+    }
 }

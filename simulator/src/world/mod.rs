@@ -131,7 +131,7 @@ impl Default for WorldConfig {
 /// one component at a time as `realpath -m` does: how two folders compare whether or
 /// not they exist yet. A `..` after a missing folder goes back to its parent, so
 /// `missing/../w` is `w`; a `..` after a symbolic link goes back from where the link
-/// leads.
+/// leads. A symbolic link that leads nowhere (or in a loop) is an error.
 fn resolved(path: &std::path::Path) -> std::io::Result<PathBuf> {
     use std::path::Component;
     let mut real = PathBuf::new();
@@ -176,7 +176,13 @@ impl WorldConfig {
         self.faults.check()?;
         if let Some(phones) = &self.phones_dir {
             // One inside the other would empty the other's contents at the start.
-            let (a, b) = (resolved(&self.dir)?, resolved(phones)?);
+            let resolve = |p: &PathBuf, flag: &str| {
+                resolved(p).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", p.display()))
+            };
+            let (a, b) = (
+                resolve(&self.dir, "--dir")?,
+                resolve(phones, "--phones-dir")?,
+            );
             if a.starts_with(&b) || b.starts_with(&a) {
                 return Err(anyhow::anyhow!(
                     "--phones-dir {}: must be apart from --dir {} (not the same folder, \
