@@ -33,6 +33,16 @@ struct WorldArgs {
     /// People with an enrolled phone.
     #[arg(long, default_value_t = 200)]
     people: usize,
+    /// Run the people in cohorts of at most N, one after another, each with a backend
+    /// and phones of its own (emptied in between), pooled in one report: a world of a
+    /// million people in the disk of one cohort. Each finished cohort is saved in
+    /// DIR/cohorts. Impostors are people of the same cohort.
+    #[arg(long, value_name = "N")]
+    cohort: Option<usize>,
+    /// Continue a world run in cohorts that stopped part-way: the cohorts it saved in
+    /// --dir are kept, the others run (the same settings as before, --cohort included).
+    #[arg(long)]
+    resume: bool,
     /// Days lived after the enrolment day.
     #[arg(long, default_value_t = 3)]
     days: u32,
@@ -60,7 +70,8 @@ struct WorldArgs {
     /// People simulated at once (default: 2 per core).
     #[arg(long)]
     parallel: Option<usize>,
-    /// Working directory (emptied first): backend data, phones, report.
+    /// Working directory (emptied first; --resume keeps its saved cohorts): backend
+    /// data, phones, saved cohorts, report.
     #[arg(long, default_value = "tacit-sim-world")]
     dir: PathBuf,
     /// Where the phones keep their data (default: DIR/phones); emptied first like
@@ -120,6 +131,8 @@ fn simulate(a: WorldArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let cfg = WorldConfig {
         people: a.people,
+        cohort: a.cohort,
+        resume: a.resume,
         days: a.days,
         seed: a.seed,
         training_people: a.training_people,
@@ -202,11 +215,19 @@ fn simulate(a: WorldArgs) -> anyhow::Result<()> {
     };
     bar.finish_and_clear();
     println!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report)?;
+    // Written as it is encoded: a world of a million people has millions of scores,
+    // whose JSON as one string would be hundreds of megabytes more memory.
     let path = a.dir.join("report.json");
-    std::fs::write(&path, &json).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let write = |to: &std::path::Path| -> anyhow::Result<()> {
+        let file =
+            std::fs::File::create(to).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        std::io::Write::flush(&mut out).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))
+    };
+    write(&path)?;
     if let Some(p) = &a.json {
-        std::fs::write(p, &json).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        write(p)?;
     }
     let html = a.dir.join("report.html");
     std::fs::write(&html, report.html()).map_err(|e| anyhow::anyhow!("{}: {e}", html.display()))?;

@@ -206,3 +206,118 @@ async fn a_world_learns_from_its_uploads_and_refuses_a_poisoned_retraining() {
         Some(3)
     );
 }
+
+/// A world run in cohorts, one after another with a backend and phones of their own:
+/// the report adds them up and pools their attempts; each finished cohort is saved, so
+/// a run that stopped part-way resumes with the saved ones kept as they were, and a
+/// saved cohort of another world is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_in_cohorts_pools_them_and_resumes_where_it_stopped() {
+    let cfg = WorldConfig {
+        people: 13,
+        cohort: Some(5),
+        days: 1,
+        seed: 11,
+        training_people: 30,
+        training_steps: 150,
+        impostor_rate: 1.0,
+        mimic_rate: 0.5,
+        parallel: 4,
+        faults: tacit_simulator::world::Faults::none(),
+        restarts: false,
+        dir: std::env::temp_dir().join(format!("tacit-cohorts-{}", std::process::id())),
+        ..WorldConfig::default()
+    };
+    let r = run(&cfg, &|_, _, _| {}).await.expect("run");
+    println!("{}", r.table());
+    support::attacks_failed_nothing_lost(&r);
+    let sizes: Vec<usize> = r.cohorts.iter().map(|c| c.people).collect();
+    assert_eq!(sizes, [5, 4, 4]);
+    // The totals are the cohorts' own, added up.
+    let stored: u64 = r.cohorts.iter().map(|c| c.stored).sum();
+    assert_eq!(stored, r.envelopes.stored);
+    assert!(r.cohorts.iter().all(|c| c.stored > 0 && c.lost == 0));
+    let wall: f64 = r.cohorts.iter().map(|c| c.wall_s).sum();
+    assert!((wall - r.wall_s).abs() < 1e-9, "{wall} {}", r.wall_s);
+    assert!(r.cohorts.iter().all(|c| c.backend_disk_mb > 0.0));
+    assert!(
+        r.cohorts.iter().all(|c| c.build.len() == 16),
+        "{:?}",
+        r.cohorts
+    );
+    assert!(r.cpu_s > 0.0 && r.peak_rss_mib > 0.0);
+    // Every person authenticates, and is impersonated once (impostor rate 1), by
+    // someone of the same cohort.
+    assert_eq!(r.genuine[0], 13 * 2 + 13 + r.mimic[0]);
+    assert_eq!(r.impostor[0], 13);
+    let replayed = r
+        .attacks
+        .attacks
+        .iter()
+        .find(|a| a.0 == "replayed envelope");
+    assert_eq!(
+        replayed.map(|a| a.1),
+        Some(13),
+        "each cohort's phones attacked"
+    );
+    assert_eq!(r.operating_points[1].impostor_attempts, 13);
+    let saved = |i: usize| cfg.dir.join("cohorts").join(format!("cohort-{i:04}.json"));
+    assert!((0..3).all(|i| saved(i).is_file()));
+
+    // Stopped after the first and the last cohorts: only the second runs again.
+    std::fs::remove_file(saved(1)).expect("remove");
+    let resumed = WorldConfig {
+        resume: true,
+        ..cfg.clone()
+    };
+    let again = run(&resumed, &|_, _, _| {}).await.expect("resumed");
+    assert_eq!(again.cohorts[0], r.cohorts[0], "kept, not run again");
+    assert_eq!(again.cohorts[2], r.cohorts[2], "kept, not run again");
+    assert_ne!(again.cohorts[1].wall_s, r.cohorts[1].wall_s, "run again");
+    // The same people doing the same things: the same attempts and decisions.
+    assert_eq!(
+        (again.genuine, again.impostor, again.mimic),
+        (r.genuine, r.impostor, r.mimic)
+    );
+    support::attacks_failed_nothing_lost(&again);
+
+    // Another world's cohorts are not pooled into this one, and nothing is emptied.
+    let other = WorldConfig {
+        seed: 12,
+        ..resumed.clone()
+    };
+    let refused = run(&other, &|_, _, _| {}).await.expect_err("another world");
+    assert!(refused.to_string().contains("another world"), "{refused}");
+    assert!(saved(0).is_file() && saved(1).is_file());
+    // Nor a file that is no cohort of this one: refused before anything runs.
+    std::fs::write(saved(9), "{}").expect("stray");
+    let refused = run(&resumed, &|_, _, _| {}).await.expect_err("stray");
+    assert!(
+        refused
+            .to_string()
+            .contains("not one of this world's 3 cohorts"),
+        "{refused}"
+    );
+    assert!(saved(0).is_file() && saved(1).is_file() && saved(2).is_file());
+    std::fs::remove_file(saved(9)).expect("remove");
+    for (bad, why) in [
+        (
+            WorldConfig {
+                cohort: None,
+                ..resumed.clone()
+            },
+            "give its --cohort",
+        ),
+        (
+            WorldConfig {
+                cohort: Some(3),
+                ..cfg.clone()
+            },
+            "at least 4",
+        ),
+    ] {
+        let e = run(&bad, &|_, _, _| {}).await.expect_err("refused");
+        assert!(e.to_string().contains(why), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&cfg.dir);
+}

@@ -13,10 +13,13 @@
 //! * `report.rs` — what a run measured, as a table and JSON;
 //! * `learn.rs` — population models trained from the world's own uploads, the gate,
 //!   and a poisoned retraining the gate must refuse;
-//! * `run.rs` — the days.
+//! * `run.rs` — the days;
+//! * `cohort.rs` — a world run in cohorts, one after another (a world of a million
+//!   people in the disk of one cohort), saved as they finish and pooled.
 
 mod attacks;
 mod backend;
+mod cohort;
 mod learn;
 mod network;
 mod phone;
@@ -25,8 +28,9 @@ mod run;
 pub mod workdir;
 
 pub use backend::{BackendKind, SimBackend, install_models};
+pub use cohort::plan as cohort_plan;
 pub use network::{FaultCounts, Faults, FaultyNetwork};
-pub use report::{AttackStats, Envelopes, FactorRates, Report, RetrainRecord};
+pub use report::{AttackStats, CohortCost, Envelopes, FactorRates, Report, RetrainRecord};
 pub use run::{Progress, run};
 
 use std::path::PathBuf;
@@ -36,6 +40,16 @@ use std::path::PathBuf;
 pub struct WorldConfig {
     /// People with an enrolled phone.
     pub people: usize,
+    /// Run the people in cohorts of at most this many, one after another, each with a
+    /// backend and phones of its own (folders emptied in between), and pool them in
+    /// the report (`None`: everyone at once); each finished cohort is saved in
+    /// `dir/cohorts`. Impostors and mimics are then people of the same cohort. At
+    /// least 4; with fewer people than the world, not with `learn`, `faces` or a
+    /// remote backend.
+    pub cohort: Option<usize>,
+    /// Keep the cohorts that an earlier run of the same world saved in `dir` (it
+    /// stopped part-way) and run only the rest. Needs `cohort`.
+    pub resume: bool,
     /// Days lived after the enrolment day.
     pub days: u32,
     /// Seed of the population and of everything random in the run.
@@ -105,6 +119,8 @@ impl Default for WorldConfig {
     fn default() -> Self {
         WorldConfig {
             people: 200,
+            cohort: None,
+            resume: false,
             days: 3,
             seed: 1,
             training_people: 40,
@@ -159,6 +175,34 @@ impl WorldConfig {
         if self.people < 2 {
             return Err(anyhow::anyhow!(
                 "people: at least 2 (impostors are other people)"
+            ));
+        }
+        if let Some(n) = self.cohort {
+            if n < 4 {
+                return Err(anyhow::anyhow!(
+                    "--cohort {n}: at least 4 people (impostors are other people of the cohort)"
+                ));
+            }
+            if n < self.people && self.learn {
+                return Err(anyhow::anyhow!(
+                    "--cohort with --learn: the models are trained on the whole world's \
+                     uploads, which no cohort holds; run it in one go"
+                ));
+            }
+            if n < self.people && matches!(self.backend, BackendKind::Remote { .. }) {
+                return Err(anyhow::anyhow!(
+                    "--cohort with --backend-url: each cohort needs a backend of its own"
+                ));
+            }
+            if n < self.people && self.faces.is_some() {
+                return Err(anyhow::anyhow!(
+                    "--cohort with --faces: the face sets have a few dozen people; run \
+                     them in one go"
+                ));
+            }
+        } else if self.resume {
+            return Err(anyhow::anyhow!(
+                "--resume continues a world run in cohorts: give its --cohort"
             ));
         }
         if self.training_people < 4 {

@@ -78,7 +78,7 @@ impl Faults {
 }
 
 /// What the relay did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FaultCounts {
     /// Requests received from the phones.
     pub requests: u64,
@@ -90,6 +90,17 @@ pub struct FaultCounts {
     pub duplicated: u64,
     /// Captive-portal answers.
     pub garbage: u64,
+}
+
+impl FaultCounts {
+    /// Adds another relay's (a cohort's) counts to these.
+    pub fn add(&mut self, o: &FaultCounts) {
+        self.requests += o.requests;
+        self.dropped_requests += o.dropped_requests;
+        self.dropped_responses += o.dropped_responses;
+        self.duplicated += o.duplicated;
+        self.garbage += o.garbage;
+    }
 }
 
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! What a run measured: accuracy of the fused decision and of each factor, attack
 //! success rates, envelope accounting, throughput, latency and resources.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tacit_models::eval::metrics::{OperatingPoint, error_rates, operating_table};
 
 /// Error rates of one score (a factor's mean LLR, or the fused LLR).
@@ -30,7 +30,7 @@ impl FactorRates {
 }
 
 /// Success rates of the attacks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttackStats {
     /// Attacks that must never work, whatever the behaviour: `(name, attempts,
     /// successes)`.
@@ -61,10 +61,28 @@ impl AttackStats {
     pub fn count_measured(&mut self, name: &str, success: bool) {
         tally(&mut self.measured, name, success);
     }
+
+    /// Adds another run's (a cohort's) attempts and successes to these.
+    pub fn add(&mut self, other: &AttackStats) {
+        for (mine, theirs) in [
+            (&mut self.attacks, &other.attacks),
+            (&mut self.measured, &other.measured),
+        ] {
+            for (name, attempts, successes) in theirs {
+                match mine.iter_mut().find(|(n, _, _)| n == name) {
+                    Some(a) => {
+                        a.1 += attempts;
+                        a.2 += successes;
+                    }
+                    None => mine.push((name.clone(), *attempts, *successes)),
+                }
+            }
+        }
+    }
 }
 
 /// Envelope accounting, from the phones' and the server's sides.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Envelopes {
     /// Sealed by the phones.
     pub created: u64,
@@ -87,8 +105,48 @@ pub struct Envelopes {
     pub duplicated: u64,
 }
 
+impl Envelopes {
+    /// Adds another run's (a cohort's) counts to these.
+    pub fn add(&mut self, o: &Envelopes) {
+        self.created += o.created;
+        self.acknowledged += o.acknowledged;
+        self.stored += o.stored;
+        self.rejected += o.rejected;
+        self.rejected_in_attacks += o.rejected_in_attacks;
+        self.evicted += o.evicted;
+        self.queued += o.queued;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+    }
+}
+
+/// What one cohort of a world run in cohorts cost, and its envelopes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CohortCost {
+    /// Its people.
+    pub people: usize,
+    /// Wall time, s (its setup included).
+    pub wall_s: f64,
+    /// CPU time of the process while it ran, s.
+    pub cpu_s: f64,
+    /// The process's peak resident memory when it ended, MiB.
+    pub peak_rss_mib: f64,
+    /// The backend's folder at its fullest (after the last day), MB allocated on disk.
+    pub backend_disk_mb: f64,
+    /// The phones' folder at the same moment, MB allocated.
+    pub phones_disk_mb: f64,
+    /// Envelopes stored.
+    pub stored: u64,
+    /// Envelopes lost.
+    pub lost: u64,
+    /// Envelopes stored twice.
+    pub duplicated: u64,
+    /// The `tacit-sim` build that ran it (the start of its executable's SHA-256).
+    pub build: String,
+}
+
 /// One retraining of a population model from the world's own uploads (`--learn`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrainRecord {
     /// When and on what: `day 0 uploads`, or the poisoned retraining after the last day.
     pub stage: String,
@@ -172,6 +230,8 @@ pub struct Report {
     pub day0_sessions: u32,
     /// Retrainings from the world's own uploads (`--learn`; empty otherwise).
     pub learning: Vec<RetrainRecord>,
+    /// Its cohorts, in order (one when the world ran in one go): what each cost.
+    pub cohorts: Vec<CohortCost>,
 }
 
 fn rate(v: &[u64; 4], i: usize) -> String {
@@ -302,6 +362,31 @@ impl Report {
             "time {:.1} s (setup {:.1} s), CPU {:.1} s, peak RSS {:.0} MiB\n",
             self.wall_s, self.setup_s, self.cpu_s, self.peak_rss_mib
         );
+        let most = |f: fn(&CohortCost) -> f64| self.cohorts.iter().map(f).fold(0.0, f64::max);
+        s += &format!(
+            "disk after the last day: backend {:.0} MB, phones {:.0} MB",
+            most(|c| c.backend_disk_mb),
+            most(|c| c.phones_disk_mb)
+        );
+        if self.cohorts.len() > 1 {
+            let sizes = self.cohorts.iter().map(|c| c.people);
+            s += &format!(
+                " (the fullest of {} cohorts of {}..={} people, run one after another)",
+                self.cohorts.len(),
+                sizes.clone().min().unwrap_or(0),
+                sizes.max().unwrap_or(0)
+            );
+        }
+        s += "\n";
+        let mut builds: Vec<&str> = self.cohorts.iter().map(|c| c.build.as_str()).collect();
+        builds.dedup();
+        if builds.len() > 1 {
+            s += &format!(
+                "cohorts run by {} tacit-sim builds, in order: {}\n",
+                builds.len(),
+                builds.join(", ")
+            );
+        }
         s
     }
 }

@@ -8,9 +8,10 @@ use tacit_shared::api::{AuthDecision, AuthenticateResponse, FactorStatus};
 
 use super::attacks;
 use super::backend::SimBackend;
+use super::cohort::{self, Cohort, FactorNames, Holder, Outcome};
 use super::network::FaultyNetwork;
 use super::phone::{SimPhone, enrol_templates};
-use super::report::{Envelopes, FactorRates, Report, quantile, resources};
+use super::report::{CohortCost, Envelopes, FactorRates, Report, quantile, resources};
 use super::{AttackStats, WorldConfig};
 use crate::rng::Draw;
 use crate::{PopulationModel, SplitMix64};
@@ -19,32 +20,13 @@ use tacit_models::eval::metrics::{Judged, operating_points};
 /// Progress callback: `(stage, done, total)`.
 pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 
-/// Who was holding the phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Holder {
-    Owner,
-    Impostor,
-    Mimic,
-}
-
-/// One authentication as the phone saw it: only what the report counts (the scores and
-/// the decision), not the whole answer with its signed verdict, so that a world of many
-/// people keeps a few dozen bytes per attempt.
-#[derive(Debug, Clone)]
-struct Outcome {
-    holder: Holder,
-    decision: AuthDecision,
-    /// The fused log-likelihood ratio.
-    llr: f64,
-    /// The FAR estimated for the attempt and the floor of that estimate.
-    judged: Judged,
-    /// Each scored factor's LLR.
-    factors: Vec<(String, f64)>,
-    latency_ms: f64,
-}
-
 impl Outcome {
-    fn of(holder: Holder, answer: AuthenticateResponse, latency_ms: f64) -> Outcome {
+    fn of(
+        holder: Holder,
+        answer: AuthenticateResponse,
+        latency_ms: f64,
+        names: &FactorNames,
+    ) -> Outcome {
         Outcome {
             holder,
             decision: answer.decision,
@@ -54,7 +36,7 @@ impl Outcome {
                 .factors
                 .into_iter()
                 .filter_map(|f| match (f.status, f.llr) {
-                    (FactorStatus::Scored, Some(l)) => Some((f.factor, l)),
+                    (FactorStatus::Scored, Some(l)) => Some((names.id(&f.factor), l)),
                     _ => None,
                 })
                 .collect(),
@@ -63,10 +45,10 @@ impl Outcome {
     }
 }
 
-/// Runs a world and reports what it measured.
+/// Runs a world and reports what it measured: its people in one go, or cohort after
+/// cohort ([`WorldConfig::cohort`]; `cohort.rs`), pooled into one report.
 pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Report> {
     cfg.check()?;
-    let started = Instant::now();
     // Both folders checked before either is emptied: a refused --phones-dir must not
     // cost the previous world in --dir.
     let mut folders = vec![(&cfg.dir, "--dir")];
@@ -74,20 +56,105 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     for (dir, flag) in &folders {
         super::workdir::check_as(dir, flag)?;
     }
+    let plan = cohort::plan(cfg.people, cfg.cohort);
+    // Every saved cohort is read before anything runs or is emptied: one of another
+    // world must stop the run now, not after hours of the cohorts before it.
+    let mut saved = if cfg.resume {
+        Cohort::load_all(cfg, plan.len())?
+    } else {
+        Vec::new()
+    };
+    saved.resize_with(plan.len(), || None);
     for (dir, flag) in &folders {
-        super::workdir::prepare_as(dir, flag)?;
+        if cfg.resume && *flag == "--dir" {
+            // The cohorts finished before stay; the rest of the folder is remade below.
+            super::workdir::keep_as(dir, flag)?;
+        } else {
+            super::workdir::prepare_as(dir, flag)?;
+        }
     }
     let world = PopulationModel::with_seed(cfg.seed);
     let faces = match &cfg.faces {
         Some(f) => Some(std::sync::Arc::new(crate::faces::FaceSet::load(&f.data)?)),
         None => None,
     };
+    let names = std::sync::Arc::new(FactorNames::default());
+    let build = cohort::build_id();
+    let mut cohorts = Vec::with_capacity(plan.len());
+    for ((index, people), saved) in plan.iter().enumerate().zip(saved) {
+        if let Some(mut done) = saved {
+            done.renumbered(&names);
+            cohorts.push(done);
+            continue;
+        }
+        let staged = |stage: &str, done: u64, total: u64| {
+            if plan.len() == 1 {
+                progress(stage, done, total);
+            } else {
+                progress(
+                    &format!("cohort {}/{}: {stage}", index + 1, plan.len()),
+                    done,
+                    total,
+                );
+            }
+        };
+        let mut done = run_cohort(
+            cfg,
+            &world,
+            faces.clone(),
+            index,
+            people.clone(),
+            &names,
+            &staged,
+        )
+        .await?;
+        done.factor_names = names.all();
+        done.build = build.clone();
+        if cfg.cohort.is_some() {
+            done.save(&cfg.dir)?;
+        }
+        cohorts.push(done);
+    }
+    Ok(pooled(cfg, cohorts, &names))
+}
 
+/// Empties what a cohort leaves behind in the folders the next one uses: the backend's
+/// folder and the phones'. (The phones delete their own folders when retired; what is
+/// left is a stopped run's.)
+fn fresh_cohort_folders(cfg: &WorldConfig) -> anyhow::Result<()> {
+    let remove = |path: &std::path::Path| match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::anyhow!("emptying {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    };
+    remove(&cfg.dir.join("backend"))?;
+    match &cfg.phones_dir {
+        Some(p) => super::workdir::prepare_as(p, "--phones-dir"),
+        None => remove(&cfg.dir.join("phones")),
+    }
+}
+
+/// The people `people` of the population living the world's days against a backend
+/// of their own; what they did, for the report.
+async fn run_cohort(
+    cfg: &WorldConfig,
+    world: &PopulationModel,
+    faces: Option<std::sync::Arc<crate::faces::FaceSet>>,
+    index: usize,
+    people: std::ops::Range<usize>,
+    names: &std::sync::Arc<FactorNames>,
+    progress: Progress<'_>,
+) -> anyhow::Result<Cohort> {
+    let started = Instant::now();
+    let (cpu_at_start, _) = resources();
+    fresh_cohort_folders(cfg)?;
+    let index64 = index as u64;
     progress("training the models on other synthetic people", 0, 1);
     let backend = SimBackend::start(
         &cfg.backend,
         &cfg.dir.join("backend"),
-        &world,
+        world,
         cfg.training_people,
         cfg.training_steps,
         cfg.seed,
@@ -113,8 +180,12 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         };
     }
     let url = backend.url();
-    let network =
-        FaultyNetwork::start(&url, cfg.faults, crate::rng::derive(cfg.seed, 0x7e7, 0)).await?;
+    let network = FaultyNetwork::start(
+        &url,
+        cfg.faults,
+        crate::rng::derive(cfg.seed, 0x7e7, index64),
+    )
+    .await?;
     let phone_url = network.url();
     let http = reqwest::Client::new();
     let token = backend.admin_token.clone();
@@ -124,9 +195,9 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         .unwrap_or_else(|| cfg.dir.join("phones"));
 
     // Phones: one user, one registered device each.
-    let total = cfg.people as u64;
-    let mut phones = Vec::with_capacity(cfg.people);
-    let mut registering = futures::stream::iter(0..cfg.people)
+    let total = people.len() as u64;
+    let mut phones = Vec::with_capacity(people.len());
+    let mut registering = futures::stream::iter(people.clone())
         .map(|i| {
             SimPhone::enrol_device(
                 &http,
@@ -242,19 +313,23 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         let mut running = futures::stream::iter(phones)
             .map(|phone| {
                 let h = handle.clone();
-                let (world, cfg, http, url, token, faces) = (
+                let (world, cfg, http, url, token, faces, people, names) = (
                     world.clone(),
                     cfg.clone(),
                     http.clone(),
                     url.clone(),
                     token.clone(),
                     faces.clone(),
+                    people.clone(),
+                    names.clone(),
                 );
                 tokio::task::spawn_blocking(move || {
                     let day_of = Day {
                         world: &world,
                         cfg: &cfg,
                         faces: faces.as_deref(),
+                        people,
+                        names: &names,
                     };
                     live_day(phone, day, &day_of, &h, &http, &url, &token)
                 })
@@ -311,8 +386,8 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     // caught clone revokes its victim's device).
     let mut attacks = AttackStats::default();
     let mut clones = Vec::new();
-    let mut rng = SplitMix64::new(crate::rng::derive(cfg.seed, 0xa77a, 0));
-    let victims = cfg.people.min(10);
+    let mut rng = SplitMix64::new(crate::rng::derive(cfg.seed, 0xa77a, index64));
+    let victims = people.len().min(10);
     let n_phones = phones.len();
     let victim_of = |v: usize| v * n_phones / victims;
     let day = cfg.days + 1;
@@ -354,7 +429,7 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         progress("attacks", (victims + v) as u64, 2 * victims as u64);
         let idx = victim_of(v);
         let owner = world.person(phones[idx].index as u64);
-        let attacker = world.person(other_person(&mut rng, phones[idx].index, cfg.people) as u64);
+        let attacker = world.person(other_person(&mut rng, phones[idx].index, &people) as u64);
         let phone = &mut phones[idx];
         let mut clone = attacks::clone_phone(phone)?;
         if v % 2 == 0 {
@@ -375,6 +450,13 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         clone.upload().await?;
         clones.push(clone);
     }
+
+    // What the cohort keeps on disk at its fullest: every phone still there, the
+    // backend holding everything they sent.
+    let (backend_disk_bytes, phones_disk_bytes) = (
+        cohort::disk_bytes(&cfg.dir.join("backend")),
+        cohort::disk_bytes(&phones_dir),
+    );
 
     // Accounting, from the phones and from the server.
     let mut env = Envelopes::default();
@@ -413,27 +495,40 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     );
     env.duplicated = env.stored.saturating_sub(env.acknowledged);
 
-    let mut report = summarise(
-        cfg,
+    mark!("attacks");
+    let network_counts = network.counts();
+    network.stop().await;
+    let restarts = backend.restarts();
+    backend.stop().await?;
+    let (cpu_s, peak_rss_mib) = resources();
+    Ok(Cohort {
+        world: cohort::fingerprint(cfg),
+        build: String::new(),
+        loaded: false,
+        index,
+        people,
+        factor_names: Vec::new(),
         outcomes,
         attacks,
-        env,
+        envelopes: env,
         enrolled_fully,
-        started,
+        network: network_counts,
+        restarts,
+        learning,
+        timeline,
+        wall_s: started.elapsed().as_secs_f64(),
         setup_s,
-    );
-    mark!("attacks");
-    report.network = network.counts();
-    report.timeline = timeline;
-    report.learning = learning;
-    network.stop().await;
-    report.restarts = backend.restarts();
-    backend.stop().await?;
-    Ok(report)
+        cpu_s: cpu_s - cpu_at_start,
+        peak_rss_mib,
+        backend_disk_bytes,
+        phones_disk_bytes,
+    })
 }
 
-fn other_person(rng: &mut SplitMix64, me: usize, people: usize) -> usize {
-    (me + 1 + rng.below(people - 1)) % people
+/// Someone of `people` other than `me` (one of them).
+fn other_person(rng: &mut SplitMix64, me: usize, people: &std::ops::Range<usize>) -> usize {
+    let n = people.len();
+    people.start + (me - people.start + 1 + rng.below(n - 1)) % n
 }
 
 /// What every phone's day shares.
@@ -441,6 +536,9 @@ struct Day<'a> {
     world: &'a PopulationModel,
     cfg: &'a WorldConfig,
     faces: Option<&'a crate::faces::FaceSet>,
+    /// The cohort's people: impostors and mimics are among them.
+    people: std::ops::Range<usize>,
+    names: &'a FactorNames,
 }
 
 /// One phone's day: its owner uses it and authenticates `auths_per_day` times; someone
@@ -478,7 +576,7 @@ fn live_day(
             let path = format!("/v1/users/{}/unlock", phone.user_id);
             h.block_on(super::phone::admin(http, url, token, &path, None))?;
         }
-        outcomes.push(Outcome::of(holder, answer, latency_ms));
+        outcomes.push(Outcome::of(holder, answer, latency_ms, d.names));
         Ok(())
     };
     let mut owner_face = || {
@@ -489,7 +587,7 @@ fn live_day(
         attempt(&mut phone, Holder::Owner, &owner, owner_face())?;
     }
     if Draw::uniform(&mut phone.rng) < cfg.impostor_rate {
-        let j = other_person(&mut phone.rng, phone.index, cfg.people);
+        let j = other_person(&mut phone.rng, phone.index, &d.people);
         let face = own_face
             .and(d.faces)
             .map(|f| f.other_than(phone.index, j).probe(j));
@@ -498,7 +596,7 @@ fn live_day(
         attempt(&mut phone, Holder::Owner, &owner, owner_face())?;
     }
     if Draw::uniform(&mut phone.rng) < cfg.mimic_rate {
-        let j = other_person(&mut phone.rng, phone.index, cfg.people);
+        let j = other_person(&mut phone.rng, phone.index, &d.people);
         let mimic = world.person(j as u64).mimic(&owner, cfg.mimic_strength);
         let photo = own_face.map(|f| &f.enrolment()[j % crate::faces::ENROL_FACES]);
         attempt(&mut phone, Holder::Mimic, &mimic, photo)?;
@@ -509,22 +607,88 @@ fn live_day(
     Ok((phone, outcomes))
 }
 
-fn summarise(
-    cfg: &WorldConfig,
-    outcomes: Vec<Outcome>,
-    attacks: AttackStats,
-    envelopes: Envelopes,
-    enrolled_fully: usize,
-    started: Instant,
-    setup_s: f64,
-) -> Report {
+/// The report of a world from its cohorts: every attempt of every cohort pooled (one
+/// threshold for everyone), the totals added up, the costs per cohort.
+fn pooled(cfg: &WorldConfig, cohorts: Vec<Cohort>, names: &FactorNames) -> Report {
+    let names = names.all();
+    let mut attacks = AttackStats::default();
+    let mut envelopes = Envelopes::default();
+    let mut network = super::FaultCounts::default();
+    let (mut enrolled_fully, mut restarts) = (0, 0);
+    let (mut wall_s, mut setup_s, mut cpu_s, mut peak_rss_mib) = (0.0, 0.0, 0.0, 0.0f64);
+    let (mut timeline, mut learning, mut costs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut outcomes = Vec::with_capacity(cohorts.iter().map(|c| c.outcomes.len()).sum());
+    let single = cohorts.len() == 1;
+    for c in cohorts {
+        attacks.add(&c.attacks);
+        envelopes.add(&c.envelopes);
+        network.add(&c.network);
+        enrolled_fully += c.enrolled_fully;
+        restarts += c.restarts;
+        // The timeline runs on: a cohort's stages after the ones before it.
+        let stored_before = envelopes.stored - c.envelopes.stored;
+        timeline.extend(c.timeline.iter().map(|(stage, t, stored)| {
+            let stage = if single {
+                stage.clone()
+            } else {
+                format!("cohort {}: {stage}", c.index + 1)
+            };
+            (stage, wall_s + t, stored_before + stored)
+        }));
+        wall_s += c.wall_s;
+        setup_s += c.setup_s;
+        // This process's own CPU and memory are read at the end, pooling included;
+        // saved cohorts bring those of the runs before.
+        if c.loaded {
+            cpu_s += c.cpu_s;
+            peak_rss_mib = peak_rss_mib.max(c.peak_rss_mib);
+        }
+        learning.extend(c.learning);
+        costs.push(CohortCost {
+            people: c.people.len(),
+            wall_s: c.wall_s,
+            cpu_s: c.cpu_s,
+            peak_rss_mib: c.peak_rss_mib,
+            backend_disk_mb: c.backend_disk_bytes as f64 / 1e6,
+            phones_disk_mb: c.phones_disk_bytes as f64 / 1e6,
+            stored: c.envelopes.stored,
+            lost: c.envelopes.lost,
+            duplicated: c.envelopes.duplicated,
+            build: c.build,
+        });
+        outcomes.extend(c.outcomes);
+    }
+    let mut report = summarise(cfg, &outcomes, &names);
+    drop(outcomes);
+    let (cpu_here, rss_here) = resources();
+    let (cpu_s, peak_rss_mib) = (cpu_s + cpu_here, peak_rss_mib.max(rss_here));
+    Report {
+        enrolled_fully,
+        attacks,
+        ingest_per_s: envelopes.stored as f64 / (wall_s - setup_s).max(1e-9),
+        envelopes,
+        wall_s,
+        setup_s,
+        cpu_s,
+        peak_rss_mib,
+        network,
+        restarts,
+        timeline,
+        learning,
+        cohorts: costs,
+        ..std::mem::take(&mut report)
+    }
+}
+
+/// The rates and latencies of `outcomes` (the rest of the report left empty).
+fn summarise(cfg: &WorldConfig, outcomes: &[Outcome], names: &[String]) -> Report {
     let mut counts = [[0u64; 4]; 3];
     // Scores of genuine, zero-effort and mimicry attempts.
     let mut fused: [Vec<f64>; 3] = Default::default();
     let mut per_factor: BTreeMap<String, [Vec<f64>; 3]> = BTreeMap::new();
     let mut latency = Vec::with_capacity(outcomes.len());
     let mut judged: [Vec<Judged>; 3] = Default::default();
-    for o in &outcomes {
+    for o in outcomes {
         latency.push(o.latency_ms);
         let k = match o.holder {
             Holder::Owner => 0,
@@ -540,7 +704,8 @@ fn summarise(
         fused[k].push(o.llr);
         judged[k].push(o.judged);
         for (factor, l) in &o.factors {
-            per_factor.entry(factor.clone()).or_default()[k].push(*l);
+            let name = names.get(usize::from(*factor)).map_or("?", String::as_str);
+            per_factor.entry(name.to_string()).or_default()[k].push(*l);
         }
     }
     let rates_against = |k: usize| -> Vec<FactorRates> {
@@ -553,8 +718,6 @@ fn summarise(
             .collect()
     };
     let (rates, mimic_rates) = (rates_against(1), rates_against(2));
-    let wall_s = started.elapsed().as_secs_f64();
-    let (cpu_s, peak_rss_mib) = resources();
     let p50 = quantile(&mut latency, 0.5);
     let p99 = quantile(&mut latency, 0.99);
     let max = latency.last().copied().unwrap_or(0.0);
@@ -562,7 +725,6 @@ fn summarise(
         people: cfg.people,
         days: cfg.days,
         seed: cfg.seed,
-        enrolled_fully,
         genuine: counts[0],
         impostor: counts[1],
         mimic: counts[2],
@@ -570,14 +732,7 @@ fn summarise(
         mimic_operating_points: operating_points(&judged[0], &judged[2]),
         rates,
         mimic_rates,
-        attacks,
-        ingest_per_s: envelopes.stored as f64 / (wall_s - setup_s).max(1e-9),
-        envelopes,
         auth_latency_ms: [p50, p99, max],
-        wall_s,
-        setup_s,
-        cpu_s,
-        peak_rss_mib,
         scores: per_factor
             .into_iter()
             .map(|(f, [g, i, _])| (f, g, i))
@@ -587,10 +742,7 @@ fn summarise(
                 fused[1].clone(),
             )))
             .collect(),
-        timeline: Vec::new(),
-        network: Default::default(),
-        restarts: 0,
         day0_sessions: cfg.day0_sessions,
-        learning: Vec::new(),
+        ..Report::default()
     }
 }

@@ -1,4 +1,5 @@
-//! The simulator's working directory: emptied before each run, so it must never be a
+//! The simulator's working directory: emptied before each run (unless `--resume`
+//! continues the run that made it), so it must never be a
 //! folder of someone else's. A run writes a marker file into the folder it makes; only
 //! a folder with that marker (or an empty one, or none) is used.
 
@@ -7,7 +8,8 @@ use std::path::Path;
 /// The marker file the simulator writes into a working directory it made.
 pub const MARKER: &str = ".tacit-sim-world";
 
-const MARKER_TEXT: &str = "This folder was made by tacit-sim and is emptied by its next run.\n\
+const MARKER_TEXT: &str = "This folder was made by tacit-sim and is emptied by its next run \
+(unless --resume continues it).\n\
 It holds private keys (the backend's HPKE and at-rest keys, the phones' device keys).\n";
 
 /// Makes `dir` ready for a run: creates it if missing, uses it if empty, empties it if
@@ -56,6 +58,18 @@ fn inspect(dir: &Path, flag: &str) -> anyhow::Result<Found> {
 /// nothing: a run checks every folder before it empties any.
 pub fn check_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
     inspect(dir, flag).map(|_| ())
+}
+
+/// Makes `dir` (the option `flag`'s folder) ready for a run that continues an earlier
+/// one in it: like [`prepare_as`], but an earlier run's folder is kept as it is.
+pub fn keep_as(dir: &Path, flag: &str) -> anyhow::Result<()> {
+    let shown = dir.display();
+    if let Found::Nothing = inspect(dir, flag)? {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{flag} {shown}: {e}"))?;
+        std::fs::write(dir.join(MARKER), MARKER_TEXT)
+            .map_err(|e| anyhow::anyhow!("{flag} {shown}: writing {MARKER}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// [`prepare`] for the folder of the option `flag` (named in the errors).
