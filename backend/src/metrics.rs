@@ -110,6 +110,22 @@ fn describe() {
         "Time of a call to a factor, by factor and operation"
     );
     describe_gauge!(
+        "tacit_factor_passes_running",
+        Unit::Count,
+        "Forward passes running now off the async workers, by factor (a factor service's own)"
+    );
+    describe_gauge!(
+        "tacit_factor_passes_waiting",
+        Unit::Count,
+        "Forward passes waiting for a place to run, by factor: past factor.max_queued_passes \
+         a factor service answers 503 passes_busy"
+    );
+    describe_gauge!(
+        "tacit_factor_passes_limit",
+        Unit::Count,
+        "The most forward passes that run at once (factor.max_passes), by factor"
+    );
+    describe_gauge!(
         "tacit_factor_breaker_open",
         Unit::Count,
         "1 while a factor's circuit breaker refuses calls, else 0"

@@ -865,6 +865,25 @@ async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // What an operator sees: one pass running, one waiting, of one place to run.
+    let gauges = |http: reqwest::Client, base: String| async move {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        ["running", "waiting", "limit"].map(|g| {
+            let series = format!("tacit_factor_passes_{g}{{factor=\"gait\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .unwrap_or_else(|| panic!("{series} not in:\n{text}"))
+                .to_string()
+        })
+    };
+    assert_eq!(gauges(http.clone(), base.clone()).await, ["1", "1", "1"]);
     for (url, body) in [
         (url.clone(), infer(40..60)),
         (
@@ -905,6 +924,7 @@ async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["outputs"][0]["shape"], json!([20]), "{v}");
     assert_eq!(f.service.passes().in_use(), 0);
+    assert_eq!(gauges(http.clone(), base.clone()).await, ["0", "0", "1"]);
     stop(f, &dir).await;
 }
 

@@ -117,9 +117,25 @@ impl PassLimit {
         }
     }
 
-    /// Passes running or waiting now.
+    /// Passes running or waiting now (those that came through [`PassLimit::enter`]).
     pub fn in_use(&self) -> usize {
         self.capacity - self.admitted.available_permits()
+    }
+
+    /// Passes running now, however they came in.
+    pub fn running(&self) -> usize {
+        self.max_running - self.running.available_permits()
+    }
+
+    /// Passes admitted by [`PassLimit::enter`] and waiting for a place to run now.
+    /// (Callers of [`PassLimit::wait_to_run`] are bounded elsewhere and not counted.)
+    pub fn waiting(&self) -> usize {
+        self.in_use().saturating_sub(self.running())
+    }
+
+    /// The most passes that run at once, and the most that may wait besides.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.max_running, self.capacity - self.max_running)
     }
 }
 
@@ -143,6 +159,8 @@ mod tests {
         // Waiting, not refused and not running.
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished());
+        assert_eq!((limit.running(), limit.waiting()), (1, 1));
+        assert_eq!(limit.limits(), (1, 1));
         assert_eq!(
             limit.enter().await.unwrap_err(),
             PassesBusy {
@@ -153,6 +171,7 @@ mod tests {
         drop(first);
         waiting.await.unwrap().unwrap();
         assert_eq!(limit.in_use(), 0);
+        assert_eq!((limit.running(), limit.waiting()), (0, 0));
     }
 
     #[tokio::test]

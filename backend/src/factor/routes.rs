@@ -108,7 +108,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// route, process metrics) and the request ids, spans and access log of the gateway.
 pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Router {
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    let shown = metrics.clone();
+    let (shown, passes_of) = (metrics.clone(), svc.clone());
     let guarded = Router::new()
         .route("/v2", get(server_meta))
         .route("/v2/models/{name}", get(model_meta))
@@ -122,6 +122,16 @@ pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Rout
         .route(
             "/metrics",
             get(move || async move {
+                // How full the forward passes' places are, read as they are scraped.
+                let (passes, factor) = (passes_of.passes(), passes_of.factor.name());
+                shown.with(|| {
+                    let gauge = |name: &'static str, v: usize| {
+                        metrics::gauge!(name, "factor" => factor).set(v as f64);
+                    };
+                    gauge("tacit_factor_passes_running", passes.running());
+                    gauge("tacit_factor_passes_waiting", passes.waiting());
+                    gauge("tacit_factor_passes_limit", passes.limits().0);
+                });
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
