@@ -705,7 +705,10 @@ fn summarise(cfg: &WorldConfig, outcomes: &[Outcome], names: &[String]) -> Repor
         judged[k].push(o.judged);
         for (factor, l) in &o.factors {
             let name = names.get(usize::from(*factor)).map_or("?", String::as_str);
-            per_factor.entry(name.to_string()).or_default()[k].push(*l);
+            match per_factor.get_mut(name) {
+                Some(scores) => scores[k].push(*l),
+                None => per_factor.entry(name.to_string()).or_default()[k].push(*l),
+            }
         }
     }
     let rates_against = |k: usize| -> Vec<FactorRates> {
@@ -744,5 +747,105 @@ fn summarise(cfg: &WorldConfig, outcomes: &[Outcome], names: &[String]) -> Repor
             .collect(),
         day0_sessions: cfg.day0_sessions,
         ..Report::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Draw;
+
+    /// The report of a million people in 40 cohorts, from made-up attempts (3.5 per
+    /// person, as the default day makes): what pooling, the table, the HTML and the
+    /// JSON cost in time and memory. A measurement, run on demand:
+    /// `cargo test --release -p tacit-simulator --lib pooling_a_million -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement of a million people's report (about 3.5 million attempts)"]
+    fn pooling_a_million_people() {
+        let cfg = WorldConfig {
+            people: 1_000_000,
+            cohort: Some(25_000),
+            days: 1,
+            ..WorldConfig::default()
+        };
+        let names = FactorNames::default();
+        let mut rng = SplitMix64::new(3);
+        let (before_cpu, _) = resources();
+        let started = Instant::now();
+        let cohorts: Vec<Cohort> = cohort::plan(cfg.people, cfg.cohort)
+            .into_iter()
+            .enumerate()
+            .map(|(index, people)| {
+                let outcomes = (0..people.len() * 7 / 2)
+                    .map(|k| {
+                        let holder = match k % 14 {
+                            0..=1 => Holder::Impostor,
+                            2 => Holder::Mimic,
+                            _ => Holder::Owner,
+                        };
+                        let shift = if holder == Holder::Owner { 4.0 } else { 0.0 };
+                        let llr = shift + 2.0 * (Draw::uniform(&mut rng) - 0.5);
+                        Outcome {
+                            holder,
+                            decision: AuthDecision::Accept,
+                            llr,
+                            judged: (Draw::uniform(&mut rng), 1e-4),
+                            factors: vec![
+                                (names.id("gait"), llr * 0.7),
+                                (names.id("keystroke"), llr * 0.3),
+                            ],
+                            latency_ms: 100.0 * Draw::uniform(&mut rng),
+                        }
+                    })
+                    .collect();
+                Cohort {
+                    world: String::new(),
+                    build: "b".into(),
+                    loaded: false,
+                    index,
+                    people,
+                    factor_names: names.all(),
+                    outcomes,
+                    attacks: AttackStats::default(),
+                    envelopes: Envelopes::default(),
+                    enrolled_fully: 0,
+                    network: Default::default(),
+                    restarts: 1,
+                    learning: Vec::new(),
+                    timeline: vec![("setup".into(), 1.0, 0)],
+                    wall_s: 600.0,
+                    setup_s: 1.0,
+                    cpu_s: 1000.0,
+                    peak_rss_mib: 0.0,
+                    backend_disk_bytes: 1,
+                    phones_disk_bytes: 1,
+                }
+            })
+            .collect();
+        let made = started.elapsed().as_secs_f64();
+        let report = pooled(&cfg, cohorts, &names);
+        let pooled_s = started.elapsed().as_secs_f64() - made;
+        let table = report.table();
+        let html = report.html();
+        let json_at =
+            std::env::temp_dir().join(format!("tacit-million-{}.json", std::process::id()));
+        {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&json_at).unwrap());
+            serde_json::to_writer_pretty(&mut out, &report).unwrap();
+        }
+        let json_bytes = std::fs::metadata(&json_at).map_or(0, |m| m.len());
+        let _ = std::fs::remove_file(&json_at);
+        let (cpu, rss) = resources();
+        println!("{table}");
+        println!(
+            "attempts {}: made in {made:.1} s, pooled in {pooled_s:.1} s, all in {:.1} s \
+             ({:.1} CPU-s); HTML {} bytes, JSON {json_bytes} bytes; peak RSS {rss:.0} MiB",
+            report.genuine[0] + report.impostor[0] + report.mimic[0],
+            started.elapsed().as_secs_f64(),
+            cpu - before_cpu,
+            html.len(),
+        );
+        assert_eq!(report.cohorts.len(), 40);
+        assert!(html.len() < 2_000_000, "{} bytes of HTML", html.len());
     }
 }

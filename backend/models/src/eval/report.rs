@@ -236,22 +236,28 @@ pub fn det_svg(title: &str, results: &[&MethodResult]) -> String {
     );
     for (k, r) in results.iter().enumerate() {
         let c = colours[k % colours.len()];
-        let pts: Vec<String> = r
-            .det
-            .iter()
-            .filter(|(far, frr)| *far <= 0.5 || *frr <= 0.5)
-            .map(|&(far, frr)| {
-                format!(
-                    "{:.1},{:.1}",
-                    x(far.clamp(0.001, 0.5)),
-                    y(frr.clamp(0.001, 0.5))
-                )
-            })
-            .collect();
+        // A point drawn where the one before it was adds nothing: a curve of millions
+        // of thresholds (a simulated world of many people) is a few thousand points
+        // on the plot, and its SVG stays small, with every step of the curve kept.
+        let mut pts = String::new();
+        let mut last = String::new();
+        for &(far, frr) in r.det.iter().filter(|(far, frr)| *far <= 0.5 || *frr <= 0.5) {
+            let p = format!(
+                "{:.1},{:.1}",
+                x(far.clamp(0.001, 0.5)),
+                y(frr.clamp(0.001, 0.5))
+            );
+            if p != last {
+                if !pts.is_empty() {
+                    pts.push(' ');
+                }
+                pts.push_str(&p);
+                last = p;
+            }
+        }
         let _ = write!(
             s,
-            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
-            pts.join(" ")
+            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{pts}"/>"#
         );
         let _ = write!(
             s,
@@ -280,11 +286,11 @@ mod tests {
         assert!((probit(0.01) + 2.326_347_874).abs() < 1e-6);
     }
 
-    #[test]
-    fn svg_is_well_formed_enough() {
-        let r = MethodResult {
+    /// A result of the method `method` with the DET curve `det`.
+    fn result(method: &str, det: Vec<(f64, f64)>) -> MethodResult {
+        MethodResult {
             protocol: "p".into(),
-            method: "m <&>".into(),
+            method: method.into(),
             level: "entry".into(),
             impostors: "i".into(),
             people: 1,
@@ -294,12 +300,58 @@ mod tests {
             frr_at_far1: 0.3,
             pooled_eer: 0.1,
             per_person_eer: vec![0.1],
-            det: thin_det(&[1.0, 2.0, 3.0], &[0.0, 1.5]),
+            det,
             operating_points: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn svg_is_well_formed_enough() {
+        let r = result("m <&>", thin_det(&[1.0, 2.0, 3.0], &[0.0, 1.5]));
         let svg = det_svg("t", &[&r]);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("m &lt;&amp;&gt;"));
         assert_eq!(svg.matches("<polyline").count(), 1);
+    }
+
+    /// A curve of 600,000 thresholds draws as the points that differ on the plot: a
+    /// few thousand, every one of the full curve's distinct points kept, in order.
+    #[test]
+    fn a_long_curve_draws_only_its_distinct_points() {
+        let mut rng = crate::SplitMix64::new(5);
+        let mut normal = || rng.normal();
+        let genuine: Vec<f64> = (0..500_000).map(|_| 2.5 + normal()).collect();
+        let impostor: Vec<f64> = (0..100_000).map(|_| normal()).collect();
+        let r = result("m", det_points(&genuine, &impostor));
+        let svg = det_svg("t", &[&r]);
+        let drawn: Vec<&str> = svg
+            .split("points=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a polyline")
+            .split(' ')
+            .collect();
+        assert!(svg.len() < 200_000, "{} bytes", svg.len());
+        assert!(
+            (100..20_000).contains(&drawn.len()),
+            "{} points",
+            drawn.len()
+        );
+        assert!(drawn.windows(2).all(|w| w[0] != w[1]));
+        // The same as drawing every threshold and dropping repeats.
+        let (lo, hi) = (probit(0.001), probit(0.5));
+        let (w, h, m) = (640.0, 560.0, 70.0);
+        let mut every: Vec<String> = r
+            .det
+            .iter()
+            .filter(|(far, frr)| *far <= 0.5 || *frr <= 0.5)
+            .map(|&(far, frr)| {
+                let x = m + (probit(far.clamp(0.001, 0.5)) - lo) / (hi - lo) * (w - 1.5 * m);
+                let y = h - m - (probit(frr.clamp(0.001, 0.5)) - lo) / (hi - lo) * (h - 1.6 * m);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        every.dedup();
+        assert_eq!(drawn, every);
     }
 }
