@@ -126,6 +126,11 @@ fn describe() {
         "The most forward passes that run at once (factor.max_passes), by factor"
     );
     describe_gauge!(
+        "tacit_factor_passes_queue_limit",
+        Unit::Count,
+        "The most forward passes that wait besides (factor.max_queued_passes), by factor"
+    );
+    describe_gauge!(
         "tacit_factor_breaker_open",
         Unit::Count,
         "1 while a factor's circuit breaker refuses calls, else 0"

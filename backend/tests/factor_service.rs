@@ -875,7 +875,7 @@ async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
             .text()
             .await
             .unwrap();
-        ["running", "waiting", "limit"].map(|g| {
+        ["running", "waiting", "limit", "queue_limit"].map(|g| {
             let series = format!("tacit_factor_passes_{g}{{factor=\"gait\"}} ");
             text.lines()
                 .find_map(|l| l.strip_prefix(series.as_str()))
@@ -883,7 +883,10 @@ async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
                 .to_string()
         })
     };
-    assert_eq!(gauges(http.clone(), base.clone()).await, ["1", "1", "1"]);
+    assert_eq!(
+        gauges(http.clone(), base.clone()).await,
+        ["1", "1", "1", "1"]
+    );
     for (url, body) in [
         (url.clone(), infer(40..60)),
         (
@@ -924,7 +927,10 @@ async fn large_passes_wait_in_a_bounded_queue_then_are_refused() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["outputs"][0]["shape"], json!([20]), "{v}");
     assert_eq!(f.service.passes().in_use(), 0);
-    assert_eq!(gauges(http.clone(), base.clone()).await, ["0", "0", "1"]);
+    assert_eq!(
+        gauges(http.clone(), base.clone()).await,
+        ["0", "0", "1", "1"]
+    );
     stop(f, &dir).await;
 }
 

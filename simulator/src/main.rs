@@ -219,11 +219,11 @@ fn simulate(a: WorldArgs) -> anyhow::Result<()> {
     // whose JSON as one string would be hundreds of megabytes more memory.
     let path = a.dir.join("report.json");
     let write = |to: &std::path::Path| -> anyhow::Result<()> {
-        let file =
-            std::fs::File::create(to).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))?;
+        let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", to.display());
+        let file = std::fs::File::create(to).map_err(|e| failed(&e))?;
         let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        std::io::Write::flush(&mut out).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))
+        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| failed(&e))?;
+        std::io::Write::flush(&mut out).map_err(|e| failed(&e))
     };
     write(&path)?;
     if let Some(p) = &a.json {

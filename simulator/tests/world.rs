@@ -263,6 +263,13 @@ async fn a_world_in_cohorts_pools_them_and_resumes_where_it_stopped() {
     assert_eq!(r.operating_points[1].impostor_attempts, 13);
     let saved = |i: usize| cfg.dir.join("cohorts").join(format!("cohort-{i:04}.json"));
     assert!((0..3).all(|i| saved(i).is_file()));
+    // Hours of saved cohorts are not emptied by a run that forgot --resume.
+    let forgot = run(&cfg, &|_, _, _| {}).await.expect_err("saved cohorts");
+    assert!(
+        forgot.to_string().contains("holds 3 saved cohorts"),
+        "{forgot}"
+    );
+    assert!((0..3).all(|i| saved(i).is_file()));
 
     // Stopped after the first and the last cohorts: only the second runs again.
     std::fs::remove_file(saved(1)).expect("remove");
@@ -300,6 +307,14 @@ async fn a_world_in_cohorts_pools_them_and_resumes_where_it_stopped() {
     );
     assert!(saved(0).is_file() && saved(1).is_file() && saved(2).is_file());
     std::fs::remove_file(saved(9)).expect("remove");
+    // Nor a cohort whose file was changed since: its people are not the planned ones.
+    let kept = std::fs::read(saved(0)).expect("read");
+    let mut edited: serde_json::Value = serde_json::from_slice(&kept).expect("json");
+    edited["people"]["end"] = 6.into();
+    std::fs::write(saved(0), edited.to_string()).expect("write");
+    let refused = run(&resumed, &|_, _, _| {}).await.expect_err("edited");
+    assert!(refused.to_string().contains("not the planned"), "{refused}");
+    std::fs::write(saved(0), kept).expect("restore");
     for (bad, why) in [
         (
             WorldConfig {

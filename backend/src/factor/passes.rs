@@ -9,6 +9,7 @@
 //! breaker, or a load balancer — can go elsewhere or come back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -23,6 +24,26 @@ pub struct PassLimit {
     max_running: usize,
     /// Passes that may run or wait.
     capacity: usize,
+    /// Callers waiting for a place to run now (for the metrics: the semaphores cannot
+    /// tell a waiting caller from a running one).
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One caller counted as waiting until it is dropped (it got its place, or its request
+/// went away while it waited).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(count: &Arc<AtomicUsize>) -> Waiting {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The right to run one pass; the room is given back when it is dropped (after the
@@ -75,6 +96,7 @@ impl PassLimit {
             admitted: Arc::new(Semaphore::new(capacity)),
             max_running: running,
             capacity,
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -109,6 +131,10 @@ impl PassLimit {
 
     /// A place among the running passes, waiting for one.
     async fn running_place(&self) -> OwnedSemaphorePermit {
+        if let Ok(p) = self.running.clone().try_acquire_owned() {
+            return p;
+        }
+        let _waiting = Waiting::new(&self.waiting);
         match self.running.clone().acquire_owned().await {
             Ok(p) => p,
             // Acquiring fails only on a closed semaphore, and this one is never closed
@@ -127,10 +153,9 @@ impl PassLimit {
         self.max_running - self.running.available_permits()
     }
 
-    /// Passes admitted by [`PassLimit::enter`] and waiting for a place to run now.
-    /// (Callers of [`PassLimit::wait_to_run`] are bounded elsewhere and not counted.)
+    /// Callers waiting for a place to run now, however they came in.
     pub fn waiting(&self) -> usize {
-        self.in_use().saturating_sub(self.running())
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// The most passes that run at once, and the most that may wait besides.
@@ -190,8 +215,11 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished(), "ran beside the running pass");
+        // The metrics see it waiting, as they see an HTTP caller.
+        assert_eq!((limit.running(), limit.waiting()), (1, 1));
         drop(running);
         waiting.await.unwrap();
+        assert_eq!((limit.running(), limit.waiting()), (0, 0));
     }
 
     #[tokio::test]
@@ -201,6 +229,7 @@ mod tests {
         let timed_out = tokio::time::timeout(Duration::from_millis(10), limit.enter()).await;
         assert!(timed_out.is_err());
         assert_eq!(limit.in_use(), 1);
+        assert_eq!(limit.waiting(), 0, "a caller that went away is not waiting");
         drop(running);
         let _again = limit.enter().await.unwrap();
     }

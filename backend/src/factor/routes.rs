@@ -130,7 +130,9 @@ pub fn factor_router(svc: Arc<FactorService>, opts: FactorRouterOptions) -> Rout
                     };
                     gauge("tacit_factor_passes_running", passes.running());
                     gauge("tacit_factor_passes_waiting", passes.waiting());
-                    gauge("tacit_factor_passes_limit", passes.limits().0);
+                    let (running, queued) = passes.limits();
+                    gauge("tacit_factor_passes_limit", running);
+                    gauge("tacit_factor_passes_queue_limit", queued);
                 });
                 (
                     [(

@@ -5,8 +5,7 @@
 //! saved (`DIR/cohorts/cohort-NNNN.json`: what the report counts, per attempt, and its
 //! costs) before its folders are emptied for the next, so a run that stops part-way
 //! resumes from the first unfinished cohort; the report pools every attempt of every
-//! cohort, so its rates are the same as a single run's would be at one threshold for
-//! everyone.
+//! cohort, its rates taken at one threshold for everyone as in a single run.
 //!
 //! What a split changes: an impostor or a mimic is someone of the same cohort, the
 //! models are trained (identically: the same seed) for each cohort's backend, the
@@ -26,17 +25,22 @@ use super::{FaultCounts, WorldConfig};
 #[derive(Debug, Default)]
 pub(super) struct FactorNames(std::sync::Mutex<Vec<String>>);
 
+/// The most factor names a world numbers (a backend has a handful of factors); a saved
+/// cohort naming more is refused.
+pub(super) const MAX_FACTORS: usize = 64;
+
 impl FactorNames {
-    /// The number of `name`, given on first sight.
+    /// The number of `name`, given on first sight (names past [`MAX_FACTORS`] share
+    /// the last number, which only a refused cohort file could bring).
     pub(super) fn id(&self, name: &str) -> u16 {
         let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match names.iter().position(|n| n == name) {
             Some(i) => i as u16,
-            None => {
+            None if names.len() < MAX_FACTORS => {
                 names.push(name.to_string());
-                // A backend has a handful of factors; u16 leaves room to spare.
                 (names.len() - 1) as u16
             }
+            None => (MAX_FACTORS - 1) as u16,
         }
     }
 
@@ -49,17 +53,22 @@ impl FactorNames {
 /// Who was holding the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Holder {
+    /// Its owner (a genuine attempt).
     Owner,
+    /// Someone else of the world (a zero-effort impostor).
     Impostor,
+    /// Someone copying the owner's rhythm.
     Mimic,
 }
 
 /// One authentication as the phone saw it: only what the report counts (the scores and
 /// the decision), not the whole answer with its signed verdict, so that a world of many
-/// people keeps a few dozen bytes per attempt.
+/// people keeps about a hundred bytes per attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Outcome {
+    /// Who held the phone.
     pub holder: Holder,
+    /// What the backend decided.
     pub decision: tacit_shared::api::AuthDecision,
     /// The fused log-likelihood ratio.
     pub llr: f64,
@@ -67,6 +76,7 @@ pub(super) struct Outcome {
     pub judged: tacit_models::eval::metrics::Judged,
     /// Each scored factor's LLR, by its [`FactorNames`] number.
     pub factors: Vec<(u16, f64)>,
+    /// From the phone's request to its answer, retries included, ms.
     pub latency_ms: f64,
 }
 
@@ -89,16 +99,25 @@ pub(super) struct Cohort {
     pub people: Range<usize>,
     /// The factor names its outcomes number (in its own order).
     pub factor_names: Vec<String>,
+    /// Every authentication of its days.
     pub outcomes: Vec<Outcome>,
+    /// Its attacks and their successes.
     pub attacks: AttackStats,
+    /// Its envelope accounting.
     pub envelopes: Envelopes,
+    /// Its users whose every factor enrolled fully.
     pub enrolled_fully: usize,
+    /// What its faulty network did.
     pub network: FaultCounts,
+    /// Its backend's restarts.
     pub restarts: u64,
+    /// Its retrainings (`--learn`, which runs in one go: empty in a saved cohort).
     pub learning: Vec<RetrainRecord>,
     /// Its stages: `(stage, seconds since the cohort's start, envelopes stored so far)`.
     pub timeline: Vec<(String, f64, u64)>,
+    /// Its wall time, s, from emptying the folders to stopping its backend.
     pub wall_s: f64,
+    /// Of which setup (training the models, starting the backend), s.
     pub setup_s: f64,
     /// CPU of the process while the cohort ran, s.
     pub cpu_s: f64,
@@ -111,9 +130,10 @@ pub(super) struct Cohort {
     pub phones_disk_bytes: u64,
 }
 
-/// The people of each cohort: `cohort` or fewer each, the sizes at most one apart (the
-/// last is not left with one person, who could have no impostor).
-pub fn plan(people: usize, cohort: Option<usize>) -> Vec<Range<usize>> {
+/// The people of each cohort: `cohort` or fewer each, the sizes at most one apart (so
+/// that with cohorts of at least 4, which a world's settings require, none is left
+/// with fewer than 2 people: an impostor is someone else of the cohort).
+pub(super) fn plan(people: usize, cohort: Option<usize>) -> Vec<Range<usize>> {
     let size = cohort.unwrap_or(people).clamp(1, people.max(1));
     let k = people.div_ceil(size).max(1);
     let (base, extra) = (people / k, people % k);
@@ -245,6 +265,38 @@ impl Cohort {
                 path.display()
             ));
         }
+        // A file edited or damaged since it was saved would otherwise count wrongly.
+        let planned = plan(cfg.people, cfg.cohort).get(index).cloned();
+        let names = cohort.factor_names.len();
+        let why = if planned.as_ref() != Some(&cohort.people) {
+            Some(format!(
+                "its people {:?}, not the planned {planned:?}",
+                cohort.people
+            ))
+        } else if names > MAX_FACTORS {
+            Some(format!("{names} factor names (at most {MAX_FACTORS})"))
+        } else if cohort
+            .outcomes
+            .iter()
+            .any(|o| o.factors.iter().any(|(f, _)| usize::from(*f) >= names))
+        {
+            Some("a score of a factor it does not name".to_string())
+        } else if cohort.outcomes.len() > 64 * cohort.people.len().max(1) {
+            Some(format!(
+                "{} attempts of {} people",
+                cohort.outcomes.len(),
+                cohort.people.len()
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(anyhow::anyhow!(
+                "{}: not a cohort as this world saves them ({why}); remove it to run that \
+                 cohort again",
+                path.display()
+            ));
+        }
         cohort.loaded = true;
         Ok(Some(cohort))
     }
@@ -259,6 +311,20 @@ impl Cohort {
         }
         self.factor_names = names.all();
     }
+}
+
+/// How many cohorts are saved in the world folder `dir` (files `cohorts/cohort-*.json`).
+pub(super) fn saved_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("cohorts")).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("cohort-") && name.ends_with(".json")
+            })
+            .count()
+    })
 }
 
 /// What names this `tacit-sim` build: the start of the SHA-256 of its executable

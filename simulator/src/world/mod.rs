@@ -28,7 +28,6 @@ mod run;
 pub mod workdir;
 
 pub use backend::{BackendKind, SimBackend, install_models};
-pub use cohort::plan as cohort_plan;
 pub use network::{FaultCounts, Faults, FaultyNetwork};
 pub use report::{AttackStats, CohortCost, Envelopes, FactorRates, Report, RetrainRecord};
 pub use run::{Progress, run};
@@ -44,8 +43,8 @@ pub struct WorldConfig {
     /// backend and phones of its own (folders emptied in between), and pool them in
     /// the report (`None`: everyone at once); each finished cohort is saved in
     /// `dir/cohorts`. Impostors and mimics are then people of the same cohort. At
-    /// least 4; with fewer people than the world, not with `learn`, `faces` or a
-    /// remote backend.
+    /// least 4; not with `learn`, nor (with fewer people than the world) with `faces`
+    /// or a remote backend.
     pub cohort: Option<usize>,
     /// Keep the cohorts that an earlier run of the same world saved in `dir` (it
     /// stopped part-way) and run only the rest. Needs `cohort`.
@@ -183,10 +182,10 @@ impl WorldConfig {
                     "--cohort {n}: at least 4 people (impostors are other people of the cohort)"
                 ));
             }
-            if n < self.people && self.learn {
+            if self.learn {
                 return Err(anyhow::anyhow!(
                     "--cohort with --learn: the models are trained on the whole world's \
-                     uploads, which no cohort holds; run it in one go"
+                     uploads, which no cohort holds; run it in one go, without --cohort"
                 ));
             }
             if n < self.people && matches!(self.backend, BackendKind::Remote { .. }) {

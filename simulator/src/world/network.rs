@@ -95,11 +95,11 @@ pub struct FaultCounts {
 impl FaultCounts {
     /// Adds another relay's (a cohort's) counts to these.
     pub fn add(&mut self, o: &FaultCounts) {
-        self.requests += o.requests;
-        self.dropped_requests += o.dropped_requests;
-        self.dropped_responses += o.dropped_responses;
-        self.duplicated += o.duplicated;
-        self.garbage += o.garbage;
+        self.requests = self.requests.saturating_add(o.requests);
+        self.dropped_requests = self.dropped_requests.saturating_add(o.dropped_requests);
+        self.dropped_responses = self.dropped_responses.saturating_add(o.dropped_responses);
+        self.duplicated = self.duplicated.saturating_add(o.duplicated);
+        self.garbage = self.garbage.saturating_add(o.garbage);
     }
 }
 

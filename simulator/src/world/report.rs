@@ -71,8 +71,8 @@ impl AttackStats {
             for (name, attempts, successes) in theirs {
                 match mine.iter_mut().find(|(n, _, _)| n == name) {
                     Some(a) => {
-                        a.1 += attempts;
-                        a.2 += successes;
+                        a.1 = a.1.saturating_add(*attempts);
+                        a.2 = a.2.saturating_add(*successes);
                     }
                     None => mine.push((name.clone(), *attempts, *successes)),
                 }
@@ -108,15 +108,17 @@ pub struct Envelopes {
 impl Envelopes {
     /// Adds another run's (a cohort's) counts to these.
     pub fn add(&mut self, o: &Envelopes) {
-        self.created += o.created;
-        self.acknowledged += o.acknowledged;
-        self.stored += o.stored;
-        self.rejected += o.rejected;
-        self.rejected_in_attacks += o.rejected_in_attacks;
-        self.evicted += o.evicted;
-        self.queued += o.queued;
-        self.lost += o.lost;
-        self.duplicated += o.duplicated;
+        self.created = self.created.saturating_add(o.created);
+        self.acknowledged = self.acknowledged.saturating_add(o.acknowledged);
+        self.stored = self.stored.saturating_add(o.stored);
+        self.rejected = self.rejected.saturating_add(o.rejected);
+        self.rejected_in_attacks = self
+            .rejected_in_attacks
+            .saturating_add(o.rejected_in_attacks);
+        self.evicted = self.evicted.saturating_add(o.evicted);
+        self.queued = self.queued.saturating_add(o.queued);
+        self.lost = self.lost.saturating_add(o.lost);
+        self.duplicated = self.duplicated.saturating_add(o.duplicated);
     }
 }
 
@@ -131,7 +133,8 @@ pub struct CohortCost {
     pub cpu_s: f64,
     /// The process's peak resident memory when it ended, MiB.
     pub peak_rss_mib: f64,
-    /// The backend's folder at its fullest (after the last day), MB allocated on disk.
+    /// The backend's folder at its fullest (after the attacks, before the accounting),
+    /// MB allocated on disk (0 for a remote backend).
     pub backend_disk_mb: f64,
     /// The phones' folder at the same moment, MB allocated.
     pub phones_disk_mb: f64,
@@ -363,10 +366,15 @@ impl Report {
             self.wall_s, self.setup_s, self.cpu_s, self.peak_rss_mib
         );
         let most = |f: fn(&CohortCost) -> f64| self.cohorts.iter().map(f).fold(0.0, f64::max);
+        let (backend, phones) = (most(|c| c.backend_disk_mb), most(|c| c.phones_disk_mb));
         s += &format!(
-            "disk after the last day: backend {:.0} MB, phones {:.0} MB",
-            most(|c| c.backend_disk_mb),
-            most(|c| c.phones_disk_mb)
+            "disk after the attacks: {}phones {phones:.0} MB",
+            if backend > 0.0 {
+                format!("backend {backend:.0} MB, ")
+            } else {
+                // A remote backend's disk is not this machine's.
+                String::new()
+            }
         );
         if self.cohorts.len() > 1 {
             let sizes = self.cohorts.iter().map(|c| c.people);
@@ -378,11 +386,15 @@ impl Report {
             );
         }
         s += "\n";
-        let mut builds: Vec<&str> = self.cohorts.iter().map(|c| c.build.as_str()).collect();
-        builds.dedup();
+        let mut builds: Vec<&str> = Vec::new();
+        for c in &self.cohorts {
+            if !builds.contains(&c.build.as_str()) {
+                builds.push(&c.build);
+            }
+        }
         if builds.len() > 1 {
             s += &format!(
-                "cohorts run by {} tacit-sim builds, in order: {}\n",
+                "cohorts run by {} tacit-sim builds, in order of first use: {}\n",
                 builds.len(),
                 builds.join(", ")
             );

@@ -62,6 +62,16 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
     let mut saved = if cfg.resume {
         Cohort::load_all(cfg, plan.len())?
     } else {
+        // Hours of saved cohorts are not emptied by a run that forgot --resume.
+        let kept = cohort::saved_count(&cfg.dir);
+        if kept > 0 {
+            return Err(anyhow::anyhow!(
+                "--dir {}: holds {kept} saved cohorts of an earlier run; --resume continues \
+                 it (with the same settings), or remove {} to start over",
+                cfg.dir.display(),
+                cfg.dir.join("cohorts").display()
+            ));
+        }
         Vec::new()
     };
     saved.resize_with(plan.len(), || None);
@@ -79,7 +89,11 @@ pub async fn run(cfg: &WorldConfig, progress: Progress<'_>) -> anyhow::Result<Re
         None => None,
     };
     let names = std::sync::Arc::new(FactorNames::default());
-    let build = cohort::build_id();
+    let build = if cfg.cohort.is_some() {
+        cohort::build_id()
+    } else {
+        String::new()
+    };
     let mut cohorts = Vec::with_capacity(plan.len());
     for ((index, people), saved) in plan.iter().enumerate().zip(saved) {
         if let Some(mut done) = saved {
@@ -624,16 +638,16 @@ fn pooled(cfg: &WorldConfig, cohorts: Vec<Cohort>, names: &FactorNames) -> Repor
         envelopes.add(&c.envelopes);
         network.add(&c.network);
         enrolled_fully += c.enrolled_fully;
-        restarts += c.restarts;
+        restarts = c.restarts.saturating_add(restarts);
         // The timeline runs on: a cohort's stages after the ones before it.
-        let stored_before = envelopes.stored - c.envelopes.stored;
+        let stored_before = envelopes.stored.saturating_sub(c.envelopes.stored);
         timeline.extend(c.timeline.iter().map(|(stage, t, stored)| {
             let stage = if single {
                 stage.clone()
             } else {
                 format!("cohort {}: {stage}", c.index + 1)
             };
-            (stage, wall_s + t, stored_before + stored)
+            (stage, wall_s + t, stored_before.saturating_add(*stored))
         }));
         wall_s += c.wall_s;
         setup_s += c.setup_s;
