@@ -173,6 +173,14 @@ pub(super) fn fingerprint(cfg: &WorldConfig) -> String {
     format!("tacit-sim {} {same:?}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The cohort a file of the cohorts' folder holds, by its name (`cohort-NNNN.json`).
+fn saved_index(name: &str) -> Option<usize> {
+    name.strip_prefix("cohort-")?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
 /// Where cohort `index` of a world in `dir` is saved.
 pub(super) fn saved_at(dir: &Path, index: usize) -> PathBuf {
     dir.join("cohorts").join(format!("cohort-{index:04}.json"))
@@ -222,11 +230,7 @@ impl Cohort {
                 // A save that a stop cut short: its cohort runs again.
                 continue;
             }
-            let index = name
-                .strip_prefix("cohort-")
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|&i| i < cohorts && saved_at(&cfg.dir, i) == path);
+            let index = saved_index(name).filter(|&i| i < cohorts && saved_at(&cfg.dir, i) == path);
             match index {
                 Some(i) => found.push(i),
                 None => {
@@ -318,11 +322,7 @@ pub(super) fn saved_count(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("cohorts")).map_or(0, |entries| {
         entries
             .filter_map(Result::ok)
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with("cohort-") && name.ends_with(".json")
-            })
+            .filter(|e| saved_index(&e.file_name().to_string_lossy()).is_some())
             .count()
     })
 }
@@ -393,6 +393,41 @@ mod tests {
         }
         assert_eq!(plan(1_000_000, Some(50_000)).len(), 20);
         assert_eq!(plan(10, Some(4)), vec![0..4, 4..7, 7..10]);
+    }
+
+    #[test]
+    fn names_past_the_limit_share_the_last_number() {
+        let names = FactorNames::default();
+        for i in 0..MAX_FACTORS {
+            assert_eq!(usize::from(names.id(&format!("f{i}"))), i);
+        }
+        let last = (MAX_FACTORS - 1) as u16;
+        assert_eq!(names.id("one too many"), last);
+        assert_eq!(names.all().len(), MAX_FACTORS);
+        assert_eq!(names.id("f0"), 0);
+    }
+
+    #[test]
+    fn saved_names_and_disk_bytes() {
+        assert_eq!(saved_index("cohort-0007.json"), Some(7));
+        for not in [
+            "cohort-0007.json.part",
+            "cohort-x.json",
+            "notes.json",
+            "cohort-.json",
+        ] {
+            assert_eq!(saved_index(not), None, "{not}");
+        }
+        let dir = std::env::temp_dir().join(format!("tacit-disk-bytes-{}", std::process::id()));
+        assert_eq!(disk_bytes(&dir), 0, "missing");
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(dir.join("a").join("f"), vec![1u8; 100_000]).unwrap();
+        std::fs::create_dir_all(dir.join("cohorts")).unwrap();
+        std::fs::write(saved_at(&dir, 3), b"").unwrap();
+        assert_eq!(saved_count(&dir), 1);
+        let bytes = disk_bytes(&dir);
+        assert!(bytes >= 100_000, "{bytes}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
